@@ -1,0 +1,5 @@
+export * from './blockfile.js';
+export * from './local.js';
+export * from './memory.js';
+export * from './range.js';
+export * from './sink.js';

@@ -1,0 +1,67 @@
+// Helpers every stage shares: exact reads with clear errors, and a window (slice) view.
+
+import { DadiError } from '../errors.js';
+import type { BlockFile } from './blockfile.js';
+
+/** Read exactly `length` bytes at `offset`, or fail naming the file. */
+export async function readExact(file: BlockFile, offset: number, length: number, what = 'data'): Promise<Buffer> {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new DadiError('ERANGE', `${file.name}: ${what}: bad range ${offset}+${length}`);
+  }
+  if (offset + length > file.size) {
+    throw new DadiError(
+      'ERANGE',
+      `${file.name}: ${what}: range ${offset}+${length} is past the end of the file (${file.size} bytes)`,
+    );
+  }
+  const buf = Buffer.allocUnsafe(length);
+  const n = await file.read(buf, offset);
+  if (n !== length) {
+    throw new DadiError('EIO', `${file.name}: ${what}: short read at ${offset} (${n} of ${length} bytes)`);
+  }
+  return buf;
+}
+
+/** Fill `buf` exactly at `offset`, or fail naming the file. */
+export async function readInto(file: BlockFile, buf: Uint8Array, offset: number, what = 'data'): Promise<void> {
+  const n = await file.read(buf, offset);
+  if (n !== buf.length) {
+    throw new DadiError('EIO', `${file.name}: ${what}: short read at ${offset} (${n} of ${buf.length} bytes)`);
+  }
+}
+
+/** A read-only window [start, start+size) of another BlockFile. Closing it closes the inner file. */
+export class SliceFile implements BlockFile {
+  constructor(
+    private readonly inner: BlockFile,
+    readonly start: number,
+    readonly size: number,
+    readonly name = inner.name,
+  ) {
+    if (start < 0 || size < 0 || start + size > inner.size) {
+      throw new DadiError('ERANGE', `${inner.name}: window ${start}+${size} exceeds the file (${inner.size} bytes)`);
+    }
+  }
+
+  async read(buf: Uint8Array, offset: number): Promise<number> {
+    if (offset >= this.size) return 0;
+    const n = Math.min(buf.length, this.size - offset);
+    return this.inner.read(n === buf.length ? buf : buf.subarray(0, n), this.start + offset);
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close();
+  }
+}
+
+export function isAligned(value: number, alignment: number): boolean {
+  return value % alignment === 0;
+}
+
+export function alignUp(value: number, alignment: number): number {
+  return Math.ceil(value / alignment) * alignment;
+}
+
+export function alignDown(value: number, alignment: number): number {
+  return Math.floor(value / alignment) * alignment;
+}

@@ -1,0 +1,112 @@
+// Sinks: append-only byte streams that writers (LSMT commit, ZFile writer, tar wrapper) produce
+// into and stack on each other, as overlaybd's commit streams `write()` into builder files.
+// Not for random access reads; see blockfile.ts.
+
+import { type FileHandle, open } from 'node:fs/promises';
+import { DadiError } from '../errors.js';
+
+export interface Sink {
+  readonly name: string;
+  /** Bytes appended so far. */
+  readonly position: number;
+  /** Append bytes. The sink may keep a reference to `chunk` only until the promise settles. */
+  write(chunk: Uint8Array): Promise<void>;
+  /**
+   * Overwrite already-written bytes at `offset` (relative to this sink's start), if the sink
+   * supports it (files do; uploads do not). Used to rewrite headers once sizes are known.
+   */
+  pwrite?(chunk: Uint8Array, offset: number): Promise<void>;
+  /** Finish the stream (writes trailers, flushes). The sink cannot be used afterwards. */
+  end(): Promise<void>;
+}
+
+/** A sink writing a local file, buffering small appends into 1 MiB writes. */
+export class FileSink implements Sink {
+  private pos = 0;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private static readonly FLUSH_AT = 1 << 20;
+
+  private constructor(
+    readonly name: string,
+    private readonly fh: FileHandle,
+  ) {}
+
+  /** Create (or, with `overwrite`, truncate) the file at `path`. */
+  static async create(path: string, opts: { overwrite?: boolean } = {}): Promise<FileSink> {
+    try {
+      const fh = await open(path, opts.overwrite === false ? 'wx' : 'w');
+      return new FileSink(path, fh);
+    } catch (e) {
+      throw new DadiError('EIO', `${path}: cannot create: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  get position(): number {
+    return this.pos;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (chunk.length === 0) return;
+    // Copy: callers reuse their buffers.
+    this.pending.push(Uint8Array.from(chunk));
+    this.pendingBytes += chunk.length;
+    this.pos += chunk.length;
+    if (this.pendingBytes >= FileSink.FLUSH_AT) await this.drain();
+  }
+
+  async pwrite(chunk: Uint8Array, offset: number): Promise<void> {
+    await this.drain();
+    if (offset + chunk.length > this.pos) {
+      throw new DadiError('ERANGE', `${this.name}: pwrite past the written end`);
+    }
+    await this.fh.write(chunk, 0, chunk.length, offset);
+  }
+
+  private async drain(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const start = this.pos - this.pendingBytes;
+    const bufs = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.fh.writev(bufs, start);
+  }
+
+  async end(): Promise<void> {
+    await this.drain();
+    await this.fh.close();
+  }
+}
+
+/** A sink collecting everything in memory (tests, small outputs). */
+export class MemorySink implements Sink {
+  private chunks: Uint8Array[] = [];
+  private pos = 0;
+  private joined: Buffer | undefined;
+  constructor(readonly name = 'memory') {}
+  get position(): number {
+    return this.pos;
+  }
+  async write(chunk: Uint8Array): Promise<void> {
+    if (chunk.length === 0) return;
+    this.chunks.push(Uint8Array.from(chunk));
+    this.pos += chunk.length;
+    this.joined = undefined;
+  }
+  async pwrite(chunk: Uint8Array, offset: number): Promise<void> {
+    if (offset + chunk.length > this.pos) {
+      throw new DadiError('ERANGE', `${this.name}: pwrite past the written end`);
+    }
+    const all = this.bytes();
+    all.set(chunk, offset);
+  }
+  async end(): Promise<void> {}
+  /** Everything written so far. */
+  bytes(): Buffer {
+    if (!this.joined) {
+      this.joined = Buffer.concat(this.chunks);
+      this.chunks = [this.joined];
+    }
+    return this.joined;
+  }
+}
