@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine (run as root) for dadi: system packages, then npm ci (which builds
+# dist/ through the `prepare` script). Idempotent: skips apt when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+need() { command -v "$1" >/dev/null 2>&1 || need_pkgs+=("$2"); }
+need node nodejs
+need npm npm
+need g++ build-essential
+need make build-essential
+need python3 python3
+need e2fsck e2fsprogs
+need debugfs e2fsprogs
+need docker-registry docker-registry
+need htpasswd apache2-utils
+need skopeo skopeo
+need openssl openssl
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "setup: installing ${need_pkgs[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# Native addons (lz4, zstd-napi) compile with node-gyp; point it at the installed Node headers
+# instead of downloading them (the machines have no route to nodejs.org).
+node_prefix=$(dirname "$(dirname "$(command -v node)")")
+if [ -f "$node_prefix/include/node/node.h" ]; then
+  export npm_config_nodedir="$node_prefix"
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+else
+  npm run --silent build
+fi

@@ -1,0 +1,123 @@
+// `dadi layer …`: create, import, commit, inspect and export LSMT layers (mirrors overlaybd-create,
+// overlaybd-commit and the layer-level parts of overlaybd-apply).
+
+import type { Command } from 'commander';
+import { DadiError } from '../errors.js';
+import { LayerStack, WritableLayer } from '../format/lsmt/index.js';
+import { exportDisk } from '../image/export.js';
+import { importRawImage } from '../image/import-raw.js';
+import { inspectLayerFile } from '../image/inspect.js';
+import { openLayerOutput } from '../image/layer-output.js';
+import { openLayerFile } from '../image/open-layer.js';
+import { formatSize, parseSize } from '../util/size.js';
+import { printFields, printJson } from './output.js';
+import { parseAlgorithm, parseBlockSizeKB } from './zfile.js';
+
+export function registerLayerCommands(program: Command): void {
+  const layer = program.command('layer').description('LSMT layers: create, commit, inspect, export');
+
+  layer
+    .command('create')
+    .description('create an empty writable (append-only) layer, like overlaybd-create')
+    .argument('<data>', 'data file to create')
+    .argument('<index>', 'index file to create')
+    .requiredOption('--size <bytes>', 'virtual disk size (e.g. 64G)')
+    .option('--parent-uuid <uuid>', 'uuid of the layer below')
+    .option('--uuid <uuid>', 'uuid of this layer (default: random)')
+    .option('--sparse', 'sparse layer: one data file mapped 1:1 (the index file is still created)')
+    .action(async (data: string, index: string, o) => {
+      const w = await WritableLayer.create(data, index, {
+        virtualSize: parseSize(o.size, '--size'),
+        parentUuid: o.parentUuid,
+        uuid: o.uuid,
+        sparse: !!o.sparse,
+      });
+      await w.close();
+    });
+
+  layer
+    .command('import')
+    .description('write a raw disk image into a writable layer (non-zero 4 KiB pages only)')
+    .argument('<data>')
+    .argument('<index>')
+    .argument('<image>', 'raw disk image file')
+    .action(async (data: string, index: string, image: string) => {
+      const w = await WritableLayer.open(data, index);
+      try {
+        const stats = await importRawImage(image, w);
+        console.error(`imported ${formatSize(stats.bytesWritten)} of ${formatSize(stats.imageSize)} from ${image}`);
+      } finally {
+        await w.close();
+      }
+    });
+
+  layer
+    .command('commit')
+    .description('compact a writable layer into a sealed layer, like overlaybd-commit')
+    .argument('<data>')
+    .argument('<index>')
+    .argument('<out>')
+    .option('--uuid <uuid>', 'uuid of the committed layer (default: null uuid)')
+    .option('-p, --parent-uuid <uuid>', 'parent uuid (default: from the writable layer)')
+    .option('-m, --message <msg>', 'commit message (user tag, ≤ 256 bytes)')
+    .option('-z, --compress', 'ZFile-compress the output')
+    .option('--algorithm <algo>', 'lz4 or zstd', 'lz4')
+    .option('--bs <KB>', 'ZFile block size in KiB: 4, 8, 16, 32, 64', '4')
+    .option('-t, --tar', 'wrap the output in the one-file tar')
+    .action(async (data: string, index: string, out: string, o) => {
+      const w = await WritableLayer.open(data, index, { readOnly: true });
+      try {
+        const sink = await openLayerOutput(out, {
+          tar: !!o.tar,
+          zfile: o.compress ? { algorithm: parseAlgorithm(o.algorithm), blockSize: parseBlockSizeKB(o.bs) } : undefined,
+        });
+        await w.commit(sink, { uuid: o.uuid, parentUuid: o.parentUuid, userTag: o.message });
+      } finally {
+        await w.close();
+      }
+    });
+
+  layer
+    .command('inspect')
+    .description('show wrapping, header, trailer, flags and an index summary of a layer blob')
+    .argument('<file>')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, o) => {
+      const info = await inspectLayerFile(file);
+      if (o.json) return printJson(info);
+      printFields([
+        ['file', info.file],
+        ['size', `${info.fileSize} (${formatSize(info.fileSize)})`],
+        ['wrapping', info.wrapping.join(' → ')],
+      ]);
+      if (info.tar) printFields(Object.entries(info.tar).map(([k, v]) => [`tar.${k}`, v]));
+      if (info.zfile) printFields(Object.entries(info.zfile).map(([k, v]) => [`zfile.${k}`, v]));
+      printFields(
+        Object.entries(info.lsmt).map(([k, v]) => [`lsmt.${k}`, typeof v === 'object' ? JSON.stringify(v) : v]),
+      );
+    });
+
+  layer
+    .command('export')
+    .description('flatten a stack of layers (bottom first) into a raw disk image; holes stay holes')
+    .argument('<out>', 'raw image to write (sparse)')
+    .argument('<layers...>', 'layer blobs, bottom layer first')
+    .option('--json', 'print statistics as JSON')
+    .action(async (out: string, layers: string[], o) => {
+      if (layers.length > 255)
+        throw new DadiError('EINVAL', `at most 255 layers can be stacked (got ${layers.length})`);
+      const opened = [];
+      try {
+        for (const path of layers) opened.push(await openLayerFile(path));
+        const stack = LayerStack.fromLayers(opened);
+        const stats = await exportDisk(stack, out);
+        if (o.json) printJson({ out, layers, ...stats });
+        else
+          console.error(
+            `exported ${formatSize(stats.virtualSize)} disk to ${out}: ${formatSize(stats.bytesWritten)} written in ${stats.seconds.toFixed(2)} s`,
+          );
+      } finally {
+        await Promise.all(opened.map((l) => l.close()));
+      }
+    });
+}

@@ -1,0 +1,19 @@
+import { DadiError } from '../errors.js';
+
+// Printing helpers shared by command groups: JSON for scripts, aligned key/value text for people.
+
+export function printJson(value: unknown): void {
+  console.log(JSON.stringify(value, null, 2));
+}
+
+/** Print rows of [key, value] aligned on the key column. */
+export function printFields(rows: Array<[string, unknown]>, indent = ''): void {
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) console.log(`${indent}${k.padEnd(width)}  ${v}`);
+}
+
+export function parseIntOption(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new DadiError('EINVAL', `${name}: "${value}" is not an integer`);
+  return n;
+}

@@ -1,0 +1,1 @@
+export { FuseExport, type FuseMountOptions, type FuseStats, threadpoolNeeded } from './export.js';

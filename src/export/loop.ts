@@ -1,0 +1,118 @@
+// Loop devices and filesystem mounts over an exported file (FUSE `disk.img` or any image file):
+// attach with `losetup -f --show [-r]`, mount ext4 read-only or read-write, and tear down in order
+// (umount, losetup -d). For the `dadi mount` path. Not the FUSE server itself (see fuse/export.ts).
+//
+// @example
+//   const m = await mountImage('/run/dadi/m1/fuse/disk.img', '/mnt/x', { readOnly: true });
+//   ...
+//   await m.unmount(); // umount /mnt/x, then losetup -d
+
+import { resolve } from 'node:path';
+import { DadiError } from '../errors.js';
+import { findMount, runChecked, runProgram } from './system.js';
+
+export interface LoopDevice {
+  /** e.g. /dev/loop3 */
+  device: string;
+  backingFile: string;
+  readOnly: boolean;
+}
+
+/** `losetup -f --show [-r] FILE`: attach the first free loop device. */
+export async function attachLoop(file: string, opts: { readOnly?: boolean } = {}): Promise<LoopDevice> {
+  const readOnly = opts.readOnly ?? true;
+  const args = ['-f', '--show', ...(readOnly ? ['-r'] : []), resolve(file)];
+  const device = (await runChecked('losetup', args, `attach loop device to ${file}`)).trim();
+  if (!device.startsWith('/dev/loop')) throw new DadiError('EIO', `losetup printed no device for ${file}: ${device}`);
+  return { device, backingFile: resolve(file), readOnly };
+}
+
+/** `losetup -d DEV` (the kernel defers the detach while the device is still open). */
+export async function detachLoop(device: string): Promise<void> {
+  const r = await runProgram('losetup', ['-d', device], { timeoutMs: 30_000 });
+  if (r.code !== 0 && !/No such device|not a loop|ENXIO|No such file/i.test(r.stderr)) {
+    throw new DadiError('EIO', `losetup -d ${device} failed: ${r.stderr.trim()}`);
+  }
+}
+
+/** Loop devices whose backing file lies under `prefix` (from `losetup -a`), e.g. to clean up after a crash. */
+export async function loopDevicesUnder(prefix: string): Promise<string[]> {
+  const r = await runProgram('losetup', ['-a', '-O', 'NAME,BACK-FILE', '-n', '-l']);
+  const abs = resolve(prefix);
+  const out: string[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(\S+)\s+(.*?)\s*$/.exec(line);
+    if (!m) continue;
+    const back = m[2]!.replace(/ \(deleted\)$/, '');
+    if (back === abs || back.startsWith(`${abs}/`)) out.push(m[1]!);
+  }
+  return out;
+}
+
+/** `mount -t TYPE -o ro|rw[,OPTS] DEV DIR`. */
+export async function mountFilesystem(
+  device: string,
+  dir: string,
+  opts: { readOnly?: boolean; type?: string; options?: string[] } = {},
+): Promise<void> {
+  const readOnly = opts.readOnly ?? true;
+  const o = [readOnly ? 'ro' : 'rw', ...(opts.options ?? [])].join(',');
+  await runChecked('mount', ['-t', opts.type ?? 'ext4', '-o', o, device, resolve(dir)], `mount ${device} on ${dir}`);
+}
+
+/** Unmount `dir`; when busy and `lazy`, detach lazily instead. Harmless if nothing is mounted there. */
+export async function unmountFilesystem(dir: string, opts: { lazy?: boolean } = {}): Promise<void> {
+  if (!(await findMount(dir))) return;
+  const r = await runProgram('umount', [resolve(dir)], { timeoutMs: 60_000 });
+  if (r.code === 0) return;
+  if (opts.lazy) {
+    const l = await runProgram('umount', ['-l', resolve(dir)], { timeoutMs: 60_000 });
+    if (l.code === 0) return;
+  }
+  throw new DadiError('EIO', `umount ${dir} failed: ${r.stderr.trim()}`);
+}
+
+export interface ImageMount {
+  dir: string;
+  loop: LoopDevice;
+  /** umount, then detach the loop device; each step runs even if an earlier one failed. */
+  unmount(opts?: { lazy?: boolean }): Promise<void>;
+}
+
+/** Attach `imageFile` to a loop device and mount its filesystem (ext4 by default) on `dir`. */
+export async function mountImage(
+  imageFile: string,
+  dir: string,
+  opts: { readOnly?: boolean; type?: string; options?: string[] } = {},
+): Promise<ImageMount> {
+  const readOnly = opts.readOnly ?? true;
+  const loop = await attachLoop(imageFile, { readOnly });
+  try {
+    await mountFilesystem(loop.device, dir, { ...opts, readOnly });
+  } catch (e) {
+    await detachLoop(loop.device).catch(() => {});
+    throw e;
+  }
+  let done: Promise<void> | undefined;
+  return {
+    dir: resolve(dir),
+    loop,
+    unmount(u = {}) {
+      done ??= (async () => {
+        let first: unknown;
+        try {
+          await unmountFilesystem(dir, { lazy: u.lazy ?? false });
+        } catch (e) {
+          first = e;
+        }
+        try {
+          await detachLoop(loop.device);
+        } catch (e) {
+          first ??= e;
+        }
+        if (first) throw first;
+      })();
+      return done;
+    },
+  };
+}

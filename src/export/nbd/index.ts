@@ -1,0 +1,1 @@
+export { type ListenTarget, type NbdExport, NbdServer, type NbdServerOptions, nbdErrno } from './server.js';

@@ -1,0 +1,56 @@
+// Detect and undo the compression of a layer stream: gzip (node:zlib), zstd (zstd-napi) or none,
+// by the first bytes. Yields the decompressed bytes; corrupt input becomes a DadiError naming it.
+
+import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { DecompressStream } from 'zstd-napi';
+import { DadiError } from '../errors.js';
+
+export type Compression = 'gzip' | 'zstd' | 'none';
+
+export function detectCompression(head: Uint8Array): Compression {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  return 'none';
+}
+
+/** Decompress `source` as detected from its first bytes. */
+export async function* decompress(source: AsyncIterable<Uint8Array>, name: string): AsyncGenerator<Uint8Array> {
+  const it = source[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let have = 0;
+  let done = false;
+  while (have < 4) {
+    const r = await it.next();
+    if (r.done) {
+      done = true;
+      break;
+    }
+    head.push(r.value);
+    have += r.value.length;
+  }
+  const first = Buffer.concat(head);
+  const kind = detectCompression(first);
+  async function* rest(): AsyncGenerator<Uint8Array> {
+    if (first.length) yield first;
+    if (done) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  if (kind === 'none') {
+    yield* rest();
+    return;
+  }
+  const transform = kind === 'gzip' ? createGunzip() : new DecompressStream();
+  const out = Readable.from(rest()).pipe(transform);
+  try {
+    for await (const c of out) yield c as Uint8Array;
+  } catch (e) {
+    throw new DadiError('EFORMAT', `${name}: bad ${kind} stream: ${(e as Error).message}`, { cause: e });
+  } finally {
+    transform.destroy();
+  }
+}

@@ -1,0 +1,129 @@
+// The read path shared by every LSMT device (sealed layer, stack, writable layer, combo): walk the
+// mappings of a byte range, read data from files[tag], zero-fill zeroed mappings and holes (or let
+// the caller fill holes from a lower device). Also the extent walk for ExtentSource.
+// Not an index: the caller passes a lookup function.
+
+import type { BlockFile } from '../../blockfile/blockfile.js';
+import { DadiError } from '../../errors.js';
+import { MAX_IO_SIZE, SECTOR } from './constants.js';
+import type { Segment } from './segment.js';
+
+/** The mappings intersecting the sector range [b, e), in order, trimmed to it. */
+export type SegmentLookup = (b: number, e: number) => Segment[];
+
+/** Fill a hole: `dst` covers device bytes [byteOffset, byteOffset + dst.length). */
+export type HoleFiller = (dst: Uint8Array, byteOffset: number) => Promise<void>;
+
+/**
+ * Fill `buf` with device bytes [offset, offset + buf.length). Any byte offset and size work (the
+ * reference requires 512-byte alignment; we are more lenient on reads). Processed in 4 MiB pieces;
+ * physically contiguous mappings are read with one call; reads within a piece run concurrently.
+ */
+export async function readMapped(
+  buf: Uint8Array,
+  offset: number,
+  lookup: SegmentLookup,
+  files: readonly BlockFile[],
+  fillHole?: HoleFiller,
+): Promise<void> {
+  for (let p = 0; p < buf.length; p += MAX_IO_SIZE) {
+    const start = offset + p;
+    const end = start + Math.min(MAX_IO_SIZE, buf.length - p);
+    const jobs: Promise<void>[] = [];
+    const hole = (a: number, b: number) => {
+      const dst = buf.subarray(a - offset, b - offset);
+      if (fillHole) jobs.push(fillHole(dst, a));
+      else dst.fill(0);
+    };
+    let rTag = -1;
+    let rFile = 0;
+    let rBuf = 0;
+    let rLen = 0;
+    const flush = () => {
+      if (rLen > 0) jobs.push(readOrZero(files, rTag, buf.subarray(rBuf, rBuf + rLen), rFile));
+      rLen = 0;
+    };
+    let cursor = start;
+    for (const s of lookup(Math.floor(start / SECTOR), Math.ceil(end / SECTOR))) {
+      const segStart = s.offset * SECTOR;
+      const s0 = Math.max(segStart, start);
+      const s1 = Math.min(segStart + s.length * SECTOR, end);
+      if (s1 <= s0) continue;
+      if (s0 > cursor) hole(cursor, s0);
+      if (s.zeroed) {
+        buf.fill(0, s0 - offset, s1 - offset);
+      } else {
+        const fpos = s.moffset * SECTOR + (s0 - segStart);
+        if (rLen > 0 && rTag === s.tag && rFile + rLen === fpos && rBuf + rLen === s0 - offset) {
+          rLen += s1 - s0;
+        } else {
+          flush();
+          rTag = s.tag;
+          rFile = fpos;
+          rBuf = s0 - offset;
+          rLen = s1 - s0;
+        }
+      }
+      cursor = s1;
+    }
+    if (cursor < end) hole(cursor, end);
+    flush();
+    await Promise.all(jobs);
+  }
+}
+
+/** Read from files[tag]; a short read (end of file) is zero-filled, as the reference does. */
+async function readOrZero(files: readonly BlockFile[], tag: number, dst: Uint8Array, pos: number): Promise<void> {
+  const f = files[tag];
+  if (f === undefined) throw new DadiError('EFORMAT', `lsmt: mapping refers to layer ${tag}, which does not exist`);
+  const n = await f.read(dst, pos);
+  if (n < dst.length) dst.fill(0, n);
+}
+
+const EXTENT_WINDOW_SECTORS = 2 ** 21; // 1 GiB per lookup
+
+/**
+ * The byte ranges of non-zeroed mappings within [offset, offset + length), clipped and with
+ * logically adjacent ranges coalesced.
+ */
+export async function* mappedExtents(
+  lookup: SegmentLookup,
+  offset: number,
+  length: number,
+): AsyncGenerator<{ offset: number; length: number }> {
+  const end = offset + length;
+  let pStart = 0;
+  let pEnd = -1;
+  for (let wb = Math.floor(offset / SECTOR); wb * SECTOR < end; wb += EXTENT_WINDOW_SECTORS) {
+    const we = Math.min(wb + EXTENT_WINDOW_SECTORS, Math.ceil(end / SECTOR));
+    for (const s of lookup(wb, we)) {
+      if (s.zeroed) continue;
+      const a = Math.max(s.offset * SECTOR, offset);
+      const b = Math.min((s.offset + s.length) * SECTOR, end);
+      if (b <= a) continue;
+      if (a === pEnd) {
+        pEnd = b;
+        continue;
+      }
+      if (pEnd > pStart) yield { offset: pStart, length: pEnd - pStart };
+      pStart = a;
+      pEnd = b;
+    }
+  }
+  if (pEnd > pStart) yield { offset: pStart, length: pEnd - pStart };
+}
+
+/** Throw EINVAL unless `offset` and `length` are non-negative safe integers. */
+export function checkRange(name: string, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new DadiError('EINVAL', `${name}: bad range ${offset}+${length}`);
+  }
+}
+
+/** Throw EINVAL unless `offset` and `length` are multiples of 512 (writes and discards). */
+export function checkAligned(name: string, offset: number, length: number): void {
+  checkRange(name, offset, length);
+  if (offset % SECTOR !== 0 || length % SECTOR !== 0) {
+    throw new DadiError('EINVAL', `${name}: offset ${offset} and length ${length} must be multiples of 512`);
+  }
+}

@@ -1,0 +1,104 @@
+// The read side of the tar wrapper (spec §4): recognise a layer blob wrapped in a one-member tar
+// and give a view of the member's bytes. Not a tar lister or extractor: only the first member counts.
+//
+// Accepted like the reference: a first header with magic "ustar"+"00" and a good checksum (unsigned
+// or signed sum). Also accepted, unlike the reference: GNU tar ("ustar  \0"), which is what the
+// base layer ext4_64.tar.gz holds. The payload offset is found by walking the PAX / GNU long-name
+// headers, which gives the reference's hard-coded 512 / 1536 for every file the reference writes.
+
+import type { BlockFile } from '../../blockfile/blockfile.js';
+import { readExact, SliceFile } from '../../blockfile/range.js';
+import { DadiError } from '../../errors.js';
+import { decodeTarHeader, parsePaxRecords, TAR_BLOCK, type TarHeader, TarType } from './header.js';
+
+export interface TarPayload {
+  /** Where the member's data starts in the tar file. */
+  payloadOffset: number;
+  payloadSize: number;
+  memberName: string;
+}
+
+/** Extension headers (PAX, GNU long names) allowed before the member, and their largest data. */
+const MAX_EXTENSIONS = 16;
+const MAX_EXTENSION_SIZE = 1 << 20;
+
+/**
+ * The payload of a tar-wrapped blob, or undefined if `file` does not start with a tar header.
+ * Throws EFORMAT (naming the file) if it does but the header chain or sizes are broken.
+ */
+export async function detectTar(file: BlockFile): Promise<TarPayload | undefined> {
+  if (file.size < TAR_BLOCK) return undefined;
+  let h = decodeTarHeader(await readExact(file, 0, TAR_BLOCK, 'tar header'));
+  if (h.format === 'other' || !h.checksumOk) return undefined;
+
+  const bad = (what: string) => new DadiError('EFORMAT', `${file.name}: tar: ${what}`);
+  let pos = 0;
+  let pax: Map<string, string> | undefined;
+  let longName: string | undefined;
+  let extensions = 0;
+  let zeros = 0;
+  for (;;) {
+    if (pos > 0) {
+      if (pos + TAR_BLOCK > file.size) throw bad(`header at ${pos} is past the end of the file`);
+      h = decodeTarHeader(await readExact(file, pos, TAR_BLOCK, 'tar header'));
+      if (h.zero) {
+        // The reference skips one zero block and stops at the second (end of archive).
+        if (++zeros >= 2) throw bad('no member before the end-of-archive marker');
+        pos += TAR_BLOCK;
+        continue;
+      }
+      if (!h.checksumOk) throw bad(`header at ${pos} has a bad checksum`);
+    }
+    if (!isExtension(h)) break;
+
+    if (++extensions > MAX_EXTENSIONS) throw bad(`more than ${MAX_EXTENSIONS} extension headers`);
+    const size = h.size;
+    if (size === undefined || size > MAX_EXTENSION_SIZE) throw bad(`extension header at ${pos} has a bad size`);
+    const dataAt = pos + TAR_BLOCK;
+    if (dataAt + size > file.size) throw bad(`extension header at ${pos} runs past the end of the file`);
+    const data = await readExact(file, dataAt, size, 'tar extension header');
+    if (h.typeflag === TarType.PAX) {
+      const records = parsePaxRecords(data);
+      if (!records) throw bad(`malformed PAX header at ${pos}`);
+      pax = new Map([...(pax ?? []), ...records]);
+    } else if (h.typeflag === TarType.GNU_LONGNAME) {
+      const nul = data.indexOf(0);
+      longName = data.subarray(0, nul < 0 ? data.length : nul).toString('utf8');
+    }
+    pos = dataAt + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
+  }
+
+  // As the reference: the PAX size wins when present and > 0, else the header's size field.
+  let size = h.size;
+  const paxSize = pax?.get('size');
+  if (paxSize !== undefined) {
+    if (!/^\d{1,16}$/.test(paxSize) || Number(paxSize) > Number.MAX_SAFE_INTEGER)
+      throw bad(`bad PAX size "${paxSize}"`);
+    if (Number(paxSize) > 0) size = Number(paxSize);
+  }
+  const memberName =
+    pax?.get('path') ?? longName ?? (h.format === 'ustar' && h.prefix ? `${h.prefix}/${h.name}` : h.name);
+  if (size === undefined) throw bad(`member ${memberName} has a bad size field`);
+  const payloadOffset = pos + TAR_BLOCK;
+  if (payloadOffset + size > file.size) {
+    throw bad(
+      `member ${memberName} (${size} bytes at ${payloadOffset}) runs past the end of the file (${file.size} bytes)`,
+    );
+  }
+  return { payloadOffset, payloadSize: size, memberName };
+}
+
+/**
+ * A read-only view of the member of a tar-wrapped blob. EFORMAT if `file` is not a tar.
+ * Closing the view closes `file`.
+ */
+export async function openTarPayload(file: BlockFile): Promise<BlockFile> {
+  const t = await detectTar(file);
+  if (!t) throw new DadiError('EFORMAT', `${file.name}: not a tar file`);
+  return new SliceFile(file, t.payloadOffset, t.payloadSize, `${t.memberName} in ${file.name}`);
+}
+
+function isExtension(h: TarHeader): boolean {
+  const t = h.typeflag;
+  return t === TarType.PAX || t === TarType.PAX_GLOBAL || t === TarType.GNU_LONGNAME || t === TarType.GNU_LONGLINK;
+}

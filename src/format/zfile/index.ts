@@ -1,0 +1,16 @@
+// ZFile (overlaybd's seekable compressed file format, spec §3): reader, writer, detection.
+export { type BlockCodec, codecFor, type ZFileAlgorithm } from './codec.js';
+export { compressFile, decompressFile } from './convert.js';
+export {
+  decodeZFileHeader,
+  encodeZFileHeader,
+  hasFlag,
+  ZFILE_BLOCK_CRC_SEED,
+  ZFILE_HT_SPACE,
+  ZFileAlgo,
+  ZFileFlag,
+  type ZFileHeader,
+  zfileDigest,
+} from './header.js';
+export { isZFile, type ZFileCorruptInfo, type ZFileOpenOptions, ZFileReader } from './reader.js';
+export { ZFileWriter, type ZFileWriterOptions, type ZFileWriterStats } from './writer.js';

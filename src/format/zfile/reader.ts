@@ -1,0 +1,407 @@
+// ZFileReader: the uncompressed view of a ZFile (spec §3.5) as a BlockFile, with the jump table,
+// per-block CRC checks and bounded decoding; plus `isZFile` detection (§3.6).
+// Not a cache: it keeps no decompressed data between reads (the block cache sits below it).
+
+import type { BlockFile } from '../../blockfile/blockfile.js';
+import { readInto } from '../../blockfile/range.js';
+import { DadiError } from '../../errors.js';
+import { crc32cRaw } from '../../util/crc32c.js';
+import { type BlockCodec, codecFor, type ZFileAlgorithm } from './codec.js';
+import {
+  decodeZFileHeader,
+  hasFlag,
+  ZFILE_BLOCK_CRC_SEED,
+  ZFILE_HT_SPACE,
+  ZFileFlag,
+  type ZFileHeader,
+  zfileDigestOk,
+} from './header.js';
+
+/** The reference refuses larger jump tables (MAX_ZFILE_INDEX_SIZE). */
+export const MAX_ZFILE_INDEX_SIZE = 1_000_000_000;
+/** Index reads are split in pieces of this size (as the reference does). */
+const INDEX_PIECE = 1 << 20;
+/** Index pieces read concurrently. */
+const INDEX_PARALLEL = 4;
+/** Compressed bytes fetched per inner read when a request spans many blocks. */
+const WINDOW = 1 << 20;
+/** Retries after `onCorrupt` asked for one (the reference reloads up to 3 times). */
+const MAX_RETRIES = 3;
+/** Scratch buffer sets kept for reuse (one per read in flight). */
+const POOL_MAX = 64;
+/**
+ * Largest stored block accepted: the reference compresses into a (block_size + 512)-byte buffer,
+ * so no reference file exceeds block_size + 516; the slack keeps odd encoders readable.
+ */
+const storedLimit = (blockSize: number) => blockSize + 1024;
+
+export interface ZFileCorruptInfo {
+  /** Block number. */
+  block: number;
+  /** Where the stored block (compressed bytes + CRC) is in the inner file. */
+  offset: number;
+  length: number;
+  reason: 'checksum' | 'decode';
+}
+
+export interface ZFileOpenOptions {
+  /**
+   * Called when a block fails its CRC or does not decode. Evict [offset, offset+length) from any
+   * cache below and return true to make the reader fetch the block again (at most 3 times, like the
+   * reference); return false to fail at once with ECORRUPT.
+   */
+  onCorrupt?: (info: ZFileCorruptInfo) => boolean | Promise<boolean>;
+}
+
+interface Scratch {
+  /** Compressed bytes of the blocks being decoded. */
+  win: Uint8Array;
+  /** One decompressed block, for blocks the request covers only partly. */
+  raw: Uint8Array;
+}
+
+export class ZFileReader implements BlockFile {
+  readonly name: string;
+  /** The uncompressed size (original_file_size). */
+  readonly size: number;
+  readonly blockSize: number;
+  readonly blockCount: number;
+  readonly algorithm: ZFileAlgorithm;
+  /** Each block carries a CRC (the struct's verify byte). */
+  readonly verify: boolean;
+  private readonly codec: BlockCodec;
+  private readonly pool: Scratch[] = [];
+  private closed = false;
+
+  private constructor(
+    private readonly inner: BlockFile,
+    /** The struct at offset 0, as stored. */
+    readonly header: ZFileHeader,
+    /** The struct at the end, when it was read (trailer mode); undefined in header-overwrite mode. */
+    readonly trailer: ZFileHeader | undefined,
+    /** Stored start of each block in `inner`; entry `blockCount` is where the last block ends. */
+    private readonly offsets: Float64Array,
+    private readonly maxStored: number,
+    private readonly opts: ZFileOpenOptions,
+  ) {
+    const ht = trailer ?? header;
+    this.name = `zfile of ${inner.name}`;
+    this.size = ht.originalFileSize;
+    this.blockSize = ht.blockSize;
+    this.blockCount = ht.indexSize;
+    this.codec = codecFor(ht.algo, inner.name);
+    this.algorithm = this.codec.algorithm;
+    this.verify = ht.verify !== 0;
+  }
+
+  /**
+   * Open a ZFile: check the header (and its digest when flagged), take the index fields from the
+   * header (header-overwrite mode) or the trailer, and load the jump table.
+   *
+   * @example const z = await ZFileReader.open(await LocalFile.open('layer.zfile'));
+   */
+  static async open(file: BlockFile, opts: ZFileOpenOptions = {}): Promise<ZFileReader> {
+    const name = file.name;
+    const header = await readStruct(file, 0, 'header');
+    if (!header.ht.magicOk || !hasFlag(header.ht.flags, ZFileFlag.HEADER)) {
+      throw new DadiError('EFORMAT', `${name}: not a ZFile (bad magic or no header flag)`);
+    }
+    checkDigest(name, 'header', header);
+
+    let trailer: ZFileHeader | undefined;
+    let ht = header.ht;
+    let indexLimit = file.size; // the jump table must end before this
+    if (!hasFlag(ht.flags, ZFileFlag.HEADER_OVERWRITE)) {
+      if (!hasFlag(ht.flags, ZFileFlag.DATA)) {
+        throw new DadiError('EFORMAT', `${name}: ZFile header is not of a data file`);
+      }
+      if (file.size < 2 * ZFILE_HT_SPACE) {
+        throw new DadiError('EFORMAT', `${name}: ZFile too small (${file.size} bytes) to hold a trailer`);
+      }
+      const t = await readStruct(file, file.size - ZFILE_HT_SPACE, 'trailer');
+      const f = t.ht.flags;
+      if (
+        !t.ht.magicOk ||
+        hasFlag(f, ZFileFlag.HEADER) ||
+        !hasFlag(f, ZFileFlag.DATA) ||
+        !hasFlag(f, ZFileFlag.SEALED)
+      ) {
+        throw new DadiError('EFORMAT', `${name}: bad ZFile trailer (magic, trailer, data or sealed flag)`);
+      }
+      checkDigest(name, 'trailer', t);
+      trailer = t.ht;
+      ht = t.ht;
+      indexLimit = file.size - ZFILE_HT_SPACE;
+    }
+
+    validateStruct(name, ht, indexLimit);
+    codecFor(ht.algo, name); // EUNSUPPORTED early
+    const { offsets, maxStored } = await loadJumpTable(file, ht);
+    return new ZFileReader(file, header.ht, trailer, offsets, maxStored, opts);
+  }
+
+  /** Where block `k`'s stored bytes start in the inner file (k = blockCount gives the end). */
+  blockOffset(k: number): number {
+    return this.offsets[k]!;
+  }
+
+  async read(buf: Uint8Array, offset: number): Promise<number> {
+    if (this.closed) throw new DadiError('EINVAL', `${this.name}: read after close`);
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new DadiError('ERANGE', `${this.name}: bad read offset ${offset}`);
+    }
+    if (offset >= this.size || buf.length === 0) return 0;
+    const end = Math.min(this.size, offset + buf.length);
+    const bs = this.blockSize;
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((end - 1) / bs);
+    const off = this.offsets;
+    const s = this.pool.pop() ?? this.newScratch();
+    try {
+      let out = 0;
+      for (let i = first; i <= last; ) {
+        // One inner read for as many whole blocks as fit in the window (at least one).
+        const start = off[i]!;
+        let j = i + 1;
+        while (j <= last && off[j + 1]! - start <= WINDOW) j++;
+        const len = off[j]! - start;
+        if (s.win.length < len) s.win = new Uint8Array(Math.max(len, Math.min(WINDOW, 4 * s.win.length)));
+        const n = await this.inner.read(s.win.subarray(0, len), start);
+        if (n !== len) throw this.shortRead(i, j, start, len, n);
+        for (let k = i; k < j; k++) {
+          const blockStart = k * bs;
+          const from = offset > blockStart ? offset - blockStart : 0;
+          const count = (end < blockStart + bs ? end - blockStart : bs) - from;
+          const b = off[k]! - start;
+          const e = off[k + 1]! - start;
+          const bad = this.decodeBlock(k, s.win, b, e, buf, out, from, count, s);
+          if (bad) await this.recover(k, bad, s.win.subarray(b, e), buf, out, from, count, s);
+          out += count;
+        }
+        i = j;
+      }
+      return out;
+    } finally {
+      if (this.pool.length < POOL_MAX) this.pool.push(s);
+    }
+  }
+
+  /**
+   * Check the CRC of every block without decompressing (like `overlaybd-zfile --verify`).
+   * Throws ECORRUPT naming the first bad block; EUNSUPPORTED if the file has no block CRCs.
+   */
+  async verifyBlocks(): Promise<void> {
+    if (!this.verify) throw new DadiError('EUNSUPPORTED', `${this.inner.name}: ZFile has no block checksums`);
+    const off = this.offsets;
+    const n = this.blockCount;
+    const win = Buffer.allocUnsafe(Math.max(4 * WINDOW, this.maxStored));
+    for (let i = 0; i < n; ) {
+      const start = off[i]!;
+      let j = i + 1;
+      while (j < n && off[j + 1]! - start <= win.length) j++;
+      await readInto(this.inner, win.subarray(0, off[j]! - start), start, `ZFile blocks ${i}..${j - 1}`);
+      for (let k = i; k < j; k++) {
+        const stored = win.subarray(off[k]! - start, off[k + 1]! - start);
+        if (!crcOk(stored)) throw this.corrupt(k, 'checksum', stored);
+      }
+      i = j;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pool.length = 0;
+    await this.inner.close();
+  }
+
+  private newScratch(): Scratch {
+    return { win: new Uint8Array(Math.max(this.maxStored, 1 << 16)), raw: new Uint8Array(this.blockSize) };
+  }
+
+  private shortRead(i: number, j: number, start: number, len: number, n: number): DadiError {
+    return new DadiError(
+      'EIO',
+      `${this.inner.name}: ZFile blocks ${i}..${j - 1}: short read at ${start} (${n} of ${len} bytes)`,
+    );
+  }
+
+  /**
+   * Check and decode block `k`, stored at win[b..e), copying [from, from+count) of it to dst[at..].
+   * Every block must decode to exactly its size (block_size, or the rest of the file for the last
+   * one). Returns undefined on success, else what went wrong. Hot path: keep allocations minimal.
+   */
+  private decodeBlock(
+    k: number,
+    win: Uint8Array,
+    b: number,
+    e: number,
+    dst: Uint8Array,
+    at: number,
+    from: number,
+    count: number,
+    s: Scratch,
+  ): ZFileCorruptInfo['reason'] | undefined {
+    const dataEnd = this.verify ? e - 4 : e;
+    const data = win.subarray(b, dataEnd);
+    if (this.verify && crc32cRaw(data, ZFILE_BLOCK_CRC_SEED) !== u32(win, dataEnd)) return 'checksum';
+    const bs = this.blockSize;
+    if (from === 0 && count === bs) {
+      // Whole block: decode straight into the caller's buffer.
+      const target = at === 0 && dst.length === bs ? dst : dst.subarray(at, at + bs);
+      return this.codec.decompress(data, target) === bs ? undefined : 'decode';
+    }
+    const want = k === this.blockCount - 1 ? this.size - k * bs : bs;
+    if (this.codec.decompress(data, s.raw) !== want) return 'decode';
+    dst.set(s.raw.subarray(from, from + count), at);
+    return undefined;
+  }
+
+  /** A block failed: let `onCorrupt` evict it and re-read it (at most 3 times), or throw ECORRUPT. */
+  private async recover(
+    k: number,
+    reason: ZFileCorruptInfo['reason'],
+    stored: Uint8Array,
+    dst: Uint8Array,
+    at: number,
+    from: number,
+    count: number,
+    s: Scratch,
+  ): Promise<void> {
+    for (let attempt = 0; attempt < MAX_RETRIES && this.opts.onCorrupt; attempt++) {
+      const info = { block: k, offset: this.offsets[k]!, length: stored.length, reason };
+      if (!(await this.opts.onCorrupt(info))) break;
+      await readInto(this.inner, stored, this.offsets[k]!, `ZFile block ${k}`);
+      const again = this.decodeBlock(k, stored, 0, stored.length, dst, at, from, count, s);
+      if (again === undefined) return;
+      reason = again;
+    }
+    throw this.corrupt(k, reason, stored);
+  }
+
+  private corrupt(k: number, reason: ZFileCorruptInfo['reason'], stored: Uint8Array): DadiError {
+    const where = `${this.inner.name}: ZFile block ${k} (stored at ${this.offsets[k]}, ${stored.length} bytes)`;
+    if (reason === 'checksum') {
+      const got = crc32cRaw(stored.subarray(0, stored.length - 4), ZFILE_BLOCK_CRC_SEED);
+      return new DadiError(
+        'ECORRUPT',
+        `${where}: checksum mismatch (stored ${hex(storedCrc(stored))}, got ${hex(got)})`,
+      );
+    }
+    return new DadiError('ECORRUPT', `${where}: does not decode as ${this.algorithm}`);
+  }
+}
+
+/**
+ * ZFile detection (§3.6): false on a short file, bad magic or a missing header flag; ECORRUPT if the
+ * digest flag is set and the digest is wrong; true otherwise.
+ */
+export async function isZFile(file: BlockFile): Promise<boolean> {
+  if (file.size < ZFILE_HT_SPACE) return false;
+  const h = await readStruct(file, 0, 'header');
+  if (!h.ht.magicOk || !hasFlag(h.ht.flags, ZFileFlag.HEADER)) return false;
+  checkDigest(file.name, 'header', h);
+  return true;
+}
+
+async function readStruct(file: BlockFile, at: number, what: string): Promise<{ block: Buffer; ht: ZFileHeader }> {
+  if (file.size < at + ZFILE_HT_SPACE) {
+    throw new DadiError('EFORMAT', `${file.name}: too small (${file.size} bytes) for a ZFile ${what}`);
+  }
+  const block = Buffer.allocUnsafe(ZFILE_HT_SPACE);
+  await readInto(file, block, at, `ZFile ${what}`);
+  return { block, ht: decodeZFileHeader(block) };
+}
+
+function checkDigest(name: string, what: string, s: { block: Buffer; ht: ZFileHeader }): void {
+  if (hasFlag(s.ht.flags, ZFileFlag.DIGEST) && !zfileDigestOk(s.block)) {
+    throw new DadiError('ECORRUPT', `${name}: ZFile ${what} digest mismatch`);
+  }
+}
+
+function validateStruct(name: string, ht: ZFileHeader, indexLimit: number): void {
+  const bs = ht.blockSize;
+  if (bs < 4096 || bs > 65536 || (bs & (bs - 1)) !== 0) {
+    throw new DadiError('EFORMAT', `${name}: ZFile block size ${bs} is not a power of two in 4 KiB..64 KiB`);
+  }
+  const n = ht.indexSize;
+  if (n > MAX_ZFILE_INDEX_SIZE) {
+    throw new DadiError('EFORMAT', `${name}: ZFile index size ${n} exceeds ${MAX_ZFILE_INDEX_SIZE}`);
+  }
+  const dataStart = ZFILE_HT_SPACE + ht.dictSize;
+  if (ht.indexOffset < dataStart || ht.indexOffset > indexLimit || 4 * n > indexLimit - ht.indexOffset) {
+    throw new DadiError(
+      'EFORMAT',
+      `${name}: ZFile index (${n} entries at ${ht.indexOffset}) does not fit in the file (${indexLimit} bytes available)`,
+    );
+  }
+  // Writers cut the input into ceil(size / block_size) blocks; anything else is corrupt.
+  if (Math.ceil(ht.originalFileSize / bs) !== n) {
+    throw new DadiError(
+      'EFORMAT',
+      `${name}: ZFile original size ${ht.originalFileSize} does not match its ${n} blocks of ${bs} bytes`,
+    );
+  }
+}
+
+/** Read the u32 jump table (CRC-checked when the digest flag says so) and build block offsets. */
+async function loadJumpTable(file: BlockFile, ht: ZFileHeader): Promise<{ offsets: Float64Array; maxStored: number }> {
+  const n = ht.indexSize;
+  const bytes = 4 * n;
+  const table = Buffer.allocUnsafe(bytes);
+  const pieces: number[] = [];
+  for (let p = 0; p < bytes; p += INDEX_PIECE) pieces.push(p);
+  for (let i = 0; i < pieces.length; i += INDEX_PARALLEL) {
+    await Promise.all(
+      pieces.slice(i, i + INDEX_PARALLEL).map((p) => {
+        const len = Math.min(INDEX_PIECE, bytes - p);
+        return readInto(file, table.subarray(p, p + len), ht.indexOffset + p, 'ZFile index');
+      }),
+    );
+  }
+  if (hasFlag(ht.flags, ZFileFlag.DIGEST)) {
+    const crc = crc32cRaw(table);
+    if (crc !== ht.indexCrc) {
+      throw new DadiError(
+        'ECORRUPT',
+        `${file.name}: ZFile index checksum mismatch (stored ${hex(ht.indexCrc)}, got ${hex(crc)})`,
+      );
+    }
+  }
+  const minLen = ht.verify !== 0 ? 4 : 0;
+  const maxLen = storedLimit(ht.blockSize);
+  const offsets = new Float64Array(n + 1);
+  let pos = ZFILE_HT_SPACE + ht.dictSize;
+  let maxStored = 0;
+  offsets[0] = pos;
+  for (let k = 0; k < n; k++) {
+    const len = table.readUInt32LE(4 * k);
+    if (len <= minLen || len > maxLen) {
+      throw new DadiError('EFORMAT', `${file.name}: ZFile block ${k} has a bad stored length ${len}`);
+    }
+    if (len > maxStored) maxStored = len;
+    pos += len;
+    offsets[k + 1] = pos;
+  }
+  if (pos > ht.indexOffset) {
+    throw new DadiError('EFORMAT', `${file.name}: ZFile blocks end at ${pos}, past the index at ${ht.indexOffset}`);
+  }
+  return { offsets, maxStored };
+}
+
+/** Little-endian u32 at b[at..at+4). */
+function u32(b: Uint8Array, at: number): number {
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+}
+
+function storedCrc(stored: Uint8Array): number {
+  return u32(stored, stored.length - 4);
+}
+
+function crcOk(stored: Uint8Array): boolean {
+  return crc32cRaw(stored.subarray(0, stored.length - 4), ZFILE_BLOCK_CRC_SEED) === storedCrc(stored);
+}
+
+function hex(v: number): string {
+  return `0x${v.toString(16).padStart(8, '0')}`;
+}

@@ -1,0 +1,32 @@
+// Build the output chain a committed layer streams into: file ← [tar wrapper] ← [ZFile writer],
+// as `overlaybd-commit [-z] [-t]` does. Not for uploads (those come with the registry client).
+
+import { stat } from 'node:fs/promises';
+import { FileSink, type Sink } from '../blockfile/sink.js';
+import { TarWrapWriter } from '../format/tar/index.js';
+import { type ZFileAlgorithm, ZFileWriter } from '../format/zfile/index.js';
+
+export interface LayerOutputOptions {
+  /** Compress with ZFile (verify on, header overwritten at the end as `commit -z` does). */
+  zfile?: { algorithm?: ZFileAlgorithm; blockSize?: number; overwriteHeader?: boolean };
+  /** Wrap in the one-file tar (`-t`). */
+  tar?: boolean;
+}
+
+/** Open `path` (truncating it) and return the sink to write the layer's bytes into. */
+export async function openLayerOutput(path: string, opts: LayerOutputOptions = {}): Promise<Sink> {
+  let sink: Sink = await FileSink.create(path);
+  if (opts.tar) {
+    // The reference records the output file's st_mode in the member header.
+    const { mode } = await stat(path);
+    sink = new TarWrapWriter(sink, { mode });
+  }
+  if (opts.zfile) {
+    sink = new ZFileWriter(sink, {
+      algorithm: opts.zfile.algorithm ?? 'lz4',
+      blockSize: opts.zfile.blockSize ?? 4096,
+      overwriteHeader: opts.zfile.overwriteHeader ?? true,
+    });
+  }
+  return sink;
+}

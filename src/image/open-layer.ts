@@ -1,0 +1,69 @@
+// Open any layer blob — [tar wrapper] → [ZFile] → LSMT, or fewer wrappings — as one sealed LSMT
+// layer (a BlockFile of the virtual disk). The one place the format stages are composed for a layer.
+// Not for stacking layers (see open-stack.ts) or fetching blobs (registry/, cache/).
+
+import type { BlockFile } from '../blockfile/blockfile.js';
+import { LocalFile } from '../blockfile/local.js';
+import { formatError } from '../errors.js';
+import { SealedLayer } from '../format/lsmt/index.js';
+import { detectTar, openTarPayload } from '../format/tar/index.js';
+import { isZFile, ZFileReader } from '../format/zfile/index.js';
+
+export type Wrapping = 'tar' | 'zfile' | 'lsmt';
+
+/** The stages a blob was unwrapped through, outermost first, each as a BlockFile. */
+export interface UnwrappedBlob {
+  /** e.g. ['tar', 'zfile', 'lsmt']. */
+  wrapping: Wrapping[];
+  /** The raw blob. */
+  raw: BlockFile;
+  /** The tar payload view, when tar-wrapped. */
+  tar?: BlockFile;
+  /** The decompressed view, when ZFile-compressed. */
+  zfile?: ZFileReader;
+  /** The innermost byte stream (what LSMT parses). */
+  inner: BlockFile;
+}
+
+/** Strip the tar wrapper and ZFile compression, whichever are present. */
+export async function unwrapBlob(raw: BlockFile): Promise<UnwrappedBlob> {
+  const wrapping: Wrapping[] = [];
+  const out: UnwrappedBlob = { wrapping, raw, inner: raw };
+  if (await detectTar(raw)) {
+    out.tar = await openTarPayload(raw);
+    out.inner = out.tar;
+    wrapping.push('tar');
+  }
+  if (await isZFile(out.inner)) {
+    out.zfile = await ZFileReader.open(out.inner);
+    out.inner = out.zfile;
+    wrapping.push('zfile');
+  }
+  return out;
+}
+
+/** Open a layer blob of any wrapping as a sealed LSMT layer. */
+export async function openLayer(raw: BlockFile): Promise<SealedLayer> {
+  const { inner, wrapping } = await unwrapBlob(raw);
+  try {
+    const layer = await SealedLayer.open(inner);
+    wrapping.push('lsmt');
+    return layer;
+  } catch (e) {
+    if (wrapping.length === 0 && raw.size < 4096 * 2) {
+      throw formatError(raw.name, 'not a layer blob: too small for an LSMT layer and neither tar nor ZFile');
+    }
+    throw e;
+  }
+}
+
+/** Open a local layer file (raw LSMT, ZFile, or tar-wrapped). */
+export async function openLayerFile(path: string): Promise<SealedLayer> {
+  const file = await LocalFile.open(path);
+  try {
+    return await openLayer(file);
+  } catch (e) {
+    await file.close();
+    throw e;
+  }
+}

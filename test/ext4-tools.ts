@@ -1,0 +1,109 @@
+// Test helpers around the real e2fsprogs: run `e2fsck -fn` and classify its complaints, dump an
+// ext4 image's tree with `debugfs rdump`, and describe a directory tree for equality checks.
+
+import { createHash } from 'node:crypto';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from './cli.js';
+
+export interface FsckResult {
+  code: number;
+  output: string;
+  /** Complaints other than the stale summary counters the reference writer is known to leave. */
+  unexpected: string[];
+  /** All complaints ("... Fix? no" questions). */
+  problems: string[];
+}
+
+const STALE_COUNTERS = [
+  /^Free blocks count wrong/,
+  /^Free inodes count wrong/,
+  /^Directories count wrong/,
+  /^Padding at end of inode bitmap is not set/,
+];
+
+export async function e2fsck(image: string): Promise<FsckResult> {
+  const r = await run('e2fsck', ['-fn', image]);
+  const output = r.stdout + r.stderr;
+  const problems: string[] = [];
+  const lines = output.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (/Fix\? no|Clear\? no|Ignore\? no|Relocate\? no|Salvage\? no|Abort\? no|Recreate\? no/.test(lines[i]!)) {
+      // The question's subject is on this line or the previous non-empty one.
+      const subject = lines[i]!.replace(/\s*(Fix|Clear|Ignore|Relocate|Salvage|Abort|Recreate)\? no.*$/, '').trim();
+      problems.push(subject || (lines[i - 1] ?? '').trim());
+    }
+  }
+  const unexpected = problems.filter((p) => !STALE_COUNTERS.some((re) => re.test(p)));
+  if (r.code >= 8) unexpected.push(`e2fsck exit code ${r.code}`);
+  return { code: r.code, output, problems, unexpected };
+}
+
+export async function rdump(image: string, dir: string): Promise<void> {
+  const r = await run('debugfs', ['-R', `rdump / ${dir}`, image]);
+  if (r.code !== 0) throw new Error(`debugfs rdump failed: ${r.stderr}`);
+}
+
+export interface TreeEntry {
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  mode: number;
+  uid: number;
+  gid: number;
+  size?: number;
+  sha256?: string;
+  target?: string;
+}
+
+/** Describe every entry under `root` (relative paths), excluding names in `skip`. */
+export async function describeTree(root: string, skip: string[] = ['lost+found']): Promise<Record<string, TreeEntry>> {
+  const out: Record<string, TreeEntry> = {};
+  const walk = async (rel: string): Promise<void> => {
+    for (const name of (await readdir(join(root, rel))).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      if (!rel && skip.includes(name)) continue;
+      const p = join(root, r);
+      const st = await lstat(p);
+      const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+      if (st.isSymbolicLink()) out[r] = { type: 'symlink', ...base, target: await readlink(p) };
+      else if (st.isDirectory()) {
+        out[r] = { type: 'dir', ...base };
+        await walk(r);
+      } else if (st.isFile()) {
+        const sha256 = createHash('sha256')
+          .update(await readFile(p))
+          .digest('hex');
+        out[r] = { type: 'file', ...base, size: st.size, sha256 };
+      } else out[r] = { type: 'other', ...base };
+    }
+  };
+  await walk('');
+  return out;
+}
+
+/**
+ * Full permission bits (incl. setuid/setgid/sticky, which `debugfs rdump` drops) of `paths`
+ * (relative to the fs root), read with one `debugfs -f` run.
+ */
+export async function debugfsModes(image: string, paths: string[]): Promise<Record<string, number>> {
+  const dir = await mkdtemp(join(tmpdir(), 'dadi-dbg-'));
+  try {
+    const cmdFile = join(dir, 'cmds');
+    await writeFile(cmdFile, paths.map((p) => `stat "/${p}"\n`).join(''));
+    const r = await run('debugfs', ['-f', cmdFile, image]);
+    const modes: Record<string, number> = {};
+    let current: string | undefined;
+    for (const line of (r.stdout + r.stderr).split('\n')) {
+      const cmd = /^debugfs: stat "\/(.*)"$/.exec(line);
+      if (cmd) current = cmd[1];
+      const m = /Mode:\s+([0-7]+)/.exec(line);
+      if (m && current !== undefined) {
+        modes[current] = Number.parseInt(m[1]!, 8) & 0o7777;
+        current = undefined;
+      }
+    }
+    return modes;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,68 @@
+// Child-process FUSE server for the export tests: serves an image file (loaded into a MemoryFile, or
+// opened as a LocalFile) as <dir>/disk.img until "unmount" arrives on stdin or SIGTERM, then unmounts
+// from this still-serving process and exits. Run with UV_THREADPOOL_SIZE set in its environment.
+//
+//   node --import tsx export-fuse-server.ts --image IMG --dir DIR [--rw] [--memory [--dump OUT]] [--readers N]
+//     [--delay-ms MS]
+// stdout: "ready <connection>\n" once mounted, then a JSON stats line at exit.
+
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { type BlockFile, LocalFile, MemoryFile } from '../../src/blockfile/index.js';
+import { FuseExport } from '../../src/export/index.js';
+
+const { values } = parseArgs({
+  options: {
+    image: { type: 'string' },
+    dir: { type: 'string' },
+    rw: { type: 'boolean', default: false },
+    memory: { type: 'boolean', default: false },
+    dump: { type: 'string' },
+    readers: { type: 'string', default: '4' },
+    'delay-ms': { type: 'string', default: '0' },
+  },
+});
+
+const image = values.image!;
+const file: BlockFile & { flush?: () => Promise<void> } = values.memory
+  ? new MemoryFile(new Uint8Array(await readFile(image)), `memory:${image}`)
+  : await LocalFile.open(image, { writable: values.rw });
+
+// --delay-ms: make every read slow (a remote-backed image model) so requests overlap in time.
+const delay = Number(values['delay-ms']);
+if (delay > 0) {
+  const inner = file.read.bind(file);
+  file.read = async (buf, offset) => {
+    await new Promise((r) => setTimeout(r, delay));
+    return inner(buf, offset);
+  };
+}
+
+const fx = await FuseExport.mount(file, values.dir!, {
+  readOnly: !values.rw,
+  readers: Number(values.readers),
+  log: (m) => process.stderr.write(`${m}\n`),
+});
+process.stdout.write(`ready ${fx.connection}\n`);
+
+let stopping = false;
+async function stop(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await fx.unmount();
+  if (values.dump && file instanceof MemoryFile) await writeFile(values.dump, file.bytes());
+  await file.close();
+  process.stdout.write(`${JSON.stringify(fx.stats)}\n`);
+  process.exit(0);
+}
+process.on('SIGTERM', () => void stop());
+process.stdin.on('data', (d) => {
+  if (d.toString().includes('unmount')) void stop();
+});
+// Aborted from outside: the loops end on ENODEV; leave the dead mount to the parent's cleanup.
+fx.done.then(() => {
+  if (!stopping) {
+    process.stdout.write('aborted\n');
+    void stop();
+  }
+});

@@ -1,0 +1,311 @@
+// Test harness: Debian's `docker-registry serve` (distribution 2.8) on a free loopback port with a
+// temporary storage folder, in three auth modes — none, htpasswd Basic (bcrypt), and token auth
+// backed by a small token server started here (RS256 JWTs whose x5c certificate is the registry's
+// rootcertbundle). Optionally HTTPS with a CA made for the run. `stop()` kills by PID and removes
+// every temporary file.
+//
+//   if (!haveRegistry('my tests')) return;          // prints SKIP and why
+//   const reg = await startRegistry({ auth: 'token' });
+//   try { … new RegistryClient({ credentials: reg.credentials }) … reg.host … } finally { await reg.stop(); }
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createPrivateKey, randomBytes, randomUUID, sign } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export type RegistryAuthMode = 'none' | 'htpasswd' | 'token';
+
+export interface StartRegistryOptions {
+  /** Authentication mode (default 'none'). */
+  auth?: RegistryAuthMode;
+  /** Accounts for htpasswd/token modes (default `{ dadi: 'dadi-test-password' }`). */
+  users?: Record<string, string>;
+  /** Token mode: `expires_in` the token server announces (seconds, default 300). */
+  tokenExpiresIn?: number;
+  /** Token mode: real lifetime written in the JWT `exp` (seconds, default = tokenExpiresIn). */
+  tokenLifetime?: number;
+  /** Token mode: what a user may do on a repository (default: everything asked for). */
+  grant?: (user: string | undefined, type: string, name: string, actions: string[]) => string[];
+  /** Serve HTTPS with a certificate signed by a CA made for this run (`ca` on the result). */
+  tls?: boolean;
+}
+
+export interface TestRegistry {
+  /** `127.0.0.1:PORT` — use as the registry part of references. */
+  host: string;
+  /** `http(s)://127.0.0.1:PORT` */
+  url: string;
+  auth: RegistryAuthMode;
+  users: Record<string, string>;
+  /** The first user's credentials (undefined in mode 'none'). */
+  credentials: { username: string; password: string } | undefined;
+  /** PEM of the CA that signed the HTTPS certificate (tls mode). */
+  ca?: string;
+  /** The registry process id. */
+  pid: number;
+  /** Token mode: requests seen by the token server, newest last. */
+  tokenRequests: Array<{ user: string | undefined; scopes: string[]; granted: boolean }>;
+  /** Temporary folder holding storage, config and keys. */
+  dir: string;
+  /** Registry stderr so far (for debugging a failing test). */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** True when `docker-registry` is installed; otherwise prints a SKIP line naming `what`. */
+export function haveRegistry(what: string): boolean {
+  if (registryBinary()) return true;
+  console.warn(`SKIP ${what}: docker-registry is not installed (apt-get install docker-registry apache2-utils)`);
+  return false;
+}
+
+function registryBinary(): string | undefined {
+  for (const p of ['/usr/bin/docker-registry', '/usr/local/bin/docker-registry']) if (existsSync(p)) return p;
+  return undefined;
+}
+
+/** A free TCP port on 127.0.0.1 (closed again before returning). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function bcryptLine(user: string, password: string): Promise<string> {
+  const { stdout } = await run('htpasswd', ['-Bbn', user, password]);
+  return stdout.trim();
+}
+
+/** A self-signed certificate + key for signing tokens. */
+async function makeSigningCert(dir: string): Promise<{ certPath: string; keyPem: string; certDerB64: string }> {
+  const certPath = join(dir, 'token.crt');
+  const keyPath = join(dir, 'token.key');
+  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=dadi-test-token']);
+  const pem = await readFile(certPath, 'utf8');
+  const der = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
+  return { certPath, keyPem: await readFile(keyPath, 'utf8'), certDerB64: der };
+}
+
+/** A CA and a server certificate for 127.0.0.1 signed by it. */
+async function makeTlsCerts(dir: string): Promise<{ ca: string; certPath: string; keyPath: string }> {
+  const caKey = join(dir, 'ca.key');
+  const caCrt = join(dir, 'ca.crt');
+  const key = join(dir, 'server.key');
+  const csr = join(dir, 'server.csr');
+  const crt = join(dir, 'server.crt');
+  const ext = join(dir, 'server.ext');
+  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caCrt, '-days', '2', '-subj', '/CN=dadi-test-ca']);
+  await run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=127.0.0.1']);
+  await writeFile(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n');
+  await run('openssl', ['x509', '-req', '-in', csr, '-CA', caCrt, '-CAkey', caKey, '-CAcreateserial', '-out', crt, '-days', '2', '-extfile', ext]);
+  return { ca: await readFile(caCrt, 'utf8'), certPath: crt, keyPath: key };
+}
+
+function b64url(b: Buffer | string): string {
+  return Buffer.from(b).toString('base64url');
+}
+
+interface TokenServer {
+  url: string;
+  server: Server;
+}
+
+/** The token server of token mode: checks Basic credentials, grants scopes, signs RS256 JWTs. */
+async function startTokenServer(
+  opts: StartRegistryOptions,
+  users: Record<string, string>,
+  signing: { keyPem: string; certDerB64: string },
+  service: string,
+  issuer: string,
+  log: TestRegistry['tokenRequests'],
+): Promise<TokenServer> {
+  const key = createPrivateKey(signing.keyPem);
+  const expiresIn = opts.tokenExpiresIn ?? 300;
+  const lifetime = opts.tokenLifetime ?? expiresIn;
+  const server = createHttpServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    const scopes = u.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+    let user: string | undefined;
+    const authz = req.headers.authorization;
+    if (authz?.startsWith('Basic ')) {
+      const text = Buffer.from(authz.slice(6), 'base64').toString('utf8');
+      const i = text.indexOf(':');
+      const name = text.slice(0, i);
+      if (i < 0 || users[name] === undefined || users[name] !== text.slice(i + 1)) {
+        log.push({ user: name, scopes, granted: false });
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}');
+        return;
+      }
+      user = name;
+    }
+    if (u.pathname !== '/token' || req.method !== 'GET') {
+      res.writeHead(404).end();
+      return;
+    }
+    const access = scopes.map((s) => {
+      const [type = '', ...rest] = s.split(':');
+      const actions = (rest.pop() ?? '').split(',').filter(Boolean);
+      const name = rest.join(':');
+      const granted = opts.grant ? opts.grant(user, type, name, actions) : user ? actions : [];
+      return { type, name, actions: granted };
+    });
+    log.push({ user, scopes, granted: true });
+    const now = Math.floor(Date.now() / 1000);
+    const head = { alg: 'RS256', typ: 'JWT', x5c: [signing.certDerB64] };
+    const claims = { iss: issuer, sub: user ?? '', aud: service, exp: now + lifetime, nbf: now - 10, iat: now, jti: randomUUID(), access };
+    const input = `${b64url(JSON.stringify(head))}.${b64url(JSON.stringify(claims))}`;
+    const token = `${input}.${b64url(sign('sha256', Buffer.from(input), key))}`;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return { url: `http://127.0.0.1:${port}/token`, server };
+}
+
+async function waitReady(url: string, child: ChildProcess, ca: string | undefined, logs: () => string): Promise<void> {
+  const until = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode}): ${logs().slice(-2000)}`);
+    }
+    const status = await new Promise<number>((resolve) => {
+      const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(`${url}/v2/`, { method: 'GET', ca, timeout: 1000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', () => resolve(0));
+      req.on('timeout', () => req.destroy());
+      req.end();
+    });
+    if (status === 200 || status === 401) return;
+    if (Date.now() > until) throw new Error(`docker-registry did not become ready at ${url}: ${logs().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Start a registry. Always pair with `stop()` in a finally/afterAll. */
+export async function startRegistry(opts: StartRegistryOptions = {}): Promise<TestRegistry> {
+  const bin = registryBinary();
+  if (!bin) throw new Error('docker-registry is not installed');
+  const mode = opts.auth ?? 'none';
+  const users = opts.users ?? { dadi: 'dadi-test-password' };
+  const dir = await mkdtemp(join(tmpdir(), 'dadi-registry-'));
+  let child: ChildProcess | undefined;
+  let token: TokenServer | undefined;
+  const tokenRequests: TestRegistry['tokenRequests'] = [];
+  let stderr = '';
+  const killOnExit = () => {
+    if (child?.pid && child.exitCode === null) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {}
+    }
+  };
+  const stop = async () => {
+    process.off('exit', killOnExit);
+    if (child?.pid && child.exitCode === null && child.signalCode === null) {
+      const c = child;
+      const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+      try {
+        process.kill(c.pid!, 'SIGTERM');
+      } catch {}
+      const t = setTimeout(() => {
+        try {
+          process.kill(c.pid!, 'SIGKILL');
+        } catch {}
+      }, 3000);
+      await exited;
+      clearTimeout(t);
+    }
+    if (token) await new Promise<void>((resolve) => token!.server.close(() => resolve()));
+    token?.server.closeAllConnections();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const port = await freePort();
+    const lines = [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      '  accesslog:',
+      '    disabled: true',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${join(dir, 'storage')}`,
+      '  delete:',
+      '    enabled: true',
+      '  maintenance:',
+      '    uploadpurging:',
+      '      enabled: false',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      `  secret: ${randomBytes(16).toString('hex')}`,
+    ];
+    let ca: string | undefined;
+    if (opts.tls) {
+      const t = await makeTlsCerts(dir);
+      ca = t.ca;
+      lines.push('  tls:', `    certificate: ${t.certPath}`, `    key: ${t.keyPath}`);
+    }
+    if (mode === 'htpasswd') {
+      const path = join(dir, 'htpasswd');
+      const entries = await Promise.all(Object.entries(users).map(([u, p]) => bcryptLine(u, p)));
+      await writeFile(path, `${entries.join('\n')}\n`);
+      lines.push('auth:', '  htpasswd:', '    realm: dadi-test', `    path: ${path}`);
+    } else if (mode === 'token') {
+      const signing = await makeSigningCert(dir);
+      const service = 'dadi-test-registry';
+      const issuer = 'dadi-test-issuer';
+      token = await startTokenServer(opts, users, signing, service, issuer, tokenRequests);
+      lines.push('auth:', '  token:', `    realm: ${token.url}`, `    service: ${service}`, `    issuer: ${issuer}`, `    rootcertbundle: ${signing.certPath}`);
+    }
+    const config = join(dir, 'config.yml');
+    await writeFile(config, `${lines.join('\n')}\n`);
+    child = spawn(bin, ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    process.on('exit', killOnExit);
+    child.stderr?.on('data', (b: Buffer) => {
+      stderr += b.toString('utf8');
+      if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
+    });
+    const scheme = opts.tls ? 'https' : 'http';
+    const url = `${scheme}://127.0.0.1:${port}`;
+    await waitReady(url, child, ca, () => stderr);
+    const first = Object.entries(users)[0];
+    const reg: TestRegistry = {
+      host: `127.0.0.1:${port}`,
+      url,
+      auth: mode,
+      users,
+      credentials: mode === 'none' || !first ? undefined : { username: first[0], password: first[1] },
+      pid: child.pid!,
+      tokenRequests,
+      dir,
+      logs: () => stderr,
+      stop,
+    };
+    if (ca) reg.ca = ca;
+    return reg;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
