@@ -85,16 +85,20 @@ export function registerLayerCommands(program: Command): void {
     .action(async (file: string, o) => {
       const info = await inspectLayerFile(file);
       if (o.json) return printJson(info);
-      printFields([
+      const rows: Array<[string, unknown]> = [
         ['file', info.file],
         ['size', `${info.fileSize} (${formatSize(info.fileSize)})`],
         ['wrapping', info.wrapping.join(' → ')],
-      ]);
-      if (info.tar) printFields(Object.entries(info.tar).map(([k, v]) => [`tar.${k}`, v]));
-      if (info.zfile) printFields(Object.entries(info.zfile).map(([k, v]) => [`zfile.${k}`, v]));
-      printFields(
-        Object.entries(info.lsmt).map(([k, v]) => [`lsmt.${k}`, typeof v === 'object' ? JSON.stringify(v) : v]),
-      );
+      ];
+      for (const [group, fields] of [
+        ['tar', info.tar],
+        ['zfile', info.zfile],
+        ['lsmt', info.lsmt],
+      ] as const) {
+        for (const [k, v] of Object.entries(fields ?? {}))
+          rows.push([`${group}.${k}`, typeof v === 'object' ? JSON.stringify(v) : v]);
+      }
+      printFields(rows);
     });
 
   layer

@@ -120,7 +120,7 @@ export async function abortFuseConnection(minor: number): Promise<void> {
 export async function forceUnmountFuse(dir: string): Promise<void> {
   for (let i = 0; i < 4; i++) {
     const m = await findMount(dir);
-    if (!m || !m.fsType.startsWith('fuse')) return;
+    if (!m?.fsType.startsWith('fuse')) return;
     await abortFuseConnection(m.minor).catch(() => {});
     await runProgram('umount', ['-l', resolve(dir)]);
   }

@@ -15,12 +15,15 @@ export interface LayerOutputOptions {
 
 /** Open `path` (truncating it) and return the sink to write the layer's bytes into. */
 export async function openLayerOutput(path: string, opts: LayerOutputOptions = {}): Promise<Sink> {
-  let sink: Sink = await FileSink.create(path);
-  if (opts.tar) {
-    // The reference records the output file's st_mode in the member header.
-    const { mode } = await stat(path);
-    sink = new TarWrapWriter(sink, { mode });
-  }
+  const file = await FileSink.create(path);
+  // The reference records the output file's st_mode in the tar member header.
+  return wrapLayerOutput(file, opts, opts.tar ? (await stat(path)).mode : undefined);
+}
+
+/** Stack the tar wrapper and the ZFile writer (as requested) on top of `base`. */
+export function wrapLayerOutput(base: Sink, opts: LayerOutputOptions, tarMode?: number): Sink {
+  let sink = base;
+  if (opts.tar) sink = new TarWrapWriter(sink, { mode: tarMode });
   if (opts.zfile) {
     sink = new ZFileWriter(sink, {
       algorithm: opts.zfile.algorithm ?? 'lz4',

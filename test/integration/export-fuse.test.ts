@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryFile } from '../../src/blockfile/index.js';
 import {
+  detachLoop,
   FuseExport,
   forceUnmountFuse,
   loopDevicesUnder,
@@ -23,7 +24,6 @@ import {
   readMounts,
   runProgram as run,
   unmountFilesystem,
-  detachLoop,
 } from '../../src/export/index.js';
 import { e2fsck } from '../ext4-tools.js';
 
@@ -231,11 +231,9 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
       /UV_THREADPOOL_SIZE/,
     );
     await expect(
-      FuseExport.mount(
-        { name: 'ro', size: 1, read: async () => 0, close: async () => {} },
-        resolve(fuseDir),
-        { readOnly: false },
-      ),
+      FuseExport.mount({ name: 'ro', size: 1, read: async () => 0, close: async () => {} }, resolve(fuseDir), {
+        readOnly: false,
+      }),
     ).rejects.toThrow(/not writable/);
   });
 });

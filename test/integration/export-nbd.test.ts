@@ -11,7 +11,8 @@ import { type BlockFile, type ExtentSource, LocalFile, MemoryFile } from '../../
 import { NbdServer } from '../../src/export/nbd/index.js';
 import { runProgram as run } from '../../src/export/system.js';
 
-const haveTools = (await run('sh', ['-c', 'command -v nbdinfo && command -v nbdcopy && command -v qemu-io'])).code === 0;
+const haveTools =
+  (await run('sh', ['-c', 'command -v nbdinfo && command -v nbdcopy && command -v qemu-io'])).code === 0;
 if (!haveTools) console.warn('SKIP NBD client tests: install libnbd-bin and qemu-utils');
 
 /** A MemoryFile that reports data only where listed (a sparse image model). */

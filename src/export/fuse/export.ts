@@ -272,7 +272,8 @@ export class FuseExport {
           this.log(`FUSE ${this.dir}: kernel protocol ${init.major}.${init.minor} unsupported`);
           return this.reply(out, h.unique, A.ERRNO.EPERM);
         }
-        const want = A.INIT.ASYNC_READ | A.INIT.BIG_WRITES | A.INIT.MAX_PAGES | A.INIT.ASYNC_DIO | A.INIT.PARALLEL_DIROPS;
+        const want =
+          A.INIT.ASYNC_READ | A.INIT.BIG_WRITES | A.INIT.MAX_PAGES | A.INIT.ASYNC_DIO | A.INIT.PARALLEL_DIROPS;
         A.encodeInitOut(out.subarray(B), {
           minor: Math.min(init.minor, A.FUSE_KERNEL_MINOR),
           maxReadahead: Math.min(init.maxReadahead, MAX_IO),

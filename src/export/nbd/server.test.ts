@@ -181,7 +181,12 @@ describe('NbdServer (raw protocol)', () => {
     c.send(P.CMD.WRITE, 65536, 4096, 30n, Buffer.alloc(4096, 0x77));
     c.send(P.CMD.DISC, 0, 0, 31n);
     await new Promise<void>((r) => c.sock.once('close', () => r()));
-    expect(slow.bytes().subarray(65536, 65536 + 4096).every((b) => b === 0x77)).toBe(true);
+    expect(
+      slow
+        .bytes()
+        .subarray(65536, 65536 + 4096)
+        .every((b) => b === 0x77),
+    ).toBe(true);
   });
 
   it('simple replies without structured negotiation (NBD_OPT_EXPORT_NAME)', async () => {

@@ -363,8 +363,7 @@ class Connection {
             await error(P.REP.ERR_UNKNOWN, `no export named "${req.name}"`);
             break;
           }
-          const match = (q: string) =>
-            q === P.BASE_ALLOCATION || (!set && (q === 'base:' || q === 'base' || q === ''));
+          const match = (q: string) => q === P.BASE_ALLOCATION || (!set && (q === 'base:' || q === 'base' || q === ''));
           const wanted = req.queries.length === 0 ? !set : req.queries.some(match);
           if (set) {
             this.metaExport = wanted ? req.name : undefined;
@@ -589,7 +588,8 @@ class Connection {
       pos = e;
       if ((one && out.length > 0) || out.length >= MAX_DESCRIPTORS) break;
     }
-    if (pos < end && !(one && out.length > 0) && out.length < MAX_DESCRIPTORS) push(end - pos, P.STATE_HOLE | P.STATE_ZERO);
+    if (pos < end && !(one && out.length > 0) && out.length < MAX_DESCRIPTORS)
+      push(end - pos, P.STATE_HOLE | P.STATE_ZERO);
     return one ? out.slice(0, 1) : out;
   }
 

@@ -67,29 +67,30 @@ describe('MutableIndex', () => {
         const got = new Float64Array(model.length).fill(-1);
         let prevEnd = -1;
         let data = 0;
+        let unordered = 0;
         for (const s of idx) {
-          expect(s.length).toBeGreaterThan(0);
-          expect(s.offset).toBeGreaterThanOrEqual(prevEnd);
+          if (s.length <= 0 || s.offset < prevEnd) unordered++;
           prevEnd = s.offset + s.length;
           for (let i = 0; i < s.length; i++) got[s.offset + i] = s.zeroed ? -2 : s.moffset + i;
           if (!s.zeroed) data += s.length;
         }
-        expect(got).toEqual(model);
+        expect(unordered).toBe(0);
+        expect(Buffer.from(got.buffer).equals(Buffer.from(model.buffer))).toBe(true);
         expect(idx.dataSectors()).toBe(data);
         expect(idx.toSegmentIndex().toArray()).toEqual(idx.toArray());
         // Range lookups agree with the model too.
+        let bad = 0;
         for (const [b, e] of [
           [0, 50],
           [1000, 1777],
           [0, SPACE + 300],
         ] as const) {
-          const pieces = idx.overlapping(b, e);
-          for (const s of pieces) {
-            expect(s.offset).toBeGreaterThanOrEqual(b);
-            expect(s.offset + s.length).toBeLessThanOrEqual(e);
-            for (let i = 0; i < s.length; i++) expect(s.zeroed ? -2 : s.moffset + i).toBe(model[s.offset + i]);
+          for (const s of idx.overlapping(b, e)) {
+            if (s.offset < b || s.offset + s.length > e) bad++;
+            for (let i = 0; i < s.length; i++) if ((s.zeroed ? -2 : s.moffset + i) !== model[s.offset + i]) bad++;
           }
         }
+        expect(bad).toBe(0);
       }),
       { numRuns: 25 },
     );

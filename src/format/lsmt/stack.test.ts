@@ -137,7 +137,7 @@ describe('LayerStack and ComboDevice', () => {
         [8, 8, false, 0],
         [16, 16, false, 1],
         [32, 16, true, 0],
-        [48, 64, false, 1],
+        [48, 80, false, 1],
       ]);
       await expectReads(stack, model);
       const ext = [];

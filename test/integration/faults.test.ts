@@ -1,0 +1,166 @@
+// Fault injection: ≥ 1,000 random ranged reads through a proxy that resets connections, answers
+// 500/503/429, truncates or shortens bodies, stalls, corrupts bytes and drops Range headers.
+// Every read must return the right bytes or fail with a DadiError within its deadline: 0 wrong
+// bytes. Corrupted bytes are invisible to HTTP, so the blob carries a CRC per 4 KiB block (as ZFile
+// does) and RemoteBlob's `verify` hook rejects bad blocks and re-fetches.
+
+import { crc32c } from '@node-rs/crc32';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DadiError } from '../../src/errors.js';
+import { sha256Of } from '../../src/oci/index.js';
+import { RegistryClient, type RepoRef, RemoteBlob } from '../../src/registry/index.js';
+import { ALL_FAULTS, type FaultProxy, startFaultProxy } from './fault-proxy.js';
+import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
+
+const HAVE = haveRegistry('fault-injection tests');
+const BLOCK = 4096;
+const BLOCKS = 2048; // 8 MiB
+
+/** 4 KiB blocks: 4092 pseudo-random bytes + their CRC32C (LE). */
+function makeBlob(): Buffer {
+  const b = Buffer.alloc(BLOCK * BLOCKS);
+  let x = 12345;
+  for (let i = 0; i < BLOCKS; i++) {
+    const base = i * BLOCK;
+    for (let j = 0; j < BLOCK - 4; j += 4) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      b.writeUInt32LE(x >>> 0, base + j);
+    }
+    b.writeUInt32LE(crc32c(b.subarray(base, base + BLOCK - 4)), base + BLOCK - 4);
+  }
+  return b;
+}
+
+/** The upper layer's integrity check: every whole block in the read has a matching CRC. */
+function blocksOk(_offset: number, data: Uint8Array): boolean {
+  for (let p = 0; p + BLOCK <= data.length; p += BLOCK) {
+    const crc = Buffer.from(data.buffer, data.byteOffset + p + BLOCK - 4, 4).readUInt32LE(0);
+    if (crc32c(data.subarray(p, p + BLOCK - 4)) !== crc) return false;
+  }
+  return true;
+}
+
+describe.skipIf(!HAVE)('fault injection', () => {
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  const blob = makeBlob();
+  const digest = sha256Of(blob);
+  let repo: RepoRef;
+
+  beforeAll(async () => {
+    reg = await startRegistry({ auth: 'htpasswd' });
+    const direct = new RegistryClient({ credentials: reg.credentials });
+    try {
+      await direct.pushBlob({ registry: reg.host, repository: 'faults/blob' }, blob);
+    } finally {
+      await direct.close();
+    }
+    proxy = await startFaultProxy({
+      target: reg.url,
+      stallMs: 5000,
+      seed: 42,
+      faults: {
+        reset: 0.03,
+        http500: 0.02,
+        http503: 0.02,
+        http429: 0.02,
+        truncate: 0.03,
+        short: 0.03,
+        stall: 0.01,
+        'stall-body': 0.01,
+        corrupt: 0.04,
+        'ignore-range': 0.02,
+      },
+    });
+    repo = { registry: proxy.host, repository: 'faults/blob' };
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await reg?.stop();
+  });
+
+  it('1,000+ random reads: right bytes or a clear DadiError within the deadline, never wrong bytes', async () => {
+    const deadlineMs = 4000;
+    const c = new RegistryClient({
+      credentials: reg.credentials,
+      requestTimeoutMs: 250,
+      maxAttempts: 10,
+      backoffBaseMs: 5,
+      backoffMaxMs: 50,
+      connections: 8,
+    });
+    try {
+      const rb = await RemoteBlob.open(c, repo, digest, {
+        size: blob.length,
+        maxRangeBytes: 64 << 10,
+        parallel: 4,
+        verify: blocksOk,
+        verifyTries: 6,
+        readDeadlineMs: deadlineMs,
+      });
+      let ok = 0;
+      let wrong = 0;
+      let slowest = 0;
+      const failures: DadiError[] = [];
+      const others: unknown[] = [];
+      const READS = 1200;
+      let next = 0;
+      const lane = async () => {
+        while (next < READS) {
+          next++;
+          const first = Math.floor(Math.random() * BLOCKS);
+          const count = 1 + Math.floor(Math.random() * Math.min(32, BLOCKS - first));
+          const buf = Buffer.alloc(count * BLOCK);
+          const t0 = Date.now();
+          try {
+            const n = await rb.read(buf, first * BLOCK);
+            if (n !== buf.length || !buf.equals(blob.subarray(first * BLOCK, first * BLOCK + buf.length))) wrong++;
+            else ok++;
+          } catch (e) {
+            if (e instanceof DadiError) failures.push(e);
+            else others.push(e);
+          }
+          slowest = Math.max(slowest, Date.now() - t0);
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, lane));
+      const summary = { ok, wrong, failures: failures.length, slowest, proxy: proxy.counts, client: c.stats, blob: rb.stats };
+      console.log('fault injection:', JSON.stringify(summary));
+      expect(wrong).toBe(0);
+      expect(others).toEqual([]);
+      expect(ok + failures.length).toBe(READS);
+      for (const f of failures) {
+        expect(['EIO', 'ETIMEDOUT', 'ECORRUPT']).toContain(f.code);
+        expect(f.message).toContain('faults/blob');
+      }
+      expect(ok).toBeGreaterThan(READS * 0.95);
+      expect(slowest).toBeLessThan(deadlineMs + 1500);
+      for (const f of ALL_FAULTS) expect(proxy.counts[f] ?? 0, `fault ${f} injected`).toBeGreaterThan(0);
+      expect(rb.stats.verifyFailures).toBeGreaterThan(0); // corruption was caught by the hook
+      expect(c.stats.retries).toBeGreaterThan(0);
+      expect(c.stats.fullBodyFallbacks).toBeGreaterThan(0);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('whole-blob fetches and streams through faults: digest-verified or an error', async () => {
+    const c = new RegistryClient({ credentials: reg.credentials, requestTimeoutMs: 250, maxAttempts: 10, backoffBaseMs: 5, backoffMaxMs: 50 });
+    try {
+      for (let i = 0; i < 5; i++) {
+        try {
+          const chunks: Buffer[] = [];
+          for await (const ch of c.blobStream(repo, digest)) chunks.push(ch);
+          expect(Buffer.concat(chunks).equals(blob)).toBe(true);
+        } catch (e) {
+          expect(e).toBeInstanceOf(DadiError);
+          expect(['EIO', 'ETIMEDOUT', 'ECORRUPT']).toContain((e as DadiError).code);
+        }
+      }
+    } finally {
+      await c.close();
+    }
+  });
+});
