@@ -120,9 +120,27 @@ try {
   child = undefined;
 
   rows.push(
-    { case: 'seq read through FUSE + loop + ext4 (caches dropped)', unit: 'MB/s', value: seq, baseline: baseSeq, baselineName: 'plain loop on tmpfs' },
-    { case: '4 KiB random read IOPS through FUSE + loop + ext4 (O_DIRECT, qd16)', unit: 'IOPS', value: iops, baseline: baseIops, baselineName: 'plain loop on tmpfs' },
-    { case: 'seq read through FUSE + loop + ext4, page cache warm', unit: 'MB/s', value: warmSeq, baseline: baseSeq, baselineName: 'plain loop on tmpfs (cold)' },
+    {
+      case: 'seq read through FUSE + loop + ext4 (caches dropped)',
+      unit: 'MB/s',
+      value: seq,
+      baseline: baseSeq,
+      baselineName: 'plain loop on tmpfs',
+    },
+    {
+      case: '4 KiB random read IOPS through FUSE + loop + ext4 (O_DIRECT, qd16)',
+      unit: 'IOPS',
+      value: iops,
+      baseline: baseIops,
+      baselineName: 'plain loop on tmpfs',
+    },
+    {
+      case: 'seq read through FUSE + loop + ext4, page cache warm',
+      unit: 'MB/s',
+      value: warmSeq,
+      baseline: baseSeq,
+      baselineName: 'plain loop on tmpfs (cold)',
+    },
     { case: 'FUSE disk.img direct 1 MiB reads (dd iflag=direct)', unit: 'MB/s', value: rawSeq },
     { case: 'FUSE disk.img 4 KiB random O_DIRECT (qd16)', unit: 'IOPS', value: rawIops },
   );
@@ -141,13 +159,20 @@ try {
   };
   const nbdRate = Math.max(await t(`'nbd+unix:///disk?socket=${sock}'`), await t(`'nbd+unix:///disk?socket=${sock}'`));
   const rawRate = Math.max(await t(raw), await t(raw));
-  rows.push({ case: 'nbdcopy from NBD export (MemoryFile)', unit: 'MB/s', value: nbdRate, baseline: rawRate, baselineName: 'nbdcopy of the raw file (tmpfs)' });
+  rows.push({
+    case: 'nbdcopy from NBD export (MemoryFile)',
+    unit: 'MB/s',
+    value: nbdRate,
+    baseline: rawRate,
+    baselineName: 'nbdcopy of the raw file (tmpfs)',
+  });
   report('export-fuse', 'Block exports: FUSE + loop vs plain loop; NBD vs raw file', rows);
 } finally {
   await nbd?.close();
   await unmountFilesystem(mnt, { lazy: true }).catch(() => {});
   await unmountFilesystem(mntBase, { lazy: true }).catch(() => {});
-  for (const dev of [...(await loopDevicesUnder(work)), ...(await loopDevicesUnder(shm))]) await detachLoop(dev).catch(() => {});
+  for (const dev of [...(await loopDevicesUnder(work)), ...(await loopDevicesUnder(shm))])
+    await detachLoop(dev).catch(() => {});
   if (child && child.exitCode === null) {
     child.stdin!.write('unmount\n');
     await new Promise((r) => setTimeout(r, 2000));

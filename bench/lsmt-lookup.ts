@@ -4,16 +4,16 @@
 // Reference: overlaybd's docs/lsmt_lookup.md (C++ std::lower_bound and its B+-tree, other hardware).
 // Usage: node --import tsx bench/lsmt-lookup.ts [seconds-per-case]
 
-import { SegmentIndex, SegmentListBuilder } from '../src/format/lsmt/segment-index.js';
+import { type SegmentIndex, SegmentListBuilder } from '../src/format/lsmt/segment-index.js';
 import { report } from './report.js';
 
 const SECONDS = Number(process.argv[2] ?? 1);
 const SIZES = [1_000, 10_000, 100_000, 1_000_000];
 const CPP = {
-  1_000: { lowerBound: 18.3, bptreeLoop: 42.2, bptreeAvx512: 220 },
-  10_000: { lowerBound: 12.8, bptreeLoop: 30.7, bptreeAvx512: 160 },
-  100_000: { lowerBound: 8.6, bptreeLoop: 21.8, bptreeAvx512: 108 },
-  1_000_000: { lowerBound: 5.6, bptreeLoop: 15.2, bptreeAvx512: 57.4 },
+  1000: { lowerBound: 18.3, bptreeLoop: 42.2, bptreeAvx512: 220 },
+  10000: { lowerBound: 12.8, bptreeLoop: 30.7, bptreeAvx512: 160 },
+  100000: { lowerBound: 8.6, bptreeLoop: 21.8, bptreeAvx512: 108 },
+  1000000: { lowerBound: 5.6, bptreeLoop: 15.2, bptreeAvx512: 57.4 },
 } as Record<number, Record<string, number>>;
 
 interface Obj {

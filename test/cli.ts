@@ -39,6 +39,8 @@ export function run(
         stderr: Buffer.concat(err).toString(),
       }),
     );
+    // A child that exits without reading its stdin must not crash us with EPIPE.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -5,16 +5,7 @@
 import { DadiError } from '../errors.js';
 import { decompress } from './decompress.js';
 import { type Attrs, type Ext4, nameKey } from './fs.js';
-import {
-  BLOCK_SIZE,
-  ROOT_INO,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFMT,
-} from './layout.js';
+import { BLOCK_SIZE, ROOT_INO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT } from './layout.js';
 import { readTar, type TarEntry } from './tar.js';
 
 const WHITEOUT = '.wh.';
@@ -37,7 +28,11 @@ export interface ApplyStats {
  * Apply a layer stream to `fs` (call `fs.flush()`/`close()` afterwards).
  * @example await applyLayer(fs, createReadStream('layer.tar.gz'));
  */
-export async function applyLayer(fs: Ext4, source: AsyncIterable<Uint8Array>, opts: ApplyOptions = {}): Promise<ApplyStats> {
+export async function applyLayer(
+  fs: Ext4,
+  source: AsyncIterable<Uint8Array>,
+  opts: ApplyOptions = {},
+): Promise<ApplyStats> {
   const name = opts.name ?? fs.name;
   const stats: ApplyStats = { entries: 0, whiteouts: 0, fileBytes: 0 };
   /** Paths (byte strings joined with "/") created or changed by this layer. */
@@ -91,7 +86,13 @@ function splitPath(path: Uint8Array, name: string, label: string): string[] {
 }
 
 /** The directory at `comps`, creating missing ones (0755 root:root); symlinks are followed within the root. */
-async function ensureDir(fs: Ext4, comps: string[], touched: Set<string>, name: string, label: string): Promise<number> {
+async function ensureDir(
+  fs: Ext4,
+  comps: string[],
+  touched: Set<string>,
+  name: string,
+  label: string,
+): Promise<number> {
   let cur = ROOT_INO;
   for (let i = 0; i < comps.length; i++) {
     const c = comps[i]!;
@@ -174,7 +175,8 @@ async function applyEntry(
   switch (e.type) {
     case 'file': {
       const free = fs.free.blocks * BLOCK_SIZE;
-      if (e.size > free) throw new DadiError('ERANGE', `${name}: entry ${label}: size ${e.size} exceeds free space ${free}`);
+      if (e.size > free)
+        throw new DadiError('ERANGE', `${name}: entry ${label}: size ${e.size} exceeds free space ${free}`);
       const w = await fs.createFile(parent, base, attrs, { sparse });
       let n = 0;
       for await (const c of e.data()) {

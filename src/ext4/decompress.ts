@@ -29,7 +29,7 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, name: strin
     head.push(r.value);
     have += r.value.length;
   }
-  const first = Buffer.concat(head);
+  const first = head.length === 1 ? head[0]! : Buffer.concat(head);
   const kind = detectCompression(first);
   async function* rest(): AsyncGenerator<Uint8Array> {
     if (first.length) yield first;

@@ -11,7 +11,7 @@ export const MAX_EXTENT_LEN = 32768;
 const HEADER = 12;
 const ENTRY = 12;
 const ROOT_MAX = (I_BLOCK_SIZE - HEADER) / ENTRY; // 4
-const BLOCK_MAX = (BLOCK_SIZE - HEADER) / ENTRY; // 340
+const BLOCK_MAX = Math.floor((BLOCK_SIZE - HEADER) / ENTRY); // 340
 
 /** A mapping of `len` logical blocks from `lblk` to physical blocks from `pblk`. */
 export interface Extent {
@@ -151,7 +151,7 @@ export function buildExtentTree(
       if (pblk === undefined) throw new DadiError('EINVAL', 'buildExtentTree: not enough tree blocks');
       const data = new Uint8Array(BLOCK_SIZE);
       writeHeader(data, chunk.length, BLOCK_MAX, depth);
-      chunk.forEach((it, i) => it.write(data, i));
+      for (let i = 0; i < chunk.length; i++) chunk[i]!.write(data, i);
       nodes.push({ pblk, data });
       const lblk = chunk[0]!.lblk;
       upper.push({ lblk, write: (b, i) => writeIndex(b, i, lblk, pblk) });
@@ -160,7 +160,7 @@ export function buildExtentTree(
     depth++;
   }
   writeHeader(root, items.length, ROOT_MAX, depth);
-  items.forEach((it, i) => it.write(root, i));
+  for (let i = 0; i < items.length; i++) items[i]!.write(root, i);
   return { root, nodes };
 }
 

@@ -28,8 +28,8 @@ import {
   FEATURES,
   GOOD_OLD_INODE_SIZE,
   type GroupDesc,
-  type Inode,
   INODE_SIZE,
+  type Inode,
   newInode,
   ROOT_INO,
   S_IFBLK,
@@ -272,7 +272,8 @@ export class Ext4 {
     let d = this.dirs.get(ino);
     if (d) return d;
     const inode = await this.inode(ino);
-    if ((inode.mode & S_IFMT) !== S_IFDIR) throw new DadiError('EINVAL', `${this.name}: inode ${ino} is not a directory`);
+    if ((inode.mode & S_IFMT) !== S_IFDIR)
+      throw new DadiError('EINVAL', `${this.name}: inode ${ino} is not a directory`);
     const { extents, treeBlocks } = await this.tree(ino);
     const blocks: number[] = [];
     const list: DirEntry[] = [];
@@ -378,7 +379,11 @@ export class Ext4 {
     if (ino === undefined) throw new DadiError('ENOTFOUND', `${this.name}: ${path}: no such directory`);
     const out = [];
     for (const e of await this.entries(ino)) {
-      out.push({ name: Buffer.from(e.name, 'latin1').toString('utf8'), ino: e.ino, kind: kindOf((await this.inode(e.ino)).mode) });
+      out.push({
+        name: Buffer.from(e.name, 'latin1').toString('utf8'),
+        ino: e.ino,
+        kind: kindOf((await this.inode(e.ino)).mode),
+      });
     }
     return out;
   }
@@ -430,7 +435,10 @@ export class Ext4 {
    * Stream a file's bytes in [start, end) as chunks of up to `chunkSize`.
    * @example for await (const c of fs.readFile('/etc/hostname')) process.stdout.write(c);
    */
-  async *readFile(path: string, opts: { start?: number; end?: number; chunkSize?: number } = {}): AsyncGenerator<Uint8Array> {
+  async *readFile(
+    path: string,
+    opts: { start?: number; end?: number; chunkSize?: number } = {},
+  ): AsyncGenerator<Uint8Array> {
     const ino = await this.lookup(path, { follow: true });
     if (ino === undefined) throw new DadiError('ENOTFOUND', `${this.name}: ${path}: no such file`);
     const inode = await this.inode(ino);
@@ -484,7 +492,8 @@ export class Ext4 {
 
   private async addEntry(dirIno: number, name: string, ino: number, mode: number): Promise<void> {
     const d = await this.dir(dirIno);
-    if (d.entries.has(name)) throw new DadiError('EEXIST', `${this.name}: ${printable(name)} exists in directory ${dirIno}`);
+    if (d.entries.has(name))
+      throw new DadiError('EEXIST', `${this.name}: ${printable(name)} exists in directory ${dirIno}`);
     if (Buffer.byteLength(name, 'latin1') > 255 || name.length === 0 || name.includes('/') || name.includes('\0'))
       throw new DadiError('EINVAL', `${this.name}: bad file name ${printable(name)}`);
     d.entries.set(name, { name, ino, type: direntType(mode) });
@@ -494,7 +503,8 @@ export class Ext4 {
   private async checkDir(dirIno: number): Promise<void> {
     this.wfile;
     const inode = await this.inode(dirIno);
-    if ((inode.mode & S_IFMT) !== S_IFDIR) throw new DadiError('EINVAL', `${this.name}: inode ${dirIno} is not a directory`);
+    if ((inode.mode & S_IFMT) !== S_IFDIR)
+      throw new DadiError('EINVAL', `${this.name}: inode ${dirIno} is not a directory`);
   }
 
   /** Create directory `name` (latin1 bytes) in `parent`; returns its inode number. */
@@ -517,7 +527,13 @@ export class Ext4 {
   }
 
   /** Create a device node, fifo or socket (`mode` includes the type bits). */
-  async mknod(parent: number, name: string, mode: number, attrs: Attrs = {}, rdev = { major: 0, minor: 0 }): Promise<number> {
+  async mknod(
+    parent: number,
+    name: string,
+    mode: number,
+    attrs: Attrs = {},
+    rdev = { major: 0, minor: 0 },
+  ): Promise<number> {
     await this.checkDir(parent);
     const type = mode & S_IFMT;
     if (type === S_IFDIR || type === S_IFREG || type === S_IFLNK || type === 0)
@@ -567,7 +583,12 @@ export class Ext4 {
    * Create a regular file; write its data through the returned writer, then `end()` it.
    * All-zero 4 KiB blocks become holes unless `sparse: false`.
    */
-  async createFile(parent: number, name: string, attrs: Attrs = {}, opts: { sparse?: boolean } = {}): Promise<FileWriter> {
+  async createFile(
+    parent: number,
+    name: string,
+    attrs: Attrs = {},
+    opts: { sparse?: boolean } = {},
+  ): Promise<FileWriter> {
     await this.checkDir(parent);
     const ino = await this.alloc.allocInode(false);
     const s = this.newState(ino, S_IFREG | 0o644, attrs);
@@ -611,7 +632,8 @@ export class Ext4 {
     this.wfile;
     const d = await this.dir(parent);
     const e = d.entries.get(name);
-    if (!e || name === '.' || name === '..') throw new DadiError('ENOTFOUND', `${this.name}: no ${printable(name)} in directory ${parent}`);
+    if (!e || name === '.' || name === '..')
+      throw new DadiError('ENOTFOUND', `${this.name}: no ${printable(name)} in directory ${parent}`);
     const child = await this.state(e.ino);
     const isDir = (child.inode.mode & S_IFMT) === S_IFDIR;
     if (isDir) {
@@ -728,7 +750,7 @@ export class Ext4 {
     for (const b of d.blocks.slice(blocks.length)) await this.alloc.freeRun(b, 1);
     for (let i = 0; i < blocks.length; i++) this.cache.set(phys[i]!, blocks[i]!);
     const extents: Extent[] = [];
-    phys.forEach((p, i) => pushBlock(extents, i, p));
+    for (let i = 0; i < phys.length; i++) pushBlock(extents, i, phys[i]!);
     const need = treeBlocksNeeded(extents.length);
     const tb = d.treeBlocks.slice(0, need);
     if (tb.length < need) tb.push(...(await this.alloc.allocBlocks(need - tb.length)));

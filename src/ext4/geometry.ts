@@ -68,7 +68,11 @@ export function placeMetadata(geo: Geometry): GroupMeta[] {
     if (end > g0 * BLOCKS_PER_GROUP + groupBlocks(geo, g0) - 8)
       throw new DadiError('EINVAL', `mkfs: group ${g0} too small for its flex group's metadata`);
     for (let i = 0; i < n; i++) {
-      out.push({ blockBitmap: base + i, inodeBitmap: base + n + i, inodeTable: base + 2 * n + i * geo.inodeTableBlocks });
+      out.push({
+        blockBitmap: base + i,
+        inodeBitmap: base + n + i,
+        inodeTable: base + 2 * n + i * geo.inodeTableBlocks,
+      });
     }
   }
   return out;

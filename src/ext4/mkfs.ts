@@ -5,16 +5,17 @@
 
 import type { WritableBlockFile } from '../blockfile/blockfile.js';
 import { DadiError } from '../errors.js';
+import { writeBlocks } from './block-cache.js';
 import { encodeDirBlocks } from './dirent.js';
 import { buildExtentTree } from './extent.js';
 import {
+  BLOCKS_PER_GROUP,
   computeGeometry,
   type Geometry,
   type GroupMeta,
   groupBlocks,
   hasSuper,
   placeMetadata,
-  BLOCKS_PER_GROUP,
 } from './geometry.js';
 import {
   BLOCK_SIZE,
@@ -37,7 +38,6 @@ import {
   SUPERBLOCK_OFFSET,
   type Superblock,
 } from './layout.js';
-import { writeBlocks } from './block-cache.js';
 
 export const DEFAULT_SIZE = 64 * 1024 ** 3;
 export const LOST_FOUND_INO = 11;
@@ -201,14 +201,15 @@ export async function mkfs(file: WritableBlockFile, opts: MkfsOptions = {}): Pro
     raw,
   };
   const gdt = new Uint8Array(geo.gdtBlocks * BLOCK_SIZE);
-  descs.forEach((d, g) => encodeGroupDesc(d, gdt, g * DESC_SIZE));
+  for (let g = 0; g < descs.length; g++) encodeGroupDesc(descs[g]!, gdt, g * DESC_SIZE);
   for (let g = 0; g < geo.groupCount; g++) {
     if (!hasSuper(g)) continue;
     const first = g * BLOCKS_PER_GROUP;
     const b0 = new Uint8Array(BLOCK_SIZE);
     b0.set(encodeSuperblock(sb, g), g === 0 ? SUPERBLOCK_OFFSET : 0);
     writes.set(first, b0);
-    for (let i = 0; i < geo.gdtBlocks; i++) writes.set(first + 1 + i, gdt.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
+    for (let i = 0; i < geo.gdtBlocks; i++)
+      writes.set(first + 1 + i, gdt.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
   }
   await writeBlocks(file, writes);
 }

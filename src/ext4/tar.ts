@@ -114,7 +114,7 @@ function parseTime(s: string, what: string): Time {
   const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(s);
   if (!m) throw new Error(`bad PAX ${what} ${JSON.stringify(s)}`);
   const sec = Number(m[2]);
-  const nsec = Number(((m[3] ?? '') + '000000000').slice(0, 9));
+  const nsec = Number(`${m[3] ?? ''}000000000`.slice(0, 9));
   if (!Number.isSafeInteger(sec)) throw new Error(`PAX ${what} out of range`);
   if (m[1]) return nsec ? { sec: -sec - 1, nsec: 1e9 - nsec } : { sec: -sec, nsec: 0 };
   return { sec, nsec };
@@ -250,7 +250,8 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, name: string):
       const num = (k: string, field: [number, number], what: string) => {
         const s = str(k);
         if (s !== undefined) {
-          if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new Error(`bad PAX ${k} ${JSON.stringify(s)}`);
+          if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s)))
+            throw new Error(`bad PAX ${k} ${JSON.stringify(s)}`);
           return Number(s);
         }
         return parseNumber(h.subarray(field[0], field[1]), what);
@@ -274,7 +275,10 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, name: string):
         uid: num('uid', [108, 116], 'uid'),
         gid: num('gid', [116, 124], 'gid'),
         size: type === 'file' ? size : 0,
-        mtime: mtimeS !== undefined ? parseTime(mtimeS, 'mtime') : { sec: parseNumber(h.subarray(136, 148), 'mtime'), nsec: 0 },
+        mtime:
+          mtimeS !== undefined
+            ? parseTime(mtimeS, 'mtime')
+            : { sec: parseNumber(h.subarray(136, 148), 'mtime'), nsec: 0 },
         devmajor: type === 'chr' || type === 'blk' ? num('SCHILY.devmajor', [329, 337], 'devmajor') : 0,
         devminor: type === 'chr' || type === 'blk' ? num('SCHILY.devminor', [337, 345], 'devminor') : 0,
         xattrs,
@@ -285,7 +289,9 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, name: string):
       if (at2 !== undefined) e.atime = parseTime(at2, 'atime');
       if (ct !== undefined) e.ctime = parseTime(ct, 'ctime');
     } catch (err) {
-      return fail(`entry ${JSON.stringify(Buffer.from(path).toString('utf8'))} at byte ${at}: ${(err as Error).message}`);
+      return fail(
+        `entry ${JSON.stringify(Buffer.from(path).toString('utf8'))} at byte ${at}: ${(err as Error).message}`,
+      );
     }
     // Data (a hardlink's or other type's size is skipped, as tar does).
     let left = size;

@@ -25,17 +25,36 @@ export interface UnwrappedBlob {
   inner: BlockFile;
 }
 
+export interface UnwrapOptions {
+  /**
+   * Drop [offset, offset+length) of the raw blob from the cache below, so that a ZFile block that
+   * failed its CRC is fetched again (the reference's evict-and-retry, 3 tries).
+   */
+  evict?: (offset: number, length: number) => Promise<void>;
+}
+
 /** Strip the tar wrapper and ZFile compression, whichever are present. */
-export async function unwrapBlob(raw: BlockFile): Promise<UnwrappedBlob> {
+export async function unwrapBlob(raw: BlockFile, opts: UnwrapOptions = {}): Promise<UnwrappedBlob> {
   const wrapping: Wrapping[] = [];
   const out: UnwrappedBlob = { wrapping, raw, inner: raw };
-  if (await detectTar(raw)) {
+  let payloadOffset = 0;
+  const tar = await detectTar(raw);
+  if (tar) {
     out.tar = await openTarPayload(raw);
     out.inner = out.tar;
+    payloadOffset = tar.payloadOffset;
     wrapping.push('tar');
   }
   if (await isZFile(out.inner)) {
-    out.zfile = await ZFileReader.open(out.inner);
+    const evict = opts.evict;
+    out.zfile = await ZFileReader.open(out.inner, {
+      onCorrupt: evict
+        ? async ({ offset, length }) => {
+            await evict(payloadOffset + offset, length);
+            return true;
+          }
+        : undefined,
+    });
     out.inner = out.zfile;
     wrapping.push('zfile');
   }
@@ -43,8 +62,8 @@ export async function unwrapBlob(raw: BlockFile): Promise<UnwrappedBlob> {
 }
 
 /** Open a layer blob of any wrapping as a sealed LSMT layer. */
-export async function openLayer(raw: BlockFile): Promise<SealedLayer> {
-  const { inner, wrapping } = await unwrapBlob(raw);
+export async function openLayer(raw: BlockFile, opts: UnwrapOptions = {}): Promise<SealedLayer> {
+  const { inner, wrapping } = await unwrapBlob(raw, opts);
   try {
     const layer = await SealedLayer.open(inner);
     wrapping.push('lsmt');

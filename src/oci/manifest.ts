@@ -63,7 +63,9 @@ export interface ImageConfig {
   [extra: string]: unknown;
 }
 
-export type ParsedManifest = { kind: 'manifest'; mediaType: string; manifest: ImageManifest } | { kind: 'index'; mediaType: string; index: ImageIndex };
+export type ParsedManifest =
+  | { kind: 'manifest'; mediaType: string; manifest: ImageManifest }
+  | { kind: 'index'; mediaType: string; index: ImageIndex };
 
 function bad(what: string, msg: string): DadiError {
   return new DadiError('EFORMAT', `${what}: ${msg}`);
@@ -72,7 +74,9 @@ function bad(what: string, msg: string): DadiError {
 function parseJson(bytes: Uint8Array | string, what: string): Record<string, unknown> {
   let v: unknown;
   try {
-    v = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'));
+    v = JSON.parse(
+      typeof bytes === 'string' ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'),
+    );
   } catch (e) {
     throw bad(what, `not valid JSON: ${(e as Error).message}`);
   }
@@ -114,7 +118,11 @@ export function checkDescriptor(v: unknown, what: string): Descriptor {
  * if (p.kind === 'index') … else p.manifest.layers
  * ```
  */
-export function parseManifest(bytes: Uint8Array | string, headerType: string | undefined, what: string): ParsedManifest {
+export function parseManifest(
+  bytes: Uint8Array | string,
+  headerType: string | undefined,
+  what: string,
+): ParsedManifest {
   const o = parseJson(bytes, what);
   if (o.schemaVersion !== 2) throw bad(what, `unsupported schemaVersion ${JSON.stringify(o.schemaVersion)}`);
   const header = headerType?.split(';')[0]?.trim();
@@ -130,13 +138,17 @@ export function parseManifest(bytes: Uint8Array | string, headerType: string | u
   }
   if (isIndexType(mediaType)) {
     if (!Array.isArray(o.manifests)) throw bad(what, 'index has no manifests array');
-    o.manifests.forEach((d, i) => checkDescriptor(d, `${what}: manifests[${i}]`));
+    o.manifests.forEach((d, i) => {
+      checkDescriptor(d, `${what}: manifests[${i}]`);
+    });
     return { kind: 'index', mediaType: mediaType as string, index: o as unknown as ImageIndex };
   }
   if (isManifestType(mediaType)) {
     checkDescriptor(o.config, `${what}: config`);
     if (!Array.isArray(o.layers)) throw bad(what, 'manifest has no layers array');
-    o.layers.forEach((d, i) => checkDescriptor(d, `${what}: layers[${i}]`));
+    o.layers.forEach((d, i) => {
+      checkDescriptor(d, `${what}: layers[${i}]`);
+    });
     return { kind: 'manifest', mediaType: mediaType as string, manifest: o as unknown as ImageManifest };
   }
   throw bad(what, `unsupported manifest media type ${JSON.stringify(mediaType ?? headerType ?? '(none)')}`);

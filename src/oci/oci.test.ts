@@ -20,7 +20,12 @@ describe('digest', () => {
 
 describe('manifest', () => {
   const layer = { mediaType: MediaType.ociLayer, digest: D('b'), size: 10, annotations: { k: 'v' } };
-  const man = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, digest: D('a'), size: 2 }, layers: [layer] };
+  const man = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: D('a'), size: 2 },
+    layers: [layer],
+  };
 
   it('parses manifests and indexes, keeping unknown fields', () => {
     const p = parseManifest(JSON.stringify({ ...man, extra: 1 }), undefined, 't');
@@ -29,20 +34,28 @@ describe('manifest', () => {
       expect(p.manifest.layers[0]!.annotations).toEqual({ k: 'v' });
       expect(p.manifest.extra).toBe(1);
     }
-    const idx = parseManifest(JSON.stringify({ schemaVersion: 2, manifests: [{ ...layer, mediaType: MediaType.ociManifest }] }), undefined, 't');
+    const idx = parseManifest(
+      JSON.stringify({ schemaVersion: 2, manifests: [{ ...layer, mediaType: MediaType.ociManifest }] }),
+      undefined,
+      't',
+    );
     expect(idx.kind).toBe('index');
     expect(isIndexType(idx.mediaType)).toBe(true);
   });
 
   it('uses Content-Type when mediaType is absent, and rejects a mismatch', () => {
     const { mediaType: _m, ...bare } = man;
-    expect(parseManifest(JSON.stringify(bare), `${MediaType.dockerManifest}; charset=utf-8`, 't').mediaType).toBe(MediaType.dockerManifest);
+    expect(parseManifest(JSON.stringify(bare), `${MediaType.dockerManifest}; charset=utf-8`, 't').mediaType).toBe(
+      MediaType.dockerManifest,
+    );
     expect(() => parseManifest(JSON.stringify(man), MediaType.dockerManifest, 't')).toThrow(/does not match/);
   });
 
   it('rejects bad shapes with the source named', () => {
     expect(() => parseManifest('{', undefined, 'ref1')).toThrow(/ref1: not valid JSON/);
-    expect(() => parseManifest(JSON.stringify({ ...man, layers: [{ ...layer, size: -1 }] }), undefined, 'ref2')).toThrow(/ref2: layers\[0\]/);
+    expect(() =>
+      parseManifest(JSON.stringify({ ...man, layers: [{ ...layer, size: -1 }] }), undefined, 'ref2'),
+    ).toThrow(/ref2: layers\[0\]/);
     expect(() => parseManifest(JSON.stringify({ ...man, schemaVersion: 1 }), undefined, 'r')).toThrow(/schemaVersion/);
     expect(() => parseImageConfig('{"rootfs":{"diff_ids":["x"]}}', 'cfg')).toThrow(/cfg/);
   });
@@ -58,9 +71,21 @@ describe('platform', () => {
   });
 
   it('scores variants', () => {
-    expect(platformScore({ os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' })).toBe(100);
-    expect(platformScore({ os: 'linux', architecture: 'arm', variant: 'v7' }, { os: 'linux', architecture: 'arm', variant: 'v6' })).toBeGreaterThan(0);
-    expect(platformScore({ os: 'linux', architecture: 'arm', variant: 'v6' }, { os: 'linux', architecture: 'arm', variant: 'v7' })).toBe(-1);
+    expect(
+      platformScore({ os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }),
+    ).toBe(100);
+    expect(
+      platformScore(
+        { os: 'linux', architecture: 'arm', variant: 'v7' },
+        { os: 'linux', architecture: 'arm', variant: 'v6' },
+      ),
+    ).toBeGreaterThan(0);
+    expect(
+      platformScore(
+        { os: 'linux', architecture: 'arm', variant: 'v6' },
+        { os: 'linux', architecture: 'arm', variant: 'v7' },
+      ),
+    ).toBe(-1);
     expect(platformScore({ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' })).toBe(-1);
   });
 
@@ -83,7 +108,10 @@ describe('platform', () => {
     };
     expect(selectPlatform(index, { os: 'linux', architecture: 'amd64' })?.digest).toBe(D('3'));
     expect(selectPlatform(index, { os: 'linux', architecture: 's390x' })).toBeUndefined();
-    const nested = { schemaVersion: 2 as const, manifests: [m('386', '5'), { mediaType: MediaType.dockerManifestList, digest: D('6'), size: 1 }] };
+    const nested = {
+      schemaVersion: 2 as const,
+      manifests: [m('386', '5'), { mediaType: MediaType.dockerManifestList, digest: D('6'), size: 1 }],
+    };
     expect(selectPlatform(nested, { os: 'linux', architecture: 'amd64' })?.digest).toBe(D('6'));
   });
 });

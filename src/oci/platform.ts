@@ -1,7 +1,7 @@
 // Platform naming and selection: this machine's OCI platform, parsing `os/arch[/variant]`, and
 // picking the best manifest of an index. Not for fetching: the registry client calls `selectPlatform`.
 
-import { arch as osArch, endianness } from 'node:os';
+import { endianness, arch as osArch } from 'node:os';
 import { DadiError } from '../errors.js';
 import type { Descriptor, ImageIndex, Platform } from './manifest.js';
 import { isIndexType } from './media-types.js';

@@ -5,14 +5,25 @@ import { parseWwwAuthenticate, RegistryAuth, repositoryScope, type TokenHttp } f
 describe('parseWwwAuthenticate', () => {
   it('parses a distribution Bearer challenge', () => {
     expect(
-      parseWwwAuthenticate('Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"'),
+      parseWwwAuthenticate(
+        'Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"',
+      ),
     ).toEqual([
-      { scheme: 'bearer', params: { realm: 'https://auth.example.com/token', service: 'registry.example.com', scope: 'repository:a/b:pull,push' } },
+      {
+        scheme: 'bearer',
+        params: {
+          realm: 'https://auth.example.com/token',
+          service: 'registry.example.com',
+          scope: 'repository:a/b:pull,push',
+        },
+      },
     ]);
   });
 
   it('handles Basic, escapes, unquoted values, spaces and several challenges', () => {
-    expect(parseWwwAuthenticate('Basic realm="x \\"y\\" z"')).toEqual([{ scheme: 'basic', params: { realm: 'x "y" z' } }]);
+    expect(parseWwwAuthenticate('Basic realm="x \\"y\\" z"')).toEqual([
+      { scheme: 'basic', params: { realm: 'x "y" z' } },
+    ]);
     expect(parseWwwAuthenticate('Basic realm=reg, Bearer realm="r" , error="invalid_token"')).toEqual([
       { scheme: 'basic', params: { realm: 'reg' } },
       { scheme: 'bearer', params: { realm: 'r', error: 'invalid_token' } },
@@ -51,7 +62,12 @@ describe('RegistryAuth', () => {
   it('fetches a token with URL-encoded service and scope, caches it, and refreshes on expiry', async () => {
     let now = 1_000_000;
     const { calls, http } = fakeServer(100);
-    const auth = new RegistryAuth('reg:5000', async () => ({ username: 'u', password: 'pw' }), http, () => now);
+    const auth = new RegistryAuth(
+      'reg:5000',
+      async () => ({ username: 'u', password: 'pw' }),
+      http,
+      () => now,
+    );
     const scopes = [repositoryScope('a/b', 'pull')];
     expect(await auth.header(scopes)).toBeUndefined(); // mode unknown until challenged
     await auth.challenged(challenge, scopes, undefined);
@@ -80,7 +96,11 @@ describe('RegistryAuth', () => {
 
   it('wrong password: EAUTH naming the registry, never the password', async () => {
     const { http } = fakeServer(60, 'right');
-    const auth = new RegistryAuth('reg.example:5000', async () => ({ username: 'u', password: 'hunter2-secret' }), http);
+    const auth = new RegistryAuth(
+      'reg.example:5000',
+      async () => ({ username: 'u', password: 'hunter2-secret' }),
+      http,
+    );
     const e = await auth.challenged(challenge, ['s'], undefined).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(DadiError);
     expect((e as DadiError).code).toBe('EAUTH');
@@ -89,21 +109,33 @@ describe('RegistryAuth', () => {
   });
 
   it('Basic: sends credentials after the challenge; the same header refused again is EAUTH', async () => {
-    const auth = new RegistryAuth('r', async () => ({ username: 'u', password: 'p' }), async () => ({ status: 500, body: '' }));
+    const auth = new RegistryAuth(
+      'r',
+      async () => ({ username: 'u', password: 'p' }),
+      async () => ({ status: 500, body: '' }),
+    );
     await auth.challenged('Basic realm="r"', [], undefined);
     const h = await auth.header([]);
     expect(h).toBe(`Basic ${Buffer.from('u:p').toString('base64')}`);
     await expect(auth.challenged('Basic realm="r"', [], h)).rejects.toMatchObject({ code: 'EAUTH' });
-    const anon = new RegistryAuth('r', async () => undefined, async () => ({ status: 500, body: '' }));
+    const anon = new RegistryAuth(
+      'r',
+      async () => undefined,
+      async () => ({ status: 500, body: '' }),
+    );
     await expect(anon.challenged('Basic realm="r"', [], undefined)).rejects.toThrow(/no credentials/);
   });
 
   it('uses the refresh-token grant for identity tokens', async () => {
     let seen: { method: string; body?: string } | undefined;
-    const auth = new RegistryAuth('r', async () => ({ username: '<token>', password: 'idtok' }), async (_url, init) => {
-      seen = init;
-      return { status: 200, body: '{"access_token":"at"}' };
-    });
+    const auth = new RegistryAuth(
+      'r',
+      async () => ({ username: '<token>', password: 'idtok' }),
+      async (_url, init) => {
+        seen = init;
+        return { status: 200, body: '{"access_token":"at"}' };
+      },
+    );
     await auth.challenged(challenge, ['repository:a:pull'], undefined);
     expect(seen?.method).toBe('POST');
     expect(new URLSearchParams(seen?.body).get('refresh_token')).toBe('idtok');

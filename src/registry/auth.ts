@@ -157,7 +157,11 @@ export class RegistryAuth {
    * Handle a 401: learn the scheme from the challenge and get fresh credentials or a fresh token.
    * `sent` is the Authorization value the failed request carried.
    */
-  async challenged(wwwAuthenticate: string | undefined, scopes: readonly string[], sent: string | undefined): Promise<void> {
+  async challenged(
+    wwwAuthenticate: string | undefined,
+    scopes: readonly string[],
+    sent: string | undefined,
+  ): Promise<void> {
     const challenges = parseWwwAuthenticate(wwwAuthenticate ?? '');
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     const basic = challenges.find((c) => c.scheme === 'basic');
@@ -226,7 +230,11 @@ export class RegistryAuth {
     this.tokenRequests++;
     if (creds && creds.username === '<token>') {
       // OAuth2 refresh-token grant (docker's identity tokens).
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.password, client_id: 'dadi' });
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: creds.password,
+        client_id: 'dadi',
+      });
       if (this.service) form.set('service', this.service);
       if (scopes.length) form.set('scope', scopes.join(' '));
       res = await this.http(url.toString(), {
@@ -253,7 +261,8 @@ export class RegistryAuth {
     } catch {
       throw new DadiError('EAUTH', `${this.registry}: the token server ${url.host} sent invalid JSON`);
     }
-    const token = typeof v.token === 'string' && v.token ? v.token : typeof v.access_token === 'string' ? v.access_token : '';
+    const token =
+      typeof v.token === 'string' && v.token ? v.token : typeof v.access_token === 'string' ? v.access_token : '';
     if (!token) throw new DadiError('EAUTH', `${this.registry}: the token server ${url.host} sent no token`);
     const expiresIn = typeof v.expires_in === 'number' && v.expires_in > 0 ? v.expires_in : DEFAULT_EXPIRES_IN;
     // Renew a little before expiry: 10% early, at most 10 s, so a token is never used at its edge.

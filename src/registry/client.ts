@@ -7,7 +7,14 @@ import type { BlockFile } from '../blockfile/blockfile.js';
 import type { Sink } from '../blockfile/sink.js';
 import { DadiError } from '../errors.js';
 import { type Digest, Digester, isDigest, parseDigest, sha256Of } from '../oci/digest.js';
-import { type ImageConfig, type ImageManifest, type ParsedManifest, type Platform, parseImageConfig, parseManifest } from '../oci/manifest.js';
+import {
+  type ImageConfig,
+  type ImageManifest,
+  type ParsedManifest,
+  type Platform,
+  parseImageConfig,
+  parseManifest,
+} from '../oci/manifest.js';
 import { ACCEPT_MANIFEST } from '../oci/media-types.js';
 import { formatPlatform, hostPlatform, selectPlatform } from '../oci/platform.js';
 import { repositoryScope } from './auth.js';
@@ -17,11 +24,11 @@ import {
   discard,
   type HttpResponse,
   header,
-  readBody,
   type RequestSpec,
+  readBody,
   statusError,
-  Transport,
   TransientError,
+  Transport,
   type TransportOptions,
   type TransportStats,
 } from './transport.js';
@@ -152,8 +159,20 @@ export class RegistryClient {
     return `${this.transport.origin(repo.registry)}/v2/${repo.repository}/${tail}`;
   }
 
-  private spec(method: RequestSpec['method'], url: string, repo: RepoRef, what: string, opts: OpOptions, push = false): RequestSpec {
-    const s: RequestSpec = { method, url, what, auth: { registry: repo.registry, scopes: [repositoryScope(repo.repository, push ? 'pull,push' : 'pull')] } };
+  private spec(
+    method: RequestSpec['method'],
+    url: string,
+    repo: RepoRef,
+    what: string,
+    opts: OpOptions,
+    push = false,
+  ): RequestSpec {
+    const s: RequestSpec = {
+      method,
+      url,
+      what,
+      auth: { registry: repo.registry, scopes: [repositoryScope(repo.repository, push ? 'pull,push' : 'pull')] },
+    };
     if (opts.signal) s.signal = opts.signal;
     if (opts.deadline !== undefined) s.deadline = opts.deadline;
     return s;
@@ -166,7 +185,12 @@ export class RegistryClient {
    * verifies). Throws EAUTH naming the host when credentials are missing or wrong.
    */
   async ping(registry: string, opts: OpOptions = {}): Promise<void> {
-    const s: RequestSpec = { method: 'GET', url: `${this.transport.origin(registry)}/v2/`, what: `registry ${registry}`, auth: { registry, scopes: [] } };
+    const s: RequestSpec = {
+      method: 'GET',
+      url: `${this.transport.origin(registry)}/v2/`,
+      what: `registry ${registry}`,
+      auth: { registry, scopes: [] },
+    };
     if (opts.signal) s.signal = opts.signal;
     if (opts.deadline !== undefined) s.deadline = opts.deadline;
     await this.transport.request(s, async (res) => {
@@ -180,15 +204,18 @@ export class RegistryClient {
     let url: string | undefined = this.url(repo, 'tags/list');
     for (let page = 0; url && page < 1000; page++) {
       const current: string = url;
-      url = await this.transport.request(this.spec('GET', current, repo, `tags of ${repoName(repo)}`, opts), async (res) => {
-        if (res.status === 404) throw new DadiError('ENOTFOUND', `${repoName(repo)}: repository not found`);
-        if (res.status !== 200) throw await statusError(res, `tags of ${repoName(repo)}`);
-        const j = JSON.parse((await readBody(res, 16 << 20, 'tags')).toString('utf8')) as { tags?: string[] | null };
-        tags.push(...(j.tags ?? []));
-        const link = header(res, 'link');
-        const m = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
-        return m ? new URL(m[1]!, current).toString() : undefined;
-      });
+      url = await this.transport.request(
+        this.spec('GET', current, repo, `tags of ${repoName(repo)}`, opts),
+        async (res) => {
+          if (res.status === 404) throw new DadiError('ENOTFOUND', `${repoName(repo)}: repository not found`);
+          if (res.status !== 200) throw await statusError(res, `tags of ${repoName(repo)}`);
+          const j = JSON.parse((await readBody(res, 16 << 20, 'tags')).toString('utf8')) as { tags?: string[] | null };
+          tags.push(...(j.tags ?? []));
+          const link = header(res, 'link');
+          const m = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
+          return m ? new URL(m[1]!, current).toString() : undefined;
+        },
+      );
     }
     return tags;
   }
@@ -214,8 +241,10 @@ export class RegistryClient {
         throw new TransientError(new DadiError('ECORRUPT', `${what}: manifest digest mismatch (got ${digest})`));
       }
       const claimed = header(res, 'docker-content-digest');
-      if (claimed && claimed.startsWith('sha256:') && claimed !== digest) {
-        throw new TransientError(new DadiError('ECORRUPT', `${what}: manifest bytes hash to ${digest}, the registry says ${claimed}`));
+      if (claimed?.startsWith('sha256:') && claimed !== digest) {
+        throw new TransientError(
+          new DadiError('ECORRUPT', `${what}: manifest bytes hash to ${digest}, the registry says ${claimed}`),
+        );
       }
       const parsed = parseManifest(bytes, header(res, 'content-type'), `manifest ${what}`);
       return { ref, digest, mediaType: parsed.mediaType, bytes, parsed };
@@ -223,7 +252,10 @@ export class RegistryClient {
   }
 
   /** HEAD a manifest: its digest, size and media type, or undefined when absent. */
-  async headManifest(ref: Reference, opts: OpOptions = {}): Promise<{ digest: Digest; size: number; mediaType: string } | undefined> {
+  async headManifest(
+    ref: Reference,
+    opts: OpOptions = {},
+  ): Promise<{ digest: Digest; size: number; mediaType: string } | undefined> {
     const what = formatReference(ref);
     const s = this.spec('HEAD', this.url(ref, `manifests/${manifestTarget(ref)}`), ref, `manifest ${what}`, opts);
     s.headers = { accept: ACCEPT_MANIFEST.join(', ') };
@@ -232,10 +264,15 @@ export class RegistryClient {
       if (res.status !== 200) throw await statusError(res, `manifest ${what}`);
       const d = header(res, 'docker-content-digest');
       const size = Number(header(res, 'content-length'));
-      return { digest: d && isDigest(d) ? d : undefined, size, mediaType: header(res, 'content-type')?.split(';')[0]?.trim() ?? '' };
+      return {
+        digest: d && isDigest(d) ? d : undefined,
+        size,
+        mediaType: header(res, 'content-type')?.split(';')[0]?.trim() ?? '',
+      };
     });
     if (!head) return undefined;
-    if (head.digest && Number.isSafeInteger(head.size)) return { digest: head.digest, size: head.size, mediaType: head.mediaType };
+    if (head.digest && Number.isSafeInteger(head.size))
+      return { digest: head.digest, size: head.size, mediaType: head.mediaType };
     // No usable digest header: fetch to know.
     const m = await this.getManifest(ref, opts);
     return { digest: m.digest, size: m.bytes.length, mediaType: m.mediaType };
@@ -263,7 +300,10 @@ export class RegistryClient {
       const next: Reference = { registry: ref.registry, repository: ref.repository, digest: d.digest };
       m = await this.getManifest(next, opts);
       if (m.bytes.length !== d.size) {
-        throw new DadiError('ECORRUPT', `${formatReference(next)}: manifest is ${m.bytes.length} bytes, the index says ${d.size}`);
+        throw new DadiError(
+          'ECORRUPT',
+          `${formatReference(next)}: manifest is ${m.bytes.length} bytes, the index says ${d.size}`,
+        );
       }
     }
     if (m.parsed.kind !== 'manifest') throw new DadiError('EFORMAT', `${formatReference(ref)}: not an image manifest`);
@@ -277,7 +317,10 @@ export class RegistryClient {
   async putManifest(ref: Reference, bytes: Uint8Array, mediaType: string, opts: OpOptions = {}): Promise<Digest> {
     const digest = sha256Of(bytes);
     if (ref.digest && ref.digest !== digest) {
-      throw new DadiError('ECORRUPT', `${formatReference(ref)}: manifest bytes hash to ${digest}, not the digest given`);
+      throw new DadiError(
+        'ECORRUPT',
+        `${formatReference(ref)}: manifest bytes hash to ${digest}, not the digest given`,
+      );
     }
     const target = ref.digest ?? ref.tag ?? digest;
     const what = `manifest ${formatReference(ref)}`;
@@ -287,16 +330,24 @@ export class RegistryClient {
     return this.transport.request(s, async (res) => {
       if (res.status !== 201 && res.status !== 200) throw await statusError(res, what);
       const claimed = header(res, 'docker-content-digest');
-      if (claimed && claimed !== digest) throw new DadiError('ECORRUPT', `${what}: the registry stored ${claimed}, we sent ${digest}`);
+      if (claimed && claimed !== digest)
+        throw new DadiError('ECORRUPT', `${what}: the registry stored ${claimed}, we sent ${digest}`);
       return digest;
     });
   }
 
   /** Fetch and parse an image config blob (digest and size verified). */
-  async getImageConfig(repo: RepoRef, desc: { digest: string; size?: number }, opts: OpOptions = {}): Promise<{ config: ImageConfig; bytes: Buffer }> {
+  async getImageConfig(
+    repo: RepoRef,
+    desc: { digest: string; size?: number },
+    opts: OpOptions = {},
+  ): Promise<{ config: ImageConfig; bytes: Buffer }> {
     const bytes = await this.fetchBlob(repo, desc.digest, { ...opts, maxSize: 16 << 20 });
     if (desc.size !== undefined && bytes.length !== desc.size) {
-      throw new DadiError('ECORRUPT', `${repoName(repo)}@${desc.digest}: config is ${bytes.length} bytes, the manifest says ${desc.size}`);
+      throw new DadiError(
+        'ECORRUPT',
+        `${repoName(repo)}@${desc.digest}: config is ${bytes.length} bytes, the manifest says ${desc.size}`,
+      );
     }
     return { config: parseImageConfig(bytes, `config ${repoName(repo)}@${desc.digest}`), bytes };
   }
@@ -311,7 +362,8 @@ export class RegistryClient {
       if (res.status === 404) return undefined;
       if (res.status !== 200) throw await statusError(res, what);
       const n = Number(header(res, 'content-length'));
-      if (!Number.isSafeInteger(n) || n < 0) throw new TransientError(new DadiError('EIO', `${what}: HEAD gave no usable Content-Length`));
+      if (!Number.isSafeInteger(n) || n < 0)
+        throw new TransientError(new DadiError('EIO', `${what}: HEAD gave no usable Content-Length`));
       return n;
     });
   }
@@ -329,8 +381,15 @@ export class RegistryClient {
    * exactly what was asked; a 200 (server ignored Range) is accepted by skipping to `offset`;
    * a truncated body is retried; a 416 is ERANGE (its body is never read).
    */
-  async readBlob(repo: RepoRef, digest: string, buf: Uint8Array, offset: number, opts: OpOptions = {}): Promise<number> {
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new DadiError('ERANGE', `${repoName(repo)}@${digest}: bad offset ${offset}`);
+  async readBlob(
+    repo: RepoRef,
+    digest: string,
+    buf: Uint8Array,
+    offset: number,
+    opts: OpOptions = {},
+  ): Promise<number> {
+    if (!Number.isSafeInteger(offset) || offset < 0)
+      throw new DadiError('ERANGE', `${repoName(repo)}@${digest}: bad offset ${offset}`);
     if (buf.length === 0) return 0;
     const d = parseDigest(digest, repoName(repo));
     const end = offset + buf.length - 1;
@@ -341,7 +400,12 @@ export class RegistryClient {
       if (res.status === 206) {
         const cr = parseContentRange(header(res, 'content-range'));
         if (!cr || cr.start !== offset || cr.end > end || (cr.end < end && cr.end + 1 !== cr.total)) {
-          throw new TransientError(new DadiError('EIO', `${what}: the server answered Content-Range ${JSON.stringify(header(res, 'content-range'))}`));
+          throw new TransientError(
+            new DadiError(
+              'EIO',
+              `${what}: the server answered Content-Range ${JSON.stringify(header(res, 'content-range'))}`,
+            ),
+          );
         }
         const want = cr.end - cr.start + 1;
         const cl = header(res, 'content-length');
@@ -349,7 +413,8 @@ export class RegistryClient {
           throw new TransientError(new DadiError('EIO', `${what}: Content-Length ${cl} disagrees with Content-Range`));
         }
         const got = await bodyInto(res, buf, 0, want, what);
-        if (got !== want) throw new TransientError(new DadiError('EIO', `${what}: truncated body (${got} of ${want} bytes)`));
+        if (got !== want)
+          throw new TransientError(new DadiError('EIO', `${what}: truncated body (${got} of ${want} bytes)`));
         return got;
       }
       if (res.status === 200) return this.sliceOfWhole(res, buf, offset, what);
@@ -395,14 +460,17 @@ export class RegistryClient {
     const d = parseDigest(digest, repoName(repo));
     const what = `blob ${repoName(repo)}@${d}`;
     const max = opts.maxSize ?? 64 << 20;
-    const bytes = await this.transport.request(this.spec('GET', this.url(repo, `blobs/${d}`), repo, what, opts), async (res) => {
-      if (res.status === 404) throw new DadiError('ENOTFOUND', `${repoName(repo)}@${d}: blob not found`);
-      if (res.status !== 200) throw await statusError(res, what);
-      const b = await readBody(res, max, what);
-      const got = sha256Of(b);
-      if (got !== d) throw new TransientError(new DadiError('ECORRUPT', `${what}: digest mismatch (got ${got})`));
-      return b;
-    });
+    const bytes = await this.transport.request(
+      this.spec('GET', this.url(repo, `blobs/${d}`), repo, what, opts),
+      async (res) => {
+        if (res.status === 404) throw new DadiError('ENOTFOUND', `${repoName(repo)}@${d}: blob not found`);
+        if (res.status !== 200) throw await statusError(res, what);
+        const b = await readBody(res, max, what);
+        const got = sha256Of(b);
+        if (got !== d) throw new TransientError(new DadiError('ECORRUPT', `${what}: digest mismatch (got ${got})`));
+        return b;
+      },
+    );
     this.counters.blobBytes += bytes.length;
     return bytes;
   }
@@ -421,7 +489,10 @@ export class RegistryClient {
     let resumes = 0;
     const maxResumes = this.options.maxAttempts ?? 6;
     for (;;) {
-      const s = this.spec('GET', this.url(repo, `blobs/${d}`), repo, what, { ...opts, deadline: opts.deadline ?? Number.POSITIVE_INFINITY });
+      const s = this.spec('GET', this.url(repo, `blobs/${d}`), repo, what, {
+        ...opts,
+        deadline: opts.deadline ?? Number.POSITIVE_INFINITY,
+      });
       s.keepBody = true;
       if (pos > 0) s.headers = { range: `bytes=${pos}-` };
       const res = await this.transport.request(s, async (r) => {
@@ -465,7 +536,9 @@ export class RegistryClient {
         throw new Error('body ended early');
       } catch (e) {
         if (e instanceof DadiError || ++resumes > maxResumes) {
-          throw e instanceof DadiError ? e : new DadiError('EIO', `${what}: download failed at byte ${pos}: ${(e as Error).message}`, { cause: e });
+          throw e instanceof DadiError
+            ? e
+            : new DadiError('EIO', `${what}: download failed at byte ${pos}: ${(e as Error).message}`, { cause: e });
         }
         this.options.log?.('debug', `${what}: resuming at byte ${pos} after: ${(e as Error).message}`);
       } finally {
@@ -504,7 +577,11 @@ export class RegistryClient {
     const digest = opts.digest ? parseDigest(opts.digest, repoName(repo)) : await digestOf(source);
     const existing = await this.statBlob(repo, digest, opts);
     if (existing !== undefined) {
-      if (existing !== size) throw new DadiError('ECORRUPT', `${repoName(repo)}@${digest}: the registry has it with size ${existing}, ours is ${size}`);
+      if (existing !== size)
+        throw new DadiError(
+          'ECORRUPT',
+          `${repoName(repo)}@${digest}: the registry has it with size ${existing}, ours is ${size}`,
+        );
       return { digest, size, how: 'exists' };
     }
     const what = `upload of ${repoName(repo)}@${digest}`;
@@ -528,8 +605,10 @@ export class RegistryClient {
       } catch (e) {
         const err = e as DadiError;
         // The last PUT may have landed even though its answer was lost.
-        if ((await this.statBlob(repo, digest, opts).catch(() => undefined)) === size) return { digest, size, how: 'uploaded' };
-        if (attempt >= restarts || !(err instanceof DadiError) || (err.code !== 'EIO' && err.code !== 'ETIMEDOUT')) throw err;
+        if ((await this.statBlob(repo, digest, opts).catch(() => undefined)) === size)
+          return { digest, size, how: 'uploaded' };
+        if (attempt >= restarts || !(err instanceof DadiError) || (err.code !== 'EIO' && err.code !== 'ETIMEDOUT'))
+          throw err;
         this.options.log?.('debug', `${what}: restarting after: ${err.message}`);
       }
     }
@@ -542,16 +621,33 @@ export class RegistryClient {
    */
   async createBlobUpload(repo: RepoRef, opts: OpOptions & { chunkBytes?: number } = {}): Promise<BlobUploadSink> {
     const start = await this.startUpload(repo, opts);
-    return new BlobUploadSink(this, repo, start.location, opts.chunkBytes ?? this.options.uploadChunkBytes ?? 32 << 20, opts);
+    return new BlobUploadSink(
+      this,
+      repo,
+      start.location,
+      opts.chunkBytes ?? this.options.uploadChunkBytes ?? 32 << 20,
+      opts,
+    );
   }
 
   /** POST an upload session (or a mount). Returns the session URL, or mounted. */
-  private async startUpload(repo: RepoRef, opts: OpOptions, mountDigest?: Digest, from?: string): Promise<{ mounted: boolean; location: string }> {
+  private async startUpload(
+    repo: RepoRef,
+    opts: OpOptions,
+    mountDigest?: Digest,
+    from?: string,
+  ): Promise<{ mounted: boolean; location: string }> {
     let url = this.url(repo, 'blobs/uploads/');
     if (mountDigest && from) url += `?${new URLSearchParams({ mount: mountDigest, from }).toString()}`;
-    const what = mountDigest ? `mount of ${mountDigest} from ${from} into ${repoName(repo)}` : `upload to ${repoName(repo)}`;
+    const what = mountDigest
+      ? `mount of ${mountDigest} from ${from} into ${repoName(repo)}`
+      : `upload to ${repoName(repo)}`;
     const s = this.spec('POST', url, repo, what, opts, true);
-    if (mountDigest && from) s.auth = { registry: repo.registry, scopes: [repositoryScope(repo.repository, 'pull,push'), repositoryScope(from, 'pull')] };
+    if (mountDigest && from)
+      s.auth = {
+        registry: repo.registry,
+        scopes: [repositoryScope(repo.repository, 'pull,push'), repositoryScope(from, 'pull')],
+      };
     s.headers = { 'content-length': '0' };
     return this.transport.request(s, async (res) => {
       if (res.status === 201 && mountDigest) return { mounted: true, location: '' };
@@ -563,7 +659,14 @@ export class RegistryClient {
   }
 
   /** @internal PATCH one chunk at `offset`; returns the next session URL. */
-  async patchUpload(repo: RepoRef, location: string, data: Uint8Array, offset: number, opts: OpOptions, what: string): Promise<string> {
+  async patchUpload(
+    repo: RepoRef,
+    location: string,
+    data: Uint8Array,
+    offset: number,
+    opts: OpOptions,
+    what: string,
+  ): Promise<string> {
     const s = this.spec('PATCH', location, repo, `${what} (bytes ${offset}-${offset + data.length - 1})`, opts, true);
     s.headers = {
       'content-type': 'application/octet-stream',
@@ -577,7 +680,10 @@ export class RegistryClient {
       const range = header(res, 'range');
       const m = range ? /^(?:bytes=)?0-(\d+)$/.exec(range) : null;
       if (m && Number(m[1]) !== offset + data.length - 1) {
-        throw new DadiError('EIO', `${what}: the registry holds bytes ${range}, expected 0-${offset + data.length - 1}`);
+        throw new DadiError(
+          'EIO',
+          `${what}: the registry holds bytes ${range}, expected 0-${offset + data.length - 1}`,
+        );
       }
       this.counters.bytesUploaded += data.length;
       const loc = header(res, 'location');
@@ -586,7 +692,14 @@ export class RegistryClient {
   }
 
   /** @internal PUT `?digest=` (with the last bytes, if any) to complete an upload. */
-  async finishUpload(repo: RepoRef, location: string, digest: Digest, last: Uint8Array | undefined, opts: OpOptions, what: string): Promise<void> {
+  async finishUpload(
+    repo: RepoRef,
+    location: string,
+    digest: Digest,
+    last: Uint8Array | undefined,
+    opts: OpOptions,
+    what: string,
+  ): Promise<void> {
     const u = new URL(location);
     u.searchParams.set('digest', digest);
     const s = this.spec('PUT', u.toString(), repo, what, opts, true);

@@ -2,7 +2,14 @@ import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { credentialsFromDockerConfig, credentialsFromEnv, defaultCredentials, dockerConfigPath, normaliseAuthKey, readDockerConfig } from './credentials.js';
+import {
+  credentialsFromDockerConfig,
+  credentialsFromEnv,
+  defaultCredentials,
+  dockerConfigPath,
+  normaliseAuthKey,
+  readDockerConfig,
+} from './credentials.js';
 import { logout } from './login.js';
 
 let dir: string;
@@ -51,9 +58,14 @@ describe('docker config', () => {
     const oldPath = process.env.PATH;
     process.env.PATH = `${bin}:${oldPath}`;
     try {
-      expect(await credentialsFromDockerConfig('h.io', { credHelpers: { 'h.io': 'daditest' } })).toEqual({ username: 'hu', password: 'hs' });
+      expect(await credentialsFromDockerConfig('h.io', { credHelpers: { 'h.io': 'daditest' } })).toEqual({
+        username: 'hu',
+        password: 'hs',
+      });
       expect(await credentialsFromDockerConfig('x.io', { credsStore: 'daditest' })).toBeUndefined();
-      await expect(credentialsFromDockerConfig('h.io', { credHelpers: { 'h.io': 'missing-helper' } })).rejects.toThrow(/h\.io: cannot run credential helper/);
+      await expect(credentialsFromDockerConfig('h.io', { credHelpers: { 'h.io': 'missing-helper' } })).rejects.toThrow(
+        /h\.io: cannot run credential helper/,
+      );
     } finally {
       process.env.PATH = oldPath;
     }
@@ -67,17 +79,27 @@ describe('docker config', () => {
     expect(await p('r.io')).toEqual({ username: 'cfg', password: 'c' });
     expect(await p('e.io')).toEqual({ username: 'envu', password: 'envp' });
     expect(await p('z.io')).toBeUndefined();
-    expect(credentialsFromEnv('any', { DADI_REGISTRY_USER: 'a', DADI_REGISTRY_PASSWORD: 'b' })).toEqual({ username: 'a', password: 'b' });
+    expect(credentialsFromEnv('any', { DADI_REGISTRY_USER: 'a', DADI_REGISTRY_PASSWORD: 'b' })).toEqual({
+      username: 'a',
+      password: 'b',
+    });
     const ex = defaultCredentials({ env, dockerConfig: path, explicit: { username: 'x', password: 'y' } });
     expect(await ex('r.io')).toEqual({ username: 'x', password: 'y' });
-    const perHost = defaultCredentials({ env: {}, dockerConfig: false, explicit: { 'q.io': { username: 'q', password: 'w' } } });
+    const perHost = defaultCredentials({
+      env: {},
+      dockerConfig: false,
+      explicit: { 'q.io': { username: 'q', password: 'w' } },
+    });
     expect(await perHost('q.io')).toEqual({ username: 'q', password: 'w' });
     expect(await perHost('r.io')).toBeUndefined();
   });
 
   it('logout removes matching entries and keeps the file private', async () => {
     const path = join(dir, 'logout.json');
-    await writeFile(path, JSON.stringify({ auths: { 'https://r.io/v1/': { auth: 'eDp5' }, 'k.io': { auth: 'eDp5' } }, other: 1 }));
+    await writeFile(
+      path,
+      JSON.stringify({ auths: { 'https://r.io/v1/': { auth: 'eDp5' }, 'k.io': { auth: 'eDp5' } }, other: 1 }),
+    );
     expect(await logout('r.io', { configPath: path })).toBe(true);
     expect(await readDockerConfig(path)).toEqual({ auths: { 'k.io': { auth: 'eDp5' } }, other: 1 });
     expect((await stat(path)).mode & 0o777).toBe(0o600);

@@ -80,7 +80,11 @@ function decodeAuthEntry(
  * Run `docker-credential-<helper> get` for a registry. Returns undefined when the helper has no
  * entry. The helper's output (which holds the secret) never reaches an error message.
  */
-export function runCredentialHelper(helper: string, registry: string, timeoutMs = 10_000): Promise<Credentials | undefined> {
+export function runCredentialHelper(
+  helper: string,
+  registry: string,
+  timeoutMs = 10_000,
+): Promise<Credentials | undefined> {
   const program = `docker-credential-${helper}`;
   return new Promise((resolve, reject) => {
     const child = spawn(program, ['get'], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -91,13 +95,21 @@ export function runCredentialHelper(helper: string, registry: string, timeoutMs 
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e) => {
       clearTimeout(timer);
-      reject(new DadiError('EAUTH', `${registry}: cannot run credential helper ${program}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+      reject(
+        new DadiError(
+          'EAUTH',
+          `${registry}: cannot run credential helper ${program}: ${(e as NodeJS.ErrnoException).code ?? e.message}`,
+        ),
+      );
     });
     child.on('close', (code) => {
       clearTimeout(timer);
       const stdout = Buffer.concat(out).toString('utf8');
       if (code !== 0) {
-        if (/credentials not found/i.test(stdout) || /credentials not found/i.test(Buffer.concat(err).toString('utf8'))) {
+        if (
+          /credentials not found/i.test(stdout) ||
+          /credentials not found/i.test(Buffer.concat(err).toString('utf8'))
+        ) {
           resolve(undefined);
           return;
         }
@@ -156,7 +168,12 @@ export interface CredentialOptions {
 }
 
 function isCredentials(v: unknown): v is Credentials {
-  return typeof v === 'object' && v !== null && typeof (v as Credentials).username === 'string' && typeof (v as Credentials).password === 'string';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as Credentials).username === 'string' &&
+    typeof (v as Credentials).password === 'string'
+  );
 }
 
 /**

@@ -6,7 +6,13 @@ import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DadiError } from '../errors.js';
 import { RegistryClient, type RegistryClientOptions } from './client.js';
-import { type Credentials, type DockerConfig, dockerConfigPath, normaliseAuthKey, readDockerConfig } from './credentials.js';
+import {
+  type Credentials,
+  type DockerConfig,
+  dockerConfigPath,
+  normaliseAuthKey,
+  readDockerConfig,
+} from './credentials.js';
 import { splitHost } from './reference.js';
 
 export interface LoginOptions extends Omit<RegistryClientOptions, 'credentials'> {
@@ -24,7 +30,11 @@ export interface LoginOptions extends Omit<RegistryClientOptions, 'credentials'>
  * await login('127.0.0.1:5000', { username: 'u', password: 'p' });
  * ```
  */
-export async function login(registry: string, creds: Credentials, opts: LoginOptions = {}): Promise<{ stored: 'file' | 'helper'; path: string }> {
+export async function login(
+  registry: string,
+  creds: Credentials,
+  opts: LoginOptions = {},
+): Promise<{ stored: 'file' | 'helper'; path: string }> {
   splitHost(registry); // validates
   const client = new RegistryClient({ ...opts, credentials: creds });
   try {
@@ -77,10 +87,20 @@ function storeWithHelper(helper: string, registry: string, creds: Credentials): 
     const child = spawn(program, ['store'], { stdio: ['pipe', 'ignore', 'pipe'] });
     const err: Buffer[] = [];
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new DadiError('EAUTH', `${registry}: cannot run ${program}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+    child.on('error', (e) =>
+      reject(
+        new DadiError('EAUTH', `${registry}: cannot run ${program}: ${(e as NodeJS.ErrnoException).code ?? e.message}`),
+      ),
+    );
     child.on('close', (code) => {
       if (code === 0) resolve();
-      else reject(new DadiError('EAUTH', `${registry}: ${program} store failed: ${Buffer.concat(err).toString('utf8').trim().slice(0, 200) || `exit ${code}`}`));
+      else
+        reject(
+          new DadiError(
+            'EAUTH',
+            `${registry}: ${program} store failed: ${Buffer.concat(err).toString('utf8').trim().slice(0, 200) || `exit ${code}`}`,
+          ),
+        );
     });
     child.stdin.on('error', () => {});
     child.stdin.end(JSON.stringify({ ServerURL: registry, Username: creds.username, Secret: creds.password }));

@@ -1,15 +1,38 @@
 import { describe, expect, it } from 'vitest';
-import { formatReference, isLoopbackHost, manifestTarget, parseReference, registryOrigin, registryScheme } from './reference.js';
+import {
+  formatReference,
+  isLoopbackHost,
+  manifestTarget,
+  parseReference,
+  registryOrigin,
+  registryScheme,
+} from './reference.js';
 
 const DIG = `sha256:${'ab'.repeat(32)}`;
 
 describe('parseReference', () => {
   it('parses host, port, repository, tag and digest', () => {
-    expect(parseReference('127.0.0.1:5000/dadi/base:v1')).toEqual({ registry: '127.0.0.1:5000', repository: 'dadi/base', tag: 'v1' });
-    expect(parseReference(`reg.example.com/a/b/c@${DIG}`)).toEqual({ registry: 'reg.example.com', repository: 'a/b/c', digest: DIG });
-    expect(parseReference(`localhost/x:t@${DIG}`)).toEqual({ registry: 'localhost', repository: 'x', tag: 't', digest: DIG });
+    expect(parseReference('127.0.0.1:5000/dadi/base:v1')).toEqual({
+      registry: '127.0.0.1:5000',
+      repository: 'dadi/base',
+      tag: 'v1',
+    });
+    expect(parseReference(`reg.example.com/a/b/c@${DIG}`)).toEqual({
+      registry: 'reg.example.com',
+      repository: 'a/b/c',
+      digest: DIG,
+    });
+    expect(parseReference(`localhost/x:t@${DIG}`)).toEqual({
+      registry: 'localhost',
+      repository: 'x',
+      tag: 't',
+      digest: DIG,
+    });
     expect(parseReference('[::1]:5000/app')).toEqual({ registry: '[::1]:5000', repository: 'app' });
-    expect(parseReference('Reg.Example.COM:443/a_b/c-d.e__f')).toEqual({ registry: 'reg.example.com:443', repository: 'a_b/c-d.e__f' });
+    expect(parseReference('Reg.Example.COM:443/a_b/c-d.e__f')).toEqual({
+      registry: 'reg.example.com:443',
+      repository: 'a_b/c-d.e__f',
+    });
   });
 
   it('round-trips', () => {

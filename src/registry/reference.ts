@@ -31,7 +31,8 @@ export function splitHost(registry: string): { hostname: string; port?: number }
     if (end < 0) throw new DadiError('EINVAL', `bad registry host ${JSON.stringify(registry)}`);
     hostname = registry.slice(1, end);
     const rest = registry.slice(end + 1);
-    if (rest !== '' && !rest.startsWith(':')) throw new DadiError('EINVAL', `bad registry host ${JSON.stringify(registry)}`);
+    if (rest !== '' && !rest.startsWith(':'))
+      throw new DadiError('EINVAL', `bad registry host ${JSON.stringify(registry)}`);
     portText = rest === '' ? undefined : rest.slice(1);
     if (isIP(hostname) !== 6) throw new DadiError('EINVAL', `bad IPv6 address in ${JSON.stringify(registry)}`);
   } else {
@@ -65,7 +66,8 @@ function looksLikeHost(s: string): boolean {
  */
 export function parseReference(ref: string): Reference {
   if (ref.length > 4096) throw invalid(ref.slice(0, 64), 'too long');
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) throw invalid(ref, 'write it without a URL scheme (host[:port]/repo[:tag])');
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref))
+    throw invalid(ref, 'write it without a URL scheme (host[:port]/repo[:tag])');
   let rest = ref;
   let digest: Digest | undefined;
   const at = rest.indexOf('@');
@@ -75,7 +77,10 @@ export function parseReference(ref: string): Reference {
   }
   const slash = rest.indexOf('/');
   if (slash < 0 || !looksLikeHost(rest.slice(0, slash))) {
-    throw invalid(ref, 'no registry host: write host[:port]/repository[:tag|@digest] (for example 127.0.0.1:5000/app:v1)');
+    throw invalid(
+      ref,
+      'no registry host: write host[:port]/repository[:tag|@digest] (for example 127.0.0.1:5000/app:v1)',
+    );
   }
   const registry = rest.slice(0, slash);
   const { hostname, port } = splitHost(registry);
@@ -90,7 +95,11 @@ export function parseReference(ref: string): Reference {
   }
   if (path === '') throw invalid(ref, 'no repository');
   for (const c of path.split('/')) {
-    if (!COMPONENT.test(c)) throw invalid(ref, `bad repository component ${JSON.stringify(c)} (lower-case letters, digits, separators . _ -)`);
+    if (!COMPONENT.test(c))
+      throw invalid(
+        ref,
+        `bad repository component ${JSON.stringify(c)} (lower-case letters, digits, separators . _ -)`,
+      );
   }
   if (path.length > 255) throw invalid(ref, 'repository name too long');
   const r: Reference = { registry: hostOut, repository: path };

@@ -86,7 +86,8 @@ export class RemoteBlob implements BlockFile {
 
   async read(buf: Uint8Array, offset: number): Promise<number> {
     if (this.closed) throw new DadiError('EIO', `${this.name}: read after close`);
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new DadiError('ERANGE', `${this.name}: bad offset ${offset}`);
+    if (!Number.isSafeInteger(offset) || offset < 0)
+      throw new DadiError('ERANGE', `${this.name}: bad offset ${offset}`);
     if (offset >= this.size || buf.length === 0) return 0;
     const n = Math.min(buf.length, this.size - offset);
     const view = n === buf.length ? buf : buf.subarray(0, n);
@@ -108,7 +109,10 @@ export class RemoteBlob implements BlockFile {
       if (ok) return n;
       this.stats.verifyFailures++;
       if (t >= tries) {
-        throw new DadiError('ECORRUPT', `${this.name}: bytes ${offset}-${offset + n - 1} failed verification ${t} times`);
+        throw new DadiError(
+          'ECORRUPT',
+          `${this.name}: bytes ${offset}-${offset + n - 1} failed verification ${t} times`,
+        );
       }
     }
   }
@@ -121,7 +125,10 @@ export class RemoteBlob implements BlockFile {
       const got = await this.client.readBlob(this.repo, this.digest, view.subarray(at, at + len), offset + at, op);
       this.stats.bytesFetched += got;
       if (got !== len) {
-        throw new DadiError('EIO', `${this.name}: short read at ${offset + at} (${got} of ${len} bytes); the blob is smaller than ${this.size}?`);
+        throw new DadiError(
+          'EIO',
+          `${this.name}: short read at ${offset + at} (${got} of ${len} bytes); the blob is smaller than ${this.size}?`,
+        );
       }
     };
     if (view.length <= max) return one(0, view.length);

@@ -48,7 +48,14 @@ const DATA = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
 const DIG = sha256Of(DATA);
 
 function fast(extra: ConstructorParameters<typeof RegistryClient>[0] = {}) {
-  return new RegistryClient({ credentials: undefined, backoffBaseMs: 5, backoffMaxMs: 20, requestTimeoutMs: 1000, deadlineMs: 5000, ...extra });
+  return new RegistryClient({
+    credentials: undefined,
+    backoffBaseMs: 5,
+    backoffMaxMs: 20,
+    requestTimeoutMs: 1000,
+    deadlineMs: 5000,
+    ...extra,
+  });
 }
 
 function rangeOf(req: IncomingMessage): [number, number] {
@@ -109,7 +116,9 @@ describe('retries', () => {
   it('fails at once when Retry-After exceeds what is allowed', async () => {
     const host = await serve((_req, res) => void res.writeHead(429, { 'retry-after': '3600' }).end());
     const c = fast();
-    const e = await c.readBlob({ registry: host, repository: 'r' }, DIG, Buffer.alloc(10), 0).catch((x: DadiError) => x);
+    const e = await c
+      .readBlob({ registry: host, repository: 'r' }, DIG, Buffer.alloc(10), 0)
+      .catch((x: DadiError) => x);
     expect(e).toMatchObject({ code: 'ETIMEDOUT' });
     expect((e as Error).message).toMatch(/retry after 3600 s/);
     await c.close();
@@ -119,7 +128,9 @@ describe('retries', () => {
     const host = await serve(() => {}); // never answers
     const c = fast({ requestTimeoutMs: 200, deadlineMs: 1500, maxAttempts: 100 });
     const t0 = Date.now();
-    const e = await c.readBlob({ registry: host, repository: 'r' }, DIG, Buffer.alloc(10), 0).catch((x: DadiError) => x);
+    const e = await c
+      .readBlob({ registry: host, repository: 'r' }, DIG, Buffer.alloc(10), 0)
+      .catch((x: DadiError) => x);
     const took = Date.now() - t0;
     expect(e).toBeInstanceOf(DadiError);
     expect((e as DadiError).code).toBe('ETIMEDOUT');
@@ -131,11 +142,15 @@ describe('retries', () => {
     let n = 0;
     const host = await serve((_req, res) => {
       n++;
-      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');
     });
     const c = fast();
     await expect(c.fetchBlob({ registry: host, repository: 'r' }, DIG)).rejects.toMatchObject({ code: 'ENOTFOUND' });
-    await expect(c.readBlob({ registry: host, repository: 'r' }, DIG, Buffer.alloc(1), 0)).rejects.toThrow(/r@sha256:.*BLOB_UNKNOWN/);
+    await expect(c.readBlob({ registry: host, repository: 'r' }, DIG, Buffer.alloc(1), 0)).rejects.toThrow(
+      /r@sha256:.*BLOB_UNKNOWN/,
+    );
     expect(n).toBe(2);
     await c.close();
   });
@@ -143,10 +158,14 @@ describe('retries', () => {
 
 describe('range reads', () => {
   it('never trusts a 416 body length (no hang)', async () => {
-    const host = await serveRaw('HTTP/1.1 416 Requested Range Not Satisfiable\r\nContent-Range: bytes */1000\r\nContent-Length: 1048576\r\n\r\n');
+    const host = await serveRaw(
+      'HTTP/1.1 416 Requested Range Not Satisfiable\r\nContent-Range: bytes */1000\r\nContent-Length: 1048576\r\n\r\n',
+    );
     const c = fast({ requestTimeoutMs: 10_000 });
     const t0 = Date.now();
-    const e = await c.readBlob({ registry: host, repository: 'r' }, DIG, Buffer.alloc(10), 5000).catch((x: DadiError) => x);
+    const e = await c
+      .readBlob({ registry: host, repository: 'r' }, DIG, Buffer.alloc(10), 5000)
+      .catch((x: DadiError) => x);
     expect(e).toMatchObject({ code: 'ERANGE' });
     expect((e as Error).message).toMatch(/the blob has 1000 bytes/);
     expect(Date.now() - t0).toBeLessThan(2000);
@@ -244,7 +263,8 @@ describe('redirects and auth', () => {
     const host = await serve((req, res) => {
       if (!req.headers.authorization) return void res.writeHead(401, { 'www-authenticate': 'Basic realm="t"' }).end();
       if (req.url?.startsWith('/v2/r/blobs/')) return void res.writeHead(307, { location: `/moved${req.url}` }).end();
-      if (req.url?.startsWith('/moved/')) return void res.writeHead(302, { location: `http://${storage}/s3/x?sig=1` }).end();
+      if (req.url?.startsWith('/moved/'))
+        return void res.writeHead(302, { location: `http://${storage}/s3/x?sig=1` }).end();
       res.writeHead(500).end();
     });
     const c = fast({ credentials: { username: 'u', password: 'p' } });

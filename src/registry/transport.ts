@@ -3,13 +3,13 @@
 // per-request idle timeouts, an overall deadline, and retries with exponential backoff + jitter on
 // connection errors, 5xx and 429 (honouring Retry-After). Knows nothing of manifests or blobs.
 
-import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { rootCertificates } from 'node:tls';
 import { type Dispatcher, Pool } from 'undici';
 import { DadiError, type DadiErrorCode } from '../errors.js';
 import { accessDenied, authFailed, noCredentials, RegistryAuth } from './auth.js';
 import type { CredentialProvider } from './credentials.js';
-import { type SchemeOptions, registryOrigin } from './reference.js';
+import { registryOrigin, type SchemeOptions } from './reference.js';
 
 export interface TransportOptions extends SchemeOptions {
   /** Extra CA certificates (PEM) trusted for HTTPS, added to Node's default roots. */
@@ -112,7 +112,12 @@ const TRANSIENT_CODES = new Set([
   'HPE_CLOSED_CONNECTION',
 ]);
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
 
 /** Parse Retry-After (seconds or an HTTP date) into ms; undefined when absent or unreadable. */
 export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
@@ -159,7 +164,10 @@ export async function statusError(res: HttpResponse, what: string): Promise<Dadi
   if (res.status === 416) {
     discard(res);
     const m = /^bytes \*\/(\d+)$/.exec(header(res, 'content-range') ?? '');
-    return new DadiError('ERANGE', `${what}: HTTP 416 range not satisfiable${m ? ` (the blob has ${m[1]} bytes)` : ''}`);
+    return new DadiError(
+      'ERANGE',
+      `${what}: HTTP 416 range not satisfiable${m ? ` (the blob has ${m[1]} bytes)` : ''}`,
+    );
   }
   let detail = '';
   let regCode = '';
@@ -197,7 +205,14 @@ export class Transport {
   private readonly o: Required<
     Pick<
       TransportOptions,
-      'connections' | 'requestTimeoutMs' | 'deadlineMs' | 'maxAttempts' | 'backoffBaseMs' | 'backoffMaxMs' | 'retryAfterMaxMs' | 'userAgent'
+      | 'connections'
+      | 'requestTimeoutMs'
+      | 'deadlineMs'
+      | 'maxAttempts'
+      | 'backoffBaseMs'
+      | 'backoffMaxMs'
+      | 'retryAfterMaxMs'
+      | 'userAgent'
     >
   >;
 
@@ -285,7 +300,10 @@ export class Transport {
       }
       let wait = failure.retryAfterMs;
       if (wait !== undefined && wait > this.o.retryAfterMaxMs) {
-        throw new DadiError('ETIMEDOUT', `${error.message}; the registry asked to retry after ${Math.round(wait / 1000)} s, longer than allowed`);
+        throw new DadiError(
+          'ETIMEDOUT',
+          `${error.message}; the registry asked to retry after ${Math.round(wait / 1000)} s, longer than allowed`,
+        );
       }
       wait ??= this.backoff(attempt);
       if (Date.now() + wait >= deadline) {
@@ -325,33 +343,58 @@ export class Transport {
     }
     if (timer?.aborted && !caller?.aborted) {
       return {
-        error: new DadiError('ETIMEDOUT', `${spec.what}: timed out after ${Math.round((Date.now() - started) / 1000)} s`, { cause: e }),
+        error: new DadiError(
+          'ETIMEDOUT',
+          `${spec.what}: timed out after ${Math.round((Date.now() - started) / 1000)} s`,
+          { cause: e },
+        ),
         transient: false,
       };
     }
-    if (caller?.aborted) return { error: new DadiError('EIO', `${spec.what}: aborted`, { cause: e }), transient: false };
+    if (caller?.aborted)
+      return { error: new DadiError('EIO', `${spec.what}: aborted`, { cause: e }), transient: false };
     if (e instanceof DadiError) return { error: e, transient: false };
     const err = e as NodeJS.ErrnoException;
     const code = typeof err?.code === 'string' ? err.code : '';
     const msg = err?.message ?? String(e);
-    if (/CERT|SSL|TLS|EPROTO/.test(code)) {
+    if (/CERT|SSL|TLS|EPROTO|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|SIGNATURE/.test(code)) {
       return {
-        error: new DadiError('EIO', `${spec.what}: TLS error (${code}): ${msg}; pass the registry's CA certificate, or --insecure for plain HTTP`, { cause: e }),
+        error: new DadiError(
+          'EIO',
+          `${spec.what}: TLS error (${code}): ${msg}; pass the registry's CA certificate, or --insecure for plain HTTP`,
+          { cause: e },
+        ),
         transient: false,
       };
     }
     if (code === 'ENOTFOUND') {
-      return { error: new DadiError('EIO', `${spec.what}: cannot resolve host ${new URL(spec.url).host}`, { cause: e }), transient: true };
+      return {
+        error: new DadiError('EIO', `${spec.what}: cannot resolve host ${new URL(spec.url).host}`, { cause: e }),
+        transient: true,
+      };
     }
-    if (TRANSIENT_CODES.has(code) || (code.startsWith('UND_ERR_') && code !== 'UND_ERR_INVALID_ARG' && code !== 'UND_ERR_DESTROYED' && code !== 'UND_ERR_CLOSED')) {
+    if (
+      TRANSIENT_CODES.has(code) ||
+      (code.startsWith('UND_ERR_') &&
+        code !== 'UND_ERR_INVALID_ARG' &&
+        code !== 'UND_ERR_DESTROYED' &&
+        code !== 'UND_ERR_CLOSED')
+    ) {
       const timeout = TIMEOUT_CODES.has(code);
       return {
-        error: new DadiError(timeout ? 'ETIMEDOUT' : 'EIO', `${spec.what}: ${timeout ? 'timed out' : 'connection error'} (${code}: ${msg})`, { cause: e }),
+        error: new DadiError(
+          timeout ? 'ETIMEDOUT' : 'EIO',
+          `${spec.what}: ${timeout ? 'timed out' : 'connection error'} (${code}: ${msg})`,
+          { cause: e },
+        ),
         transient: true,
       };
     }
     if (code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED') {
-      return { error: new DadiError('EIO', `${spec.what}: the registry client was closed`, { cause: e }), transient: false };
+      return {
+        error: new DadiError('EIO', `${spec.what}: the registry client was closed`, { cause: e }),
+        transient: false,
+      };
     }
     return { error: new DadiError('EIO', `${spec.what}: ${msg}`, { cause: e }), transient: false };
   }
@@ -374,7 +417,9 @@ export class Transport {
         const www = header(res, 'www-authenticate');
         await res.body.dump({ limit: 65536 }).catch(() => {});
         if (challenged) {
-          throw (await this.credentials(spec.auth!.registry)) ? authFailed(spec.auth!.registry) : noCredentials(spec.auth!.registry);
+          throw (await this.credentials(spec.auth!.registry))
+            ? authFailed(spec.auth!.registry)
+            : noCredentials(spec.auth!.registry);
         }
         challenged = true;
         this.stats.challenges++;
@@ -452,9 +497,17 @@ export class Transport {
     url: string,
     init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
   ): Promise<{ status: number; body: string }> {
-    const spec: RequestSpec = { method: init.method, url, headers: init.headers, what: `token for ${registry} from ${new URL(url).host}` };
+    const spec: RequestSpec = {
+      method: init.method,
+      url,
+      headers: init.headers,
+      what: `token for ${registry} from ${new URL(url).host}`,
+    };
     if (init.body !== undefined) spec.body = init.body;
-    return this.request(spec, async (res) => ({ status: res.status, body: (await readBody(res, 1 << 20, spec.what)).toString('utf8') }));
+    return this.request(spec, async (res) => ({
+      status: res.status,
+      body: (await readBody(res, 1 << 20, spec.what)).toString('utf8'),
+    }));
   }
 
   /** Close every pooled connection. */

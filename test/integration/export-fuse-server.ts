@@ -3,13 +3,14 @@
 // from this still-serving process and exits. Run with UV_THREADPOOL_SIZE set in its environment.
 //
 //   node --import tsx export-fuse-server.ts --image IMG --dir DIR [--rw] [--memory [--dump OUT]] [--readers N]
-//     [--delay-ms MS]
+//     [--delay-ms MS] [--target DIR  (mountBlockFile: FUSE in dirname(--dir), loop, ext4 on DIR)]
 // stdout: "ready <connection>\n" once mounted, then a JSON stats line at exit.
 
 import { readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BlockFile, LocalFile, MemoryFile } from '../../src/blockfile/index.js';
-import { FuseExport } from '../../src/export/index.js';
+import { FuseExport, mountBlockFile } from '../../src/export/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     dump: { type: 'string' },
     readers: { type: 'string', default: '4' },
     'delay-ms': { type: 'string', default: '0' },
+    target: { type: 'string' },
   },
 });
 
@@ -38,18 +40,27 @@ if (delay > 0) {
   };
 }
 
-const fx = await FuseExport.mount(file, values.dir!, {
-  readOnly: !values.rw,
-  readers: Number(values.readers),
-  log: (m) => process.stderr.write(`${m}\n`),
-});
+const log = (m: string) => process.stderr.write(`${m}\n`);
+// --target T: the whole stack in this process (FUSE in dirname(--dir), loop, ext4 on T).
+const stack = values.target
+  ? await mountBlockFile(file, values.target, {
+      stateDir: dirname(values.dir!),
+      readOnly: !values.rw,
+      readers: Number(values.readers),
+      log,
+    })
+  : undefined;
+const fx =
+  stack?.fuse ??
+  (await FuseExport.mount(file, values.dir!, { readOnly: !values.rw, readers: Number(values.readers), log }));
 process.stdout.write(`ready ${fx.connection}\n`);
 
 let stopping = false;
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
-  await fx.unmount();
+  if (stack) await stack.unmount();
+  else await fx.unmount();
   if (values.dump && file instanceof MemoryFile) await writeFile(values.dump, file.bytes());
   await file.close();
   process.stdout.write(`${JSON.stringify(fx.stats)}\n`);

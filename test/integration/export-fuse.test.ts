@@ -201,6 +201,20 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
     expect(gone.stdout + gone.stderr).toMatch(/not found/i);
   });
 
+  it('mountBlockFile stacks FUSE, loop and ext4 in one process and tears them down in order', async () => {
+    const img = join(root, 'stack.img');
+    await writeFile(img, await readFile(image));
+    const s = await startServer(['--image', img, '--dir', fuseDir, '--target', mnt, '--rw']);
+    servers.push(s);
+    expect(await readFile(join(mnt, 'etc/hostname'), 'utf8')).toBe('dadi\n');
+    await writeFile(join(mnt, 'stacked.txt'), 'through the stack\n');
+    const stats = await s.stop();
+    expect(stats.writes).toBeGreaterThan(0);
+    await expectNothingLeft();
+    expect((await e2fsck(img)).code).toBe(0);
+    expect((await run('debugfs', ['-R', 'cat /stacked.txt', img])).stdout).toBe('through the stack\n');
+  });
+
   it('a killed server leaves ext4 failing with EIO and everything removable', async () => {
     const s = await startServer(['--image', image, '--dir', fuseDir, '--memory']);
     servers.push(s);

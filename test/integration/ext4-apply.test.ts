@@ -2,6 +2,7 @@
 // e2fsck -fn fully clean, and the `debugfs rdump` tree equal to `tar -xpf` of the same layers.
 
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,12 +11,13 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compress } from 'zstd-napi';
+import { LocalFile } from '../../src/blockfile/local.js';
 import { DadiError } from '../../src/errors.js';
 import { applyLayer } from '../../src/ext4/apply.js';
 import { Ext4 } from '../../src/ext4/fs.js';
 import { mkfs } from '../../src/ext4/mkfs.js';
 import { SparseMemoryFile } from '../../src/ext4/sparse-file.js';
-import { describeTree, e2fsck, rdump } from '../ext4-tools.js';
+import { describeTree, e2fsck, rdump, type TreeEntry } from '../ext4-tools.js';
 
 let dir: string;
 const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { cwd: dir, stdio: 'pipe' });
@@ -79,16 +81,55 @@ function reference(layers: string[], out: string): void {
   }
 }
 
+/** Our reader's view of the tree, in describeTree's shape (full mode bits, symlink owners). */
+async function describeExt4(fs: Ext4): Promise<Record<string, TreeEntry>> {
+  const out: Record<string, TreeEntry> = {};
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of (await fs.readdir(`/${rel}`)).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (r === 'lost+found') continue;
+      const st = await fs.stat(`/${r}`);
+      const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+      if (st.kind === 'symlink') out[r] = { type: 'symlink', ...base, target: await fs.readlink(`/${r}`) };
+      else if (st.kind === 'dir') {
+        out[r] = { type: 'dir', ...base };
+        await walk(r);
+      } else if (st.kind === 'file') {
+        const h = createHash('sha256');
+        for await (const c of fs.readFile(`/${r}`)) h.update(c);
+        out[r] = { type: 'file', ...base, size: st.size, sha256: h.digest('hex') };
+      } else out[r] = { type: 'other', ...base };
+    }
+  };
+  await walk('');
+  return out;
+}
+
+/**
+ * e2fsprogs' view (rdump: content, types, link targets; it drops setuid/sticky bits and symlink
+ * owners, so those are masked) and our reader's full view must both equal `tar -x` of the layers.
+ */
 async function compareTrees(img: string, layers: string[]): Promise<void> {
   const out = join(dir, 'rdump');
   const ref = join(dir, 'ref');
   sh(`rm -rf ${out} && mkdir ${out}`);
   await rdump(img, out);
   reference(layers, ref);
-  // rdump does not recreate device nodes or fifos: drop them from the reference (checked via stat).
   const want = await describeTree(ref);
-  for (const [k, v] of Object.entries(want)) if (v.type === 'other') delete want[k];
-  expect(await describeTree(out)).toEqual(want);
+  const f = await LocalFile.open(img);
+  try {
+    expect(await describeExt4(await Ext4.open(f))).toEqual(want);
+  } finally {
+    await f.close();
+  }
+  const masked: Record<string, TreeEntry> = {};
+  for (const [k, v] of Object.entries(want)) {
+    if (v.type === 'other') continue; // rdump does not recreate device nodes or fifos
+    masked[k] = { ...v, mode: v.mode & 0o777, ...(v.type === 'symlink' ? { uid: 0, gid: 0 } : {}) };
+  }
+  const got = await describeTree(out);
+  for (const v of Object.values(got)) v.mode &= 0o777;
+  expect(got).toEqual(masked);
 }
 
 describe('ext4 OCI layer apply', () => {
@@ -199,6 +240,9 @@ describe('hostile layers', () => {
     bad[0] = 0x67;
     await expectError(Buffer.concat([bad, Buffer.alloc(1024)]), /checksum/);
     await expectError(header('f', 0).subarray(0, 300), /truncated header/);
-    await expectError(Buffer.concat([header('p', 1 << 24, 'x'), Buffer.alloc(512)]), /PAX header of 16777216 bytes is too large/);
+    await expectError(
+      Buffer.concat([header('p', 1 << 24, 'x'), Buffer.alloc(512)]),
+      /PAX header of 16777216 bytes is too large/,
+    );
   });
 });

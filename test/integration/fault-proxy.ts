@@ -8,7 +8,13 @@
 //   const proxy = await startFaultProxy({ target: reg.url, faults: { reset: 0.05, corrupt: 0.02 } });
 //   try { … `${proxy.host}/repo@digest` … proxy.counts … } finally { await proxy.stop(); }
 
-import { createServer, request as httpRequest, type IncomingMessage, Agent as HttpAgent, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import type { Socket } from 'node:net';
 import { freePort } from './registry-harness.js';
 
@@ -24,7 +30,18 @@ export type Fault =
   | 'corrupt' // flip a few bytes of the body, lengths unchanged
   | 'ignore-range'; // forward without the Range header
 
-export const ALL_FAULTS: readonly Fault[] = ['reset', 'http500', 'http503', 'http429', 'truncate', 'short', 'stall', 'stall-body', 'corrupt', 'ignore-range'];
+export const ALL_FAULTS: readonly Fault[] = [
+  'reset',
+  'http500',
+  'http503',
+  'http429',
+  'truncate',
+  'short',
+  'stall',
+  'stall-body',
+  'corrupt',
+  'ignore-range',
+];
 
 export interface FaultProxyOptions {
   /** Upstream base URL, e.g. `http://127.0.0.1:5000`. */
@@ -69,7 +86,8 @@ function rng(seed: number): () => number {
   };
 }
 
-const defaultEligible = (req: IncomingMessage) => (req.method === 'GET' || req.method === 'HEAD') && /^\/v2\/.+/.test(req.url ?? '');
+const defaultEligible = (req: IncomingMessage) =>
+  (req.method === 'GET' || req.method === 'HEAD') && /^\/v2\/.+/.test(req.url ?? '');
 
 export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
   const target = new URL(opts.target);
@@ -104,21 +122,25 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
 
   /** Forward to upstream; returns status, headers and the buffered body. */
   const forward = (req: IncomingMessage, body: Buffer, path: string, dropHeaders: string[]) =>
-    new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
-      const headers = { ...req.headers };
-      for (const h of dropHeaders) delete headers[h];
-      const up = httpRequest(
-        { host: target.hostname, port: target.port, method: req.method, path, headers, agent },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
-          res.on('error', reject);
-        },
-      );
-      up.on('error', reject);
-      up.end(body);
-    });
+    new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>(
+      (resolve, reject) => {
+        const headers = { ...req.headers };
+        for (const h of dropHeaders) delete headers[h];
+        const up = httpRequest(
+          { host: target.hostname, port: target.port, method: req.method, path, headers, agent },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () =>
+              resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }),
+            );
+            res.on('error', reject);
+          },
+        );
+        up.on('error', reject);
+        up.end(body);
+      },
+    );
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -151,7 +173,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       case 'http500':
       case 'http503': {
         const status = fault === 'http500' ? 500 : 503;
-        res.writeHead(status, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}');
+        res
+          .writeHead(status, { 'content-type': 'application/json' })
+          .end('{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}');
         return;
       }
       case 'http429':
@@ -194,7 +218,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         headers['content-range'] = `bytes ${m[1]}-${Number(m[1]) + keep - 1}/${m[3]}`;
       }
     }
-    if (hasBody) headers['content-length'] = String(fault === 'truncate' || fault === 'stall-body' ? up.body.length : out.length);
+    if (hasBody)
+      headers['content-length'] = String(fault === 'truncate' || fault === 'stall-body' ? up.body.length : out.length);
     res.writeHead(up.status, headers);
     if (hasBody && (fault === 'truncate' || fault === 'stall-body')) {
       res.write(out.subarray(0, Math.floor(out.length / 2)));

@@ -36,6 +36,8 @@ export interface StartRegistryOptions {
   grant?: (user: string | undefined, type: string, name: string, actions: string[]) => string[];
   /** Serve HTTPS with a certificate signed by a CA made for this run (`ca` on the result). */
   tls?: boolean;
+  /** With `tls`: require client certificates signed by that CA (`clientCert`/`clientKey` on the result). */
+  clientCert?: boolean;
 }
 
 export interface TestRegistry {
@@ -49,6 +51,9 @@ export interface TestRegistry {
   credentials: { username: string; password: string } | undefined;
   /** PEM of the CA that signed the HTTPS certificate (tls mode). */
   ca?: string;
+  /** PEM client certificate and key accepted by the registry (clientCert mode). */
+  clientCert?: string;
+  clientKey?: string;
   /** The registry process id. */
   pid: number;
   /** Token mode: requests seen by the token server, newest last. */
@@ -94,25 +99,56 @@ async function bcryptLine(user: string, password: string): Promise<string> {
 async function makeSigningCert(dir: string): Promise<{ certPath: string; keyPem: string; certDerB64: string }> {
   const certPath = join(dir, 'token.crt');
   const keyPath = join(dir, 'token.key');
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=dadi-test-token']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=dadi-test-token',
+  ]);
   const pem = await readFile(certPath, 'utf8');
   const der = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
   return { certPath, keyPem: await readFile(keyPath, 'utf8'), certDerB64: der };
 }
 
-/** A CA and a server certificate for 127.0.0.1 signed by it. */
-async function makeTlsCerts(dir: string): Promise<{ ca: string; certPath: string; keyPath: string }> {
-  const caKey = join(dir, 'ca.key');
-  const caCrt = join(dir, 'ca.crt');
-  const key = join(dir, 'server.key');
-  const csr = join(dir, 'server.csr');
-  const crt = join(dir, 'server.crt');
-  const ext = join(dir, 'server.ext');
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caCrt, '-days', '2', '-subj', '/CN=dadi-test-ca']);
-  await run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=127.0.0.1']);
-  await writeFile(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n');
-  await run('openssl', ['x509', '-req', '-in', csr, '-CA', caCrt, '-CAkey', caKey, '-CAcreateserial', '-out', crt, '-days', '2', '-extfile', ext]);
-  return { ca: await readFile(caCrt, 'utf8'), certPath: crt, keyPath: key };
+/** openssl with a space-separated argument string (paths here never contain spaces). */
+function openssl(args: string): Promise<unknown> {
+  return run('openssl', args.split(' '));
+}
+
+/** A CA and a server certificate for 127.0.0.1 signed by it (and a client certificate if asked). */
+async function makeTlsCerts(
+  dir: string,
+  client: boolean,
+): Promise<{ ca: string; caPath: string; certPath: string; keyPath: string; clientCert?: string; clientKey?: string }> {
+  const f = (name: string) => join(dir, name);
+  await openssl(`req -x509 -newkey rsa:2048 -nodes -keyout ${f('ca.key')} -out ${f('ca.crt')} -days 2 -subj /CN=dadi-test-ca`);
+  await openssl(`req -newkey rsa:2048 -nodes -keyout ${f('server.key')} -out ${f('server.csr')} -subj /CN=127.0.0.1`);
+  await writeFile(f('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n');
+  const signWithCa = `-CA ${f('ca.crt')} -CAkey ${f('ca.key')} -CAcreateserial -days 2`;
+  await openssl(`x509 -req -in ${f('server.csr')} ${signWithCa} -out ${f('server.crt')} -extfile ${f('server.ext')}`);
+  const out: Awaited<ReturnType<typeof makeTlsCerts>> = {
+    ca: await readFile(f('ca.crt'), 'utf8'),
+    caPath: f('ca.crt'),
+    certPath: f('server.crt'),
+    keyPath: f('server.key'),
+  };
+  if (client) {
+    await openssl(`req -newkey rsa:2048 -nodes -keyout ${f('client.key')} -out ${f('client.csr')} -subj /CN=dadi-test-client`);
+    await writeFile(f('client.ext'), 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n');
+    await openssl(`x509 -req -in ${f('client.csr')} ${signWithCa} -out ${f('client.crt')} -extfile ${f('client.ext')}`);
+    out.clientCert = await readFile(f('client.crt'), 'utf8');
+    out.clientKey = await readFile(f('client.key'), 'utf8');
+  }
+  return out;
 }
 
 function b64url(b: Buffer | string): string {
@@ -138,7 +174,10 @@ async function startTokenServer(
   const lifetime = opts.tokenLifetime ?? expiresIn;
   const server = createHttpServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
-    const scopes = u.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+    const scopes = u.searchParams
+      .getAll('scope')
+      .flatMap((s) => s.split(' '))
+      .filter(Boolean);
     let user: string | undefined;
     const authz = req.headers.authorization;
     if (authz?.startsWith('Basic ')) {
@@ -167,11 +206,27 @@ async function startTokenServer(
     log.push({ user, scopes, granted: true });
     const now = Math.floor(Date.now() / 1000);
     const head = { alg: 'RS256', typ: 'JWT', x5c: [signing.certDerB64] };
-    const claims = { iss: issuer, sub: user ?? '', aud: service, exp: now + lifetime, nbf: now - 10, iat: now, jti: randomUUID(), access };
+    const claims = {
+      iss: issuer,
+      sub: user ?? '',
+      aud: service,
+      exp: now + lifetime,
+      nbf: now - 10,
+      iat: now,
+      jti: randomUUID(),
+      access,
+    };
     const input = `${b64url(JSON.stringify(head))}.${b64url(JSON.stringify(claims))}`;
     const token = `${input}.${b64url(sign('sha256', Buffer.from(input), key))}`;
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
+    res.end(
+      JSON.stringify({
+        token,
+        access_token: token,
+        expires_in: expiresIn,
+        issued_at: new Date(now * 1000).toISOString(),
+      }),
+    );
   });
   const port = await freePort();
   await new Promise<void>((resolve, reject) => {
@@ -181,17 +236,27 @@ async function startTokenServer(
   return { url: `http://127.0.0.1:${port}/token`, server };
 }
 
-async function waitReady(url: string, child: ChildProcess, ca: string | undefined, logs: () => string): Promise<void> {
+async function waitReady(
+  url: string,
+  child: ChildProcess,
+  ca: string | undefined,
+  client: { cert?: string; key?: string },
+  logs: () => string,
+): Promise<void> {
   const until = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode}): ${logs().slice(-2000)}`);
     }
     const status = await new Promise<number>((resolve) => {
-      const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(`${url}/v2/`, { method: 'GET', ca, timeout: 1000 }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(
+        `${url}/v2/`,
+        { method: 'GET', ca, cert: client.cert, key: client.key, timeout: 1000 },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', () => resolve(0));
       req.on('timeout', () => req.destroy());
       req.end();
@@ -261,10 +326,15 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       `  secret: ${randomBytes(16).toString('hex')}`,
     ];
     let ca: string | undefined;
+    let client: { cert?: string; key?: string } = {};
     if (opts.tls) {
-      const t = await makeTlsCerts(dir);
+      const t = await makeTlsCerts(dir, !!opts.clientCert);
       ca = t.ca;
       lines.push('  tls:', `    certificate: ${t.certPath}`, `    key: ${t.keyPath}`);
+      if (opts.clientCert) {
+        lines.push('    clientcas:', `      - ${t.caPath}`);
+        client = { cert: t.clientCert!, key: t.clientKey! };
+      }
     }
     if (mode === 'htpasswd') {
       const path = join(dir, 'htpasswd');
@@ -276,7 +346,14 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       const service = 'dadi-test-registry';
       const issuer = 'dadi-test-issuer';
       token = await startTokenServer(opts, users, signing, service, issuer, tokenRequests);
-      lines.push('auth:', '  token:', `    realm: ${token.url}`, `    service: ${service}`, `    issuer: ${issuer}`, `    rootcertbundle: ${signing.certPath}`);
+      lines.push(
+        'auth:',
+        '  token:',
+        `    realm: ${token.url}`,
+        `    service: ${service}`,
+        `    issuer: ${issuer}`,
+        `    rootcertbundle: ${signing.certPath}`,
+      );
     }
     const config = join(dir, 'config.yml');
     await writeFile(config, `${lines.join('\n')}\n`);
@@ -288,7 +365,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     });
     const scheme = opts.tls ? 'https' : 'http';
     const url = `${scheme}://127.0.0.1:${port}`;
-    await waitReady(url, child, ca, () => stderr);
+    await waitReady(url, child, ca, client, () => stderr);
     const first = Object.entries(users)[0];
     const reg: TestRegistry = {
       host: `127.0.0.1:${port}`,
@@ -303,6 +380,10 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       stop,
     };
     if (ca) reg.ca = ca;
+    if (client.cert) {
+      reg.clientCert = client.cert;
+      reg.clientKey = client.key!;
+    }
     return reg;
   } catch (e) {
     await stop();

@@ -3,7 +3,6 @@
 // 416, mounts, upload sinks, login, wrong passwords, token refresh, redirects; skopeo cross-checks.
 
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +11,14 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DadiError } from '../../src/errors.js';
 import { encodeJson, MediaType, sha256Of } from '../../src/oci/index.js';
-import { defaultCredentials, login, parseReference, RegistryClient, type RepoRef, RemoteBlob } from '../../src/registry/index.js';
+import {
+  defaultCredentials,
+  login,
+  parseReference,
+  RegistryClient,
+  RemoteBlob,
+  type RepoRef,
+} from '../../src/registry/index.js';
 import { fixture, haveFixtures } from '../fixtures.js';
 import { startFaultProxy } from './fault-proxy.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
@@ -47,7 +53,14 @@ async function pushImage(c: RegistryClient, repo: RepoRef, layer: Buffer, tag: s
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
     config: { mediaType: MediaType.ociConfig, digest: cd.digest, size: cd.size },
-    layers: [{ mediaType: MediaType.ociLayer, digest: l.digest, size: l.size, annotations: { 'containerd.io/snapshot/overlaybd/blob-digest': l.digest } }],
+    layers: [
+      {
+        mediaType: MediaType.ociLayer,
+        digest: l.digest,
+        size: l.size,
+        annotations: { 'containerd.io/snapshot/overlaybd/blob-digest': l.digest },
+      },
+    ],
   });
   const md = await c.putManifest({ ...repo, tag }, man, MediaType.ociManifest);
   return { layer: l, config: cd, manifestDigest: md, manifest: man };
@@ -76,12 +89,18 @@ describe.skipIf(!HAVE).each(['none', 'htpasswd', 'token'] as const)('registry (a
     const img = await c.resolveImage(parseReference(`${reg.host}/dadi/it:v1`));
     expect(img.digest).toBe(pushed.manifestDigest);
     expect(img.bytes.equals(pushed.manifest)).toBe(true);
-    expect(img.manifest.layers[0]!.annotations?.['containerd.io/snapshot/overlaybd/blob-digest']).toBe(pushed.layer.digest);
+    expect(img.manifest.layers[0]!.annotations?.['containerd.io/snapshot/overlaybd/blob-digest']).toBe(
+      pushed.layer.digest,
+    );
     const { config } = await c.getImageConfig(repo, img.manifest.config);
     expect(config.rootfs.diff_ids).toEqual([pushed.layer.digest]);
     const byDigest = await c.getManifest({ ...repo, digest: pushed.manifestDigest });
     expect(byDigest.digest).toBe(pushed.manifestDigest);
-    expect(await c.headManifest({ ...repo, tag: 'v1' })).toEqual({ digest: pushed.manifestDigest, size: pushed.manifest.length, mediaType: MediaType.ociManifest });
+    expect(await c.headManifest({ ...repo, tag: 'v1' })).toEqual({
+      digest: pushed.manifestDigest,
+      size: pushed.manifest.length,
+      mediaType: MediaType.ociManifest,
+    });
     expect(await c.headManifest({ ...repo, tag: 'nope' })).toBeUndefined();
     expect(await c.listTags(repo)).toEqual(['v1']);
     const parts: Buffer[] = [];
@@ -99,14 +118,19 @@ describe.skipIf(!HAVE).each(['none', 'htpasswd', 'token'] as const)('registry (a
       expect(await c.readBlob(repo, pushed.layer.digest, buf, off)).toBe(len);
       expect(buf.equals(layer.subarray(off, off + len))).toBe(true);
     }
-    await expect(c.readBlob(repo, pushed.layer.digest, Buffer.alloc(10), layer.length + 100)).rejects.toMatchObject({ code: 'ERANGE' });
+    await expect(c.readBlob(repo, pushed.layer.digest, Buffer.alloc(10), layer.length + 100)).rejects.toMatchObject({
+      code: 'ERANGE',
+    });
     const tail = Buffer.alloc(100);
     expect(await c.readBlob(repo, pushed.layer.digest, tail, layer.length - 40)).toBe(40);
     expect(tail.subarray(0, 40).equals(layer.subarray(layer.length - 40))).toBe(true);
   });
 
   it('RemoteBlob: random reads byte-equal, large reads split, counters kept', async () => {
-    const blob = await RemoteBlob.open(c, { ...repo, digest: pushed.layer.digest }, undefined, { maxRangeBytes: 1 << 20, parallel: 4 });
+    const blob = await RemoteBlob.open(c, { ...repo, digest: pushed.layer.digest }, undefined, {
+      maxRangeBytes: 1 << 20,
+      parallel: 4,
+    });
     expect(blob.size).toBe(layer.length);
     for (let i = 0; i < 100; i++) {
       const off = Math.floor(Math.random() * layer.length);
@@ -143,7 +167,9 @@ describe.skipIf(!HAVE).each(['none', 'htpasswd', 'token'] as const)('registry (a
 
   it('the registry rejects a wrong digest on upload (ECORRUPT)', async () => {
     const data = pattern(5000, 11);
-    await expect(c.pushBlob(repo, data, { digest: sha256Of('something else') })).rejects.toMatchObject({ code: 'ECORRUPT' });
+    await expect(c.pushBlob(repo, data, { digest: sha256Of('something else') })).rejects.toMatchObject({
+      code: 'ECORRUPT',
+    });
   });
 
   it('selects the platform from an index', async () => {
@@ -153,17 +179,31 @@ describe.skipIf(!HAVE).each(['none', 'htpasswd', 'token'] as const)('registry (a
       schemaVersion: 2,
       mediaType: MediaType.ociIndex,
       manifests: [
-        { mediaType: MediaType.ociManifest, digest: arm.manifestDigest, size: arm.manifest.length, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-        { mediaType: MediaType.ociManifest, digest: amd.manifestDigest, size: amd.manifest.length, platform: { os: 'linux', architecture: 'amd64' } },
+        {
+          mediaType: MediaType.ociManifest,
+          digest: arm.manifestDigest,
+          size: arm.manifest.length,
+          platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        },
+        {
+          mediaType: MediaType.ociManifest,
+          digest: amd.manifestDigest,
+          size: amd.manifest.length,
+          platform: { os: 'linux', architecture: 'amd64' },
+        },
       ],
     });
     await c.putManifest({ ...repo, tag: 'multi' }, index, MediaType.ociIndex);
     const ref = parseReference(`${reg.host}/dadi/it:multi`);
-    expect((await c.resolveImage(ref, { platform: { os: 'linux', architecture: 'amd64' } })).digest).toBe(amd.manifestDigest);
+    expect((await c.resolveImage(ref, { platform: { os: 'linux', architecture: 'amd64' } })).digest).toBe(
+      amd.manifestDigest,
+    );
     const r = await c.resolveImage(ref, { platform: { os: 'linux', architecture: 'arm64' } });
     expect(r.digest).toBe(arm.manifestDigest);
     expect(r.indexes[0]!.digest).toBe(sha256Of(index));
-    await expect(c.resolveImage(ref, { platform: { os: 'linux', architecture: 's390x' } })).rejects.toThrow(/no image for platform linux\/s390x \(available: linux\/arm64\/v8, linux\/amd64\)/);
+    await expect(c.resolveImage(ref, { platform: { os: 'linux', architecture: 's390x' } })).rejects.toThrow(
+      /no image for platform linux\/s390x \(available: linux\/arm64\/v8, linux\/amd64\)/,
+    );
   });
 
   it.skipIf(!HAVE_SKOPEO)('skopeo sees what we pushed', async () => {
@@ -177,59 +217,79 @@ describe.skipIf(!HAVE).each(['none', 'htpasswd', 'token'] as const)('registry (a
     expect(j.Architecture).toBe('amd64');
   });
 
-  it.skipIf(mode === 'none')('wrong or missing credentials: EAUTH naming the registry, never the password', async () => {
-    const secret = 'Wr0ng-Pa55word-XYZ';
-    const bad = client(reg, { credentials: { username: reg.credentials!.username, password: secret } });
-    try {
-      for (const op of [() => bad.statBlob(repo, pushed.layer.digest), () => bad.ping(reg.host), () => bad.pushBlob(repo, pattern(10, 5))]) {
-        const e = await op().catch((x: unknown) => x);
-        expect(e).toBeInstanceOf(DadiError);
-        expect((e as DadiError).code).toBe('EAUTH');
-        expect((e as DadiError).message).toContain(reg.host);
-        expect((e as DadiError).message).not.toContain(secret);
-        expect(String((e as DadiError).stack)).not.toContain(secret);
-      }
-    } finally {
-      await bad.close();
-    }
-    const anon = client(reg, { credentials: defaultCredentials({ env: {}, dockerConfig: false }) });
-    try {
-      await expect(anon.statBlob(repo, pushed.layer.digest)).rejects.toThrow(/authentication required and no credentials/);
-    } finally {
-      await anon.close();
-    }
-  });
-
-  it.skipIf(mode === 'none')('login verifies credentials and writes config.json (0600) that later clients use', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'dadi-login-'));
-    try {
-      const path = join(dir, 'docker', 'config.json');
-      await expect(login(reg.host, { username: reg.credentials!.username, password: 'nope-bad' }, { configPath: path })).rejects.toMatchObject({
-        code: 'EAUTH',
-      });
-      expect(existsSync(path)).toBe(false);
-      const r = await login(reg.host, reg.credentials!, { configPath: path });
-      expect(r).toEqual({ stored: 'file', path });
-      expect((await stat(path)).mode & 0o777).toBe(0o600);
-      const cfg = JSON.parse(await readFile(path, 'utf8')) as { auths: Record<string, { auth: string }> };
-      expect(Buffer.from(cfg.auths[reg.host]!.auth, 'base64').toString()).toBe(`${reg.credentials!.username}:${reg.credentials!.password}`);
-      const later = client(reg, { credentials: defaultCredentials({ env: {}, dockerConfig: path }) });
+  it.skipIf(mode === 'none')(
+    'wrong or missing credentials: EAUTH naming the registry, never the password',
+    async () => {
+      const secret = 'Wr0ng-Pa55word-XYZ';
+      const bad = client(reg, { credentials: { username: reg.credentials!.username, password: secret } });
       try {
-        expect(await later.statBlob(repo, pushed.layer.digest)).toBe(layer.length);
+        for (const op of [
+          () => bad.statBlob(repo, pushed.layer.digest),
+          () => bad.ping(reg.host),
+          () => bad.pushBlob(repo, pattern(10, 5)),
+        ]) {
+          const e = await op().catch((x: unknown) => x);
+          expect(e).toBeInstanceOf(DadiError);
+          expect((e as DadiError).code).toBe('EAUTH');
+          expect((e as DadiError).message).toContain(reg.host);
+          expect((e as DadiError).message).not.toContain(secret);
+          expect(String((e as DadiError).stack)).not.toContain(secret);
+        }
       } finally {
-        await later.close();
+        await bad.close();
       }
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+      const anon = client(reg, { credentials: defaultCredentials({ env: {}, dockerConfig: false }) });
+      try {
+        await expect(anon.statBlob(repo, pushed.layer.digest)).rejects.toThrow(
+          /authentication required and no credentials/,
+        );
+      } finally {
+        await anon.close();
+      }
+    },
+  );
+
+  it.skipIf(mode === 'none')(
+    'login verifies credentials and writes config.json (0600) that later clients use',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'dadi-login-'));
+      try {
+        const path = join(dir, 'docker', 'config.json');
+        await expect(
+          login(reg.host, { username: reg.credentials!.username, password: 'nope-bad' }, { configPath: path }),
+        ).rejects.toMatchObject({
+          code: 'EAUTH',
+        });
+        expect(existsSync(path)).toBe(false);
+        const r = await login(reg.host, reg.credentials!, { configPath: path });
+        expect(r).toEqual({ stored: 'file', path });
+        expect((await stat(path)).mode & 0o777).toBe(0o600);
+        const cfg = JSON.parse(await readFile(path, 'utf8')) as { auths: Record<string, { auth: string }> };
+        expect(Buffer.from(cfg.auths[reg.host]!.auth, 'base64').toString()).toBe(
+          `${reg.credentials!.username}:${reg.credentials!.password}`,
+        );
+        const later = client(reg, { credentials: defaultCredentials({ env: {}, dockerConfig: path }) });
+        try {
+          expect(await later.statBlob(repo, pushed.layer.digest)).toBe(layer.length);
+        } finally {
+          await later.close();
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   // (token mode: the proxy cannot mint tokens for its presigned side; Basic mode covers the header check)
   it.skipIf(mode === 'token')('follows redirects to presigned URLs without sending Authorization', async () => {
     const upstreamAuthorization = reg.credentials
       ? `Basic ${Buffer.from(`${reg.credentials.username}:${reg.credentials.password}`).toString('base64')}`
       : undefined;
-    const proxy = await startFaultProxy({ target: reg.url, redirectBlobs: true, ...(upstreamAuthorization ? { upstreamAuthorization } : {}) });
+    const proxy = await startFaultProxy({
+      target: reg.url,
+      redirectBlobs: true,
+      ...(upstreamAuthorization ? { upstreamAuthorization } : {}),
+    });
     const pc = client(reg);
     try {
       const viaProxy = { registry: proxy.host, repository: repo.repository };
@@ -287,11 +347,16 @@ describe.skipIf(!HAVE)('token expiry and refresh', () => {
   });
 
   it('a scope the user is not granted is EAUTH', async () => {
-    const reg = await startRegistry({ auth: 'token', grant: (_u, _t, name, actions) => (name.startsWith('ok/') ? actions : []) });
+    const reg = await startRegistry({
+      auth: 'token',
+      grant: (_u, _t, name, actions) => (name.startsWith('ok/') ? actions : []),
+    });
     const c = client(reg);
     try {
       expect((await c.pushBlob({ registry: reg.host, repository: 'ok/x' }, pattern(10, 1))).how).toBe('uploaded');
-      const e = await c.pushBlob({ registry: reg.host, repository: 'denied/x' }, pattern(10, 1)).catch((x: unknown) => x);
+      const e = await c
+        .pushBlob({ registry: reg.host, repository: 'denied/x' }, pattern(10, 1))
+        .catch((x: unknown) => x);
       expect(e).toMatchObject({ code: 'EAUTH' });
       expect((e as Error).message).toContain(reg.host);
     } finally {
@@ -302,55 +367,100 @@ describe.skipIf(!HAVE)('token expiry and refresh', () => {
 });
 
 /** Push one entry of an OCI layout (index or manifest, recursively) with our client. */
-async function pushFromLayout(c: RegistryClient, repo: RepoRef, layout: string, desc: { mediaType: string; digest: string }): Promise<void> {
+async function pushFromLayout(
+  c: RegistryClient,
+  repo: RepoRef,
+  layout: string,
+  desc: { mediaType: string; digest: string },
+): Promise<void> {
   const blob = (d: string) => readFile(join(layout, 'blobs', 'sha256', d.slice(7)));
   const bytes = await blob(desc.digest);
-  const doc = JSON.parse(bytes.toString('utf8')) as { manifests?: Array<{ mediaType: string; digest: string }>; config?: { digest: string }; layers?: Array<{ digest: string }> };
+  const doc = JSON.parse(bytes.toString('utf8')) as {
+    manifests?: Array<{ mediaType: string; digest: string }>;
+    config?: { digest: string };
+    layers?: Array<{ digest: string }>;
+  };
   for (const m of doc.manifests ?? []) await pushFromLayout(c, repo, layout, m);
-  for (const b of [...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]) await c.pushBlob(repo, await blob(b.digest), { digest: b.digest });
+  for (const b of [...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])])
+    await c.pushBlob(repo, await blob(b.digest), { digest: b.digest });
   await c.putManifest({ ...repo, digest: desc.digest as `sha256:${string}` }, bytes, desc.mediaType);
 }
 
-describe.skipIf(!HAVE || !haveFixtures('multi-arch image from the hello-world layout'))('the hello-world multi-arch image', () => {
-  it('pushes Docker manifest lists, resolves per platform (nested index too), agrees with skopeo', async () => {
-    const reg = await startRegistry();
-    const c = client(reg);
-    try {
-      const layout = fixture('oci/hello-world');
-      const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
-        manifests: Array<{ mediaType: string; digest: string; annotations?: Record<string, string> }>;
-      };
-      const repo = { registry: reg.host, repository: 'library/hello' };
-      for (const name of ['multi-arch', 'nested-index']) {
-        const d = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === name)!;
-        await pushFromLayout(c, repo, layout, d);
-        const bytes = await readFile(join(layout, 'blobs', 'sha256', d.digest.slice(7)));
-        await c.putManifest({ ...repo, tag: name }, bytes, d.mediaType);
-      }
-      for (const [tag, platform] of [
-        ['multi-arch', { os: 'linux', architecture: 'amd64' }],
-        ['multi-arch', { os: 'linux', architecture: 'arm64' }],
-        ['multi-arch', { os: 'linux', architecture: 'arm', variant: 'v7' }],
-        ['nested-index', { os: 'linux', architecture: 'amd64' }],
-      ] as const) {
-        const ref = parseReference(`${reg.host}/library/hello:${tag}`);
-        const img = await c.resolveImage(ref, { platform });
-        expect(img.mediaType).toBe(MediaType.dockerManifest);
-        const { config } = await c.getImageConfig(ref, img.manifest.config);
-        expect(config.architecture).toBe(platform.architecture);
-        for (const l of img.manifest.layers) expect((await c.fetchBlob(ref, l.digest)).length).toBe(l.size);
-        if (HAVE_SKOPEO && tag !== 'nested-index') {
-          // skopeo 1.9 does not descend into nested indexes; we do.
-          const args = ['inspect', '--tls-verify=false', '--override-os', platform.os, '--override-arch', platform.architecture];
-          if ('variant' in platform) args.push('--override-variant', platform.variant);
-          const { stdout } = await run('skopeo', [...args, `docker://${reg.host}/library/hello:${tag}`], { env: { ...process.env, HOME: reg.dir } });
-          const j = JSON.parse(stdout) as { Digest: string; Layers: string[] };
-          expect(j.Digest).toBe(img.indexes[0]!.digest); // skopeo names the tagged list
-          expect(j.Layers).toEqual(img.manifest.layers.map((l) => l.digest));
+describe.skipIf(!HAVE || !haveFixtures('multi-arch image from the hello-world layout'))(
+  'the hello-world multi-arch image',
+  () => {
+    it('pushes Docker manifest lists, resolves per platform (nested index too), agrees with skopeo', async () => {
+      const reg = await startRegistry();
+      const c = client(reg);
+      try {
+        const layout = fixture('oci/hello-world');
+        const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+          manifests: Array<{ mediaType: string; digest: string; annotations?: Record<string, string> }>;
+        };
+        const repo = { registry: reg.host, repository: 'library/hello' };
+        for (const name of ['multi-arch', 'nested-index']) {
+          const d = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === name)!;
+          await pushFromLayout(c, repo, layout, d);
+          const bytes = await readFile(join(layout, 'blobs', 'sha256', d.digest.slice(7)));
+          await c.putManifest({ ...repo, tag: name }, bytes, d.mediaType);
         }
+        for (const [tag, platform] of [
+          ['multi-arch', { os: 'linux', architecture: 'amd64' }],
+          ['multi-arch', { os: 'linux', architecture: 'arm64' }],
+          ['multi-arch', { os: 'linux', architecture: 'arm', variant: 'v7' }],
+          ['nested-index', { os: 'linux', architecture: 'amd64' }],
+        ] as const) {
+          const ref = parseReference(`${reg.host}/library/hello:${tag}`);
+          const img = await c.resolveImage(ref, { platform });
+          expect(img.mediaType).toBe(MediaType.dockerManifest);
+          const { config } = await c.getImageConfig(ref, img.manifest.config);
+          expect(config.architecture).toBe(platform.architecture);
+          for (const l of img.manifest.layers) expect((await c.fetchBlob(ref, l.digest)).length).toBe(l.size);
+          if (HAVE_SKOPEO && tag !== 'nested-index') {
+            // skopeo 1.9 does not descend into nested indexes; we do.
+            const args = [
+              'inspect',
+              '--tls-verify=false',
+              '--override-os',
+              platform.os,
+              '--override-arch',
+              platform.architecture,
+            ];
+            if ('variant' in platform) args.push('--override-variant', platform.variant);
+            const { stdout } = await run('skopeo', [...args, `docker://${reg.host}/library/hello:${tag}`], {
+              env: { ...process.env, HOME: reg.dir },
+            });
+            const j = JSON.parse(stdout) as { Digest: string; Layers: string[] };
+            expect(j.Digest).toBe(img.indexes[0]!.digest); // skopeo names the tagged list
+            expect(j.Layers).toEqual(img.manifest.layers.map((l) => l.digest));
+          }
+        }
+      } finally {
+        await c.close();
+        await reg.stop();
       }
+    });
+  },
+);
+
+describe.skipIf(!HAVE)('HTTPS registries', () => {
+  it('trusts a custom CA, refuses an unknown one clearly, and sends a client certificate', async () => {
+    const reg = await startRegistry({ tls: true, clientCert: true });
+    const repo = { registry: reg.host, repository: 'tls/x' };
+    const good = new RegistryClient({ forceHttps: true, ca: reg.ca!, cert: reg.clientCert!, key: reg.clientKey!, credentials: undefined });
+    const noCa = new RegistryClient({ forceHttps: true, credentials: undefined, maxAttempts: 2 });
+    const noCert = new RegistryClient({ forceHttps: true, ca: reg.ca!, credentials: undefined, maxAttempts: 2, backoffBaseMs: 5 });
+    try {
+      const d = (await good.pushBlob(repo, pattern(3000, 4))).digest;
+      expect(await good.statBlob(repo, d)).toBe(3000);
+      const e = await noCa.statBlob(repo, d).catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: 'EIO' });
+      expect((e as Error).message).toMatch(/TLS error .*CA certificate/);
+      const e2 = await noCert.statBlob(repo, d).catch((x: unknown) => x);
+      console.log('NOCERT', (e2 as Error).message);
+      expect(e2).toBeInstanceOf(DadiError);
     } finally {
-      await c.close();
+      await Promise.all([good.close(), noCa.close(), noCert.close()]);
       await reg.stop();
     }
   });

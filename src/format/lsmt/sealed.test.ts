@@ -178,6 +178,23 @@ describe('SealedLayer', () => {
       });
     }
 
+    it('reads exactly index_size entries of a close-sealed file (garbage up to the 512 boundary)', async () => {
+      const indexOffset = 4096 + 16 * 512;
+      const b = new Uint8Array(indexOffset + 512 + 4096);
+      b.set(encodeHeader({ flags: 0x3, virtualSize: 65536 }), 0);
+      b.set(pattern(16 * 512, 9), 4096);
+      const v = new DataView(b.buffer);
+      encodeSegment(v, indexOffset, 0, 8, 8, false, 1);
+      encodeSegment(v, indexOffset + 16, 8, 8, 16, false, 1);
+      b.fill(0xa5, indexOffset + 32, indexOffset + 512);
+      b.set(encodeHeader({ flags: 0x6, virtualSize: 65536, indexOffset, indexSize: 2 }), indexOffset + 512);
+      const layer = await openBytes(b);
+      expect(layer.describe()).toMatchObject({ kind: 'close-sealed', segments: 2, padding: 0 });
+      const got = new Uint8Array(8192);
+      await layer.read(got, 0);
+      expect(Buffer.from(got).equals(Buffer.from(pattern(16 * 512, 9)))).toBe(true);
+    });
+
     it('ignores tags on disk', async () => {
       const b = await smallLayer();
       const v = new DataView(b.buffer);

@@ -1,8 +1,6 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MemoryFile } from '../../blockfile/memory.js';
-import { MemorySink } from '../../blockfile/sink.js';
 import { U1 } from '../../../test/fixtures.js';
 import {
   applyOps,
@@ -14,6 +12,8 @@ import {
   pattern,
   withTempDir,
 } from '../../../test/lsmt-helpers.js';
+import { MemoryFile } from '../../blockfile/memory.js';
+import { MemorySink } from '../../blockfile/sink.js';
 import { ComboDevice } from './combo.js';
 import { decodeHeader } from './header.js';
 import { SealedLayer } from './sealed.js';
@@ -97,7 +97,9 @@ describe('LayerStack and ComboDevice', () => {
   it('takes the virtual size of the top-most layer that has one', async () => {
     await withTempDir(async (dir) => {
       const m = new DiskModel(VS);
-      const big = await committedLayer(dir, 'big', [{ kind: 'write', offset: 0, length: 512, seed: 1 }], m, { vsize: VS });
+      const big = await committedLayer(dir, 'big', [{ kind: 'write', offset: 0, length: 512, seed: 1 }], m, {
+        vsize: VS,
+      });
       const none = await committedLayer(dir, 'none', [], m, { vsize: 0 });
       const small = await committedLayer(dir, 'small', [], m, { vsize: VS / 2 });
       expect((await LayerStack.open([big, none])).size).toBe(VS);

@@ -1,4 +1,4 @@
-import { appendFile, readFile, stat } from 'node:fs/promises';
+import { appendFile, readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -75,12 +75,14 @@ describe('WritableLayer', () => {
       const data = join(dir, 'd');
       const index = join(dir, 'i');
       const rw = await WritableLayer.create(data, index, { virtualSize: VS });
-      expect(() => rw.write(new Uint8Array(100), 0)).toThrow(/multiples of 512/);
-      expect(() => rw.discard(1, 512)).toThrow(DadiError);
+      await expect(rw.write(new Uint8Array(100), 0)).rejects.toThrow(/multiples of 512/);
+      await expect(rw.discard(1, 512)).rejects.toThrow(DadiError);
       await rw.write(pattern(512, 1), 0);
       await rw.close();
+      await rw.close(); // twice is harmless
+      await expect(rw.write(pattern(512, 1), 0)).rejects.toThrow(/closed/);
       const ro = await WritableLayer.open(data, index, { readOnly: true });
-      expect(() => ro.write(new Uint8Array(512), 0)).toThrow(/read-only/);
+      await expect(ro.write(new Uint8Array(512), 0)).rejects.toThrow(/read-only/);
       await ro.close();
       await expect(WritableLayer.open(data)).rejects.toThrow(/needs its index file/);
       await expect(WritableLayer.open(data, data)).rejects.toThrow(/want 0x1/);
@@ -89,6 +91,18 @@ describe('WritableLayer', () => {
       encodeSegment(new DataView(rec.buffer), 0, 0, 8, 4096, false, 0);
       await appendFile(index, rec);
       await expect(WritableLayer.open(data, index)).rejects.toMatchObject({ code: 'ERANGE', message: /record 1/ });
+    });
+  });
+
+  it('rejects an RW index file of more than 128,000,000 entries before reading it', async () => {
+    await withTempDir(async (dir) => {
+      const rw = await WritableLayer.create(join(dir, 'd'), join(dir, 'i'), { virtualSize: VS });
+      await rw.close();
+      await truncate(join(dir, 'i'), 4096 + 16 * 128_000_001); // sparse
+      await expect(WritableLayer.open(join(dir, 'd'), join(dir, 'i'))).rejects.toMatchObject({
+        code: 'ERANGE',
+        message: /128000001 entries exceed 128000000/,
+      });
     });
   });
 

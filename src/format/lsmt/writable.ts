@@ -200,7 +200,7 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
   }
 
   /** Write 512-aligned data: appended to the data file, recorded in the index (split at 4 MiB). */
-  write(buf: Uint8Array, offset: number): Promise<void> {
+  async write(buf: Uint8Array, offset: number): Promise<void> {
     checkAligned(this.name, offset, buf.length);
     this.assertWritable();
     return this.exclusive(async () => {
@@ -223,7 +223,7 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
   }
 
   /** Make a 512-aligned range read as zeros (zeroed mappings; no data is written). */
-  discard(offset: number, length: number): Promise<void> {
+  async discard(offset: number, length: number): Promise<void> {
     checkAligned(this.name, offset, length);
     this.assertWritable();
     return this.exclusive(async () => {
@@ -251,7 +251,7 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
   }
 
   /** Set the virtual size in memory and in both headers (sparse: also re-truncate the image). */
-  updateVirtualSize(virtualSize: number): Promise<void> {
+  async updateVirtualSize(virtualSize: number): Promise<void> {
     checkRange(this.name, 0, virtualSize);
     this.assertWritable();
     return this.exclusive(async () => {
@@ -286,7 +286,7 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
    * up to 512 bytes) and a sealed trailer to the data file, then close. Open the result with
    * SealedLayer.open().
    */
-  seal(): Promise<void> {
+  async seal(): Promise<void> {
     this.assertWritable();
     return this.exclusive(async () => {
       const h = await readHeader(this.dataFile, 'data file header');
@@ -310,8 +310,11 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
     });
   }
 
+  /** Close both files after pending operations. Closing twice is harmless. */
   async close(): Promise<void> {
-    await this.exclusive(() => this.closeFiles());
+    const run = this.queue.then(() => this.closeFiles());
+    this.queue = run.catch(() => {});
+    await run;
   }
 
   private async closeFiles(): Promise<void> {

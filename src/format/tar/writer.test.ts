@@ -1,8 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixture, haveFixtures } from '../../../test/fixtures.js';
 import { MemoryFile } from '../../blockfile/memory.js';
-import { MemorySink, type Sink } from '../../blockfile/sink.js';
+import { FileSink, MemorySink, type Sink } from '../../blockfile/sink.js';
 import { compressFile } from '../zfile/convert.js';
 import { detectTar } from './detect.js';
 import { decodeTarHeader } from './header.js';
@@ -71,5 +73,18 @@ describe.skipIf(!have)('TarWrapWriter against overlaybd-commit -z -t', () => {
     expect(stats.headerOverwritten).toBe(true);
     const want = await readFile(fixture('overlaybd-samples/zfile/l1.zfile-lz4.tar'));
     expect(Buffer.compare(mem.bytes(), want)).toBe(0);
+  });
+
+  it('does the same through a FileSink on disk', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dadi-tar-'));
+    try {
+      const out = join(dir, 'l1.tar');
+      const src = new MemoryFile(await readFile(fixture('overlaybd-samples/lsmt/l1.lsmt')));
+      await compressFile(src, new TarWrapWriter(await FileSink.create(out)), { overwriteHeader: true });
+      const want = await readFile(fixture('overlaybd-samples/zfile/l1.zfile-lz4.tar'));
+      expect(Buffer.compare(await readFile(out), want)).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -27,8 +27,9 @@ const INDEX_PARALLEL = 4;
 const WINDOW = 1 << 20;
 /** Retries after `onCorrupt` asked for one (the reference reloads up to 3 times). */
 const MAX_RETRIES = 3;
-/** Scratch buffer sets kept for reuse (one per read in flight). */
-const POOL_MAX = 64;
+/** Scratch buffer sets kept for reuse (one per read in flight), and spare 1 MiB windows. */
+const POOL_MAX = 32;
+const BIG_POOL_MAX = 2;
 /**
  * Largest stored block accepted: the reference compresses into a (block_size + 512)-byte buffer,
  * so no reference file exceeds block_size + 516; the slack keeps odd encoders readable.
@@ -71,6 +72,7 @@ export class ZFileReader implements BlockFile {
   readonly verify: boolean;
   private readonly codec: BlockCodec;
   private readonly pool: Scratch[] = [];
+  private readonly bigWindows: Uint8Array[] = [];
   private closed = false;
 
   private constructor(
@@ -157,6 +159,7 @@ export class ZFileReader implements BlockFile {
     const last = Math.floor((end - 1) / bs);
     const off = this.offsets;
     const s = this.pool.pop() ?? this.newScratch();
+    let big: Uint8Array | undefined; // a 1 MiB window, for requests spanning many blocks
     try {
       let out = 0;
       for (let i = first; i <= last; ) {
@@ -165,8 +168,9 @@ export class ZFileReader implements BlockFile {
         let j = i + 1;
         while (j <= last && off[j + 1]! - start <= WINDOW) j++;
         const len = off[j]! - start;
-        if (s.win.length < len) s.win = new Uint8Array(Math.max(len, Math.min(WINDOW, 4 * s.win.length)));
-        const n = await this.inner.read(s.win.subarray(0, len), start);
+        let win = s.win;
+        if (len > win.length) win = big ??= this.bigWindows.pop() ?? new Uint8Array(Math.max(WINDOW, len));
+        const n = await this.inner.read(win.subarray(0, len), start);
         if (n !== len) throw this.shortRead(i, j, start, len, n);
         for (let k = i; k < j; k++) {
           const blockStart = k * bs;
@@ -174,8 +178,8 @@ export class ZFileReader implements BlockFile {
           const count = (end < blockStart + bs ? end - blockStart : bs) - from;
           const b = off[k]! - start;
           const e = off[k + 1]! - start;
-          const bad = this.decodeBlock(k, s.win, b, e, buf, out, from, count, s);
-          if (bad) await this.recover(k, bad, s.win.subarray(b, e), buf, out, from, count, s);
+          const bad = this.decodeBlock(k, win, b, e, buf, out, from, count, s);
+          if (bad) await this.recover(k, bad, win.subarray(b, e), buf, out, from, count, s);
           out += count;
         }
         i = j;
@@ -183,6 +187,7 @@ export class ZFileReader implements BlockFile {
       return out;
     } finally {
       if (this.pool.length < POOL_MAX) this.pool.push(s);
+      if (big && this.bigWindows.length < BIG_POOL_MAX) this.bigWindows.push(big);
     }
   }
 
@@ -212,6 +217,7 @@ export class ZFileReader implements BlockFile {
     if (this.closed) return;
     this.closed = true;
     this.pool.length = 0;
+    this.bigWindows.length = 0;
     await this.inner.close();
   }
 

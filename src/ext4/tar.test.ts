@@ -1,0 +1,72 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parsePax, readTar } from './tar.js';
+
+async function entries(tar: Uint8Array, chunk = 777) {
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < tar.length; i += chunk) chunks.push(tar.subarray(i, i + chunk));
+  const out = [];
+  for await (const e of readTar(chunks, 't.tar')) {
+    const parts: Uint8Array[] = [];
+    for await (const c of e.data()) parts.push(c);
+    out.push({ ...e, body: Buffer.concat(parts) });
+  }
+  return out;
+}
+
+describe('readTar', () => {
+  it('keeps PAX values as raw bytes', () => {
+    const rec = Buffer.concat([
+      Buffer.from('23 SCHILY.xattr.user.a='),
+      Buffer.from([0xff, 0x00, 0x80]),
+      Buffer.from('\n'),
+    ]);
+    expect(Buffer.from(parsePax(rec).get('SCHILY.xattr.user.a')!)).toEqual(Buffer.from([0xff, 0, 0x80]));
+  });
+
+  it('reads GNU long names, PAX paths, times and big numbers from real tar output', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dadi-tar-'));
+    try {
+      const long = 'd'.repeat(200);
+      execFileSync('sh', [
+        '-c',
+        `cd ${dir} && mkdir -p src/${long} && echo hello > src/${long}/f && ln -s ${'t'.repeat(150)} src/l && chown 3000000:4000000 src/${long}/f && touch -d '2001-02-03 04:05:06.5' src/${long}/f`,
+      ]);
+      execFileSync('tar', [
+        '--format=gnu',
+        '--numeric-owner',
+        '-cf',
+        join(dir, 'gnu.tar'),
+        '-C',
+        join(dir, 'src'),
+        '.',
+      ]);
+      execFileSync('tar', [
+        '--format=posix',
+        '--numeric-owner',
+        '-cf',
+        join(dir, 'pax.tar'),
+        '-C',
+        join(dir, 'src'),
+        '.',
+      ]);
+      for (const t of ['gnu.tar', 'pax.tar']) {
+        const es = await entries(await readFile(join(dir, t)));
+        const f = es.find((e) => Buffer.from(e.path).toString().endsWith('/f'))!;
+        expect(Buffer.from(f.path).toString()).toBe(`./${long}/f`);
+        expect(f.body.toString()).toBe('hello\n');
+        expect([f.uid, f.gid]).toEqual([3000000, 4000000]);
+        expect(f.mtime.sec).toBe(981173106);
+        if (t === 'pax.tar') expect(f.mtime.nsec).toBe(500000000);
+        const l = es.find((e) => e.type === 'symlink')!;
+        expect(Buffer.from(l.linkpath).toString()).toBe('t'.repeat(150));
+      }
+      await writeFile(join(dir, 'x'), '');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
