@@ -17,6 +17,14 @@ need docker-registry docker-registry
 need htpasswd apache2-utils
 need skopeo skopeo
 need openssl openssl
+need nbdinfo libnbd-bin
+need nbdcopy libnbd-bin
+need qemu-img qemu-utils
+need qemu-io qemu-utils
+need fusermount3 fuse3
+need runc runc
+need losetup mount
+need setfattr attr
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}" >&2

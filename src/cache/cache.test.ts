@@ -48,7 +48,7 @@ class GatedSource implements BlockFile {
   /** Release the waiting reads at `offset` (all when undefined). */
   release(offset?: number): void {
     const keep: typeof this.waiting = [];
-    for (const w of this.waiting) (offset === undefined || w.offset === offset ? w.go() : keep.push(w));
+    for (const w of this.waiting) offset === undefined || w.offset === offset ? w.go() : keep.push(w);
     this.waiting = keep;
   }
   get queued(): number {

@@ -276,10 +276,14 @@ export class BlockCache {
   /** Called by a blob when a fetch succeeded. */
   persist(f: Fetch): void {
     const s = f.store;
-    if (f.cancelled || s.retired || s.broken || this.closed) return f.blob.finish(f);
+    if (f.cancelled || s.retired || s.broken || this.closed) {
+      f.blob.finish(f);
+      return;
+    }
     if (this.pendingBytes + f.length > this.maxPendingBytes) {
       f.blob.add('persistSkipped', 1);
-      return f.blob.finish(f);
+      f.blob.finish(f);
+      return;
     }
     this.pendingBytes += f.length;
     this.queue.push({ kind: 'fill', f });

@@ -25,7 +25,9 @@ async function main(): Promise<void> {
     maxFetchSize: 256 * KiB,
   });
   const blobs = await Promise.all(
-    [pathA, pathB].map(async (p, i) => cache.open(`sha256:${String(i + 1).padStart(64, '0')}`, new CountingSource(await LocalFile.open(p), 2))),
+    [pathA, pathB].map(async (p, i) =>
+      cache.open(`sha256:${String(i + 1).padStart(64, '0')}`, new CountingSource(await LocalFile.open(p), 2)),
+    ),
   );
   process.stdout.write('ready\n');
   const worker = async () => {

@@ -15,7 +15,7 @@ import { CountingSource, patternBytes, sleep } from './testing.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const MiB = 1 << 20;
-const ROUNDS = 8;
+const ROUNDS = 6;
 
 let dir: string;
 beforeAll(async () => {
@@ -28,9 +28,13 @@ afterAll(async () => {
 function runChild(cacheDir: string, a: string, b: string, seed: number, killAfterMs: number) {
   return new Promise<{ code: number | null; signal: string | null; stderr: string; killed: boolean }>(
     (resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'crash-child.ts'), cacheDir, a, b, String(seed)], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(here, 'crash-child.ts'), cacheDir, a, b, String(seed)],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let stderr = '';
       let killed = false;
       child.stderr.on('data', (d) => (stderr += d));
@@ -105,7 +109,9 @@ describe('crash safety', () => {
       const src = new CountingSource(new MemoryFile(data));
       const blob = cache.open(key, src);
       // Random order, random sizes.
-      const order = Array.from({ length: Math.ceil(data.length / 100_000) }, (_, i) => i).sort(() => Math.random() - 0.5);
+      const order = Array.from({ length: Math.ceil(data.length / 100_000) }, (_, i) => i).sort(
+        () => Math.random() - 0.5,
+      );
       for (const i of order) {
         const off = i * 100_000;
         const buf = Buffer.alloc(100_000);

@@ -68,7 +68,10 @@ export class SimulatedRemote implements BlockFile, SourceCounts {
     const arrive = performance.now() + this.model.latencyMs;
     const start = Math.max(arrive, this.linkFree);
     this.linkFree = start + (len / this.model.bandwidth) * 1000;
-    const done = Math.max(this.linkFree, arrive + (len / (this.model.perRequestBandwidth ?? this.model.bandwidth)) * 1000);
+    const done = Math.max(
+      this.linkFree,
+      arrive + (len / (this.model.perRequestBandwidth ?? this.model.bandwidth)) * 1000,
+    );
     const n = await this.inner.read(buf, offset);
     this.bytes += n;
     const wait = done - performance.now();

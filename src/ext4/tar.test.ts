@@ -9,7 +9,12 @@ async function entries(tar: Uint8Array, chunk = 777) {
   const chunks: Uint8Array[] = [];
   for (let i = 0; i < tar.length; i += chunk) chunks.push(tar.subarray(i, i + chunk));
   const out = [];
-  for await (const e of readTar(chunks, 't.tar')) {
+  for await (const e of readTar(
+    (async function* () {
+      yield* chunks;
+    })(),
+    't.tar',
+  )) {
     const parts: Uint8Array[] = [];
     for await (const c of e.data()) parts.push(c);
     out.push({ ...e, body: Buffer.concat(parts) });
@@ -20,7 +25,7 @@ async function entries(tar: Uint8Array, chunk = 777) {
 describe('readTar', () => {
   it('keeps PAX values as raw bytes', () => {
     const rec = Buffer.concat([
-      Buffer.from('23 SCHILY.xattr.user.a='),
+      Buffer.from('27 SCHILY.xattr.user.a='),
       Buffer.from([0xff, 0x00, 0x80]),
       Buffer.from('\n'),
     ]);

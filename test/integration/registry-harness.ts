@@ -278,11 +278,14 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   let token: TokenServer | undefined;
   const tokenRequests: TestRegistry['tokenRequests'] = [];
   let stderr = '';
+  let registryPid = 0;
   const killOnExit = () => {
-    if (child?.pid && child.exitCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {}
+    for (const pid of [registryPid, child?.pid ?? 0]) {
+      if (pid > 0) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+      }
     }
   };
   const stop = async () => {
@@ -290,19 +293,17 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     if (child?.pid && child.exitCode === null && child.signalCode === null) {
       const c = child;
       const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-      try {
-        process.kill(c.pid!, 'SIGTERM');
-      } catch {}
-      const t = setTimeout(() => {
-        try {
-          process.kill(c.pid!, 'SIGKILL');
-        } catch {}
-      }, 3000);
+      // Closing the watchdog's stdin makes it stop the registry (SIGTERM) and exit.
+      c.stdin?.end();
+      const t = setTimeout(killOnExit, 3000);
       await exited;
       clearTimeout(t);
     }
-    if (token) await new Promise<void>((resolve) => token!.server.close(() => resolve()));
-    token?.server.closeAllConnections();
+    if (token) {
+      const closed = new Promise<void>((resolve) => token!.server.close(() => resolve()));
+      token.server.closeAllConnections();
+      await closed;
+    }
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -357,8 +358,20 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     }
     const config = join(dir, 'config.yml');
     await writeFile(config, `${lines.join('\n')}\n`);
-    child = spawn(bin, ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // A shell watchdog runs the registry and kills it when its stdin closes: on stop(), and also
+    // when this process dies without running exit hooks (the kernel closes the pipe).
+    const watchdog = '"$1" serve "$2" & p=$!; echo $p; cat >/dev/null; kill $p 2>/dev/null; wait $p';
+    child = spawn('sh', ['-c', watchdog, 'sh', bin, config], { stdio: ['pipe', 'pipe', 'pipe'] });
     process.on('exit', killOnExit);
+    registryPid = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child!.stdout!.on('data', (b: Buffer) => {
+        out += b.toString('utf8');
+        const line = out.split('\n')[0];
+        if (out.includes('\n') && line) resolve(Number(line));
+      });
+      child!.once('exit', (code) => reject(new Error(`docker-registry watchdog exited (${code}): ${stderr.slice(-2000)}`)));
+    });
     child.stderr?.on('data', (b: Buffer) => {
       stderr += b.toString('utf8');
       if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
@@ -373,7 +386,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       auth: mode,
       users,
       credentials: mode === 'none' || !first ? undefined : { username: first[0], password: first[1] },
-      pid: child.pid!,
+      pid: registryPid,
       tokenRequests,
       dir,
       logs: () => stderr,

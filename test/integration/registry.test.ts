@@ -457,7 +457,6 @@ describe.skipIf(!HAVE)('HTTPS registries', () => {
       expect(e).toMatchObject({ code: 'EIO' });
       expect((e as Error).message).toMatch(/TLS error .*CA certificate/);
       const e2 = await noCert.statBlob(repo, d).catch((x: unknown) => x);
-      console.log('NOCERT', (e2 as Error).message);
       expect(e2).toBeInstanceOf(DadiError);
     } finally {
       await Promise.all([good.close(), noCa.close(), noCert.close()]);
