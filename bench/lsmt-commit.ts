@@ -12,14 +12,15 @@ import { FileSink, type Sink } from '../src/blockfile/sink.js';
 import { WritableLayer } from '../src/format/lsmt/writable.js';
 import { type BenchRow, report } from './report.js';
 
-/** Output chains to measure; add e.g. `zfile-lz4: (p) => zfileSink(p, …)` here. */
-export const SINKS: Record<string, (path: string) => Promise<Sink>> = {
+/** Output chains to measure (edit here); add e.g. `zfile-lz4: (p) => zfileSink(p, …)` here. */
+const SINKS: Record<string, (path: string) => Promise<Sink>> = {
   plain: (path) => FileSink.create(path, { overwrite: true }),
 };
 
 const GIB = Number(process.argv[2] ?? 1);
 const names = (process.argv[3] ?? Object.keys(SINKS).join(',')).split(',');
 const MIB = 1 << 20;
+const ROUNDS = 2;
 
 const dir = await mkdtemp(join(tmpdir(), 'dadi-bench-commit-'));
 try {
@@ -41,20 +42,20 @@ try {
   const dataFileBytes = rw.dataFile.size;
 
   // Baseline: copy the same volume with 4 MiB reads and writes.
-  const copySecs = await timed(async () => {
-    const src = await open(join(dir, 'l.data'), 'r');
-    const dst = await open(join(dir, 'copy'), 'w');
-    const buf = Buffer.allocUnsafe(4 * MIB);
-    for (let p = 0; p < liveBytes; p += buf.length) {
-      const n = Math.min(buf.length, liveBytes - p);
-      await src.read(buf, 0, n, 4096 + p);
-      await dst.write(buf, 0, n, p);
-    }
-    await src.close();
-    await dst.close();
-  });
-  const copyMBs = liveBytes / 1e6 / copySecs;
-  await rm(join(dir, 'copy'));
+  const copy = () =>
+    timed(async () => {
+      const src = await open(join(dir, 'l.data'), 'r');
+      const dst = await open(join(dir, 'copy'), 'w');
+      const buf = Buffer.allocUnsafe(4 * MIB);
+      for (let p = 0; p < liveBytes; p += buf.length) {
+        const n = Math.min(buf.length, liveBytes - p);
+        await src.read(buf, 0, n, 4096 + p);
+        await dst.write(buf, 0, n, p);
+      }
+      await src.close();
+      await dst.close();
+      await rm(join(dir, 'copy'));
+    });
 
   const rows: BenchRow[] = [];
   for (const name of names) {
@@ -62,26 +63,37 @@ try {
     if (!make) throw new Error(`unknown sink ${name} (have ${Object.keys(SINKS).join(', ')})`);
     const out = join(dir, `out-${name}`);
     let result: Awaited<ReturnType<WritableLayer['commit']>> | undefined;
-    const secs = await timed(async () => {
-      result = await rw.commit(await make(out));
-    });
+    let outputBytes = 0;
+    // Alternate baseline and candidate, best of ROUNDS each (the machine may be shared).
+    let best = Number.POSITIVE_INFINITY;
+    let bestCopy = Number.POSITIVE_INFINITY;
+    for (let round = 0; round < ROUNDS; round++) {
+      bestCopy = Math.min(bestCopy, await copy());
+      best = Math.min(
+        best,
+        await timed(async () => {
+          result = await rw.commit(await make(out));
+        }),
+      );
+      outputBytes = (await stat(out)).size;
+      await rm(out);
+    }
     rows.push({
       case: `commit ${GIB} GiB layer → ${name}`,
       unit: 'MB/s',
-      value: liveBytes / 1e6 / secs,
-      baseline: copyMBs,
+      value: liveBytes / 1e6 / best,
+      baseline: liveBytes / 1e6 / bestCopy,
       baselineName: 'plain file copy of the same volume',
       extra: {
         liveDataBytes: liveBytes,
         dataFileBytes,
-        outputBytes: (await stat(out)).size,
+        outputBytes,
         indexEntries: result?.entries,
         segmentsBefore: rw.index.size,
-        seconds: secs,
+        seconds: best,
         writeMBs: (writes * MIB) / 1e6 / writeSecs,
       },
     });
-    await rm(out);
   }
   await rw.close();
   report('lsmt-commit', 'LSMT commit throughput (RW layer → committed layer)', rows);

@@ -452,3 +452,22 @@ describe('ls, gc, clear, stats', () => {
     await cache.close();
   });
 });
+
+describe('resources', () => {
+  it('closes every file it opened (evictions, reopen, close)', async () => {
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    const cache = await BlockCache.open(dir, { ...noFloor, capacity: 600 * KiB, refillSize: 64 * KiB });
+    for (let round = 0; round < 3; round++) {
+      const hs = [0, 1, 2].map((i) => cache.open(key(500 + i), new MemoryFile(patternBytes(256 * KiB, i + 1))));
+      await Promise.all(hs.map((h) => h.read(Buffer.alloc(256 * KiB), 0)));
+      await cache.flush();
+      await cache.gc(100 * KiB);
+      await Promise.all(hs.map((h) => h.read(Buffer.alloc(100 * KiB), 50 * KiB)));
+      for (const h of hs) await h.close();
+    }
+    await cache.close();
+    await sleep(10);
+    expect(await fds()).toBe(before);
+  });
+});

@@ -23,7 +23,17 @@ import type { BlockFile } from '../blockfile/blockfile.js';
 import { DadiError } from '../errors.js';
 import { countSet } from './bitmap.js';
 import { BlobState, CachedBlob, type CachedBlobOptions, type Fetch } from './blob.js';
-import { checkKey, dataName, decodeMapHeader, MAP_HEADER_SIZE, mapName, PAGE, pageCount, parseName } from './layout.js';
+import {
+  checkKey,
+  dataName,
+  decodeMapHeader,
+  MAP_HEADER_SIZE,
+  mapFileSize,
+  mapName,
+  PAGE,
+  pageCount,
+  parseName,
+} from './layout.js';
 import { type BlobCounters, type CacheStats, newCounters } from './stats.js';
 import { Store, type StorePaths, unlinkQuiet, writeAll } from './store.js';
 
@@ -354,25 +364,31 @@ export class BlockCache {
         if (f.cancelled || s.retired || s.broken) continue;
         const e = this.entries.get(f.blob.key);
         if (!e) continue;
+        const runs = s.uncachedRuns(f.offset, f.end);
+        const bytes = runs.reduce((n, [a, b]) => n + b - a, 0);
+        if (bytes === 0) continue;
+        // A new pair of files also takes the map and the data trailer's page.
+        const overhead = s.hasFiles ? 0 : mapFileSize(s.size) + PAGE;
+        if (!(await this.ensureRoom(bytes + overhead, e))) {
+          f.blob.add('persistSkipped', 1);
+          continue;
+        }
+        if (f.cancelled || s.retired) continue;
         if (!s.hasFiles) {
           try {
             await s.create();
-            e.onDisk = true;
-            e.persistedUse = Date.now();
           } catch {
             s.broken = true;
             f.blob.add('persistErrors', 1);
             continue;
           }
+          e.onDisk = true;
+          e.persistedUse = Date.now();
+          this.usageBytes += overhead;
+          e.allocated += overhead;
+          this.freeEstimate -= overhead;
+          if (f.cancelled || s.retired) continue;
         }
-        const runs = s.uncachedRuns(f.offset, f.end);
-        const bytes = runs.reduce((n, [a, b]) => n + b - a, 0);
-        if (bytes === 0) continue;
-        if (!(await this.ensureRoom(bytes, e))) {
-          f.blob.add('persistSkipped', 1);
-          continue;
-        }
-        if (f.cancelled || s.retired) continue;
         if (!stores.has(s)) {
           s.acquire();
           stores.add(s);

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
 import { type Dispatcher, Pool } from 'undici';
 import { DadiError, type DadiErrorCode } from '../errors.js';
-import { accessDenied, authFailed, noCredentials, RegistryAuth } from './auth.js';
+import { accessDenied, authFailed, noCredentials, parseWwwAuthenticate, RegistryAuth } from './auth.js';
 import type { CredentialProvider } from './credentials.js';
 import { registryOrigin, type SchemeOptions } from './reference.js';
 
@@ -417,9 +417,13 @@ export class Transport {
         const www = header(res, 'www-authenticate');
         await res.body.dump({ limit: 65536 }).catch(() => {});
         if (challenged) {
-          throw (await this.credentials(spec.auth!.registry))
-            ? authFailed(spec.auth!.registry)
-            : noCredentials(spec.auth!.registry);
+          const registry = spec.auth!.registry;
+          if (!(await this.credentials(registry))) throw noCredentials(registry);
+          // A fresh token that is still refused lacks the scope: the user may not do this.
+          const bearer = parseWwwAuthenticate(www ?? '').find((c) => c.scheme === 'bearer');
+          throw bearer?.params.error === 'insufficient_scope'
+            ? accessDenied(registry, spec.what)
+            : authFailed(registry);
         }
         challenged = true;
         this.stats.challenges++;

@@ -162,21 +162,31 @@ describe.skipIf(!HAVE)('fault injection', () => {
       eligible: (req) => req.url !== '/v2/',
       faults: { reset: 0.04, http500: 0.03, http503: 0.03, http429: 0.02, truncate: 0.03, stall: 0.01 },
     });
-    const c = new RegistryClient({ credentials: reg.credentials, requestTimeoutMs: 500, maxAttempts: 8, backoffBaseMs: 5, backoffMaxMs: 50 });
+    const c = new RegistryClient({
+      credentials: reg.credentials,
+      requestTimeoutMs: 500,
+      maxAttempts: 8,
+      backoffBaseMs: 5,
+      backoffMaxMs: 50,
+    });
     const direct = new RegistryClient({ credentials: reg.credentials });
     try {
       let stored = 0;
       for (let i = 0; i < 10; i++) {
         const data = blob.subarray(i * 100_000, i * 100_000 + 1_000_000 + i);
         try {
-          const r = await c.pushBlob({ registry: upProxy.host, repository: 'faults/up' }, data, { chunkBytes: 256 << 10 });
+          const r = await c.pushBlob({ registry: upProxy.host, repository: 'faults/up' }, data, {
+            chunkBytes: 256 << 10,
+          });
           expect(r.digest).toBe(sha256Of(data));
           stored++;
         } catch (e) {
           expect(e).toBeInstanceOf(DadiError);
           continue;
         }
-        expect((await direct.fetchBlob({ registry: reg.host, repository: 'faults/up' }, sha256Of(data))).equals(data)).toBe(true);
+        expect(
+          (await direct.fetchBlob({ registry: reg.host, repository: 'faults/up' }, sha256Of(data))).equals(data),
+        ).toBe(true);
       }
       console.log('uploads through faults:', stored, 'of 10 stored', JSON.stringify(upProxy.counts));
       expect(stored).toBeGreaterThanOrEqual(8);

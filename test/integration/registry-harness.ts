@@ -130,7 +130,9 @@ async function makeTlsCerts(
   client: boolean,
 ): Promise<{ ca: string; caPath: string; certPath: string; keyPath: string; clientCert?: string; clientKey?: string }> {
   const f = (name: string) => join(dir, name);
-  await openssl(`req -x509 -newkey rsa:2048 -nodes -keyout ${f('ca.key')} -out ${f('ca.crt')} -days 2 -subj /CN=dadi-test-ca`);
+  await openssl(
+    `req -x509 -newkey rsa:2048 -nodes -keyout ${f('ca.key')} -out ${f('ca.crt')} -days 2 -subj /CN=dadi-test-ca`,
+  );
   await openssl(`req -newkey rsa:2048 -nodes -keyout ${f('server.key')} -out ${f('server.csr')} -subj /CN=127.0.0.1`);
   await writeFile(f('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n');
   const signWithCa = `-CA ${f('ca.crt')} -CAkey ${f('ca.key')} -CAcreateserial -days 2`;
@@ -142,7 +144,9 @@ async function makeTlsCerts(
     keyPath: f('server.key'),
   };
   if (client) {
-    await openssl(`req -newkey rsa:2048 -nodes -keyout ${f('client.key')} -out ${f('client.csr')} -subj /CN=dadi-test-client`);
+    await openssl(
+      `req -newkey rsa:2048 -nodes -keyout ${f('client.key')} -out ${f('client.csr')} -subj /CN=dadi-test-client`,
+    );
     await writeFile(f('client.ext'), 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n');
     await openssl(`x509 -req -in ${f('client.csr')} ${signWithCa} -out ${f('client.crt')} -extfile ${f('client.ext')}`);
     out.clientCert = await readFile(f('client.crt'), 'utf8');
@@ -370,7 +374,9 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         const line = out.split('\n')[0];
         if (out.includes('\n') && line) resolve(Number(line));
       });
-      child!.once('exit', (code) => reject(new Error(`docker-registry watchdog exited (${code}): ${stderr.slice(-2000)}`)));
+      child!.once('exit', (code) =>
+        reject(new Error(`docker-registry watchdog exited (${code}): ${stderr.slice(-2000)}`)),
+      );
     });
     child.stderr?.on('data', (b: Buffer) => {
       stderr += b.toString('utf8');

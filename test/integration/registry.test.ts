@@ -359,6 +359,7 @@ describe.skipIf(!HAVE)('token expiry and refresh', () => {
         .catch((x: unknown) => x);
       expect(e).toMatchObject({ code: 'EAUTH' });
       expect((e as Error).message).toContain(reg.host);
+      expect((e as Error).message).toMatch(/access denied to .*denied\/x/);
     } finally {
       await c.close();
       await reg.stop();
@@ -447,9 +448,21 @@ describe.skipIf(!HAVE)('HTTPS registries', () => {
   it('trusts a custom CA, refuses an unknown one clearly, and sends a client certificate', async () => {
     const reg = await startRegistry({ tls: true, clientCert: true });
     const repo = { registry: reg.host, repository: 'tls/x' };
-    const good = new RegistryClient({ forceHttps: true, ca: reg.ca!, cert: reg.clientCert!, key: reg.clientKey!, credentials: undefined });
+    const good = new RegistryClient({
+      forceHttps: true,
+      ca: reg.ca!,
+      cert: reg.clientCert!,
+      key: reg.clientKey!,
+      credentials: undefined,
+    });
     const noCa = new RegistryClient({ forceHttps: true, credentials: undefined, maxAttempts: 2 });
-    const noCert = new RegistryClient({ forceHttps: true, ca: reg.ca!, credentials: undefined, maxAttempts: 2, backoffBaseMs: 5 });
+    const noCert = new RegistryClient({
+      forceHttps: true,
+      ca: reg.ca!,
+      credentials: undefined,
+      maxAttempts: 2,
+      backoffBaseMs: 5,
+    });
     try {
       const d = (await good.pushBlob(repo, pattern(3000, 4))).digest;
       expect(await good.statBlob(repo, d)).toBe(3000);

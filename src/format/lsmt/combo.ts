@@ -125,7 +125,7 @@ export class ComboDevice implements WritableBlockFile, ExtentSource {
    * header and the parent uuid from the RW data file's header, as in the reference, unless
    * overridden in `opts`. The lower must be a LayerStack or a SealedLayer.
    */
-  flatten(sink: Sink, opts: CommitOptions = {}): Promise<CommitResult> {
+  async flatten(sink: Sink, opts: CommitOptions = {}): Promise<CommitResult> {
     const lower = this.lower;
     let files: readonly BlockFile[];
     if (lower instanceof LayerStack) files = lower.files;

@@ -94,6 +94,32 @@ describe('LayerStack and ComboDevice', () => {
     );
   });
 
+  it('a writable layer over a plain BlockFile fills gaps from it; flatten needs an LSMT lower', async () => {
+    await withTempDir(async (dir) => {
+      const base = pattern(VS / 2, 4);
+      const model = new DiskModel(VS);
+      model.write(base, 0);
+      const upper = await WritableLayer.create(join(dir, 'u.data'), join(dir, 'u.index'), { virtualSize: VS });
+      const dev = await ComboDevice.open(upper, new MemoryFile(Uint8Array.from(base), 'raw'));
+      await applyOps(dev, model, [
+        { kind: 'write', offset: 1024, length: 2048, seed: 8 },
+        { kind: 'discard', offset: 8192, length: 4096 },
+        { kind: 'write', offset: VS - 4096, length: 4096, seed: 9 },
+      ]);
+      await expectReads(dev, model);
+      const ext = [];
+      for await (const e of dev.extents(0, VS)) ext.push(e);
+      expect(ext).toEqual([
+        { offset: 0, length: 8192 },
+        { offset: 12288, length: VS / 2 - 12288 },
+        { offset: VS - 4096, length: 4096 },
+      ]);
+      await expect(dev.flatten(new MemorySink())).rejects.toMatchObject({ code: 'EUNSUPPORTED' });
+      await dev.close();
+      await dev.close();
+    });
+  });
+
   it('takes the virtual size of the top-most layer that has one', async () => {
     await withTempDir(async (dir) => {
       const m = new DiskModel(VS);

@@ -1,0 +1,196 @@
+// Talk to the host daemon over its unix socket (protocol.ts), starting it on demand: when nothing
+// answers, remove a stale socket, spawn `node … daemon-main` detached with a large
+// UV_THREADPOOL_SIZE and its log in `<state>/daemon.log`, and wait for the socket.
+// Not the daemon (daemon.ts) and not the CLI's printing.
+//
+// @example
+//   const c = await DaemonClient.connect({ autoStart: true });
+//   const dev = await c.mount({ layers: ['/l/base.tar'], target: '/mnt/x' });
+//   console.log(await c.ps());
+//   await c.umount('/mnt/x');
+
+import { spawn } from 'node:child_process';
+import { open, readFile, unlink } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { connect } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DadiError, type DadiErrorCode } from '../errors.js';
+import { socketAnswers } from './daemon.js';
+import { normalizeLayerSpec } from './layer-source.js';
+import type { DeviceInfo, MountRequest, PingResult, Request, Response } from './protocol.js';
+import { statePaths } from './state.js';
+
+/** The threadpool the client gives a daemon it starts: 4 readers per device, ~30 devices. */
+export const DAEMON_THREADPOOL_SIZE = 128;
+
+export interface ClientOptions {
+  stateDir?: string;
+  /** Start a daemon when none answers (default true). */
+  autoStart?: boolean;
+  /**
+   * The command that runs the daemon in the foreground, e.g. the CLI's ['/usr/bin/node', 'bin/dadi.js',
+   * 'daemon']. Default: this package's daemon-main entry (built .js, or the .ts source through tsx).
+   * The state folder is passed in $DADI_STATE.
+   */
+  daemonCommand?: string[];
+  /** How long to wait for a started daemon's socket (default 20 s). */
+  startTimeoutMs?: number;
+  /** Per-request timeout (default 120 s). */
+  requestTimeoutMs?: number;
+}
+
+export class DaemonClient {
+  readonly paths: ReturnType<typeof statePaths>;
+  /** The pid of the daemon this client started, if it did. */
+  startedPid: number | undefined;
+
+  private constructor(
+    private readonly opts: ClientOptions,
+    paths: ReturnType<typeof statePaths>,
+  ) {
+    this.paths = paths;
+  }
+
+  /** Connect to the daemon of the state folder, starting one unless `autoStart: false`. */
+  static async connect(opts: ClientOptions = {}): Promise<DaemonClient> {
+    const c = new DaemonClient(opts, statePaths(opts.stateDir));
+    if (await socketAnswers(c.paths.socket)) return c;
+    if (opts.autoStart === false) throw new DadiError('ENOTFOUND', `no dadi daemon answers on ${c.paths.socket}`);
+    await c.startDaemon();
+    return c;
+  }
+
+  request<T>(req: Request): Promise<T> {
+    return sendRequest<T>(this.paths.socket, req, this.opts.requestTimeoutMs ?? 120_000);
+  }
+
+  ping(): Promise<PingResult> {
+    return this.request({ op: 'ping' });
+  }
+
+  /** Mount a stack (layer paths are made absolute here, against this process's cwd). */
+  mount(req: Omit<MountRequest, 'op'>): Promise<DeviceInfo> {
+    const layers = req.layers.map((l) => normalizeLayerSpec(l));
+    const writable = req.writable && { data: resolve(req.writable.data), index: resolve(req.writable.index) };
+    return this.request({ ...req, op: 'mount', layers, target: resolve(req.target), writable });
+  }
+
+  /** Unmount by target folder or device id. */
+  umount(targetOrId: string): Promise<{ id: string; target: string }> {
+    const t = targetOrId.startsWith('d-') ? targetOrId : resolve(targetOrId);
+    return this.request({ op: 'umount', target: t });
+  }
+
+  ps(): Promise<DeviceInfo[]> {
+    return this.request({ op: 'ps' });
+  }
+
+  /** Ask the daemon to tear everything down and exit; waits until its socket is gone. */
+  async shutdown(timeoutMs = 30_000): Promise<void> {
+    const pid = await this.ping().then(
+      (p) => p.pid,
+      () => undefined,
+    );
+    await this.request({ op: 'shutdown' }).catch(() => {});
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const alive = pid !== undefined && pidAlive(pid);
+      if (!alive && !(await socketAnswers(this.paths.socket))) return;
+      await sleep(50);
+    }
+    throw new DadiError('ETIMEDOUT', `dadi daemon (pid ${pid}) did not stop within ${timeoutMs} ms`);
+  }
+
+  private async startDaemon(): Promise<void> {
+    const p = this.paths;
+    // A daemon that is still starting owns the pid file: wait for it rather than starting another.
+    const oldPid = Number((await readFile(p.pidFile, 'utf8').catch(() => '')).trim());
+    if (!(oldPid > 0 && pidAlive(oldPid) && (await this.waitForSocket(5_000).then(() => true, () => false)))) {
+      await unlink(p.socket).catch(() => {});
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(p.root, { recursive: true, mode: 0o700 });
+      const [cmd, ...args] = this.opts.daemonCommand ?? defaultDaemonCommand();
+      const log = await open(p.log, 'a');
+      try {
+        const child = spawn(cmd!, args, {
+          detached: true,
+          cwd: '/',
+          stdio: ['ignore', log.fd, log.fd],
+          env: { ...process.env, DADI_STATE: p.root, UV_THREADPOOL_SIZE: String(DAEMON_THREADPOOL_SIZE) },
+        });
+        child.unref();
+        this.startedPid = child.pid;
+        let exited: number | null | undefined;
+        child.once('exit', (code) => (exited = code));
+        await this.waitForSocket(this.opts.startTimeoutMs ?? 20_000, () => exited !== undefined);
+      } finally {
+        await log.close();
+      }
+    }
+  }
+
+  private async waitForSocket(timeoutMs: number, gaveUp?: () => boolean): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (await socketAnswers(this.paths.socket)) return;
+      if (gaveUp?.()) break;
+      await sleep(50);
+    }
+    const tail = (await readFile(this.paths.log, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
+    throw new DadiError('ETIMEDOUT', `dadi daemon did not come up on ${this.paths.socket}; log tail:\n${tail}`);
+  }
+}
+
+/** One request over a fresh connection. */
+export function sendRequest<T>(socket: string, req: Request, timeoutMs = 120_000): Promise<T> {
+  return new Promise<T>((res, rej) => {
+    const c = connect(socket);
+    let buf = '';
+    const timer = setTimeout(() => {
+      c.destroy();
+      rej(new DadiError('ETIMEDOUT', `dadi daemon: no answer to ${req.op} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    c.setEncoding('utf8');
+    c.on('connect', () => c.write(`${JSON.stringify(req)}\n`));
+    c.on('data', (d: string) => (buf += d));
+    c.on('error', (e) => {
+      clearTimeout(timer);
+      rej(new DadiError('EIO', `dadi daemon at ${socket}: ${e.message}`, { cause: e }));
+    });
+    c.on('end', () => {
+      clearTimeout(timer);
+      let r: Response<T>;
+      try {
+        r = JSON.parse(buf) as Response<T>;
+      } catch {
+        return rej(new DadiError('EIO', `dadi daemon at ${socket}: bad answer to ${req.op}: ${buf.slice(0, 200)}`));
+      }
+      if (r.ok) res(r.result);
+      else rej(new DadiError(r.error.code as DadiErrorCode, r.error.message));
+    });
+  });
+}
+
+/** `node [--import tsx] <daemon-main>` next to this module (.js when built, .ts from source). */
+export function defaultDaemonCommand(): string[] {
+  const here = fileURLToPath(import.meta.url);
+  const ext = here.endsWith('.ts') ? '.ts' : '.js';
+  const main = join(dirname(here), `daemon-main${ext}`);
+  if (ext === '.js') return [process.execPath, main];
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return [process.execPath, '--import', tsx, main];
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,391 @@
+// The host daemon (`dadi daemon`): ONE long-running process that owns the devices — open layer
+// stacks, writable layers, FUSE exports, loop devices, ext4 mounts — so that they outlive CLI
+// invocations. It answers the JSON-lines protocol of protocol.ts on `<state>/dadi.sock`.
+// Not the container runner: runc runs in the CLI process (container.ts) so its output streams
+// straight to the user; the daemon only mounts and unmounts.
+//
+// THREADPOOL: every FUSE export keeps `readers` reads pending on /dev/fuse, each pinning a libuv
+// thread, so the process must start with a big UV_THREADPOOL_SIZE (the client spawns it with 128);
+// mount() refuses a device that would exhaust the pool instead of deadlocking.
+//
+// @example
+//   // the CLI's `dadi daemon` command:
+//   await runDaemonForeground({ stateDir: '/run/dadi' });
+
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import type { WritableBlockFile } from '../blockfile/index.js';
+import { DadiError } from '../errors.js';
+import {
+  type BlockMount,
+  detachLoop,
+  findMount,
+  forceUnmountFuse,
+  loopDevicesUnder,
+  mountBlockFile,
+  readMounts,
+  runProgram,
+  unmountFilesystem,
+} from '../export/index.js';
+import { ComboDevice, LayerStack, NULL_UUID, WritableLayer } from '../format/lsmt/index.js';
+import { LayerResolver, normalizeLayerSpec, type OpenedLayer } from './layer-source.js';
+import {
+  type DeviceInfo,
+  type MountRequest,
+  type PingResult,
+  PROTOCOL_VERSION,
+  type Request,
+  type Response,
+} from './protocol.js';
+import { statePaths } from './state.js';
+
+export interface DaemonOptions {
+  stateDir?: string;
+  /** Opens layers; register more sources on it for remote layers. Default: local files only. */
+  resolver?: LayerResolver;
+  /** FUSE reader loops per device (default 4). */
+  readers?: number;
+  log?: (message: string) => void;
+}
+
+interface Device {
+  id: string;
+  target: string;
+  dir: string;
+  rw: boolean;
+  label?: string;
+  layers: OpenedLayer[];
+  file: LayerStack | ComboDevice;
+  writable?: { data: string; index: string; ephemeral: boolean };
+  mount: BlockMount;
+  createdAt: string;
+}
+
+const MAX_REQUEST_BYTES = 1 << 20;
+
+export class Daemon {
+  readonly paths: ReturnType<typeof statePaths>;
+  /** Resolves once shutdown() has torn everything down. */
+  readonly stopped: Promise<void>;
+  private readonly devices = new Map<string, Device>();
+  private readonly resolver: LayerResolver;
+  private readonly readers: number;
+  private readonly log: (m: string) => void;
+  private server: Server | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopping: Promise<void> | undefined;
+  private resolveStopped!: () => void;
+
+  private constructor(opts: DaemonOptions) {
+    this.paths = statePaths(opts.stateDir);
+    this.resolver = opts.resolver ?? new LayerResolver();
+    this.readers = opts.readers ?? 4;
+    this.log = opts.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} dadi daemon: ${m}\n`));
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+  }
+
+  /**
+   * Take over the state folder (refusing if another daemon answers on its socket), clean up what a
+   * dead daemon left behind (mounts, loop devices, FUSE mounts under the state folder), listen.
+   */
+  static async start(opts: DaemonOptions = {}): Promise<Daemon> {
+    const d = new Daemon(opts);
+    const p = d.paths;
+    await mkdir(p.root, { recursive: true, mode: 0o700 });
+    await mkdir(p.devices, { recursive: true });
+    if (await socketAnswers(p.socket)) {
+      throw new DadiError('EEXIST', `a dadi daemon already answers on ${p.socket}`);
+    }
+    await unlink(p.socket).catch(() => {});
+    const scrubbed = await scrubDevices(p.root);
+    if (scrubbed.length) d.log(`cleaned up after a previous daemon: ${scrubbed.join(', ')}`);
+    const server = createServer((sock) => d.serve(sock));
+    await new Promise<void>((res, rej) => {
+      server.once('error', rej);
+      server.listen(p.socket, () => {
+        server.off('error', rej);
+        res();
+      });
+    });
+    await chmod(p.socket, 0o600);
+    d.server = server;
+    await writeFile(p.pidFile, `${process.pid}\n`);
+    d.log(`listening on ${p.socket} (pid ${process.pid}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4})`);
+    return d;
+  }
+
+  /** Handle one request (what the socket does, callable in-process too). */
+  async handle(req: Request): Promise<unknown> {
+    switch (req?.op) {
+      case 'ping':
+        return {
+          pid: process.pid,
+          version: PROTOCOL_VERSION,
+          stateDir: this.paths.root,
+          devices: this.devices.size,
+        } satisfies PingResult;
+      case 'mount':
+        return this.exclusive(() => this.mount(req));
+      case 'umount':
+        return this.exclusive(() => this.umount(req.target));
+      case 'ps':
+        return this.ps();
+      case 'shutdown':
+        // Answer first, then tear down.
+        setImmediate(() => void this.shutdown());
+        return { stopping: true };
+      default:
+        throw new DadiError('EINVAL', `unknown request ${JSON.stringify((req as { op?: unknown })?.op)}`);
+    }
+  }
+
+  ps(): DeviceInfo[] {
+    return [...this.devices.values()].map((d) => ({
+      id: d.id,
+      target: d.target,
+      rw: d.rw,
+      layers: d.layers.map((l) => l.info()),
+      writable: d.writable,
+      label: d.label,
+      loop: d.mount.image.loop.device,
+      fuseFile: d.mount.fuse.path,
+      virtualSize: d.file.size,
+      bytesRead: d.mount.fuse.stats.bytesRead,
+      bytesWritten: d.mount.fuse.stats.bytesWritten,
+      createdAt: d.createdAt,
+    }));
+  }
+
+  /** Unmount every device, stop listening, remove the socket and pid file. */
+  shutdown(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log('shutting down');
+      await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+      await this.queue.catch(() => {});
+      for (const d of [...this.devices.values()]) {
+        await this.teardown(d, true).catch((e) => this.log(`teardown of ${d.id}: ${(e as Error).message}`));
+      }
+      await unlink(this.paths.socket).catch(() => {});
+      await unlink(this.paths.pidFile).catch(() => {});
+      this.log('stopped');
+      this.resolveStopped();
+    })();
+    return this.stopping;
+  }
+
+  private async mount(req: MountRequest): Promise<DeviceInfo> {
+    if (this.stopping) throw new DadiError('EINVAL', 'the daemon is shutting down');
+    if (!Array.isArray(req.layers) || req.layers.length === 0) {
+      throw new DadiError('EINVAL', 'mount: no layers');
+    }
+    if (typeof req.target !== 'string' || !req.target.startsWith('/')) {
+      throw new DadiError('EINVAL', `mount: target must be an absolute path, got ${JSON.stringify(req.target)}`);
+    }
+    const target = resolve(req.target);
+    const st = await stat(target).catch(() => undefined);
+    if (!st?.isDirectory()) throw new DadiError('ENOTFOUND', `mount: ${target} is not a directory`);
+    if ([...this.devices.values()].some((d) => d.target === target)) {
+      throw new DadiError('EEXIST', `mount: ${target} already has a dadi device`);
+    }
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const need = (this.devices.size + 1) * this.readers + 4;
+    if (!(pool >= need)) {
+      throw new DadiError(
+        'ERANGE',
+        `mount ${target}: UV_THREADPOOL_SIZE=${pool} is too small for ${this.devices.size + 1} devices (need ${need}); ` +
+          'restart the daemon with a larger UV_THREADPOOL_SIZE',
+      );
+    }
+    const specs = req.layers.map((l) => normalizeLayerSpec(l, '/'));
+    const id = `d-${randomBytes(4).toString('hex')}`;
+    const dir = join(this.paths.devices, id);
+    await mkdir(dir, { recursive: true });
+    const cleanup: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
+    try {
+      const layers = await this.resolver.openAll(specs);
+      const stack = LayerStack.fromLayers(layers.map((l) => l.layer));
+      cleanup.unshift(() => stack.close());
+      let file: LayerStack | ComboDevice = stack;
+      let writable: Device['writable'];
+      if (req.rw) {
+        writable = req.writable
+          ? { data: resolve(req.writable.data), index: resolve(req.writable.index), ephemeral: false }
+          : { data: join(dir, 'rw.data'), index: join(dir, 'rw.index'), ephemeral: true };
+        const top = layers[layers.length - 1]!.layer;
+        const upper = existsSync(writable.data)
+          ? await WritableLayer.open(writable.data, writable.index)
+          : await WritableLayer.create(writable.data, writable.index, {
+              virtualSize: stack.size,
+              parentUuid: top.uuid !== NULL_UUID ? top.uuid : undefined,
+            });
+        const combo = await ComboDevice.open(upper, stack);
+        cleanup[0] = () => combo.close();
+        file = combo;
+      }
+      const mount = await mountBlockFile(file as typeof file & Partial<WritableBlockFile>, target, {
+        stateDir: dir,
+        readOnly: !req.rw,
+        readers: this.readers,
+        log: (m) => this.log(`${id}: ${m}`),
+      });
+      const dev: Device = {
+        id,
+        target,
+        dir,
+        rw: !!req.rw,
+        label: typeof req.label === 'string' ? req.label : undefined,
+        layers,
+        file,
+        writable,
+        mount,
+        createdAt: new Date().toISOString(),
+      };
+      this.devices.set(id, dev);
+      this.log(`${id}: mounted ${specs.length} layers on ${target}${req.rw ? ' rw' : ''} via ${mount.image.loop.device}`);
+      return this.ps().find((d) => d.id === id)!;
+    } catch (e) {
+      for (const c of cleanup) await c().catch(() => {});
+      throw e;
+    }
+  }
+
+  private async umount(targetOrId: string): Promise<{ id: string; target: string }> {
+    const abs = targetOrId.startsWith('/') ? resolve(targetOrId) : undefined;
+    const dev = [...this.devices.values()].find((d) => d.id === targetOrId || d.target === abs);
+    if (!dev) throw new DadiError('ENOTFOUND', `umount: no dadi device at ${targetOrId}`);
+    await this.teardown(dev, false);
+    return { id: dev.id, target: dev.target };
+  }
+
+  /**
+   * ext4 (refusing when busy unless `force`, which detaches lazily), loop device, FUSE export, then
+   * flush and close the device, then the device folder (ephemeral writable layers with it).
+   */
+  private async teardown(dev: Device, force: boolean): Promise<void> {
+    try {
+      await unmountFilesystem(dev.target, { lazy: force });
+    } catch (e) {
+      throw new DadiError('EIO', `umount ${dev.target}: ${(e as Error).message} (is it busy?)`, { cause: e });
+    }
+    this.devices.delete(dev.id);
+    let first: unknown;
+    await dev.mount.unmount().catch((e) => (first = e));
+    if (dev.file instanceof ComboDevice) await dev.file.flush().catch((e) => (first ??= e));
+    await dev.file.close().catch((e) => (first ??= e));
+    const fuseDir = join(dev.dir, 'fuse');
+    if (await findMount(fuseDir)) await forceUnmountFuse(fuseDir);
+    if (await findMount(fuseDir)) {
+      first ??= new DadiError('EIO', `${fuseDir}: FUSE mount still present; left ${dev.dir} in place`);
+    } else {
+      await rm(dev.dir, { recursive: true, force: true });
+    }
+    this.log(`${dev.id}: unmounted ${dev.target}`);
+    if (first) throw first;
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private serve(sock: Socket): void {
+    let buf = '';
+    let done = false;
+    sock.setEncoding('utf8');
+    sock.on('error', () => {});
+    sock.on('data', (chunk: string) => {
+      if (done) return;
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) {
+        if (buf.length > MAX_REQUEST_BYTES) {
+          done = true;
+          reply(sock, { ok: false, error: { code: 'EINVAL', message: 'request too large' } });
+        }
+        return;
+      }
+      done = true;
+      const line = buf.slice(0, nl);
+      void (async () => {
+        let res: Response;
+        try {
+          res = { ok: true, result: await this.handle(JSON.parse(line) as Request) };
+        } catch (e) {
+          const err = e as DadiError;
+          res = {
+            ok: false,
+            error: { code: err instanceof DadiError ? err.code : 'EIO', message: err?.message ?? String(e) },
+          };
+          this.log(`request failed: ${res.error.message}`);
+        }
+        reply(sock, res);
+      })();
+    });
+  }
+}
+
+function reply(sock: Socket, res: Response): void {
+  if (!sock.destroyed) sock.end(`${JSON.stringify(res)}\n`);
+}
+
+/** True when something accepts connections on `socket`. */
+export function socketAnswers(socket: string): Promise<boolean> {
+  return new Promise((res) => {
+    if (!existsSync(socket)) return res(false);
+    const c = connect(socket);
+    c.once('connect', () => {
+      c.destroy();
+      res(true);
+    });
+    c.once('error', () => res(false));
+  });
+}
+
+/**
+ * Remove device leftovers under a state folder whose daemon is gone: filesystems mounted under it
+ * (container rootfs, overlays), filesystems mounted from loop devices backed by files under it,
+ * those loop devices, and FUSE mounts under it (aborted first: their server is dead). Never call it
+ * while a daemon serves that folder. Returns what it removed.
+ */
+export async function scrubDevices(stateDir: string): Promise<string[]> {
+  const root = resolve(stateDir);
+  const done: string[] = [];
+  const under = (p: string) => p === root || p.startsWith(`${root}/`);
+  const loops = await loopDevicesUnder(root);
+  const mounts = await readMounts();
+  const doomed = mounts.filter((m) => !m.fsType.startsWith('fuse') && (under(m.mountPoint) || loops.includes(m.source)));
+  // Deepest first.
+  for (const m of doomed.sort((a, b) => b.mountPoint.length - a.mountPoint.length)) {
+    const r = await runProgram('umount', ['-l', m.mountPoint], { timeoutMs: 30_000 });
+    if (r.code === 0) done.push(`umount ${m.mountPoint}`);
+  }
+  for (const dev of loops) {
+    await detachLoop(dev).catch(() => {});
+    done.push(`losetup -d ${dev}`);
+  }
+  for (const m of (await readMounts()).filter((m) => m.fsType.startsWith('fuse') && under(m.mountPoint))) {
+    await forceUnmountFuse(m.mountPoint);
+    done.push(`umount FUSE ${m.mountPoint}`);
+  }
+  return done;
+}
+
+/**
+ * Run the daemon in this process until SIGTERM/SIGINT/SIGHUP or a `shutdown` request (what
+ * `dadi daemon` calls). Needs UV_THREADPOOL_SIZE set in the environment before Node started.
+ */
+export async function runDaemonForeground(opts: DaemonOptions = {}): Promise<void> {
+  const d = await Daemon.start(opts);
+  const stop = () => void d.shutdown();
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, stop);
+  try {
+    await d.stopped;
+  } finally {
+    for (const s of signals) process.off(s, stop);
+  }
+}

@@ -1,0 +1,118 @@
+// How the daemon turns a layer reference into an open sealed LSMT layer: a pluggable table of
+// `LayerSource`s keyed by kind. The built-in `file` source opens a local blob of any wrapping;
+// remote layers (registry + cache) plug in later as another kind. Not the stacking (daemon.ts).
+//
+// @example
+//   const r = new LayerResolver();            // knows 'file'
+//   r.register({ kind: 'registry', open: async (spec) => ... });
+//   const opened = await r.open({ kind: 'file', ref: '/layers/base.tar' });
+
+import { resolve } from 'node:path';
+import type { BlockFile } from '../blockfile/index.js';
+import { LocalFile } from '../blockfile/index.js';
+import { DadiError } from '../errors.js';
+import type { SealedLayer } from '../format/lsmt/index.js';
+import { openLayer } from '../image/open-layer.js';
+
+/** A layer as named in a request: `kind` picks the source, `ref` means what that source says. */
+export interface LayerSpec {
+  /** 'file' (local layer blob path) by default; other kinds come from registered sources. */
+  kind: string;
+  ref: string;
+  /** Source-specific extras (e.g. a digest and size for registry blobs); passed through as is. */
+  [extra: string]: unknown;
+}
+
+/** What `ps` shows per layer. */
+export interface LayerInfo {
+  kind: string;
+  ref: string;
+  /** Bytes read from the layer's blob (before decompression) since it was opened. */
+  blobBytesRead: number;
+}
+
+export interface OpenedLayer {
+  layer: SealedLayer;
+  info(): LayerInfo;
+}
+
+export interface LayerSource {
+  readonly kind: string;
+  /** Open the layer; the returned layer's close() must release everything it holds. */
+  open(spec: LayerSpec): Promise<OpenedLayer>;
+}
+
+/** A plain path means a local file. Relative paths are resolved against `cwd`. */
+export function normalizeLayerSpec(spec: string | LayerSpec, cwd = process.cwd()): LayerSpec {
+  if (typeof spec === 'string') return { kind: 'file', ref: resolve(cwd, spec) };
+  if (spec.kind === 'file') return { ...spec, ref: resolve(cwd, spec.ref) };
+  return spec;
+}
+
+/** Counts the bytes read through a BlockFile (for `ps`). */
+export class CountingFile implements BlockFile {
+  bytesRead = 0;
+  constructor(private readonly inner: BlockFile) {}
+  get name(): string {
+    return this.inner.name;
+  }
+  get size(): number {
+    return this.inner.size;
+  }
+  async read(buf: Uint8Array, offset: number): Promise<number> {
+    const n = await this.inner.read(buf, offset);
+    this.bytesRead += n;
+    return n;
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Local layer blobs (raw LSMT, ZFile, tar-wrapped). */
+export const fileLayerSource: LayerSource = {
+  kind: 'file',
+  async open(spec) {
+    const raw = new CountingFile(await LocalFile.open(spec.ref));
+    try {
+      const layer = await openLayer(raw);
+      return { layer, info: () => ({ kind: 'file', ref: spec.ref, blobBytesRead: raw.bytesRead }) };
+    } catch (e) {
+      await raw.close();
+      throw e;
+    }
+  },
+};
+
+export class LayerResolver {
+  private readonly sources = new Map<string, LayerSource>();
+
+  constructor(sources: LayerSource[] = [fileLayerSource]) {
+    for (const s of sources) this.register(s);
+  }
+
+  /** Add or replace the source for `source.kind`. */
+  register(source: LayerSource): void {
+    this.sources.set(source.kind, source);
+  }
+
+  open(spec: LayerSpec): Promise<OpenedLayer> {
+    const source = this.sources.get(spec.kind);
+    if (!source) {
+      throw new DadiError('EUNSUPPORTED', `layer ${spec.ref}: no layer source for kind ${JSON.stringify(spec.kind)}`);
+    }
+    return source.open(spec);
+  }
+
+  /** Open every layer (bottom first); on failure close the ones already opened. */
+  async openAll(specs: LayerSpec[]): Promise<OpenedLayer[]> {
+    const out: OpenedLayer[] = [];
+    try {
+      for (const s of specs) out.push(await this.open(s));
+      return out;
+    } catch (e) {
+      await Promise.all(out.map((o) => o.layer.close().catch(() => {})));
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,65 @@
+// The daemon's wire protocol: one JSON request line per unix-socket connection, answered by one
+// JSON response line, then the daemon closes the connection. Small on purpose: any language can
+// speak it with `socat` (`echo '{"op":"ps"}' | socat - UNIX-CONNECT:/run/dadi/dadi.sock`).
+//
+//   → {"op":"mount","layers":[{"kind":"file","ref":"/l/base.tar"}],"target":"/mnt/x","rw":true}
+//   ← {"ok":true,"result":{"id":"d-1a2b3c4d", ...}}
+//   ← {"ok":false,"error":{"code":"ENOTFOUND","message":"/l/base.tar: cannot open: ..."}}
+
+import type { DadiErrorCode } from '../errors.js';
+import type { LayerInfo, LayerSpec } from './layer-source.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export interface MountRequest {
+  op: 'mount';
+  /** Layers bottom first; plain strings are local layer file paths (absolute: the daemon's cwd is not yours). */
+  layers: (string | LayerSpec)[];
+  /** Where the filesystem is mounted (absolute; must exist). */
+  target: string;
+  /** Add a writable layer (ComboDevice over the stack) and mount read-write. */
+  rw?: boolean;
+  /**
+   * The writable layer's files (rw only). Opened when they exist, created otherwise; they are kept
+   * at umount. Without them an ephemeral layer in the device folder is deleted at umount.
+   */
+  writable?: { data: string; index: string };
+  /** Free-form label shown by `ps` (e.g. the container name). */
+  label?: string;
+}
+
+export type Request =
+  | { op: 'ping' }
+  | MountRequest
+  | { op: 'umount'; /** A target dir or a device id. */ target: string }
+  | { op: 'ps' }
+  | { op: 'shutdown' };
+
+export interface DeviceInfo {
+  id: string;
+  target: string;
+  rw: boolean;
+  layers: LayerInfo[];
+  writable?: { data: string; index: string; ephemeral: boolean };
+  label?: string;
+  /** The loop device the filesystem is mounted from. */
+  loop: string;
+  /** The exported FUSE file. */
+  fuseFile: string;
+  virtualSize: number;
+  /** Bytes the kernel read / wrote through the FUSE export. */
+  bytesRead: number;
+  bytesWritten: number;
+  createdAt: string;
+}
+
+export interface PingResult {
+  pid: number;
+  version: number;
+  stateDir: string;
+  devices: number;
+}
+
+export type Response<T = unknown> =
+  | { ok: true; result: T }
+  | { ok: false; error: { code: DadiErrorCode | string; message: string } };

@@ -1,0 +1,135 @@
+// runc as a child process: `runc --root STATE run --bundle B ID` with the container's stdout and
+// stderr streamed to ours (or to given streams), its exit code returned; kill, delete, list, and
+// removal of the cgroup folders runc leaves behind (cgroup v1: one per controller hierarchy).
+// Not the bundle (bundle.ts) nor the rootfs (container.ts).
+//
+// @example
+//   const code = await runcRun({ root: '/run/dadi/runc', bundle: B, id: 'c1' });
+//   await runcDelete('/run/dadi/runc', 'c1');
+//   await removeCgroup('/dadi/c1');
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdir, rmdir, stat } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { DadiError } from '../errors.js';
+import { runProgram } from '../export/index.js';
+
+export const RUNC = process.env.DADI_RUNC ?? 'runc';
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+export interface RuncRunOptions {
+  /** runc's state folder (`--root`). */
+  root: string;
+  bundle: string;
+  id: string;
+  /** Where the container's output goes; default: this process's stdout/stderr (inherited fds). */
+  stdout?: Writable;
+  stderr?: Writable;
+  /** Called once runc is spawned (to forward signals, kill it, …). */
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+/**
+ * Run the container to completion; resolves with its exit code (128+N when killed by signal N, as
+ * runc reports it). The container's stdin is /dev/null.
+ */
+export function runcRun(opts: RuncRunOptions): Promise<number> {
+  return new Promise((res, rej) => {
+    const child = spawn(RUNC, ['--root', opts.root, 'run', '--bundle', opts.bundle, opts.id], {
+      stdio: ['ignore', opts.stdout ? 'pipe' : 'inherit', opts.stderr ? 'pipe' : 'inherit'],
+    });
+    const piped: Promise<void>[] = [];
+    const pipe = (from: NodeJS.ReadableStream | null, to: Writable | undefined) => {
+      if (!from || !to) return;
+      from.pipe(to, { end: false });
+      piped.push(new Promise((r) => from.once('end', r).once('error', () => r())));
+    };
+    pipe(child.stdout, opts.stdout);
+    pipe(child.stderr, opts.stderr);
+    child.once('error', (e) => rej(new DadiError('EIO', `${RUNC}: cannot start: ${e.message}`, { cause: e })));
+    child.once('close', async (code, signal) => {
+      await Promise.all(piped);
+      res(code ?? 128 + (signal ? signalNumber(signal) : 1));
+    });
+    opts.onSpawn?.(child);
+  });
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return (constants.signals as Record<string, number>)[sig] ?? 1;
+}
+
+/** `runc kill ID SIGNAL` (ignores "container not running"). */
+export async function runcKill(root: string, id: string, signal = 'KILL'): Promise<void> {
+  await runProgram(RUNC, ['--root', root, 'kill', id, signal], { timeoutMs: 30_000 });
+}
+
+/** `runc delete --force ID`; harmless when the container does not exist. */
+export async function runcDelete(root: string, id: string): Promise<void> {
+  const r = await runProgram(RUNC, ['--root', root, 'delete', '--force', id], { timeoutMs: 30_000 });
+  if (r.code !== 0 && !/does not exist|not exist|no such/i.test(r.stderr)) {
+    throw new DadiError('EIO', `runc delete ${id} failed: ${r.stderr.trim()}`);
+  }
+}
+
+export interface RuncContainer {
+  id: string;
+  pid: number;
+  status: string;
+  bundle: string;
+}
+
+/** `runc list` of a state folder (empty when the folder does not exist). */
+export async function runcList(root: string): Promise<RuncContainer[]> {
+  if (!(await stat(root).catch(() => undefined))) return [];
+  const r = await runProgram(RUNC, ['--root', root, 'list', '--format', 'json'], { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new DadiError('EIO', `runc list failed: ${r.stderr.trim()}`);
+  const list = JSON.parse(r.stdout.trim() || 'null') as RuncContainer[] | null;
+  return list ?? [];
+}
+
+/**
+ * The cgroup folders of `cgroupsPath` that exist, one per mounted hierarchy (deepest first).
+ * With cgroup v1 runc makes one in every controller; a leftover one keeps a dead container's name.
+ */
+export async function cgroupDirs(cgroupsPath: string): Promise<string[]> {
+  const rel = cgroupsPath.replace(/^\/+/, '');
+  if (!rel || rel.includes('..')) throw new DadiError('EINVAL', `bad cgroup path ${JSON.stringify(cgroupsPath)}`);
+  const out: string[] = [];
+  for (const h of await readdir(CGROUP_ROOT).catch(() => [] as string[])) {
+    const dir = join(CGROUP_ROOT, h, rel);
+    if ((await stat(dir).catch(() => undefined))?.isDirectory()) out.push(dir);
+  }
+  return out;
+}
+
+/**
+ * Remove the cgroup folders of `cgroupsPath` in every hierarchy, then its parents up to (not
+ * including) the hierarchy root while they are empty. Folders still holding processes stay (rmdir
+ * fails with EBUSY); returns the folders that could not be removed.
+ */
+export async function removeCgroup(cgroupsPath: string): Promise<string[]> {
+  const left: string[] = [];
+  const parts = cgroupsPath.replace(/^\/+/, '').split('/').filter(Boolean);
+  for (const dir of await cgroupDirs(cgroupsPath)) {
+    try {
+      await rmdir(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') left.push(dir);
+      continue;
+    }
+    // Parents: only while empty (another container may share them).
+    let p = dir;
+    for (let i = parts.length - 1; i > 0; i--) {
+      p = join(p, '..');
+      const ok = await rmdir(p).then(
+        () => true,
+        () => false,
+      );
+      if (!ok) break;
+    }
+  }
+  return left;
+}
