@@ -48,7 +48,17 @@ export class FileSink implements Sink {
 
   async write(chunk: Uint8Array): Promise<void> {
     if (chunk.length === 0) return;
-    // Copy: callers reuse their buffers.
+    if (chunk.length >= FileSink.FLUSH_AT) {
+      // Big chunks go straight out: no copy, and the caller gets its buffer back when we return.
+      await this.drain();
+      for (let done = 0; done < chunk.length; ) {
+        const { bytesWritten } = await this.fh.write(chunk, done, chunk.length - done, this.pos + done);
+        done += bytesWritten;
+      }
+      this.pos += chunk.length;
+      return;
+    }
+    // Small chunks are batched; copy them because callers reuse their buffers.
     this.pending.push(Uint8Array.from(chunk));
     this.pendingBytes += chunk.length;
     this.pos += chunk.length;

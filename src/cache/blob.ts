@@ -111,9 +111,14 @@ export class BlobState {
     this.add('readBytes', n);
     this.host.touch(this);
 
+    const store = this.store;
+    if (allSet(store.bitmap, Math.floor(offset / PAGE), Math.ceil(end / PAGE))) {
+      // Fast path: all cached, one pread into the caller's buffer.
+      await this.readHit(h, store, buf, offset, offset, end);
+      return n;
+    }
     const R = this.host.refillSize;
     const maxUnits = Math.max(1, Math.floor(this.host.maxFetchSize / R));
-    const store = this.store;
     const work: Promise<void>[] = [];
     let hitLo = -1;
     let hitHi = -1;

@@ -1,0 +1,436 @@
+// OCI image layouts on disk (`oci:DIR[:TAG|@DIGEST]`): read index.json (tags are the
+// `org.opencontainers.image.ref.name` annotations), resolve nested indexes to one platform, read
+// blobs with digest checks, and write blobs (atomically: temp file + rename) and tags.
+// Also the ImageSource / ImageTarget interfaces that convert uses for layouts and registries
+// alike; the registry implementations live beside the converter (registry/ sits above oci/).
+
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, link, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { DadiError } from '../errors.js';
+import { type Digest, digestHex, parseDigest, sha256Of } from './digest.js';
+import {
+  type Descriptor,
+  type ImageConfig,
+  type ImageIndex,
+  type ImageManifest,
+  type Platform,
+  parseImageConfig,
+  parseManifest,
+} from './manifest.js';
+import { MediaType, OciAnnotation } from './media-types.js';
+import { formatPlatform, hostPlatform, selectPlatform } from './platform.js';
+
+// ---------------------------------------------------------------- the common interfaces
+
+/** One image manifest, resolved from a tag/digest through any indexes. */
+export interface ResolvedManifest {
+  /** Digest of the image manifest (not of the index). */
+  digest: Digest;
+  mediaType: string;
+  manifest: ImageManifest;
+  bytes: Buffer;
+  /** Digests of the indexes walked through, outermost first. */
+  indexes: Digest[];
+}
+
+/** Where images are read from: an OCI layout or a registry repository. */
+export interface ImageSource {
+  /** The spec as the user wrote it, for messages. */
+  readonly name: string;
+  /** Resolve the tag/digest to one image manifest (indexes: the entry for `platform`, default this machine's). */
+  resolve(opts?: { platform?: Platform }): Promise<ResolvedManifest>;
+  /** The image config (digest and size verified). */
+  getConfig(desc: Descriptor): Promise<{ config: ImageConfig; bytes: Buffer }>;
+  /** A blob's bytes as a stream; the digest (and size) are checked at the end: a mismatch throws ECORRUPT. */
+  blobStream(desc: Descriptor, opts?: { signal?: AbortSignal }): AsyncIterable<Uint8Array>;
+  /** A local file holding the blob, when there is one (unverified: hash it while reading). */
+  localBlobPath?(desc: Descriptor): string | undefined;
+  close(): Promise<void>;
+}
+
+/** Where images are written to: an OCI layout or a registry repository. */
+export interface ImageTarget {
+  readonly name: string;
+  /** Size of a blob the target already holds, or undefined. */
+  statBlob(digest: Digest): Promise<number | undefined>;
+  /** Store a blob from a local file (the caller computed `digest`); a no-op when present. */
+  putBlobFile(path: string, desc: { digest: Digest; size: number }): Promise<void>;
+  /** Store a small blob (config). */
+  putBlob(bytes: Uint8Array): Promise<{ digest: Digest; size: number }>;
+  /** Store a manifest and point the target's tag (if any) at it. Returns its digest. */
+  putManifest(bytes: Uint8Array, mediaType: string, opts?: { platform?: Platform }): Promise<Digest>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- layout specs
+
+export interface LayoutSpec {
+  dir: string;
+  tag?: string;
+  digest?: Digest;
+}
+
+/** True for `oci:…` image specs. */
+export function isLayoutSpec(spec: string): boolean {
+  return spec.startsWith('oci:');
+}
+
+/**
+ * Parse `oci:DIR[:TAG]` or `oci:DIR@sha256:…`. A colon after the last `/` starts the tag, so
+ * directories may contain colons in their parent parts.
+ *
+ * ```ts
+ * parseLayoutSpec('oci:/tmp/img:v1') // { dir: '/tmp/img', tag: 'v1' }
+ * ```
+ */
+export function parseLayoutSpec(spec: string): LayoutSpec {
+  if (!isLayoutSpec(spec)) throw new DadiError('EINVAL', `${JSON.stringify(spec)}: not an oci: layout spec`);
+  let rest = spec.slice(4);
+  let digest: Digest | undefined;
+  const at = rest.lastIndexOf('@');
+  if (at >= 0 && rest.slice(at + 1).startsWith('sha')) {
+    digest = parseDigest(rest.slice(at + 1), spec);
+    rest = rest.slice(0, at);
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (tag === '') throw new DadiError('EINVAL', `${JSON.stringify(spec)}: empty tag`);
+  }
+  if (rest === '') throw new DadiError('EINVAL', `${JSON.stringify(spec)}: no directory`);
+  const out: LayoutSpec = { dir: resolve(rest) };
+  if (tag !== undefined) out.tag = tag;
+  if (digest !== undefined) out.digest = digest;
+  return out;
+}
+
+// ---------------------------------------------------------------- the layout
+
+const LAYOUT_FILE = 'oci-layout';
+const INDEX_FILE = 'index.json';
+const MAX_JSON = 16 << 20;
+const MAX_INDEX_DEPTH = 4;
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Write `data` to `path` atomically (temp file in the same folder, fsync, rename). */
+async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+/**
+ * An OCI image layout folder.
+ *
+ * ```ts
+ * const layout = await OciLayout.open('/tmp/hello');
+ * const img = await layout.resolve({ tag: 'amd64' });
+ * const bytes = await layout.readBlob(img.manifest.config);
+ * ```
+ */
+export class OciLayout {
+  private constructor(readonly dir: string) {}
+
+  /** Open an existing layout (checks `oci-layout`). */
+  static async open(dir: string): Promise<OciLayout> {
+    const path = join(dir, LAYOUT_FILE);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ENOTFOUND' : 'EIO';
+      throw new DadiError(code, `${dir}: not an OCI image layout (no readable ${LAYOUT_FILE})`, { cause: e });
+    }
+    let version: unknown;
+    try {
+      version = (JSON.parse(text) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+    } catch {
+      throw new DadiError('EFORMAT', `${path}: not valid JSON`);
+    }
+    if (typeof version !== 'string' || !version.startsWith('1.')) {
+      throw new DadiError('EUNSUPPORTED', `${path}: imageLayoutVersion ${JSON.stringify(version)} (need 1.x)`);
+    }
+    return new OciLayout(dir);
+  }
+
+  /** Open a layout, creating an empty one (folder, `oci-layout`, `index.json`) if absent. */
+  static async openOrCreate(dir: string): Promise<OciLayout> {
+    if (await exists(join(dir, LAYOUT_FILE))) return OciLayout.open(dir);
+    await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+    if (!(await exists(join(dir, INDEX_FILE)))) {
+      await writeAtomic(join(dir, INDEX_FILE), Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] })));
+    }
+    await writeAtomic(join(dir, LAYOUT_FILE), Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
+    return new OciLayout(dir);
+  }
+
+  blobPath(digest: string): string {
+    return join(this.dir, 'blobs', 'sha256', digestHex(parseDigest(digest, this.dir)));
+  }
+
+  /** The top-level index (index.json). */
+  async readIndex(): Promise<ImageIndex> {
+    const path = join(this.dir, INDEX_FILE);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (e) {
+      throw new DadiError('ENOTFOUND', `${path}: cannot read: ${(e as Error).message}`, { cause: e });
+    }
+    const p = parseManifest(bytes, MediaType.ociIndex, path);
+    if (p.kind !== 'index') throw new DadiError('EFORMAT', `${path}: not an image index`);
+    return p.index;
+  }
+
+  /** Size of a blob in the layout, or undefined. */
+  async statBlob(digest: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.blobPath(digest))).size;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Read a whole (small) blob; its size and digest are checked. */
+  async readBlob(desc: { digest: string; size?: number }, max = MAX_JSON): Promise<Buffer> {
+    const path = this.blobPath(desc.digest);
+    const size = await this.statBlob(desc.digest);
+    if (size === undefined) throw new DadiError('ENOTFOUND', `${this.dir}: blob ${desc.digest} is missing`);
+    if (desc.size !== undefined && size !== desc.size) {
+      throw new DadiError('ECORRUPT', `${path}: blob is ${size} bytes, its descriptor says ${desc.size}`);
+    }
+    if (size > max) throw new DadiError('ERANGE', `${path}: blob of ${size} bytes is larger than ${max}`);
+    const bytes = await readFile(path);
+    const got = sha256Of(bytes);
+    if (got !== desc.digest) throw new DadiError('ECORRUPT', `${path}: content hashes to ${got}, not ${desc.digest}`);
+    return bytes;
+  }
+
+  /** Stream a blob; size and digest are checked at the end (ECORRUPT from the iterator). */
+  async *blobStream(desc: { digest: string; size?: number }): AsyncGenerator<Uint8Array> {
+    const path = this.blobPath(desc.digest);
+    const hash = createHash('sha256');
+    let n = 0;
+    let stream: AsyncIterable<Buffer>;
+    try {
+      await stat(path);
+      stream = createReadStream(path, { highWaterMark: 1 << 20 });
+    } catch (e) {
+      throw new DadiError('ENOTFOUND', `${this.dir}: blob ${desc.digest} is missing`, { cause: e });
+    }
+    for await (const c of stream) {
+      hash.update(c);
+      n += c.length;
+      yield c;
+    }
+    if (desc.size !== undefined && n !== desc.size) {
+      throw new DadiError('ECORRUPT', `${path}: blob is ${n} bytes, its descriptor says ${desc.size}`);
+    }
+    const got = `sha256:${hash.digest('hex')}`;
+    if (got !== desc.digest) throw new DadiError('ECORRUPT', `${path}: content hashes to ${got}, not ${desc.digest}`);
+  }
+
+  /** Store bytes as a blob (atomic). Returns its digest and size. */
+  async writeBlob(bytes: Uint8Array): Promise<{ digest: Digest; size: number }> {
+    const digest = sha256Of(bytes);
+    const path = this.blobPath(digest);
+    if ((await this.statBlob(digest)) !== bytes.length) {
+      await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+      await writeAtomic(path, bytes);
+    }
+    return { digest, size: bytes.length };
+  }
+
+  /**
+   * Store a local file as blob `digest` (the caller vouches for the digest): a hard link when
+   * possible, else a copy to a temp name and a rename. A no-op when the blob is present.
+   */
+  async importBlobFile(file: string, digest: Digest, size: number): Promise<void> {
+    if ((await this.statBlob(digest)) === size) return;
+    const path = this.blobPath(digest);
+    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+    try {
+      await link(file, tmp).catch(() => copyFile(file, tmp));
+      await rename(tmp, path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw new DadiError('EIO', `${path}: cannot store blob: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /**
+   * Point `tag` at `desc` in index.json (entries with the same ref name are replaced); without a
+   * tag the descriptor is added untagged unless already there. index.json is rewritten atomically.
+   */
+  async setTag(desc: Descriptor, tag?: string): Promise<void> {
+    const index = await this.readIndex();
+    const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+    if (desc.platform) entry.platform = desc.platform;
+    if (tag !== undefined) entry.annotations = { [OciAnnotation.refName]: tag };
+    const keep = index.manifests.filter((d) =>
+      tag !== undefined
+        ? d.annotations?.[OciAnnotation.refName] !== tag
+        : !(d.digest === desc.digest && d.annotations?.[OciAnnotation.refName] === undefined),
+    );
+    const out = { ...index, manifests: [...keep, entry] };
+    await writeAtomic(join(this.dir, INDEX_FILE), Buffer.from(`${JSON.stringify(out, null, 2)}\n`));
+  }
+
+  /** Read and parse a manifest or index blob. */
+  private async readManifest(desc: Descriptor) {
+    const bytes = await this.readBlob(desc);
+    return { bytes, parsed: parseManifest(bytes, desc.mediaType, `${this.dir}@${desc.digest}`) };
+  }
+
+  /**
+   * Resolve a tag (matched against `org.opencontainers.image.ref.name`) or digest to one image
+   * manifest, walking (nested) indexes to the entry for `platform` (default: this machine's).
+   * Without tag or digest, index.json itself is the index to resolve.
+   */
+  async resolve(opts: { tag?: string; digest?: Digest; platform?: Platform } = {}): Promise<ResolvedManifest> {
+    const want = opts.platform ?? hostPlatform();
+    const top = await this.readIndex();
+    const label = `oci:${this.dir}${opts.tag !== undefined ? `:${opts.tag}` : ''}${opts.digest ? `@${opts.digest}` : ''}`;
+    let desc: Descriptor | undefined;
+    if (opts.digest) {
+      desc = top.manifests.find((d) => d.digest === opts.digest);
+      if (!desc) {
+        const size = await this.statBlob(opts.digest);
+        if (size === undefined) throw new DadiError('ENOTFOUND', `${label}: no such manifest`);
+        const bytes = await this.readBlob({ digest: opts.digest });
+        const p = parseManifest(bytes, undefined, label);
+        desc = { mediaType: p.mediaType, digest: opts.digest, size };
+      }
+    } else if (opts.tag !== undefined) {
+      const hits = top.manifests.filter((d) => d.annotations?.[OciAnnotation.refName] === opts.tag);
+      const digests = new Set(hits.map((d) => d.digest));
+      if (hits.length === 0) {
+        const names = top.manifests.map((d) => d.annotations?.[OciAnnotation.refName]).filter((x) => x !== undefined);
+        throw new DadiError(
+          'ENOTFOUND',
+          `${label}: no entry named ${JSON.stringify(opts.tag)} in index.json (names: ${names.join(', ') || 'none'})`,
+        );
+      }
+      if (digests.size > 1) throw new DadiError('EFORMAT', `${label}: the name is given to ${digests.size} manifests`);
+      desc = hits[0];
+    } else if (top.manifests.length === 1) desc = top.manifests[0];
+    const indexes: Digest[] = [];
+    let current: { index: ImageIndex } | { manifest: ImageManifest; bytes: Buffer; desc: Descriptor } | undefined;
+    if (desc) {
+      const m = await this.readManifest(desc);
+      current = m.parsed.kind === 'index' ? { index: m.parsed.index } : { manifest: m.parsed.manifest, bytes: m.bytes, desc };
+      if (m.parsed.kind === 'index') indexes.push(desc.digest);
+    } else current = { index: top };
+    for (let depth = 0; 'index' in current; depth++) {
+      if (depth > MAX_INDEX_DEPTH) throw new DadiError('EFORMAT', `${label}: indexes nested too deep`);
+      const d = selectPlatform(current.index, want);
+      if (!d) {
+        const have = current.index.manifests.filter((x) => x.platform).map((x) => formatPlatform(x.platform!));
+        throw new DadiError(
+          'ENOTFOUND',
+          `${label}: no image for platform ${formatPlatform(want)} (available: ${have.join(', ') || 'none'})`,
+        );
+      }
+      const m = await this.readManifest(d);
+      if (m.parsed.kind === 'index') {
+        indexes.push(d.digest);
+        current = { index: m.parsed.index };
+      } else current = { manifest: m.parsed.manifest, bytes: m.bytes, desc: d };
+    }
+    const mediaType = current.manifest.mediaType ?? current.desc.mediaType;
+    return { digest: current.desc.digest, mediaType, manifest: current.manifest, bytes: current.bytes, indexes };
+  }
+}
+
+// ---------------------------------------------------------------- layout as source / target
+
+/** An OCI layout read as an ImageSource. */
+export class LayoutSource implements ImageSource {
+  private constructor(
+    readonly name: string,
+    readonly layout: OciLayout,
+    private readonly spec: LayoutSpec,
+  ) {}
+
+  static async open(spec: string): Promise<LayoutSource> {
+    const s = parseLayoutSpec(spec);
+    return new LayoutSource(spec, await OciLayout.open(s.dir), s);
+  }
+
+  resolve(opts: { platform?: Platform } = {}): Promise<ResolvedManifest> {
+    return this.layout.resolve({ ...opts, tag: this.spec.tag, digest: this.spec.digest });
+  }
+
+  async getConfig(desc: Descriptor): Promise<{ config: ImageConfig; bytes: Buffer }> {
+    const bytes = await this.layout.readBlob(desc);
+    return { config: parseImageConfig(bytes, `${this.name}: config ${desc.digest}`), bytes };
+  }
+
+  blobStream(desc: Descriptor): AsyncIterable<Uint8Array> {
+    return this.layout.blobStream(desc);
+  }
+
+  localBlobPath(desc: Descriptor): string {
+    return this.layout.blobPath(desc.digest);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** An OCI layout written as an ImageTarget (created if absent); the manifest gets the spec's tag. */
+export class LayoutTarget implements ImageTarget {
+  private constructor(
+    readonly name: string,
+    readonly layout: OciLayout,
+    private readonly spec: LayoutSpec,
+  ) {}
+
+  static async open(spec: string): Promise<LayoutTarget> {
+    const s = parseLayoutSpec(spec);
+    if (s.digest) throw new DadiError('EINVAL', `${spec}: a target cannot name a digest`);
+    return new LayoutTarget(spec, await OciLayout.openOrCreate(s.dir), s);
+  }
+
+  statBlob(digest: Digest): Promise<number | undefined> {
+    return this.layout.statBlob(digest);
+  }
+
+  putBlobFile(path: string, desc: { digest: Digest; size: number }): Promise<void> {
+    return this.layout.importBlobFile(path, desc.digest, desc.size);
+  }
+
+  putBlob(bytes: Uint8Array): Promise<{ digest: Digest; size: number }> {
+    return this.layout.writeBlob(bytes);
+  }
+
+  async putManifest(bytes: Uint8Array, mediaType: string): Promise<Digest> {
+    const { digest, size } = await this.layout.writeBlob(bytes);
+    await this.layout.setTag({ mediaType, digest, size }, this.spec.tag);
+    return digest;
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Write a whole layout's index.json atomically (for tools that build layouts by hand). */
+export async function writeLayoutIndex(dir: string, index: ImageIndex): Promise<void> {
+  await writeFile(join(dir, LAYOUT_FILE), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await writeAtomic(join(dir, INDEX_FILE), Buffer.from(JSON.stringify(index)));
+}

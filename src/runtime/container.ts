@@ -1,0 +1,309 @@
+// Containers: mount an image through the daemon with a per-container writable block layer (the
+// DADI way; `rootfsMode: 'block'`) or read-only + overlayfs (`'overlay'`), build a runc bundle
+// from the image config, run it with runc in this process (output streamed), clean up on every
+// path. Without `rm` the container's record (`<state>/containers/<name>.json`) and its writable
+// layer stay, so `commitContainerLayer` can turn the layer into a new image layer.
+// Not the image resolution (refs → layers: the CLI/image side) nor the push of a committed layer.
+//
+// @example
+//   const { exitCode } = await runContainer({ layers: ['/l/base.tar'], config, cmd: ['sh', '-c', 'echo hi'], rm: true });
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import type { Sink } from '../blockfile/index.js';
+import { DadiError } from '../errors.js';
+import { readMounts, runProgram, unmountFilesystem } from '../export/index.js';
+import { type CommitResult, randomUuid, WritableLayer } from '../format/lsmt/index.js';
+import { buildSpec, type ImageRunConfig, writeBundle } from './bundle.js';
+import { type ClientOptions, DaemonClient } from './client.js';
+import { type LayerSpec, normalizeLayerSpec } from './layer-source.js';
+import { removeCgroup, runcDelete, runcKill, runcRun } from './runc.js';
+import { checkName, statePaths } from './state.js';
+
+export type RootfsMode = 'block' | 'overlay';
+
+export interface RunContainerOptions {
+  /** Image layers, bottom first (local layer paths or layer specs for the daemon's resolver). */
+  layers: (string | LayerSpec)[];
+  /** The image config (whole blob, or just its `config` object). */
+  config?: { config?: ImageRunConfig } | ImageRunConfig;
+  /** Replaces the image's Cmd. */
+  cmd?: string[];
+  entrypoint?: string[];
+  env?: string[];
+  user?: string;
+  workingDir?: string;
+  hostname?: string;
+  /** Default: a random `c-xxxxxxxx`. */
+  name?: string;
+  /** Remove everything (writable layer included) when the container exits. */
+  rm?: boolean;
+  /** Default 'block'. */
+  rootfsMode?: RootfsMode;
+  readonlyRootfs?: boolean;
+  /** Recorded for `commit` (e.g. the image reference). */
+  imageRef?: string;
+  stateDir?: string;
+  /** Daemon client options (the client auto-starts the daemon). */
+  client?: Omit<ClientOptions, 'stateDir'>;
+  /** Default: this process's stdout/stderr. */
+  stdout?: Writable;
+  stderr?: Writable;
+  /**
+   * Forward SIGINT/SIGTERM/SIGHUP of this process to the container as SIGTERM, then SIGKILL after
+   * `killGraceMs` (or at the second signal); cleanup still runs. Default true.
+   */
+  handleSignals?: boolean;
+  killGraceMs?: number;
+}
+
+export interface ContainerRecord {
+  name: string;
+  createdAt: string;
+  status: 'created' | 'running' | 'exited';
+  exitCode?: number;
+  rootfsMode: RootfsMode;
+  layers: LayerSpec[];
+  imageRef?: string;
+  image?: ImageRunConfig;
+  dir: string;
+  rootfs: string;
+  /** Block mode: the writable layer's files (kept after exit without --rm). */
+  writable?: { data: string; index: string };
+  /** Overlay mode: the read-only image mount and the overlay's upper/work folders. */
+  overlay?: { lower: string; upper: string; work: string };
+  /** The daemon device while mounted. */
+  deviceId?: string;
+  cgroupsPath: string;
+  runcRoot: string;
+}
+
+export interface RunResult {
+  name: string;
+  exitCode: number;
+  /** A signal of this process stopped the container. */
+  interrupted: boolean;
+  /** The record left behind (undefined with `rm`). */
+  record?: ContainerRecord;
+}
+
+function runConfigOf(c: RunContainerOptions['config']): ImageRunConfig | undefined {
+  if (!c) return undefined;
+  if ('rootfs' in c || ('config' in c && typeof c.config === 'object' && c.config !== null)) {
+    return (c as { config?: ImageRunConfig }).config;
+  }
+  return c as ImageRunConfig;
+}
+
+function recordPath(stateDir: string | undefined, name: string): string {
+  return join(statePaths(stateDir).containers, `${checkName(name)}.json`);
+}
+
+async function saveRecord(stateDir: string | undefined, rec: ContainerRecord, exclusive = false): Promise<void> {
+  await writeFile(recordPath(stateDir, rec.name), `${JSON.stringify(rec, null, 2)}\n`, {
+    flag: exclusive ? 'wx' : 'w',
+  }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'EEXIST') throw new DadiError('EEXIST', `container ${rec.name} already exists`);
+    throw e;
+  });
+}
+
+/** Read a container's record. */
+export async function readContainer(name: string, opts: { stateDir?: string } = {}): Promise<ContainerRecord> {
+  const p = recordPath(opts.stateDir, name);
+  const text = await readFile(p, 'utf8').catch(() => {
+    throw new DadiError('ENOTFOUND', `no container named ${name} (${p})`);
+  });
+  return JSON.parse(text) as ContainerRecord;
+}
+
+/** Every container record of the state folder. */
+export async function listContainers(opts: { stateDir?: string } = {}): Promise<ContainerRecord[]> {
+  const dir = statePaths(opts.stateDir).containers;
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+  const out: ContainerRecord[] = [];
+  for (const n of names.sort()) out.push(await readContainer(n.slice(0, -5), opts));
+  return out;
+}
+
+/** Run a container to completion and return its exit code. */
+export async function runContainer(opts: RunContainerOptions): Promise<RunResult> {
+  const paths = statePaths(opts.stateDir);
+  const stateDir = paths.root;
+  const name = checkName(opts.name ?? `c-${randomBytes(4).toString('hex')}`);
+  const mode: RootfsMode = opts.rootfsMode ?? 'block';
+  const dir = join(paths.containers, name);
+  await mkdir(paths.containers, { recursive: true, mode: 0o700 });
+  const rec: ContainerRecord = {
+    name,
+    createdAt: new Date().toISOString(),
+    status: 'created',
+    rootfsMode: mode,
+    layers: opts.layers.map((l) => normalizeLayerSpec(l)),
+    imageRef: opts.imageRef,
+    image: runConfigOf(opts.config),
+    dir,
+    rootfs: join(dir, 'rootfs'),
+    writable: mode === 'block' ? { data: join(dir, 'layer.data'), index: join(dir, 'layer.index') } : undefined,
+    overlay:
+      mode === 'overlay' ? { lower: join(dir, 'lower'), upper: join(dir, 'upper'), work: join(dir, 'work') } : undefined,
+    cgroupsPath: `/dadi/${name}`,
+    runcRoot: paths.runc,
+  };
+  await saveRecord(stateDir, rec, true);
+
+  let interrupted = false;
+  let started = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const onSignal = () => {
+    const again = interrupted;
+    interrupted = true;
+    if (!started) return;
+    void runcKill(paths.runc, name, again ? 'KILL' : 'TERM');
+    if (!again) killTimer ??= setTimeout(() => void runcKill(paths.runc, name, 'KILL'), opts.killGraceMs ?? 5_000);
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  if (opts.handleSignals !== false) for (const s of signals) process.on(s, onSignal);
+
+  let exitCode = 128;
+  let failure: unknown;
+  try {
+    const client = await DaemonClient.connect({ ...opts.client, stateDir });
+    await mkdir(rec.rootfs, { recursive: true });
+    if (mode === 'block') {
+      const dev = await client.mount({ layers: rec.layers, target: rec.rootfs, rw: true, writable: rec.writable, label: name });
+      rec.deviceId = dev.id;
+    } else {
+      const o = rec.overlay!;
+      for (const d of [o.lower, o.upper, o.work]) await mkdir(d, { recursive: true });
+      const dev = await client.mount({ layers: rec.layers, target: o.lower, rw: false, label: name });
+      rec.deviceId = dev.id;
+      const r = await runProgram(
+        'mount',
+        ['-t', 'overlay', 'overlay', '-o', `lowerdir=${o.lower},upperdir=${o.upper},workdir=${o.work}`, rec.rootfs],
+        { timeoutMs: 60_000 },
+      );
+      if (r.code !== 0) throw new DadiError('EIO', `container ${name}: overlay mount failed: ${r.stderr.trim()}`);
+    }
+    rec.status = 'running';
+    await saveRecord(stateDir, rec);
+    const spec = await buildSpec({
+      rootfs: rec.rootfs,
+      image: rec.image,
+      cmd: opts.cmd,
+      entrypoint: opts.entrypoint,
+      env: opts.env,
+      user: opts.user,
+      workingDir: opts.workingDir,
+      hostname: opts.hostname ?? name,
+      readonlyRootfs: opts.readonlyRootfs,
+      cgroupsPath: rec.cgroupsPath,
+    });
+    const bundle = join(dir, 'bundle');
+    await writeBundle(bundle, spec);
+    if (!interrupted) {
+      started = true;
+      exitCode = await runcRun({ root: paths.runc, bundle, id: name, stdout: opts.stdout, stderr: opts.stderr });
+    }
+  } catch (e) {
+    failure = e;
+  } finally {
+    started = false;
+    if (killTimer) clearTimeout(killTimer);
+    if (opts.handleSignals !== false) for (const s of signals) process.off(s, onSignal);
+  }
+  try {
+    await stopContainer(rec, stateDir);
+    rec.status = 'exited';
+    rec.exitCode = failure ? undefined : exitCode;
+    if (opts.rm) await removeFiles(rec, stateDir);
+    else await saveRecord(stateDir, rec);
+  } catch (e) {
+    failure ??= e;
+  }
+  if (failure) throw failure;
+  return { name, exitCode, interrupted, record: opts.rm ? undefined : rec };
+}
+
+/** runc delete, cgroup folders, overlay, daemon device: each step even if another failed. */
+async function stopContainer(rec: ContainerRecord, stateDir: string): Promise<void> {
+  let first: unknown;
+  const step = async (fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (e) {
+      first ??= e;
+    }
+  };
+  await step(() => runcDelete(rec.runcRoot, rec.name));
+  await step(async () => {
+    const left = await removeCgroup(rec.cgroupsPath);
+    if (left.length) throw new DadiError('EIO', `container ${rec.name}: cgroup folders still busy: ${left.join(', ')}`);
+  });
+  if (rec.overlay) await step(() => unmountFilesystem(rec.rootfs, { lazy: true }));
+  if (rec.deviceId) {
+    await step(async () => {
+      const client = await DaemonClient.connect({ stateDir, autoStart: false }).catch(() => undefined);
+      // No daemon: its devices died with it (the next daemon scrubs the leftovers).
+      if (!client) return;
+      const devices = await client.ps();
+      if (devices.some((d) => d.id === rec.deviceId)) await client.umount(rec.deviceId!);
+    });
+    rec.deviceId = undefined;
+  }
+  if (first) throw first;
+}
+
+async function removeFiles(rec: ContainerRecord, stateDir: string): Promise<void> {
+  const busy = (await readMounts()).filter((m) => m.mountPoint === rec.dir || m.mountPoint.startsWith(`${rec.dir}/`));
+  if (busy.length) {
+    throw new DadiError('EIO', `container ${rec.name}: still mounted: ${busy.map((m) => m.mountPoint).join(', ')}`);
+  }
+  await rm(rec.dir, { recursive: true, force: true });
+  await rm(recordPath(stateDir, rec.name), { force: true });
+}
+
+/** Stop (if needed) and delete a container: runc state, cgroups, mounts, writable layer, record. */
+export async function removeContainer(name: string, opts: { stateDir?: string } = {}): Promise<void> {
+  const stateDir = statePaths(opts.stateDir).root;
+  const rec = await readContainer(name, { stateDir });
+  await stopContainer(rec, stateDir);
+  await removeFiles(rec, stateDir);
+}
+
+export interface CommitContainerOptions {
+  stateDir?: string;
+  /** uuid of the new layer (default: a random one). */
+  uuid?: string;
+  /** Commit message stored in the layer header (at most 256 bytes). */
+  userTag?: string;
+}
+
+/**
+ * Commit a stopped block-mode container's writable layer as a new sealed layer into `sink`
+ * (stack ZFile/tar sinks with image/layer-output.ts). Its parent uuid is the image's top layer's.
+ *
+ * @example
+ *   await commitContainerLayer('c1', await openLayerOutput('new.tar', { zfile: {}, tar: true }));
+ */
+export async function commitContainerLayer(
+  name: string,
+  sink: Sink,
+  opts: CommitContainerOptions = {},
+): Promise<CommitResult> {
+  const rec = await readContainer(name, opts);
+  if (rec.rootfsMode !== 'block' || !rec.writable) {
+    throw new DadiError('EUNSUPPORTED', `container ${name}: only block-mode containers can be committed (${rec.rootfsMode})`);
+  }
+  if (rec.status === 'running' || rec.deviceId) {
+    throw new DadiError('EINVAL', `container ${name} is running; commit it after it exits`);
+  }
+  const layer = await WritableLayer.open(rec.writable.data, rec.writable.index, { readOnly: true });
+  try {
+    return await layer.commit(sink, { uuid: opts.uuid ?? randomUuid(), userTag: opts.userTag });
+  } finally {
+    await layer.close();
+  }
+}
