@@ -15,6 +15,10 @@
 // the old (unlinked) files, whose space is freed when they finish, and later reads refetch.
 // Limits are enforced before each write, so usage stays at or under the capacity (plus file-system
 // metadata, well under one refill unit); a blob alone larger than the capacity keeps what fits.
+//
+// Several processes may share the directory without ever serving wrong bytes (files are paired by
+// a nonce, pages recorded only after their data is durable), but each keeps its own usage count
+// and may drop pages another recorded: run one cache owner per directory for exact accounting.
 
 import type { Stats } from 'node:fs';
 import { mkdir, open, readdir, stat, statfs, unlink, utimes } from 'node:fs/promises';

@@ -3,13 +3,16 @@
 
 import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
-import { LayerStack, WritableLayer } from '../format/lsmt/index.js';
+import { LayerStack, type SealedLayer, WritableLayer } from '../format/lsmt/index.js';
 import { exportDisk } from '../image/export.js';
 import { importRawImage } from '../image/import-raw.js';
 import { inspectLayerFile } from '../image/inspect.js';
 import { openLayerOutput } from '../image/layer-output.js';
+import { fetchStats, openRemoteLayer, parseBlobReference, type RemoteLayer } from '../image/open-image.js';
 import { openLayerFile } from '../image/open-layer.js';
 import { formatSize, parseSize } from '../util/size.js';
+import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
+import { printFetchStats } from './image.js';
 import { printFields, printJson } from './output.js';
 import { parseAlgorithm, parseBlockSizeKB } from './zfile.js';
 
@@ -101,27 +104,42 @@ export function registerLayerCommands(program: Command): void {
       printFields(rows);
     });
 
-  layer
-    .command('export')
-    .description('flatten a stack of layers (bottom first) into a raw disk image; holes stay holes')
-    .argument('<out>', 'raw image to write (sparse)')
-    .argument('<layers...>', 'layer blobs, bottom layer first')
-    .option('--json', 'print statistics as JSON')
-    .action(async (out: string, layers: string[], o) => {
-      if (layers.length > 255)
-        throw new DadiError('EINVAL', `at most 255 layers can be stacked (got ${layers.length})`);
-      const opened = [];
-      try {
-        for (const path of layers) opened.push(await openLayerFile(path));
-        const stack = LayerStack.fromLayers(opened);
-        const stats = await exportDisk(stack, out);
-        if (o.json) printJson({ out, layers, ...stats });
-        else
-          console.error(
-            `exported ${formatSize(stats.virtualSize)} disk to ${out}: ${formatSize(stats.bytesWritten)} written in ${stats.seconds.toFixed(2)} s`,
-          );
-      } finally {
-        await Promise.all(opened.map((l) => l.close()));
+  withRemoteOptions(
+    layer
+      .command('export')
+      .description('flatten a stack of layers (bottom first) into a raw disk image; holes stay holes')
+      .argument('<out>', 'raw image to write (sparse)')
+      .argument('<layers...>', 'layer blobs, bottom layer first: files or host[:port]/repo@sha256:…')
+      .option('--stats', 'print bytes and requests fetched from registries')
+      .option('--json', 'print statistics as JSON'),
+  ).action(async (out: string, layers: string[], o: RemoteOptions & { stats?: boolean; json?: boolean }) => {
+    if (layers.length > 255) throw new DadiError('EINVAL', `at most 255 layers can be stacked (got ${layers.length})`);
+    const refs = layers.map((l) => parseBlobReference(l));
+    const ctx = refs.some((r) => r) ? await openRemoteContext(o) : undefined;
+    const opened: SealedLayer[] = [];
+    const remote: RemoteLayer[] = [];
+    try {
+      for (const [i, path] of layers.entries()) {
+        const ref = refs[i];
+        if (ref && ctx) {
+          const r = await openRemoteLayer(ref, ref.digest, ctx);
+          remote.push(r);
+          opened.push(r.layer);
+        } else opened.push(await openLayerFile(path));
       }
-    });
+      const stack = LayerStack.fromLayers(opened);
+      const stats = await exportDisk(stack, out);
+      const fetched = fetchStats(remote);
+      if (o.json) printJson({ out, layers, ...stats, fetched });
+      else {
+        console.error(
+          `exported ${formatSize(stats.virtualSize)} disk to ${out}: ${formatSize(stats.bytesWritten)} written in ${stats.seconds.toFixed(2)} s`,
+        );
+        if (o.stats) printFetchStats(fetched);
+      }
+    } finally {
+      await Promise.all(opened.map((l) => l.close()));
+      await ctx?.close();
+    }
+  });
 }

@@ -3,7 +3,10 @@
 
 import { Command, CommanderError } from 'commander';
 import { DadiError } from '../errors.js';
+import { registerCacheCommands } from './cache.js';
+import { registerImageCommands } from './image.js';
 import { registerLayerCommands } from './layer.js';
+import { registerRegistryCommands } from './registry.js';
 import { registerZfileCommands } from './zfile.js';
 
 export function buildProgram(): Command {
@@ -14,6 +17,9 @@ export function buildProgram(): Command {
     .exitOverride();
   registerLayerCommands(program);
   registerZfileCommands(program);
+  registerImageCommands(program);
+  registerRegistryCommands(program);
+  registerCacheCommands(program);
   return program;
 }
 

@@ -4,8 +4,8 @@
 // Not a puller: nothing is downloaded beyond the blocks that reads touch.
 
 import type { BlockFile } from '../blockfile/blockfile.js';
-import type { BlockCache } from '../cache/index.js';
 import type { CachedBlob } from '../cache/blob.js';
+import type { BlockCache } from '../cache/index.js';
 import { DadiError } from '../errors.js';
 import { LayerStack, type SealedLayer } from '../format/lsmt/index.js';
 import type { ImageConfig, ImageManifest, Platform } from '../oci/index.js';
@@ -13,9 +13,9 @@ import { isDigest } from '../oci/index.js';
 import {
   parseReference,
   type Reference,
-  RegistryClient,
-  type RepoRef,
+  type RegistryClient,
   RemoteBlob,
+  type RepoRef,
   type ResolvedImage,
 } from '../registry/index.js';
 import { openLayer } from './open-layer.js';
@@ -106,7 +106,9 @@ export async function openRemoteImage(
   try {
     // Open every layer concurrently (each needs its header, trailer and index), keep the order.
     const opened = await Promise.allSettled(
-      manifest.layers.map((d) => openRemoteLayer(r, d.digest, { client: opts.client, cache: opts.cache, size: d.size })),
+      manifest.layers.map((d) =>
+        openRemoteLayer(r, d.digest, { client: opts.client, cache: opts.cache, size: d.size }),
+      ),
     );
     for (const o of opened) if (o.status === 'fulfilled') layers.push(o.value);
     const failed = opened.find((o) => o.status === 'rejected');

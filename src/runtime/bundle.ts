@@ -43,6 +43,11 @@ export interface BundleOptions {
   readonlyRootfs?: boolean;
   /** cgroup path for runc (e.g. "/dadi/NAME"); none → runc picks one. */
   cgroupsPath?: string;
+  /**
+   * Default RLIMIT_NOFILE 1024/1024 (runc's default spec): the container's init sets them after
+   * dropping CAP_SYS_RESOURCE, so they cannot exceed this process's hard limits.
+   */
+  rlimits?: { type: string; hard: number; soft: number }[];
   /** Extra mounts appended after the defaults. */
   mounts?: OciMount[];
 }
@@ -106,6 +111,8 @@ export const DEFAULT_CAPABILITIES = [
   'CAP_KILL',
   'CAP_AUDIT_WRITE',
 ];
+
+export const DEFAULT_RLIMITS = [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }];
 
 const MASKED_PATHS = [
   '/proc/asound',
@@ -270,7 +277,7 @@ export async function buildSpec(opts: BundleOptions): Promise<OciSpec> {
       env,
       cwd: posix.normalize(cwd),
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 524288, soft: 1024 }],
+      rlimits: opts.rlimits ?? DEFAULT_RLIMITS,
       noNewPrivileges: false,
     },
     root: { path: resolve(opts.rootfs), readonly: !!opts.readonlyRootfs },

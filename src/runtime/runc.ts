@@ -106,29 +106,28 @@ export async function cgroupDirs(cgroupsPath: string): Promise<string[]> {
 }
 
 /**
- * Remove the cgroup folders of `cgroupsPath` in every hierarchy, then its parents up to (not
- * including) the hierarchy root while they are empty. Folders still holding processes stay (rmdir
- * fails with EBUSY); returns the folders that could not be removed.
+ * Remove the cgroup folders of `cgroupsPath` in every hierarchy, then its parents (not the
+ * hierarchy roots) while they are empty — runc removes the container's own folder itself but
+ * leaves parents such as `/dadi`. Folders still holding processes or children stay; returns the
+ * container folders that could not be removed.
  */
 export async function removeCgroup(cgroupsPath: string): Promise<string[]> {
-  const left: string[] = [];
   const parts = cgroupsPath.replace(/^\/+/, '').split('/').filter(Boolean);
-  for (const dir of await cgroupDirs(cgroupsPath)) {
-    try {
-      await rmdir(dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') left.push(dir);
-      continue;
-    }
-    // Parents: only while empty (another container may share them).
-    let p = dir;
-    for (let i = parts.length - 1; i > 0; i--) {
-      p = join(p, '..');
-      const ok = await rmdir(p).then(
-        () => true,
-        () => false,
-      );
-      if (!ok) break;
+  if (parts.length === 0 || parts.includes('..')) {
+    throw new DadiError('EINVAL', `bad cgroup path ${JSON.stringify(cgroupsPath)}`);
+  }
+  const left: string[] = [];
+  for (const h of await readdir(CGROUP_ROOT).catch(() => [] as string[])) {
+    for (let k = parts.length; k > 0; k--) {
+      const dir = join(CGROUP_ROOT, h, ...parts.slice(0, k));
+      try {
+        await rmdir(dir);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+        if (k === parts.length) left.push(dir);
+        break; // busy or not empty: its parents are not empty either
+      }
     }
   }
   return left;

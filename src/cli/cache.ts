@@ -1,0 +1,67 @@
+// `dadi cache ls|gc|clear`: look after the host's persistent block cache.
+
+import type { Command } from 'commander';
+import { BlockCache } from '../cache/index.js';
+import { formatSize, parseSize } from '../util/size.js';
+import { defaultCacheDir } from './context.js';
+import { printJson } from './output.js';
+
+export function registerCacheCommands(program: Command): void {
+  const cache = program.command('cache').description('the persistent block cache of remote blobs');
+  const dirOption = [
+    '--cache-dir <dir>',
+    'cache directory (default: $DADI_CACHE_DIR, /var/cache/dadi/blocks as root)',
+  ] as const;
+
+  cache
+    .command('ls')
+    .description('list cached blobs')
+    .option(...dirOption)
+    .option('--json')
+    .action(async (o) => {
+      const c = await BlockCache.open(o.cacheDir ?? defaultCacheDir());
+      try {
+        const entries = await c.ls();
+        if (o.json) return printJson({ dir: c.dir, usage: c.usage, capacity: c.capacity, entries });
+        for (const e of entries) {
+          console.log(
+            `${e.key}  ${formatSize(e.cachedBytes).padStart(9)} of ${formatSize(e.size).padStart(9)}  on disk ${formatSize(e.allocatedBytes).padStart(9)}  ${e.lastUse.toISOString()}`,
+          );
+        }
+        console.log(`total ${formatSize(c.usage)} of ${formatSize(c.capacity)} in ${c.dir}`);
+      } finally {
+        await c.close();
+      }
+    });
+
+  cache
+    .command('gc')
+    .description('evict least recently used blobs down to a target usage')
+    .option(...dirOption)
+    .option('--target <bytes>', 'usage to reach (default: the low water mark)')
+    .action(async (o) => {
+      const c = await BlockCache.open(o.cacheDir ?? defaultCacheDir());
+      try {
+        const r = await c.gc(o.target ? parseSize(o.target, '--target') : undefined);
+        console.log(
+          `evicted ${r.evicted.length} blobs, freed ${formatSize(r.freedBytes)}; usage ${formatSize(r.usage)}`,
+        );
+      } finally {
+        await c.close();
+      }
+    });
+
+  cache
+    .command('clear')
+    .description('drop everything cached')
+    .option(...dirOption)
+    .action(async (o) => {
+      const c = await BlockCache.open(o.cacheDir ?? defaultCacheDir());
+      try {
+        const r = await c.clear();
+        console.log(`cleared ${r.evicted.length} blobs, freed ${formatSize(r.freedBytes)}`);
+      } finally {
+        await c.close();
+      }
+    });
+}

@@ -1,0 +1,118 @@
+// Helpers for the convert tests: build an OCI layout from layer tars, open a converted image's
+// layers (from a layout) as one stack, and describe the ext4 tree inside it.
+
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { Ext4 } from '../../src/ext4/index.js';
+import { LayerStack, type SealedLayer } from '../../src/format/lsmt/index.js';
+import { openLayerFile } from '../../src/image/open-layer.js';
+import { sha256Of } from '../../src/oci/digest.js';
+import { OciLayout } from '../../src/oci/layout.js';
+import type { ImageManifest } from '../../src/oci/manifest.js';
+import { MediaType } from '../../src/oci/media-types.js';
+import type { TreeEntry } from '../ext4-tools.js';
+
+/** Write an OCI layout at `dir` holding one image of `layers` (tar or gzip bytes), tagged `tag`. */
+export async function writeImageLayout(
+  dir: string,
+  layers: Buffer[],
+  tag = 'latest',
+  opts: { diffIds?: string[] } = {},
+): Promise<void> {
+  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const put = async (b: Buffer) => {
+    const d = sha256Of(b);
+    await writeFile(join(dir, 'blobs', 'sha256', d.slice(7)), b);
+    return { digest: d, size: b.length };
+  };
+  const descs = [];
+  const diffIds = [];
+  for (const l of layers) {
+    const gz = l[0] === 0x1f && l[1] === 0x8b;
+    diffIds.push(sha256Of(gz ? gunzipSync(l) : l));
+    descs.push({ mediaType: gz ? MediaType.ociLayerGzip : MediaType.ociLayer, ...(await put(l)) });
+  }
+  const config = {
+    created: '2024-01-02T03:04:05.000000006Z',
+    architecture: 'amd64',
+    os: 'linux',
+    config: { Env: ['PATH=/bin'], Cmd: ['/bin/sh'] },
+    rootfs: { type: 'layers', diff_ids: opts.diffIds ?? diffIds },
+    history: layers.map((_, i) => ({ created_by: `layer ${i}` })),
+  };
+  const cfg = await put(Buffer.from(JSON.stringify(config)));
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, ...cfg },
+    layers: descs,
+  };
+  const m = await put(Buffer.from(JSON.stringify(manifest)));
+  await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: MediaType.ociManifest,
+          ...m,
+          annotations: { 'org.opencontainers.image.ref.name': tag },
+        },
+      ],
+    }),
+  );
+}
+
+export interface OpenedImage {
+  manifest: ImageManifest;
+  stack: LayerStack;
+  fs: Ext4;
+  close(): Promise<void>;
+}
+
+/** Open a converted image in a layout as a LayerStack and its ext4 filesystem. */
+export async function openConverted(dir: string, tag: string): Promise<OpenedImage> {
+  const layout = await OciLayout.open(dir);
+  const img = await layout.resolve({ tag });
+  const layers: SealedLayer[] = [];
+  for (const l of img.manifest.layers) layers.push(await openLayerFile(layout.blobPath(l.digest)));
+  const stack = LayerStack.fromLayers(layers, { checkChain: true });
+  const fs = await Ext4.open(stack);
+  return { manifest: img.manifest, stack, fs, close: () => stack.close() };
+}
+
+/** Our reader's view of a tree, in describeTree's shape. */
+export async function describeExt4(fs: Ext4): Promise<Record<string, TreeEntry>> {
+  const out: Record<string, TreeEntry> = {};
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of (await fs.readdir(`/${rel}`)).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (r === 'lost+found') continue;
+      const st = await fs.stat(`/${r}`);
+      const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+      if (st.kind === 'symlink') out[r] = { type: 'symlink', ...base, target: await fs.readlink(`/${r}`) };
+      else if (st.kind === 'dir') {
+        out[r] = { type: 'dir', ...base };
+        await walk(r);
+      } else if (st.kind === 'file') {
+        const h = createHash('sha256');
+        for await (const c of fs.readFile(`/${r}`)) h.update(c);
+        out[r] = { type: 'file', ...base, size: st.size, sha256: h.digest('hex') };
+      } else out[r] = { type: 'other', ...base };
+    }
+  };
+  await walk('');
+  return out;
+}
+
+/** Read a whole file from the image. */
+export async function readAll(fs: Ext4, path: string): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const c of fs.readFile(path)) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+export { readFile };

@@ -1,0 +1,118 @@
+// Shared fixtures for the runtime tests and bench: a tiny rootfs built from host binaries (dash,
+// coreutils and their shared libraries found with ldd), turned into an ext4 image and a DADI layer
+// (ZFile + tar), plus leftover detection and emergency cleanup (mounts, loops, runc, cgroups, daemon).
+
+import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { detachLoop, forceUnmountFuse, loopDevicesUnder, readMounts, runProgram } from '../../src/export/index.js';
+import { randomUuid, WritableLayer } from '../../src/format/lsmt/index.js';
+import { importRawImage } from '../../src/image/import-raw.js';
+import { openLayerOutput } from '../../src/image/layer-output.js';
+import { cgroupDirs, removeCgroup, runcDelete, runcList, scrubDevices, statePaths } from '../../src/runtime/index.js';
+
+export const BINARIES = ['sh', 'cat', 'ls', 'env', 'rm', 'mkdir', 'true', 'sleep', 'id', 'wc', 'touch', 'echo'];
+
+async function sh(cmd: string): Promise<string> {
+  const r = await runProgram('sh', ['-c', cmd], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`${cmd}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A minimal rootfs with merged /usr, host binaries and libs, /etc/passwd, /etc/group, /etc/os-release. */
+export async function buildRootfs(dir: string): Promise<void> {
+  for (const d of ['usr/bin', 'usr/lib', 'usr/lib64', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root', 'home/app', 'data']) {
+    await mkdir(join(dir, d), { recursive: true });
+  }
+  for (const l of ['bin', 'lib', 'lib64', 'sbin']) await symlink(`usr/${l}`, join(dir, l));
+  const files = new Set<string>();
+  for (const b of BINARIES) {
+    const path = (await sh(`command -v ${b} || true`)).trim();
+    const hostPath = path.startsWith('/') ? path : `/usr/bin/${b}`;
+    files.add(`/usr/bin/${b}=${hostPath}`);
+    for (const m of (await sh(`ldd ${hostPath} || true`)).matchAll(/(\/\S+) \(0x/g)) files.add(`${m[1]}=${m[1]}`);
+  }
+  for (const f of files) {
+    const [dst, src] = f.split('=') as [string, string];
+    // Copy through the rootfs's own /lib -> usr/lib symlinks: the content lands under usr/.
+    const target = join(dir, dst.replace(/^\/(bin|lib|lib64|sbin)\//, '/usr/$1/'));
+    await mkdir(dirname(target), { recursive: true });
+    await copyFile(src, target); // copyFile follows symlinks of the source
+    await sh(`chmod 755 '${target}'`);
+  }
+  await writeFile(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n');
+  await writeFile(join(dir, 'etc/group'), 'root:x:0:\napp:x:1000:\nextra:x:2000:app\n');
+  await writeFile(join(dir, 'etc/os-release'), 'PRETTY_NAME="dadi test rootfs"\nID=dadi-test\n');
+  await writeFile(join(dir, 'data/keep.txt'), 'keep me\n');
+  await writeFile(join(dir, 'data/doomed.txt'), 'delete me\n');
+  await sh(`chown -R 1000:1000 '${join(dir, 'home/app')}'; chmod 1777 '${join(dir, 'tmp')}'`);
+}
+
+/** mkfs.ext4 the folder into `image` (64 MiB). */
+export async function makeExt4(srcDir: string, image: string, size = '64M'): Promise<void> {
+  await sh(`mkfs.ext4 -q -F -b 4096 -I 256 -O ^has_journal -d '${srcDir}' '${image}' ${size}`);
+}
+
+/** A raw ext4 image as one committed DADI layer (ZFile + tar) at `out`; returns its uuid. */
+export async function imageToLayer(image: string, out: string): Promise<string> {
+  const size = Number((await sh(`stat -c %s '${image}'`)).trim());
+  const tmp = `${out}.rw`;
+  const rw = await WritableLayer.create(`${tmp}.data`, `${tmp}.index`, { virtualSize: size });
+  const uuid = randomUuid();
+  try {
+    await importRawImage(image, rw);
+    await rw.commit(await openLayerOutput(out, { zfile: {}, tar: true }), { uuid });
+  } finally {
+    await rw.close();
+    await rm(`${tmp}.data`, { force: true });
+    await rm(`${tmp}.index`, { force: true });
+  }
+  return uuid;
+}
+
+/** Everything of ours still alive under a state folder (empty = clean). */
+export async function leftovers(stateDir: string, containerNames: string[]): Promise<string[]> {
+  const p = statePaths(stateDir);
+  const out: string[] = [];
+  for (const m of await readMounts()) {
+    if (m.mountPoint.startsWith(`${p.root}/`) || m.mountPoint.startsWith(dirname(p.root))) {
+      out.push(`mount ${m.fsType} ${m.mountPoint}`);
+    }
+  }
+  for (const l of await loopDevicesUnder(p.root)) out.push(`loop ${l}`);
+  for (const c of await runcList(p.runc).catch(() => [])) out.push(`runc ${c.id} ${c.status}`);
+  for (const n of containerNames) for (const d of await cgroupDirs(`/dadi/${n}`)) out.push(`cgroup ${d}`);
+  // The shared parent too (these tests run one container at a time).
+  for (const d of await cgroupDirs("/dadi")) out.push(`cgroup ${d}`);
+  const pid = Number((await readFile(p.pidFile, 'utf8').catch(() => '')).trim());
+  if (pid > 0 && pidAlive(pid)) out.push(`daemon pid ${pid}`);
+  return out;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Last-resort cleanup after a failed test: kill the daemon we started (by its pid), runc
+ * containers of this state folder, their cgroups, then mounts/loops/FUSE under the folder.
+ */
+export async function emergencyCleanup(stateDir: string, containerNames: string[], daemonPid?: number): Promise<void> {
+  const p = statePaths(stateDir);
+  for (const c of await runcList(p.runc).catch(() => [])) await runcDelete(p.runc, c.id).catch(() => {});
+  for (const n of containerNames) await removeCgroup(`/dadi/${n}`).catch(() => {});
+  const pid = daemonPid ?? Number((await readFile(p.pidFile, 'utf8').catch(() => '')).trim());
+  // Unmount the ext4/overlay first (the FUSE server still serves), then stop the server.
+  await scrubDevices(p.root).catch(() => {});
+  if (pid > 0 && pidAlive(pid)) {
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+  for (const m of await readMounts()) if (m.mountPoint.startsWith(`${p.root}/`)) await forceUnmountFuse(m.mountPoint);
+  for (const l of await loopDevicesUnder(p.root)) await detachLoop(l).catch(() => {});
+}
