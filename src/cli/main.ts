@@ -6,6 +6,7 @@ import { DadiError } from '../errors.js';
 import { registerCacheCommands } from './cache.js';
 import { registerImageCommands } from './image.js';
 import { registerLayerCommands } from './layer.js';
+import { registerNbdCommands } from './nbd.js';
 import { registerRegistryCommands } from './registry.js';
 import { registerZfileCommands } from './zfile.js';
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerImageCommands(program);
   registerRegistryCommands(program);
   registerCacheCommands(program);
+  registerNbdCommands(program);
   return program;
 }
 

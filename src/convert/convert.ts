@@ -10,14 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { FileSink } from '../blockfile/sink.js';
 import { DadiError } from '../errors.js';
 import { applyLayer, decompress, Ext4, mkfs } from '../ext4/index.js';
 import { ComboDevice, LayerStack, WritableLayer } from '../format/lsmt/index.js';
-import { openLayerFile } from '../image/open-layer.js';
 import { wrapLayerOutput } from '../image/layer-output.js';
+import { openLayerFile } from '../image/open-layer.js';
 import { type Digest, Digester } from '../oci/digest.js';
 import type { ImageSource, ImageTarget } from '../oci/layout.js';
 import type { Descriptor, Platform } from '../oci/manifest.js';
@@ -253,7 +253,15 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
       throw withLabel(e, `${src.name}: ${layerLabel(i, n, d)}`, d.digest);
     }
     infos[i]!.seconds.download = now() - t;
-    emit({ kind: 'layer', layer: i, layers: n, phase: 'download', digest: d.digest, bytes: d.size, seconds: infos[i]!.seconds.download });
+    emit({
+      kind: 'layer',
+      layer: i,
+      layers: n,
+      phase: 'download',
+      digest: d.digest,
+      bytes: d.size,
+      seconds: infos[i]!.seconds.download,
+    });
     return path;
   });
   for (const p of downloads) p.catch(() => {}); // observed below; avoid unhandled rejections
@@ -268,7 +276,15 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
       throw withLabel(e, `${dst.name}: upload of ${layerLabel(i, n, layers[i]!)}`, info.digest);
     }
     info.seconds.upload = now() - t;
-    emit({ kind: 'layer', layer: i, layers: n, phase: 'upload', digest: info.source.digest, bytes: info.size, seconds: info.seconds.upload });
+    emit({
+      kind: 'layer',
+      layer: i,
+      layers: n,
+      phase: 'upload',
+      digest: info.source.digest,
+      bytes: info.size,
+      seconds: info.seconds.upload,
+    });
   };
 
   try {
@@ -396,7 +412,7 @@ async function convertLayer(
       }
       device = await ComboDevice.open(rw, LayerStack.fromLayers(sealed));
     }
-    let t = now();
+    const t = now();
     const fs = await Ext4.open(device);
     await applyLayer(fs, tar, { name: job.label });
     await fs.close();
@@ -404,14 +420,21 @@ async function convertLayer(
     if (job.verifyDiffId) {
       const got = plain.digest();
       if (got !== job.diffId) {
-        throw new DadiError('ECORRUPT', `${job.label}: uncompressed content hashes to ${got}, the config's diff_id is ${job.diffId}`);
+        throw new DadiError(
+          'ECORRUPT',
+          `${job.label}: uncompressed content hashes to ${got}, the config's diff_id is ${job.diffId}`,
+        );
       }
     }
     job.info.seconds.apply = now() - t;
     job.emit('apply', plain.size, job.info.seconds.apply);
 
     commitStart = now();
-    const sink = wrapLayerOutput(await FileSink.create(out), { tar: true, zfile: { algorithm: 'lz4', blockSize: 4096 } }, 0o100644);
+    const sink = wrapLayerOutput(
+      await FileSink.create(out),
+      { tar: true, zfile: { algorithm: 'lz4', blockSize: 4096 } },
+      0o100644,
+    );
     await device.commit(sink, { uuid, ...(parentUuid ? { parentUuid } : {}) });
   } finally {
     await raw.close();

@@ -27,7 +27,9 @@ export interface EndpointOptions {
 }
 
 function clientFor(opts: EndpointOptions): { client: RegistryClient; owned: boolean } {
-  return opts.client ? { client: opts.client, owned: false } : { client: new RegistryClient(opts.registry), owned: true };
+  return opts.client
+    ? { client: opts.client, owned: false }
+    : { client: new RegistryClient(opts.registry), owned: true };
 }
 
 /** A registry repository read as an ImageSource. */
@@ -59,12 +61,18 @@ export class RegistrySource implements ImageSource {
     for await (const c of this.client.blobStream(this.ref, desc.digest, opts)) {
       n += c.length;
       if (n > desc.size) {
-        throw new DadiError('ECORRUPT', `${this.name}@${desc.digest}: blob is larger than its descriptor's ${desc.size} bytes`);
+        throw new DadiError(
+          'ECORRUPT',
+          `${this.name}@${desc.digest}: blob is larger than its descriptor's ${desc.size} bytes`,
+        );
       }
       yield c;
     }
     if (n !== desc.size) {
-      throw new DadiError('ECORRUPT', `${this.name}@${desc.digest}: blob is ${n} bytes, its descriptor says ${desc.size}`);
+      throw new DadiError(
+        'ECORRUPT',
+        `${this.name}@${desc.digest}: blob is ${n} bytes, its descriptor says ${desc.size}`,
+      );
     }
   }
 
@@ -89,7 +97,8 @@ export class RegistryTarget implements ImageTarget {
   async putBlobFile(path: string, desc: { digest: Digest; size: number }): Promise<void> {
     const file = await LocalFile.open(path);
     try {
-      if (file.size !== desc.size) throw new DadiError('ECORRUPT', `${path}: ${file.size} bytes, expected ${desc.size}`);
+      if (file.size !== desc.size)
+        throw new DadiError('ECORRUPT', `${path}: ${file.size} bytes, expected ${desc.size}`);
       await this.client.pushBlob(this.ref, file, { digest: desc.digest });
     } finally {
       await file.close();

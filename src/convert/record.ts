@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { Digester, type Digest, digestHex, isDigest } from '../oci/digest.js';
+import { type Digest, Digester, digestHex, isDigest } from '../oci/digest.js';
 
 export interface LayerRecord {
   chainId: Digest;

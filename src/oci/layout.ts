@@ -335,7 +335,8 @@ export class OciLayout {
     let current: { index: ImageIndex } | { manifest: ImageManifest; bytes: Buffer; desc: Descriptor } | undefined;
     if (desc) {
       const m = await this.readManifest(desc);
-      current = m.parsed.kind === 'index' ? { index: m.parsed.index } : { manifest: m.parsed.manifest, bytes: m.bytes, desc };
+      current =
+        m.parsed.kind === 'index' ? { index: m.parsed.index } : { manifest: m.parsed.manifest, bytes: m.bytes, desc };
       if (m.parsed.kind === 'index') indexes.push(desc.digest);
     } else current = { index: top };
     for (let depth = 0; 'index' in current; depth++) {

@@ -10,7 +10,7 @@
 //   await c.umount('/mnt/x');
 
 import { spawn } from 'node:child_process';
-import { open, readFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -102,14 +102,38 @@ export class DaemonClient {
     throw new DadiError('ETIMEDOUT', `dadi daemon (pid ${pid}) did not stop within ${timeoutMs} ms`);
   }
 
+  /**
+   * Start a daemon, at most one at a time: the starter holds `<state>/daemon.starting` (created
+   * exclusively, holding its pid); others wait for the socket. A lock whose holder died is stale.
+   */
   private async startDaemon(): Promise<void> {
     const p = this.paths;
-    // A daemon that is still starting owns the pid file: wait for it rather than starting another.
-    const oldPid = Number((await readFile(p.pidFile, 'utf8').catch(() => '')).trim());
-    if (!(oldPid > 0 && pidAlive(oldPid) && (await this.waitForSocket(5_000).then(() => true, () => false)))) {
+    const timeoutMs = this.opts.startTimeoutMs ?? 20_000;
+    await mkdir(p.root, { recursive: true, mode: 0o700 });
+    const lock = join(p.root, 'daemon.starting');
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await writeFile(lock, `${process.pid}\n`, { flag: 'wx' });
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw e;
+        const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+        if (holder > 0 && pidAlive(holder)) return this.waitForSocket(timeoutMs);
+        await unlink(lock).catch(() => {});
+      }
+    }
+    try {
+      if (await socketAnswers(p.socket)) return;
+      // A daemon that is still starting owns the pid file: give it a moment before replacing it.
+      const oldPid = Number((await readFile(p.pidFile, 'utf8').catch(() => '')).trim());
+      if (oldPid > 0 && pidAlive(oldPid)) {
+        const up = await this.waitForSocket(5_000).then(
+          () => true,
+          () => false,
+        );
+        if (up) return;
+      }
       await unlink(p.socket).catch(() => {});
-      const { mkdir } = await import('node:fs/promises');
-      await mkdir(p.root, { recursive: true, mode: 0o700 });
       const [cmd, ...args] = this.opts.daemonCommand ?? defaultDaemonCommand();
       const log = await open(p.log, 'a');
       try {
@@ -123,10 +147,12 @@ export class DaemonClient {
         this.startedPid = child.pid;
         let exited: number | null | undefined;
         child.once('exit', (code) => (exited = code));
-        await this.waitForSocket(this.opts.startTimeoutMs ?? 20_000, () => exited !== undefined);
+        await this.waitForSocket(timeoutMs, () => exited !== undefined);
       } finally {
         await log.close();
       }
+    } finally {
+      await unlink(lock).catch(() => {});
     }
   }
 

@@ -148,7 +148,9 @@ export async function runContainer(opts: RunContainerOptions): Promise<RunResult
     rootfs: join(dir, 'rootfs'),
     writable: mode === 'block' ? { data: join(dir, 'layer.data'), index: join(dir, 'layer.index') } : undefined,
     overlay:
-      mode === 'overlay' ? { lower: join(dir, 'lower'), upper: join(dir, 'upper'), work: join(dir, 'work') } : undefined,
+      mode === 'overlay'
+        ? { lower: join(dir, 'lower'), upper: join(dir, 'upper'), work: join(dir, 'work') }
+        : undefined,
     cgroupsPath: `/dadi/${name}`,
     runcRoot: paths.runc,
   };
@@ -173,7 +175,13 @@ export async function runContainer(opts: RunContainerOptions): Promise<RunResult
     const client = await DaemonClient.connect({ ...opts.client, stateDir });
     await mkdir(rec.rootfs, { recursive: true });
     if (mode === 'block') {
-      const dev = await client.mount({ layers: rec.layers, target: rec.rootfs, rw: true, writable: rec.writable, label: name });
+      const dev = await client.mount({
+        layers: rec.layers,
+        target: rec.rootfs,
+        rw: true,
+        writable: rec.writable,
+        label: name,
+      });
       rec.deviceId = dev.id;
     } else {
       const o = rec.overlay!;
@@ -295,7 +303,10 @@ export async function commitContainerLayer(
 ): Promise<CommitResult> {
   const rec = await readContainer(name, opts);
   if (rec.rootfsMode !== 'block' || !rec.writable) {
-    throw new DadiError('EUNSUPPORTED', `container ${name}: only block-mode containers can be committed (${rec.rootfsMode})`);
+    throw new DadiError(
+      'EUNSUPPORTED',
+      `container ${name}: only block-mode containers can be committed (${rec.rootfsMode})`,
+    );
   }
   if (rec.status === 'running' || rec.deviceId) {
     throw new DadiError('EINVAL', `container ${name} is running; commit it after it exits`);

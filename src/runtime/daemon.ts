@@ -244,7 +244,9 @@ export class Daemon {
         createdAt: new Date().toISOString(),
       };
       this.devices.set(id, dev);
-      this.log(`${id}: mounted ${specs.length} layers on ${target}${req.rw ? ' rw' : ''} via ${mount.image.loop.device}`);
+      this.log(
+        `${id}: mounted ${specs.length} layers on ${target}${req.rw ? ' rw' : ''} via ${mount.image.loop.device}`,
+      );
       return this.ps().find((d) => d.id === id)!;
     } catch (e) {
       for (const c of cleanup) await c().catch(() => {});
@@ -357,7 +359,9 @@ export async function scrubDevices(stateDir: string): Promise<string[]> {
   const under = (p: string) => p === root || p.startsWith(`${root}/`);
   const loops = await loopDevicesUnder(root);
   const mounts = await readMounts();
-  const doomed = mounts.filter((m) => !m.fsType.startsWith('fuse') && (under(m.mountPoint) || loops.includes(m.source)));
+  const doomed = mounts.filter(
+    (m) => !m.fsType.startsWith('fuse') && (under(m.mountPoint) || loops.includes(m.source)),
+  );
   // Deepest first.
   for (const m of doomed.sort((a, b) => b.mountPoint.length - a.mountPoint.length)) {
     const r = await runProgram('umount', ['-l', m.mountPoint], { timeoutMs: 30_000 });

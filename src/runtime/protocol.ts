@@ -31,7 +31,7 @@ export interface MountRequest {
 export type Request =
   | { op: 'ping' }
   | MountRequest
-  | { op: 'umount'; /** A target dir or a device id. */ target: string }
+  | { op: 'umount' /** A target dir or a device id. */; target: string }
   | { op: 'ps' }
   | { op: 'shutdown' };
 

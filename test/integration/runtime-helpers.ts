@@ -20,7 +20,20 @@ async function sh(cmd: string): Promise<string> {
 
 /** A minimal rootfs with merged /usr, host binaries and libs, /etc/passwd, /etc/group, /etc/os-release. */
 export async function buildRootfs(dir: string): Promise<void> {
-  for (const d of ['usr/bin', 'usr/lib', 'usr/lib64', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root', 'home/app', 'data']) {
+  for (const d of [
+    'usr/bin',
+    'usr/lib',
+    'usr/lib64',
+    'usr/sbin',
+    'etc',
+    'proc',
+    'sys',
+    'dev',
+    'tmp',
+    'root',
+    'home/app',
+    'data',
+  ]) {
     await mkdir(join(dir, d), { recursive: true });
   }
   for (const l of ['bin', 'lib', 'lib64', 'sbin']) await symlink(`usr/${l}`, join(dir, l));
@@ -82,7 +95,7 @@ export async function leftovers(stateDir: string, containerNames: string[]): Pro
   for (const c of await runcList(p.runc).catch(() => [])) out.push(`runc ${c.id} ${c.status}`);
   for (const n of containerNames) for (const d of await cgroupDirs(`/dadi/${n}`)) out.push(`cgroup ${d}`);
   // The shared parent too (these tests run one container at a time).
-  for (const d of await cgroupDirs("/dadi")) out.push(`cgroup ${d}`);
+  for (const d of await cgroupDirs('/dadi')) out.push(`cgroup ${d}`);
   const pid = Number((await readFile(p.pidFile, 'utf8').catch(() => '')).trim());
   if (pid > 0 && pidAlive(pid)) out.push(`daemon pid ${pid}`);
   return out;

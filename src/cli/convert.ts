@@ -1,0 +1,63 @@
+// `dadi convert SRC DST`: convert an OCI/Docker image into an overlaybd image (registry refs or
+// `oci:DIR[:TAG]` layouts on either side). Thin: parses options, calls convertImage, prints.
+
+import type { Command } from 'commander';
+import { type ConvertResult, convertImage, lineProgress } from '../convert/index.js';
+import { DadiError } from '../errors.js';
+import { parsePlatform } from '../oci/platform.js';
+import { formatSize } from '../util/size.js';
+import { parseIntOption, printJson } from './output.js';
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function printSummary(r: ConvertResult): void {
+  console.log(`${r.target}: ${r.manifest.digest}`);
+  for (const l of r.layers) {
+    const how = l.reused ? 'reused' : `${(l.seconds.apply + l.seconds.commit).toFixed(2)} s`;
+    console.log(`  layer ${l.index + 1}  ${l.digest}  ${formatSize(l.size).padStart(10)}  (${how})`);
+  }
+  console.log(`  ${r.layers.length} layer(s), ${r.platform}, ${r.seconds.toFixed(2)} s`);
+}
+
+export function registerConvertCommands(program: Command): void {
+  program
+    .command('convert')
+    .description(
+      'convert an OCI/Docker image into an overlaybd image (SRC, DST: host/repo[:tag|@digest] or oci:DIR[:TAG])',
+    )
+    .argument('<src>', 'source image')
+    .argument('<dst>', 'target image (a tag; layouts are created if absent)')
+    .option('--platform <os/arch[/variant]>', "platform picked from a multi-arch index (default: this machine's)")
+    .option('--oci', 'OCI media types for manifest, config and layers (default: Docker)')
+    .option('--vsize <GB>', 'virtual disk size in GiB', '64')
+    .option(
+      '--workdir <dir>',
+      'work folder: scratch files and the record of converted layers (default ~/.cache/dadi/convert)',
+    )
+    .option('--no-reuse', 'convert every layer again, ignoring the record of finished layers')
+    .option('--downloads <n>', 'source layers downloaded at once', '4')
+    .option('--insecure <host>', 'reach this registry host over plain HTTP (repeatable)', collect)
+    .option('--skip-tls-verify', 'do not verify registry TLS certificates')
+    .option('-q, --quiet', 'no progress output')
+    .option('--json', 'print the result as JSON (manifest digest, layers, timings)')
+    .action(async (src: string, dst: string, o) => {
+      const vsizeGB = parseIntOption(o.vsize, '--vsize');
+      if (vsizeGB < 1) throw new DadiError('EINVAL', '--vsize: at least 1 (GiB)');
+      const downloads = parseIntOption(o.downloads, '--downloads');
+      if (downloads < 1) throw new DadiError('EINVAL', '--downloads: at least 1');
+      const r = await convertImage(src, dst, {
+        platform: o.platform ? parsePlatform(o.platform) : undefined,
+        oci: !!o.oci,
+        vsize: vsizeGB * 1024 ** 3,
+        workDir: o.workdir,
+        reuse: o.reuse !== false,
+        downloads,
+        registry: { insecure: o.insecure, skipTlsVerify: !!o.skipTlsVerify },
+        progress: o.quiet || o.json ? undefined : lineProgress(),
+      });
+      if (o.json) printJson(r);
+      else if (!o.quiet) printSummary(r);
+    });
+}
