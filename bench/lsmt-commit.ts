@@ -10,11 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSink, type Sink } from '../src/blockfile/sink.js';
 import { WritableLayer } from '../src/format/lsmt/writable.js';
+import { openLayerOutput } from '../src/image/layer-output.js';
 import { type BenchRow, report } from './report.js';
 
 /** Output chains to measure (edit here); add e.g. `zfile-lz4: (p) => zfileSink(p, …)` here. */
 const SINKS: Record<string, (path: string) => Promise<Sink>> = {
   plain: (path) => FileSink.create(path, { overwrite: true }),
+  // `commit -z`: ZFile LZ4, 4 KiB blocks, CRC on (the data here is random: LZ4's worst case).
+  'zfile-lz4': (path) => openLayerOutput(path, { zfile: { algorithm: 'lz4', blockSize: 4096 } }),
+  // `commit -z -t`: what `dadi convert` uploads.
+  'zfile-lz4-tar': (path) => openLayerOutput(path, { tar: true, zfile: { algorithm: 'lz4', blockSize: 4096 } }),
 };
 
 const GIB = Number(process.argv[2] ?? 1);

@@ -8,6 +8,7 @@ import { registerImageCommands } from './image.js';
 import { registerLayerCommands } from './layer.js';
 import { registerNbdCommands } from './nbd.js';
 import { registerRegistryCommands } from './registry.js';
+import { registerRunCommands } from './run.js';
 import { registerZfileCommands } from './zfile.js';
 
 export function buildProgram(): Command {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerRegistryCommands(program);
   registerCacheCommands(program);
   registerNbdCommands(program);
+  registerRunCommands(program);
   return program;
 }
 

@@ -203,6 +203,10 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
     );
   }
   if (n === 0) throw new DadiError('EFORMAT', `${src.name}: the image has no layers`);
+  const cfgType = img.manifest.config.mediaType;
+  if (cfgType !== MediaType.dockerConfig && cfgType !== MediaType.ociConfig) {
+    throw new DadiError('EUNSUPPORTED', `${src.name}: config media type ${cfgType} is not an image config`);
+  }
   if (n > 255) throw new DadiError('EUNSUPPORTED', `${src.name}: ${n} layers (an overlaybd stack holds at most 255)`);
   layers.forEach((d, i) => {
     checkSourceLayer(d, `${src.name}: ${layerLabel(i, n, d)}`);
@@ -267,6 +271,7 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
   for (const p of downloads) p.catch(() => {}); // observed below; avoid unhandled rejections
 
   const uploads: Promise<void>[] = [];
+  let uploadError: unknown;
   const upload = async (i: number, path: string): Promise<void> => {
     const info = infos[i]!;
     const t = now();
@@ -300,8 +305,8 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
         emit({ kind: 'layer', layer: i, layers: n, phase: 'reused', digest: d.digest, bytes: rec.size });
       } else {
         const downloaded = await downloads[i]!;
-        const stream = downloaded
-          ? (Readable.from(createReadStream(downloaded, { highWaterMark: 1 << 20 })) as AsyncIterable<Uint8Array>)
+        const stream: AsyncIterable<Uint8Array> = downloaded
+          ? createReadStream(downloaded, { highWaterMark: 1 << 20 })
           : src.blobStream(d, { signal: abort.signal });
         try {
           path = await convertLayer(i, stream, committed, scratch, records, {
@@ -323,7 +328,10 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
       }
       committed.push(path);
       const up = upload(i, path);
-      up.catch(() => abort.abort());
+      up.catch((e) => {
+        uploadError ??= e;
+        abort.abort();
+      });
       uploads.push(up);
     }
     await Promise.all(uploads);
@@ -354,7 +362,8 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
   } catch (e) {
     abort.abort();
     await Promise.allSettled([...downloads, ...uploads]);
-    throw e;
+    // An upload that failed while the next layer converted aborted the loop: report its error.
+    throw uploadError ?? e;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     await rm(scratch, { recursive: true, force: true });

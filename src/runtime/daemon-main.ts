@@ -1,11 +1,11 @@
 // Process entry of the host daemon when the client starts it on demand (see client.ts):
 // runs the daemon in the foreground on $DADI_STATE until shutdown, then exits.
-// The CLI's `dadi daemon` command calls runDaemonForeground() itself instead.
+// The CLI's `dadi daemon` command calls runHostDaemon() itself instead.
 
-import { runDaemonForeground } from './daemon.js';
+import { runHostDaemon } from './host-daemon.js';
 
 try {
-  await runDaemonForeground();
+  await runHostDaemon();
   process.exit(0);
 } catch (e) {
   process.stderr.write(`dadi daemon: ${(e as Error).message}\n`);

@@ -1,0 +1,169 @@
+// `dadi daemon|mount|umount|ps|run|rm`: run images lazily on this host. The daemon owns the
+// devices (FUSE + loop + ext4); these commands are its clients and start it on demand.
+
+import { spawn } from 'node:child_process';
+import type { Command } from 'commander';
+import { resolveRunImage } from '../image/resolve-image.js';
+import { commitContainerImage } from '../runtime/commit-image.js';
+import { runHostDaemon } from '../runtime/host-daemon.js';
+import { DaemonClient, listContainers, type RootfsMode, removeContainer, runContainer } from '../runtime/index.js';
+import { registryLayerSpecs } from '../runtime/registry-source.js';
+import { formatSize } from '../util/size.js';
+import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
+import { printJson } from './output.js';
+
+const stateOption = ['--state <dir>', 'daemon state folder (default: $DADI_STATE or /run/dadi)'] as const;
+
+/** Resolve REF to daemon layer specs, with the CLI's registry options. */
+async function resolveLayers(ref: string, o: RemoteOptions) {
+  const ctx = await openRemoteContext({ ...o, cache: false });
+  try {
+    const img = await resolveRunImage(ref, ctx);
+    return { img, specs: registryLayerSpecs(img.registry, img.repository, img.layers) };
+  } finally {
+    await ctx.close();
+  }
+}
+
+export function registerRunCommands(program: Command): void {
+  program
+    .command('daemon')
+    .description('run the host daemon in the foreground (normally started on demand)')
+    .option(...stateOption)
+    .option('--cache-dir <dir>', 'block cache directory')
+    .action(async (o) => {
+      // FUSE readers pin threadpool threads: the pool size must be set before Node starts it.
+      if (!process.env.UV_THREADPOOL_SIZE) {
+        const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+          stdio: 'inherit',
+          env: { ...process.env, UV_THREADPOOL_SIZE: '128' },
+        });
+        for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => child.kill(s));
+        process.exitCode = await new Promise<number>((res) => child.on('exit', (c) => res(c ?? 1)));
+        return;
+      }
+      await runHostDaemon({ stateDir: o.state, cacheDir: o.cacheDir });
+    });
+
+  withRemoteOptions(
+    program
+      .command('mount')
+      .description("mount an image's filesystem (lazily, through FUSE + loop)")
+      .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
+      .argument('<dir>', 'existing directory')
+      .option('--rw', 'writable: a writable block layer on top')
+      .option(...stateOption),
+  ).action(async (ref: string, dir: string, o: RemoteOptions & { rw?: boolean; state?: string }) => {
+    const { specs, img } = await resolveLayers(ref, o);
+    const client = await DaemonClient.connect({ stateDir: o.state });
+    const dev = await client.mount({ layers: specs, target: dir, rw: !!o.rw, label: img.pinned });
+    console.error(`mounted ${ref} on ${dev.target} (${dev.id}, ${o.rw ? 'rw' : 'ro'}, ${img.layers.length} layers)`);
+  });
+
+  program
+    .command('umount')
+    .description('unmount what `dadi mount` mounted (filesystem, loop device, FUSE export)')
+    .argument('<dir>', 'mount directory or device id')
+    .option(...stateOption)
+    .action(async (dir: string, o) => {
+      const client = await DaemonClient.connect({ stateDir: o.state, autoStart: false });
+      const r = await client.umount(dir);
+      console.error(`unmounted ${r.target} (${r.id})`);
+    });
+
+  program
+    .command('ps')
+    .description('list devices and containers')
+    .option(...stateOption)
+    .option('--json')
+    .action(async (o) => {
+      const client = await DaemonClient.connect({ stateDir: o.state, autoStart: false }).catch(() => undefined);
+      const devices = client ? await client.ps() : [];
+      const containers = await listContainers({ stateDir: o.state });
+      if (o.json) return printJson({ devices, containers });
+      for (const d of devices) {
+        console.log(
+          `${d.id}  ${d.rw ? 'rw' : 'ro'}  ${d.target}  ${d.label ?? ''}  read ${formatSize(d.bytesRead ?? 0)}`,
+        );
+      }
+      for (const c of containers)
+        console.log(`${c.name}  ${c.status}${c.exitCode !== undefined ? ` (${c.exitCode})` : ''}  ${c.imageRef ?? ''}`);
+      if (devices.length === 0 && containers.length === 0) console.error('no devices or containers');
+    });
+
+  withRemoteOptions(
+    program
+      .command('run')
+      .description('run a container from an image, lazily (runc; writable block layer by default)')
+      .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
+      .argument('[cmd...]', 'command and arguments (after --) replacing the image Cmd')
+      .option('--rm', 'remove the container and its writable layer when it exits')
+      .option('--name <name>', 'container name (default: random)')
+      .option('--overlay', 'writable rootfs as overlayfs over the read-only image (instead of a block layer)')
+      .option('--entrypoint <path>', "replace the image's entrypoint")
+      .option('-e, --env <K=V...>', 'extra environment variables')
+      .option('-u, --user <user>', 'user[:group] to run as')
+      .option('-w, --workdir <dir>', 'working directory')
+      .option(...stateOption),
+  ).action(
+    async (
+      ref: string,
+      cmd: string[],
+      o: RemoteOptions & {
+        rm?: boolean;
+        name?: string;
+        overlay?: boolean;
+        entrypoint?: string;
+        env?: string[];
+        user?: string;
+        workdir?: string;
+        state?: string;
+      },
+    ) => {
+      const { specs, img } = await resolveLayers(ref, o);
+      const r = await runContainer({
+        layers: specs,
+        config: img.config,
+        cmd: cmd.length ? cmd : undefined,
+        entrypoint: o.entrypoint !== undefined ? [o.entrypoint] : undefined,
+        env: o.env,
+        user: o.user,
+        workingDir: o.workdir,
+        name: o.name,
+        rm: !!o.rm,
+        rootfsMode: (o.overlay ? 'overlay' : 'block') as RootfsMode,
+        imageRef: img.pinned,
+        stateDir: o.state,
+      });
+      process.exitCode = r.exitCode;
+    },
+  );
+
+  withRemoteOptions(
+    program
+      .command('commit')
+      .description("commit a stopped container's writable layer as a new image layer and push the image")
+      .argument('<container>')
+      .argument('<ref>', 'where to push: host[:port]/repo:tag (same registry as the image)')
+      .option('-m, --message <msg>', 'commit message (layer user tag and history comment)')
+      .option(...stateOption),
+  ).action(async (name: string, ref: string, o: RemoteOptions & { message?: string; state?: string }) => {
+    const ctx = await openRemoteContext({ ...o, cache: false });
+    try {
+      const r = await commitContainerImage(name, ref, ctx, { stateDir: o.state, message: o.message });
+      console.log(r.manifestDigest);
+      console.error(`committed ${name} as ${ref}: new layer ${r.layer.digest} (${formatSize(r.layer.size)})`);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  program
+    .command('rm')
+    .description('remove a stopped container and its writable layer')
+    .argument('<name...>')
+    .option(...stateOption)
+    .action(async (names: string[], o) => {
+      for (const n of names) await removeContainer(n, { stateDir: o.state });
+    });
+}

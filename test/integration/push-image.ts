@@ -1,0 +1,58 @@
+// Push a DADI image made of local layer blobs (bottom first) to a registry, the way `dadi convert`
+// lays it out (Docker schema2, overlaybd layer annotations), for tests that need an image by ref.
+
+import { readFile } from 'node:fs/promises';
+import { encodeJson, MediaType, OverlaybdAnnotation, sha256Of } from '../../src/oci/index.js';
+import { RegistryClient } from '../../src/registry/index.js';
+
+export interface PushedImage {
+  ref: string;
+  manifestDigest: string;
+  layers: Array<{ digest: string; size: number }>;
+}
+
+export async function pushImage(
+  registry: string,
+  repository: string,
+  tag: string,
+  layerPaths: string[],
+  runConfig: Record<string, unknown> = {},
+): Promise<PushedImage> {
+  const client = new RegistryClient();
+  const repo = { registry, repository };
+  try {
+    const layers: Array<{ digest: string; size: number }> = [];
+    for (const p of layerPaths) {
+      const blob = await readFile(p);
+      const r = await client.pushBlob(repo, blob);
+      layers.push({ digest: r.digest, size: blob.length });
+    }
+    const config = encodeJson({
+      architecture: 'amd64',
+      os: 'linux',
+      config: runConfig,
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+      history: layers.map(() => ({ created_by: 'test' })),
+    });
+    await client.pushBlob(repo, config);
+    const manifest = encodeJson({
+      schemaVersion: 2,
+      mediaType: MediaType.dockerManifest,
+      config: { mediaType: MediaType.dockerConfig, digest: sha256Of(config), size: config.length },
+      layers: layers.map((l) => ({
+        mediaType: MediaType.dockerLayer,
+        digest: l.digest,
+        size: l.size,
+        annotations: {
+          [OverlaybdAnnotation.blobDigest]: l.digest,
+          [OverlaybdAnnotation.blobSize]: String(l.size),
+          [OverlaybdAnnotation.version]: '0.1.0',
+        },
+      })),
+    });
+    const manifestDigest = await client.putManifest({ ...repo, tag }, manifest, MediaType.dockerManifest);
+    return { ref: `${registry}/${repository}:${tag}`, manifestDigest, layers };
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,130 @@
+// Issue #5 through the CLI with a real registry: `dadi run` of an image pulled lazily, exit codes,
+// `dadi mount`/`ps`/`umount`, and `dadi commit` pushing a new image that a fresh run sees while the
+// original stays unchanged. Nothing of ours may remain afterwards.
+
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DaemonClient } from '../../src/runtime/index.js';
+import { runDadi } from '../cli.js';
+import { pushImage } from './push-image.js';
+import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
+import { buildRootfs, emergencyCleanup, imageToLayer, leftovers, makeExt4 } from './runtime-helpers.js';
+
+const HAVE = haveRegistry('dadi run from a registry') && process.getuid?.() === 0;
+
+describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
+  let root: string;
+  let reg: TestRegistry;
+  let ref: string;
+  let state: string;
+  let cacheDir: string;
+  const names = ['c-remote-commit'];
+  const dadi = (args: string[]) => runDadi([...args], { env: { DADI_STATE: state, DADI_CACHE_DIR: cacheDir } });
+
+  beforeAll(async () => {
+    // State deep in a private folder (FUSE mount points must never sit directly under /tmp).
+    root = await mkdtemp('/var/tmp/dadi-run-remote-');
+    state = join(root, 'state');
+    cacheDir = join(root, 'cache');
+    reg = await startRegistry({ auth: 'none' });
+    const rootfs = join(root, 'rootfs');
+    await buildRootfs(rootfs);
+    await makeExt4(rootfs, join(root, 'disk.img'));
+    await imageToLayer(join(root, 'disk.img'), join(root, 'layer.tar'));
+    const img = await pushImage(reg.host, 'dadi/run', 'v1', [join(root, 'layer.tar')], {
+      Cmd: ['/bin/sh', '-c', 'echo default cmd'],
+      Env: ['PATH=/usr/bin:/bin', 'GREETING=hello'],
+    });
+    ref = img.ref;
+  });
+
+  afterAll(async () => {
+    try {
+      await dadi(['rm', ...names]).catch(() => {});
+      const client = await DaemonClient.connect({ stateDir: state, autoStart: false }).catch(() => undefined);
+      await client?.shutdown();
+      await emergencyCleanup(state, names);
+      expect(await leftovers(state, names)).toEqual([]);
+    } finally {
+      await reg?.stop();
+      if (root) await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('runs the image lazily, streams output and returns the exit code', async () => {
+    const r = await dadi([
+      'run',
+      '--rm',
+      ref,
+      '--',
+      '/bin/sh',
+      '-c',
+      'echo "$GREETING from dadi"; cat /etc/os-release >/dev/null; exit 3',
+    ]);
+    expect(r.stdout).toContain('hello from dadi');
+    expect(r.code).toBe(3);
+    const d = await dadi(['run', '--rm', ref]);
+    expect(d.stdout).toContain('default cmd');
+    expect(d.code).toBe(0);
+  });
+
+  it('mounts read-only, lists the device, unmounts', async () => {
+    const dir = join(root, 'mnt');
+    await mkdir(dir);
+    const m = await dadi(['mount', ref, dir]);
+    expect(m.code, m.stderr).toBe(0);
+    try {
+      const ps = await dadi(['ps', '--json']);
+      const devices = JSON.parse(ps.stdout).devices;
+      expect(devices.some((d: { target: string }) => d.target === dir)).toBe(true);
+    } finally {
+      const u = await dadi(['umount', dir]);
+      expect(u.code, u.stderr).toBe(0);
+    }
+  });
+
+  it('commits a container as a new image; a fresh run sees it, the original is unchanged', async () => {
+    const name = names[0]!;
+    const w = await dadi([
+      'run',
+      '--name',
+      name,
+      ref,
+      '--',
+      '/bin/sh',
+      '-c',
+      'echo committed-content > /new-file; rm /etc/os-release; mkdir /made-here',
+    ]);
+    expect(w.code, w.stderr).toBe(0);
+    const c = await dadi(['commit', name, `${reg.host}/dadi/run:v2`]);
+    expect(c.code, c.stderr).toBe(0);
+    const v2 = await dadi([
+      'run',
+      '--rm',
+      `${reg.host}/dadi/run:v2`,
+      '--',
+      '/bin/sh',
+      '-c',
+      'cat /new-file; ls -d /made-here; test -e /etc/os-release || echo gone',
+    ]);
+    expect(v2.code, v2.stderr).toBe(0);
+    expect(v2.stdout).toContain('committed-content');
+    expect(v2.stdout).toContain('/made-here');
+    expect(v2.stdout).toContain('gone');
+    const v1 = await dadi([
+      'run',
+      '--rm',
+      ref,
+      '--',
+      '/bin/sh',
+      '-c',
+      'test -e /new-file && echo leaked; cat /etc/os-release',
+    ]);
+    expect(v1.code, v1.stderr).toBe(0);
+    expect(v1.stdout).not.toContain('leaked');
+    expect(v1.stdout.length).toBeGreaterThan(0);
+    const i = await dadi(['inspect', '--json', `${reg.host}/dadi/run:v2`]);
+    expect(JSON.parse(i.stdout).layers).toHaveLength(2);
+  });
+});
