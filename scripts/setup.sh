@@ -25,6 +25,9 @@ need fusermount3 fuse3
 need runc runc
 need losetup mount
 need setfattr attr
+need getfattr attr
+need debootstrap debootstrap
+need umoci umoci
 need qemu-system-x86_64 qemu-system-x86
 # A Debian kernel for the VM boot test (QEMU over NBD).
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need_pkgs+=(linux-image-amd64)

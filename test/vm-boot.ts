@@ -111,7 +111,8 @@ export const INIT_PATH = '/sbin/dadi-init';
  * and `panic=-1` + `-no-reboot` make QEMU exit.
  */
 export async function buildInitRootfs(dir: string, o: InitRootfsOptions): Promise<void> {
-  for (const d of ['bin', 'sbin', 'proc', 'sys', 'dev', 'run', 'tmp', 'etc']) await mkdir(join(dir, d), { recursive: true });
+  for (const d of ['bin', 'sbin', 'proc', 'sys', 'dev', 'run', 'tmp', 'etc'])
+    await mkdir(join(dir, d), { recursive: true });
   const sh = '/bin/sh';
   await copyFile(sh, join(dir, 'bin/sh')); // copyFile follows the /bin/sh → dash symlink
   await chmod(join(dir, 'bin/sh'), 0o755);

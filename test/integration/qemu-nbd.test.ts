@@ -174,39 +174,35 @@ describe.skipIf(skipReason !== undefined)('QEMU over dadi serve-nbd from a regis
     }
   });
 
-  it(
-    'a Debian kernel boots under TCG from the lazily served image and runs its init',
-    async () => {
-      if (!kernel) throw new Error('unreachable: no kernel');
-      const sock = join(tmp, 'boot.sock');
-      const srv = await serve(['--socket', sock, '--cache-dir', join(tmp, 'cache-boot')]);
-      let stats: { bytes: number; requests: number } | undefined;
-      let boot: Awaited<ReturnType<typeof bootQemu>> | undefined;
-      try {
-        boot = await bootQemu({ kernel, socket: sock, marker, timeoutMs: 120_000 });
-      } finally {
-        const { code, stderr } = await stop(srv);
-        expect(code, stderr).toBe(0);
-        stats = parseFetchStats(stderr);
-      }
-      const tail = boot.console.split('\n').slice(-40).join('\n');
-      expect(boot.sawMarker, `no marker on the console; last lines:\n${tail}`).toBe(true);
-      // The init read /etc/dadi-release from the image.
-      expect(boot.markerLine).toContain(release);
-      expect(stats, 'serve-nbd printed no fetch stats').toBeDefined();
-      if (!stats) return;
-      expect(stats.bytes).toBeGreaterThan(0);
-      // Lazy: the boot touches the superblock, inode tables, dash and libc, not the 24 MiB of data.
-      expect(stats.bytes).toBeLessThan(blobSize / 2);
-      console.log(
-        `QEMU TCG boot (${kernel.version}): marker after ${(boot.msToMarker / 1000).toFixed(1)} s, ` +
-          `QEMU ${boot.exitedByItself ? 'powered off' : 'killed'} after ${(boot.msTotal / 1000).toFixed(1)} s; ` +
-          `registry served ${mib(stats.bytes)} in ${stats.requests} requests ` +
-          `(disk ${mib(DISK_SIZE)}, blob ${mib(blobSize)}, ${((100 * stats.bytes) / blobSize).toFixed(1)}% of the blob)`,
-      );
-    },
-    180_000,
-  );
+  it('a Debian kernel boots under TCG from the lazily served image and runs its init', async () => {
+    if (!kernel) throw new Error('unreachable: no kernel');
+    const sock = join(tmp, 'boot.sock');
+    const srv = await serve(['--socket', sock, '--cache-dir', join(tmp, 'cache-boot')]);
+    let stats: { bytes: number; requests: number } | undefined;
+    let boot: Awaited<ReturnType<typeof bootQemu>> | undefined;
+    try {
+      boot = await bootQemu({ kernel, socket: sock, marker, timeoutMs: 120_000 });
+    } finally {
+      const { code, stderr } = await stop(srv);
+      expect(code, stderr).toBe(0);
+      stats = parseFetchStats(stderr);
+    }
+    const tail = boot.console.split('\n').slice(-40).join('\n');
+    expect(boot.sawMarker, `no marker on the console; last lines:\n${tail}`).toBe(true);
+    // The init read /etc/dadi-release from the image.
+    expect(boot.markerLine).toContain(release);
+    expect(stats, 'serve-nbd printed no fetch stats').toBeDefined();
+    if (!stats) return;
+    expect(stats.bytes).toBeGreaterThan(0);
+    // Lazy: the boot touches the superblock, inode tables, dash and libc, not the 24 MiB of data.
+    expect(stats.bytes).toBeLessThan(blobSize / 2);
+    console.log(
+      `QEMU TCG boot (${kernel.version}): marker after ${(boot.msToMarker / 1000).toFixed(1)} s, ` +
+        `QEMU ${boot.exitedByItself ? 'powered off' : 'killed'} after ${(boot.msTotal / 1000).toFixed(1)} s; ` +
+        `registry served ${mib(stats.bytes)} in ${stats.requests} requests ` +
+        `(disk ${mib(DISK_SIZE)}, blob ${mib(blobSize)}, ${((100 * stats.bytes) / blobSize).toFixed(1)}% of the blob)`,
+    );
+  }, 180_000);
 
   it('serve-nbd --rw: qemu-io writes through the export and reads back; the image is unchanged', async () => {
     const sock = join(tmp, 'rw.sock');
