@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { exportDisk } from '../image/export.js';
-import { openRemoteImage } from '../image/open-image.js';
+import { openAnyImage } from '../image/open-any.js';
 import { formatSize } from '../util/size.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printJson } from './output.js';
@@ -15,17 +15,18 @@ export function registerImageCommands(program: Command): void {
       .command('export')
       .description("flatten an image's layers into a raw disk image (sparse)")
       .argument('<out>')
-      .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
+      .argument('<image>', 'host[:port]/repo[:tag|@digest] or oci:DIR[:TAG]')
       .option('--stats', 'print bytes and requests fetched')
       .option('--json', 'print the result as JSON'),
   ).action(async (out: string, ref: string, o: RemoteOptions & { stats?: boolean; json?: boolean }) => {
     const ctx = await openRemoteContext(o);
     try {
-      const img = await openRemoteImage(ref, ctx);
+      const img = await openAnyImage(ref, ctx);
       try {
         const stats = await exportDisk(img.device, out);
         const fetched = img.stats();
-        if (o.json) printJson({ out, ref, digest: img.resolved.digest, layers: img.layers.length, ...stats, fetched });
+        if (o.json)
+          printJson({ out, ref, digest: img.manifestDigest, layers: img.manifest.layers.length, ...stats, fetched });
         else {
           console.error(
             `exported ${formatSize(stats.virtualSize)} disk of ${ref} to ${out}: ${formatSize(stats.bytesWritten)} written in ${stats.seconds.toFixed(2)} s`,

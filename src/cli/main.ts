@@ -3,7 +3,9 @@
 
 import { Command, CommanderError } from 'commander';
 import { DadiError } from '../errors.js';
+import { registerBrowseCommands } from './browse.js';
 import { registerCacheCommands } from './cache.js';
+import { registerConvertCommands } from './convert.js';
 import { registerImageCommands } from './image.js';
 import { registerLayerCommands } from './layer.js';
 import { registerNbdCommands } from './nbd.js';
@@ -24,6 +26,8 @@ export function buildProgram(): Command {
   registerCacheCommands(program);
   registerNbdCommands(program);
   registerRunCommands(program);
+  registerConvertCommands(program);
+  registerBrowseCommands(program);
   return program;
 }
 

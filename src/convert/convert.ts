@@ -230,6 +230,7 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
   const abort = new AbortController();
   const onAbort = (): void => abort.abort();
   opts.signal?.addEventListener('abort', onAbort);
+  if (opts.signal?.aborted) abort.abort();
   const local = typeof src.localBlobPath === 'function';
   const infos: ConvertedLayerInfo[] = layers.map((d, i) => ({
     index: i,

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonClient } from '../../src/runtime/index.js';
 import { runDadi } from '../cli.js';
+import { fixture, haveFixtures } from '../fixtures.js';
 import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 import { buildRootfs, emergencyCleanup, imageToLayer, leftovers, makeExt4 } from './runtime-helpers.js';
@@ -67,6 +68,18 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
     const d = await dadi(['run', '--rm', ref]);
     expect(d.stdout).toContain('default cmd');
     expect(d.code).toBe(0);
+  });
+
+  it.skipIf(!haveFixtures('hello-world run'))('the converted hello-world, pulled lazily, prints its greeting', async () => {
+    const target = `${reg.host}/library/hello-world:dadi`;
+    const conv = await dadi(['convert', '-q', `oci:${fixture('oci/hello-world')}:amd64`, target]);
+    expect(conv.code, conv.stderr).toBe(0);
+    const cat = await dadi(['stat', '--json', target, '/hello']);
+    expect(cat.code, cat.stderr).toBe(0);
+    expect(JSON.parse(cat.stdout).size).toBeGreaterThan(1000);
+    const r = await dadi(['run', '--rm', target]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Hello from Docker!');
   });
 
   it('mounts read-only, lists the device, unmounts', async () => {
