@@ -74,7 +74,10 @@ export async function describeFullTree(root: string, skip: string[] = ['lost+fou
         if (st.nlink > 1n) inodes.set(st.ino, [...(inodes.get(st.ino) ?? []), r]);
       } else {
         const type = st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : st.isFIFO() ? 'fifo' : 'socket';
-        const rdev = type === 'char' || type === 'block' ? `${(st.rdev >> 8n) & 0xfffn}:${(st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n)}` : undefined;
+        const rdev =
+          type === 'char' || type === 'block'
+            ? `${(st.rdev >> 8n) & 0xfffn}:${(st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n)}`
+            : undefined;
         entries[r] = { type, ...base, ...(rdev ? { rdev } : {}) };
       }
     }
@@ -83,6 +86,9 @@ export async function describeFullTree(root: string, skip: string[] = ['lost+fou
   for (const [path, attrs] of Object.entries(await xattrsUnder(root))) {
     if (entries[path]) entries[path].xattrs = attrs;
   }
-  const hardLinks = [...inodes.values()].filter((g) => g.length > 1).map((g) => g.sort()).sort((a, b) => a[0]!.localeCompare(b[0]!));
+  const hardLinks = [...inodes.values()]
+    .filter((g) => g.length > 1)
+    .map((g) => g.sort())
+    .sort((a, b) => a[0]!.localeCompare(b[0]!));
   return { entries, hardLinks };
 }

@@ -8,13 +8,14 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
 import { log, sh } from './util.js';
 
 export const WORK = process.env.DADI_BENCH_DIR ?? '/var/tmp/dadi-bench';
 export const LAYOUT = join(WORK, 'oci');
 export const TAG = 'app';
-const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
+export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 
 export interface ImageInfo {
   layout: string;
@@ -122,7 +123,8 @@ async function describe(): Promise<ImageInfo> {
 export function dadiCommand(): string[] {
   const built = process.env.DADI_BENCH_CLI;
   if (built) return [process.execPath, built];
-  return [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src/cli/entry.ts')];
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return [process.execPath, '--import', tsx, join(REPO_ROOT, 'src/cli/entry.ts')];
 }
 
 /**

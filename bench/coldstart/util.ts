@@ -3,6 +3,14 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 
+/**
+ * argv running `cmd` in network namespace `ns` only (nsenter --net): unlike `ip netns exec` it keeps
+ * the mount namespace, so mounts made by the dadi daemon are visible to runc and vice versa.
+ */
+export function inNetns(ns: string, cmd: string, args: string[]): [string, string[]] {
+  return ['nsenter', [`--net=/run/netns/${ns}`, cmd, ...args]];
+}
+
 export interface RunResult {
   code: number;
   stdout: string;
@@ -15,7 +23,7 @@ export async function sh(
   args: string[],
   opts: { netns?: string; env?: NodeJS.ProcessEnv; allowFail?: boolean; input?: string; quiet?: boolean } = {},
 ): Promise<RunResult> {
-  const [c, a] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, cmd, ...args]] : [cmd, args];
+  const [c, a] = opts.netns ? inNetns(opts.netns, cmd, args) : [cmd, args];
   const child = spawn(c, a, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
   let stdout = '';
   let stderr = '';
@@ -49,7 +57,7 @@ export async function timedRun(
   firstLine: string,
   opts: { netns?: string; env?: NodeJS.ProcessEnv; t0?: number; timeoutMs?: number } = {},
 ): Promise<TimedRun> {
-  const [c, a] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, cmd, ...args]] : [cmd, args];
+  const [c, a] = opts.netns ? inNetns(opts.netns, cmd, args) : [cmd, args];
   const t0 = opts.t0 ?? performance.now();
   const child: ChildProcess = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   let stdout = '';

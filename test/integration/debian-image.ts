@@ -10,7 +10,9 @@ import { run } from '../cli.js';
 export const DEBIAN_TAGS = ['v1', 'v2', 'v3', 'v4'] as const;
 
 export function haveDebianTools(what: string): boolean {
-  const missing = ['debootstrap', 'umoci', 'tar'].filter((t) => !['/usr/sbin', '/usr/bin', '/bin', '/sbin'].some((d) => existsSync(join(d, t))));
+  const missing = ['debootstrap', 'umoci', 'tar'].filter(
+    (t) => !['/usr/sbin', '/usr/bin', '/bin', '/sbin'].some((d) => existsSync(join(d, t))),
+  );
   if (missing.length === 0 && process.getuid?.() === 0) return true;
   console.warn(`SKIP ${what}: needs root and ${missing.join(', ') || 'root'}`);
   return false;
@@ -27,12 +29,27 @@ async function mirror(): Promise<string> {
   return /^URIs:\s*(\S+)/m.exec(text)?.[1] ?? 'http://deb.debian.org/debian';
 }
 
+const cacheDir = () => process.env.DADI_TEST_CACHE ?? '/var/tmp/dadi-test-cache';
+
+/** A debootstrap minbase bookworm tree (built once, cached; ~30–50 s). */
+export async function debianRootfs(): Promise<string> {
+  if (process.env.DADI_DEBIAN_ROOTFS) return process.env.DADI_DEBIAN_ROOTFS;
+  const rootfs = join(cacheDir(), 'debian-rootfs');
+  if (existsSync(join(rootfs, '.dadi-complete'))) return rootfs;
+  await mkdir(cacheDir(), { recursive: true });
+  await rm(rootfs, { recursive: true, force: true });
+  await sh(`debootstrap --variant=minbase bookworm '${rootfs}' '${await mirror()}'`, 'debootstrap');
+  // The marker lives outside the tree's own files so that copies can exclude it.
+  await writeFile(join(rootfs, '.dadi-complete'), '');
+  return rootfs;
+}
+
 /**
  * The OCI layout directory holding tags v1..v4 (built once). The final image's config runs
  * `/bin/sh`. Returns the layout path.
  */
 export async function debianLayout(): Promise<string> {
-  const cache = process.env.DADI_TEST_CACHE ?? '/var/tmp/dadi-test-cache';
+  const cache = cacheDir();
   const layout = join(cache, 'debian-oci');
   if (existsSync(join(layout, '.complete'))) return layout;
   await mkdir(cache, { recursive: true });
@@ -41,12 +58,14 @@ export async function debianLayout(): Promise<string> {
   await rm(layout, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   try {
-    const chroot = join(work, 'chroot');
-    await sh(`debootstrap --variant=minbase bookworm '${chroot}' '${await mirror()}'`, 'debootstrap');
+    const chroot = await debianRootfs();
     await sh(`umoci init --layout '${layout}' && umoci new --image '${layout}:v0'`, 'umoci init');
     // v1: the base system.
     const b1 = join(work, 'b1');
-    await sh(`umoci unpack --image '${layout}:v0' '${b1}' && cp -a '${chroot}/.' '${b1}/rootfs/'`, 'unpack v0');
+    await sh(
+      `umoci unpack --image '${layout}:v0' '${b1}' && cp -a '${chroot}/.' '${b1}/rootfs/' && rm -f '${b1}/rootfs/.dadi-complete'`,
+      'unpack v0',
+    );
     await sh(`umoci repack --image '${layout}:v1' '${b1}'`, 'repack v1');
     // v2: packages added inside the image (apt in a chroot of the unpacked rootfs).
     const b2 = join(work, 'b2');
@@ -76,7 +95,10 @@ export async function debianLayout(): Promise<string> {
         `umoci raw add-layer --image '${layout}:v3' --tag v4 '${work}/opaque.tar'`,
       'opaque layer',
     );
-    await sh(`umoci config --image '${layout}:v4' --config.cmd /bin/sh --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin`, 'umoci config');
+    await sh(
+      `umoci config --image '${layout}:v4' --config.cmd /bin/sh --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin`,
+      'umoci config',
+    );
     await writeFile(join(layout, '.complete'), '');
     return layout;
   } finally {

@@ -70,17 +70,20 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
     expect(d.code).toBe(0);
   });
 
-  it.skipIf(!haveFixtures('hello-world run'))('the converted hello-world, pulled lazily, prints its greeting', async () => {
-    const target = `${reg.host}/library/hello-world:dadi`;
-    const conv = await dadi(['convert', '-q', `oci:${fixture('oci/hello-world')}:amd64`, target]);
-    expect(conv.code, conv.stderr).toBe(0);
-    const cat = await dadi(['stat', '--json', target, '/hello']);
-    expect(cat.code, cat.stderr).toBe(0);
-    expect(JSON.parse(cat.stdout).size).toBeGreaterThan(1000);
-    const r = await dadi(['run', '--rm', target]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('Hello from Docker!');
-  });
+  it.skipIf(!haveFixtures('hello-world run'))(
+    'the converted hello-world, pulled lazily, prints its greeting',
+    async () => {
+      const target = `${reg.host}/library/hello-world:dadi`;
+      const conv = await dadi(['convert', '-q', `oci:${fixture('oci/hello-world')}:amd64`, target]);
+      expect(conv.code, conv.stderr).toBe(0);
+      const cat = await dadi(['stat', '--json', target, '/hello']);
+      expect(cat.code, cat.stderr).toBe(0);
+      expect(JSON.parse(cat.stdout).size).toBeGreaterThan(1000);
+      const r = await dadi(['run', '--rm', target]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('Hello from Docker!');
+    },
+  );
 
   it('mounts read-only, lists the device, unmounts', async () => {
     const dir = join(root, 'mnt');
