@@ -17,6 +17,7 @@ need docker-registry docker-registry
 need htpasswd apache2-utils
 need skopeo skopeo
 need openssl openssl
+need curl curl
 need nbdinfo libnbd-bin
 need nbdcopy libnbd-bin
 need qemu-img qemu-utils

@@ -10,7 +10,7 @@
 // Control on stdin, one command a line: `rtt N` (new round trip for new data), `reset`, `stats`
 // (prints one JSON line of counters). Prints `ready` once listening. Exits when stdin closes.
 
-import { createServer, type Socket, connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
@@ -158,21 +158,32 @@ export class HttpFramer {
 }
 
 /** A one-directional delay line: chunks leave `delayMs()` after they arrived, in order. */
-function delayPipe(src: Socket, dst: Socket, delayMs: () => number, notBefore: () => number, onChunk: (b: Buffer) => void) {
+function delayPipe(
+  src: Socket,
+  dst: Socket,
+  delayMs: () => number,
+  notBefore: () => number,
+  onChunk: (b: Buffer) => void,
+) {
   const queue: { due: number; chunk: Buffer }[] = [];
   let queued = 0;
-  let timer: NodeJS.Timeout | undefined;
+  let scheduled = false;
   let srcEnded = false;
   const HIGH = 8 << 20;
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(flush, Math.max(0, (queue[0]?.due ?? 0) - performance.now()));
+  };
   const flush = () => {
-    timer = undefined;
+    scheduled = false;
     const now = performance.now();
     while (queue.length && queue[0]!.due <= now) {
       const { chunk } = queue.shift()!;
       queued -= chunk.length;
       if (!dst.destroyed) dst.write(chunk);
     }
-    if (queue.length) timer = setTimeout(flush, Math.max(0, queue[0]!.due - performance.now()));
+    if (queue.length) schedule();
     else if (srcEnded && !dst.destroyed) dst.end();
     if (queued < HIGH && !dst.writableNeedDrain && src.isPaused()) src.resume();
   };
@@ -185,11 +196,11 @@ function delayPipe(src: Socket, dst: Socket, delayMs: () => number, notBefore: (
     queue.push({ due, chunk });
     queued += chunk.length;
     if (queued >= HIGH || dst.writableNeedDrain) src.pause();
-    timer ??= setTimeout(flush, Math.max(0, queue[0]!.due - performance.now()));
+    schedule();
   });
   src.on('end', () => {
     srcEnded = true;
-    timer ??= setTimeout(flush, Math.max(0, (queue[0]?.due ?? 0) - performance.now()));
+    schedule();
   });
 }
 
@@ -200,7 +211,14 @@ function hostPort(s: string): { host: string; port: number } {
 
 export function startProxy(listen: string, target: string, rttMs: number) {
   let rtt = rttMs;
-  const stats: ProxyStats = { connections: 0, requests: 0, methods: {}, responseBodyBytes: 0, bytesDown: 0, bytesUp: 0 };
+  const stats: ProxyStats = {
+    connections: 0,
+    requests: 0,
+    methods: {},
+    responseBodyBytes: 0,
+    bytesDown: 0,
+    bytesUp: 0,
+  };
   const t = hostPort(target);
   const server = createServer({ noDelay: true }, (client) => {
     stats.connections++;
@@ -222,16 +240,28 @@ export function startProxy(listen: string, target: string, rttMs: number) {
     );
     let lastBody = 0;
     const half = () => rtt / 2;
-    delayPipe(client, upstream, half, () => ready, (b) => {
-      stats.bytesUp += b.length;
-      req.feed(b);
-    });
-    delayPipe(upstream, client, half, () => 0, (b) => {
-      stats.bytesDown += b.length;
-      res.feed(b);
-      stats.responseBodyBytes += res.bodyBytes - lastBody;
-      lastBody = res.bodyBytes;
-    });
+    delayPipe(
+      client,
+      upstream,
+      half,
+      () => ready,
+      (b) => {
+        stats.bytesUp += b.length;
+        req.feed(b);
+      },
+    );
+    delayPipe(
+      upstream,
+      client,
+      half,
+      () => 0,
+      (b) => {
+        stats.bytesDown += b.length;
+        res.feed(b);
+        stats.responseBodyBytes += res.bodyBytes - lastBody;
+        lastBody = res.bodyBytes;
+      },
+    );
     const kill = () => {
       client.destroy();
       upstream.destroy();
@@ -248,7 +278,14 @@ export function startProxy(listen: string, target: string, rttMs: number) {
       rtt = ms;
     },
     reset: () => {
-      Object.assign(stats, { connections: 0, requests: 0, methods: {}, responseBodyBytes: 0, bytesDown: 0, bytesUp: 0 });
+      Object.assign(stats, {
+        connections: 0,
+        requests: 0,
+        methods: {},
+        responseBodyBytes: 0,
+        bytesDown: 0,
+        bytesUp: 0,
+      });
     },
     listening: new Promise<void>((resolve, reject) => {
       server.once('error', reject);

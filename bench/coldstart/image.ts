@@ -7,9 +7,9 @@
 
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createRequire } from 'node:module';
 import { log, sh } from './util.js';
 
 export const WORK = process.env.DADI_BENCH_DIR ?? '/var/tmp/dadi-bench';
@@ -70,7 +70,15 @@ export async function buildImage(): Promise<ImageInfo> {
     const rootfs = join(bundle, 'rootfs');
     await rm(rootfs, { recursive: true, force: true });
     await sh('cp', ['-a', base, rootfs]);
-    await sh('umoci', ['repack', '--refresh-bundle', '--history.created_by', 'debootstrap minbase', '--image', image, bundle]);
+    await sh('umoci', [
+      'repack',
+      '--refresh-bundle',
+      '--history.created_by',
+      'debootstrap minbase',
+      '--image',
+      image,
+      bundle,
+    ]);
     await rm(rootfs, { recursive: true, force: true });
     await sh('cp', ['-a', full, rootfs]);
     await sh('umoci', ['repack', '--history.created_by', 'apt-get install python3', '--image', image, bundle]);
@@ -104,7 +112,9 @@ async function describe(): Promise<ImageInfo> {
   };
   const m = index.manifests.find((x) => x.annotations?.['org.opencontainers.image.ref.name'] === TAG);
   if (!m) throw new Error(`${LAYOUT}: no manifest tagged ${TAG}`);
-  const manifest = JSON.parse((await blob(m.digest)).toString('utf8')) as { layers: { digest: string; size: number }[] };
+  const manifest = JSON.parse((await blob(m.digest)).toString('utf8')) as {
+    layers: { digest: string; size: number }[];
+  };
   const layersUncompressed: number[] = [];
   for (const l of manifest.layers) {
     const r = await sh('sh', ['-c', `gzip -dc ${join(LAYOUT, 'blobs', ...l.digest.split(':'))} | wc -c`]);
@@ -139,12 +149,18 @@ export async function pushImages(
   const oci = `${registry}/app:oci`;
   const dadi = `${registry}/app:dadi`;
   const marker = join(WORK, 'pushed.json');
-  const prev = existsSync(marker) ? (JSON.parse(await readFile(marker, 'utf8')) as { digest: string; convertS?: number }) : undefined;
+  const prev = existsSync(marker)
+    ? (JSON.parse(await readFile(marker, 'utf8')) as { digest: string; convertS?: number })
+    : undefined;
   if (prev?.digest === img.manifestDigest) return { oci, dadi, convertS: prev.convertS };
   log(`skopeo copy → docker://${oci}`);
-  await sh('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${img.layout}:${img.tag}`, `docker://${oci}`], {
-    netns,
-  });
+  await sh(
+    'skopeo',
+    ['copy', '--quiet', '--dest-tls-verify=false', `oci:${img.layout}:${img.tag}`, `docker://${oci}`],
+    {
+      netns,
+    },
+  );
   log(`dadi convert ${oci} ${dadi}`);
   const [cmd, ...args] = dadiCommand();
   const t0 = performance.now();

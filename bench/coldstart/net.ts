@@ -111,10 +111,14 @@ export async function startNet(workDir: string): Promise<BenchNet> {
     let regLog = '';
     registry.stderr!.on('data', (b: Buffer) => (regLog = (regLog + b.toString('utf8')).slice(-4000)));
     for (let i = 0; ; i++) {
-      const r = await sh('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${REG_ADDR}:${REG_PORT}/v2/`], {
-        netns: REG_NS,
-        allowFail: true,
-      });
+      const r = await sh(
+        'curl',
+        ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${REG_ADDR}:${REG_PORT}/v2/`],
+        {
+          netns: REG_NS,
+          allowFail: true,
+        },
+      );
       if (r.stdout === '200') break;
       if (registry.exitCode !== null || i > 150) throw new Error(`registry did not start: ${regLog}`);
       await sleep(100);

@@ -24,6 +24,8 @@ export interface SettingResult {
   registry_bytes_waterfall: number;
   registry_requests_waterfall: number;
   bytes_read_by_container: number;
+  bytes_read_by_container_runs: number[];
+  bytes_read_by_container_warm: number;
   fetched_over_read: number;
   image_bytes: number;
   image_bytes_uncompressed: number;

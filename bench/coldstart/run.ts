@@ -10,7 +10,7 @@
 // block device's reads through the FUSE export (the daemon's `ps`, sampled while it runs).
 // Root only. Writes docs/bench/coldstart.{json,md,svg}.
 //
-//   node --import tsx bench/coldstart/run.ts [--runs 3] [--settings 100mbit-20ms,1gbit-2ms]
+//   node --import tsx bench/coldstart/run.ts [--runs 5] [--settings 100mbit-20ms,1gbit-2ms]
 
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,7 +31,7 @@ const FIRST_LINE = '1';
 
 const { values } = parseArgs({
   options: {
-    runs: { type: 'string', default: '3' },
+    runs: { type: 'string', default: '5' },
     settings: { type: 'string' },
     out: { type: 'string', default: join(REPO_ROOT, 'docs/bench') },
   },
@@ -189,6 +189,17 @@ async function main(): Promise<void> {
   await buildCli();
   const net = await startNet(WORK);
   const results: SettingResult[] = [];
+  // An interrupted run still stops the daemon and deletes the namespaces.
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      await stopDaemon().catch((e) => log(`stopping the dadi daemon: ${(e as Error).message}`));
+      await net.close();
+      await rm(WF, { recursive: true, force: true });
+    })());
+  const onSignal = () => void cleanup().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     await net.setLink({ name: 'setup', rateMbit: 1000, rttMs: 0 });
     const pushed = await pushImages(img, net.registry, HOST_NS);
@@ -205,7 +216,9 @@ async function main(): Promise<void> {
           if (who === 'wf') {
             const s = await waterfall(net, i);
             wf.push(s);
-            log(`${setting.name} #${i + 1} waterfall ${s.seconds.toFixed(2)} s, ${s.registryBytes} B in ${s.registryRequests} requests`);
+            log(
+              `${setting.name} #${i + 1} waterfall ${s.seconds.toFixed(2)} s, ${s.registryBytes} B in ${s.registryRequests} requests`,
+            );
           } else {
             const c = await dadiRun(net, true);
             cold.push(c);
@@ -214,7 +227,9 @@ async function main(): Promise<void> {
             );
             const w = await dadiRun(net, false);
             warm.push(w);
-            log(`${setting.name} #${i + 1} dadi warm ${w.seconds.toFixed(2)} s, ${w.registryBytes} B in ${w.registryRequests} requests`);
+            log(
+              `${setting.name} #${i + 1} dadi warm ${w.seconds.toFixed(2)} s, ${w.registryBytes} B in ${w.registryRequests} requests, device read ${w.deviceBytesRead} B`,
+            );
           }
         }
       }
@@ -239,6 +254,8 @@ async function main(): Promise<void> {
         registry_bytes_waterfall: median(wf.map((s) => s.registryBytes)),
         registry_requests_waterfall: median(wf.map((s) => s.registryRequests)),
         bytes_read_by_container,
+        bytes_read_by_container_runs: cold.map((s) => s.deviceBytesRead ?? 0),
+        bytes_read_by_container_warm: median(warm.map((s) => s.deviceBytesRead ?? 0)),
         fetched_over_read: registry_bytes_dadi_cold / bytes_read_by_container,
         image_bytes: img.layersCompressed.reduce((a, b) => a + b, 0),
         image_bytes_uncompressed: img.layersUncompressed.reduce((a, b) => a + b, 0),
@@ -280,9 +297,9 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(json, null, 2));
     console.log(renderMarkdown(json.title, results, runs));
   } finally {
-    await stopDaemon().catch((e) => log(`stopping the dadi daemon: ${(e as Error).message}`));
-    await net.close();
-    await rm(WF, { recursive: true, force: true });
+    await cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

@@ -24,15 +24,21 @@ export async function sh(
   opts: { netns?: string; env?: NodeJS.ProcessEnv; allowFail?: boolean; input?: string; quiet?: boolean } = {},
 ): Promise<RunResult> {
   const [c, a] = opts.netns ? inNetns(opts.netns, cmd, args) : [cmd, args];
-  const child = spawn(c, a, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  const child = spawn(c, a, {
+    stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    env: opts.env ?? process.env,
+  });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
-  child.stderr.on('data', (b: Buffer) => {
+  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
+  child.stderr!.on('data', (b: Buffer) => {
     stderr += b.toString('utf8');
     if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
   });
-  child.stdin.end(opts.input ?? '');
+  if (child.stdin) {
+    child.stdin.on('error', () => {}); // the command may exit without reading its input
+    child.stdin.end(opts.input);
+  }
   const code = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
