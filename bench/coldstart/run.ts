@@ -80,6 +80,8 @@ interface Sample {
   registryRequests: number;
   /** dadi only: bytes the kernel read from the image's block device. */
   deviceBytesRead?: number;
+  /** dadi only: seconds from launch until the daemon logged the rootfs mounted. */
+  mountedS?: number;
 }
 
 // --- contestants ---
@@ -128,25 +130,28 @@ async function dadiRun(net: BenchNet, cold: boolean): Promise<Sample> {
   const client = await startDaemon();
   await dropCaches();
   await net.resetStats();
-  // Sample the device's read counter while the container runs (the device goes away with --rm).
-  let deviceBytesRead = 0;
-  let polling = true;
-  const poll = (async () => {
-    while (polling) {
+  // The device's read counter, sampled from the first output until the device goes away (--rm):
+  // not before, so that the timed part runs without the extra requests to the daemon.
+  let deviceBytesRead: number | undefined;
+  let polling: Promise<void> | undefined;
+  let done = false;
+  const poll = async () => {
+    while (!done) {
       const devs = await client.ps().catch(() => []);
-      for (const d of devs) deviceBytesRead = Math.max(deviceBytesRead, d.bytesRead);
-      await new Promise((r) => setTimeout(r, 10));
+      for (const d of devs) deviceBytesRead = Math.max(deviceBytesRead ?? 0, d.bytesRead);
+      await new Promise((r) => setTimeout(r, 5));
     }
-  })();
+  };
   const [node, ...args] = dadiCommand();
+  const wall0 = Date.now();
   const r = await timedRun(
     node!,
     [...args, 'run', '--rm', '--state', STATE, `${net.registry}/app:dadi`, '--', ...CMD],
     FIRST_LINE,
-    { netns: HOST_NS },
+    { netns: HOST_NS, onFirstOutput: () => (polling = poll()) },
   ).finally(async () => {
-    polling = false;
-    await poll;
+    done = true;
+    await polling;
   });
   if (r.code !== 0 || r.firstOutputS === undefined) {
     throw new Error(`dadi run failed (${r.code}): ${r.stderr.slice(-1500)}`);
@@ -157,7 +162,28 @@ async function dadiRun(net: BenchNet, cold: boolean): Promise<Sample> {
     registryBytes: s.responseBodyBytes,
     registryRequests: s.requests,
     deviceBytesRead,
+    mountedS: await mountedAfter(wall0),
   };
+}
+
+/** Seconds from `wall0` (ms since the epoch) to the daemon's first "mounted" log line after it. */
+async function mountedAfter(wall0: number): Promise<number | undefined> {
+  const text = await readFile(join(STATE, 'daemon.log'), 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    const m = /^(\S+) dadi daemon: \S+: mounted /.exec(line);
+    const t = m ? Date.parse(m[1]!) : Number.NaN;
+    if (t >= wall0) return (t - wall0) / 1000;
+  }
+  return undefined;
+}
+
+/** `dadi --version` with the page cache dropped: what loading the CLI alone costs. */
+async function cliStart(): Promise<number> {
+  await dropCaches();
+  const [node, ...args] = dadiCommand();
+  const r = await timedRun(node!, [...args, '--version'], '0.1.0', { netns: HOST_NS });
+  if (r.firstOutputS === undefined) throw new Error(`dadi --version failed: ${r.stderr}`);
+  return r.firstOutputS;
 }
 
 // --- summary ---
@@ -209,7 +235,9 @@ async function main(): Promise<void> {
       const wf: Sample[] = [];
       const cold: Sample[] = [];
       const warm: Sample[] = [];
+      const cli: number[] = [];
       for (let i = 0; i < runs; i++) {
+        cli.push(await cliStart());
         // Alternate which contestant goes first; warm always follows its cold run.
         const order = i % 2 === 0 ? ['wf', 'dadi'] : ['dadi', 'wf'];
         for (const who of order) {
@@ -237,7 +265,10 @@ async function main(): Promise<void> {
       const dadi_cold_s = spread(cold.map((s) => s.seconds));
       const dadi_warm_s = spread(warm.map((s) => s.seconds));
       const registry_bytes_dadi_cold = median(cold.map((s) => s.registryBytes));
-      const bytes_read_by_container = median(cold.map((s) => s.deviceBytesRead ?? 0));
+      const read = (xs: Sample[]) => xs.map((s) => s.deviceBytesRead).filter((b): b is number => b !== undefined);
+      const bytes_read_by_container = read(cold).length ? median(read(cold)) : Number.NaN;
+      const fetchedOverRead = cold.filter((s) => s.deviceBytesRead).map((s) => s.registryBytes / s.deviceBytesRead!);
+      const mounted = (xs: Sample[]) => median(xs.map((s) => s.mountedS).filter((x): x is number => x !== undefined));
       results.push({
         setting: setting.name,
         rate_mbit: setting.rateMbit,
@@ -254,9 +285,16 @@ async function main(): Promise<void> {
         registry_bytes_waterfall: median(wf.map((s) => s.registryBytes)),
         registry_requests_waterfall: median(wf.map((s) => s.registryRequests)),
         bytes_read_by_container,
-        bytes_read_by_container_runs: cold.map((s) => s.deviceBytesRead ?? 0),
-        bytes_read_by_container_warm: median(warm.map((s) => s.deviceBytesRead ?? 0)),
-        fetched_over_read: registry_bytes_dadi_cold / bytes_read_by_container,
+        bytes_read_by_container_runs: cold.map((s) => s.deviceBytesRead ?? null),
+        bytes_read_by_container_warm: read(warm).length ? median(read(warm)) : Number.NaN,
+        registry_bytes_dadi_cold_runs: cold.map((s) => s.registryBytes),
+        fetched_over_read: fetchedOverRead.length ? median(fetchedOverRead) : Number.NaN,
+        fetched_over_read_runs: fetchedOverRead,
+        breakdown_s: {
+          dadi_cli_start: spread(cli),
+          dadi_cold_until_mounted: mounted(cold),
+          dadi_warm_until_mounted: mounted(warm),
+        },
         image_bytes: img.layersCompressed.reduce((a, b) => a + b, 0),
         image_bytes_uncompressed: img.layersUncompressed.reduce((a, b) => a + b, 0),
         image_bytes_dadi: dadiBytes,

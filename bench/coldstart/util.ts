@@ -61,7 +61,14 @@ export async function timedRun(
   cmd: string,
   args: string[],
   firstLine: string,
-  opts: { netns?: string; env?: NodeJS.ProcessEnv; t0?: number; timeoutMs?: number } = {},
+  opts: {
+    netns?: string;
+    env?: NodeJS.ProcessEnv;
+    t0?: number;
+    timeoutMs?: number;
+    /** Called once, when `firstLine` appears. */
+    onFirstOutput?: () => void;
+  } = {},
 ): Promise<TimedRun> {
   const [c, a] = opts.netns ? inNetns(opts.netns, cmd, args) : [cmd, args];
   const t0 = opts.t0 ?? performance.now();
@@ -73,6 +80,7 @@ export async function timedRun(
     stdout += b.toString('utf8');
     if (firstOutputS === undefined && stdout.split('\n').some((l) => l.trim() === firstLine)) {
       firstOutputS = (performance.now() - t0) / 1000;
+      opts.onFirstOutput?.();
     }
   });
   child.stderr!.on('data', (b: Buffer) => {

@@ -127,3 +127,29 @@ export function checkAligned(name: string, offset: number, length: number): void
     throw new DadiError('EINVAL', `${name}: offset ${offset} and length ${length} must be multiples of 512`);
   }
 }
+
+/** What sealed layers and stacks share: a sorted index over files by tag, and a size. */
+export interface IndexedDevice {
+  readonly name: string;
+  readonly size: number;
+  readonly index: { overlapping: SegmentLookup };
+  readonly files: readonly BlockFile[];
+}
+
+/** `read()` of an indexed device: clamp to its size, then read through the index. */
+export async function readIndexed(dev: IndexedDevice, buf: Uint8Array, offset: number): Promise<number> {
+  checkRange(dev.name, offset, buf.length);
+  const n = Math.max(0, Math.min(buf.length, dev.size - offset));
+  if (n > 0) await readMapped(buf.subarray(0, n), offset, (b, e) => dev.index.overlapping(b, e), dev.files);
+  return n;
+}
+
+/** `extents()` of an indexed device: non-zeroed mapped byte ranges within its size. */
+export function indexedExtents(
+  dev: IndexedDevice,
+  offset: number,
+  length: number,
+): AsyncIterable<{ offset: number; length: number }> {
+  const end = Math.min(offset + length, dev.size);
+  return mappedExtents((b, e) => dev.index.overlapping(b, e), offset, Math.max(0, end - offset));
+}

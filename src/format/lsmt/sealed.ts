@@ -9,14 +9,15 @@ import { DadiError } from '../../errors.js';
 import { type CommitOptions, type CommitResult, commitLayer } from './commit.js';
 import { DATA_START_SECTOR, HT_SPACE, MAX_RO_INDEX_SIZE, SECTOR } from './constants.js';
 import { decodeHeader, isDataFile, isHeader, isSealed, type LsmtHeader } from './header.js';
-import { checkRange, mappedExtents, readMapped } from './read.js';
+import { indexedExtents, readIndexed } from './read.js';
 import { SEGMENT_BYTES } from './segment.js';
 import { SegmentIndex } from './segment-index.js';
 import { uuidOrNull } from './uuid.js';
 
 export class SealedLayer implements BlockFile, ExtentSource {
   private closed = false;
-  private readonly files: BlockFile[];
+  /** The layer's one source file (tag 0), as stacks index theirs. */
+  readonly files: BlockFile[];
 
   private constructor(
     /** The raw LSMT byte stream (data reads go here). */
@@ -109,16 +110,12 @@ export class SealedLayer implements BlockFile, ExtentSource {
     return this.index.length;
   }
 
-  async read(buf: Uint8Array, offset: number): Promise<number> {
-    checkRange(this.name, offset, buf.length);
-    const n = Math.max(0, Math.min(buf.length, this.size - offset));
-    if (n > 0) await readMapped(buf.subarray(0, n), offset, (b, e) => this.index.overlapping(b, e), this.files);
-    return n;
+  read(buf: Uint8Array, offset: number): Promise<number> {
+    return readIndexed(this, buf, offset);
   }
 
   extents(offset: number, length: number): AsyncIterable<{ offset: number; length: number }> {
-    const end = Math.min(offset + length, this.size);
-    return mappedExtents((b, e) => this.index.overlapping(b, e), offset, Math.max(0, end - offset));
+    return indexedExtents(this, offset, length);
   }
 
   /** Compact this layer alone into `sink` (`overlaybd-commit --commit_sealed`). */

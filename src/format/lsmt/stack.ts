@@ -8,7 +8,7 @@ import { DadiError } from '../../errors.js';
 import { type CommitOptions, type CommitResult, commitLayer } from './commit.js';
 import { MAX_STACK_LAYERS } from './constants.js';
 import { mergeIndexes } from './merge.js';
-import { checkRange, mappedExtents, readMapped } from './read.js';
+import { indexedExtents, readIndexed } from './read.js';
 import { SealedLayer } from './sealed.js';
 import type { SegmentIndex } from './segment-index.js';
 import { isNullUuid } from './uuid.js';
@@ -59,17 +59,13 @@ export class LayerStack implements BlockFile, ExtentSource {
     return `stack of ${this.layers.length} layers (top ${top?.name ?? 'none'})`;
   }
 
-  async read(buf: Uint8Array, offset: number): Promise<number> {
-    checkRange(this.name, offset, buf.length);
-    const n = Math.max(0, Math.min(buf.length, this.size - offset));
-    if (n > 0) await readMapped(buf.subarray(0, n), offset, (b, e) => this.index.overlapping(b, e), this.files);
-    return n;
+  read(buf: Uint8Array, offset: number): Promise<number> {
+    return readIndexed(this, buf, offset);
   }
 
   /** Non-zeroed mapped byte ranges; holes and zeroed (discarded) ranges are left out. */
   extents(offset: number, length: number): AsyncIterable<{ offset: number; length: number }> {
-    const end = Math.min(offset + length, this.size);
-    return mappedExtents((b, e) => this.index.overlapping(b, e), offset, Math.max(0, end - offset));
+    return indexedExtents(this, offset, length);
   }
 
   /**
