@@ -163,9 +163,17 @@ export async function pushImages(
   );
   log(`dadi convert ${oci} ${dadi}`);
   const [cmd, ...args] = dadiCommand();
-  const t0 = performance.now();
-  await sh(cmd!, [...args, 'convert', '--no-reuse', '-q', oci, dadi], { netns, env: { ...process.env, HOME: WORK } });
-  const convertS = (performance.now() - t0) / 1000;
+  let convertS: number | undefined;
+  for (let attempt = 1; convertS === undefined; attempt++) {
+    const t0 = performance.now();
+    const r = await sh(cmd!, [...args, 'convert', '--no-reuse', '-q', oci, dadi], {
+      netns,
+      env: { ...process.env, HOME: WORK },
+      allowFail: attempt < 2,
+    });
+    if (r.code === 0) convertS = (performance.now() - t0) / 1000;
+    else log(`dadi convert failed (${r.code}), retrying once: ${r.stderr.trim().slice(-500)}`);
+  }
   await writeFile(marker, `${JSON.stringify({ digest: img.manifestDigest, convertS })}\n`);
   return { oci, dadi, convertS };
 }

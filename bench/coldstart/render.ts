@@ -38,7 +38,7 @@ export interface SettingResult {
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
 const s = (x: Spread) => `${x.median.toFixed(2)} s (${x.min.toFixed(2)}–${x.max.toFixed(2)})`;
 
-export function renderMarkdown(title: string, rows: SettingResult[], runs: number): string {
+export function renderMarkdown(title: string, rows: SettingResult[], runs: number, note?: string): string {
   const lines = [
     `## ${title}`,
     '',
@@ -70,6 +70,19 @@ export function renderMarkdown(title: string, rows: SettingResult[], runs: numbe
       '',
     );
   }
+  lines.push(
+    'Method: Debian bookworm minbase + python3 (2 layers, umoci), pushed as OCI (skopeo) to `docker-registry` and',
+    'converted with `dadi convert`. The registry and the host under test sit in two network namespaces joined by a',
+    'veth pair shaped with tbf on both ends; a user-space proxy on the host side adds the round trip and counts',
+    'requests and response body bytes. Contestants alternate; the page cache is dropped before every run.',
+    'Waterfall: `skopeo copy` to an OCI layout, `umoci unpack`, `runc run`. dadi: `dadi run --rm` (built CLI; the',
+    'host daemon is already running, as a host service would be); cold = empty block cache, warm = the cache left by',
+    'the cold run. "Bytes read by container" = bytes the kernel read from the image block device (FUSE export).',
+    '',
+    ...(note ? [note, ''] : []),
+    'Reproduce (root, Debian 12): `node --import tsx bench/coldstart/run.ts [--runs 5]`.',
+    '',
+  );
   return `${lines.join('\n')}\n`;
 }
 

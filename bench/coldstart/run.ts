@@ -14,6 +14,7 @@
 
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DaemonClient } from '../../src/runtime/client.js';
@@ -188,6 +189,11 @@ async function cliStart(): Promise<number> {
 
 // --- summary ---
 
+function machineNote(m: { cpus: number; loadavg_start: number[]; loadavg_end: number[] }): string {
+  const l = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(' ');
+  return `Machine: ${m.cpus} CPUs; load average ${l(m.loadavg_start)} at the start, ${l(m.loadavg_end)} at the end (other jobs share the machine: read the times as ratios).`;
+}
+
 function spread(xs: number[]): Spread {
   return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs };
 }
@@ -209,7 +215,17 @@ async function dadiImageBytes(net: BenchNet): Promise<number> {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root (network namespaces, runc, drop_caches)');
+  const tools = ['debootstrap', 'umoci', 'skopeo', 'docker-registry', 'runc', 'ip', 'tc', 'nsenter', 'curl'];
+  const missing = [];
+  for (const t of tools)
+    if ((await sh('sh', ['-c', `command -v ${t}`], { allowFail: true })).code !== 0) missing.push(t);
+  if (missing.length) {
+    throw new Error(
+      `missing ${missing.join(', ')}: apt-get install -y --no-install-recommends debootstrap umoci skopeo docker-registry runc iproute2 curl`,
+    );
+  }
   const started = performance.now();
+  const loadStart = loadavg();
   await mkdir(WORK, { recursive: true });
   const img: ImageInfo = await buildImage();
   await buildCli();
@@ -305,6 +321,7 @@ async function main(): Promise<void> {
       title: 'Cold start: dadi (lazy, block-level) vs pull + unpack + runc',
       date: new Date().toISOString(),
       node: process.version,
+      machine: { cpus: cpus().length, loadavg_start: loadStart, loadavg_end: loadavg() },
       runs,
       command: CMD,
       image: {
@@ -321,7 +338,7 @@ async function main(): Promise<void> {
         page_cache: 'dropped (echo 3 > /proc/sys/vm/drop_caches) before every run',
         registry_bytes: 'HTTP response body bytes counted at the delaying proxy (manifests, configs and blobs)',
         bytes_read_by_container:
-          "bytes the kernel read from the image's block device (FUSE export counter via the daemon's ps, sampled every ~10 ms until the device is removed)",
+          "bytes the kernel read from the image's block device (FUSE export counter via the daemon's ps, sampled every ~5 ms from the first output until the device is removed)",
         network:
           'registry and host in separate network namespaces joined by a veth pair, tbf on both ends; latency added by a user-space proxy on the host side',
       },
@@ -330,10 +347,13 @@ async function main(): Promise<void> {
     };
     await mkdir(values.out!, { recursive: true });
     await writeFile(join(values.out!, 'coldstart.json'), `${JSON.stringify(json, null, 2)}\n`);
-    await writeFile(join(values.out!, 'coldstart.md'), renderMarkdown(json.title, results, runs));
+    await writeFile(
+      join(values.out!, 'coldstart.md'),
+      renderMarkdown(json.title, results, runs, machineNote(json.machine)),
+    );
     await writeFile(join(values.out!, 'coldstart.svg'), renderSvg(json.title, results));
     console.log(JSON.stringify(json, null, 2));
-    console.log(renderMarkdown(json.title, results, runs));
+    console.log(renderMarkdown(json.title, results, runs, machineNote(json.machine)));
   } finally {
     await cleanup();
     process.off('SIGINT', onSignal);
