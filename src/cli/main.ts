@@ -3,37 +3,48 @@
 
 import { Command, CommanderError } from 'commander';
 import { DadiError } from '../errors.js';
-import { registerBrowseCommands } from './browse.js';
-import { registerCacheCommands } from './cache.js';
-import { registerConvertCommands } from './convert.js';
-import { registerImageCommands } from './image.js';
-import { registerLayerCommands } from './layer.js';
-import { registerNbdCommands } from './nbd.js';
-import { registerRegistryCommands } from './registry.js';
-import { registerRunCommands } from './run.js';
-import { registerZfileCommands } from './zfile.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Command groups, each in its own module, loaded only when needed: starting the CLI should not
+ * load the registry client, the native codecs and the runtime for a command that uses none of them
+ * (`dadi run`'s time to first output counts every module it loads).
+ */
+const GROUPS: Array<{ commands: string[]; load: () => Promise<Register> }> = [
+  { commands: ['layer'], load: async () => (await import('./layer.js')).registerLayerCommands },
+  { commands: ['zfile'], load: async () => (await import('./zfile.js')).registerZfileCommands },
+  { commands: ['image'], load: async () => (await import('./image.js')).registerImageCommands },
+  {
+    commands: ['login', 'logout', 'inspect', 'blob'],
+    load: async () => (await import('./registry.js')).registerRegistryCommands,
+  },
+  { commands: ['cache'], load: async () => (await import('./cache.js')).registerCacheCommands },
+  { commands: ['serve-nbd'], load: async () => (await import('./nbd.js')).registerNbdCommands },
+  {
+    commands: ['daemon', 'mount', 'umount', 'ps', 'run', 'commit', 'rm'],
+    load: async () => (await import('./run.js')).registerRunCommands,
+  },
+  { commands: ['convert'], load: async () => (await import('./convert.js')).registerConvertCommands },
+  { commands: ['ls', 'cat', 'stat'], load: async () => (await import('./browse.js')).registerBrowseCommands },
+];
+
+/** Build the program with the groups `argv` needs (all of them for help or an unknown command). */
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('dadi')
     .description('Block-level container images (DADI, overlaybd-compatible): layers, ZFile, registries')
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  registerLayerCommands(program);
-  registerZfileCommands(program);
-  registerImageCommands(program);
-  registerRegistryCommands(program);
-  registerCacheCommands(program);
-  registerNbdCommands(program);
-  registerRunCommands(program);
-  registerConvertCommands(program);
-  registerBrowseCommands(program);
+  const first = argv.find((a) => !a.startsWith('-'));
+  const wanted = GROUPS.filter((g) => first !== undefined && g.commands.includes(first));
+  for (const g of wanted.length > 0 ? wanted : GROUPS) (await g.load())(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
     process.exitCode = reportError(e);

@@ -3,27 +3,29 @@
 
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
-import { resolveRunImage } from '../image/resolve-image.js';
-import { commitContainerImage } from '../runtime/commit-image.js';
-import { runHostDaemon } from '../runtime/host-daemon.js';
-import { DaemonClient, listContainers, type RootfsMode, removeContainer, runContainer } from '../runtime/index.js';
-import { registryLayerSpecs } from '../runtime/registry-source.js';
+import type { ResolvedRunImage } from '../image/resolve-image.js';
+import { DaemonClient } from '../runtime/client.js';
+import { listContainers, type RootfsMode, removeContainer, runContainer } from '../runtime/container.js';
+import { registryLayerSpecs } from '../runtime/layer-spec.js';
 import { formatSize } from '../util/size.js';
-import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printJson } from './output.js';
+
+// Only light modules load up front: `dadi run` has the daemon resolve the image and fetch blocks,
+// so the registry client, the cache and the format code never load in this process.
 
 const stateOption = ['--state <dir>', 'daemon state folder (default: $DADI_STATE or /run/dadi)'] as const;
 
-/** Resolve REF to daemon layer specs, with the CLI's registry options. */
-async function resolveLayers(ref: string, o: RemoteOptions) {
-  const ctx = await openRemoteContext({ ...o, cache: false });
-  try {
-    const img = await resolveRunImage(ref, ctx);
-    return { img, specs: registryLayerSpecs(img.registry, img.repository, img.layers) };
-  } finally {
-    await ctx.close();
-  }
+/** Resolve REF (in the daemon, started on demand) to the daemon's layer specs. */
+async function resolveLayers(ref: string, o: { platform?: string; state?: string }) {
+  const client = await DaemonClient.connect({ stateDir: o.state });
+  const img = await client.resolve<ResolvedRunImage>(ref, o.platform);
+  return { img, client, specs: registryLayerSpecs(img.registry, img.repository, img.layers) };
 }
+
+const platformOption = [
+  '--platform <os/arch>',
+  'platform to select from a multi-platform image (default: this machine)',
+] as const;
 
 export function registerRunCommands(program: Command): void {
   program
@@ -42,23 +44,23 @@ export function registerRunCommands(program: Command): void {
         process.exitCode = await new Promise<number>((res) => child.on('exit', (c) => res(c ?? 1)));
         return;
       }
+      const { runHostDaemon } = await import('../runtime/host-daemon.js');
       await runHostDaemon({ stateDir: o.state, cacheDir: o.cacheDir });
     });
 
-  withRemoteOptions(
-    program
-      .command('mount')
-      .description("mount an image's filesystem (lazily, through FUSE + loop)")
-      .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
-      .argument('<dir>', 'existing directory')
-      .option('--rw', 'writable: a writable block layer on top')
-      .option(...stateOption),
-  ).action(async (ref: string, dir: string, o: RemoteOptions & { rw?: boolean; state?: string }) => {
-    const { specs, img } = await resolveLayers(ref, o);
-    const client = await DaemonClient.connect({ stateDir: o.state });
-    const dev = await client.mount({ layers: specs, target: dir, rw: !!o.rw, label: img.pinned });
-    console.error(`mounted ${ref} on ${dev.target} (${dev.id}, ${o.rw ? 'rw' : 'ro'}, ${img.layers.length} layers)`);
-  });
+  program
+    .command('mount')
+    .description("mount an image's filesystem (lazily, through FUSE + loop)")
+    .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
+    .argument('<dir>', 'existing directory')
+    .option('--rw', 'writable: a writable block layer on top')
+    .option(...platformOption)
+    .option(...stateOption)
+    .action(async (ref: string, dir: string, o: { rw?: boolean; state?: string; platform?: string }) => {
+      const { specs, img, client } = await resolveLayers(ref, o);
+      const dev = await client.mount({ layers: specs, target: dir, rw: !!o.rw, label: img.pinned });
+      console.error(`mounted ${ref} on ${dev.target} (${dev.id}, ${o.rw ? 'rw' : 'ro'}, ${img.layers.length} layers)`);
+    });
 
   program
     .command('umount')
@@ -91,72 +93,75 @@ export function registerRunCommands(program: Command): void {
       if (devices.length === 0 && containers.length === 0) console.error('no devices or containers');
     });
 
-  withRemoteOptions(
-    program
-      .command('run')
-      .description('run a container from an image, lazily (runc; writable block layer by default)')
-      .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
-      .argument('[cmd...]', 'command and arguments (after --) replacing the image Cmd')
-      .option('--rm', 'remove the container and its writable layer when it exits')
-      .option('--name <name>', 'container name (default: random)')
-      .option('--overlay', 'writable rootfs as overlayfs over the read-only image (instead of a block layer)')
-      .option('--entrypoint <path>', "replace the image's entrypoint")
-      .option('-e, --env <K=V...>', 'extra environment variables')
-      .option('-u, --user <user>', 'user[:group] to run as')
-      .option('-w, --workdir <dir>', 'working directory')
-      .option(...stateOption),
-  ).action(
-    async (
-      ref: string,
-      cmd: string[],
-      o: RemoteOptions & {
-        rm?: boolean;
-        name?: string;
-        overlay?: boolean;
-        entrypoint?: string;
-        env?: string[];
-        user?: string;
-        workdir?: string;
-        state?: string;
+  program
+    .command('run')
+    .description('run a container from an image, lazily (runc; writable block layer by default)')
+    .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
+    .argument('[cmd...]', 'command and arguments (after --) replacing the image Cmd')
+    .option('--rm', 'remove the container and its writable layer when it exits')
+    .option('--name <name>', 'container name (default: random)')
+    .option('--overlay', 'writable rootfs as overlayfs over the read-only image (instead of a block layer)')
+    .option('--entrypoint <path>', "replace the image's entrypoint")
+    .option('-e, --env <K=V...>', 'extra environment variables')
+    .option('-u, --user <user>', 'user[:group] to run as')
+    .option('-w, --workdir <dir>', 'working directory')
+    .option(...platformOption)
+    .option(...stateOption)
+    .action(
+      async (
+        ref: string,
+        cmd: string[],
+        o: {
+          platform?: string;
+          rm?: boolean;
+          name?: string;
+          overlay?: boolean;
+          entrypoint?: string;
+          env?: string[];
+          user?: string;
+          workdir?: string;
+          state?: string;
+        },
+      ) => {
+        const { specs, img } = await resolveLayers(ref, o);
+        const r = await runContainer({
+          layers: specs,
+          config: img.config,
+          cmd: cmd.length ? cmd : undefined,
+          entrypoint: o.entrypoint !== undefined ? [o.entrypoint] : undefined,
+          env: o.env,
+          user: o.user,
+          workingDir: o.workdir,
+          name: o.name,
+          rm: !!o.rm,
+          rootfsMode: (o.overlay ? 'overlay' : 'block') as RootfsMode,
+          imageRef: img.pinned,
+          stateDir: o.state,
+        });
+        process.exitCode = r.exitCode;
       },
-    ) => {
-      const { specs, img } = await resolveLayers(ref, o);
-      const r = await runContainer({
-        layers: specs,
-        config: img.config,
-        cmd: cmd.length ? cmd : undefined,
-        entrypoint: o.entrypoint !== undefined ? [o.entrypoint] : undefined,
-        env: o.env,
-        user: o.user,
-        workingDir: o.workdir,
-        name: o.name,
-        rm: !!o.rm,
-        rootfsMode: (o.overlay ? 'overlay' : 'block') as RootfsMode,
-        imageRef: img.pinned,
-        stateDir: o.state,
-      });
-      process.exitCode = r.exitCode;
-    },
-  );
+    );
 
-  withRemoteOptions(
-    program
-      .command('commit')
-      .description("commit a stopped container's writable layer as a new image layer and push the image")
-      .argument('<container>')
-      .argument('<ref>', 'where to push: host[:port]/repo:tag (same registry as the image)')
-      .option('-m, --message <msg>', 'commit message (layer user tag and history comment)')
-      .option(...stateOption),
-  ).action(async (name: string, ref: string, o: RemoteOptions & { message?: string; state?: string }) => {
-    const ctx = await openRemoteContext({ ...o, cache: false });
-    try {
-      const r = await commitContainerImage(name, ref, ctx, { stateDir: o.state, message: o.message });
-      console.log(r.manifestDigest);
-      console.error(`committed ${name} as ${ref}: new layer ${r.layer.digest} (${formatSize(r.layer.size)})`);
-    } finally {
-      await ctx.close();
-    }
-  });
+  program
+    .command('commit')
+    .description("commit a stopped container's writable layer as a new image layer and push the image")
+    .argument('<container>')
+    .argument('<ref>', 'where to push: host[:port]/repo:tag (same registry as the image)')
+    .option('-m, --message <msg>', 'commit message (layer user tag and history comment)')
+    .option('--insecure', 'use plain HTTP for the registry')
+    .option(...stateOption)
+    .action(async (name: string, ref: string, o: { insecure?: boolean; message?: string; state?: string }) => {
+      const { openRemoteContext } = await import('./context.js');
+      const ctx = await openRemoteContext({ insecure: o.insecure, cache: false });
+      try {
+        const { commitContainerImage } = await import('../runtime/commit-image.js');
+        const r = await commitContainerImage(name, ref, ctx, { stateDir: o.state, message: o.message });
+        console.log(r.manifestDigest);
+        console.error(`committed ${name} as ${ref}: new layer ${r.layer.digest} (${formatSize(r.layer.size)})`);
+      } finally {
+        await ctx.close();
+      }
+    });
 
   program
     .command('rm')

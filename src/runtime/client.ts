@@ -16,9 +16,9 @@ import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DadiError, type DadiErrorCode } from '../errors.js';
-import { socketAnswers } from './daemon.js';
-import { normalizeLayerSpec } from './layer-source.js';
+import { normalizeLayerSpec } from './layer-spec.js';
 import type { DeviceInfo, MountRequest, PingResult, Request, Response } from './protocol.js';
+import { socketAnswers } from './socket.js';
 import { statePaths } from './state.js';
 
 /** The threadpool the client gives a daemon it starts: 4 readers per device, ~30 devices. */
@@ -80,6 +80,11 @@ export class DaemonClient {
   umount(targetOrId: string): Promise<{ id: string; target: string }> {
     const t = targetOrId.startsWith('d-') ? targetOrId : resolve(targetOrId);
     return this.request({ op: 'umount', target: t });
+  }
+
+  /** Resolve an image reference in the daemon (manifest layers, config, pinned digest). */
+  resolve<T = unknown>(ref: string, platform?: string): Promise<T> {
+    return this.request({ op: 'resolve', ref, platform });
   }
 
   ps(): Promise<DeviceInfo[]> {

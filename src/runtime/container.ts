@@ -14,11 +14,12 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Sink } from '../blockfile/index.js';
 import { DadiError } from '../errors.js';
-import { readMounts, runProgram, unmountFilesystem } from '../export/index.js';
+import { unmountFilesystem } from '../export/loop.js';
+import { readMounts, runProgram } from '../export/system.js';
 import { type CommitResult, randomUuid, WritableLayer } from '../format/lsmt/index.js';
 import { buildSpec, type ImageRunConfig, writeBundle } from './bundle.js';
 import { type ClientOptions, DaemonClient } from './client.js';
-import { type LayerSpec, normalizeLayerSpec } from './layer-source.js';
+import { type LayerSpec, normalizeLayerSpec } from './layer-spec.js';
 import { removeCgroup, runcDelete, runcKill, runcRun } from './runc.js';
 import { checkName, statePaths } from './state.js';
 

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { WritableBlockFile } from '../blockfile/index.js';
 import { DadiError } from '../errors.js';
@@ -40,6 +40,7 @@ import {
   type Request,
   type Response,
 } from './protocol.js';
+import { socketAnswers } from './socket.js';
 import { statePaths } from './state.js';
 
 export interface DaemonOptions {
@@ -49,6 +50,8 @@ export interface DaemonOptions {
   /** FUSE reader loops per device (default 4). */
   readers?: number;
   log?: (message: string) => void;
+  /** Resolve an image reference for `run`/`mount` clients (manifest layers, config). */
+  resolveImage?: (ref: string, platform?: string) => Promise<unknown>;
 }
 
 interface Device {
@@ -79,7 +82,7 @@ export class Daemon {
   private stopping: Promise<void> | undefined;
   private resolveStopped!: () => void;
 
-  private constructor(opts: DaemonOptions) {
+  private constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
     this.resolver = opts.resolver ?? new LayerResolver();
     this.readers = opts.readers ?? 4;
@@ -133,6 +136,11 @@ export class Daemon {
         return this.exclusive(() => this.umount(req.target));
       case 'ps':
         return this.ps();
+      case 'resolve':
+        // Image resolution in the daemon, which already holds the registry client and its tokens:
+        // the CLI then need not load the registry code at all (it counts in the time to start).
+        if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
+        return this.opts.resolveImage(req.ref, req.platform);
       case 'shutdown':
         // Answer first, then tear down.
         setImmediate(() => void this.shutdown());
@@ -334,18 +342,7 @@ function reply(sock: Socket, res: Response): void {
   if (!sock.destroyed) sock.end(`${JSON.stringify(res)}\n`);
 }
 
-/** True when something accepts connections on `socket`. */
-export function socketAnswers(socket: string): Promise<boolean> {
-  return new Promise((res) => {
-    if (!existsSync(socket)) return res(false);
-    const c = connect(socket);
-    c.once('connect', () => {
-      c.destroy();
-      res(true);
-    });
-    c.once('error', () => res(false));
-  });
-}
+export { socketAnswers } from './socket.js';
 
 /**
  * Remove device leftovers under a state folder whose daemon is gone: filesystems mounted under it

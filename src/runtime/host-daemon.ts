@@ -8,7 +8,11 @@ import { registryLayerSource } from './registry-source.js';
 export async function runHostDaemon(opts: { stateDir?: string; cacheDir?: string } = {}): Promise<void> {
   const registry = registryLayerSource({ cacheDir: opts.cacheDir });
   try {
-    await runDaemonForeground({ stateDir: opts.stateDir, resolver: new LayerResolver([fileLayerSource, registry]) });
+    await runDaemonForeground({
+      stateDir: opts.stateDir,
+      resolver: new LayerResolver([fileLayerSource, registry]),
+      resolveImage: (ref, platform) => registry.resolveImage(ref, platform),
+    });
   } finally {
     await registry.close();
   }

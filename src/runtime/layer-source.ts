@@ -7,21 +7,14 @@
 //   r.register({ kind: 'registry', open: async (spec) => ... });
 //   const opened = await r.open({ kind: 'file', ref: '/layers/base.tar' });
 
-import { resolve } from 'node:path';
 import type { BlockFile } from '../blockfile/index.js';
 import { LocalFile } from '../blockfile/index.js';
 import { DadiError } from '../errors.js';
 import type { SealedLayer } from '../format/lsmt/index.js';
 import { openLayer } from '../image/open-layer.js';
+import type { LayerSpec } from './layer-spec.js';
 
-/** A layer as named in a request: `kind` picks the source, `ref` means what that source says. */
-export interface LayerSpec {
-  /** 'file' (local layer blob path) by default; other kinds come from registered sources. */
-  kind: string;
-  ref: string;
-  /** Source-specific extras (e.g. a digest and size for registry blobs); passed through as is. */
-  [extra: string]: unknown;
-}
+export { type LayerSpec, normalizeLayerSpec } from './layer-spec.js';
 
 /** What `ps` shows per layer. */
 export interface LayerInfo {
@@ -40,13 +33,6 @@ export interface LayerSource {
   readonly kind: string;
   /** Open the layer; the returned layer's close() must release everything it holds. */
   open(spec: LayerSpec): Promise<OpenedLayer>;
-}
-
-/** A plain path means a local file. Relative paths are resolved against `cwd`. */
-export function normalizeLayerSpec(spec: string | LayerSpec, cwd = process.cwd()): LayerSpec {
-  if (typeof spec === 'string') return { kind: 'file', ref: resolve(cwd, spec) };
-  if (spec.kind === 'file') return { ...spec, ref: resolve(cwd, spec.ref) };
-  return spec;
 }
 
 /** Counts the bytes read through a BlockFile (for `ps`). */

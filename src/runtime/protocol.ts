@@ -33,6 +33,7 @@ export type Request =
   | MountRequest
   | { op: 'umount' /** A target dir or a device id. */; target: string }
   | { op: 'ps' }
+  | { op: 'resolve'; ref: string; platform?: string }
   | { op: 'shutdown' };
 
 export interface DeviceInfo {

@@ -4,19 +4,16 @@
 import { DadiError } from '../errors.js';
 import { openRemoteLayer, parseBlobReference } from '../image/open-image.js';
 import { openRemoteContext, type RemoteContext, type RemoteContextOptions } from '../image/remote-context.js';
-import type { LayerSource, LayerSpec } from './layer-source.js';
+import { type ResolvedRunImage, resolveRunImage } from '../image/resolve-image.js';
+import { parsePlatform } from '../oci/index.js';
+import type { LayerSource } from './layer-source.js';
+
+export { registryLayerSpecs } from './layer-spec.js';
 
 export interface RegistryLayerSource extends LayerSource {
+  /** Resolve an image reference with this source's client (for the daemon's `resolve`). */
+  resolveImage(ref: string, platform?: string): Promise<ResolvedRunImage>;
   close(): Promise<void>;
-}
-
-/** Layer specs for an image's layers (bottom first), as the daemon's registry source takes them. */
-export function registryLayerSpecs(
-  registry: string,
-  repository: string,
-  layers: ReadonlyArray<{ digest: string; size: number }>,
-): LayerSpec[] {
-  return layers.map((l) => ({ kind: 'registry', ref: `${registry}/${repository}@${l.digest}`, size: l.size }));
 }
 
 export function registryLayerSource(opts: RemoteContextOptions = {}): RegistryLayerSource {
@@ -34,6 +31,11 @@ export function registryLayerSource(opts: RemoteContextOptions = {}): RegistryLa
         layer: r.layer,
         info: () => ({ kind: 'registry', ref: spec.ref, blobBytesRead: r.remote.stats.bytesFetched }),
       };
+    },
+    async resolveImage(ref, platform) {
+      ctx ??= openRemoteContext(opts);
+      const c = await ctx;
+      return resolveRunImage(ref, platform ? { ...c, platform: parsePlatform(platform) } : c);
     },
     async close() {
       if (ctx) await (await ctx).close();

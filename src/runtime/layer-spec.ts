@@ -1,0 +1,29 @@
+// How requests name layers: `{kind, ref, ...}` specs, kept apart from the sources that open them
+// so that clients (the CLI) can build specs without loading the format and registry code.
+
+import { resolve } from 'node:path';
+
+/** A layer as named in a request: `kind` picks the source, `ref` means what that source says. */
+export interface LayerSpec {
+  /** 'file' (local layer blob path) by default; other kinds come from registered sources. */
+  kind: string;
+  ref: string;
+  /** Source-specific extras (e.g. a digest and size for registry blobs); passed through as is. */
+  [extra: string]: unknown;
+}
+
+/** A plain path means a local file. Relative paths are resolved against `cwd`. */
+export function normalizeLayerSpec(spec: string | LayerSpec, cwd = process.cwd()): LayerSpec {
+  if (typeof spec === 'string') return { kind: 'file', ref: resolve(cwd, spec) };
+  if (spec.kind === 'file') return { ...spec, ref: resolve(cwd, spec.ref) };
+  return spec;
+}
+
+/** Layer specs for an image's registry blobs (bottom first), as the daemon's registry source takes them. */
+export function registryLayerSpecs(
+  registry: string,
+  repository: string,
+  layers: ReadonlyArray<{ digest: string; size: number }>,
+): LayerSpec[] {
+  return layers.map((l) => ({ kind: 'registry', ref: `${registry}/${repository}@${l.digest}`, size: l.size }));
+}
