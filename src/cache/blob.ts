@@ -9,6 +9,18 @@
 // A read awaits only its own pieces. A fetched range serves its readers from memory straight
 // away and stays in the in-flight map until it is written and recorded (or dropped), so
 // later readers join it instead of fetching again.
+//
+// Readahead (kernel-style, per blob): a few recent streams remember where their reads ended, in
+// refill units. A read continues a stream when it starts in the stream's last unit or at most
+// READAHEAD_GAP past it (or inside its readahead). The second time a stream moves on into a new
+// unit, readahead of the next unit starts; a read that reaches the first unit of the last window
+// issues the next one, twice as large, up to the `readahead` cap. (Moving on only once starts
+// nothing: small files read one after another look like that, and fetching ahead of them mostly
+// wastes bandwidth — the cold-start trace of python3 in docs/bench/coldstart.md.)
+// Readahead fetches are ordinary fetches started after the read's own, awaited by nobody: reads
+// join them like any fetch, they are persisted like any fill, and they only start while the
+// cache's readahead budget allows (requests in flight, bytes waiting to be written). A reader
+// that joined a readahead fetch which failed reads its range again on its own.
 
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { DadiError } from '../errors.js';
@@ -37,7 +49,11 @@ export const FETCH_TRIES = 3;
 export interface BlobHost {
   readonly refillSize: number;
   readonly maxFetchSize: number;
+  /** Largest readahead window in bytes; 0: no readahead. */
+  readonly readahead: number;
   readonly counters: BlobCounters;
+  /** Whether a readahead fetch of `bytes` may start now (in-flight and pending budget). */
+  readaheadAllowed(bytes: number): boolean;
   /** Run `fn` on the cache's serial mutation queue. */
   task<T>(fn: () => Promise<T>): Promise<T>;
   /** A fetch succeeded: write and record it, or drop it; then call `blob.finish(f)`. */
@@ -54,6 +70,10 @@ export class Fetch {
   promise!: Promise<void>;
   /** Dropped by evict(): serves the readers that already joined it, but is not cached. */
   cancelled = false;
+  /** Started by readahead, not by a read. */
+  readahead = false;
+  /** The handle whose source it reads. */
+  handle: CachedBlob | undefined;
   /** Resolves when the cache is done with it (recorded, dropped or failed). */
   readonly finished: Promise<void>;
   resolveFinished!: () => void;
@@ -72,6 +92,27 @@ export class Fetch {
   }
 }
 
+/** Streams of sequential reads remembered per blob. */
+export const READAHEAD_STREAMS = 8;
+/** A read starting at most this far past a stream's end still continues it (at least one unit). */
+export const READAHEAD_GAP = 256 * 1024;
+/** Moves into a new unit before a stream starts readahead. */
+export const READAHEAD_TRIGGER = 2;
+
+/** One stream of sequential reads, in refill units. */
+interface Stream {
+  /** End (exclusive) of the furthest unit its reads touched. */
+  end: number;
+  /** Times a read moved it on into a new unit. */
+  moves: number;
+  /** End (exclusive) of the readahead issued for it. */
+  ra: number;
+  /** Current window in units; 0 until readahead starts. */
+  win: number;
+  /** A read reaching this unit issues the next window. */
+  mark: number;
+}
+
 /** The state of one open blob, shared by all its handles. */
 export class BlobState {
   /** The live store; replaced (and the old one retired) when the blob is evicted. */
@@ -84,6 +125,10 @@ export class BlobState {
   readonly c = newCounters();
   handles = 0;
   closing: Promise<void> | undefined;
+  /** Most recently used first. */
+  private readonly streams: Stream[] = [];
+  /** Refill units fetched (or being fetched) by readahead and not read since. */
+  readonly raUnits = new Set<number>();
 
   constructor(
     readonly host: BlobHost,
@@ -110,12 +155,29 @@ export class BlobState {
     this.add('reads', 1);
     this.add('readBytes', n);
     this.host.touch(this);
+    const R = this.host.refillSize;
+    const u0 = Math.floor(offset / R);
+    const u1 = Math.ceil(end / R);
+    if (this.raUnits.size) this.countReadaheadHits(u0, u1);
+    const ra = this.host.readahead > 0 ? this.track(u0, u1) : undefined;
+    await this.readRange(h, buf, offset, end, ra);
+    return n;
+  }
 
+  /** Read [offset, end) into buf (buf[0] is offset); then start readahead of units `ra`, if any. */
+  private async readRange(
+    h: CachedBlob,
+    buf: Uint8Array,
+    offset: number,
+    end: number,
+    ra?: [Stream, number, number],
+  ): Promise<void> {
     const store = this.store;
     if (allSet(store.bitmap, Math.floor(offset / PAGE), Math.ceil(end / PAGE))) {
       // Fast path: all cached, one pread into the caller's buffer.
+      if (ra) this.startReadahead(h, ...ra);
       await this.readHit(h, store, buf, offset, offset, end);
-      return n;
+      return;
     }
     const R = this.host.refillSize;
     const maxUnits = Math.max(1, Math.floor(this.host.maxFetchSize / R));
@@ -154,7 +216,7 @@ export class BlobState {
       const f = this.inflight.get(c);
       if (f) {
         flushMiss();
-        work.push(this.copyFrom(f, buf, offset, lo, hi, true));
+        work.push(this.copyFrom(f, buf, offset, lo, hi, true, h));
       } else if (missC0 >= 0 && missC1 === c) missC1 = c + 1;
       else {
         flushMiss();
@@ -164,6 +226,8 @@ export class BlobState {
     }
     flushHit();
     flushMiss();
+    // After the read's own fetches, so that its requests go first.
+    if (ra) this.startReadahead(h, ...ra);
 
     if (work.length === 1) await work[0];
     else {
@@ -171,7 +235,76 @@ export class BlobState {
       const results = await Promise.allSettled(work);
       for (const r of results) if (r.status === 'rejected') throw r.reason;
     }
-    return n;
+  }
+
+  /**
+   * Follow the read of units [u0, u1) in the streams; returns the readahead to start (the stream
+   * and units [from, to)), if the read continues a stream and reached its trigger.
+   */
+  private track(u0: number, u1: number): [Stream, number, number] | undefined {
+    const R = this.host.refillSize;
+    const gap = Math.max(1, Math.floor(READAHEAD_GAP / R));
+    const streams = this.streams;
+    const i = streams.findIndex((s) => u0 >= s.end - 1 && u0 <= Math.max(s.end, s.ra) + gap);
+    if (i < 0) {
+      streams.unshift({ end: u1, moves: 0, ra: u1, win: 0, mark: Number.POSITIVE_INFINITY });
+      if (streams.length > READAHEAD_STREAMS) streams.pop();
+      return undefined;
+    }
+    const s = streams[i]!;
+    if (i > 0) {
+      streams.splice(i, 1);
+      streams.unshift(s);
+    }
+    if (u1 > s.end) {
+      s.end = u1;
+      s.moves++;
+    }
+    const maxWin = Math.max(1, Math.floor(this.host.readahead / R));
+    if (s.win === 0) {
+      if (s.moves < READAHEAD_TRIGGER) return undefined;
+      s.win = 1;
+    } else if (u1 <= s.mark) return undefined;
+    else s.win = Math.min(2 * s.win, maxWin);
+    const from = Math.max(s.ra, u1);
+    const to = Math.min(from + s.win, Math.ceil(this.size / R));
+    return from < to ? [s, from, to] : undefined;
+  }
+
+  /** Start readahead fetches of the uncached units in [from, to) for stream s, as the budget allows. */
+  private startReadahead(h: CachedBlob, s: Stream, from: number, to: number): void {
+    const R = this.host.refillSize;
+    const maxUnits = Math.max(1, Math.floor(this.host.maxFetchSize / R));
+    const store = this.store;
+    const wanted = (c: number) =>
+      !this.inflight.has(c) &&
+      !allSet(store.bitmap, (c * R) / PAGE, Math.ceil(Math.min((c + 1) * R, this.size) / PAGE));
+    let c = from;
+    while (c < to) {
+      if (!wanted(c)) {
+        c++;
+        continue;
+      }
+      let e = c + 1;
+      while (e < to && e - c < maxUnits && wanted(e)) e++;
+      if (!this.host.readaheadAllowed(Math.min(e * R, this.size) - c * R)) break;
+      const f = this.startFetch(h, c, e, true);
+      for (let u = f.c0; u < f.c1; u++) this.raUnits.add(u);
+      c = e;
+    }
+    // Nothing started (no budget): leave the trigger where it is, so the next read tries again.
+    if (c === from) return;
+    s.ra = c;
+    s.mark = from;
+  }
+
+  private countReadaheadHits(u0: number, u1: number): void {
+    const R = this.host.refillSize;
+    for (let u = u0; u < u1; u++) {
+      if (!this.raUnits.delete(u)) continue;
+      this.add('readaheadHits', 1);
+      this.add('readaheadHitBytes', Math.min((u + 1) * R, this.size) - u * R);
+    }
   }
 
   /** Read cached bytes [lo, hi) into buf; on a cache-file error, read them from the source. */
@@ -218,23 +351,44 @@ export class BlobState {
     lo: number,
     hi: number,
     joined: boolean,
+    h?: CachedBlob,
   ): Promise<void> {
-    await f.promise;
+    if (f.readahead && h) {
+      try {
+        await f.promise;
+      } catch {
+        // Nobody asked for that fetch: its failure is not this read's; read the range anew.
+        await this.readRange(h, buf.subarray(lo - offset, hi - offset), lo, hi);
+        return;
+      }
+    } else await f.promise;
     buf.set(f.buf!.subarray(lo - f.offset, hi - f.offset), lo - offset);
     this.add('missBytes', hi - lo);
     this.add('missPages', pagesTouched(lo, hi));
     if (joined) this.add('joinedBytes', hi - lo);
   }
 
-  private startFetch(h: CachedBlob, c0: number, c1: number): Fetch {
+  private startFetch(h: CachedBlob, c0: number, c1: number, readahead = false): Fetch {
     const R = this.host.refillSize;
     const f = new Fetch(this, this.store, c0 * R, Math.min(c1 * R, this.size), c0, c1);
+    f.readahead = readahead;
+    f.handle = h;
     for (let c = c0; c < c1; c++) this.inflight.set(c, f);
     this.pending.add(f);
+    if (readahead) this.add('readaheadInflight', 1);
     f.promise = this.runFetch(h, f);
     f.promise.then(
-      () => this.host.persist(f),
-      () => this.finish(f),
+      () => {
+        if (readahead) this.add('readaheadInflight', -1);
+        this.host.persist(f);
+      },
+      () => {
+        if (readahead) {
+          this.add('readaheadInflight', -1);
+          for (let c = c0; c < c1; c++) this.raUnits.delete(c);
+        }
+        this.finish(f);
+      },
     );
     return f;
   }
@@ -259,6 +413,10 @@ export class BlobState {
         throw shortRead(h, f.offset, n, len);
       }
       this.add('fetchBytes', n);
+      if (f.readahead) {
+        this.add('readaheadFetches', 1);
+        this.add('readaheadBytes', n);
+      }
       if (!h.verify || (await h.verify(f.offset, buf))) {
         f.buf = buf;
         return;
@@ -292,6 +450,7 @@ export class BlobState {
     const [b0, b1] = store.unmark(lo, hi);
     const R = this.host.refillSize;
     for (let c = Math.floor(lo / R); c * R < hi; c++) {
+      this.raUnits.delete(c);
       const f = this.inflight.get(c);
       if (f) {
         f.cancelled = true;
@@ -369,6 +528,9 @@ export class CachedBlob implements BlockFile {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Readahead this handle started may still be reading its source: let it end first.
+    const mine = [...this.blob.pending].filter((f) => f.handle === this).map((f) => f.promise.catch(() => {}));
+    await Promise.all(mine);
     if (--this.blob.handles === 0) await this.blob.host.closeBlob(this.blob);
     await this.source.close();
   }

@@ -55,6 +55,11 @@ export interface BlockCacheOptions {
   diskFloor?: number;
   /** Fetched bytes that may wait to be written; beyond it, new fetches are not cached. Default 64 MiB. */
   maxPendingBytes?: number;
+  /**
+   * Sequential readahead: the largest window in bytes (rounded down to refill units, at least
+   * one), fetched ahead of reads that continue a stream; 0 turns it off. Default 1 MiB.
+   */
+  readahead?: number;
   /** Free-space probe (tests inject one). Default: fs.statfs. */
   statfs?: (dir: string) => Promise<{ bavail: number; bsize: number }>;
 }
@@ -96,6 +101,8 @@ type Job = { kind: 'fill'; f: Fetch } | { kind: 'task'; run: () => Promise<void>
 
 /** Entries found unpaired or half-created are left alone this long (another process may be creating them). */
 const ORPHAN_AGE_MS = 60_000;
+/** Readahead fetches in flight at once, over the whole cache (the registry pool has 8 connections). */
+export const READAHEAD_MAX_REQUESTS = 4;
 /** How often the LRU time of a blob read only from the cache is written (as the map file's mtime). */
 const TOUCH_PERSIST_MS = 60_000;
 const STATFS_MAX_AGE_MS = 1000;
@@ -106,6 +113,7 @@ export class BlockCache {
   readonly maxFetchSize: number;
   readonly diskFloor: number;
   readonly maxPendingBytes: number;
+  readonly readahead: number;
   /** Evictions for room go down to this (the reference's water mark). */
   readonly lowWater: number;
   readonly counters: BlobCounters = newCounters();
@@ -133,6 +141,10 @@ export class BlockCache {
     this.maxFetchSize = Math.max(this.refillSize, opts.maxFetchSize ?? MiB);
     this.diskFloor = opts.diskFloor ?? GiB;
     this.maxPendingBytes = opts.maxPendingBytes ?? 64 * MiB;
+    const ra = opts.readahead ?? MiB;
+    if (!(ra >= 0 && Number.isSafeInteger(ra)))
+      throw new DadiError('EINVAL', `cache readahead ${ra} is not a byte count`);
+    this.readahead = ra === 0 ? 0 : Math.max(1, Math.floor(ra / this.refillSize)) * this.refillSize;
     this.lowWater = Math.max(0.9 * this.capacity, this.capacity - 50 * GiB);
     this.statfsFn = opts.statfs ?? ((d) => statfs(d));
   }
@@ -302,6 +314,14 @@ export class BlockCache {
     this.pendingBytes += f.length;
     this.queue.push({ kind: 'fill', f });
     void this.pump();
+  }
+
+  readaheadAllowed(bytes: number): boolean {
+    return (
+      !this.closed &&
+      this.counters.readaheadInflight < READAHEAD_MAX_REQUESTS &&
+      this.pendingBytes + bytes <= this.maxPendingBytes / 2
+    );
   }
 
   touch(blob: BlobState): void {
@@ -523,6 +543,7 @@ export class BlockCache {
       const s = new Store(e.paths, blob.size);
       this.register(e, s);
       blob.store = s;
+      blob.raUnits.clear();
       blob.add('evictions', 1);
       blob.add('evictedBytes', bytes);
     } else {

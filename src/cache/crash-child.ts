@@ -1,5 +1,6 @@
 // Child process of crash.test.ts: reads two blobs through a cache from a slow local source,
 // forever, checking every byte, with random evictions; the test kill -9s it at random moments.
+// Some workers read sequential runs, so readahead fills are in flight when the kill comes.
 // Usage: node --import tsx crash-child.ts CACHE_DIR SOURCE_A SOURCE_B SEED
 
 import { readFile } from 'node:fs/promises';
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
     capacity: Math.floor((truth[0]!.length + truth[1]!.length) * 0.7),
     refillSize: 64 * KiB,
     maxFetchSize: 256 * KiB,
+    readahead: 512 * KiB,
   });
   const blobs = await Promise.all(
     [pathA, pathB].map(async (p, i) =>
@@ -44,7 +46,23 @@ async function main(): Promise<void> {
       if (rnd() < 0.02) await blobs[i]!.evict(Math.floor(rnd() * data.length), Math.floor(rnd() * 200 * KiB));
     }
   };
-  await Promise.all(Array.from({ length: 6 }, worker));
+  const sequential = async () => {
+    for (;;) {
+      const i = rnd() < 0.5 ? 0 : 1;
+      const data = truth[i]!;
+      const chunk = Math.floor(rnd() * 96 * KiB) + 1;
+      let off = Math.floor(rnd() * data.length);
+      for (let k = 0; k < 40 && off < data.length; k++, off += chunk) {
+        const buf = Buffer.alloc(chunk);
+        const n = await blobs[i]!.read(buf, off);
+        if (!buf.subarray(0, n).equals(data.subarray(off, off + n))) {
+          process.stderr.write(`WRONG BYTES blob ${i} at ${off}+${n} (sequential)\n`);
+          process.exit(3);
+        }
+      }
+    }
+  };
+  await Promise.all([...Array.from({ length: 4 }, worker), sequential(), sequential()]);
 }
 
 main().catch((e) => {

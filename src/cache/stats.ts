@@ -19,6 +19,14 @@ export interface BlobCounters {
   fetchErrors: number;
   /** Source requests in flight right now (a gauge). */
   inflight: number;
+  /** The part of fetches and fetchBytes that readahead asked for (not a read). */
+  readaheadFetches: number;
+  readaheadBytes: number;
+  /** Readahead fetches in flight right now (a gauge). */
+  readaheadInflight: number;
+  /** Refill units fetched by readahead that a read then used (each counted once), and their bytes. */
+  readaheadHits: number;
+  readaheadHitBytes: number;
   /** Fetched ranges the verifier rejected. */
   verifyFailures: number;
   /** Range evictions (evict()) and whole-blob evictions, and the bytes they dropped. */
@@ -47,6 +55,11 @@ export function newCounters(): BlobCounters {
     fetchBytes: 0,
     fetchErrors: 0,
     inflight: 0,
+    readaheadFetches: 0,
+    readaheadBytes: 0,
+    readaheadInflight: 0,
+    readaheadHits: 0,
+    readaheadHitBytes: 0,
     verifyFailures: 0,
     evictions: 0,
     evictedBytes: 0,

@@ -91,14 +91,14 @@ export class LayerResolver {
   }
 
   /** Open every layer (bottom first); on failure close the ones already opened. */
+  /** Open every layer concurrently (each costs a few round trips for remote blobs); keep the order. */
   async openAll(specs: LayerSpec[]): Promise<OpenedLayer[]> {
-    const out: OpenedLayer[] = [];
-    try {
-      for (const s of specs) out.push(await this.open(s));
-      return out;
-    } catch (e) {
-      await Promise.all(out.map((o) => o.layer.close().catch(() => {})));
-      throw e;
-    }
+    const settled = await Promise.allSettled(specs.map((s) => this.open(s)));
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (!failed) return settled.map((r) => (r as PromiseFulfilledResult<OpenedLayer>).value);
+    await Promise.all(
+      settled.map((r) => (r.status === 'fulfilled' ? r.value.layer.close().catch(() => {}) : undefined)),
+    );
+    throw (failed as PromiseRejectedResult).reason;
   }
 }
