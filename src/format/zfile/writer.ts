@@ -11,14 +11,20 @@
 // (LZ4 needs ≥ 258 bytes of literal-length overhead, zstd ≥ 9 of frame/block headers), so it cannot
 // be avoided while staying compatible. We write what the reference writes and count such blocks in
 // `stats.oversizedBlocks` so callers can warn or pick a smaller block size; our reader reads them.
+//
+// Threads: once a stream has passed PARALLEL_AFTER bytes, input is cut into 1 MiB batches that the
+// process-wide compress pool (compress-pool.ts) compresses on worker threads, a few batches in
+// flight, their output written in order. The bytes are the same as inline (same codec calls, see
+// blocks.ts); `threads: 0` keeps everything on the calling thread.
 
 import type { Sink } from '../../blockfile/sink.js';
-import { DadiError } from '../../errors.js';
+import { DadiError, type DadiErrorCode } from '../../errors.js';
 import { crc32cRaw } from '../../util/crc32c.js';
+import { batchBound, compressBatch, compressBlock } from './blocks.js';
 import { type BlockCodec, codecFor, type ZFileAlgorithm } from './codec.js';
+import { type CompressPool, type CompressResult, compressPool, defaultCompressThreads } from './compress-pool.js';
 import {
   encodeZFileHeader,
-  ZFILE_BLOCK_CRC_SEED,
   ZFILE_FLAGS_HEADER,
   ZFILE_FLAGS_OVERWRITTEN_HEADER,
   ZFILE_FLAGS_TRAILER,
@@ -40,6 +46,23 @@ export interface ZFileWriterOptions {
   overwriteHeader?: boolean;
   /** Append a CRC to every block (the verify byte). Default true, as every overlaybd tool. */
   verify?: boolean;
+  /**
+   * Worker threads to compress with once the stream is large (past PARALLEL_AFTER bytes); 0 keeps
+   * all work on the calling thread. Default: $DADI_ZFILE_THREADS, else defaultThreads().
+   */
+  threads?: number;
+  /** Input bytes compressed inline before switching to threads. Default 32 MiB (tests use 0). */
+  parallelAfter?: number;
+}
+
+/** Default `threads`: see the measurements in the module comment of compress-pool.ts. */
+export function defaultThreads(): number {
+  const env = process.env.DADI_ZFILE_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (Number.isInteger(n) && n >= 0 && n <= 64) return n;
+  }
+  return defaultCompressThreads();
 }
 
 export interface ZFileWriterStats {
@@ -50,12 +73,28 @@ export interface ZFileWriterStats {
   oversizedBlocks: number;
   /** Whether the final header was written at offset 0 (after end()). */
   headerOverwritten: boolean;
+  /** Batches of blocks compressed on worker threads (0 when everything ran inline). */
+  workerBatches: number;
 }
 
 /** Output is staged and handed to the inner sink in pieces of about this size. */
 const OUT_CHUNK = 1 << 20;
 /** The reference's 64 KiB read window. */
 const REFERENCE_WINDOW = 65536;
+/** Input bytes per worker job (a multiple of every block size). */
+const JOB_BYTES = 1 << 20;
+/**
+ * Streams go to worker threads once this much input has been compressed inline: below it, starting
+ * workers (~0.1–0.2 s of CPU each) costs more than it saves (see compress-pool.ts).
+ */
+const PARALLEL_AFTER = 32 << 20;
+/** Jobs in flight per worker thread. */
+const JOBS_PER_THREAD = 2;
+
+interface Job {
+  result: Promise<CompressResult>;
+  settled: boolean;
+}
 
 export class ZFileWriter implements Sink {
   readonly name: string;
@@ -80,6 +119,19 @@ export class ZFileWriter implements Sink {
   private blocks = 0;
   private oversized = 0;
   private overwritten = false;
+  private readonly threads: number;
+  private readonly parallelAfter: number;
+  /** Set once the stream has switched to worker threads. */
+  private pool: CompressPool | undefined;
+  /** The batch being filled (parallel mode). */
+  private batch: ArrayBuffer | undefined;
+  private batchFill = 0;
+  /** Batches being compressed, in output order. */
+  private readonly jobs: Job[] = [];
+  private readonly freeInputs: ArrayBuffer[] = [];
+  private readonly freeOutputs: ArrayBuffer[] = [];
+  private failed: Error | undefined;
+  private workerBatches = 0;
 
   constructor(
     private readonly inner: Sink,
@@ -95,6 +147,12 @@ export class ZFileWriter implements Sink {
     this.algorithm = this.codec.algorithm;
     this.verify = opts.verify ?? true;
     this.overwriteHeader = opts.overwriteHeader ?? false;
+    const threads = opts.threads ?? defaultThreads();
+    if (!Number.isInteger(threads) || threads < 0) {
+      throw new DadiError('EINVAL', `${inner.name}: ZFile threads ${threads} is not a whole number ≥ 0`);
+    }
+    this.threads = threads;
+    this.parallelAfter = opts.parallelAfter ?? PARALLEL_AFTER;
     this.maxStored = this.codec.bound(bs) + 4;
     this.reserve = Buffer.allocUnsafe(bs);
     this.out = Buffer.allocUnsafe(OUT_CHUNK + this.maxStored);
@@ -126,13 +184,17 @@ export class ZFileWriter implements Sink {
       storedBytes: this.stored + this.outLen,
       oversizedBlocks: this.oversized,
       headerOverwritten: this.overwritten,
+      workerBatches: this.workerBatches,
     };
   }
 
   async write(chunk: Uint8Array): Promise<void> {
     if (this.ended) throw new DadiError('EINVAL', `${this.name}: write after end`);
+    if (this.failed) throw this.failed;
     this.start();
+    if (!this.pool && this.threads > 0 && this.rawBytes >= this.parallelAfter) await this.goParallel();
     this.rawBytes += chunk.length;
+    if (this.pool) return this.writeParallel(chunk);
     const bs = this.blockSize;
     let p = 0;
     if (this.reserved > 0) {
@@ -156,10 +218,17 @@ export class ZFileWriter implements Sink {
 
   /** Compress the last partial block, write the jump table and trailer, then end the inner sink. */
   async end(): Promise<void> {
-    if (this.ended) return;
+    if (this.ended) {
+      if (this.failed) throw this.failed;
+      return;
+    }
+    if (this.failed) throw this.failed;
     this.start();
     this.ended = true;
-    if (this.reserved > 0) {
+    if (this.pool) {
+      if (this.batchFill > 0) await this.submit();
+      while (this.jobs.length > 0) await this.retire();
+    } else if (this.reserved > 0) {
       if (this.outLen + this.maxStored > this.out.length) await this.flushOut();
       this.block(this.reserve.subarray(0, this.reserved));
     }
@@ -202,12 +271,13 @@ export class ZFileWriter implements Sink {
    */
   private block(src: Uint8Array): void {
     const at = this.outLen;
-    let len = this.codec.compress(src, this.out.subarray(at, at + this.maxStored - 4));
-    if (this.verify) {
-      this.out.writeUInt32LE(crc32cRaw(this.out.subarray(at, at + len), ZFILE_BLOCK_CRC_SEED), at + len);
-      len += 4;
-    }
+    const len = compressBlock(this.codec, src, this.out.subarray(at, at + this.maxStored), this.verify);
     this.outLen += len;
+    this.record(len);
+  }
+
+  /** Note a stored block length for the jump table. */
+  private record(len: number): void {
     if (len > REFERENCE_WINDOW) this.oversized++;
     if (this.blocks === this.lengths.length) {
       const grown = new Uint32Array(this.lengths.length * 2);
@@ -215,6 +285,126 @@ export class ZFileWriter implements Sink {
       this.lengths = grown;
     }
     this.lengths[this.blocks++] = len;
+  }
+
+  /** Switch to worker threads: flush what was compressed inline, start the partial block's batch. */
+  private async goParallel(): Promise<void> {
+    try {
+      this.pool = compressPool(this.threads);
+    } catch (e) {
+      throw this.fail(e);
+    }
+    await this.flushOut();
+    this.batch = new ArrayBuffer(JOB_BYTES);
+    new Uint8Array(this.batch).set(this.reserve.subarray(0, this.reserved));
+    this.batchFill = this.reserved;
+    this.reserved = 0;
+  }
+
+  private async writeParallel(chunk: Uint8Array): Promise<void> {
+    for (let p = 0; p < chunk.length; ) {
+      this.batch ??= this.freeInputs.pop() ?? new ArrayBuffer(JOB_BYTES);
+      const n = Math.min(JOB_BYTES - this.batchFill, chunk.length - p);
+      new Uint8Array(this.batch, this.batchFill, n).set(chunk.subarray(p, p + n));
+      this.batchFill += n;
+      p += n;
+      if (this.batchFill === JOB_BYTES) await this.submit();
+    }
+  }
+
+  /**
+   * Hand the filled batch to a worker (or compress it here while no worker has started yet), then
+   * write out finished batches in order, waiting while too many are in flight.
+   */
+  private async submit(): Promise<void> {
+    const input = this.batch!;
+    const length = this.batchFill;
+    this.batch = undefined;
+    this.batchFill = 0;
+    const pool = this.pool!;
+    let job: Job;
+    try {
+      if (pool.ready) {
+        const result = pool.run({
+          algorithm: this.algorithm,
+          blockSize: this.blockSize,
+          verify: this.verify,
+          input,
+          length,
+          output: this.freeOutputs.pop(),
+        });
+        this.workerBatches++;
+        const j: Job = { result, settled: false };
+        const settle = () => {
+          j.settled = true;
+        };
+        result.then(settle, settle); // also keeps a failure from being 'unhandled' before retire()
+        job = j;
+      } else {
+        pool.check();
+        job = { result: Promise.resolve(this.compressHere(input, length)), settled: true };
+      }
+    } catch (e) {
+      throw this.fail(e);
+    }
+    this.jobs.push(job);
+    const max = this.threads * JOBS_PER_THREAD;
+    while (this.jobs.length > 0 && (this.jobs.length > max || this.jobs[0]!.settled)) await this.retire();
+  }
+
+  private compressHere(input: ArrayBuffer, length: number): CompressResult {
+    const need = batchBound(this.codec, this.blockSize, length);
+    let output = this.freeOutputs.pop();
+    if (!output || output.byteLength < need) output = new ArrayBuffer(need);
+    const r = compressBatch(
+      this.codec,
+      this.blockSize,
+      this.verify,
+      new Uint8Array(input, 0, length),
+      new Uint8Array(output),
+    );
+    return { input, output, length: r.length, lengths: r.lengths };
+  }
+
+  /** Write out the oldest batch once it is compressed. */
+  private async retire(): Promise<void> {
+    let r: CompressResult;
+    try {
+      r = await this.jobs[0]!.result;
+    } catch (e) {
+      throw this.fail(e);
+    }
+    this.jobs.shift();
+    for (const len of r.lengths) this.record(len);
+    // Restage into `out`, so the inner sink gets the same 1 MiB writes as inline (a batch's output
+    // is often half that, and small writes cost the file sink a copy each).
+    try {
+      for (let p = 0; p < r.length; ) {
+        const n = Math.min(r.length - p, OUT_CHUNK - this.outLen);
+        this.out.set(new Uint8Array(r.output, p, n), this.outLen);
+        this.outLen += n;
+        p += n;
+        if (this.outLen >= OUT_CHUNK) await this.flushOut();
+      }
+    } catch (e) {
+      // The inner sink names itself; stop here without rewrapping.
+      this.jobs.length = 0;
+      this.failed = e as Error;
+      throw e;
+    }
+    this.freeInputs.push(r.input);
+    this.freeOutputs.push(r.output);
+  }
+
+  /** Fail the writer for good: drop the jobs in flight, name this sink in the error. */
+  private fail(e: unknown): Error {
+    if (this.failed) return this.failed;
+    this.jobs.length = 0;
+    const err = e as { code?: DadiErrorCode; message?: string };
+    this.failed = new DadiError(err?.code ?? 'EIO', `${this.name}: compression failed: ${err?.message ?? String(e)}`, {
+      cause: e,
+    });
+    return this.failed;
   }
 
   private async flushOut(): Promise<void> {

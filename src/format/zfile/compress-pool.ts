@@ -1,0 +1,212 @@
+// A small pool of worker threads that compress batches of ZFile blocks for ZFileWriter, so a long
+// commit/convert uses more than one core. One pool per process, created on first use; its workers
+// are unref'd whenever idle, so they never keep the process alive. Not a general task queue.
+
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { DadiError, type DadiErrorCode } from '../../errors.js';
+import type { ZFileAlgorithm } from './codec.js';
+
+/** One batch of consecutive blocks (main → worker). `input` and `output` are transferred. */
+export interface CompressJob {
+  id: number;
+  algorithm: ZFileAlgorithm;
+  blockSize: number;
+  verify: boolean;
+  input: ArrayBuffer;
+  /** Bytes of `input` to compress. */
+  length: number;
+  /** A spare buffer to compress into (the worker allocates one if it is missing or too small). */
+  output?: ArrayBuffer;
+}
+
+/** The result (worker → main): `input` comes back for reuse, and either the output or an error. */
+export interface CompressReply {
+  id: number;
+  input: ArrayBuffer;
+  output?: ArrayBuffer;
+  /** Bytes of `output` written. */
+  length?: number;
+  /** Stored length of every block (compressed + CRC). */
+  lengths?: Uint32Array;
+  error?: { code?: string; message: string };
+}
+
+export interface CompressResult {
+  input: ArrayBuffer;
+  output: ArrayBuffer;
+  length: number;
+  lengths: Uint32Array;
+}
+
+interface Pending {
+  resolve(r: CompressResult): void;
+  reject(e: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: boolean;
+  /** Terminated on purpose (its exit is no failure). */
+  closed: boolean;
+  jobs: Map<number, Pending>;
+}
+
+/** The worker entry beside this module: compiled .js in dist/, or the .ts sources through tsx. */
+function workerEntry(): URL {
+  const fromSource = import.meta.url.endsWith('.ts');
+  return new URL(fromSource ? './compress-worker.boot.mjs' : './compress-worker.js', import.meta.url);
+}
+
+export class CompressPool {
+  private readonly slots: Slot[] = [];
+  private nextId = 1;
+  /** Why the pool cannot be used (a worker failed to start); set once. */
+  private broken: Error | undefined;
+  private waiters: { resolve(): void; reject(e: Error): void }[] = [];
+
+  /** Start up to `threads` workers (in the background; jobs go to them once they are ready). */
+  grow(threads: number): void {
+    while (this.slots.length < threads && !this.broken) this.spawn();
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Throw if the pool cannot be used (a worker failed to start). */
+  check(): void {
+    if (this.broken) throw this.broken;
+  }
+
+  /** Resolves once some worker can take a job; rejects if the workers cannot start. */
+  whenReady(): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.ready) return Promise.resolve();
+    if (this.slots.length === 0) return Promise.reject(new DadiError('EINVAL', 'zfile compress pool: no workers'));
+    // Keep the process alive while someone waits (idle workers are unref'd).
+    for (const s of this.slots) s.worker.ref();
+    const idle = () => {
+      for (const s of this.slots) if (s.jobs.size === 0) s.worker.unref();
+    };
+    return new Promise((resolve, reject) =>
+      this.waiters.push({
+        resolve: () => {
+          idle();
+          resolve();
+        },
+        reject: (e) => {
+          idle();
+          reject(e);
+        },
+      }),
+    );
+  }
+
+  /** Whether some worker has loaded and can take a job now. */
+  get ready(): boolean {
+    return this.slots.some((s) => s.ready);
+  }
+
+  /**
+   * Run a job on the ready worker with the fewest jobs queued. Throws if the pool is broken or no
+   * worker is ready yet (callers compress inline meanwhile).
+   */
+  run(job: Omit<CompressJob, 'id'>): Promise<CompressResult> {
+    if (this.broken) throw this.broken;
+    let best: Slot | undefined;
+    for (const s of this.slots) if (s.ready && (!best || s.jobs.size < best.jobs.size)) best = s;
+    if (!best) throw new DadiError('EINVAL', 'zfile compress pool: no worker is ready');
+    const slot = best;
+    const id = this.nextId++;
+    const msg: CompressJob = { ...job, id };
+    return new Promise<CompressResult>((resolve, reject) => {
+      if (slot.jobs.size === 0) slot.worker.ref();
+      slot.jobs.set(id, { resolve, reject });
+      slot.worker.postMessage(msg, job.output ? [job.input, job.output] : [job.input]);
+    });
+  }
+
+  /** Terminate every worker; pending jobs fail. The pool can grow again afterwards. */
+  async close(): Promise<void> {
+    const slots = this.slots.splice(0);
+    this.broken = undefined;
+    const closed = new DadiError('EIO', 'zfile compress pool: closed');
+    for (const w of this.waiters.splice(0)) w.reject(closed);
+    for (const s of slots) {
+      s.closed = true;
+      this.fail(s, closed);
+    }
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  private spawn(): void {
+    const worker = new Worker(workerEntry(), { name: 'dadi-zfile-compress' });
+    const slot: Slot = { worker, ready: false, closed: false, jobs: new Map() };
+    this.slots.push(slot);
+    worker.on('message', (m: CompressReply | { ready: true }) => {
+      if ('ready' in m) {
+        slot.ready = true;
+        for (const w of this.waiters.splice(0)) w.resolve();
+        return;
+      }
+      const p = slot.jobs.get(m.id);
+      if (!p) return;
+      slot.jobs.delete(m.id);
+      if (slot.jobs.size === 0) worker.unref();
+      if (m.error || !m.output || !m.lengths || m.length === undefined) {
+        const code = (m.error?.code ?? 'EIO') as DadiErrorCode;
+        p.reject(new DadiError(code, m.error?.message ?? 'bad reply'));
+      } else {
+        p.resolve({ input: m.input, output: m.output, length: m.length, lengths: m.lengths });
+      }
+    });
+    const die = (err: Error) => {
+      if (slot.closed) return;
+      slot.closed = true;
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      // A worker that never got ready cannot load its entry or codecs: the next one would fail too.
+      if (!slot.ready) this.broken ??= err;
+      this.fail(slot, err);
+      if (this.broken || this.slots.length === 0) for (const w of this.waiters.splice(0)) w.reject(err);
+    };
+    worker.on('error', (e) => die(new DadiError('EIO', `zfile compress worker: ${e.message}`, { cause: e })));
+    worker.on('exit', (code) => die(new DadiError('EIO', `zfile compress worker exited with code ${code}`)));
+    // After the listeners: adding a 'message' listener refs the worker's port again.
+    worker.unref();
+  }
+
+  private fail(slot: Slot, err: Error): void {
+    const jobs = [...slot.jobs.values()];
+    slot.jobs.clear();
+    slot.worker.unref();
+    for (const p of jobs) p.reject(err);
+  }
+}
+
+let shared: CompressPool | undefined;
+
+/** The process-wide pool, grown to at least `threads` workers. */
+export function compressPool(threads: number): CompressPool {
+  shared ??= new CompressPool();
+  shared.grow(threads);
+  return shared;
+}
+
+/** Terminate the process-wide pool's workers (they are unref'd when idle, so this is optional). */
+export async function closeCompressPool(): Promise<void> {
+  await shared?.close();
+}
+
+/**
+ * Workers a large ZFile stream uses by default: 2, or none on a single core. Measured on a 2-vCPU
+ * VM shared with other jobs (LZ4, 4 KiB blocks): `layer commit -z -t` of a 792 MiB layer 3.05 →
+ * 2.17 s best of 6 (median ~3.7 → ~2.6 s); a 95 MB `convert` unchanged within noise (≈ 1.9–2.9 s
+ * either way); pure compression of a 95 MB tar 285 → 207 ms (zstd 800 → 470 ms). One worker was no
+ * faster than inline there: the main thread's share (reads, copies, writes) is ~1/3 of the work.
+ */
+export function defaultCompressThreads(): number {
+  const cores = availableParallelism();
+  return cores < 2 ? 0 : 2;
+}

@@ -1,0 +1,33 @@
+// Worker-thread entry of the ZFile compression pool (compress-pool.ts): loads the codecs (native
+// addons) in this thread, then compresses batches of blocks posted by the main thread and posts the
+// results back, transferring every buffer in both directions. Not to be imported.
+
+import { parentPort } from 'node:worker_threads';
+import { batchBound, compressBatch } from './blocks.js';
+import { codecFor } from './codec.js';
+import type { CompressJob, CompressReply } from './compress-pool.js';
+
+const port = parentPort;
+if (!port) throw new Error('compress-worker: not running in a worker thread');
+
+port.on('message', (job: CompressJob) => {
+  let output = job.output;
+  try {
+    const codec = codecFor(job.algorithm);
+    const src = new Uint8Array(job.input, 0, job.length);
+    const need = batchBound(codec, job.blockSize, job.length);
+    if (!output || output.byteLength < need) output = new ArrayBuffer(need);
+    const r = compressBatch(codec, job.blockSize, job.verify, src, new Uint8Array(output));
+    const reply: CompressReply = { id: job.id, input: job.input, output, length: r.length, lengths: r.lengths };
+    port.postMessage(reply, [job.input, output, r.lengths.buffer as ArrayBuffer]);
+  } catch (e) {
+    const err = e as { code?: unknown; message?: unknown };
+    const reply: CompressReply = {
+      id: job.id,
+      input: job.input,
+      error: { code: typeof err?.code === 'string' ? err.code : undefined, message: String(err?.message ?? e) },
+    };
+    port.postMessage(reply, [job.input]);
+  }
+});
+port.postMessage({ ready: true });
