@@ -38,7 +38,8 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     .exitOverride();
   const first = argv.find((a) => !a.startsWith('-'));
   const wanted = GROUPS.filter((g) => first !== undefined && g.commands.includes(first));
-  for (const g of wanted.length > 0 ? wanted : GROUPS) (await g.load())(program);
+  const versionOnly = argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V');
+  if (!versionOnly) for (const g of wanted.length > 0 ? wanted : GROUPS) (await g.load())(program);
   return program;
 }
 
