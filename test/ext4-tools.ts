@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { lstat, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Ext4 } from '../src/ext4/index.js';
 import { run } from './cli.js';
 
 export interface FsckResult {
@@ -106,4 +107,47 @@ export async function debugfsModes(image: string, paths: string[]): Promise<Reco
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Our ext4 reader's view of a tree, in describeTree's shape (full mode bits, symlink owners). */
+export async function describeExt4(fs: Ext4): Promise<Record<string, TreeEntry>> {
+  const out: Record<string, TreeEntry> = {};
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of (await fs.readdir(`/${rel}`)).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (r === 'lost+found') continue;
+      const st = await fs.stat(`/${r}`);
+      const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+      if (st.kind === 'symlink') out[r] = { type: 'symlink', ...base, target: await fs.readlink(`/${r}`) };
+      else if (st.kind === 'dir') {
+        out[r] = { type: 'dir', ...base };
+        await walk(r);
+      } else if (st.kind === 'file') {
+        const h = createHash('sha256');
+        for await (const c of fs.readFile(`/${r}`)) h.update(c);
+        out[r] = { type: 'file', ...base, size: st.size, sha256: h.digest('hex') };
+      } else out[r] = { type: 'other', ...base };
+    }
+  };
+  await walk('');
+  return out;
+}
+
+/** `mkfs.ext4 -d SRC` with the reference's layout (4 KiB blocks, 256-byte inodes, no journal). */
+export async function mkfsFromDir(srcDir: string, image: string, size: string): Promise<void> {
+  const r = await run('mkfs.ext4', [
+    '-q',
+    '-F',
+    '-b',
+    '4096',
+    '-I',
+    '256',
+    '-O',
+    '^has_journal',
+    '-d',
+    srcDir,
+    image,
+    size,
+  ]);
+  if (r.code !== 0) throw new Error(`mkfs.ext4 ${image}: ${r.stderr}`);
 }

@@ -1,7 +1,6 @@
 // Helpers for the convert tests: build an OCI layout from layer tars, open a converted image's
 // layers (from a layout) as one stack, and describe the ext4 tree inside it.
 
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -12,7 +11,6 @@ import { sha256Of } from '../../src/oci/digest.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import type { ImageManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/media-types.js';
-import type { TreeEntry } from '../ext4-tools.js';
 
 /** Write an OCI layout at `dir` holding one image of `layers` (tar or gzip bytes), tagged `tag`. */
 export async function writeImageLayout(
@@ -90,29 +88,7 @@ export async function openConverted(dir: string, tag: string): Promise<OpenedIma
   return { manifest: img.manifest, stack, fs, close: () => stack.close() };
 }
 
-/** Our reader's view of a tree, in describeTree's shape. */
-export async function describeExt4(fs: Ext4): Promise<Record<string, TreeEntry>> {
-  const out: Record<string, TreeEntry> = {};
-  const walk = async (rel: string): Promise<void> => {
-    for (const e of (await fs.readdir(`/${rel}`)).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (r === 'lost+found') continue;
-      const st = await fs.stat(`/${r}`);
-      const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
-      if (st.kind === 'symlink') out[r] = { type: 'symlink', ...base, target: await fs.readlink(`/${r}`) };
-      else if (st.kind === 'dir') {
-        out[r] = { type: 'dir', ...base };
-        await walk(r);
-      } else if (st.kind === 'file') {
-        const h = createHash('sha256');
-        for await (const c of fs.readFile(`/${r}`)) h.update(c);
-        out[r] = { type: 'file', ...base, size: st.size, sha256: h.digest('hex') };
-      } else out[r] = { type: 'other', ...base };
-    }
-  };
-  await walk('');
-  return out;
-}
+export { describeExt4 } from '../ext4-tools.js';
 
 /** Read a whole file from the image. */
 export async function readAll(fs: Ext4, path: string): Promise<Buffer> {

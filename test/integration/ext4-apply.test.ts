@@ -2,7 +2,6 @@
 // e2fsck -fn fully clean, and the `debugfs rdump` tree equal to `tar -xpf` of the same layers.
 
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,7 +16,7 @@ import { applyLayer } from '../../src/ext4/apply.js';
 import { Ext4 } from '../../src/ext4/fs.js';
 import { mkfs } from '../../src/ext4/mkfs.js';
 import { SparseMemoryFile } from '../../src/ext4/sparse-file.js';
-import { describeTree, e2fsck, rdump, type TreeEntry } from '../ext4-tools.js';
+import { describeExt4, describeTree, e2fsck, rdump, type TreeEntry } from '../ext4-tools.js';
 
 let dir: string;
 const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { cwd: dir, stdio: 'pipe' });
@@ -79,30 +78,6 @@ function reference(layers: string[], out: string): void {
     if (l === 'l2.tar') sh(`cd ${out} && rm -rf rm/deep opq/keep opq/gone a/hl swap swap2`);
     sh(`${TAR} -xpf ${l} -C ${out} --exclude='*.wh.*'`);
   }
-}
-
-/** Our reader's view of the tree, in describeTree's shape (full mode bits, symlink owners). */
-async function describeExt4(fs: Ext4): Promise<Record<string, TreeEntry>> {
-  const out: Record<string, TreeEntry> = {};
-  const walk = async (rel: string): Promise<void> => {
-    for (const e of (await fs.readdir(`/${rel}`)).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (r === 'lost+found') continue;
-      const st = await fs.stat(`/${r}`);
-      const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
-      if (st.kind === 'symlink') out[r] = { type: 'symlink', ...base, target: await fs.readlink(`/${r}`) };
-      else if (st.kind === 'dir') {
-        out[r] = { type: 'dir', ...base };
-        await walk(r);
-      } else if (st.kind === 'file') {
-        const h = createHash('sha256');
-        for await (const c of fs.readFile(`/${r}`)) h.update(c);
-        out[r] = { type: 'file', ...base, size: st.size, sha256: h.digest('hex') };
-      } else out[r] = { type: 'other', ...base };
-    }
-  };
-  await walk('');
-  return out;
 }
 
 /**

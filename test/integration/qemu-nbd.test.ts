@@ -20,6 +20,7 @@ import { openLayerOutput } from '../../src/image/layer-output.js';
 import { encodeJson, MediaType, OverlaybdAnnotation, sha256Of } from '../../src/oci/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { run, runDadi } from '../cli.js';
+import { mkfsFromDir } from '../ext4-tools.js';
 import {
   bootQemu,
   buildInitRootfs,
@@ -80,21 +81,7 @@ describe.skipIf(skipReason !== undefined)('QEMU over dadi serve-nbd from a regis
     await mkdir(join(rootDir, 'data'), { recursive: true });
     for (let i = 0; i < 12; i++) await writeFile(join(rootDir, 'data', `blob${i}.bin`), randomBytes(2 * MiB));
     rawImg = join(tmp, 'disk.img');
-    const mk = await run('mkfs.ext4', [
-      '-q',
-      '-F',
-      '-b',
-      '4096',
-      '-I',
-      '256',
-      '-O',
-      '^has_journal',
-      '-d',
-      rootDir,
-      rawImg,
-      `${DISK_SIZE / MiB}M`,
-    ]);
-    expect(mk.code, mk.stderr).toBe(0);
+    await mkfsFromDir(rootDir, rawImg, `${DISK_SIZE / MiB}M`);
 
     // A DADI layer (commit -z -t): LZ4 ZFile in a tar.
     const w = await WritableLayer.create(join(tmp, 'rw.data'), join(tmp, 'rw.index'), { virtualSize: DISK_SIZE });

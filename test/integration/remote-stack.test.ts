@@ -19,7 +19,8 @@ import { openRemoteLayer } from '../../src/image/open-image.js';
 import { openLayerFile } from '../../src/image/open-layer.js';
 import { encodeJson, MediaType, OverlaybdAnnotation, sha256Of } from '../../src/oci/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
-import { run, runDadi } from '../cli.js';
+import { runDadi } from '../cli.js';
+import { mkfsFromDir } from '../ext4-tools.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 
@@ -50,21 +51,7 @@ describe.skipIf(!HAVE)('remote layers through the block cache', () => {
     }
     await writeFile(join(root, 'hello.txt'), 'hello remote\n');
     const raw = join(tmp, 'disk.img');
-    const mk = await run('mkfs.ext4', [
-      '-q',
-      '-F',
-      '-b',
-      '4096',
-      '-I',
-      '256',
-      '-O',
-      '^has_journal',
-      '-d',
-      root,
-      raw,
-      '64M',
-    ]);
-    expect(mk.code, mk.stderr).toBe(0);
+    await mkfsFromDir(root, raw, '64M');
     const w = await WritableLayer.create(join(tmp, 'rw.data'), join(tmp, 'rw.index'), { virtualSize: 64 << 20 });
     await importRawImage(raw, w);
     layerPath = join(tmp, 'layer.tar');

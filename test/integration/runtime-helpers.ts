@@ -9,6 +9,7 @@ import { randomUuid, WritableLayer } from '../../src/format/lsmt/index.js';
 import { importRawImage } from '../../src/image/import-raw.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
 import { cgroupDirs, removeCgroup, runcDelete, runcList, scrubDevices, statePaths } from '../../src/runtime/index.js';
+import { mkfsFromDir } from '../ext4-tools.js';
 
 export const BINARIES = ['sh', 'cat', 'ls', 'env', 'rm', 'mkdir', 'true', 'sleep', 'id', 'wc', 'touch', 'echo'];
 
@@ -62,7 +63,7 @@ export async function buildRootfs(dir: string): Promise<void> {
 
 /** mkfs.ext4 the folder into `image` (64 MiB). */
 export async function makeExt4(srcDir: string, image: string, size = '64M'): Promise<void> {
-  await sh(`mkfs.ext4 -q -F -b 4096 -I 256 -O ^has_journal -d '${srcDir}' '${image}' ${size}`);
+  await mkfsFromDir(srcDir, image, size);
 }
 
 /** A raw ext4 image as one committed DADI layer (ZFile + tar) at `out`; returns its uuid. */
