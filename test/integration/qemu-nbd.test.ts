@@ -17,8 +17,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WritableLayer } from '../../src/format/lsmt/index.js';
 import { importRawImage } from '../../src/image/import-raw.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
-import { encodeJson, MediaType, OverlaybdAnnotation, sha256Of } from '../../src/oci/index.js';
-import { RegistryClient } from '../../src/registry/index.js';
 import { run, runDadi } from '../cli.js';
 import { mkfsFromDir } from '../ext4-tools.js';
 import {
@@ -31,6 +29,7 @@ import {
   type ServeNbd,
   startServeNbd,
 } from '../vm-boot.js';
+import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 
 const MiB = 1 << 20;
@@ -93,39 +92,7 @@ describe.skipIf(skipReason !== undefined)('QEMU over dadi serve-nbd from a regis
     blobSize = blob.length;
 
     // Blob, config, manifest (Docker schema2 with the overlaybd annotations).
-    const repo = { registry: reg.host, repository: 'dadi/vm' };
-    const client = new RegistryClient();
-    try {
-      const { digest } = await client.pushBlob(repo, blob);
-      const config = encodeJson({
-        architecture: 'amd64',
-        os: 'linux',
-        config: { Cmd: ['/bin/sh'] },
-        rootfs: { type: 'layers', diff_ids: [digest] },
-      });
-      await client.pushBlob(repo, config);
-      const manifest = encodeJson({
-        schemaVersion: 2,
-        mediaType: MediaType.dockerManifest,
-        config: { mediaType: MediaType.dockerConfig, digest: sha256Of(config), size: config.length },
-        layers: [
-          {
-            mediaType: MediaType.dockerLayer,
-            digest,
-            size: blob.length,
-            annotations: {
-              [OverlaybdAnnotation.blobDigest]: digest,
-              [OverlaybdAnnotation.blobSize]: String(blob.length),
-              [OverlaybdAnnotation.version]: '0.1.0',
-            },
-          },
-        ],
-      });
-      await client.putManifest({ ...repo, tag: 'v1' }, manifest, MediaType.dockerManifest);
-    } finally {
-      await client.close();
-    }
-    ref = `${reg.host}/dadi/vm:v1`;
+    ref = (await pushImage(reg.host, 'dadi/vm', 'v1', [layerPath], { Cmd: ['/bin/sh'] })).ref;
   });
 
   afterAll(async () => {

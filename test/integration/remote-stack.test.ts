@@ -17,11 +17,11 @@ import { importRawImage } from '../../src/image/import-raw.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
 import { openRemoteLayer } from '../../src/image/open-image.js';
 import { openLayerFile } from '../../src/image/open-layer.js';
-import { encodeJson, MediaType, OverlaybdAnnotation, sha256Of } from '../../src/oci/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { runDadi } from '../cli.js';
 import { mkfsFromDir } from '../ext4-tools.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
+import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 
 const HAVE = haveRegistry('remote stack tests');
@@ -115,38 +115,7 @@ describe.skipIf(!HAVE)('remote layers through the block cache', () => {
   });
 
   it('dadi image export and inspect work on an image manifest', async () => {
-    const blob = await readFile(layerPath);
-    const client = new RegistryClient();
-    try {
-      const config = encodeJson({
-        architecture: 'amd64',
-        os: 'linux',
-        config: { Cmd: ['/bin/sh'] },
-        rootfs: { type: 'layers', diff_ids: [digest] },
-      });
-      const configDigest = sha256Of(config);
-      await client.pushBlob(repo(), config);
-      const manifest = encodeJson({
-        schemaVersion: 2,
-        mediaType: MediaType.dockerManifest,
-        config: { mediaType: MediaType.dockerConfig, digest: configDigest, size: config.length },
-        layers: [
-          {
-            mediaType: MediaType.dockerLayer,
-            digest,
-            size: blob.length,
-            annotations: {
-              [OverlaybdAnnotation.blobDigest]: digest,
-              [OverlaybdAnnotation.blobSize]: String(blob.length),
-              [OverlaybdAnnotation.version]: '0.1.0',
-            },
-          },
-        ],
-      });
-      await client.putManifest({ ...repo(), tag: 'v1' }, manifest, MediaType.dockerManifest);
-    } finally {
-      await client.close();
-    }
+    await pushImage(reg.host, 'dadi/stack', 'v1', [layerPath], { Cmd: ['/bin/sh'] });
     const out = join(tmp, 'image.img');
     const r = await runDadi([
       'image',
