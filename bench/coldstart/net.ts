@@ -5,11 +5,11 @@
 // their loopbacks are used; `close()` stops what was started (by PID) and deletes the namespaces.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { registryConfigLines } from '../../test/integration/registry-harness.js';
 import type { ProxyStats } from './delay-proxy.js';
 import { log, sh, sleep } from './util.js';
 
@@ -85,26 +85,7 @@ export async function startNet(workDir: string): Promise<BenchNet> {
     const regDir = join(workDir, 'registry');
     await mkdir(regDir, { recursive: true });
     const config = join(workDir, 'registry-config.yml');
-    await writeFile(
-      config,
-      [
-        'version: 0.1',
-        'log:',
-        '  level: error',
-        '  accesslog:',
-        '    disabled: true',
-        'storage:',
-        '  filesystem:',
-        `    rootdirectory: ${regDir}`,
-        '  maintenance:',
-        '    uploadpurging:',
-        '      enabled: false',
-        'http:',
-        `  addr: ${REG_ADDR}:${REG_PORT}`,
-        `  secret: ${randomBytes(16).toString('hex')}`,
-        '',
-      ].join('\n'),
-    );
+    await writeFile(config, `${registryConfigLines(regDir, `${REG_ADDR}:${REG_PORT}`).join('\n')}\n`);
     registry = spawn('ip', ['netns', 'exec', REG_NS, 'docker-registry', 'serve', config], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -16,6 +16,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { Socket } from 'node:net';
+import { rng } from '../mutate.js';
 import { freePort } from './registry-harness.js';
 
 export type Fault =
@@ -72,18 +73,6 @@ export interface FaultProxy {
   leakedAuth: number;
   setFaults(f: Partial<Record<Fault, number>>): void;
   stop(): Promise<void>;
-}
-
-/** mulberry32: small seeded PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const defaultEligible = (req: IncomingMessage) =>

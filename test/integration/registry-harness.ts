@@ -65,6 +65,28 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
+/** The distribution 2.8 config (filesystem storage, quiet logs) as YAML lines; callers append tls/auth. */
+export function registryConfigLines(storageDir: string, addr: string): string[] {
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: error',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${storageDir}`,
+    '  delete:',
+    '    enabled: true',
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    'http:',
+    `  addr: ${addr}`,
+    `  secret: ${randomBytes(16).toString('hex')}`,
+  ];
+}
+
 /** True when `docker-registry` is installed; otherwise prints a SKIP line naming `what`. */
 export function haveRegistry(what: string): boolean {
   if (registryBinary()) return true;
@@ -312,24 +334,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   };
   try {
     const port = await freePort();
-    const lines = [
-      'version: 0.1',
-      'log:',
-      '  level: error',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(dir, 'storage')}`,
-      '  delete:',
-      '    enabled: true',
-      '  maintenance:',
-      '    uploadpurging:',
-      '      enabled: false',
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      `  secret: ${randomBytes(16).toString('hex')}`,
-    ];
+    const lines = registryConfigLines(join(dir, 'storage'), `127.0.0.1:${port}`);
     let ca: string | undefined;
     let client: { cert?: string; key?: string } = {};
     if (opts.tls) {
