@@ -5,10 +5,11 @@
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { DadiError } from '../errors.js';
 import { LayerStack, type SealedLayer } from '../format/lsmt/index.js';
-import { type ImageConfig, type ImageManifest, LayoutSource } from '../oci/index.js';
+import { type ImageConfig, type ImageManifest, isLayoutSpec } from '../oci/index.js';
 import { type FetchStats, openRemoteImage } from './open-image.js';
 import { openLayerFile } from './open-layer.js';
 import type { RemoteContext } from './remote-context.js';
+import { openImageSource } from './source.js';
 
 export interface OpenedAnyImage {
   name: string;
@@ -19,10 +20,6 @@ export interface OpenedAnyImage {
   /** What came from a registry (zeros for layouts). */
   stats(): FetchStats;
   close(): Promise<void>;
-}
-
-export function isLayoutSpec(spec: string): boolean {
-  return spec.startsWith('oci:');
 }
 
 export async function openAnyImage(spec: string, ctx: RemoteContext): Promise<OpenedAnyImage> {
@@ -38,7 +35,7 @@ export async function openAnyImage(spec: string, ctx: RemoteContext): Promise<Op
       close: img.close,
     };
   }
-  const src = await LayoutSource.open(spec);
+  const src = await openImageSource(spec, { client: ctx.client });
   try {
     const resolved = await src.resolve({ platform: ctx.platform });
     const { config } = await src.getConfig(resolved.manifest.config);
@@ -51,7 +48,8 @@ export async function openAnyImage(spec: string, ctx: RemoteContext): Promise<Op
     const layers: SealedLayer[] = [];
     try {
       for (const desc of resolved.manifest.layers) {
-        const path = src.localBlobPath(desc);
+        const path = src.localBlobPath?.(desc);
+        if (path === undefined) throw new DadiError('EUNSUPPORTED', `${spec}: blob ${desc.digest} has no local file`);
         layers.push(await openLayerFile(path));
       }
     } catch (e) {

@@ -1,15 +1,15 @@
 // OCI image layouts on disk (`oci:DIR[:TAG|@DIGEST]`): read index.json (tags are the
 // `org.opencontainers.image.ref.name` annotations), resolve nested indexes to one platform, read
 // blobs with digest checks, and write blobs (atomically: temp file + rename) and tags.
-// Also the ImageSource / ImageTarget interfaces that convert uses for layouts and registries
-// alike; the registry implementations live beside the converter (registry/ sits above oci/).
+// Also the layout as an ImageSource / ImageTarget (image-source.ts; the registry ones are in registry/).
 
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DadiError } from '../errors.js';
 import { type Digest, digestHex, parseDigest, sha256Of } from './digest.js';
+import type { ImageSource, ImageTarget, ResolvedManifest } from './image-source.js';
 import {
   type Descriptor,
   type ImageConfig,
@@ -21,48 +21,6 @@ import {
 } from './manifest.js';
 import { MediaType, OciAnnotation } from './media-types.js';
 import { formatPlatform, hostPlatform, selectPlatform } from './platform.js';
-
-// ---------------------------------------------------------------- the common interfaces
-
-/** One image manifest, resolved from a tag/digest through any indexes. */
-export interface ResolvedManifest {
-  /** Digest of the image manifest (not of the index). */
-  digest: Digest;
-  mediaType: string;
-  manifest: ImageManifest;
-  bytes: Buffer;
-  /** Digests of the indexes walked through, outermost first. */
-  indexes: Digest[];
-}
-
-/** Where images are read from: an OCI layout or a registry repository. */
-export interface ImageSource {
-  /** The spec as the user wrote it, for messages. */
-  readonly name: string;
-  /** Resolve the tag/digest to one image manifest (indexes: the entry for `platform`, default this machine's). */
-  resolve(opts?: { platform?: Platform }): Promise<ResolvedManifest>;
-  /** The image config (digest and size verified). */
-  getConfig(desc: Descriptor): Promise<{ config: ImageConfig; bytes: Buffer }>;
-  /** A blob's bytes as a stream; the digest (and size) are checked at the end: a mismatch throws ECORRUPT. */
-  blobStream(desc: Descriptor, opts?: { signal?: AbortSignal }): AsyncIterable<Uint8Array>;
-  /** A local file holding the blob, when there is one (unverified: hash it while reading). */
-  localBlobPath?(desc: Descriptor): string | undefined;
-  close(): Promise<void>;
-}
-
-/** Where images are written to: an OCI layout or a registry repository. */
-export interface ImageTarget {
-  readonly name: string;
-  /** Size of a blob the target already holds, or undefined. */
-  statBlob(digest: Digest): Promise<number | undefined>;
-  /** Store a blob from a local file (the caller computed `digest`); a no-op when present. */
-  putBlobFile(path: string, desc: { digest: Digest; size: number }): Promise<void>;
-  /** Store a small blob (config). */
-  putBlob(bytes: Uint8Array): Promise<{ digest: Digest; size: number }>;
-  /** Store a manifest and point the target's tag (if any) at it. Returns its digest. */
-  putManifest(bytes: Uint8Array, mediaType: string, opts?: { platform?: Platform }): Promise<Digest>;
-  close(): Promise<void>;
-}
 
 // ---------------------------------------------------------------- layout specs
 
@@ -428,10 +386,4 @@ export class LayoutTarget implements ImageTarget {
   }
 
   async close(): Promise<void> {}
-}
-
-/** Write a whole layout's index.json atomically (for tools that build layouts by hand). */
-export async function writeLayoutIndex(dir: string, index: ImageIndex): Promise<void> {
-  await writeFile(join(dir, LAYOUT_FILE), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  await writeAtomic(join(dir, INDEX_FILE), Buffer.from(JSON.stringify(index)));
 }

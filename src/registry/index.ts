@@ -2,6 +2,7 @@
 export * from './auth.js';
 export * from './client.js';
 export * from './credentials.js';
+export * from './image-endpoint.js';
 export * from './login.js';
 export * from './reference.js';
 export * from './remote-blob.js';

@@ -1,39 +1,18 @@
-// Image sources and targets for convert: `oci:DIR[:TAG]` layouts (oci/layout.ts) and registry
-// references (`host/repo[:tag|@digest]`) behind one pair of interfaces, so the pipeline never
-// asks which one it has. Not a general copy tool.
+// A registry repository as an ImageSource (resolve, config, verified blob streams) and as an
+// ImageTarget (blob pushes, manifest under the ref's tag). The layout counterparts are in
+// oci/layout.ts; image/source.ts chooses between them.
 
 import { LocalFile } from '../blockfile/local.js';
 import { DadiError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import {
-  type ImageSource,
-  type ImageTarget,
-  isLayoutSpec,
-  LayoutSource,
-  LayoutTarget,
-  type ResolvedManifest,
-} from '../oci/layout.js';
+import type { ImageSource, ImageTarget, ResolvedManifest } from '../oci/image-source.js';
 import type { Descriptor, ImageConfig, Platform } from '../oci/manifest.js';
-import { RegistryClient, type RegistryClientOptions } from '../registry/client.js';
-import { formatReference, parseReference, type Reference } from '../registry/reference.js';
-
-export type { ImageSource, ImageTarget, ResolvedManifest } from '../oci/layout.js';
-
-export interface EndpointOptions {
-  /** A shared registry client (not closed by the endpoint). */
-  client?: RegistryClient;
-  /** Options for a client made by the endpoint when `client` is not given. */
-  registry?: RegistryClientOptions;
-}
-
-function clientFor(opts: EndpointOptions): { client: RegistryClient; owned: boolean } {
-  return opts.client
-    ? { client: opts.client, owned: false }
-    : { client: new RegistryClient(opts.registry), owned: true };
-}
+import type { RegistryClient } from './client.js';
+import type { Reference } from './reference.js';
 
 /** A registry repository read as an ImageSource. */
 export class RegistrySource implements ImageSource {
+  /** `owned`: close the client with the source. */
   constructor(
     readonly name: string,
     readonly ref: Reference,
@@ -83,6 +62,7 @@ export class RegistrySource implements ImageSource {
 
 /** A registry repository written as an ImageTarget; the manifest goes to the ref's tag (or by digest). */
 export class RegistryTarget implements ImageTarget {
+  /** `owned`: close the client with the target. */
   constructor(
     readonly name: string,
     readonly ref: Reference,
@@ -119,27 +99,4 @@ export class RegistryTarget implements ImageTarget {
   async close(): Promise<void> {
     if (this.owned) await this.client.close();
   }
-}
-
-/**
- * Open an image to read: `oci:DIR[:TAG|@DIGEST]` or `host[:port]/repo[:tag|@digest]`.
- * @example const src = await openImageSource('oci:./hello:amd64'); const img = await src.resolve();
- */
-export async function openImageSource(spec: string, opts: EndpointOptions = {}): Promise<ImageSource> {
-  if (isLayoutSpec(spec)) return LayoutSource.open(spec);
-  const ref = parseReference(spec);
-  const { client, owned } = clientFor(opts);
-  return new RegistrySource(formatReference(ref), ref, client, owned);
-}
-
-/**
- * Open an image to write: `oci:DIR[:TAG]` (created if absent) or `host[:port]/repo[:tag]`.
- * @example const dst = await openImageTarget('127.0.0.1:5000/app:obd');
- */
-export async function openImageTarget(spec: string, opts: EndpointOptions = {}): Promise<ImageTarget> {
-  if (isLayoutSpec(spec)) return LayoutTarget.open(spec);
-  const ref = parseReference(spec);
-  if (ref.digest) throw new DadiError('EINVAL', `${spec}: a target names a tag, not a digest`);
-  const { client, owned } = clientFor(opts);
-  return new RegistryTarget(formatReference(ref), ref, client, owned);
 }
