@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRandom } from '../../test/seed.js';
 import { MemoryFile } from '../blockfile/memory.js';
 import { isSet } from './bitmap.js';
 import { BlockCache } from './cache.js';
@@ -95,9 +96,10 @@ describe('crash safety', () => {
       [keyA, truthA],
       [keyB, truthB],
     ]);
+    const random = testRandom();
     let recorded = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      const r = await runChild(cacheDir, a, b, round + 1, 100 + Math.floor(Math.random() * 500));
+      const r = await runChild(cacheDir, a, b, round + 1, 100 + Math.floor(random() * 500));
       expect(r.stderr).not.toContain('WRONG BYTES');
       expect(r.signal, r.stderr).toBe('SIGKILL');
       recorded = await checkRecordedPages(cacheDir, truth);
@@ -109,9 +111,7 @@ describe('crash safety', () => {
       const src = new CountingSource(new MemoryFile(data));
       const blob = cache.open(key, src);
       // Random order, random sizes.
-      const order = Array.from({ length: Math.ceil(data.length / 100_000) }, (_, i) => i).sort(
-        () => Math.random() - 0.5,
-      );
+      const order = Array.from({ length: Math.ceil(data.length / 100_000) }, (_, i) => i).sort(() => random() - 0.5);
       for (const i of order) {
         const off = i * 100_000;
         const buf = Buffer.alloc(100_000);

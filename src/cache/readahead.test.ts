@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { rng } from '../../test/mutate.js';
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { MemoryFile } from '../blockfile/memory.js';
 import { DadiError } from '../errors.js';
@@ -244,12 +245,7 @@ describe('readahead', () => {
         async (size, refillSize, streams, seed) => {
           const d = await mkdtemp(join(dir, 'p'));
           const data = patternBytes(size, size + 3);
-          let x = seed;
-          const random = () => {
-            x = (x * 1103515245 + 12345) & 0x7fffffff;
-            return x / 0x80000000;
-          };
-          const faulty = new FaultySource(new MemoryFile(data), { fail: 0.1, corrupt: 0.1, random });
+          const faulty = new FaultySource(new MemoryFile(data), { fail: 0.1, corrupt: 0.1, random: rng(seed) });
           const cache = await BlockCache.open(d, {
             ...noFloor,
             refillSize,
@@ -275,7 +271,7 @@ describe('readahead', () => {
             }),
           );
           await cache.flush();
-          faulty.faults = {};
+          faulty.faults = { random: faulty.faults.random };
           const all = Buffer.alloc(size);
           expect(await blob.read(all, 0)).toBe(size);
           expect(all.equals(data)).toBe(true);

@@ -86,8 +86,8 @@ export interface Faults {
   corrupt?: number;
   /** Probability a request fails with EIO. */
   fail?: number;
-  /** Random numbers in [0, 1); default Math.random. */
-  random?: () => number;
+  /** Seeded random numbers in [0, 1), so a failing run replays. */
+  random: () => number;
 }
 
 /** Injects corrupted bytes and failures; counts them. */
@@ -107,7 +107,7 @@ export class FaultySource implements BlockFile {
   }
   async read(buf: Uint8Array, offset: number): Promise<number> {
     this.requests++;
-    const rnd = this.faults.random ?? Math.random;
+    const rnd = this.faults.random;
     if (rnd() < (this.faults.fail ?? 0)) {
       this.failed++;
       throw new DadiError('EIO', `${this.name}: injected failure at ${offset}`);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { testRandom } from '../../test/seed.js';
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { MemoryFile } from '../blockfile/memory.js';
 import { BlockCache } from './cache.js';
@@ -21,22 +22,14 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function rng(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    return x / 0x80000000;
-  };
-}
-
 describe('fetch verifier', () => {
   it('refetches ranges the verifier rejects; never returns or caches wrong bytes', async () => {
     const data = patternBytes(2 * MiB, 50);
-    const faulty = new FaultySource(new MemoryFile(data), { corrupt: 0.3, random: rng(1) });
+    const faulty = new FaultySource(new MemoryFile(data), { corrupt: 0.3, random: testRandom(1) });
     const verify = (off: number, b: Uint8Array) => Buffer.from(b).equals(data.subarray(off, off + b.length));
     const cache = await BlockCache.open(dir, { diskFloor: 0, refillSize: 64 * KiB });
     const blob = cache.open(key(1), faulty, { verify });
-    const r = rng(2);
+    const r = testRandom(2);
     let failures = 0;
     for (let i = 0; i < 300; i++) {
       const off = Math.floor(r() * data.length);
@@ -54,7 +47,7 @@ describe('fetch verifier', () => {
     expect(blob.stats().verifyFailures).toBe(faulty.corrupted);
     expect(failures).toBeLessThan(10);
     // Everything cached is right.
-    faulty.faults = {};
+    faulty.faults = { random: faulty.faults.random };
     const all = Buffer.alloc(data.length);
     await blob.read(all, 0);
     expect(all.equals(data)).toBe(true);
@@ -64,7 +57,7 @@ describe('fetch verifier', () => {
 
   it('fails with ECORRUPT after 3 rejected fetches', async () => {
     const data = patternBytes(MiB, 51);
-    const faulty = new FaultySource(new MemoryFile(data), { corrupt: 1 });
+    const faulty = new FaultySource(new MemoryFile(data), { corrupt: 1, random: testRandom(4) });
     const cache = await BlockCache.open(dir, { diskFloor: 0 });
     const blob = cache.open(key(2), faulty, { verify: () => false });
     await expect(blob.read(Buffer.alloc(10), 0)).rejects.toMatchObject({ code: 'ECORRUPT' });
@@ -95,10 +88,10 @@ describe('readVerified with evict', () => {
 
   it('evicts and re-reads corrupted blocks: 0 wrong bytes over 1000 faulty reads', async () => {
     const data = patternBytes(4 * MiB, 52);
-    const faulty = new FaultySource(new MemoryFile(data), { corrupt: 0.25, random: rng(3) });
+    const faulty = new FaultySource(new MemoryFile(data), { corrupt: 0.25, random: testRandom(3) });
     const cache = await BlockCache.open(dir, { diskFloor: 0, refillSize: 16 * KiB });
     const blob = cache.open(key(3), faulty);
-    const r = rng(4);
+    const r = testRandom(5);
     let corruptErrors = 0;
     const blocks = data.length / BLOCK;
     await Promise.all(

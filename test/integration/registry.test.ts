@@ -20,6 +20,7 @@ import {
   type RepoRef,
 } from '../../src/registry/index.js';
 import { fixture, haveFixtures } from '../fixtures.js';
+import { testRandom } from '../seed.js';
 import { startFaultProxy } from './fault-proxy.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 
@@ -111,9 +112,10 @@ describe.skipIf(!HAVE).each(['none', 'htpasswd', 'token'] as const)('registry (a
   });
 
   it('ranged reads are byte-equal; 416 is ERANGE; the end gives a short read', async () => {
+    const random = testRandom();
     for (let i = 0; i < 20; i++) {
-      const off = Math.floor(Math.random() * layer.length);
-      const len = 1 + Math.floor(Math.random() * Math.min(300_000, layer.length - off));
+      const off = Math.floor(random() * layer.length);
+      const len = 1 + Math.floor(random() * Math.min(300_000, layer.length - off));
       const buf = Buffer.alloc(len);
       expect(await c.readBlob(repo, pushed.layer.digest, buf, off)).toBe(len);
       expect(buf.equals(layer.subarray(off, off + len))).toBe(true);
@@ -132,9 +134,10 @@ describe.skipIf(!HAVE).each(['none', 'htpasswd', 'token'] as const)('registry (a
       parallel: 4,
     });
     expect(blob.size).toBe(layer.length);
+    const random = testRandom();
     for (let i = 0; i < 100; i++) {
-      const off = Math.floor(Math.random() * layer.length);
-      const len = 1 + Math.floor(Math.random() * (i % 10 === 0 ? 3 << 20 : 64 << 10));
+      const off = Math.floor(random() * layer.length);
+      const len = 1 + Math.floor(random() * (i % 10 === 0 ? 3 << 20 : 64 << 10));
       const buf = Buffer.alloc(len);
       const n = await blob.read(buf, off);
       expect(n).toBe(Math.min(len, layer.length - off));

@@ -20,6 +20,7 @@ import { openLayerFile } from '../../src/image/open-layer.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { runDadi } from '../cli.js';
 import { mkfsFromDir } from '../ext4-tools.js';
+import { testRandom } from '../seed.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
@@ -166,10 +167,11 @@ describe.skipIf(!HAVE)('remote layers through the block cache', () => {
         let wrong = 0;
         let failed = 0;
         const size = r.layer.size;
+        const random = testRandom();
         for (let i = 0; i < 400; i++) {
           // Reads where the disk has data (the first 16 MiB hold the files), sector-aligned.
-          const len = 512 * (1 + Math.floor(Math.random() * 256));
-          const off = 512 * Math.floor((Math.random() * Math.min(size, 16 << 20) - len) / 512);
+          const len = 512 * (1 + Math.floor(random() * 256));
+          const off = 512 * Math.floor((random() * Math.min(size, 16 << 20) - len) / 512);
           const got = Buffer.alloc(len);
           const want = Buffer.alloc(len);
           await local.read(want, Math.max(0, off));
