@@ -3,10 +3,10 @@
 // directories exactly as the OCI image spec says. Paths escaping the root are refused.
 
 import { DadiError } from '../errors.js';
+import { readTar, type TarEntry } from '../format/tar/index.js';
 import { decompress } from './decompress.js';
 import { type Attrs, type Ext4, nameKey } from './fs.js';
 import { BLOCK_SIZE, ROOT_INO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT } from './layout.js';
-import { readTar, type TarEntry } from './tar.js';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -42,7 +42,7 @@ export async function applyLayer(
     const label = JSON.stringify(Buffer.from(e.path).toString('utf8'));
     const comps = splitPath(e.path, name, label);
     if (comps.length === 0) {
-      if (e.type === 'dir') await setMeta(fs, ROOT_INO, e);
+      if (e.kind === 'dir') await setMeta(fs, ROOT_INO, e);
       continue;
     }
     const base = comps[comps.length - 1]!;
@@ -144,7 +144,7 @@ async function applyEntry(
   sparse: boolean,
 ): Promise<void> {
   const existing = await fs.lookupIn(parent, base);
-  if (e.type === 'dir') {
+  if (e.kind === 'dir') {
     if (existing && existing.type === 2) {
       await setMeta(fs, existing.ino, e);
       return;
@@ -154,7 +154,7 @@ async function applyEntry(
     if (e.xattrs.size) await fs.setXattrs(ino, e.xattrs);
     return;
   }
-  if (e.type === 'hardlink') {
+  if (e.kind === 'hardlink') {
     const target = splitPath(e.linkpath, name, label);
     const ino = await fs.resolve(target, false);
     if (ino === undefined)
@@ -172,7 +172,7 @@ async function applyEntry(
   if (existing) await fs.unlink(parent, base);
   const attrs = attrsOf(e);
   let ino: number;
-  switch (e.type) {
+  switch (e.kind) {
     case 'file': {
       const free = fs.free.blocks * BLOCK_SIZE;
       if (e.size > free)
@@ -192,7 +192,7 @@ async function applyEntry(
       break;
     case 'chr':
     case 'blk':
-      ino = await fs.mknod(parent, base, (e.type === 'chr' ? S_IFCHR : S_IFBLK) | e.mode, attrs, {
+      ino = await fs.mknod(parent, base, (e.kind === 'chr' ? S_IFCHR : S_IFBLK) | e.mode, attrs, {
         major: e.devmajor,
         minor: e.devminor,
       });

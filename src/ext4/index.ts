@@ -7,5 +7,4 @@ export { type Attrs, Ext4, type FileKind, FileWriter, nameKey, type OpenOptions,
 export type { Time } from './layout.js';
 export { DEFAULT_SIZE, LOST_FOUND_INO, type MkfsOptions, mkfs } from './mkfs.js';
 export { SparseMemoryFile } from './sparse-file.js';
-export { readTar, type TarEntry } from './tar.js';
 export type { Xattrs } from './xattr.js';

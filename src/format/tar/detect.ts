@@ -9,7 +9,15 @@
 import type { BlockFile } from '../../blockfile/blockfile.js';
 import { readExact, SliceFile } from '../../blockfile/range.js';
 import { DadiError } from '../../errors.js';
-import { decodeTarHeader, parsePaxRecords, TAR_BLOCK, type TarHeader, TarType } from './header.js';
+import {
+  decodeTarHeader,
+  isTarExtension,
+  paxNumber,
+  TAR_BLOCK,
+  TAR_MAX_EXTENSION_SIZE,
+  TarExtensions,
+  tarText,
+} from './header.js';
 
 export interface TarPayload {
   /** Where the member's data starts in the tar file. */
@@ -18,9 +26,8 @@ export interface TarPayload {
   memberName: string;
 }
 
-/** Extension headers (PAX, GNU long names) allowed before the member, and their largest data. */
+/** Extension headers (PAX, GNU long names) allowed before the member. */
 const MAX_EXTENSIONS = 16;
-const MAX_EXTENSION_SIZE = 1 << 20;
 
 /**
  * The payload of a tar-wrapped blob, or undefined if `file` does not start with a tar header.
@@ -33,8 +40,7 @@ export async function detectTar(file: BlockFile): Promise<TarPayload | undefined
 
   const bad = (what: string) => new DadiError('EFORMAT', `${file.name}: tar: ${what}`);
   let pos = 0;
-  let pax: Map<string, string> | undefined;
-  let longName: string | undefined;
+  const ext = new TarExtensions();
   let extensions = 0;
   let zeros = 0;
   for (;;) {
@@ -49,35 +55,33 @@ export async function detectTar(file: BlockFile): Promise<TarPayload | undefined
       }
       if (!h.checksumOk) throw bad(`header at ${pos} has a bad checksum`);
     }
-    if (!isExtension(h)) break;
+    if (!isTarExtension(h.typeflag)) break;
 
     if (++extensions > MAX_EXTENSIONS) throw bad(`more than ${MAX_EXTENSIONS} extension headers`);
     const size = h.size;
-    if (size === undefined || size > MAX_EXTENSION_SIZE) throw bad(`extension header at ${pos} has a bad size`);
+    if (size === undefined || size > TAR_MAX_EXTENSION_SIZE) throw bad(`extension header at ${pos} has a bad size`);
     const dataAt = pos + TAR_BLOCK;
     if (dataAt + size > file.size) throw bad(`extension header at ${pos} runs past the end of the file`);
-    const data = await readExact(file, dataAt, size, 'tar extension header');
-    if (h.typeflag === TarType.PAX) {
-      const records = parsePaxRecords(data);
-      if (!records) throw bad(`malformed PAX header at ${pos}`);
-      pax = new Map([...(pax ?? []), ...records]);
-    } else if (h.typeflag === TarType.GNU_LONGNAME) {
-      const nul = data.indexOf(0);
-      longName = data.subarray(0, nul < 0 ? data.length : nul).toString('utf8');
+    try {
+      ext.add(h.typeflag, await readExact(file, dataAt, size, 'tar extension header'));
+    } catch (e) {
+      if (e instanceof DadiError) throw bad(`extension header at ${pos}: ${e.message}`);
+      throw e;
     }
     pos = dataAt + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
   }
 
+  const member = ext.take(h);
+  const memberName = tarText(member.path);
   // As the reference: the PAX size wins when present and > 0, else the header's size field.
   let size = h.size;
-  const paxSize = pax?.get('size');
-  if (paxSize !== undefined) {
-    if (!/^\d{1,16}$/.test(paxSize) || Number(paxSize) > Number.MAX_SAFE_INTEGER)
-      throw bad(`bad PAX size "${paxSize}"`);
-    if (Number(paxSize) > 0) size = Number(paxSize);
+  let paxSize: number | undefined;
+  try {
+    paxSize = paxNumber(member.records, 'size');
+  } catch (e) {
+    throw bad((e as Error).message);
   }
-  const memberName =
-    pax?.get('path') ?? longName ?? (h.format === 'ustar' && h.prefix ? `${h.prefix}/${h.name}` : h.name);
+  if (paxSize) size = paxSize;
   if (size === undefined) throw bad(`member ${memberName} has a bad size field`);
   const payloadOffset = pos + TAR_BLOCK;
   if (payloadOffset + size > file.size) {
@@ -96,9 +100,4 @@ export async function openTarPayload(file: BlockFile): Promise<BlockFile> {
   const t = await detectTar(file);
   if (!t) throw new DadiError('EFORMAT', `${file.name}: not a tar file`);
   return new SliceFile(file, t.payloadOffset, t.payloadSize, `${t.memberName} in ${file.name}`);
-}
-
-function isExtension(h: TarHeader): boolean {
-  const t = h.typeflag;
-  return t === TarType.PAX || t === TarType.PAX_GLOBAL || t === TarType.GNU_LONGNAME || t === TarType.GNU_LONGLINK;
 }

@@ -1,8 +1,13 @@
-// The 512-byte ustar/GNU tar header: its field table, one decode/encode pair, checksums, numeric
-// fields (octal or GNU base-256) and PAX records. Only what the one-member layer wrapper needs
-// (spec §4); not a general tar reader or extractor.
+// The one tar header codec: the 512-byte ustar/GNU header (field table, decode/encode, checksums,
+// octal or GNU base-256 numbers), PAX records and the extension headers (PAX, GNU long names)
+// that override a member's fields. Shared by the wrapper (detect/writer) and the layer-tar reader;
+// it reads headers, not archives (see reader.ts and detect.ts for that).
+
+import { DadiError } from '../../errors.js';
 
 export const TAR_BLOCK = 512;
+/** Largest PAX or GNU long-name payload a reader buffers (hostile sizes are refused before reading). */
+export const TAR_MAX_EXTENSION_SIZE = 1 << 20;
 
 /** Field offsets and sizes of a ustar header block. */
 export const TAR_FIELDS = {
@@ -26,57 +31,88 @@ export const TAR_FIELDS = {
 
 export type TarField = keyof typeof TAR_FIELDS;
 
-/** Type flags the wrapper handles. */
-export const TarType = {
+/** The typeflag byte of a header (one character). */
+export const TarTypeflag = {
   REGULAR: '0',
+  /** Pre-POSIX regular file. */
+  REGULAR_OLD: '\0',
+  HARDLINK: '1',
+  SYMLINK: '2',
+  CHR: '3',
+  BLK: '4',
+  DIR: '5',
+  FIFO: '6',
+  /** Contiguous file: a regular file everywhere that matters. */
+  CONTIGUOUS: '7',
   PAX: 'x',
   PAX_GLOBAL: 'g',
   GNU_LONGNAME: 'L',
   GNU_LONGLINK: 'K',
+  GNU_SPARSE: 'S',
 } as const;
 
+export type TarNumberField = 'mode' | 'uid' | 'gid' | 'size' | 'mtime' | 'devmajor' | 'devminor';
+
 export interface TarHeader {
-  name: string;
+  /** NUL-terminated string fields, as raw bytes. */
+  name: Uint8Array;
+  linkname: Uint8Array;
+  prefix: Uint8Array;
+  uname: string;
+  gname: string;
   /** Numeric fields; undefined when unparsable or above 2^53. */
   mode: number | undefined;
   uid: number | undefined;
   gid: number | undefined;
   size: number | undefined;
   mtime: number | undefined;
+  devmajor: number | undefined;
+  devminor: number | undefined;
   /** One character; '\0' for old-style regular files. */
   typeflag: string;
-  linkname: string;
   /** 'ustar' = POSIX ("ustar\0" + "00"), 'gnu' = GNU ("ustar  \0"), 'other' = neither. */
   format: 'ustar' | 'gnu' | 'other';
-  uname: string;
-  gname: string;
-  prefix: string;
   /** The stored checksum matches the unsigned or the signed byte sum (as the reference accepts). */
   checksumOk: boolean;
   /** The whole block is zeros (end-of-archive marker). */
   zero: boolean;
 }
 
+export interface TarDecodeOptions {
+  /**
+   * Strict: an octal field may hold only spaces, octal digits, then NULs or spaces (what tar
+   * writers produce); anything else makes it undefined. Lenient (default): the reference's
+   * sscanf("%o") — leading spaces, digits up to the first non-digit, no digits = 0.
+   */
+  strict?: boolean;
+}
+
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder();
+
+/** Raw bytes as text for names and messages (UTF-8, invalid sequences replaced). */
+export function tarText(b: Uint8Array): string {
+  return utf8.decode(b);
+}
 
 function field(block: Uint8Array, f: TarField): Uint8Array {
   const { offset, size } = TAR_FIELDS[f];
   return block.subarray(offset, offset + size);
 }
 
-/** A NUL-terminated (or full-width) string field. */
-function text(block: Uint8Array, f: TarField): string {
-  const b = field(block, f);
+/** Bytes up to the first NUL. */
+export function cstr(b: Uint8Array): Uint8Array {
   const nul = b.indexOf(0);
-  return utf8.decode(nul < 0 ? b : b.subarray(0, nul));
+  return nul < 0 ? b : b.subarray(0, nul);
 }
+
+const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 
 /**
  * A numeric field: GNU base-256 when the top bit of the first byte is set, otherwise octal digits
- * after optional leading spaces, ending at the first non-digit (no digits = 0, as sscanf("%o")).
+ * after optional leading spaces (see TarDecodeOptions for strict and lenient endings).
  */
-export function parseTarNumber(b: Uint8Array): number | undefined {
+export function parseTarNumber(b: Uint8Array, strict = false): number | undefined {
   if (b.length === 0) return 0;
   if (b[0]! & 0x80) {
     if (b[0] === 0xff) return undefined; // negative
@@ -88,12 +124,13 @@ export function parseTarNumber(b: Uint8Array): number | undefined {
     return v;
   }
   let i = 0;
-  while (i < b.length && (b[i] === 0x20 || (b[i]! >= 0x09 && b[i]! <= 0x0d))) i++;
+  while (i < b.length && isSpace(b[i]!)) i++;
   let v = 0;
   for (; i < b.length && b[i]! >= 0x30 && b[i]! <= 0x37; i++) {
     v = v * 8 + (b[i]! - 0x30);
     if (v > Number.MAX_SAFE_INTEGER) return undefined;
   }
+  if (strict) for (; i < b.length && b[i] !== 0; i++) if (!isSpace(b[i]!)) return undefined;
   return v;
 }
 
@@ -111,27 +148,32 @@ export function tarChecksums(block: Uint8Array): { unsigned: number; signed: num
 }
 
 /** Decode a 512-byte header block. */
-export function decodeTarHeader(block: Uint8Array): TarHeader {
+export function decodeTarHeader(block: Uint8Array, opts: TarDecodeOptions = {}): TarHeader {
   if (block.length < TAR_BLOCK) throw new RangeError('tar header needs 512 bytes');
+  const strict = opts.strict ?? false;
+  const num = (f: TarNumberField) => parseTarNumber(field(block, f), strict);
   const magic = latin1.decode(field(block, 'magic'));
   const version = latin1.decode(field(block, 'version'));
   const format =
     magic === 'ustar\0' && version === '00' ? 'ustar' : magic === 'ustar ' && version === ' \0' ? 'gnu' : 'other';
-  const stored = parseTarNumber(field(block, 'chksum'));
+  const stored = parseTarNumber(field(block, 'chksum'), strict);
   const sums = tarChecksums(block);
   return {
-    name: text(block, 'name'),
-    mode: parseTarNumber(field(block, 'mode')),
-    uid: parseTarNumber(field(block, 'uid')),
-    gid: parseTarNumber(field(block, 'gid')),
-    size: parseTarNumber(field(block, 'size')),
-    mtime: parseTarNumber(field(block, 'mtime')),
+    name: cstr(field(block, 'name')),
+    linkname: cstr(field(block, 'linkname')),
+    // GNU headers keep other data where ustar has its prefix; only the POSIX magic means a prefix.
+    prefix: magic === 'ustar\0' ? cstr(field(block, 'prefix')) : new Uint8Array(0),
+    uname: utf8.decode(cstr(field(block, 'uname'))),
+    gname: utf8.decode(cstr(field(block, 'gname'))),
+    mode: num('mode'),
+    uid: num('uid'),
+    gid: num('gid'),
+    size: num('size'),
+    mtime: num('mtime'),
+    devmajor: num('devmajor'),
+    devminor: num('devminor'),
     typeflag: String.fromCharCode(block[TAR_FIELDS.typeflag.offset]!),
-    linkname: text(block, 'linkname'),
     format,
-    uname: text(block, 'uname'),
-    gname: text(block, 'gname'),
-    prefix: text(block, 'prefix'),
     checksumOk: stored === sums.unsigned || stored === sums.signed,
     zero: block.subarray(0, TAR_BLOCK).every((b) => b === 0),
   };
@@ -181,22 +223,120 @@ export function formatPaxRecord(key: string, value: string): string {
   return record;
 }
 
-/** Parse PAX extended-header data into records; undefined if malformed. */
-export function parsePaxRecords(data: Uint8Array): Map<string, string> | undefined {
-  const records = new Map<string, string>();
+/** PAX records: key → raw value bytes (binary SCHILY.xattr values must survive). */
+export type PaxRecords = Map<string, Uint8Array>;
+
+/**
+ * Parse PAX extended-header data; trailing NUL padding is allowed. Throws EFORMAT (without a file
+ * name: callers add theirs) when a record is malformed.
+ */
+export function parsePaxRecords(data: Uint8Array): PaxRecords {
+  const records: PaxRecords = new Map();
   let p = 0;
-  while (p < data.length) {
+  while (p < data.length && data[p] !== 0) {
     let q = p;
     let len = 0;
     while (q < data.length && data[q]! >= 0x30 && data[q]! <= 0x39 && q - p < 16) len = len * 10 + data[q++]! - 0x30;
-    if (q === p || data[q] !== 0x20 || len < 5 || p + len > data.length || data[p + len - 1] !== 0x0a) {
-      return undefined;
-    }
+    if (q === p || data[q] !== 0x20 || len <= q - p + 1 || p + len > data.length || data[p + len - 1] !== 0x0a)
+      throw new DadiError('EFORMAT', `malformed PAX record at byte ${p}`);
     const rec = data.subarray(q + 1, p + len - 1);
     const eq = rec.indexOf(0x3d);
-    if (eq <= 0) return undefined;
-    records.set(utf8.decode(rec.subarray(0, eq)), utf8.decode(rec.subarray(eq + 1)));
+    if (eq <= 0) throw new DadiError('EFORMAT', `PAX record at byte ${p} has no key`);
+    records.set(utf8.decode(rec.subarray(0, eq)), rec.slice(eq + 1));
     p += len;
   }
   return records;
+}
+
+/** A PAX record's value as text, or undefined. */
+export function paxText(records: PaxRecords, key: string): string | undefined {
+  const v = records.get(key);
+  return v === undefined ? undefined : utf8.decode(v);
+}
+
+/** A PAX decimal record (size, uid, gid, devmajor, ...) as a safe integer; EFORMAT when malformed. */
+export function paxNumber(records: PaxRecords, key: string): number | undefined {
+  const s = paxText(records, key);
+  if (s === undefined) return undefined;
+  if (!/^\d{1,16}$/.test(s) || !Number.isSafeInteger(Number(s)))
+    throw new DadiError('EFORMAT', `bad PAX ${key} ${JSON.stringify(s)}`);
+  return Number(s);
+}
+
+/** Seconds and nanoseconds (the shape of ext4's Time). */
+export interface TarTime {
+  sec: number;
+  nsec: number;
+}
+
+/** A PAX time record ("[-]sec[.frac]"); EFORMAT when malformed. */
+export function paxTime(records: PaxRecords, key: string): TarTime | undefined {
+  const s = paxText(records, key);
+  if (s === undefined) return undefined;
+  const m = /^(-?)(\d{1,16})(?:\.(\d+))?$/.exec(s);
+  if (!m || !Number.isSafeInteger(Number(m[2]))) throw new DadiError('EFORMAT', `bad PAX ${key} ${JSON.stringify(s)}`);
+  const sec = Number(m[2]);
+  const nsec = Number(`${m[3] ?? ''}000000000`.slice(0, 9));
+  if (m[1]) return nsec ? { sec: -sec - 1, nsec: 1e9 - nsec } : { sec: -sec, nsec: 0 };
+  return { sec, nsec };
+}
+
+/** Whether a typeflag marks an extension header (data that changes the next member). */
+export function isTarExtension(typeflag: string): boolean {
+  return (
+    typeflag === TarTypeflag.PAX ||
+    typeflag === TarTypeflag.PAX_GLOBAL ||
+    typeflag === TarTypeflag.GNU_LONGNAME ||
+    typeflag === TarTypeflag.GNU_LONGLINK
+  );
+}
+
+/**
+ * The extension headers seen before a member, and what they override: `add` each one's data,
+ * then `take` the overrides for the member that follows (global PAX records stay for later ones).
+ */
+export class TarExtensions {
+  private global: PaxRecords = new Map();
+  private pax: PaxRecords | undefined;
+  private longName: Uint8Array | undefined;
+  private longLink: Uint8Array | undefined;
+
+  /** Extension data is waiting for its member. */
+  get pending(): boolean {
+    return this.pax !== undefined || this.longName !== undefined || this.longLink !== undefined;
+  }
+
+  /** Record an extension header's data (EFORMAT without a file name when malformed). */
+  add(typeflag: string, data: Uint8Array): void {
+    switch (typeflag) {
+      case TarTypeflag.PAX:
+        this.pax = new Map([...(this.pax ?? []), ...parsePaxRecords(data)]);
+        break;
+      case TarTypeflag.PAX_GLOBAL:
+        this.global = new Map([...this.global, ...parsePaxRecords(data)]);
+        break;
+      case TarTypeflag.GNU_LONGNAME:
+        this.longName = cstr(data).slice();
+        break;
+      case TarTypeflag.GNU_LONGLINK:
+        this.longLink = cstr(data).slice();
+        break;
+      default:
+        throw new RangeError(`not an extension typeflag ${JSON.stringify(typeflag)}`);
+    }
+  }
+
+  /**
+   * The member's path and link path (PAX over GNU long name over ustar prefix/name) and its
+   * effective PAX records (global, then per-member); clears the per-member state.
+   */
+  take(h: TarHeader): { path: Uint8Array; linkpath: Uint8Array; records: PaxRecords } {
+    const records = new Map([...this.global, ...(this.pax ?? [])]);
+    let path = this.longName ?? (h.prefix.length ? Buffer.concat([h.prefix, Buffer.from('/'), h.name]) : h.name);
+    let linkpath = this.longLink ?? h.linkname;
+    path = records.get('path') ?? path;
+    linkpath = records.get('linkpath') ?? linkpath;
+    this.pax = this.longName = this.longLink = undefined;
+    return { path, linkpath, records };
+  }
 }

@@ -1,13 +1,19 @@
-// The one-member tar wrapper around layer blobs (spec §4): detection / payload view and the writer.
+// Tar: the one header codec (header.ts), the one-member wrapper around layer blobs (spec §4:
+// detection / payload view and the writer) and the streaming reader of OCI layer tars.
 export { detectTar, openTarPayload, type TarPayload } from './detect.js';
 export {
   decodeTarHeader,
   encodeTarHeader,
   formatPaxRecord,
+  type PaxRecords,
   parsePaxRecords,
   parseTarNumber,
   TAR_BLOCK,
   TAR_FIELDS,
+  TAR_MAX_EXTENSION_SIZE,
   type TarHeader,
+  type TarTime,
+  TarTypeflag,
 } from './header.js';
+export { readTar, type TarEntry, type TarEntryKind } from './reader.js';
 export { TAR_WRAP_PAYLOAD_OFFSET, type TarWrapOptions, TarWrapWriter } from './writer.js';

@@ -7,7 +7,7 @@
 
 import type { Sink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
-import { encodeTarHeader, formatPaxRecord, octal, octalNoNul, TAR_BLOCK, TarType } from './header.js';
+import { encodeTarHeader, formatPaxRecord, octal, octalNoNul, TAR_BLOCK, TarTypeflag } from './header.js';
 
 /** Where the payload starts: PAX header, its one-block record, the member header. */
 export const TAR_WRAP_PAYLOAD_OFFSET = 3 * TAR_BLOCK;
@@ -84,7 +84,7 @@ export function placeholderHeaders(): Uint8Array {
   const out = new Uint8Array(TAR_WRAP_PAYLOAD_OFFSET);
   out.set(
     encodeTarHeader(
-      { typeflag: TarType.PAX, name: 'overlaybd.pax', size: octalNoNul(record.length, 12) },
+      { typeflag: TarTypeflag.PAX, name: 'overlaybd.pax', size: octalNoNul(record.length, 12) },
       { checksum: false },
     ),
     0,
@@ -108,7 +108,7 @@ export function finalHeaders(payloadSize: number, opts: TarWrapOptions = {}): Ui
   const out = new Uint8Array(TAR_WRAP_PAYLOAD_OFFSET);
   out.set(
     encodeTarHeader(
-      { typeflag: TarType.PAX, name: 'overlaybd.pax', size: octalNoNul(record.length, 12), ...ustar },
+      { typeflag: TarTypeflag.PAX, name: 'overlaybd.pax', size: octalNoNul(record.length, 12), ...ustar },
       { checksum: true },
     ),
     0,
@@ -117,7 +117,7 @@ export function finalHeaders(payloadSize: number, opts: TarWrapOptions = {}): Ui
   out.set(
     encodeTarHeader(
       {
-        typeflag: TarType.REGULAR,
+        typeflag: TarTypeflag.REGULAR,
         name: 'overlaybd.commit',
         mode: octal(opts.mode ?? 0o100644, 8),
         uid: octal(0, 8),

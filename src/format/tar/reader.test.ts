@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parsePax, readTar } from './tar.js';
+import { parsePaxRecords } from './header.js';
+import { readTar } from './reader.js';
 
 async function entries(tar: Uint8Array, chunk = 777) {
   const chunks: Uint8Array[] = [];
@@ -29,7 +30,7 @@ describe('readTar', () => {
       Buffer.from([0xff, 0x00, 0x80]),
       Buffer.from('\n'),
     ]);
-    expect(Buffer.from(parsePax(rec).get('SCHILY.xattr.user.a')!)).toEqual(Buffer.from([0xff, 0, 0x80]));
+    expect(Buffer.from(parsePaxRecords(rec).get('SCHILY.xattr.user.a')!)).toEqual(Buffer.from([0xff, 0, 0x80]));
   });
 
   it('reads GNU long names, PAX paths, times and big numbers from real tar output', async () => {
@@ -66,7 +67,7 @@ describe('readTar', () => {
         expect([f.uid, f.gid]).toEqual([3000000, 4000000]);
         expect(f.mtime.sec).toBe(981173106);
         if (t === 'pax.tar') expect(f.mtime.nsec).toBe(500000000);
-        const l = es.find((e) => e.type === 'symlink')!;
+        const l = es.find((e) => e.kind === 'symlink')!;
         expect(Buffer.from(l.linkpath).toString()).toBe('t'.repeat(150));
       }
       await writeFile(join(dir, 'x'), '');
