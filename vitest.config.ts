@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     setupFiles: ['test/setup.ts'],
+    // The default report, then how many tests were skipped and why (failing the run when CI is set).
+    reporters: ['default', './test/skip-summary.ts'],
   },
 });

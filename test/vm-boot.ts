@@ -70,15 +70,6 @@ export function findKernel(bootDir = '/boot'): Kernel | undefined {
   return { vmlinuz: join(bootDir, `vmlinuz-${version}`), initrd: join(bootDir, `initrd.img-${version}`), version };
 }
 
-/** Names of the required VM tools that are not on PATH. */
-export async function missingVmTools(tools = ['qemu-system-x86_64', 'qemu-img', 'qemu-io']): Promise<string[]> {
-  const missing: string[] = [];
-  for (const t of tools) {
-    if ((await run('sh', ['-c', `command -v ${t}`])).code !== 0) missing.push(t);
-  }
-  return missing;
-}
-
 /** Shared objects (and the dynamic loader) a host binary needs, as absolute paths, from `ldd`. */
 export async function sharedLibraries(binary: string): Promise<string[]> {
   const r = await run('ldd', [binary]);

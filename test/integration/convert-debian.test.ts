@@ -5,7 +5,6 @@
 // The debootstrap tree is built once and cached (test/integration/debian-image.ts).
 
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,13 +13,19 @@ import { convertImage } from '../../src/convert/index.js';
 import type { Ext4 } from '../../src/ext4/index.js';
 import { exportDisk } from '../../src/image/export.js';
 import { e2fsck } from '../ext4-tools.js';
+import { missing, requireOrSkip, slowTestsOff } from '../require.js';
 import { openConverted } from './convert-helpers.js';
 import { debianRootfs } from './debian-image.js';
 
-const SLOW = process.env.DADI_SKIP_SLOW !== '1';
-const TOOLS = existsSync('/usr/bin/umoci') && (existsSync('/usr/sbin/debootstrap') || !!process.env.DADI_DEBIAN_ROOTFS);
-if (!SLOW) console.warn('SKIP convert Debian image: DADI_SKIP_SLOW=1');
-else if (!TOOLS) console.warn('SKIP convert Debian image: needs umoci and debootstrap');
+const HAVE =
+  requireOrSkip('convert Debian image', slowTestsOff()) &&
+  requireOrSkip(
+    'convert Debian image',
+    missing({
+      tools: process.env.DADI_DEBIAN_ROOTFS ? ['umoci'] : ['umoci', 'debootstrap'],
+      hint: 'apt-get install umoci debootstrap',
+    }),
+  );
 
 let dir: string;
 const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { cwd: dir, stdio: 'pipe', maxBuffer: 1 << 28 });
@@ -94,7 +99,7 @@ async function describeOurs(fs: Ext4): Promise<Record<string, Entry>> {
   return out;
 }
 
-describe.runIf(SLOW && TOOLS)('convert a debootstrap + umoci Debian image', () => {
+describe.runIf(HAVE)('convert a debootstrap + umoci Debian image', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dadi-convert-debian-'));
   });

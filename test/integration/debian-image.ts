@@ -6,16 +6,16 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../cli.js';
+import { missing, requireOrSkip } from '../require.js';
 
 export const DEBIAN_TAGS = ['v1', 'v2', 'v3', 'v4'] as const;
 
+/** True when this machine can build the image; otherwise skips (or, in CI, fails) the caller's tests. */
 export function haveDebianTools(what: string): boolean {
-  const missing = ['debootstrap', 'umoci', 'tar'].filter(
-    (t) => !['/usr/sbin', '/usr/bin', '/bin', '/sbin'].some((d) => existsSync(join(d, t))),
+  return requireOrSkip(
+    what,
+    missing({ root: true, tools: ['debootstrap', 'umoci', 'tar'], hint: 'apt-get install debootstrap umoci' }),
   );
-  if (missing.length === 0 && process.getuid?.() === 0) return true;
-  console.warn(`SKIP ${what}: needs root and ${missing.join(', ') || 'root'}`);
-  return false;
 }
 
 async function sh(cmd: string, what: string): Promise<string> {

@@ -7,13 +7,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonClient } from '../../src/runtime/index.js';
 import { run, runDadi } from '../cli.js';
+import { requireOrSkip, slowTestsOff } from '../require.js';
 import { debianLayout, haveDebianTools } from './debian-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 import { emergencyCleanup, leftovers } from './runtime-helpers.js';
 
-const SLOW = process.env.DADI_SKIP_SLOW !== '1';
-if (!SLOW) console.warn('SKIP Debian run: DADI_SKIP_SLOW=1');
-const HAVE = SLOW && haveRegistry('Debian run') && haveDebianTools('Debian run');
+const HAVE = requireOrSkip('Debian run', slowTestsOff()) && haveRegistry('Debian run') && haveDebianTools('Debian run');
 
 describe.runIf(HAVE)('the converted Debian image runs lazily from the registry', () => {
   let root: string;

@@ -26,18 +26,19 @@ import {
   unmountFilesystem,
 } from '../../src/export/index.js';
 import { e2fsck } from '../ext4-tools.js';
+import { missing, requireOrSkip } from '../require.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const serverScript = join(here, 'export-fuse-server.ts');
-const isRoot = process.getuid?.() === 0;
-const canRun =
-  isRoot &&
-  (await stat('/dev/fuse').then(
-    () => true,
-    () => false,
-  )) &&
-  (await run('sh', ['-c', 'command -v mkfs.ext4 && command -v losetup && command -v debugfs'])).code === 0;
-if (!canRun) console.warn('SKIP FUSE export tests: need root, /dev/fuse, e2fsprogs and losetup');
+const canRun = requireOrSkip(
+  'FUSE export tests',
+  missing({
+    root: true,
+    files: ['/dev/fuse'],
+    tools: ['mkfs.ext4', 'losetup', 'debugfs'],
+    hint: 'apt-get install fuse3 e2fsprogs mount',
+  }),
+);
 
 interface Server {
   child: ChildProcess;

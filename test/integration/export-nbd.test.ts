@@ -10,10 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BlockFile, type ExtentSource, LocalFile, MemoryFile } from '../../src/blockfile/index.js';
 import { NbdServer } from '../../src/export/nbd/index.js';
 import { runProgram as run } from '../../src/export/system.js';
+import { missing, requireOrSkip } from '../require.js';
 
-const haveTools =
-  (await run('sh', ['-c', 'command -v nbdinfo && command -v nbdcopy && command -v qemu-io'])).code === 0;
-if (!haveTools) console.warn('SKIP NBD client tests: install libnbd-bin and qemu-utils');
+const haveTools = requireOrSkip(
+  'NBD client tests',
+  missing({ tools: ['nbdinfo', 'nbdcopy', 'qemu-io'], hint: 'apt-get install libnbd-bin qemu-utils' }),
+);
 
 /** A MemoryFile that reports data only where listed (a sparse image model). */
 class SparseMemory extends MemoryFile implements ExtentSource {

@@ -221,9 +221,3 @@ describe('hostile layers', () => {
     );
   });
 });
-
-describe('not done yet', () => {
-  it.todo('system.posix_acl_* xattrs converted from the xattr API format to ext4 on-disk ACL format');
-  it.todo('GNU/PAX sparse tar entries (GNU.sparse.*, type S) — rejected with EUNSUPPORTED today');
-  it.todo('htree (dx_root) directory writing; large directories are written linearly (e2fsck-clean)');
-});

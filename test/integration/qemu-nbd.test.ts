@@ -19,12 +19,12 @@ import { importRawImage } from '../../src/image/import-raw.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
 import { run, runDadi } from '../cli.js';
 import { mkfsFromDir } from '../ext4-tools.js';
+import { missing, requireOrSkip } from '../require.js';
 import {
   bootQemu,
   buildInitRootfs,
   findKernel,
   killVmChildren,
-  missingVmTools,
   parseFetchStats,
   type ServeNbd,
   startServeNbd,
@@ -35,20 +35,19 @@ import { haveRegistry, startRegistry, type TestRegistry } from './registry-harne
 const MiB = 1 << 20;
 const DISK_SIZE = 256 * MiB;
 
+const VM_TOOLS = ['qemu-system-x86_64', 'qemu-img', 'qemu-io'];
 const kernel = findKernel();
-const missing = await missingVmTools();
-const skipReason = !haveRegistry('QEMU tests')
-  ? 'docker-registry is not installed'
-  : missing.length > 0
-    ? `missing ${missing.join(', ')} (apt-get install qemu-system-x86 qemu-utils)`
-    : !kernel
-      ? 'no /boot/vmlinuz-* with a matching initrd.img (apt-get install linux-image-amd64)'
-      : undefined;
-if (skipReason) console.warn(`SKIP QEMU tests: ${skipReason}`);
+const HAVE =
+  haveRegistry('QEMU tests') &&
+  requireOrSkip(
+    'QEMU tests',
+    missing({ tools: VM_TOOLS, hint: 'apt-get install qemu-system-x86 qemu-utils' }) ??
+      (kernel ? undefined : 'no /boot/vmlinuz-* with a matching initrd.img (apt-get install linux-image-amd64)'),
+  );
 
 const mib = (n: number) => `${(n / MiB).toFixed(2)} MiB`;
 
-describe.skipIf(skipReason !== undefined)('QEMU over dadi serve-nbd from a registry', () => {
+describe.skipIf(!HAVE)('QEMU over dadi serve-nbd from a registry', () => {
   let tmp: string;
   let reg: TestRegistry;
   let ref: string;

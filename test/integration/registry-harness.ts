@@ -4,7 +4,7 @@
 // rootcertbundle). Optionally HTTPS with a CA made for the run. `stop()` kills by PID and removes
 // every temporary file.
 //
-//   if (!haveRegistry('my tests')) return;          // prints SKIP and why
+//   describe.skipIf(!haveRegistry('my tests'))(…)   // skips saying why, or fails when CI is set
 //   const reg = await startRegistry({ auth: 'token' });
 //   try { … new RegistryClient({ credentials: reg.credentials }) … reg.host … } finally { await reg.stop(); }
 
@@ -18,6 +18,7 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { requireOrSkip } from '../require.js';
 
 const run = promisify(execFile);
 
@@ -87,11 +88,13 @@ export function registryConfigLines(storageDir: string, addr: string): string[] 
   ];
 }
 
-/** True when `docker-registry` is installed; otherwise prints a SKIP line naming `what`. */
+/** True when `docker-registry` is installed; otherwise skips (or, in CI, fails) the caller's tests. */
 export function haveRegistry(what: string): boolean {
-  if (registryBinary()) return true;
-  console.warn(`SKIP ${what}: docker-registry is not installed (apt-get install docker-registry apache2-utils)`);
-  return false;
+  const absent = registryBinary() === undefined;
+  return requireOrSkip(
+    what,
+    absent ? 'docker-registry is not installed (apt-get install docker-registry apache2-utils)' : undefined,
+  );
 }
 
 function registryBinary(): string | undefined {

@@ -8,11 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonClient } from '../../src/runtime/index.js';
 import { runDadi } from '../cli.js';
 import { fixture, haveFixtures } from '../fixtures.js';
+import { missing, requireOrSkip } from '../require.js';
 import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 import { buildRootfs, emergencyCleanup, imageToLayer, leftovers, makeExt4 } from './runtime-helpers.js';
 
-const HAVE = haveRegistry('dadi run from a registry') && process.getuid?.() === 0;
+const HAVE =
+  haveRegistry('dadi run from a registry') && requireOrSkip('dadi run from a registry', missing({ root: true }));
 
 describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
   let root: string;

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loopDevicesUnder, readMounts, runProgram } from '../../src/export/index.js';
+import { loopDevicesUnder, readMounts } from '../../src/export/index.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
 import { openLayerFile } from '../../src/image/open-layer.js';
 import {
@@ -24,17 +24,19 @@ import {
   runContainer,
   statePaths,
 } from '../../src/runtime/index.js';
+import { missing, requireOrSkip } from '../require.js';
 import { buildRootfs, emergencyCleanup, imageToLayer, leftovers, makeExt4, pidAlive } from './runtime-helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const canRun =
-  process.getuid?.() === 0 &&
-  (await stat('/dev/fuse').then(
-    () => true,
-    () => false,
-  )) &&
-  (await runProgram('sh', ['-c', 'command -v runc && command -v mkfs.ext4 && command -v losetup'])).code === 0;
-if (!canRun) console.warn('SKIP runtime tests: need root, /dev/fuse, runc, e2fsprogs, losetup');
+const canRun = requireOrSkip(
+  'runtime tests',
+  missing({
+    root: true,
+    files: ['/dev/fuse'],
+    tools: ['runc', 'mkfs.ext4', 'losetup'],
+    hint: 'apt-get install runc fuse3 e2fsprogs mount',
+  }),
+);
 
 const sha = async (p: string) =>
   createHash('sha256')
@@ -327,7 +329,4 @@ describe.skipIf(!canRun)('runtime: daemon, mounts, containers', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
   });
-
-  it.todo('commit of an overlay-mode container (upper dir → layer through the ext4 writer)');
-  it.todo('remote layers through a registry LayerSource (lead wires refs → LayerSpec)');
 });

@@ -208,8 +208,3 @@ describe('NbdServer (raw protocol)', () => {
     c.close();
   });
 });
-
-describe('NbdServer (not yet)', () => {
-  it.todo('reads answer holes of an ExtentSource with NBD_REPLY_TYPE_OFFSET_HOLE chunks');
-  it.todo('NBD_OPT_EXTENDED_HEADERS (64-bit lengths) and NBD_CMD_FLAG_FAST_ZERO');
-});
