@@ -3,6 +3,7 @@
 
 import { type FileHandle, open } from 'node:fs/promises';
 import { DadiError } from '../errors.js';
+import { registerOpenInput } from '../util/atomic-output.js';
 import type { WritableBlockFile } from './blockfile.js';
 
 export class LocalFile implements WritableBlockFile {
@@ -12,6 +13,8 @@ export class LocalFile implements WritableBlockFile {
     private readonly fh: FileHandle,
     private _size: number,
     readonly writable: boolean,
+    /** Outputs are refused while this file is open as an input (util/atomic-output.ts). */
+    private readonly release: () => void = () => {},
   ) {}
 
   /** Open an existing file. */
@@ -28,7 +31,7 @@ export class LocalFile implements WritableBlockFile {
       await fh.close();
       throw new DadiError('EINVAL', `${path}: not a regular file`);
     }
-    return new LocalFile(path, fh, st.size, !!opts.writable);
+    return new LocalFile(path, fh, st.size, !!opts.writable, registerOpenInput(path, st.dev, st.ino));
   }
 
   /** Create a new file (fails if it exists unless `overwrite`). */
@@ -95,6 +98,7 @@ export class LocalFile implements WritableBlockFile {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.release();
     await this.fh.close();
   }
 

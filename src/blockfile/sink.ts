@@ -4,6 +4,7 @@
 
 import { type FileHandle, open } from 'node:fs/promises';
 import { DadiError } from '../errors.js';
+import { type AtomicOutput, outputError } from '../util/atomic-output.js';
 
 export interface Sink {
   readonly name: string;
@@ -30,7 +31,14 @@ export class FileSink implements Sink {
   private constructor(
     readonly name: string,
     private readonly fh: FileHandle,
+    /** False when the handle belongs to an AtomicOutput, which syncs, closes and renames it. */
+    private readonly ownsHandle = true,
   ) {}
+
+  /** A sink writing into an atomic output's temporary file; `end()` flushes, the output commits. */
+  static into(out: AtomicOutput): FileSink {
+    return new FileSink(out.dest, out.handle, false);
+  }
 
   /** Create (or, with `overwrite`, truncate) the file at `path`. */
   static async create(path: string, opts: { overwrite?: boolean } = {}): Promise<FileSink> {
@@ -47,6 +55,14 @@ export class FileSink implements Sink {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
+    try {
+      await this.append(chunk);
+    } catch (e) {
+      throw outputError(this.name, e);
+    }
+  }
+
+  private async append(chunk: Uint8Array): Promise<void> {
     if (chunk.length === 0) return;
     if (chunk.length >= FileSink.FLUSH_AT) {
       // Big chunks go straight out: no copy, and the caller gets its buffer back when we return.
@@ -66,11 +82,15 @@ export class FileSink implements Sink {
   }
 
   async pwrite(chunk: Uint8Array, offset: number): Promise<void> {
-    await this.drain();
     if (offset + chunk.length > this.pos) {
       throw new DadiError('ERANGE', `${this.name}: pwrite past the written end`);
     }
-    await this.fh.write(chunk, 0, chunk.length, offset);
+    try {
+      await this.drain();
+      await this.fh.write(chunk, 0, chunk.length, offset);
+    } catch (e) {
+      throw outputError(this.name, e);
+    }
   }
 
   private async drain(): Promise<void> {
@@ -83,8 +103,12 @@ export class FileSink implements Sink {
   }
 
   async end(): Promise<void> {
-    await this.drain();
-    await this.fh.close();
+    try {
+      await this.drain();
+    } catch (e) {
+      throw outputError(this.name, e);
+    }
+    if (this.ownsHandle) await this.fh.close();
   }
 }
 
@@ -98,6 +122,14 @@ export class MemorySink implements Sink {
     return this.pos;
   }
   async write(chunk: Uint8Array): Promise<void> {
+    try {
+      await this.append(chunk);
+    } catch (e) {
+      throw outputError(this.name, e);
+    }
+  }
+
+  private async append(chunk: Uint8Array): Promise<void> {
     if (chunk.length === 0) return;
     this.chunks.push(Uint8Array.from(chunk));
     this.pos += chunk.length;

@@ -1,15 +1,17 @@
 // `dadi layer …`: create, import, commit, inspect and export LSMT layers (mirrors overlaybd-create,
 // overlaybd-commit and the layer-level parts of overlaybd-apply).
 
+import { stat, truncate } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
 import { LayerStack, type SealedLayer, WritableLayer } from '../format/lsmt/index.js';
 import { exportDisk } from '../image/export.js';
 import { importRawImage } from '../image/import-raw.js';
 import { inspectLayerFile } from '../image/inspect.js';
-import { openLayerOutput } from '../image/layer-output.js';
+import { withLayerOutput } from '../image/layer-output.js';
 import { fetchStats, openRemoteLayer, parseBlobReference, type RemoteLayer } from '../image/open-image.js';
 import { openLayerFile } from '../image/open-layer.js';
+import { assertDistinctFiles, withAtomicFiles } from '../util/atomic-output.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printFetchStats } from './image.js';
@@ -28,14 +30,19 @@ export function registerLayerCommands(program: Command): void {
     .option('--parent-uuid <uuid>', 'uuid of the layer below')
     .option('--uuid <uuid>', 'uuid of this layer (default: random)')
     .option('--sparse', 'sparse layer: one data file mapped 1:1 (the index file is still created)')
+    .option('-f, --force', 'replace existing files')
     .action(async (data: string, index: string, o) => {
-      const w = await WritableLayer.create(data, index, {
-        virtualSize: parseSize(o.size, '--size'),
-        parentUuid: o.parentUuid,
-        uuid: o.uuid,
-        sparse: !!o.sparse,
+      const virtualSize = parseSize(o.size, '--size');
+      // Both files appear together or not at all.
+      await withAtomicFiles([data, index], { replace: !!o.force }, async ([tmpData, tmpIndex]) => {
+        const w = await WritableLayer.create(tmpData!, tmpIndex!, {
+          virtualSize,
+          parentUuid: o.parentUuid,
+          uuid: o.uuid,
+          sparse: !!o.sparse,
+        });
+        await w.close();
       });
-      await w.close();
     });
 
   layer
@@ -45,12 +52,25 @@ export function registerLayerCommands(program: Command): void {
     .argument('<index>')
     .argument('<image>', 'raw disk image file')
     .action(async (data: string, index: string, image: string) => {
+      await assertDistinctFiles([data, index], [image]);
+      // The layer is append-only: cutting both files back to their sizes undoes a failed import.
+      const before = await Promise.all(
+        [data, index].map((p) =>
+          stat(p).then(
+            (st) => st.size,
+            () => undefined,
+          ),
+        ),
+      );
       const w = await WritableLayer.open(data, index);
       try {
         const stats = await importRawImage(image, w);
-        console.error(`imported ${formatSize(stats.bytesWritten)} of ${formatSize(stats.imageSize)} from ${image}`);
-      } finally {
         await w.close();
+        console.error(`imported ${formatSize(stats.bytesWritten)} of ${formatSize(stats.imageSize)} from ${image}`);
+      } catch (e) {
+        await w.close().catch(() => {});
+        for (const [i, p] of [data, index].entries()) if (before[i] !== undefined) await truncate(p, before[i]);
+        throw e;
       }
     });
 
@@ -68,13 +88,14 @@ export function registerLayerCommands(program: Command): void {
     .option('--bs <KB>', 'ZFile block size in KiB: 4, 8, 16, 32, 64', '4')
     .option('-t, --tar', 'wrap the output in the one-file tar')
     .action(async (data: string, index: string, out: string, o) => {
+      const zfile = o.compress
+        ? { algorithm: parseAlgorithm(o.algorithm), blockSize: parseBlockSizeKB(o.bs) }
+        : undefined;
       const w = await WritableLayer.open(data, index, { readOnly: true });
       try {
-        const sink = await openLayerOutput(out, {
-          tar: !!o.tar,
-          zfile: o.compress ? { algorithm: parseAlgorithm(o.algorithm), blockSize: parseBlockSizeKB(o.bs) } : undefined,
-        });
-        await w.commit(sink, { uuid: o.uuid, parentUuid: o.parentUuid, userTag: o.message });
+        await withLayerOutput(out, { tar: !!o.tar, zfile, inputs: [data, index] }, (sink) =>
+          w.commit(sink, { uuid: o.uuid, parentUuid: o.parentUuid, userTag: o.message }),
+        );
       } finally {
         await w.close();
       }

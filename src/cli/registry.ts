@@ -1,13 +1,13 @@
 // `dadi login|logout|inspect|blob …`: talk to OCI registries (credentials, manifests, blobs).
 
 import { createReadStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { LocalFile } from '../blockfile/local.js';
 import { FileSink } from '../blockfile/sink.js';
 import { DadiError } from '../errors.js';
 import { OverlaybdAnnotation } from '../oci/index.js';
 import { login, logout, parseReference, RegistryClient } from '../registry/index.js';
+import { withAtomicOutput } from '../util/atomic-output.js';
 import { formatSize } from '../util/size.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printFields, printJson } from './output.js';
@@ -123,18 +123,12 @@ export function registerRegistryCommands(program: Command): void {
       if (!r.digest) throw new DadiError('EINVAL', `${ref}: a blob reference needs @sha256:…`);
       const client = new RegistryClient({ insecure: o.insecure ? true : undefined });
       try {
-        // Written beside the target and renamed only once the digest has been verified.
-        const partial = `${out}.partial`;
-        const sink = await FileSink.create(partial);
-        try {
-          for await (const chunk of client.blobStream(r, r.digest)) await sink.write(chunk);
+        // Renamed into place only once the digest has been verified (blobStream checks it at the end).
+        await withAtomicOutput(out, {}, async (file) => {
+          const sink = FileSink.into(file);
+          for await (const chunk of client.blobStream(r, r.digest!)) await sink.write(chunk);
           await sink.end();
-          await rename(partial, out);
-        } catch (e) {
-          await sink.end().catch(() => {});
-          await rm(partial, { force: true });
-          throw e;
-        }
+        });
       } finally {
         await client.close();
       }

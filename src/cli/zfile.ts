@@ -5,8 +5,9 @@ import { LocalFile } from '../blockfile/local.js';
 import { FileSink } from '../blockfile/sink.js';
 import { DadiError } from '../errors.js';
 import { detectTar, openTarPayload } from '../format/tar/index.js';
-import { compressFile, decompressFile, type ZFileAlgorithm, ZFileReader } from '../format/zfile/index.js';
-import { openLayerOutput } from '../image/layer-output.js';
+import { compressFile, decompressFile, verifyZFile, type ZFileAlgorithm, ZFileReader } from '../format/zfile/index.js';
+import { withLayerOutput } from '../image/layer-output.js';
+import { withAtomicOutput } from '../util/atomic-output.js';
 import { formatSize } from '../util/size.js';
 
 export function parseAlgorithm(text: string): ZFileAlgorithm {
@@ -38,15 +39,14 @@ export function registerZfileCommands(program: Command): void {
     .option('--bs <KB>', 'block size in KiB: 4, 8, 16, 32, 64', '4')
     .option('-t, --tar', 'wrap the output in the one-file tar')
     .action(async (src: string, dst: string, o) => {
+      const algorithm = parseAlgorithm(o.algorithm);
+      const blockSize = parseBlockSizeKB(o.bs);
       const input = await LocalFile.open(src);
       try {
         // overlaybd-zfile leaves the header as first written (no overwrite).
-        const sink = await openLayerOutput(dst, { tar: !!o.tar });
-        await compressFile(input, sink, {
-          algorithm: parseAlgorithm(o.algorithm),
-          blockSize: parseBlockSizeKB(o.bs),
-          overwriteHeader: false,
-        });
+        await withLayerOutput(dst, { tar: !!o.tar, inputs: [src] }, (sink) =>
+          compressFile(input, sink, { algorithm, blockSize, overwriteHeader: false }),
+        );
       } finally {
         await input.close();
       }
@@ -60,7 +60,9 @@ export function registerZfileCommands(program: Command): void {
     .action(async (src: string, dst: string) => {
       const inner = await openMaybeTar(src);
       try {
-        await decompressFile(inner, await FileSink.create(dst));
+        // Check the source before the destination is touched.
+        await ZFileReader.open(inner);
+        await withAtomicOutput(dst, { inputs: [src] }, (out) => decompressFile(inner, FileSink.into(out)));
       } finally {
         await inner.close();
       }
@@ -68,14 +70,15 @@ export function registerZfileCommands(program: Command): void {
 
   zfile
     .command('verify')
-    .description('check the CRC of every block (without decompressing), like overlaybd-zfile --verify')
+    .description(
+      'check a whole ZFile: header, trailer, jump table, file size and the CRC of every block (like overlaybd-zfile --verify, stricter)',
+    )
     .argument('<src>')
     .action(async (src: string) => {
       const inner = await openMaybeTar(src);
       try {
-        const reader = await ZFileReader.open(inner);
-        await reader.verifyBlocks();
-        console.log(`${src}: ok: ${reader.blockCount} blocks, ${formatSize(reader.size)} uncompressed`);
+        const r = await verifyZFile(inner);
+        console.log(`${src}: ok: ${r.blocks} blocks, ${formatSize(r.size)} uncompressed`);
       } finally {
         await inner.close();
       }

@@ -2,10 +2,9 @@
 // holes as holes: only mapped, non-zero data is written; the file is sized with truncate.
 // Not an image puller: the caller composes the device (open-layer.ts, open-stack.ts).
 
-import { open } from 'node:fs/promises';
 import { type BlockFile, hasExtents } from '../blockfile/blockfile.js';
 import { readInto } from '../blockfile/range.js';
-import { DadiError } from '../errors.js';
+import { outputError, withAtomicOutput } from '../util/atomic-output.js';
 
 export interface ExportStats {
   /** Virtual size of the disk = size of the output file. */
@@ -22,18 +21,29 @@ export interface ExportStats {
 const CHUNK = 1 << 20;
 const IN_FLIGHT = 8;
 
-/** Export `device` to `outPath` (created or truncated). */
+/**
+ * Export `device` to `outPath`, atomically: the file appears complete or not at all, and is never
+ * a file the device reads (util/atomic-output.ts knows the open inputs).
+ */
 export async function exportDisk(device: BlockFile, outPath: string): Promise<ExportStats> {
   const started = performance.now();
-  let fh: Awaited<ReturnType<typeof open>>;
-  try {
-    fh = await open(outPath, 'w');
-  } catch (e) {
-    throw new DadiError('EIO', `${outPath}: cannot create: ${(e as Error).message}`, { cause: e });
-  }
   const stats: ExportStats = { virtualSize: device.size, bytesRead: 0, bytesWritten: 0, extents: 0, seconds: 0 };
-  try {
-    await fh.truncate(device.size);
+  await withAtomicOutput(outPath, {}, async (out) => {
+    const fh = out.handle;
+    const write = async (buf: Uint8Array, at: number, length: number, position: number) => {
+      try {
+        for (let done = 0; done < length; ) {
+          done += (await fh.write(buf, at + done, length - done, position + done)).bytesWritten;
+        }
+      } catch (e) {
+        throw outputError(outPath, e);
+      }
+    };
+    try {
+      await fh.truncate(device.size);
+    } catch (e) {
+      throw outputError(outPath, e);
+    }
     const ranges = hasExtents(device) ? device.extents(0, device.size) : wholeDevice(device.size);
     const pool = new Set<Promise<void>>();
     const buffers: Buffer[] = [];
@@ -45,27 +55,37 @@ export async function exportDisk(device: BlockFile, outPath: string): Promise<Ex
         stats.bytesRead += length;
         // Zero runs stay holes: write only the non-zero 4 KiB pages, grouped.
         for (const [s, e] of nonZeroRuns(view)) {
-          await fh.write(view, s, e - s, offset + s);
+          await write(view, s, e - s, offset + s);
           stats.bytesWritten += e - s;
         }
       } finally {
         buffers.push(buf);
       }
     };
-    for await (const ext of ranges) {
-      stats.extents++;
-      for (let off = ext.offset; off < ext.offset + ext.length; off += CHUNK) {
-        const len = Math.min(CHUNK, ext.offset + ext.length - off);
-        const p = copy(off, len).finally(() => pool.delete(p));
-        pool.add(p);
-        if (pool.size >= IN_FLIGHT) await Promise.race(pool);
+    // The first failing copy stops the export; copies still running finish before the temporary
+    // file is removed, and no rejection goes unobserved.
+    let failed: { error: unknown } | undefined;
+    try {
+      for await (const ext of ranges) {
+        stats.extents++;
+        for (let off = ext.offset; off < ext.offset + ext.length; off += CHUNK) {
+          if (failed) break;
+          const len = Math.min(CHUNK, ext.offset + ext.length - off);
+          const p: Promise<void> = copy(off, len)
+            .catch((error) => {
+              failed ??= { error };
+            })
+            .finally(() => pool.delete(p));
+          pool.add(p);
+          if (pool.size >= IN_FLIGHT) await Promise.race(pool);
+        }
+        if (failed) break;
       }
+    } finally {
+      await Promise.all(pool);
     }
-    await Promise.all(pool);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
+    if (failed) throw failed.error;
+  });
   stats.seconds = (performance.now() - started) / 1000;
   return stats;
 }

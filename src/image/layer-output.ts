@@ -5,6 +5,7 @@ import { stat } from 'node:fs/promises';
 import { FileSink, type Sink } from '../blockfile/sink.js';
 import { TarWrapWriter } from '../format/tar/index.js';
 import { type ZFileAlgorithm, ZFileWriter } from '../format/zfile/index.js';
+import { type AtomicOutputOptions, withAtomicOutput } from '../util/atomic-output.js';
 
 export interface LayerOutputOptions {
   /** Compress with ZFile (verify on, header overwritten at the end as `commit -z` does). */
@@ -13,7 +14,23 @@ export interface LayerOutputOptions {
   tar?: boolean;
 }
 
-/** Open `path` (truncating it) and return the sink to write the layer's bytes into. */
+/**
+ * Write a layer file atomically: `fn` streams into the sink (and ends it); `path` appears only when
+ * `fn` succeeds, is never one of `inputs`, and stays as it was on failure (see util/atomic-output).
+ * @example await withLayerOutput('l1.tar', { tar: true, inputs: [src] }, (sink) => compressFile(f, sink));
+ */
+export function withLayerOutput<T>(
+  path: string,
+  opts: LayerOutputOptions & AtomicOutputOptions,
+  fn: (sink: Sink) => Promise<T>,
+): Promise<T> {
+  return withAtomicOutput(path, opts, async (out) => {
+    const mode = opts.tar ? (await out.handle.stat()).mode : undefined;
+    return fn(wrapLayerOutput(FileSink.into(out), opts, mode));
+  });
+}
+
+/** Open `path` (truncating it, not atomic: for tests and benchmarks) and return the layer sink. */
 export async function openLayerOutput(path: string, opts: LayerOutputOptions = {}): Promise<Sink> {
   const file = await FileSink.create(path);
   // The reference records the output file's st_mode in the tar member header.

@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,23 @@ describe('oci: layout specs', () => {
     expect(parseLayoutSpec(`oci:/a@${AMD64_MANIFEST}`)).toEqual({ dir: '/a', digest: AMD64_MANIFEST });
     expect(() => parseLayoutSpec('oci:')).toThrow(/no directory/);
     expect(() => parseLayoutSpec('oci:/a:')).toThrow(/empty tag/);
+  });
+
+  it('refuses what could be read two ways, saying how to write it', () => {
+    expect(() => parseLayoutSpec('oci:dir:a:b')).toThrow(/ambiguous: more than one ':'.*oci:DIR:TAG/);
+    expect(() => parseLayoutSpec('oci:/x/dir:a b')).toThrow(/"a b" is not a valid tag/);
+    expect(() => parseLayoutSpec('oci:/x/dir:.v1')).toThrow(/not a valid tag/);
+  });
+
+  it('refuses NAME:TAG when a folder named NAME:TAG exists', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dadi-spec-'));
+    try {
+      await mkdir(join(dir, 'img:v1'));
+      expect(() => parseLayoutSpec(`oci:${dir}/img:v1`)).toThrow(/ambiguous: the folder .*img:v1" exists/);
+      expect(parseLayoutSpec(`oci:${dir}/img:v2`)).toEqual({ dir: join(dir, 'img'), tag: 'v2' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

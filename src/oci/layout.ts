@@ -4,10 +4,11 @@
 // Also the layout as an ImageSource / ImageTarget (image-source.ts; the registry ones are in registry/).
 
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { createReadStream, statSync } from 'node:fs';
+import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { DadiError } from '../errors.js';
+import { tempNameFor } from '../util/atomic-output.js';
 import { type Digest, digestHex, parseDigest, sha256Of } from './digest.js';
 import type { ImageSource, ImageTarget, ResolvedManifest } from './image-source.js';
 import {
@@ -35,16 +36,24 @@ export function isLayoutSpec(spec: string): boolean {
   return spec.startsWith('oci:');
 }
 
+/** Tags of `oci:` specs: what the OCI distribution spec allows as a tag. */
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const SPEC_FORMS = 'write oci:DIR, oci:DIR:TAG or oci:DIR@sha256:… (TAG: letters, digits, _ . -, at most 128)';
+
 /**
- * Parse `oci:DIR[:TAG]` or `oci:DIR@sha256:…`. A colon after the last `/` starts the tag, so
- * directories may contain colons in their parent parts.
+ * Parse `oci:DIR`, `oci:DIR:TAG` or `oci:DIR@sha256:…`. The rule (README, "Image names"): the
+ * digest is split off first; then a colon in the last path component starts the tag, which must be
+ * a valid tag. Colons in parent folders belong to DIR (a tag has no `/`). Refused as ambiguous: a
+ * last component with two colons (`oci:dir:a:b`), and `oci:NAME:TAG` when a folder named
+ * `NAME:TAG` exists too.
  *
  * ```ts
  * parseLayoutSpec('oci:/tmp/img:v1') // { dir: '/tmp/img', tag: 'v1' }
  * ```
  */
 export function parseLayoutSpec(spec: string): LayoutSpec {
-  if (!isLayoutSpec(spec)) throw new DadiError('EINVAL', `${JSON.stringify(spec)}: not an oci: layout spec`);
+  const q = JSON.stringify(spec);
+  if (!isLayoutSpec(spec)) throw new DadiError('EINVAL', `${q}: not an oci: layout spec`);
   let rest = spec.slice(4);
   let digest: Digest | undefined;
   const at = rest.lastIndexOf('@');
@@ -53,17 +62,38 @@ export function parseLayoutSpec(spec: string): LayoutSpec {
     rest = rest.slice(0, at);
   }
   let tag: string | undefined;
-  const colon = rest.lastIndexOf(':');
-  if (colon > rest.lastIndexOf('/')) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (tag === '') throw new DadiError('EINVAL', `${JSON.stringify(spec)}: empty tag`);
+  const lastPart = rest.slice(rest.lastIndexOf('/') + 1);
+  const colons = lastPart.split(':').length - 1;
+  if (colons > 1) {
+    throw new DadiError('EINVAL', `${q}: ambiguous: more than one ':' after the last '/'; ${SPEC_FORMS}`);
   }
-  if (rest === '') throw new DadiError('EINVAL', `${JSON.stringify(spec)}: no directory`);
+  if (colons === 1) {
+    const colon = rest.lastIndexOf(':');
+    tag = rest.slice(colon + 1);
+    if (tag === '') throw new DadiError('EINVAL', `${q}: empty tag; ${SPEC_FORMS}`);
+    if (!TAG.test(tag)) throw new DadiError('EINVAL', `${q}: ${JSON.stringify(tag)} is not a valid tag; ${SPEC_FORMS}`);
+    if (colon > 0 && isDirectory(rest)) {
+      throw new DadiError(
+        'EINVAL',
+        `${q}: ambiguous: the folder ${JSON.stringify(rest)} exists, but this reads as folder ${JSON.stringify(rest.slice(0, colon))} with tag ${JSON.stringify(tag)}; rename or link the folder to a name without ':'`,
+      );
+    }
+    rest = rest.slice(0, colon);
+  }
+  if (rest === '') throw new DadiError('EINVAL', `${q}: no directory; ${SPEC_FORMS}`);
   const out: LayoutSpec = { dir: resolve(rest) };
   if (tag !== undefined) out.tag = tag;
   if (digest !== undefined) out.digest = digest;
   return out;
+}
+
+/** Spec parsing happens once at start-up, before any I/O of the command: a sync stat is fine. */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------- the layout
@@ -353,18 +383,35 @@ export class LayoutSource implements ImageSource {
   async close(): Promise<void> {}
 }
 
-/** An OCI layout written as an ImageTarget (created if absent); the manifest gets the spec's tag. */
+/**
+ * An OCI layout written as an ImageTarget; the manifest gets the spec's tag. A layout that does not
+ * exist yet is built in a temporary folder beside its place and renamed there when the manifest is
+ * stored (the last step of a conversion), so a failed conversion leaves no layout behind.
+ */
 export class LayoutTarget implements ImageTarget {
   private constructor(
     readonly name: string,
-    readonly layout: OciLayout,
+    private layout: OciLayout,
     private readonly spec: LayoutSpec,
+    /** The temporary folder of a new layout, until it is renamed into place. */
+    private staging: string | undefined,
   ) {}
 
   static async open(spec: string): Promise<LayoutTarget> {
     const s = parseLayoutSpec(spec);
     if (s.digest) throw new DadiError('EINVAL', `${spec}: a target cannot name a digest`);
-    return new LayoutTarget(spec, await OciLayout.openOrCreate(s.dir), s);
+    if (await exists(join(s.dir, LAYOUT_FILE)))
+      return new LayoutTarget(spec, await OciLayout.open(s.dir), s, undefined);
+    const entries = await readdir(s.dir).catch(() => undefined);
+    if (entries && entries.length > 0) {
+      throw new DadiError(
+        'EINVAL',
+        `${spec}: ${s.dir} exists and is not an OCI layout (no ${LAYOUT_FILE}); give a new or empty folder`,
+      );
+    }
+    await mkdir(dirname(s.dir), { recursive: true });
+    const staging = tempNameFor(s.dir);
+    return new LayoutTarget(spec, await OciLayout.openOrCreate(staging), s, staging);
   }
 
   statBlob(digest: Digest): Promise<number | undefined> {
@@ -382,8 +429,26 @@ export class LayoutTarget implements ImageTarget {
   async putManifest(bytes: Uint8Array, mediaType: string): Promise<Digest> {
     const { digest, size } = await this.layout.writeBlob(bytes);
     await this.layout.setTag({ mediaType, digest, size }, this.spec.tag);
+    if (this.staging) {
+      try {
+        // rename(2) also replaces an empty folder left where the layout goes.
+        await rename(this.staging, this.spec.dir);
+      } catch (e) {
+        throw new DadiError(
+          'EIO',
+          `${this.name}: cannot move the new layout into ${this.spec.dir}: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      this.staging = undefined;
+      this.layout = await OciLayout.open(this.spec.dir);
+    }
     return digest;
   }
 
-  async close(): Promise<void> {}
+  /** Removes a new layout that never got its manifest. */
+  async close(): Promise<void> {
+    if (this.staging) await rm(this.staging, { recursive: true, force: true });
+    this.staging = undefined;
+  }
 }

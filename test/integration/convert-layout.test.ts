@@ -4,9 +4,9 @@
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../../src/convert/index.js';
@@ -15,6 +15,7 @@ import { exportDisk } from '../../src/image/export.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import { MediaType, OverlaybdAnnotation } from '../../src/oci/media-types.js';
 import { parsePlatform } from '../../src/oci/platform.js';
+import { isTempName } from '../../src/util/atomic-output.js';
 import { describeTree, e2fsck, type TreeEntry } from '../ext4-tools.js';
 import { fixture, haveFixtures } from '../fixtures.js';
 import { describeExt4, openConverted, readAll, writeImageLayout } from './convert-helpers.js';
@@ -213,7 +214,7 @@ describe('hostile input', () => {
     ['a truncated gzip stream', () => gzipSync(tarOf('g', 'w'.repeat(3000))).subarray(0, 40), /./],
   ];
   for (const [what, make, re] of cases) {
-    it(`${what}: a clear error naming the layer, no manifest written`, async () => {
+    it(`${what}: a clear error naming the layer, no layout left behind`, async () => {
       const src = join(dir, `bad-src-${what.replaceAll(' ', '-')}`);
       const good = tarOf('ok', 'fine');
       const bad = make();
@@ -225,12 +226,12 @@ describe('hostile input', () => {
       expect(err).toBeInstanceOf(DadiError);
       expect(err.message).toMatch(re);
       expect(err.message).toContain('layer 2/2');
-      const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8'));
-      expect(index.manifests).toEqual([]);
+      expect(await readdir(dir)).not.toContain(basename(out));
+      expect((await readdir(dir)).filter(isTempName)).toEqual([]);
     });
   }
 
-  it('a source blob whose digest does not match: ECORRUPT, no manifest', async () => {
+  it('a source blob whose digest does not match: ECORRUPT, no layout left behind', async () => {
     const src = join(dir, 'bad-digest');
     const layer = tarOf('f', 'original');
     await writeImageLayout(src, [layer], 'v1');
@@ -246,7 +247,7 @@ describe('hostile input', () => {
     expect(err).toBeInstanceOf(DadiError);
     expect(err.code).toBe('ECORRUPT');
     expect(err.message).toContain(sha256Of(layer));
-    expect(JSON.parse(await readFile(join(out, 'index.json'), 'utf8')).manifests).toEqual([]);
+    expect(await readdir(dir)).not.toContain(basename(out));
   });
 
   it('a config diff_id that does not match the layer: ECORRUPT', async () => {

@@ -13,4 +13,5 @@ export {
   zfileDigest,
 } from './header.js';
 export { isZFile, type ZFileCorruptInfo, type ZFileOpenOptions, ZFileReader } from './reader.js';
+export { verifyZFile, type ZFileVerifyReport } from './verify.js';
 export { ZFileWriter, type ZFileWriterOptions, type ZFileWriterStats } from './writer.js';

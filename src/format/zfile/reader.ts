@@ -310,7 +310,11 @@ export async function isZFile(file: BlockFile): Promise<boolean> {
   return true;
 }
 
-async function readStruct(file: BlockFile, at: number, what: string): Promise<{ block: Buffer; ht: ZFileHeader }> {
+export async function readStruct(
+  file: BlockFile,
+  at: number,
+  what: string,
+): Promise<{ block: Buffer; ht: ZFileHeader }> {
   if (file.size < at + ZFILE_HT_SPACE) {
     throw new DadiError('EFORMAT', `${file.name}: too small (${file.size} bytes) for a ZFile ${what}`);
   }
@@ -319,7 +323,7 @@ async function readStruct(file: BlockFile, at: number, what: string): Promise<{ 
   return { block, ht: decodeZFileHeader(block) };
 }
 
-function checkDigest(name: string, what: string, s: { block: Buffer; ht: ZFileHeader }): void {
+export function checkDigest(name: string, what: string, s: { block: Buffer; ht: ZFileHeader }): void {
   if (hasFlag(s.ht.flags, ZFileFlag.DIGEST) && !zfileDigestOk(s.block)) {
     throw new DadiError('ECORRUPT', `${name}: ZFile ${what} digest mismatch`);
   }

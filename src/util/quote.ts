@@ -1,0 +1,126 @@
+// Safe display of names and bytes that come from users or from files: messages never print raw
+// control characters or invalid UTF-8, and names inside images print in one escaped form that the
+// CLI accepts back. Not for JSON output (that escapes on its own).
+//
+// The escaped form of a byte string (documented in README, "Names with unusual bytes"):
+//   - `\` is written `\\`;
+//   - bytes of printable UTF-8 characters (U+0020–U+007E and valid multi-byte sequences of
+//     non-control characters) are written as they are;
+//   - every other byte (control characters, DEL, bytes of invalid UTF-8) is written `\xNN`
+//     (two lower-case hex digits).
+// `unescapeName` reverses it; any other `\` sequence is an error.
+
+import { DadiError } from '../errors.js';
+
+/**
+ * A name as messages show it: unchanged when it is plain printable text, else JSON-quoted (which
+ * escapes control characters; invalid UTF-8 already became U+FFFD and is shown as \ufffd).
+ */
+export function quote(name: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to find them
+  return /^[^\u0000-\u001f\u007f-\u009f\ufffd"\\]*$/.test(name) && name !== '' ? name : jsonQuote(name);
+}
+
+function jsonQuote(name: string): string {
+  return JSON.stringify(name).replace(/\ufffd/g, '\\ufffd');
+}
+
+/**
+ * Bytes (e.g. what stood where a magic was expected) as a short printable string: printable ASCII
+ * as is, everything else `\xNN`, cut after `max` bytes.
+ */
+export function quoteBytes(bytes: Uint8Array, max = 16): string {
+  const shown = escapeBytes(bytes.subarray(0, max), false);
+  return `"${shown.replace(/"/g, '\\"')}"${bytes.length > max ? '…' : ''}`;
+}
+
+/** The escaped form of a byte string (see the top of this file). */
+export function escapeName(bytes: Uint8Array): string {
+  return escapeBytes(bytes, true);
+}
+
+function escapeBytes(bytes: Uint8Array, utf8: boolean): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i]!;
+    if (b === 0x5c) {
+      out += '\\\\';
+      i++;
+      continue;
+    }
+    if (b >= 0x20 && b < 0x7f) {
+      out += String.fromCharCode(b);
+      i++;
+      continue;
+    }
+    const n = utf8 ? utf8SequenceLength(bytes, i) : 0;
+    if (n > 0) {
+      const ch = Buffer.from(bytes.subarray(i, i + n)).toString('utf8');
+      const cp = ch.codePointAt(0)!;
+      if (cp >= 0xa0) {
+        out += ch;
+        i += n;
+        continue;
+      }
+    }
+    out += `\\x${b.toString(16).padStart(2, '0')}`;
+    i++;
+  }
+  return out;
+}
+
+/** Length of the well-formed UTF-8 multi-byte sequence starting at `i`, or 0. */
+function utf8SequenceLength(b: Uint8Array, i: number): number {
+  const c = b[i]!;
+  let n: number;
+  let min: number;
+  if (c >= 0xc2 && c <= 0xdf) [n, min] = [2, 0x80];
+  else if (c >= 0xe0 && c <= 0xef) [n, min] = [3, 0x800];
+  else if (c >= 0xf0 && c <= 0xf4) [n, min] = [4, 0x10000];
+  else return 0;
+  if (i + n > b.length) return 0;
+  let cp = c & (0xff >> (n + 1));
+  for (let k = 1; k < n; k++) {
+    const x = b[i + k]!;
+    if ((x & 0xc0) !== 0x80) return 0;
+    cp = (cp << 6) | (x & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return n;
+}
+
+/**
+ * Bytes of an escaped name (the reverse of `escapeName`; plain text is taken as UTF-8).
+ * @example unescapeName('caf\\xe9') // Uint8Array [0x63, 0x61, 0x66, 0xe9]
+ */
+export function unescapeName(text: string): Uint8Array {
+  const out: number[] = [];
+  const enc = new TextEncoder();
+  for (let i = 0; i < text.length; ) {
+    const ch = text[i]!;
+    if (ch !== '\\') {
+      const cp = text.codePointAt(i)!;
+      const s = String.fromCodePoint(cp);
+      out.push(...enc.encode(s));
+      i += s.length;
+      continue;
+    }
+    const next = text[i + 1];
+    if (next === '\\') {
+      out.push(0x5c);
+      i += 2;
+      continue;
+    }
+    const hex = text.slice(i + 2, i + 4);
+    if (next === 'x' && /^[0-9a-fA-F]{2}$/.test(hex)) {
+      out.push(Number.parseInt(hex, 16));
+      i += 4;
+      continue;
+    }
+    throw new DadiError(
+      'EINVAL',
+      `${jsonQuote(text)}: bad escape at character ${i + 1} (write \\\\ for a backslash, \\xNN for a byte)`,
+    );
+  }
+  return Uint8Array.from(out);
+}
