@@ -6,7 +6,8 @@
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { DadiError } from '../errors.js';
 import { type Digest, parseDigest } from '../oci/digest.js';
-import type { OpOptions, RegistryClient, RepoRef } from './client.js';
+import type { RegistryClient } from './client.js';
+import type { OpOptions, RepoRef } from './repo-request.js';
 
 export interface RemoteBlobOptions {
   /** Known size (e.g. from the manifest descriptor): skips the HEAD. */

@@ -6,7 +6,8 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { afterEach, describe, expect, it } from 'vitest';
 import { DadiError } from '../errors.js';
 import { sha256Of } from '../oci/digest.js';
-import { parseContentRange, RegistryClient } from './client.js';
+import { parseContentRange } from './blob-reads.js';
+import { RegistryClient } from './client.js';
 import { parseRetryAfter } from './transport.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
