@@ -3,7 +3,7 @@
 // directories exactly as the OCI image spec says. Paths escaping the root are refused.
 
 import { DadiError } from '../errors.js';
-import { readTar, type TarEntry } from '../format/tar/index.js';
+import { quoteTarName, readTar, type TarEntry } from '../format/tar/index.js';
 import { decompress } from './decompress.js';
 import { type Attrs, type Ext4, nameKey } from './fs.js';
 import { BLOCK_SIZE, ROOT_INO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT } from './layout.js';
@@ -39,7 +39,7 @@ export async function applyLayer(
   const touched = new Set<string>();
   for await (const e of readTar(decompress(source, name), name)) {
     stats.entries++;
-    const label = JSON.stringify(Buffer.from(e.path).toString('utf8'));
+    const label = quoteTarName(e.path);
     const comps = splitPath(e.path, name, label);
     if (comps.length === 0) {
       if (e.kind === 'dir') await setMeta(fs, ROOT_INO, e);
@@ -160,7 +160,7 @@ async function applyEntry(
     if (ino === undefined)
       throw new DadiError(
         'ENOTFOUND',
-        `${name}: entry ${label}: hard link target ${JSON.stringify(Buffer.from(e.linkpath).toString('utf8'))} not found`,
+        `${name}: entry ${label}: hard link target ${quoteTarName(e.linkpath)} not found`,
       );
     if (existing?.ino === ino) return;
     if (((await fs.inode(ino)).mode & S_IFMT) === S_IFDIR)

@@ -1,7 +1,8 @@
 // Detect and undo the compression of a layer stream: gzip (node:zlib), zstd (zstd-napi) or none,
-// by the first bytes. Yields the decompressed bytes; corrupt input becomes a DadiError naming it.
+// by the first bytes. Yields the decompressed bytes; corrupt input becomes a DadiError naming it,
+// and an error of the source itself (a digest mismatch, a network failure) comes out unchanged.
 
-import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { DecompressStream } from 'zstd-napi';
 import { DadiError } from '../errors.js';
@@ -45,11 +46,23 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, name: strin
     return;
   }
   const transform = kind === 'gzip' ? createGunzip() : new DecompressStream();
-  const out = Readable.from(rest()).pipe(transform);
+  // pipeline, not .pipe: an error of the source must reach the consumer, not crash the process.
+  let sourceError: unknown;
+  const input = async function* () {
+    try {
+      yield* rest();
+    } catch (e) {
+      sourceError = e;
+      throw e;
+    }
+  };
+  const out = pipeline(input, transform, () => {});
   try {
     for await (const c of out) yield c as Uint8Array;
   } catch (e) {
-    throw new DadiError('EFORMAT', `${name}: bad ${kind} stream: ${(e as Error).message}`, { cause: e });
+    if (sourceError !== undefined) throw sourceError;
+    const why = String((e as Error).message ?? e);
+    throw new DadiError('EFORMAT', `${name}: bad ${kind} stream: ${JSON.stringify(why)}`, { cause: e });
   } finally {
     transform.destroy();
   }

@@ -13,6 +13,7 @@ import { readdir, rmdir, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DadiError } from '../errors.js';
 import { runProgram } from '../export/index.js';
 
@@ -43,8 +44,8 @@ export function runcRun(opts: RuncRunOptions): Promise<number> {
     const piped: Promise<void>[] = [];
     const pipe = (from: NodeJS.ReadableStream | null, to: Writable | undefined) => {
       if (!from || !to) return;
-      from.pipe(to, { end: false });
-      piped.push(new Promise((r) => from.once('end', r).once('error', () => r())));
+      // pipeline forwards errors (.pipe would leave them unhandled); end: false keeps `to` open.
+      piped.push(pipeline(from, to, { end: false }).catch(() => {}));
     };
     pipe(child.stdout, opts.stdout);
     pipe(child.stderr, opts.stderr);

@@ -12,12 +12,15 @@ import { OciLayout } from '../../src/oci/layout.js';
 import type { ImageManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/media-types.js';
 
-/** Write an OCI layout at `dir` holding one image of `layers` (tar or gzip bytes), tagged `tag`. */
+/**
+ * Write an OCI layout at `dir` holding one image of `layers` (tar or gzip bytes), tagged `tag`;
+ * media types follow the bytes unless `mediaTypes` says otherwise (hostile tests).
+ */
 export async function writeImageLayout(
   dir: string,
   layers: Buffer[],
   tag = 'latest',
-  opts: { diffIds?: string[] } = {},
+  opts: { diffIds?: string[]; mediaTypes?: string[] } = {},
 ): Promise<void> {
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
   const put = async (b: Buffer) => {
@@ -27,7 +30,7 @@ export async function writeImageLayout(
   };
   const descs = [];
   const diffIds = [];
-  for (const l of layers) {
+  for (const [i, l] of layers.entries()) {
     const gz = l[0] === 0x1f && l[1] === 0x8b;
     let plain = l;
     try {
@@ -36,7 +39,8 @@ export async function writeImageLayout(
       plain = Buffer.alloc(0); // corrupt gzip (hostile tests): any diff_id will do
     }
     diffIds.push(sha256Of(plain));
-    descs.push({ mediaType: gz ? MediaType.ociLayerGzip : MediaType.ociLayer, ...(await put(l)) });
+    const mediaType = opts.mediaTypes?.[i] ?? (gz ? MediaType.ociLayerGzip : MediaType.ociLayer);
+    descs.push({ mediaType, ...(await put(l)) });
   }
   const config = {
     created: '2024-01-02T03:04:05.000000006Z',

@@ -95,6 +95,37 @@ export function tarText(b: Uint8Array): string {
   return utf8.decode(b);
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Name bytes quoted for an error message, never raw binary: valid UTF-8 without control or format
+ * characters is JSON-quoted as is, anything else shows its non-printable bytes as \xNN.
+ */
+export function quoteTarName(b: Uint8Array, max = 256): string {
+  const cut = b.length > max ? b.subarray(0, max) : b;
+  const more = b.length > max ? '…' : '';
+  try {
+    const s = strictUtf8.decode(cut);
+    if (!/[\p{C}\p{Zl}\p{Zp}]/u.test(s)) return `${JSON.stringify(s)}${more}`;
+  } catch {
+    // not UTF-8: escape byte by byte
+  }
+  let out = '';
+  for (const c of cut)
+    out +=
+      c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c
+        ? String.fromCharCode(c)
+        : `\\x${c.toString(16).padStart(2, '0')}`;
+  return `"${out}"${more}`;
+}
+
+/** The first bytes of a stream in hex, for "this is not a tar" messages. */
+export function hexHead(b: Uint8Array, n = 16): string {
+  return Buffer.from(b.subarray(0, n))
+    .toString('hex')
+    .replace(/(..)(?!$)/g, '$1 ');
+}
+
 function field(block: Uint8Array, f: TarField): Uint8Array {
   const { offset, size } = TAR_FIELDS[f];
   return block.subarray(offset, offset + size);

@@ -8,6 +8,7 @@ export {
   type PaxRecords,
   parsePaxRecords,
   parseTarNumber,
+  quoteTarName,
   TAR_BLOCK,
   TAR_FIELDS,
   TAR_MAX_EXTENSION_SIZE,

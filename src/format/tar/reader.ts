@@ -6,10 +6,12 @@
 import { DadiError } from '../../errors.js';
 import {
   decodeTarHeader,
+  hexHead,
   isTarExtension,
   type PaxRecords,
   paxNumber,
   paxTime,
+  quoteTarName,
   TAR_BLOCK,
   TAR_MAX_EXTENSION_SIZE,
   TarExtensions,
@@ -17,7 +19,6 @@ import {
   type TarNumberField,
   type TarTime,
   TarTypeflag,
-  tarText,
 } from './header.js';
 
 /** What a layer entry is (its typeflag, decoded). */
@@ -144,8 +145,11 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, name: string):
     if (block.length < TAR_BLOCK) fail(`truncated header at byte ${at}`);
     const h = decodeTarHeader(block, { strict: true });
     if (h.zero) return;
-    const label = JSON.stringify(tarText(h.name));
-    if (!h.checksumOk) fail(`entry ${label} at byte ${at}: header checksum mismatch`, 'ECORRUPT');
+    const label = quoteTarName(h.name);
+    if (!h.checksumOk) {
+      if (at === 0) fail(`not a tar archive: bad header checksum at byte 0 (it starts with ${hexHead(block)})`);
+      fail(`entry ${label} at byte ${at}: header checksum mismatch`, 'ECORRUPT');
+    }
     if (isTarExtension(h.typeflag)) {
       const what =
         h.typeflag === TarTypeflag.PAX || h.typeflag === TarTypeflag.PAX_GLOBAL ? 'PAX header' : 'GNU long name';
@@ -173,7 +177,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, name: string):
     let entryLabel = label;
     try {
       const member = ext.take(h);
-      entryLabel = JSON.stringify(tarText(member.path));
+      entryLabel = quoteTarName(member.path);
       ({ entry: e, dataSize } = entryOf(h, kind!, member));
     } catch (err) {
       if (err instanceof DadiError) fail(`entry ${entryLabel} at byte ${at}: ${err.message}`);
