@@ -1,7 +1,7 @@
 // Question: does the sealed-layer reader survive hostile bytes? A mutation fuzzer over small valid
 // layers (committed with padding, close-sealed with garbage after the index, 2-layer stacks):
-// every case must either read or throw a DadiError — never another exception, a hang or a huge
-// allocation. Rate is reported against a baseline of opening the unmutated layers.
+// every case must either read and export whole (nothing mapped beyond the virtual size) or throw a
+// DadiError — never another exception, a hang or a huge allocation. Rate is reported against a baseline of opening the unmutated layers.
 // Usage: node --import tsx bench/fuzz-lsmt.ts [cases=100000] [seed=1]
 
 import { MemoryFile } from '../src/blockfile/memory.js';
@@ -13,6 +13,7 @@ import { SealedLayer } from '../src/format/lsmt/sealed.js';
 import { encodeSegment, type Segment } from '../src/format/lsmt/segment.js';
 import { SegmentIndex } from '../src/format/lsmt/segment-index.js';
 import { LayerStack } from '../src/format/lsmt/stack.js';
+import { checkExportsWhole } from '../test/lsmt-export-check.js';
 import { report } from './report.js';
 
 const CASES = Number(process.argv[2] ?? 100_000);
@@ -165,6 +166,7 @@ async function exercise(layer: SealedLayer | LayerStack): Promise<void> {
   }
   let n = 0;
   for await (const _ of layer.extents(0, Math.min(size, 2 ** 34))) if (++n > 200) break;
+  await checkExportsWhole(layer);
 }
 
 const outcome = {
@@ -212,7 +214,7 @@ const baseRate = bN / ((performance.now() - bStart) / 1000);
 
 report('fuzz-lsmt', 'LSMT sealed-layer mutation fuzzing', [
   {
-    case: `${CASES} mutated layers (open + reads + extents)`,
+    case: `${CASES} mutated layers (open + reads + extents + in-memory export)`,
     unit: 'cases/s',
     value: CASES / secs,
     baseline: baseRate,

@@ -4,7 +4,7 @@
 import { stat, truncate } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
-import { LayerStack, type SealedLayer, WritableLayer } from '../format/lsmt/index.js';
+import { checkVirtualSize, LayerStack, type SealedLayer, WritableLayer } from '../format/lsmt/index.js';
 import { exportDisk } from '../image/export.js';
 import { importRawImage } from '../image/import-raw.js';
 import { inspectLayerFile } from '../image/inspect.js';
@@ -33,6 +33,7 @@ export function registerLayerCommands(program: Command): void {
     .option('-f, --force', 'replace existing files')
     .action(async (data: string, index: string, o) => {
       const virtualSize = parseSize(o.size, '--size');
+      checkVirtualSize('--size', virtualSize);
       // Both files appear together or not at all.
       await withAtomicFiles([data, index], { replace: !!o.force }, async ([tmpData, tmpIndex]) => {
         const w = await WritableLayer.create(tmpData!, tmpIndex!, {

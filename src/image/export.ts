@@ -26,66 +26,77 @@ const IN_FLIGHT = 8;
  * a file the device reads (util/atomic-output.ts knows the open inputs).
  */
 export async function exportDisk(device: BlockFile, outPath: string): Promise<ExportStats> {
-  const started = performance.now();
-  const stats: ExportStats = { virtualSize: device.size, bytesRead: 0, bytesWritten: 0, extents: 0, seconds: 0 };
-  await withAtomicOutput(outPath, {}, async (out) => {
+  return withAtomicOutput(outPath, {}, async (out) => {
     const fh = out.handle;
-    const write = async (buf: Uint8Array, at: number, length: number, position: number) => {
-      try {
-        for (let done = 0; done < length; ) {
-          done += (await fh.write(buf, at + done, length - done, position + done)).bytesWritten;
-        }
-      } catch (e) {
-        throw outputError(outPath, e);
-      }
-    };
     try {
       await fh.truncate(device.size);
     } catch (e) {
       throw outputError(outPath, e);
     }
-    const ranges = hasExtents(device) ? device.extents(0, device.size) : wholeDevice(device.size);
-    const pool = new Set<Promise<void>>();
-    const buffers: Buffer[] = [];
-    const copy = async (offset: number, length: number): Promise<void> => {
-      const buf = buffers.pop() ?? Buffer.allocUnsafe(CHUNK);
+    return copyDisk(device, async (data, position) => {
       try {
-        const view = buf.subarray(0, length);
-        await readInto(device, view, offset, 'export');
-        stats.bytesRead += length;
-        // Zero runs stay holes: write only the non-zero 4 KiB pages, grouped.
-        for (const [s, e] of nonZeroRuns(view)) {
-          await write(view, s, e - s, offset + s);
-          stats.bytesWritten += e - s;
+        for (let done = 0; done < data.length; ) {
+          done += (await fh.write(data, done, data.length - done, position + done)).bytesWritten;
         }
-      } finally {
-        buffers.push(buf);
+      } catch (e) {
+        throw outputError(outPath, e);
       }
-    };
-    // The first failing copy stops the export; copies still running finish before the temporary
-    // file is removed, and no rejection goes unobserved.
-    let failed: { error: unknown } | undefined;
+    });
+  });
+}
+
+/**
+ * What an export writes, to any writer: every mapped, non-zero 4 KiB page run of `device`, at its
+ * offset (the fuzzers check these against the layer's index). The writer may keep `data` only
+ * until its promise settles.
+ */
+export async function copyDisk(
+  device: BlockFile,
+  write: (data: Uint8Array, offset: number) => Promise<void>,
+): Promise<ExportStats> {
+  const started = performance.now();
+  const stats: ExportStats = { virtualSize: device.size, bytesRead: 0, bytesWritten: 0, extents: 0, seconds: 0 };
+  const ranges = hasExtents(device) ? device.extents(0, device.size) : wholeDevice(device.size);
+  const pool = new Set<Promise<void>>();
+  const buffers: Buffer[] = [];
+  const copy = async (offset: number, length: number): Promise<void> => {
+    const buf = buffers.pop() ?? Buffer.allocUnsafe(CHUNK);
     try {
-      for await (const ext of ranges) {
-        stats.extents++;
-        for (let off = ext.offset; off < ext.offset + ext.length; off += CHUNK) {
-          if (failed) break;
-          const len = Math.min(CHUNK, ext.offset + ext.length - off);
-          const p: Promise<void> = copy(off, len)
-            .catch((error) => {
-              failed ??= { error };
-            })
-            .finally(() => pool.delete(p));
-          pool.add(p);
-          if (pool.size >= IN_FLIGHT) await Promise.race(pool);
-        }
-        if (failed) break;
+      const view = buf.subarray(0, length);
+      await readInto(device, view, offset, 'export');
+      stats.bytesRead += length;
+      // Zero runs stay holes: write only the non-zero 4 KiB pages, grouped.
+      for (const [s, e] of nonZeroRuns(view)) {
+        await write(view.subarray(s, e), offset + s);
+        stats.bytesWritten += e - s;
       }
     } finally {
-      await Promise.all(pool);
+      buffers.push(buf);
     }
-    if (failed) throw failed.error;
-  });
+  };
+  // The first failing copy stops the export; copies still running finish before the caller
+  // cleans up, and no rejection goes unobserved.
+  let failed: { error: unknown } | undefined;
+  try {
+    for await (const ext of ranges) {
+      stats.extents++;
+      for (let off = ext.offset; off < ext.offset + ext.length; off += CHUNK) {
+        if (failed) break;
+        const len = Math.min(CHUNK, ext.offset + ext.length - off);
+        const p: Promise<void> = copy(off, len)
+          .catch((error) => {
+            failed ??= { error };
+          })
+          .finally(() => pool.delete(p));
+        pool.add(p);
+        if (pool.size >= IN_FLIGHT) await Promise.race(pool);
+      }
+      if (failed) break;
+    }
+  } finally {
+    await Promise.all(pool);
+  }
+  if (failed) throw failed.error;
   stats.seconds = (performance.now() - started) / 1000;
   return stats;
 }

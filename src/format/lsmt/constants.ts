@@ -25,3 +25,8 @@ export const MAX_IO_SIZE = 4 * 1024 * 1024;
 export const COMMIT_STEP_SECTORS = 64;
 /** Committed indexes are padded with invalid entries to a multiple of this many entries. */
 export const INDEX_PAD_ENTRIES = 256;
+/**
+ * Largest virtual disk size accepted, in bytes (256 TiB; ours, not the reference's 2^59): far above
+ * real disks (overlaybd's default is 64 GiB), and it keeps every byte offset exact in a `number`.
+ */
+export const MAX_VIRTUAL_SIZE = 2 ** 48;

@@ -2,7 +2,7 @@
 // Encode/decode only; which file kinds require which flags is decided by the openers.
 
 import { DadiError } from '../../errors.js';
-import { HT_SPACE } from './constants.js';
+import { HT_SPACE, MAX_VIRTUAL_SIZE } from './constants.js';
 import { NULL_UUID, normalizeUuid } from './uuid.js';
 
 /** Field table (bytes, little-endian; the rest of the 4096 bytes is zero). */
@@ -110,6 +110,16 @@ export function decodeHeader(bytes: Uint8Array, name = 'lsmt'): LsmtHeader {
     subVersion: bytes[L.subVersion.at]!,
     userTag: Uint8Array.from(nulTrimmed(bytes.subarray(L.userTag.at, L.userTag.at + L.userTag.size))),
   };
+}
+
+/** Throw ERANGE unless `virtualSize` is at most MAX_VIRTUAL_SIZE. `what` names the file and struct. */
+export function checkVirtualSize(what: string, virtualSize: number): void {
+  if (virtualSize > MAX_VIRTUAL_SIZE) {
+    throw new DadiError(
+      'ERANGE',
+      `${what}: virtual size ${virtualSize} bytes exceeds the ${MAX_VIRTUAL_SIZE / 2 ** 40} TiB this tool accepts`,
+    );
+  }
 }
 
 export interface HeaderFields {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fixture, haveFixtures, U1 } from '../../../test/fixtures.js';
+import { checkExportsWhole } from '../../../test/lsmt-export-check.js';
 import { pattern } from '../../../test/lsmt-helpers.js';
 import { LocalFile } from '../../blockfile/local.js';
 import { MemoryFile } from '../../blockfile/memory.js';
@@ -162,6 +163,18 @@ describe('SealedLayer', () => {
         /overlaps/,
       ],
       [
+        'trailer virtual size smaller than what the index maps',
+        mut((b) => u64(b, b.length - 4096 + 48, 16 * 512)),
+        'EFORMAT',
+        /virtual size 8192 is smaller than what the index maps \(up to byte 40960\)/,
+      ],
+      [
+        'trailer virtual size of 2^50 (bounded before any export allocates or truncates)',
+        mut((b) => u64(b, b.length - 4096 + 48, 2 ** 50)),
+        'ERANGE',
+        /virtual size 1125899906842624 bytes exceeds the 256 TiB/,
+      ],
+      [
         'zeroed moffset past the index',
         mut((b) => encodeSegment(new DataView(b.buffer), 4096 + 32 * 512 + 16, 32, 8, 99_999, true, 0)),
         'ERANGE',
@@ -204,7 +217,7 @@ describe('SealedLayer', () => {
     });
   });
 
-  it('fuzz sample: mutated layers either read or throw a DadiError', async () => {
+  it('fuzz sample: mutated layers either read and export whole, or throw a DadiError', async () => {
     const base = await smallLayer();
     await fc.assert(
       fc.asyncProperty(
@@ -220,6 +233,7 @@ describe('SealedLayer', () => {
             const buf = new Uint8Array(Math.min(layer.size, 1 << 20));
             await layer.read(buf, 0);
             for await (const _ of layer.extents(0, Math.min(layer.size, 1 << 30))) void _;
+            await checkExportsWhole(layer);
           } catch (e) {
             if (!(e instanceof DadiError)) throw e;
           }

@@ -8,7 +8,7 @@ import type { Sink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import { type CommitOptions, type CommitResult, commitLayer } from './commit.js';
 import { DATA_START_SECTOR, HT_SPACE, MAX_RO_INDEX_SIZE, SECTOR } from './constants.js';
-import { decodeHeader, isDataFile, isHeader, isSealed, type LsmtHeader } from './header.js';
+import { checkVirtualSize, decodeHeader, isDataFile, isHeader, isSealed, type LsmtHeader } from './header.js';
 import { indexedExtents, readIndexed } from './read.js';
 import { SEGMENT_BYTES } from './segment.js';
 import { SegmentIndex } from './segment-index.js';
@@ -76,6 +76,15 @@ export class SealedLayer implements BlockFile, ExtentSource {
     const raw = await readExact(file, indexOffset, indexSize * SEGMENT_BYTES, 'lsmt index');
     const index = SegmentIndex.decode(raw, indexSize);
     validateIndex(index, name, DATA_START_SECTOR, Math.floor(indexOffset / SECTOR));
+    checkVirtualSize(`${name}: lsmt trailer`, trailer.virtualSize);
+    const n = index.length;
+    const mappedEnd = n > 0 ? (index.offsets[n - 1]! + index.lengths[n - 1]!) * SECTOR : 0;
+    if (mappedEnd > trailer.virtualSize) {
+      throw new DadiError(
+        'EFORMAT',
+        `${name}: lsmt trailer: virtual size ${trailer.virtualSize} is smaller than what the index maps (up to byte ${mappedEnd})`,
+      );
+    }
     return new SealedLayer(file, header, trailer, index);
   }
 

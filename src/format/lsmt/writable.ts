@@ -19,6 +19,7 @@ import {
   SECTOR,
 } from './constants.js';
 import {
+  checkVirtualSize,
   decodeHeader,
   encodeHeader,
   Flags,
@@ -91,6 +92,7 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
   static async create(dataPath: string, indexPath: string, opts: CreateWritableOptions): Promise<WritableLayer> {
     const { virtualSize } = opts;
     checkRange(dataPath, 0, virtualSize);
+    checkVirtualSize(dataPath, virtualSize);
     const uuid = opts.uuid !== undefined ? normalizeUuid(opts.uuid) : randomUuid();
     const parentUuid = opts.parentUuid !== undefined ? normalizeUuid(opts.parentUuid, 'parent uuid') : NULL_UUID;
     const sparse = !!opts.sparse;
@@ -253,6 +255,7 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
   /** Set the virtual size in memory and in both headers (sparse: also re-truncate the image). */
   async updateVirtualSize(virtualSize: number): Promise<void> {
     checkRange(this.name, 0, virtualSize);
+    checkVirtualSize(this.name, virtualSize);
     this.assertWritable();
     return this.exclusive(async () => {
       this.vsize = virtualSize;
@@ -352,7 +355,9 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
 
 async function readHeader(f: LocalFile, what: string): Promise<LsmtHeader> {
   if (f.size < HT_SPACE) throw new DadiError('EFORMAT', `${f.name}: lsmt ${what}: file is only ${f.size} bytes`);
-  return decodeHeader(await readExact(f, 0, HT_SPACE, `lsmt ${what}`), `${f.name}: lsmt ${what}`);
+  const h = decodeHeader(await readExact(f, 0, HT_SPACE, `lsmt ${what}`), `${f.name}: lsmt ${what}`);
+  checkVirtualSize(`${f.name}: lsmt ${what}`, h.virtualSize);
+  return h;
 }
 
 /** Replay an RW index file in file order (spec §2.8 open step 2–3). */
