@@ -10,13 +10,14 @@
 //   await c.umount('/mnt/x');
 
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DadiError, type DadiErrorCode } from '../errors.js';
 import { normalizeLayerSpec } from './layer-spec.js';
+import { daemonLockKey, ProcessLock, startLockKey } from './lock.js';
 import type { DeviceInfo, MountRequest, PingResult, Request, Response } from './protocol.js';
 import { socketAnswers } from './socket.js';
 import { statePaths } from './state.js';
@@ -108,56 +109,54 @@ export class DaemonClient {
   }
 
   /**
-   * Start a daemon, at most one at a time: the starter holds `<state>/daemon.starting` (created
-   * exclusively, holding its pid); others wait for the socket. A lock whose holder died is stale.
+   * Start a daemon, at most one at a time per state folder: the starter holds the start lock
+   * (lock.ts, released by the kernel if the starter dies) while it spawns the daemon and waits for
+   * its socket; other clients wait for the socket and take over if the starter gives up. A daemon
+   * that holds its own lock but does not answer yet (still cleaning up after a dead one) is waited
+   * for, never replaced.
    */
   private async startDaemon(): Promise<void> {
     const p = this.paths;
-    const timeoutMs = this.opts.startTimeoutMs ?? 20_000;
     await mkdir(p.root, { recursive: true, mode: 0o700 });
-    const lock = join(p.root, 'daemon.starting');
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await writeFile(lock, `${process.pid}\n`, { flag: 'wx' });
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw e;
-        const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
-        if (holder > 0 && pidAlive(holder)) return this.waitForSocket(timeoutMs);
-        await unlink(lock).catch(() => {});
-      }
-    }
-    try {
+    const deadline = Date.now() + (this.opts.startTimeoutMs ?? 20_000);
+    while (Date.now() < deadline) {
       if (await socketAnswers(p.socket)) return;
-      // A daemon that is still starting owns the pid file: give it a moment before replacing it.
-      const oldPid = Number((await readFile(p.pidFile, 'utf8').catch(() => '')).trim());
-      if (oldPid > 0 && pidAlive(oldPid)) {
-        const up = await this.waitForSocket(5_000).then(
-          () => true,
-          () => false,
-        );
-        if (up) return;
+      const lock = await ProcessLock.tryAcquire(startLockKey(p.root));
+      if (lock) {
+        try {
+          return await this.spawnDaemon(deadline - Date.now());
+        } finally {
+          await lock.release();
+        }
       }
-      await unlink(p.socket).catch(() => {});
-      const [cmd, ...args] = this.opts.daemonCommand ?? defaultDaemonCommand();
-      const log = await open(p.log, 'a');
-      try {
-        const child = spawn(cmd!, args, {
-          detached: true,
-          cwd: '/',
-          stdio: ['ignore', log.fd, log.fd],
-          env: { ...process.env, DADI_STATE: p.root, UV_THREADPOOL_SIZE: String(DAEMON_THREADPOOL_SIZE) },
-        });
-        child.unref();
-        this.startedPid = child.pid;
-        let exited: number | null | undefined;
-        child.once('exit', (code) => (exited = code));
-        await this.waitForSocket(timeoutMs, () => exited !== undefined);
-      } finally {
-        await log.close();
-      }
+      await sleep(50);
+    }
+    return this.waitForSocket(0);
+  }
+
+  /** Spawn the daemon (the caller holds the start lock) and wait for its socket. */
+  private async spawnDaemon(timeoutMs: number): Promise<void> {
+    const p = this.paths;
+    if (await socketAnswers(p.socket)) return;
+    if (await ProcessLock.isHeld(daemonLockKey(p.root))) return this.waitForSocket(timeoutMs);
+    // No daemon owns the folder, so a socket file left here is stale.
+    await unlink(p.socket).catch(() => {});
+    const [cmd, ...args] = this.opts.daemonCommand ?? defaultDaemonCommand();
+    const log = await open(p.log, 'a');
+    try {
+      const child = spawn(cmd!, args, {
+        detached: true,
+        cwd: '/',
+        stdio: ['ignore', log.fd, log.fd],
+        env: { ...process.env, DADI_STATE: p.root, UV_THREADPOOL_SIZE: String(DAEMON_THREADPOOL_SIZE) },
+      });
+      child.unref();
+      this.startedPid = child.pid;
+      let exited: number | null | undefined;
+      child.once('exit', (code) => (exited = code));
+      await this.waitForSocket(timeoutMs, () => exited !== undefined);
     } finally {
-      await unlink(lock).catch(() => {});
+      await log.close();
     }
   }
 

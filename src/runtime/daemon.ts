@@ -32,6 +32,7 @@ import {
 } from '../export/index.js';
 import { ComboDevice, LayerStack, NULL_UUID, WritableLayer } from '../format/lsmt/index.js';
 import { LayerResolver, normalizeLayerSpec, type OpenedLayer } from './layer-source.js';
+import { daemonLockKey, ProcessLock } from './lock.js';
 import {
   type DeviceInfo,
   type MountRequest,
@@ -78,6 +79,7 @@ export class Daemon {
   private readonly readers: number;
   private readonly log: (m: string) => void;
   private server: Server | undefined;
+  private lock: ProcessLock | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
   private resolveStopped!: () => void;
@@ -99,23 +101,33 @@ export class Daemon {
     const p = d.paths;
     await mkdir(p.root, { recursive: true, mode: 0o700 });
     await mkdir(p.devices, { recursive: true });
-    if (await socketAnswers(p.socket)) {
-      throw new DadiError('EEXIST', `a dadi daemon already answers on ${p.socket}`);
+    // Held for the daemon's whole life: a second daemon racing for this folder stops here, before
+    // it could scrub the first one's devices or replace its socket.
+    const lock = await ProcessLock.tryAcquire(daemonLockKey(p.root));
+    if (!lock || (await socketAnswers(p.socket))) {
+      await lock?.release();
+      throw new DadiError('EEXIST', `a dadi daemon already runs on ${p.socket}`);
     }
-    await unlink(p.socket).catch(() => {});
-    const scrubbed = await scrubDevices(p.root);
-    if (scrubbed.length) d.log(`cleaned up after a previous daemon: ${scrubbed.join(', ')}`);
-    const server = createServer((sock) => d.serve(sock));
-    await new Promise<void>((res, rej) => {
-      server.once('error', rej);
-      server.listen(p.socket, () => {
-        server.off('error', rej);
-        res();
+    d.lock = lock;
+    try {
+      await unlink(p.socket).catch(() => {});
+      const scrubbed = await scrubDevices(p.root);
+      if (scrubbed.length) d.log(`cleaned up after a previous daemon: ${scrubbed.join(', ')}`);
+      const server = createServer((sock) => d.serve(sock));
+      await new Promise<void>((res, rej) => {
+        server.once('error', rej);
+        server.listen(p.socket, () => {
+          server.off('error', rej);
+          res();
+        });
       });
-    });
-    await chmod(p.socket, 0o600);
-    d.server = server;
-    await writeFile(p.pidFile, `${process.pid}\n`);
+      await chmod(p.socket, 0o600);
+      d.server = server;
+      await writeFile(p.pidFile, `${process.pid}\n`);
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
     d.log(`listening on ${p.socket} (pid ${process.pid}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4})`);
     return d;
   }
@@ -178,6 +190,7 @@ export class Daemon {
       }
       await unlink(this.paths.socket).catch(() => {});
       await unlink(this.paths.pidFile).catch(() => {});
+      await this.lock?.release();
       this.log('stopped');
       this.resolveStopped();
     })();
