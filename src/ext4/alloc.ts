@@ -3,9 +3,9 @@
 // fresh filesystem fills contiguously; nothing here knows about files or directories.
 
 import { DadiError } from '../errors.js';
-import type { BlockCache } from './block-cache.js';
 import { BLOCKS_PER_GROUP, type Geometry, groupBlocks } from './geometry.js';
 import type { GroupDesc } from './layout.js';
+import type { MetadataBlockCache } from './metadata-cache.js';
 
 export class Allocator {
   private blockCursor = 0;
@@ -14,7 +14,7 @@ export class Allocator {
   freeInodes: number;
 
   constructor(
-    private readonly cache: BlockCache,
+    private readonly cache: MetadataBlockCache,
     readonly groups: GroupDesc[],
     private readonly geo: Geometry,
     private readonly name: string,

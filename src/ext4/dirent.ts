@@ -75,10 +75,3 @@ export function encodeDirBlocks(entries: Iterable<DirEntry>): Uint8Array[] {
   close();
   return blocks;
 }
-
-/** An empty directory block (one unused record spanning the block). */
-export function emptyDirBlock(): Uint8Array {
-  const b = new Uint8Array(BLOCK_SIZE);
-  new DataView(b.buffer).setUint16(4, BLOCK_SIZE, true);
-  return b;
-}

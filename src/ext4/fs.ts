@@ -5,10 +5,10 @@
 import { type BlockFile, isWritable, type WritableBlockFile } from '../blockfile/blockfile.js';
 import { DadiError } from '../errors.js';
 import { Allocator } from './alloc.js';
-import { BlockCache } from './block-cache.js';
 import { DataWriter } from './data-writer.js';
 import { type DirEntry, decodeDirBlock, encodeDirBlocks } from './dirent.js';
 import { buildExtentTree, type Extent, hasExtentRoot, pushBlock, readExtentTree, treeBlocksNeeded } from './extent.js';
+import { type FileBlocks, FileWriter } from './file-writer.js';
 import { type Geometry, groupBlocks } from './geometry.js';
 import {
   BLOCK_SIZE,
@@ -42,6 +42,7 @@ import {
   type Superblock,
   type Time,
 } from './layout.js';
+import { MetadataBlockCache } from './metadata-cache.js';
 import {
   decodeInodeXattrs,
   decodeXattrBlock,
@@ -53,7 +54,6 @@ import {
 } from './xattr.js';
 
 const DIR_NLINK_MAX = 65000;
-const ZERO_BLOCK = new Uint8Array(BLOCK_SIZE);
 
 export type FileKind = 'file' | 'dir' | 'symlink' | 'chr' | 'blk' | 'fifo' | 'sock';
 
@@ -137,7 +137,7 @@ export class Ext4 {
   readonly writable: boolean;
   readonly sb: Superblock;
   readonly geo: Geometry;
-  private readonly cache: BlockCache;
+  private readonly cache: MetadataBlockCache;
   private readonly alloc: Allocator;
   private readonly data: DataWriter | null;
   private readonly inodes = new Map<number, InodeState>();
@@ -151,7 +151,7 @@ export class Ext4 {
     sb: Superblock,
     groups: GroupDesc[],
     geo: Geometry,
-    cache: BlockCache,
+    cache: MetadataBlockCache,
     opts: OpenOptions,
   ) {
     this.name = file.name;
@@ -196,7 +196,7 @@ export class Ext4 {
       inodeTableBlocks: (sb.inodesPerGroup * sb.inodeSize) / BLOCK_SIZE,
       gdtBlocks,
     };
-    const cache = new BlockCache(file);
+    const cache = new MetadataBlockCache(file);
     const groups: GroupDesc[] = [];
     for (let i = 0; i < gdtBlocks; i++) {
       const b = await cache.get(1 + i);
@@ -596,21 +596,17 @@ export class Ext4 {
     s.inode.flags = EXT4_EXTENTS_FL;
     s.inode.iblock = buildExtentTree([], []).root;
     await this.addEntry(parent, name, ino, S_IFREG);
-    return new FileWriter(this, ino, opts.sparse ?? true);
+    return new FileWriter(this.fileBlocks, ino, opts.sparse ?? true);
   }
 
-  /** @internal Used by FileWriter. */
-  async _allocRun(max: number): Promise<[number, number]> {
-    return this.alloc.allocRun(max);
-  }
+  /** What a FileWriter may do to this filesystem: no more. */
+  private readonly fileBlocks: FileBlocks = {
+    allocRun: (max) => this.alloc.allocRun(max),
+    putData: (pblk, data) => this.data!.put(pblk, data),
+    finish: (ino, extents, size) => this.finishFile(ino, extents, size),
+  };
 
-  /** @internal */
-  async _putData(pblk: number, data: Uint8Array): Promise<void> {
-    await this.data!.put(pblk, data);
-  }
-
-  /** @internal Finish a file written by FileWriter. */
-  async _finishFile(ino: number, extents: Extent[], size: number): Promise<void> {
+  private async finishFile(ino: number, extents: Extent[], size: number): Promise<void> {
     const s = await this.state(ino);
     const tb = await this.alloc.allocBlocks(treeBlocksNeeded(extents.length));
     this.setExtents(s.inode, extents, tb);
@@ -788,87 +784,6 @@ export class Ext4 {
     }
     s.xattrs = undefined;
   }
-}
-
-/** Sequential writer of one new regular file's data (see Ext4.createFile). */
-export class FileWriter {
-  private readonly extents: Extent[] = [];
-  private pos = 0;
-  private partial = new Uint8Array(BLOCK_SIZE);
-  private partialLen = 0;
-
-  constructor(
-    private readonly fs: Ext4,
-    readonly ino: number,
-    private readonly sparse: boolean,
-  ) {}
-
-  /** Append bytes. */
-  async write(chunk: Uint8Array): Promise<void> {
-    let p = 0;
-    if (this.partialLen > 0) {
-      const take = Math.min(BLOCK_SIZE - this.partialLen, chunk.length);
-      this.partial.set(chunk.subarray(0, take), this.partialLen);
-      this.partialLen += take;
-      p = take;
-      if (this.partialLen === BLOCK_SIZE) {
-        await this.putBlocks(this.partial);
-        this.partial = new Uint8Array(BLOCK_SIZE);
-        this.partialLen = 0;
-      }
-    }
-    const whole = Math.floor((chunk.length - p) / BLOCK_SIZE) * BLOCK_SIZE;
-    if (whole > 0) await this.putBlocks(chunk.subarray(p, p + whole));
-    p += whole;
-    if (p < chunk.length) {
-      this.partial.set(chunk.subarray(p), 0);
-      this.partialLen = chunk.length - p;
-    }
-  }
-
-  /** Leave a hole of `bytes` (must keep block alignment: call only at block boundaries). */
-  skip(bytes: number): void {
-    if (this.partialLen !== 0 || bytes % BLOCK_SIZE !== 0)
-      throw new DadiError('EINVAL', `FileWriter.skip: unaligned hole of ${bytes} bytes`);
-    this.pos += bytes / BLOCK_SIZE;
-  }
-
-  /** Whole blocks at the current position. */
-  private async putBlocks(data: Uint8Array): Promise<void> {
-    const n = data.length / BLOCK_SIZE;
-    let i = 0;
-    while (i < n) {
-      if (this.sparse && isZero(data, i)) {
-        i++;
-        this.pos++;
-        continue;
-      }
-      let j = i + 1;
-      while (j < n && !(this.sparse && isZero(data, j))) j++;
-      // Blocks [i, j) hold data.
-      while (i < j) {
-        const [start, len] = await this.fs._allocRun(j - i);
-        await this.fs._putData(start, data.subarray(i * BLOCK_SIZE, (i + len) * BLOCK_SIZE));
-        pushBlock(this.extents, this.pos, start, len);
-        this.pos += len;
-        i += len;
-      }
-    }
-  }
-
-  /** Finish the file; its size is the bytes written (or `size`, for a trailing hole). */
-  async end(size?: number): Promise<void> {
-    const written = this.pos * BLOCK_SIZE + this.partialLen;
-    if (this.partialLen > 0) {
-      this.partial.fill(0, this.partialLen);
-      await this.putBlocks(this.partial);
-    }
-    await this.fs._finishFile(this.ino, this.extents, Math.max(size ?? 0, written));
-  }
-}
-
-function isZero(data: Uint8Array, block: number): boolean {
-  return Buffer.compare(data.subarray(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE), ZERO_BLOCK) === 0;
 }
 
 function printable(name: string): string {

@@ -5,7 +5,6 @@
 
 import type { WritableBlockFile } from '../blockfile/blockfile.js';
 import { DadiError } from '../errors.js';
-import { writeBlocks } from './block-cache.js';
 import { encodeDirBlocks } from './dirent.js';
 import { buildExtentTree } from './extent.js';
 import {
@@ -38,6 +37,7 @@ import {
   SUPERBLOCK_OFFSET,
   type Superblock,
 } from './layout.js';
+import { writeBlocks } from './metadata-cache.js';
 
 export const DEFAULT_SIZE = 64 * 1024 ** 3;
 export const LOST_FOUND_INO = 11;

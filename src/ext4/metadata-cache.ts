@@ -1,6 +1,7 @@
 // A write-back cache of 4 KiB metadata blocks (bitmaps, inode tables, directories, extent and
 // xattr blocks). Blocks changed in memory are written at flush, coalesced, and only when their
 // bytes really differ from what the device held — so a layer diff holds just the changed blocks.
+// Not the host's cache of remote blob bytes (src/cache BlockCache): this one lives inside one Ext4.
 
 import type { BlockFile, WritableBlockFile } from '../blockfile/blockfile.js';
 import { BLOCK_SIZE } from './layout.js';
@@ -23,7 +24,7 @@ export async function writeBlocks(file: WritableBlockFile, blocks: Map<number, U
   return written;
 }
 
-export class BlockCache {
+export class MetadataBlockCache {
   private readonly blocks = new Map<number, Uint8Array>();
   /** Device contents of blocks modified since load (absent: not known, always written). */
   private readonly original = new Map<number, Uint8Array | null>();
