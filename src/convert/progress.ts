@@ -37,3 +37,8 @@ export function lineProgress(out: NodeJS.WritableStream = process.stderr): (e: P
     }
   };
 }
+
+/** Seconds on a monotonic clock, for the phase timings of events and results. */
+export function clock(): number {
+  return performance.now() / 1000;
+}

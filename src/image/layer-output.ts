@@ -15,6 +15,15 @@ export interface LayerOutputOptions {
 }
 
 /**
+ * What a DADI image layer is on the wire: the LSMT layer as ZFile (LZ4, 4 KiB blocks, CRCs) inside
+ * the one-file tar — what `convert` and `commit` push, as the reference's `overlaybd-commit -z -t`.
+ */
+export const DADI_LAYER_OUTPUT = {
+  tar: true,
+  zfile: { algorithm: 'lz4', blockSize: 4096 },
+} as const satisfies LayerOutputOptions;
+
+/**
  * Write a layer file atomically: `fn` streams into the sink (and ends it); `path` appears only when
  * `fn` succeeds, is never one of `inputs`, and stays as it was on failure (see util/atomic-output).
  * @example await withLayerOutput('l1.tar', { tar: true, inputs: [src] }, (sink) => compressFile(f, sink));

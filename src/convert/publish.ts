@@ -1,0 +1,80 @@
+// Publishing a DADI image to an ImageTarget, shared by convert and commit: layer blobs go up as
+// soon as each is ready (while the next one is made), then the config, then the manifest — only
+// the manifest makes the image visible under the target's tag, so a failure before it leaves the
+// tag untouched (uploaded blobs stay, unreferenced, for the registry's garbage collector).
+
+import type { Digest } from '../oci/digest.js';
+import type { ImageTarget } from '../oci/image-source.js';
+import type { ImageConfig } from '../oci/manifest.js';
+import { withLabel } from './layer-label.js';
+import { type ConvertedLayer, convertedConfig, convertedManifest, outputMediaTypes } from './manifest.js';
+import { clock } from './progress.js';
+
+export interface PublishedImage {
+  config: { digest: Digest; size: number };
+  manifest: { digest: Digest; size: number; mediaType: string };
+}
+
+/**
+ * Store the image config (`config` with `layers` as its diff_ids) and then the manifest, in
+ * Docker media types or, with `oci`, OCI ones. The layer blobs must be in the target already.
+ */
+export async function publishImage(
+  dst: ImageTarget,
+  config: ImageConfig,
+  layers: readonly ConvertedLayer[],
+  opts: { oci: boolean; annotations?: Record<string, string> },
+): Promise<PublishedImage> {
+  const configBytes = convertedConfig(
+    config,
+    layers.map((l) => l.digest),
+  );
+  const configDesc = await dst.putBlob(configBytes);
+  const manifestBytes = convertedManifest(configDesc, layers, opts);
+  const mediaType = outputMediaTypes(opts.oci).manifest;
+  const digest = await dst.putManifest(manifestBytes, mediaType);
+  return { config: configDesc, manifest: { digest, size: manifestBytes.length, mediaType } };
+}
+
+/**
+ * Layer uploads running in the background. The first failure is kept and reported (it aborts the
+ * caller's work through `onError`), whatever fails after it.
+ */
+export class LayerUploads {
+  private readonly running: Promise<void>[] = [];
+  /** The first upload failure, if any. */
+  error: unknown;
+
+  constructor(
+    private readonly dst: ImageTarget,
+    private readonly onError: (e: unknown) => void,
+  ) {}
+
+  /** Upload the file at `path` as blob `desc`; errors name `label`; `done` gets the seconds taken. */
+  add(path: string, desc: { digest: Digest; size: number }, label: string, done: (seconds: number) => void): void {
+    const up = (async () => {
+      const t = clock();
+      try {
+        await this.dst.putBlobFile(path, desc);
+      } catch (e) {
+        throw withLabel(e, `${this.dst.name}: upload of ${label}`, desc.digest);
+      }
+      done(clock() - t);
+    })();
+    up.catch((e) => {
+      this.error ??= e;
+      this.onError(e);
+    });
+    this.running.push(up);
+  }
+
+  /** Every upload finished; throws the first failure. */
+  async done(): Promise<void> {
+    await Promise.all(this.running);
+  }
+
+  /** Every upload settled, successes and failures alike (for cleaning up after a failure). */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.running);
+  }
+}
