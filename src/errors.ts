@@ -25,7 +25,3 @@ export class DadiError extends Error {
 export function formatError(name: string, what: string): DadiError {
   return new DadiError('EFORMAT', `${name}: ${what}`);
 }
-
-export function corruptError(name: string, what: string): DadiError {
-  return new DadiError('ECORRUPT', `${name}: ${what}`);
-}

@@ -54,14 +54,6 @@ export class SliceFile implements BlockFile {
   }
 }
 
-export function isAligned(value: number, alignment: number): boolean {
-  return value % alignment === 0;
-}
-
 export function alignUp(value: number, alignment: number): number {
   return Math.ceil(value / alignment) * alignment;
-}
-
-export function alignDown(value: number, alignment: number): number {
-  return Math.floor(value / alignment) * alignment;
 }

@@ -4,17 +4,17 @@
 import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
 import { Ext4 } from '../ext4/index.js';
-import { type OpenedAnyImage, openAnyImage } from '../image/open-any.js';
+import { type OpenedImage, openImage } from '../image/open-image.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printFetchStats } from './image.js';
 import { printJson } from './output.js';
 
 type BrowseOptions = RemoteOptions & { json?: boolean; stats?: boolean };
 
-async function withImageFs<T>(image: string, o: BrowseOptions, fn: (fs: Ext4, img: OpenedAnyImage) => Promise<T>) {
+async function withImageFs<T>(image: string, o: BrowseOptions, fn: (fs: Ext4, img: OpenedImage) => Promise<T>) {
   const ctx = await openRemoteContext(o);
   try {
-    const img = await openAnyImage(image, ctx);
+    const img = await openImage(image, ctx);
     try {
       const fs = await Ext4.open(img.device);
       const r = await fn(fs, img);

@@ -1,7 +1,7 @@
 // `dadi cache ls|gc|clear`: look after the host's persistent block cache.
 
 import type { Command } from 'commander';
-import { BlockCache } from '../cache/index.js';
+import { openOwnedCache } from '../image/host-cache.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { defaultCacheDir } from './context.js';
 import { printJson } from './output.js';
@@ -19,7 +19,8 @@ export function registerCacheCommands(program: Command): void {
     .option(...dirOption)
     .option('--json')
     .action(async (o) => {
-      const c = await BlockCache.open(o.cacheDir ?? defaultCacheDir());
+      const owned = await openOwnedCache(o.cacheDir ?? defaultCacheDir(), 'dadi cache');
+      const c = owned.cache;
       try {
         const entries = await c.ls();
         if (o.json) return printJson({ dir: c.dir, usage: c.usage, capacity: c.capacity, entries });
@@ -30,7 +31,7 @@ export function registerCacheCommands(program: Command): void {
         }
         console.log(`total ${formatSize(c.usage)} of ${formatSize(c.capacity)} in ${c.dir}`);
       } finally {
-        await c.close();
+        await owned.close();
       }
     });
 
@@ -40,14 +41,15 @@ export function registerCacheCommands(program: Command): void {
     .option(...dirOption)
     .option('--target <bytes>', 'usage to reach (default: the low water mark)')
     .action(async (o) => {
-      const c = await BlockCache.open(o.cacheDir ?? defaultCacheDir());
+      const owned = await openOwnedCache(o.cacheDir ?? defaultCacheDir(), 'dadi cache');
+      const c = owned.cache;
       try {
         const r = await c.gc(o.target ? parseSize(o.target, '--target') : undefined);
         console.log(
           `evicted ${r.evicted.length} blobs, freed ${formatSize(r.freedBytes)}; usage ${formatSize(r.usage)}`,
         );
       } finally {
-        await c.close();
+        await owned.close();
       }
     });
 
@@ -56,12 +58,13 @@ export function registerCacheCommands(program: Command): void {
     .description('drop everything cached')
     .option(...dirOption)
     .action(async (o) => {
-      const c = await BlockCache.open(o.cacheDir ?? defaultCacheDir());
+      const owned = await openOwnedCache(o.cacheDir ?? defaultCacheDir(), 'dadi cache');
+      const c = owned.cache;
       try {
         const r = await c.clear();
         console.log(`cleared ${r.evicted.length} blobs, freed ${formatSize(r.freedBytes)}`);
       } finally {
-        await c.close();
+        await owned.close();
       }
     });
 }

@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { exportDisk } from '../image/export.js';
-import { openAnyImage } from '../image/open-any.js';
+import { openImage } from '../image/open-image.js';
 import { formatSize } from '../util/size.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printJson } from './output.js';
@@ -21,7 +21,7 @@ export function registerImageCommands(program: Command): void {
   ).action(async (out: string, ref: string, o: RemoteOptions & { stats?: boolean; json?: boolean }) => {
     const ctx = await openRemoteContext(o);
     try {
-      const img = await openAnyImage(ref, ctx);
+      const img = await openImage(ref, ctx);
       try {
         const stats = await exportDisk(img.device, out);
         const fetched = img.stats();

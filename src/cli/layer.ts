@@ -3,14 +3,14 @@
 
 import { stat, truncate } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { DadiError } from '../errors.js';
-import { checkVirtualSize, LayerStack, type SealedLayer, WritableLayer } from '../format/lsmt/index.js';
+import { checkVirtualSize } from '../format/lsmt/index.js';
 import { exportDisk } from '../image/export.js';
 import { importRawImage } from '../image/import-raw.js';
 import { inspectLayerFile } from '../image/inspect.js';
+import { layerBlobArgument } from '../image/layer-blob.js';
 import { withLayerOutput } from '../image/layer-output.js';
-import { fetchStats, openRemoteLayer, parseBlobReference, type RemoteLayer } from '../image/open-image.js';
-import { openLayerFile } from '../image/open-layer.js';
+import { openLayerStack } from '../image/layer-stack.js';
+import { createWritableLayer, openWritableLayer } from '../image/writable.js';
 import { assertDistinctFiles, withAtomicFiles } from '../util/atomic-output.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
@@ -36,12 +36,15 @@ export function registerLayerCommands(program: Command): void {
       checkVirtualSize('--size', virtualSize);
       // Both files appear together or not at all.
       await withAtomicFiles([data, index], { replace: !!o.force }, async ([tmpData, tmpIndex]) => {
-        const w = await WritableLayer.create(tmpData!, tmpIndex!, {
-          virtualSize,
-          parentUuid: o.parentUuid,
-          uuid: o.uuid,
-          sparse: !!o.sparse,
-        });
+        const w = await createWritableLayer(
+          { data: tmpData!, index: tmpIndex! },
+          {
+            virtualSize,
+            parentUuid: o.parentUuid,
+            uuid: o.uuid,
+            sparse: !!o.sparse,
+          },
+        );
         await w.close();
       });
     });
@@ -63,7 +66,7 @@ export function registerLayerCommands(program: Command): void {
           ),
         ),
       );
-      const w = await WritableLayer.open(data, index);
+      const w = await openWritableLayer({ data, index });
       try {
         const stats = await importRawImage(image, w);
         await w.close();
@@ -92,7 +95,7 @@ export function registerLayerCommands(program: Command): void {
       const zfile = o.compress
         ? { algorithm: parseAlgorithm(o.algorithm), blockSize: parseBlockSizeKB(o.bs) }
         : undefined;
-      const w = await WritableLayer.open(data, index, { readOnly: true });
+      const w = await openWritableLayer({ data, index }, { readOnly: true });
       try {
         await withLayerOutput(out, { tar: !!o.tar, zfile, inputs: [data, index] }, (sink) =>
           w.commit(sink, { uuid: o.uuid, parentUuid: o.parentUuid, userTag: o.message }),
@@ -135,23 +138,17 @@ export function registerLayerCommands(program: Command): void {
       .option('--stats', 'print bytes and requests fetched from registries')
       .option('--json', 'print statistics as JSON'),
   ).action(async (out: string, layers: string[], o: RemoteOptions & { stats?: boolean; json?: boolean }) => {
-    if (layers.length > 255) throw new DadiError('EINVAL', `at most 255 layers can be stacked (got ${layers.length})`);
-    const refs = layers.map((l) => parseBlobReference(l));
-    const ctx = refs.some((r) => r) ? await openRemoteContext(o) : undefined;
-    const opened: SealedLayer[] = [];
-    const remote: RemoteLayer[] = [];
+    const sources = layers.map(layerBlobArgument);
+    const ctx = sources.some((s) => s.kind === 'registry') ? await openRemoteContext(o) : undefined;
     try {
-      for (const [i, path] of layers.entries()) {
-        const ref = refs[i];
-        if (ref && ctx) {
-          const r = await openRemoteLayer(ref, ref.digest, ctx);
-          remote.push(r);
-          opened.push(r.layer);
-        } else opened.push(await openLayerFile(path));
+      const stack = await openLayerStack(sources, ctx, { name: 'layer export' });
+      let stats: Awaited<ReturnType<typeof exportDisk>>;
+      try {
+        stats = await exportDisk(stack.device, out);
+      } finally {
+        await stack.close();
       }
-      const stack = LayerStack.fromLayers(opened);
-      const stats = await exportDisk(stack, out);
-      const fetched = fetchStats(remote);
+      const fetched = stack.stats();
       if (o.json) printJson({ out, layers, ...stats, fetched });
       else {
         console.error(
@@ -160,7 +157,6 @@ export function registerLayerCommands(program: Command): void {
         if (o.stats) printFetchStats(fetched);
       }
     } finally {
-      await Promise.all(opened.map((l) => l.close()));
       await ctx?.close();
     }
   });

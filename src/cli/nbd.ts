@@ -5,11 +5,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { BlockFile } from '../blockfile/blockfile.js';
 import { DadiError } from '../errors.js';
 import { NbdServer } from '../export/index.js';
-import { ComboDevice, WritableLayer } from '../format/lsmt/index.js';
-import { openRemoteImage } from '../image/open-image.js';
+import { openImage } from '../image/open-image.js';
 import { formatSize } from '../util/size.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printFetchStats } from './image.js';
@@ -38,17 +36,12 @@ export function registerNbdCommands(program: Command): void {
   ).action(async (ref: string, o: ServeOptions) => {
     if (!o.socket === !o.port) throw new DadiError('EINVAL', 'serve-nbd: give exactly one of --socket or --port');
     const ctx = await openRemoteContext(o);
-    const img = await openRemoteImage(ref, ctx);
-    let device: BlockFile = img.device;
     let scratch: string | undefined;
-    if (o.rw) {
-      const dir = o.upper ?? (scratch = await mkdtemp(join(tmpdir(), 'dadi-nbd-')));
-      const upper = await WritableLayer.create(join(dir, 'writable_data'), join(dir, 'writable_index'), {
-        virtualSize: img.device.size,
-        parentUuid: img.layers.at(-1)?.layer.uuid,
-      });
-      device = await ComboDevice.open(upper, img.device);
-    }
+    const dir = o.rw ? (o.upper ?? (scratch = await mkdtemp(join(tmpdir(), 'dadi-nbd-')))) : undefined;
+    const img = await openImage(ref, ctx, {
+      writable: dir ? { data: join(dir, 'writable_data'), index: join(dir, 'writable_index') } : undefined,
+    });
+    const device = img.device;
     const server = new NbdServer([{ name: o.name, file: device, readOnly: !o.rw, description: ref }]);
     const where = await server.listen(o.socket ? { socket: o.socket } : { port: Number(o.port), host: o.host });
     console.error(

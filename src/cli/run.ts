@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import type { ResolvedRunImage } from '../image/resolve-image.js';
-import { DaemonClient } from '../runtime/client.js';
+import { DAEMON_THREADPOOL_SIZE, DaemonClient } from '../runtime/client.js';
 import { listContainers, type RootfsMode, removeContainer, runContainer } from '../runtime/container.js';
 import { registryLayerSpecs } from '../runtime/layer-spec.js';
 import { formatSize } from '../util/size.js';
@@ -38,7 +38,7 @@ export function registerRunCommands(program: Command): void {
       if (!process.env.UV_THREADPOOL_SIZE) {
         const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
           stdio: 'inherit',
-          env: { ...process.env, UV_THREADPOOL_SIZE: '128' },
+          env: { ...process.env, UV_THREADPOOL_SIZE: String(DAEMON_THREADPOOL_SIZE) },
         });
         for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => child.kill(s));
         process.exitCode = await new Promise<number>((res) => child.on('exit', (c) => res(c ?? 1)));

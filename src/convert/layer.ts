@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import { FileSink } from '../blockfile/sink.js';
 import { DadiError } from '../errors.js';
 import { applyLayer, decompress, Ext4, mkfs } from '../ext4/index.js';
-import { ComboDevice, LayerStack, WritableLayer } from '../format/lsmt/index.js';
+import type { ComboDevice, WritableLayer } from '../format/lsmt/index.js';
 import { DADI_LAYER_OUTPUT, wrapLayerOutput } from '../image/layer-output.js';
-import { openLayerFile } from '../image/open-layer.js';
+import { openLayerStack } from '../image/layer-stack.js';
+import { createWritableLayer, stackWritable } from '../image/writable.js';
 import { type Digest, Digester } from '../oci/digest.js';
 import { Tap } from '../util/tap.js';
 import { uuidFromChainId } from './manifest.js';
@@ -56,11 +57,14 @@ export async function convertLayer(
   const parentUuid = job.parentChainId ? uuidFromChainId(job.parentChainId) : undefined;
   const dir = join(scratch, `layer-${i}`);
   await mkdir(dir, { recursive: true });
-  const rw = await WritableLayer.create(join(dir, 'data'), join(dir, 'index'), {
-    virtualSize: i === 0 ? job.vsize : 0,
-    uuid,
-    ...(parentUuid ? { parentUuid } : {}),
-  });
+  const rw = await createWritableLayer(
+    { data: join(dir, 'data'), index: join(dir, 'index') },
+    {
+      virtualSize: i === 0 ? job.vsize : 0,
+      uuid,
+      ...(parentUuid ? { parentUuid } : {}),
+    },
+  );
   let device: WritableLayer | ComboDevice = rw;
   const out = join(dir, 'overlaybd.commit');
   const raw = new Tap(stream, () => {});
@@ -71,14 +75,12 @@ export async function convertLayer(
   try {
     if (i === 0) await mkfs(rw, { size: job.vsize });
     else {
-      const sealed = [];
-      try {
-        for (const p of lowers) sealed.push(await openLayerFile(p));
-      } catch (e) {
-        await Promise.all(sealed.map((l) => l.close()));
-        throw e;
-      }
-      device = await ComboDevice.open(rw, LayerStack.fromLayers(sealed));
+      const stack = await openLayerStack(
+        lowers.map((path) => ({ kind: 'file', path })),
+        undefined,
+        { name: job.label },
+      );
+      device = await stackWritable(rw, stack.device);
     }
     const t = clock();
     const fs = await Ext4.open(device);

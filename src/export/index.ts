@@ -4,6 +4,7 @@ export * from './block-mount.js';
 export * from './fuse/index.js';
 export * from './loop.js';
 export * from './nbd/index.js';
+export { scrubDevices } from './scrub.js';
 export {
   abortFuseConnection,
   findMount,

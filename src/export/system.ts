@@ -7,7 +7,7 @@ import { access, readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DadiError } from '../errors.js';
 
-export interface RunResult {
+export interface ProgramResult {
   code: number;
   stdout: string;
   stderr: string;
@@ -18,7 +18,7 @@ export function runProgram(
   cmd: string,
   args: string[],
   opts: { stdio3?: number; timeoutMs?: number } = {},
-): Promise<RunResult> {
+): Promise<ProgramResult> {
   return new Promise((res, rej) => {
     const stdio: (number | 'pipe' | 'ignore')[] = ['ignore', 'pipe', 'pipe'];
     if (opts.stdio3 !== undefined) stdio.push(opts.stdio3);

@@ -7,7 +7,7 @@ import { detectTar } from '../format/tar/index.js';
 import { hasFlag, ZFileFlag, type ZFileHeader, type ZFileReader } from '../format/zfile/index.js';
 import { unwrapBlob } from './open-layer.js';
 
-export interface LayerInfo {
+export interface LayerBlobDescription {
   file: string;
   fileSize: number;
   wrapping: string[];
@@ -16,10 +16,10 @@ export interface LayerInfo {
   lsmt: Record<string, unknown>;
 }
 
-export async function inspectLayerFile(path: string): Promise<LayerInfo> {
+export async function inspectLayerFile(path: string): Promise<LayerBlobDescription> {
   const raw = await LocalFile.open(path);
   try {
-    const info: LayerInfo = { file: path, fileSize: raw.size, wrapping: [], lsmt: {} };
+    const info: LayerBlobDescription = { file: path, fileSize: raw.size, wrapping: [], lsmt: {} };
     const tar = await detectTar(raw);
     if (tar) info.tar = { member: tar.memberName, payloadOffset: tar.payloadOffset, payloadSize: tar.payloadSize };
     const unwrapped = await unwrapBlob(raw);

@@ -1,9 +1,8 @@
 // Open any layer blob — [tar wrapper] → [ZFile] → LSMT, or fewer wrappings — as one sealed LSMT
 // layer (a BlockFile of the virtual disk). The one place the format stages are composed for a layer.
-// Not for stacking layers (see open-stack.ts) or fetching blobs (registry/, cache/).
+// Not for finding blobs (layer-blob.ts) or stacking layers (layer-stack.ts).
 
 import type { BlockFile } from '../blockfile/blockfile.js';
-import { LocalFile } from '../blockfile/local.js';
 import { formatError } from '../errors.js';
 import { SealedLayer } from '../format/lsmt/index.js';
 import { detectTar, openTarPayload } from '../format/tar/index.js';
@@ -72,17 +71,6 @@ export async function openLayer(raw: BlockFile, opts: UnwrapOptions = {}): Promi
     if (wrapping.length === 0 && raw.size < 4096 * 2) {
       throw formatError(raw.name, 'not a layer blob: too small for an LSMT layer and neither tar nor ZFile');
     }
-    throw e;
-  }
-}
-
-/** Open a local layer file (raw LSMT, ZFile, or tar-wrapped). */
-export async function openLayerFile(path: string): Promise<SealedLayer> {
-  const file = await LocalFile.open(path);
-  try {
-    return await openLayer(file);
-  } catch (e) {
-    await file.close();
     throw e;
   }
 }

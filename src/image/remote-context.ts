@@ -1,11 +1,14 @@
 // The pieces every remote read needs on a host: a registry client and the shared block cache,
-// built from a few options. Used by the CLI and by the daemon's registry layer source.
+// built from a few options. The cache is used only by its owner (host-cache.ts): a process that
+// finds it owned by another (the daemon) reads past it and says so once.
+// Used by the CLI and by the daemon.
 
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { BlockCache } from '../cache/index.js';
+import type { BlockCache } from '../cache/index.js';
 import { type Platform, parsePlatform } from '../oci/index.js';
 import { RegistryClient } from '../registry/index.js';
+import { type CacheClaim, cacheHeldNote, claimHostCache } from './host-cache.js';
 
 export interface RemoteContextOptions {
   /** Plain HTTP for every registry (loopback registries always use HTTP). */
@@ -18,6 +21,12 @@ export interface RemoteContextOptions {
   cacheSize?: number;
   /** `os/arch[/variant]` to pick from multi-platform images. */
   platform?: string;
+  /** Who claims the cache, for the messages of others (default `dadi <command>`). */
+  role?: string;
+  /** A claim already taken (the daemon claims its cache when it starts); closed with the context. */
+  claim?: CacheClaim;
+  /** Where the note about a cache owned by another process goes (default stderr). */
+  log?: (message: string) => void;
 }
 
 export interface RemoteContext {
@@ -35,16 +44,35 @@ export function defaultCacheDir(): string {
 
 export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<RemoteContext> {
   const platform = o.platform ? parsePlatform(o.platform) : undefined;
+  const claim = o.claim ?? (o.cache === false ? undefined : await claimCache(o));
   const client = new RegistryClient({ insecure: o.insecure ? true : undefined, platform });
-  const cache =
-    o.cache === false ? undefined : await BlockCache.open(o.cacheDir ?? defaultCacheDir(), { capacity: o.cacheSize });
+  let cache: BlockCache | undefined;
+  try {
+    cache = await claim?.open();
+  } catch (e) {
+    await claim?.close();
+    await client.close();
+    throw e;
+  }
   return {
     client,
     cache,
     platform,
     async close() {
-      await cache?.close();
-      await client.close();
+      try {
+        await claim?.close();
+      } finally {
+        await client.close();
+      }
     },
   };
+}
+
+async function claimCache(o: RemoteContextOptions): Promise<CacheClaim | undefined> {
+  const dir = o.cacheDir ?? defaultCacheDir();
+  const role = o.role ?? `dadi ${process.argv[2] ?? ''}`.trim();
+  const r = await claimHostCache(dir, role, { capacity: o.cacheSize });
+  if (!('heldBy' in r)) return r;
+  (o.log ?? ((m) => process.stderr.write(`dadi: ${m}\n`)))(cacheHeldNote(dir, r.heldBy));
+  return undefined;
 }

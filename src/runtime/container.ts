@@ -16,7 +16,8 @@ import type { Sink } from '../blockfile/index.js';
 import { DadiError } from '../errors.js';
 import { unmountFilesystem } from '../export/loop.js';
 import { readMounts, runProgram } from '../export/system.js';
-import { type CommitResult, randomUuid, WritableLayer } from '../format/lsmt/index.js';
+import { type CommitResult, randomUuid } from '../format/lsmt/index.js';
+import { openWritableLayer } from '../image/writable.js';
 import { buildSpec, type ImageRunConfig, writeBundle } from './bundle.js';
 import { type ClientOptions, DaemonClient } from './client.js';
 import { type LayerSpec, normalizeLayerSpec } from './layer-spec.js';
@@ -81,7 +82,7 @@ export interface ContainerRecord {
   runcRoot: string;
 }
 
-export interface RunResult {
+export interface ContainerExit {
   name: string;
   exitCode: number;
   /** A signal of this process stopped the container. */
@@ -130,7 +131,7 @@ export async function listContainers(opts: { stateDir?: string } = {}): Promise<
 }
 
 /** Run a container to completion and return its exit code. */
-export async function runContainer(opts: RunContainerOptions): Promise<RunResult> {
+export async function runContainer(opts: RunContainerOptions): Promise<ContainerExit> {
   const paths = statePaths(opts.stateDir);
   const stateDir = paths.root;
   const name = checkName(opts.name ?? `c-${randomBytes(4).toString('hex')}`);
@@ -312,7 +313,7 @@ export async function commitContainerLayer(
   if (rec.status === 'running' || rec.deviceId) {
     throw new DadiError('EINVAL', `container ${name} is running; commit it after it exits`);
   }
-  const layer = await WritableLayer.open(rec.writable.data, rec.writable.index, { readOnly: true });
+  const layer = await openWritableLayer(rec.writable, { readOnly: true });
   try {
     return await layer.commit(sink, { uuid: opts.uuid ?? randomUuid(), userTag: opts.userTag });
   } finally {

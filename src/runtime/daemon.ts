@@ -1,6 +1,8 @@
 // The host daemon (`dadi daemon`): ONE long-running process that owns the devices — open layer
 // stacks, writable layers, FUSE exports, loop devices, ext4 mounts — so that they outlive CLI
-// invocations. It answers the JSON-lines protocol of protocol.ts on `<state>/dadi.sock`.
+// invocations, and (through its remote context) the host's block cache. It answers the JSON-lines
+// protocol of protocol.ts on `<state>/dadi.sock`. The stacks come from src/image; cleaning up after
+// a dead daemon is export/scrub.ts.
 // Not the container runner: runc runs in the CLI process (container.ts) so its output streams
 // straight to the user; the daemon only mounts and unmounts.
 //
@@ -13,7 +15,6 @@
 //   await runDaemonForeground({ stateDir: '/run/dadi' });
 
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { chmod, mkdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -21,17 +22,18 @@ import type { WritableBlockFile } from '../blockfile/index.js';
 import { DadiError } from '../errors.js';
 import {
   type BlockMount,
-  detachLoop,
   findMount,
   forceUnmountFuse,
-  loopDevicesUnder,
   mountBlockFile,
-  readMounts,
-  runProgram,
+  scrubDevices,
   unmountFilesystem,
 } from '../export/index.js';
-import { ComboDevice, LayerStack, NULL_UUID, WritableLayer } from '../format/lsmt/index.js';
-import { LayerResolver, normalizeLayerSpec, type OpenedLayer } from './layer-source.js';
+import { ComboDevice, type LayerStack } from '../format/lsmt/index.js';
+import type { OpenedLayerBlob } from '../image/layer-blob.js';
+import { openLayerStack } from '../image/layer-stack.js';
+import type { RemoteContext } from '../image/remote-context.js';
+import { openWritableDevice } from '../image/writable.js';
+import { type LayerSpec, layerBlobSourceOf, normalizeLayerSpec } from './layer-source.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
 import {
   type DeviceInfo,
@@ -46,8 +48,8 @@ import { statePaths } from './state.js';
 
 export interface DaemonOptions {
   stateDir?: string;
-  /** Opens layers; register more sources on it for remote layers. Default: local files only. */
-  resolver?: LayerResolver;
+  /** The registry client and block cache for registry layers (asked on first use). Default: local files only. */
+  remote?: () => Promise<RemoteContext>;
   /** FUSE reader loops per device (default 4). */
   readers?: number;
   log?: (message: string) => void;
@@ -61,7 +63,7 @@ interface Device {
   dir: string;
   rw: boolean;
   label?: string;
-  layers: OpenedLayer[];
+  layers: Array<{ spec: LayerSpec; blob: OpenedLayerBlob }>;
   file: LayerStack | ComboDevice;
   writable?: { data: string; index: string; ephemeral: boolean };
   mount: BlockMount;
@@ -75,7 +77,6 @@ export class Daemon {
   /** Resolves once shutdown() has torn everything down. */
   readonly stopped: Promise<void>;
   private readonly devices = new Map<string, Device>();
-  private readonly resolver: LayerResolver;
   private readonly readers: number;
   private readonly log: (m: string) => void;
   private server: Server | undefined;
@@ -86,7 +87,6 @@ export class Daemon {
 
   private constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
-    this.resolver = opts.resolver ?? new LayerResolver();
     this.readers = opts.readers ?? 4;
     this.log = opts.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} dadi daemon: ${m}\n`));
     this.stopped = new Promise((r) => (this.resolveStopped = r));
@@ -167,7 +167,11 @@ export class Daemon {
       id: d.id,
       target: d.target,
       rw: d.rw,
-      layers: d.layers.map((l) => l.info()),
+      layers: d.layers.map(({ spec, blob }) => ({
+        kind: spec.kind,
+        ref: spec.ref,
+        blobBytesRead: blob.blobBytesRead(),
+      })),
       writable: d.writable,
       label: d.label,
       loop: d.mount.image.loop.device,
@@ -226,23 +230,18 @@ export class Daemon {
     await mkdir(dir, { recursive: true });
     const cleanup: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
     try {
-      const layers = await this.resolver.openAll(specs);
-      const stack = LayerStack.fromLayers(layers.map((l) => l.layer));
+      const sources = specs.map(layerBlobSourceOf);
+      const remote = sources.some((s) => s.kind === 'registry') ? await this.remote() : undefined;
+      const stack = await openLayerStack(sources, remote);
       cleanup.unshift(() => stack.close());
-      let file: LayerStack | ComboDevice = stack;
+      const layers = specs.map((spec, i) => ({ spec, blob: stack.blobs[i]! }));
+      let file: LayerStack | ComboDevice = stack.device;
       let writable: Device['writable'];
       if (req.rw) {
         writable = req.writable
           ? { data: resolve(req.writable.data), index: resolve(req.writable.index), ephemeral: false }
           : { data: join(dir, 'rw.data'), index: join(dir, 'rw.index'), ephemeral: true };
-        const top = layers[layers.length - 1]!.layer;
-        const upper = existsSync(writable.data)
-          ? await WritableLayer.open(writable.data, writable.index)
-          : await WritableLayer.create(writable.data, writable.index, {
-              virtualSize: stack.size,
-              parentUuid: top.uuid !== NULL_UUID ? top.uuid : undefined,
-            });
-        const combo = await ComboDevice.open(upper, stack);
+        const combo = await openWritableDevice(stack.device, writable, { reuse: true });
         cleanup[0] = () => combo.close();
         file = combo;
       }
@@ -309,6 +308,11 @@ export class Daemon {
     if (first) throw first;
   }
 
+  private remote(): Promise<RemoteContext> {
+    if (!this.opts.remote) throw new DadiError('EUNSUPPORTED', 'this daemon cannot open registry layers');
+    return this.opts.remote();
+  }
+
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => {});
@@ -356,37 +360,6 @@ function reply(sock: Socket, res: Response): void {
 }
 
 export { socketAnswers } from './socket.js';
-
-/**
- * Remove device leftovers under a state folder whose daemon is gone: filesystems mounted under it
- * (container rootfs, overlays), filesystems mounted from loop devices backed by files under it,
- * those loop devices, and FUSE mounts under it (aborted first: their server is dead). Never call it
- * while a daemon serves that folder. Returns what it removed.
- */
-export async function scrubDevices(stateDir: string): Promise<string[]> {
-  const root = resolve(stateDir);
-  const done: string[] = [];
-  const under = (p: string) => p === root || p.startsWith(`${root}/`);
-  const loops = await loopDevicesUnder(root);
-  const mounts = await readMounts();
-  const doomed = mounts.filter(
-    (m) => !m.fsType.startsWith('fuse') && (under(m.mountPoint) || loops.includes(m.source)),
-  );
-  // Deepest first.
-  for (const m of doomed.sort((a, b) => b.mountPoint.length - a.mountPoint.length)) {
-    const r = await runProgram('umount', ['-l', m.mountPoint], { timeoutMs: 30_000 });
-    if (r.code === 0) done.push(`umount ${m.mountPoint}`);
-  }
-  for (const dev of loops) {
-    await detachLoop(dev).catch(() => {});
-    done.push(`losetup -d ${dev}`);
-  }
-  for (const m of (await readMounts()).filter((m) => m.fsType.startsWith('fuse') && under(m.mountPoint))) {
-    await forceUnmountFuse(m.mountPoint);
-    done.push(`umount FUSE ${m.mountPoint}`);
-  }
-  return done;
-}
 
 /**
  * Run the daemon in this process until SIGTERM/SIGINT/SIGHUP or a `shutdown` request (what

@@ -1,19 +1,34 @@
-// The host daemon as dadi runs it: local layer files plus registry blobs (through the shared
-// block cache). Both `dadi daemon` and the on-demand auto-start entry call this.
+// The host daemon as dadi runs it: local layer files plus registry blobs through the host's block
+// cache, which the daemon claims as it starts (image/host-cache.ts) so that it is the cache's one
+// owner; the cache itself opens on the first remote read. Both `dadi daemon` and the on-demand
+// auto-start entry call this.
 
+import { type CacheClaim, cacheHeldNote, claimHostCache } from '../image/host-cache.js';
+import { defaultCacheDir, openRemoteContext, type RemoteContext } from '../image/remote-context.js';
+import { resolveRunImage } from '../image/resolve-image.js';
+import { parsePlatform } from '../oci/index.js';
 import { runDaemonForeground } from './daemon.js';
-import { fileLayerSource, LayerResolver } from './layer-source.js';
-import { registryLayerSource } from './registry-source.js';
 
 export async function runHostDaemon(opts: { stateDir?: string; cacheDir?: string } = {}): Promise<void> {
-  const registry = registryLayerSource({ cacheDir: opts.cacheDir });
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const claimed = await claimHostCache(cacheDir, 'the dadi daemon');
+  let claim: CacheClaim | undefined;
+  if ('heldBy' in claimed) process.stderr.write(`dadi daemon: ${cacheHeldNote(cacheDir, claimed.heldBy)}\n`);
+  else claim = claimed;
+  let ctx: Promise<RemoteContext> | undefined;
+  // Without the claim (another process held the cache at start) the context tries once more.
+  const remote = () => (ctx ??= openRemoteContext({ cacheDir, claim, role: 'the dadi daemon' }));
   try {
     await runDaemonForeground({
       stateDir: opts.stateDir,
-      resolver: new LayerResolver([fileLayerSource, registry]),
-      resolveImage: (ref, platform) => registry.resolveImage(ref, platform),
+      remote,
+      resolveImage: async (ref, platform) => {
+        const c = await remote();
+        return resolveRunImage(ref, platform ? { ...c, platform: parsePlatform(platform) } : c);
+      },
     });
   } finally {
-    await registry.close();
+    if (ctx) await (await ctx).close();
+    else await claim?.close();
   }
 }

@@ -12,6 +12,14 @@ export interface LayerSpec {
   [extra: string]: unknown;
 }
 
+/** What `ps` shows per layer. */
+export interface MountedLayerInfo {
+  kind: string;
+  ref: string;
+  /** Bytes read from the layer's blob (before decompression) since it was opened. */
+  blobBytesRead: number;
+}
+
 /** A plain path means a local file. Relative paths are resolved against `cwd`. */
 export function normalizeLayerSpec(spec: string | LayerSpec, cwd = process.cwd()): LayerSpec {
   if (typeof spec === 'string') return { kind: 'file', ref: resolve(cwd, spec) };

@@ -7,7 +7,7 @@
 //   ← {"ok":false,"error":{"code":"ENOTFOUND","message":"/l/base.tar: cannot open: ..."}}
 
 import type { DadiErrorCode } from '../errors.js';
-import type { LayerInfo, LayerSpec } from './layer-source.js';
+import type { LayerSpec, MountedLayerInfo } from './layer-spec.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -40,7 +40,7 @@ export interface DeviceInfo {
   id: string;
   target: string;
   rw: boolean;
-  layers: LayerInfo[];
+  layers: MountedLayerInfo[];
   writable?: { data: string; index: string; ephemeral: boolean };
   label?: string;
   /** The loop device the filesystem is mounted from. */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Ext4 } from '../../src/ext4/index.js';
 import { LayerStack, type SealedLayer } from '../../src/format/lsmt/index.js';
-import { openLayerFile } from '../../src/image/open-layer.js';
+import { openLayerFile } from '../../src/image/layer-blob.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import type { ImageManifest } from '../../src/oci/manifest.js';

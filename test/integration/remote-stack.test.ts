@@ -14,9 +14,8 @@ import { BlockCache } from '../../src/cache/index.js';
 import { DadiError } from '../../src/errors.js';
 import { WritableLayer } from '../../src/format/lsmt/index.js';
 import { importRawImage } from '../../src/image/import-raw.js';
+import { openLayerBlob, openLayerFile } from '../../src/image/layer-blob.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
-import { openRemoteLayer } from '../../src/image/open-image.js';
-import { openLayerFile } from '../../src/image/open-layer.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { runDadi } from '../cli.js';
 import { mkfsFromDir } from '../ext4-tools.js';
@@ -96,15 +95,15 @@ describe.skipIf(!HAVE)('remote layers through the block cache', () => {
     const cache = await BlockCache.open(join(tmp, 'cache2'));
     const local = await openLayerFile(layerPath);
     try {
-      const r = await openRemoteLayer(repo(), digest, { client, cache });
-      const afterOpen = r.remote.stats.bytesFetched;
+      const r = await openLayerBlob({ kind: 'registry', repo: repo(), digest }, { client, cache });
+      const afterOpen = r.fetchStats().bytesFetched;
       const buf = Buffer.alloc(64 << 10);
       const want = Buffer.alloc(64 << 10);
       const offset = 8 << 20;
       await r.layer.read(buf, offset);
       await local.read(want, offset);
       expect(buf.equals(want)).toBe(true);
-      const forRead = r.remote.stats.bytesFetched - afterOpen;
+      const forRead = r.fetchStats().bytesFetched - afterOpen;
       // 64 KiB of disk ≈ ≤ 64 KiB compressed, filled in 256 KiB units: at most a couple of units.
       expect(forRead).toBeLessThanOrEqual(2 * 256 * 1024);
       await r.layer.close();
@@ -151,7 +150,10 @@ describe.skipIf(!HAVE)('remote layers through the block cache', () => {
       const cache = await BlockCache.open(join(tmp, 'cache-faults'), { refillSize: 64 << 10 });
       const local = await openLayerFile(layerPath);
       try {
-        const r = await openRemoteLayer({ registry: proxy.host, repository: 'dadi/stack' }, digest, { client, cache });
+        const r = await openLayerBlob(
+          { kind: 'registry', repo: { registry: proxy.host, repository: 'dadi/stack' }, digest },
+          { client, cache },
+        );
         proxy.setFaults({
           reset: 0.03,
           http500: 0.03,

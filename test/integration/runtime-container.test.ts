@@ -13,8 +13,8 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loopDevicesUnder, readMounts } from '../../src/export/index.js';
+import { openLayerFile } from '../../src/image/layer-blob.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
-import { openLayerFile } from '../../src/image/open-layer.js';
 import {
   commitContainerLayer,
   DaemonClient,

@@ -4,11 +4,18 @@
 
 import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { detachLoop, forceUnmountFuse, loopDevicesUnder, readMounts, runProgram } from '../../src/export/index.js';
+import {
+  detachLoop,
+  forceUnmountFuse,
+  loopDevicesUnder,
+  readMounts,
+  runProgram,
+  scrubDevices,
+} from '../../src/export/index.js';
 import { randomUuid, WritableLayer } from '../../src/format/lsmt/index.js';
 import { importRawImage } from '../../src/image/import-raw.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
-import { cgroupDirs, removeCgroup, runcDelete, runcList, scrubDevices, statePaths } from '../../src/runtime/index.js';
+import { cgroupDirs, removeCgroup, runcDelete, runcList, statePaths } from '../../src/runtime/index.js';
 import { mkfsFromDir } from '../ext4-tools.js';
 
 export const BINARIES = ['sh', 'cat', 'ls', 'env', 'rm', 'mkdir', 'true', 'sleep', 'id', 'wc', 'touch', 'echo'];

@@ -25,11 +25,6 @@ export interface Segment {
 export const SEGMENT_BYTES = 16;
 const TWO32 = 2 ** 32;
 
-/** `moffset + length`, or `moffset` for a zeroed mapping. */
-export function mend(s: Segment): number {
-  return s.zeroed ? s.moffset : s.moffset + s.length;
-}
-
 /** True when the entry at `pos` is a padding / invalid entry (offset = 2^50 − 1). */
 export function isInvalidEntry(view: DataView, pos: number): boolean {
   return view.getUint32(pos, true) === 0xffffffff && (view.getUint32(pos + 4, true) & 0x3ffff) === 0x3ffff;

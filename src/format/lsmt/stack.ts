@@ -90,7 +90,7 @@ function checkCount(n: number): void {
 }
 
 /** Parent/uuid chain check (top to bottom), as the reference's verify_order. */
-export function checkChain(layersBottomFirst: readonly SealedLayer[]): void {
+function checkChain(layersBottomFirst: readonly SealedLayer[]): void {
   for (let i = layersBottomFirst.length - 1; i > 0; i--) {
     const upper = layersBottomFirst[i]!;
     const lower = layersBottomFirst[i - 1]!;

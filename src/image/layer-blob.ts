@@ -1,0 +1,141 @@
+// Open one layer blob, wherever it lives, as a sealed LSMT layer: a local file, or a registry
+// blob read lazily (HTTP range reads) under the host's block cache. The unwrapping below
+// (tar → ZFile → LSMT) is open-layer.ts; ZFile block CRC failures evict the cached range so it
+// is fetched again. Not a puller: nothing is read beyond what reads touch.
+
+import type { BlockFile } from '../blockfile/blockfile.js';
+import { LocalFile } from '../blockfile/local.js';
+import type { CachedBlob } from '../cache/blob.js';
+import { DadiError } from '../errors.js';
+import type { SealedLayer } from '../format/lsmt/index.js';
+import { isDigest } from '../oci/index.js';
+import { parseReference, RemoteBlob, type RepoRef } from '../registry/index.js';
+import { openLayer } from './open-layer.js';
+import type { RemoteContext } from './remote-context.js';
+
+/** What registry blobs are read with: the client and, when this process owns it, the block cache. */
+export type BlobReadContext = Pick<RemoteContext, 'client' | 'cache'>;
+
+/** Where a layer blob is: a local file, or a blob of a registry repository. */
+export type LayerBlobSource =
+  | { kind: 'file'; path: string }
+  | { kind: 'registry'; repo: RepoRef; digest: string /** Known size (skips a HEAD). */; size?: number };
+
+/** What the remote read path fetched, for `--stats`. */
+export interface FetchStats {
+  /** Range GETs sent to the registry. */
+  requests: number;
+  /** Bytes received from the registry. */
+  bytesFetched: number;
+  /** Bytes served from the local cache without a fetch. */
+  cacheHitBytes: number;
+}
+
+export interface OpenedLayerBlob {
+  source: LayerBlobSource;
+  layer: SealedLayer;
+  /** Bytes read from the blob itself (fetched from the registry, or read from the file). */
+  blobBytesRead(): number;
+  fetchStats(): FetchStats;
+}
+
+/** Open a layer blob; registry blobs need `ctx` (its client and, when it has one, its cache). */
+export async function openLayerBlob(source: LayerBlobSource, ctx?: BlobReadContext): Promise<OpenedLayerBlob> {
+  if (source.kind === 'file') {
+    const raw = new CountingFile(await LocalFile.open(source.path));
+    const layer = await openOrClose(raw, () => openLayer(raw));
+    return {
+      source,
+      layer,
+      blobBytesRead: () => raw.bytesRead,
+      fetchStats: () => ({ requests: 0, bytesFetched: 0, cacheHitBytes: 0 }),
+    };
+  }
+  if (!ctx) throw new DadiError('EINVAL', `${blobName(source)}: a registry blob needs a registry client`);
+  const remote = await RemoteBlob.open(ctx.client, source.repo, source.digest, { size: source.size });
+  const cached: CachedBlob | undefined = ctx.cache?.open(source.digest, remote);
+  const raw = cached ?? remote;
+  const layer = await openOrClose(raw, () =>
+    openLayer(raw, {
+      // Without a cache a re-read goes to the registry anyway; with one, drop the bad range first.
+      evict: async (offset, length) => {
+        await cached?.evict(offset, length);
+      },
+    }),
+  );
+  return {
+    source,
+    layer,
+    blobBytesRead: () => remote.stats.bytesFetched,
+    fetchStats: () => ({
+      requests: remote.stats.rangeRequests,
+      bytesFetched: remote.stats.bytesFetched,
+      cacheHitBytes: cached?.stats().hitBytes ?? 0,
+    }),
+  };
+}
+
+/** Open a local layer file (raw LSMT, ZFile, or tar-wrapped). */
+export async function openLayerFile(path: string): Promise<SealedLayer> {
+  return (await openLayerBlob({ kind: 'file', path })).layer;
+}
+
+/** The sum of what `blobs` fetched. */
+export function fetchStats(blobs: readonly OpenedLayerBlob[]): FetchStats {
+  const out: FetchStats = { requests: 0, bytesFetched: 0, cacheHitBytes: 0 };
+  for (const b of blobs) {
+    const s = b.fetchStats();
+    out.requests += s.requests;
+    out.bytesFetched += s.bytesFetched;
+    out.cacheHitBytes += s.cacheHitBytes;
+  }
+  return out;
+}
+
+/** `host[:port]/repo@sha256:…` — a blob reference (as `dadi layer export` and the daemon take them). */
+export function parseBlobReference(text: string): (RepoRef & { digest: string }) | undefined {
+  if (!/^[^/]+\/.+@sha256:[0-9a-f]{64}$/.test(text)) return undefined;
+  const ref = parseReference(text);
+  if (!ref.digest || !isDigest(ref.digest)) return undefined;
+  return { registry: ref.registry, repository: ref.repository, digest: ref.digest };
+}
+
+/** A command-line layer argument: a blob reference, else a local file path. */
+export function layerBlobArgument(text: string): LayerBlobSource {
+  const ref = parseBlobReference(text);
+  if (!ref) return { kind: 'file', path: text };
+  return { kind: 'registry', repo: { registry: ref.registry, repository: ref.repository }, digest: ref.digest };
+}
+
+export function blobName(s: LayerBlobSource): string {
+  return s.kind === 'file' ? s.path : `${s.repo.registry}/${s.repo.repository}@${s.digest}`;
+}
+
+async function openOrClose(raw: BlockFile, open: () => Promise<SealedLayer>): Promise<SealedLayer> {
+  try {
+    return await open();
+  } catch (e) {
+    await raw.close();
+    throw e;
+  }
+}
+
+/** Counts the bytes read through a BlockFile (what `ps` shows per local layer). */
+class CountingFile implements BlockFile {
+  bytesRead = 0;
+  constructor(private readonly inner: BlockFile) {}
+  get name(): string {
+    return this.inner.name;
+  }
+  get size(): number {
+    return this.inner.size;
+  }
+  async read(buf: Uint8Array, offset: number): Promise<number> {
+    const n = await this.inner.read(buf, offset);
+    this.bytesRead += n;
+    return n;
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
