@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { CacheStats } from '../cache/stats.js';
 import { DadiError, type DadiErrorCode } from '../errors.js';
 import { normalizeLayerSpec } from './layer-spec.js';
 import { daemonLockKey, ProcessLock, startLockKey } from './lock.js';
@@ -90,6 +91,11 @@ export class DaemonClient {
 
   ps(): Promise<DeviceInfo[]> {
     return this.request({ op: 'ps' });
+  }
+
+  /** The block cache the daemon owns (its usage, counters), or null when it has none. */
+  cache(): Promise<CacheStats | null> {
+    return this.request({ op: 'cache' });
   }
 
   /** Ask the daemon to tear everything down and exit; waits until its socket is gone. */

@@ -153,6 +153,11 @@ export class Daemon {
         // the CLI then need not load the registry code at all (it counts in the time to start).
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
         return this.opts.resolveImage(req.ref, req.platform);
+      case 'cache': {
+        const cache = this.opts.remote ? (await this.opts.remote()).cache : undefined;
+        await cache?.flush();
+        return cache?.stats() ?? null;
+      }
       case 'shutdown':
         // Answer first, then tear down.
         setImmediate(() => void this.shutdown());

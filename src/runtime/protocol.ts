@@ -34,6 +34,8 @@ export type Request =
   | { op: 'umount' /** A target dir or a device id. */; target: string }
   | { op: 'ps' }
   | { op: 'resolve'; ref: string; platform?: string }
+  /** The block cache the daemon owns, after writing what it fetched: CacheStats, or null without one. */
+  | { op: 'cache' }
   | { op: 'shutdown' };
 
 export interface DeviceInfo {

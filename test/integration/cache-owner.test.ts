@@ -1,0 +1,120 @@
+// One owner per block cache directory (issue #10): while the daemon owns the cache and fills it
+// through a mounted image, a standalone `dadi cat` of the same image on the same cache directory
+// reads past the cache (and says so) instead of writing it; the daemon's usage count then equals
+// what its files occupy on disk. A daemon killed with SIGKILL does not leave the cache locked.
+
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { patternBytes } from '../../src/cache/testing.js';
+import { DaemonClient } from '../../src/runtime/index.js';
+import { LOCK_FILE } from '../../src/util/owner-lock.js';
+import { runDadi } from '../cli.js';
+import { pushImage } from './push-image.js';
+import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
+import { buildRootfs, emergencyCleanup, imageToLayer, makeExt4, pidAlive } from './runtime-helpers.js';
+
+const HAVE = haveRegistry('block cache ownership') && process.getuid?.() === 0;
+const MiB = 1 << 20;
+
+/** What the cache's blob files occupy (the lock file is not cache content). */
+async function cacheFilesUsage(dir: string): Promise<number> {
+  let n = 0;
+  for (const name of await readdir(dir)) {
+    if (name.endsWith('.data') || name.endsWith('.map')) n += (await stat(join(dir, name))).blocks * 512;
+  }
+  return n;
+}
+
+describe.skipIf(!HAVE)('one owner per block cache directory', () => {
+  let root: string;
+  let reg: TestRegistry;
+  let ref: string;
+  let state: string;
+  let cacheDir: string;
+  let daemonPid = 0;
+  // Text (hex of seeded bytes), so that `dadi cat` output compares as a string.
+  const big = patternBytes(5 * MiB, 7).toString('hex');
+  const other = patternBytes(3 * MiB, 11).toString('hex');
+  const dadi = (args: string[]) => runDadi(args, { env: { DADI_STATE: state, DADI_CACHE_DIR: cacheDir } });
+
+  beforeAll(async () => {
+    // State deep in a private folder (FUSE mount points must never sit directly under /tmp).
+    root = await mkdtemp('/var/tmp/dadi-cache-owner-');
+    state = join(root, 'state');
+    cacheDir = join(root, 'cache');
+    reg = await startRegistry({ auth: 'none' });
+    const rootfs = join(root, 'rootfs');
+    await buildRootfs(rootfs);
+    await writeFile(join(rootfs, 'data/big.bin'), big);
+    await writeFile(join(rootfs, 'data/other.bin'), other);
+    await makeExt4(rootfs, join(root, 'disk.img'));
+    await imageToLayer(join(root, 'disk.img'), join(root, 'layer.tar'));
+    ref = (await pushImage(reg.host, 'dadi/owner', 'v1', [join(root, 'layer.tar')], { Cmd: ['/bin/true'] })).ref;
+  });
+
+  afterAll(async () => {
+    try {
+      const client = await DaemonClient.connect({ stateDir: state, autoStart: false }).catch(() => undefined);
+      await client?.shutdown();
+      await emergencyCleanup(state, [], daemonPid || undefined);
+    } finally {
+      await reg?.stop();
+      if (root) await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('a standalone cat reads past the cache the daemon owns; the daemon counts its usage exactly', async () => {
+    const mnt = join(root, 'mnt');
+    await mkdir(mnt);
+    const m = await dadi(['mount', ref, mnt]);
+    expect(m.code, m.stderr).toBe(0);
+    const client = await DaemonClient.connect({ stateDir: state, autoStart: false });
+    daemonPid = (await client.ping()).pid;
+    expect(JSON.parse(await readFile(join(cacheDir, LOCK_FILE), 'utf8')).pid).toBe(daemonPid);
+    try {
+      // At the same time: the kernel reads big.bin through the daemon (which fills the cache),
+      // and a standalone `dadi cat` reads other.bin of the same image.
+      const [viaMount, cat] = await Promise.all([
+        readFile(join(mnt, 'data/big.bin')),
+        dadi(['cat', '--stats', ref, '/data/other.bin']),
+      ]);
+      expect(viaMount.toString() === big).toBe(true);
+      expect(cat.code, cat.stderr).toBe(0);
+      expect(cat.stdout === other).toBe(true);
+      expect(cat.stderr).toContain(`block cache ${cacheDir} belongs to the dadi daemon (pid ${daemonPid})`);
+      expect(cat.stderr).toMatch(/; 0 B from the cache/);
+    } finally {
+      const u = await dadi(['umount', mnt]);
+      expect(u.code, u.stderr).toBe(0);
+    }
+    const stats = await client.cache();
+    expect(stats?.dir).toBe(cacheDir);
+    expect(stats!.usage).toBeGreaterThan(0);
+    expect(stats!.usage).toBe(await cacheFilesUsage(cacheDir));
+  });
+
+  it('a killed daemon leaves no lock behind: the next reader owns the cache and hits what it holds', async () => {
+    expect(daemonPid).toBeGreaterThan(0);
+    process.kill(daemonPid, 'SIGKILL');
+    for (let i = 0; i < 100 && pidAlive(daemonPid); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(pidAlive(daemonPid)).toBe(false);
+    // The daemon died owning the lock: it is still there, naming a dead process.
+    expect(JSON.parse(await readFile(join(cacheDir, LOCK_FILE), 'utf8')).pid).toBe(daemonPid);
+    await emergencyCleanup(state, []);
+
+    const cat = await dadi(['cat', '--stats', ref, '/data/big.bin']);
+    expect(cat.code, cat.stderr).toBe(0);
+    expect(cat.stdout === big).toBe(true);
+    expect(cat.stderr).not.toContain('belongs to');
+    // big.bin came through the daemon's cache: most of it is a hit now.
+    const hit = /in \d+ requests; (.+) from the cache/.exec(cat.stderr);
+    expect(hit, cat.stderr).not.toBeNull();
+    expect(hit![1]).not.toBe('0 B');
+    // The standalone reader gave its claim up when it ended.
+    await expect(stat(join(cacheDir, LOCK_FILE))).rejects.toThrow();
+    const ls = await dadi(['cache', 'ls', '--json']);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(JSON.parse(ls.stdout).usage).toBe(await cacheFilesUsage(cacheDir));
+  });
+});
