@@ -10,11 +10,12 @@ import { patternBytes } from '../../src/cache/testing.js';
 import { DaemonClient } from '../../src/runtime/index.js';
 import { LOCK_FILE } from '../../src/util/owner-lock.js';
 import { runDadi } from '../cli.js';
+import { missing, requireOrSkip } from '../require.js';
 import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 import { buildRootfs, emergencyCleanup, imageToLayer, makeExt4, pidAlive } from './runtime-helpers.js';
 
-const HAVE = haveRegistry('block cache ownership') && process.getuid?.() === 0;
+const HAVE = haveRegistry('block cache ownership') && requireOrSkip('block cache ownership', missing({ root: true }));
 const MiB = 1 << 20;
 
 /** What the cache's blob files occupy (the lock file is not cache content). */
