@@ -41,6 +41,11 @@ export interface ImageTarget {
   putBlobFile(path: string, desc: { digest: Digest; size: number }): Promise<void>;
   /** Store a small blob (config). */
   putBlob(bytes: Uint8Array): Promise<{ digest: Digest; size: number }>;
+  /**
+   * Make `desc`, a blob of `from`, present here without passing it through this host (a registry's
+   * cross-repository mount). False when this target cannot do that for `from`.
+   */
+  mountBlob?(desc: Descriptor, from: ImageSource): Promise<boolean>;
   /** Store a manifest and point the target's tag (if any) at it. Returns its digest. */
   putManifest(bytes: Uint8Array, mediaType: string, opts?: { platform?: Platform }): Promise<Digest>;
   close(): Promise<void>;

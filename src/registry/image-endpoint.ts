@@ -90,6 +90,12 @@ export class RegistryTarget implements ImageTarget {
     return { digest: r.digest, size: r.size };
   }
 
+  /** A cross-repository mount: only from a repository of the same registry. */
+  async mountBlob(desc: Descriptor, from: ImageSource): Promise<boolean> {
+    if (!(from instanceof RegistrySource) || from.ref.registry !== this.ref.registry) return false;
+    return this.client.mountBlob(this.ref, desc.digest, from.ref.repository);
+  }
+
   putManifest(bytes: Uint8Array, mediaType: string): Promise<Digest> {
     const ref: Reference = { registry: this.ref.registry, repository: this.ref.repository };
     if (this.ref.tag !== undefined) ref.tag = this.ref.tag;

@@ -3,6 +3,8 @@
 // ranges, upload sessions, mounts, tag lists). Tests wrap the route to inject faults. Not for
 // production paths.
 
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { type Digest, sha256Of } from '../oci/digest.js';
 import type { RegistryHttp } from './repo-request.js';
@@ -206,4 +208,39 @@ export class MemoryRegistry {
     }
     return { status: 405 };
   }
+}
+
+/**
+ * Serve `route` over HTTP on a loopback port, for tests that need a whole RegistryClient (the
+ * endpoints, commit). Returns the `host:port` and a close function.
+ */
+export async function serveRoute(route: FakeRoute): Promise<{ host: string; close: () => Promise<void> }> {
+  const server = createServer(async (req, res) => {
+    const parts: Buffer[] = [];
+    for await (const c of req) parts.push(c as Buffer);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
+    const spec: RequestSpec = {
+      method: req.method as RequestSpec['method'],
+      url: `http://${req.headers.host}${req.url}`,
+      what: 'test request',
+      headers,
+    };
+    if (parts.length > 0) spec.body = Buffer.concat(parts);
+    const r = await route(spec);
+    const chunks = r.body === undefined ? [] : Array.isArray(r.body) ? r.body : [r.body];
+    const body = Buffer.concat(chunks);
+    res.writeHead(r.status, { 'content-length': String(body.length), ...r.headers });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address() as AddressInfo;
+  return {
+    host: `127.0.0.1:${a.port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
