@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
 import { Ext4 } from '../ext4/index.js';
+import { displayBytes, displayName, resolveEscapedPath } from '../ext4/names.js';
 import { type OpenedImage, openImage } from '../image/open-image.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printFetchStats } from './image.js';
@@ -59,18 +60,20 @@ export function registerBrowseCommands(program: Command): void {
         .option('--stats', 'print bytes and requests fetched'),
     );
 
-  browse('ls', 'list a directory of an image')
+  browse('ls', 'list a directory of an image (names with unusual bytes escaped: \\xNN, \\\\)')
     .option('--json')
     .action(async (image: string, path: string, o: BrowseOptions) => {
       await withImageFs(image, o, async (fs) => {
-        const entries = await fs.readdir(path);
+        const ino = await resolveEscapedPath(fs, path, { follow: true, label: image });
+        if ((await fs.stat(ino)).kind !== 'dir') {
+          throw new DadiError('EINVAL', `${image}: ${JSON.stringify(path)}: not a directory (dadi stat shows a file)`);
+        }
         const rows = [];
-        for (const e of entries) {
-          if (e.name === '.' || e.name === '..') continue;
+        for (const e of await fs.entries(ino)) {
           const st = await fs.stat(e.ino);
-          const target = st.kind === 'symlink' ? Buffer.from(await fs.readlinkIno(e.ino)).toString() : undefined;
+          const target = st.kind === 'symlink' ? displayBytes(await fs.readlinkIno(e.ino)) : undefined;
           rows.push({
-            name: e.name,
+            name: displayName(e.name),
             kind: st.kind,
             mode: st.mode & 0o7777,
             uid: st.uid,
@@ -92,7 +95,11 @@ export function registerBrowseCommands(program: Command): void {
 
   browse('cat', 'print a file of an image').action(async (image: string, path: string, o: BrowseOptions) => {
     await withImageFs(image, o, async (fs) => {
-      for await (const chunk of fs.readFile(path)) {
+      const ino = await resolveEscapedPath(fs, path, { follow: true, label: image });
+      if ((await fs.stat(ino)).kind !== 'file') {
+        throw new DadiError('EINVAL', `${image}: ${JSON.stringify(path)}: not a regular file`);
+      }
+      for await (const chunk of fs.readFile(ino)) {
         if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
       }
     });
@@ -102,8 +109,7 @@ export function registerBrowseCommands(program: Command): void {
     .option('--json')
     .action(async (image: string, path: string, o: BrowseOptions) => {
       await withImageFs(image, o, async (fs) => {
-        const ino = await fs.lookup(path);
-        if (ino === undefined) throw new DadiError('ENOTFOUND', `${image}: ${path}: no such file or directory`);
+        const ino = await resolveEscapedPath(fs, path, { follow: false, label: image });
         const st = await fs.stat(ino);
         const info = {
           path,
@@ -115,7 +121,7 @@ export function registerBrowseCommands(program: Command): void {
           size: st.size,
           nlink: st.nlink,
           rdev: st.kind === 'chr' || st.kind === 'blk' ? `${st.rdev.major}:${st.rdev.minor}` : undefined,
-          target: st.kind === 'symlink' ? Buffer.from(await fs.readlinkIno(ino)).toString() : undefined,
+          target: st.kind === 'symlink' ? displayBytes(await fs.readlinkIno(ino)) : undefined,
           mtime: `${new Date(st.mtime.sec * 1000).toISOString()} (+${st.mtime.nsec} ns)`,
           ctime: `${new Date(st.ctime.sec * 1000).toISOString()} (+${st.ctime.nsec} ns)`,
           xattrs: Object.fromEntries([...st.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('hex')])),

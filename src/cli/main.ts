@@ -3,6 +3,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { DadiError } from '../errors.js';
+import { terminalSafe } from '../util/quote.js';
 
 type Register = (program: Command) => void;
 
@@ -59,13 +60,13 @@ export function reportError(e: unknown): number {
     return e.exitCode;
   }
   if (e instanceof DadiError) {
-    console.error(`dadi: ${e.message}`);
+    console.error(`dadi: ${terminalSafe(e.message)}`);
     if (process.env.DADI_DEBUG) console.error(e.stack);
     return 1;
   }
   const err = e as NodeJS.ErrnoException;
   if (err?.code && err.message) {
-    console.error(`dadi: ${err.message}`);
+    console.error(`dadi: ${terminalSafe(err.message)}`);
   } else {
     console.error(`dadi: internal error: ${String(err?.stack ?? e)}`);
   }

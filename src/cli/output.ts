@@ -1,4 +1,5 @@
 import { DadiError } from '../errors.js';
+import { terminalSafe } from '../util/quote.js';
 
 // Printing helpers shared by command groups: JSON for scripts, aligned key/value text for people.
 
@@ -9,7 +10,7 @@ export function printJson(value: unknown): void {
 /** Print rows of [key, value] aligned on the key column. */
 export function printFields(rows: Array<[string, unknown]>, indent = ''): void {
   const width = Math.max(...rows.map(([k]) => k.length));
-  for (const [k, v] of rows) console.log(`${indent}${k.padEnd(width)}  ${v}`);
+  for (const [k, v] of rows) console.log(terminalSafe(`${indent}${k.padEnd(width)}  ${v}`));
 }
 
 export function parseIntOption(value: string, name: string): number {

@@ -377,6 +377,9 @@ export class Ext4 {
   async readdir(path: string): Promise<{ name: string; ino: number; kind: FileKind }[]> {
     const ino = await this.lookup(path, { follow: true });
     if (ino === undefined) throw new DadiError('ENOTFOUND', `${this.name}: ${path}: no such directory`);
+    if (((await this.inode(ino)).mode & S_IFMT) !== S_IFDIR) {
+      throw new DadiError('EINVAL', `${this.name}: ${path}: not a directory`);
+    }
     const out = [];
     for (const e of await this.entries(ino)) {
       out.push({
@@ -436,10 +439,11 @@ export class Ext4 {
    * @example for await (const c of fs.readFile('/etc/hostname')) process.stdout.write(c);
    */
   async *readFile(
-    path: string,
+    pathOrIno: string | number,
     opts: { start?: number; end?: number; chunkSize?: number } = {},
   ): AsyncGenerator<Uint8Array> {
-    const ino = await this.lookup(path, { follow: true });
+    const path = typeof pathOrIno === 'number' ? `inode ${pathOrIno}` : pathOrIno;
+    const ino = typeof pathOrIno === 'number' ? pathOrIno : await this.lookup(path, { follow: true });
     if (ino === undefined) throw new DadiError('ENOTFOUND', `${this.name}: ${path}: no such file`);
     const inode = await this.inode(ino);
     if ((inode.mode & S_IFMT) !== S_IFREG) throw new DadiError('EINVAL', `${this.name}: ${path}: not a regular file`);

@@ -21,6 +21,19 @@ export function quote(name: string): string {
   return /^[^\u0000-\u001f\u007f-\u009f\ufffd"\\]*$/.test(name) && name !== '' ? name : jsonQuote(name);
 }
 
+/**
+ * Text for a terminal: control characters (C0 but newline and tab, DEL, C1) as `\xNN` and
+ * U+FFFD (what invalid UTF-8 became) as `\ufffd`, so nothing read from a file can move the
+ * cursor, change colours or ring the bell. Used on every error message and printed field.
+ */
+export function terminalSafe(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to find them
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\ufffd]/g, (c) => {
+    const cp = c.charCodeAt(0);
+    return cp === 0xfffd ? '\\ufffd' : `\\x${cp.toString(16).padStart(2, '0')}`;
+  });
+}
+
 function jsonQuote(name: string): string {
   return JSON.stringify(name).replace(/\ufffd/g, '\\ufffd');
 }
