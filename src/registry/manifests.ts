@@ -9,7 +9,7 @@ import { ACCEPT_MANIFEST } from '../oci/media-types.js';
 import { formatPlatform, hostPlatform, selectPlatform } from '../oci/platform.js';
 import { formatReference, manifestTarget, type Reference } from './reference.js';
 import { type OpOptions, type RegistryHttp, type RepoRef, repoName, repoRequest, repoUrl } from './repo-request.js';
-import { header, readBody, statusError, TransientError } from './transport.js';
+import { header, type RequestSpec, readBody, statusError, TransientError } from './transport.js';
 
 export interface FetchedManifest {
   /** What was asked for. */
@@ -50,20 +50,21 @@ export class Manifests {
     private readonly options: ManifestOptions = {},
   ) {}
 
+  /** A GET or HEAD of the ref's manifest, accepting `accept` (default: every manifest and index type). */
+  private request(method: 'GET' | 'HEAD', ref: Reference, opts: OpOptions, accept = ACCEPT_MANIFEST): RequestSpec {
+    const url = repoUrl(this.http, ref, `manifests/${manifestTarget(ref)}`);
+    const s = repoRequest(method, url, ref, `manifest ${formatReference(ref)}`, opts);
+    s.headers = { accept: accept.join(', ') };
+    return s;
+  }
+
   /**
    * Fetch a manifest or index by the ref's digest (verified) or tag. A Docker-Content-Digest
    * header that disagrees with the bytes is an error too.
    */
   async get(ref: Reference, opts: OpOptions & { accept?: readonly string[] } = {}): Promise<FetchedManifest> {
     const what = formatReference(ref);
-    const s = repoRequest(
-      'GET',
-      repoUrl(this.http, ref, `manifests/${manifestTarget(ref)}`),
-      ref,
-      `manifest ${what}`,
-      opts,
-    );
-    s.headers = { accept: (opts.accept ?? ACCEPT_MANIFEST).join(', ') };
+    const s = this.request('GET', ref, opts, opts.accept);
     const max = this.options.maxManifestBytes ?? 4 << 20;
     return this.http.request(s, async (res) => {
       if (res.status === 404) throw new DadiError('ENOTFOUND', `${what}: manifest not found`);
@@ -90,14 +91,7 @@ export class Manifests {
     opts: OpOptions = {},
   ): Promise<{ digest: Digest; size: number; mediaType: string } | undefined> {
     const what = formatReference(ref);
-    const s = repoRequest(
-      'HEAD',
-      repoUrl(this.http, ref, `manifests/${manifestTarget(ref)}`),
-      ref,
-      `manifest ${what}`,
-      opts,
-    );
-    s.headers = { accept: ACCEPT_MANIFEST.join(', ') };
+    const s = this.request('HEAD', ref, opts);
     const head = await this.http.request(s, async (res) => {
       if (res.status === 404) return undefined;
       if (res.status !== 200) throw await statusError(res, `manifest ${what}`);
