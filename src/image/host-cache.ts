@@ -1,12 +1,13 @@
-// The host's block cache as its one owner opens it: the cache directory is claimed first (an
-// owner lock, util/owner-lock.ts), then opened. A process that finds the directory claimed by a
-// live process (normally the daemon) gets no cache and reads past it, so two processes never
-// write one cache and its usage count stays exact. The one place a BlockCache is constructed.
+// The host's block cache as its one owner opens it: the cache directory is claimed first (a
+// process lock the kernel releases when its holder exits or is killed, util/process-lock.ts),
+// then opened. A process that finds the directory claimed (normally by the daemon) gets no cache
+// and reads past it, so two processes never write one cache and its usage count stays exact.
+// The one place a BlockCache is constructed.
 
-import { mkdir } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import { BlockCache, type BlockCacheOptions } from '../cache/index.js';
 import { DadiError } from '../errors.js';
-import { claimFolder, type FolderLock, type LockOwner } from '../util/owner-lock.js';
+import { ProcessLock } from '../util/process-lock.js';
 
 /** A claimed cache directory; the cache itself opens on first use (its start-up scan costs). */
 export interface CacheClaim {
@@ -17,21 +18,28 @@ export interface CacheClaim {
   close(): Promise<void>;
 }
 
-/** Claim `dir` for `role` (`daemon`, `dadi cat`, …); `heldBy` when a live process owns it. */
+/** Who holds a cache directory, as its holder described itself. */
+export interface CacheOwner {
+  pid?: number;
+  role: string;
+}
+
+/** Claim `dir` for `role` (`the dadi daemon`, `dadi cat`, …); `heldBy` when another holder has it. */
 export async function claimHostCache(
   dir: string,
   role: string,
   opts: BlockCacheOptions = {},
-): Promise<CacheClaim | { heldBy: LockOwner }> {
-  await mkdir(dir, { recursive: true }).catch((e) => {
-    throw new DadiError('EIO', `${dir}: cannot create the block cache: ${(e as Error).message}`, { cause: e });
-  });
-  const r = await claimFolder(dir, 'block cache', role);
-  if ('held' in r) return { heldBy: r.held };
-  return ownedCache(dir, r.lock, opts);
-}
-
-function ownedCache(dir: string, lock: FolderLock, opts: BlockCacheOptions): CacheClaim {
+): Promise<CacheClaim | { heldBy: CacheOwner }> {
+  let key: string;
+  try {
+    await mkdir(dir, { recursive: true });
+    key = cacheLockKey(await realpath(dir));
+  } catch (e) {
+    throw new DadiError('EIO', `${dir}: cannot open the block cache: ${(e as Error).message}`, { cause: e });
+  }
+  const owner: CacheOwner = { pid: process.pid, role };
+  const lock = await ProcessLock.tryAcquire(key, JSON.stringify(owner));
+  if (!lock) return { heldBy: parseOwner(await ProcessLock.holder(key)) };
   let cache: Promise<BlockCache> | undefined;
   return {
     dir,
@@ -56,10 +64,7 @@ export async function openOwnedCache(
 ): Promise<{ cache: BlockCache; close(): Promise<void> }> {
   const claim = await claimHostCache(dir, role);
   if ('heldBy' in claim) {
-    throw new DadiError(
-      'EINVAL',
-      `block cache ${dir} belongs to ${claim.heldBy.role} (pid ${claim.heldBy.pid}); stop it first or name another --cache-dir`,
-    );
+    throw new DadiError('EINVAL', `${cacheHeldNote(dir, claim.heldBy)}: stop it first or name another --cache-dir`);
   }
   try {
     return { cache: await claim.open(), close: () => claim.close() };
@@ -70,6 +75,19 @@ export async function openOwnedCache(
 }
 
 /** What a reader says when it goes past a cache another process owns. */
-export function cacheHeldNote(dir: string, owner: LockOwner): string {
-  return `block cache ${dir} belongs to ${owner.role} (pid ${owner.pid}); reading without it`;
+export function cacheHeldNote(dir: string, owner: CacheOwner): string {
+  return `block cache ${dir} belongs to ${owner.role}${owner.pid ? ` (pid ${owner.pid})` : ''}`;
+}
+
+/** The process lock of a cache directory (by its real path: one directory, one lock). */
+export function cacheLockKey(realDir: string): string {
+  return `cache ${realDir}`;
+}
+
+function parseOwner(note: string | undefined): CacheOwner {
+  try {
+    const o = JSON.parse(note ?? '') as CacheOwner;
+    if (typeof o.role === 'string') return { role: o.role, pid: Number.isSafeInteger(o.pid) ? o.pid : undefined };
+  } catch {}
+  return { role: 'another process' };
 }

@@ -73,6 +73,6 @@ async function claimCache(o: RemoteContextOptions): Promise<CacheClaim | undefin
   const role = o.role ?? `dadi ${process.argv[2] ?? ''}`.trim();
   const r = await claimHostCache(dir, role, { capacity: o.cacheSize });
   if (!('heldBy' in r)) return r;
-  (o.log ?? ((m) => process.stderr.write(`dadi: ${m}\n`)))(cacheHeldNote(dir, r.heldBy));
+  (o.log ?? ((m) => process.stderr.write(`dadi: ${m}\n`)))(`${cacheHeldNote(dir, r.heldBy)}; reading without it`);
   return undefined;
 }

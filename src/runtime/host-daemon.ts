@@ -13,7 +13,8 @@ export async function runHostDaemon(opts: { stateDir?: string; cacheDir?: string
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const claimed = await claimHostCache(cacheDir, 'the dadi daemon');
   let claim: CacheClaim | undefined;
-  if ('heldBy' in claimed) process.stderr.write(`dadi daemon: ${cacheHeldNote(cacheDir, claimed.heldBy)}\n`);
+  if ('heldBy' in claimed)
+    process.stderr.write(`dadi daemon: ${cacheHeldNote(cacheDir, claimed.heldBy)}; reading without it\n`);
   else claim = claimed;
   let ctx: Promise<RemoteContext> | undefined;
   // Without the claim (another process held the cache at start) the context tries once more.

@@ -1,14 +1,15 @@
 // One owner per block cache directory (issue #10): while the daemon owns the cache and fills it
 // through a mounted image, a standalone `dadi cat` of the same image on the same cache directory
 // reads past the cache (and says so) instead of writing it; the daemon's usage count then equals
-// what its files occupy on disk. A daemon killed with SIGKILL does not leave the cache locked.
+// what its files occupy on disk. A daemon killed with SIGKILL does not leave the cache claimed.
 
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patternBytes } from '../../src/cache/testing.js';
+import { cacheLockKey } from '../../src/image/host-cache.js';
 import { DaemonClient } from '../../src/runtime/index.js';
-import { LOCK_FILE } from '../../src/util/owner-lock.js';
+import { ProcessLock } from '../../src/util/process-lock.js';
 import { runDadi } from '../cli.js';
 import { missing, requireOrSkip } from '../require.js';
 import { pushImage } from './push-image.js';
@@ -72,7 +73,8 @@ describe.skipIf(!HAVE)('one owner per block cache directory', () => {
     expect(m.code, m.stderr).toBe(0);
     const client = await DaemonClient.connect({ stateDir: state, autoStart: false });
     daemonPid = (await client.ping()).pid;
-    expect(JSON.parse(await readFile(join(cacheDir, LOCK_FILE), 'utf8')).pid).toBe(daemonPid);
+    // The daemon claimed the cache when it started.
+    expect(JSON.parse((await ProcessLock.holder(cacheLockKey(await realpath(cacheDir)))) ?? '{}').pid).toBe(daemonPid);
     try {
       // At the same time: the kernel reads big.bin through the daemon (which fills the cache),
       // and a standalone `dadi cat` reads other.bin of the same image.
@@ -95,13 +97,13 @@ describe.skipIf(!HAVE)('one owner per block cache directory', () => {
     expect(stats!.usage).toBe(await cacheFilesUsage(cacheDir));
   });
 
-  it('a killed daemon leaves no lock behind: the next reader owns the cache and hits what it holds', async () => {
+  it('a killed daemon leaves no claim behind: the next reader owns the cache and hits what it holds', async () => {
     expect(daemonPid).toBeGreaterThan(0);
     process.kill(daemonPid, 'SIGKILL');
     for (let i = 0; i < 100 && pidAlive(daemonPid); i++) await new Promise((r) => setTimeout(r, 50));
     expect(pidAlive(daemonPid)).toBe(false);
-    // The daemon died owning the lock: it is still there, naming a dead process.
-    expect(JSON.parse(await readFile(join(cacheDir, LOCK_FILE), 'utf8')).pid).toBe(daemonPid);
+    // The kernel gave the daemon's claim up with the process.
+    expect(await ProcessLock.isHeld(cacheLockKey(await realpath(cacheDir)))).toBe(false);
     await emergencyCleanup(state, []);
 
     const cat = await dadi(['cat', '--stats', ref, '/data/big.bin']);
@@ -113,7 +115,7 @@ describe.skipIf(!HAVE)('one owner per block cache directory', () => {
     expect(hit, cat.stderr).not.toBeNull();
     expect(hit![1]).not.toBe('0 B');
     // The standalone reader gave its claim up when it ended.
-    await expect(stat(join(cacheDir, LOCK_FILE))).rejects.toThrow();
+    expect(await ProcessLock.isHeld(cacheLockKey(await realpath(cacheDir)))).toBe(false);
     const ls = await dadi(['cache', 'ls', '--json']);
     expect(ls.code, ls.stderr).toBe(0);
     expect(JSON.parse(ls.stdout).usage).toBe(await cacheFilesUsage(cacheDir));
