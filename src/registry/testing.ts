@@ -138,8 +138,9 @@ export class MemoryRegistry {
   }
 
   private tags(url: URL, repo: string): FakeReply {
-    const all = [...(this.manifests.get(repo)?.keys() ?? [])].filter((t) => !t.startsWith('sha256:')).sort();
-    if (!this.manifests.has(repo)) return json(404, { errors: [{ code: 'NAME_UNKNOWN' }] });
+    const known = this.manifests.get(repo);
+    if (!known) return json(404, { errors: [{ code: 'NAME_UNKNOWN' }] });
+    const all = [...known.keys()].filter((t) => !t.startsWith('sha256:')).sort();
     const last = url.searchParams.get('last');
     const from = last === null ? 0 : all.indexOf(last) + 1;
     const page = all.slice(from, from + this.tagPageSize);
