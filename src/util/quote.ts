@@ -5,8 +5,10 @@
 // The escaped form of a byte string (documented in README, "Names with unusual bytes"):
 //   - `\` is written `\\`;
 //   - bytes of printable UTF-8 characters (U+0020–U+007E and valid multi-byte sequences of
-//     non-control characters) are written as they are;
-//   - every other byte (control characters, DEL, bytes of invalid UTF-8) is written `\xNN`
+//     characters that are not controls, format characters or line/paragraph separators) are
+//     written as they are;
+//   - every other byte (control characters, DEL, bytes of invalid UTF-8, the bytes of an invisible
+//     character such as U+202E) is written `\xNN`
 //     (two lower-case hex digits).
 // `unescapeName` reverses it; any other `\` sequence is an error.
 
@@ -38,21 +40,11 @@ function jsonQuote(name: string): string {
   return JSON.stringify(name).replace(/\ufffd/g, '\\ufffd');
 }
 
-/**
- * Bytes (e.g. what stood where a magic was expected) as a short printable string: printable ASCII
- * as is, everything else `\xNN`, cut after `max` bytes.
- */
-export function quoteBytes(bytes: Uint8Array, max = 16): string {
-  const shown = escapeBytes(bytes.subarray(0, max), false);
-  return `"${shown.replace(/"/g, '\\"')}"${bytes.length > max ? '…' : ''}`;
-}
+/** Characters that print as nothing or change how text around them prints (C1, format, separators). */
+const INVISIBLE = /[\p{C}\p{Zl}\p{Zp}]/u;
 
 /** The escaped form of a byte string (see the top of this file). */
 export function escapeName(bytes: Uint8Array): string {
-  return escapeBytes(bytes, true);
-}
-
-function escapeBytes(bytes: Uint8Array, utf8: boolean): string {
   let out = '';
   for (let i = 0; i < bytes.length; ) {
     const b = bytes[i]!;
@@ -66,11 +58,10 @@ function escapeBytes(bytes: Uint8Array, utf8: boolean): string {
       i++;
       continue;
     }
-    const n = utf8 ? utf8SequenceLength(bytes, i) : 0;
+    const n = utf8SequenceLength(bytes, i);
     if (n > 0) {
       const ch = Buffer.from(bytes.subarray(i, i + n)).toString('utf8');
-      const cp = ch.codePointAt(0)!;
-      if (cp >= 0xa0) {
+      if (!INVISIBLE.test(ch)) {
         out += ch;
         i += n;
         continue;
