@@ -3,7 +3,17 @@
 //
 // Offsets and sizes are bytes as `number` (exact below 2^53 = 8 PiB, far above any disk we serve).
 
-/** A read-only file of known size with positional reads. */
+/**
+ * A read-only file of known size with positional reads.
+ *
+ * The contract every implementation keeps (checked by conformance.ts against each of them):
+ * - `read` fills `buf` from `offset` and returns min(buf.length, max(0, size - offset)): short only
+ *   at the end, 0 at or past the end (at any offset up to 2^53 - 1) and for an empty `buf`.
+ * - An offset that is not a non-negative safe integer rejects with DadiError ERANGE.
+ * - Reads may run concurrently; each returns what it would alone.
+ * - `close` is idempotent. After it, `read` rejects with DadiError EINVAL (never stale bytes).
+ * - Errors are rejections (DadiError), never synchronous throws.
+ */
 export interface BlockFile {
   /** A name for error messages: a path, a ref, or "<stage> of <inner name>". */
   readonly name: string;

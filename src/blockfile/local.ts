@@ -5,6 +5,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { DadiError } from '../errors.js';
 import { registerOpenInput } from '../util/atomic-output.js';
 import type { WritableBlockFile } from './blockfile.js';
+import { checkRead } from './range.js';
 
 export class LocalFile implements WritableBlockFile {
   private closed = false;
@@ -55,6 +56,7 @@ export class LocalFile implements WritableBlockFile {
   }
 
   async read(buf: Uint8Array, offset: number): Promise<number> {
+    checkRead(this.name, offset, this.closed);
     let done = 0;
     const want = Math.min(buf.length, Math.max(0, this._size - offset));
     while (done < want) {

@@ -1,10 +1,12 @@
 // An in-memory BlockFile: test models, small scratch files. Grows on write.
 
 import type { WritableBlockFile } from './blockfile.js';
+import { checkRead } from './range.js';
 
 export class MemoryFile implements WritableBlockFile {
   private buf: Uint8Array;
   private _size: number;
+  private closed = false;
 
   constructor(
     init: Uint8Array | number = 0,
@@ -29,6 +31,7 @@ export class MemoryFile implements WritableBlockFile {
   }
 
   async read(buf: Uint8Array, offset: number): Promise<number> {
+    checkRead(this.name, offset, this.closed);
     if (offset >= this._size) return 0;
     const n = Math.min(buf.length, this._size - offset);
     buf.set(this.buf.subarray(offset, offset + n));
@@ -52,5 +55,7 @@ export class MemoryFile implements WritableBlockFile {
   }
 
   async flush(): Promise<void> {}
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 }

@@ -3,6 +3,15 @@
 import { DadiError } from '../errors.js';
 import type { BlockFile } from './blockfile.js';
 
+/**
+ * What every `read` checks first (the BlockFile contract): the file is still open (else EINVAL)
+ * and `offset` is a byte position, a non-negative safe integer (else ERANGE).
+ */
+export function checkRead(name: string, offset: number, closed: boolean): void {
+  if (closed) throw new DadiError('EINVAL', `${name}: read after close`);
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new DadiError('ERANGE', `${name}: bad read offset ${offset}`);
+}
+
 /** Read exactly `length` bytes at `offset`, or fail naming the file. */
 export async function readExact(file: BlockFile, offset: number, length: number, what = 'data'): Promise<Buffer> {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
@@ -43,13 +52,18 @@ export class SliceFile implements BlockFile {
     }
   }
 
+  private closed = false;
+
   async read(buf: Uint8Array, offset: number): Promise<number> {
+    checkRead(this.name, offset, this.closed);
     if (offset >= this.size) return 0;
     const n = Math.min(buf.length, this.size - offset);
     return this.inner.read(n === buf.length ? buf : buf.subarray(0, n), this.start + offset);
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.inner.close();
   }
 }

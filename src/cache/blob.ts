@@ -23,6 +23,7 @@
 // that joined a readahead fetch which failed reads its range again on its own.
 
 import type { BlockFile } from '../blockfile/blockfile.js';
+import { checkRead } from '../blockfile/range.js';
 import { DadiError } from '../errors.js';
 import { allSet, countSet } from './bitmap.js';
 import { PAGE } from './layout.js';
@@ -145,9 +146,6 @@ export class BlobState {
   }
 
   async read(h: CachedBlob, buf: Uint8Array, offset: number): Promise<number> {
-    if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw new DadiError('ERANGE', `${h.name}: bad read offset ${offset}`);
-    }
     if (!this.loaded) await this.ready;
     if (offset >= this.size || buf.length === 0) return 0;
     const n = Math.min(buf.length, this.size - offset);
@@ -498,7 +496,11 @@ export class CachedBlob implements BlockFile {
   }
 
   read(buf: Uint8Array, offset: number): Promise<number> {
-    if (this.closed) return Promise.reject(new DadiError('EINVAL', `${this.name}: read after close`));
+    try {
+      checkRead(this.name, offset, this.closed);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.blob.read(this, buf, offset);
   }
 

@@ -2,6 +2,7 @@
 // holes read as zeros. For tests and benchmarks of a 64 GiB filesystem without a 64 GiB buffer.
 
 import type { WritableBlockFile } from '../blockfile/blockfile.js';
+import { checkRead } from '../blockfile/range.js';
 
 const CHUNK = 1 << 16;
 
@@ -10,6 +11,7 @@ export class SparseMemoryFile implements WritableBlockFile {
   /** Bytes passed to `write` (what a writable layer would record). */
   bytesWritten = 0;
   writes = 0;
+  private closed = false;
 
   constructor(
     readonly size: number,
@@ -22,6 +24,7 @@ export class SparseMemoryFile implements WritableBlockFile {
   }
 
   async read(buf: Uint8Array, offset: number): Promise<number> {
+    checkRead(this.name, offset, this.closed);
     const n = Math.max(0, Math.min(buf.length, this.size - offset));
     let done = 0;
     while (done < n) {
@@ -62,7 +65,9 @@ export class SparseMemoryFile implements WritableBlockFile {
   }
 
   async flush(): Promise<void> {}
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 
   /** Copy the contents into a local sparse file (for e2fsprogs); only allocated chunks are written. */
   async saveTo(path: string): Promise<void> {

@@ -4,6 +4,7 @@
 // fetched again.
 
 import type { BlockFile } from '../blockfile/blockfile.js';
+import { checkRead } from '../blockfile/range.js';
 import { DadiError } from '../errors.js';
 import { type Digest, parseDigest } from '../oci/digest.js';
 import type { RegistryClient } from './client.js';
@@ -86,9 +87,7 @@ export class RemoteBlob implements BlockFile {
   }
 
   async read(buf: Uint8Array, offset: number): Promise<number> {
-    if (this.closed) throw new DadiError('EIO', `${this.name}: read after close`);
-    if (!Number.isSafeInteger(offset) || offset < 0)
-      throw new DadiError('ERANGE', `${this.name}: bad offset ${offset}`);
+    checkRead(this.name, offset, this.closed);
     if (offset >= this.size || buf.length === 0) return 0;
     const n = Math.min(buf.length, this.size - offset);
     const view = n === buf.length ? buf : buf.subarray(0, n);

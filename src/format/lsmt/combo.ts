@@ -3,6 +3,7 @@
 // compacts the RW layer alone; flatten compacts the whole stack. Not the live-snapshot machinery.
 
 import { type BlockFile, type ExtentSource, hasExtents, type WritableBlockFile } from '../../blockfile/blockfile.js';
+import { checkRead } from '../../blockfile/range.js';
 import type { Sink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import type { CommitOptions, CommitResult } from './commit.js';
@@ -44,6 +45,7 @@ export class ComboDevice implements WritableBlockFile, ExtentSource {
   }
 
   async read(buf: Uint8Array, offset: number): Promise<number> {
+    checkRead(this.name, offset, this.closed);
     checkRange(this.name, offset, buf.length);
     const n = Math.max(0, Math.min(buf.length, this.size - offset));
     if (n === 0) return 0;

@@ -3,7 +3,7 @@
 // unwrapping ZFile/tar (the caller passes the raw LSMT byte stream).
 
 import type { BlockFile, ExtentSource } from '../../blockfile/blockfile.js';
-import { readExact } from '../../blockfile/range.js';
+import { checkRead, readExact } from '../../blockfile/range.js';
 import type { Sink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import { type CommitOptions, type CommitResult, commitLayer } from './commit.js';
@@ -119,7 +119,8 @@ export class SealedLayer implements BlockFile, ExtentSource {
     return this.index.length;
   }
 
-  read(buf: Uint8Array, offset: number): Promise<number> {
+  async read(buf: Uint8Array, offset: number): Promise<number> {
+    checkRead(this.name, offset, this.closed);
     return readIndexed(this, buf, offset);
   }
 

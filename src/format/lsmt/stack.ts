@@ -3,6 +3,7 @@
 // combo.ts for a writable layer over a stack.
 
 import type { BlockFile, ExtentSource } from '../../blockfile/blockfile.js';
+import { checkRead } from '../../blockfile/range.js';
 import type { Sink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import { type CommitOptions, type CommitResult, commitLayer } from './commit.js';
@@ -59,7 +60,8 @@ export class LayerStack implements BlockFile, ExtentSource {
     return `stack of ${this.layers.length} layers (top ${top?.name ?? 'none'})`;
   }
 
-  read(buf: Uint8Array, offset: number): Promise<number> {
+  async read(buf: Uint8Array, offset: number): Promise<number> {
+    checkRead(this.name, offset, this.closed);
     return readIndexed(this, buf, offset);
   }
 

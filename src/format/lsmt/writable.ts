@@ -6,7 +6,7 @@
 import { unlink } from 'node:fs/promises';
 import type { ExtentSource, WritableBlockFile } from '../../blockfile/blockfile.js';
 import { LocalFile } from '../../blockfile/local.js';
-import { alignUp, readExact } from '../../blockfile/range.js';
+import { alignUp, checkRead, readExact } from '../../blockfile/range.js';
 import type { Sink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import { type CommitOptions, type CommitResult, commitLayer } from './commit.js';
@@ -190,6 +190,7 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
   }
 
   async read(buf: Uint8Array, offset: number): Promise<number> {
+    checkRead(this.name, offset, this.closed);
     checkRange(this.name, offset, buf.length);
     const n = Math.max(0, Math.min(buf.length, this.vsize - offset));
     if (n > 0) await readMapped(buf.subarray(0, n), offset, (b, e) => this.index.overlapping(b, e), this.files);

@@ -3,7 +3,7 @@
 // Not a cache: it keeps no decompressed data between reads (the block cache sits below it).
 
 import type { BlockFile } from '../../blockfile/blockfile.js';
-import { readInto } from '../../blockfile/range.js';
+import { checkRead, readInto } from '../../blockfile/range.js';
 import { DadiError } from '../../errors.js';
 import { crc32cRaw } from '../../util/crc32c.js';
 import { type BlockCodec, codecFor, type ZFileAlgorithm } from './codec.js';
@@ -148,10 +148,7 @@ export class ZFileReader implements BlockFile {
   }
 
   async read(buf: Uint8Array, offset: number): Promise<number> {
-    if (this.closed) throw new DadiError('EINVAL', `${this.name}: read after close`);
-    if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw new DadiError('ERANGE', `${this.name}: bad read offset ${offset}`);
-    }
+    checkRead(this.name, offset, this.closed);
     if (offset >= this.size || buf.length === 0) return 0;
     const end = Math.min(this.size, offset + buf.length);
     const bs = this.blockSize;
