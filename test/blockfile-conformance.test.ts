@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BlockFile } from '../src/blockfile/blockfile.js';
 import { CONFORMANCE_CASES, type ConformanceSubject } from '../src/blockfile/conformance.js';
 import { LocalFile } from '../src/blockfile/local.js';
@@ -174,3 +174,30 @@ for (const [name, open] of Object.entries(IMPLEMENTATIONS)) {
     for (const c of CONFORMANCE_CASES) it(c.name, () => c.run(open));
   });
 }
+
+/** A MemoryFile with one flaw, to show the suite catches it. */
+class Flawed extends MemoryFile {
+  constructor(private readonly flaw: 'fills past the end' | 'reads after close' | 'wrong bytes at 4096') {
+    super(Buffer.from(DATA), `flawed (${flaw})`);
+  }
+  override async read(buf: Uint8Array, offset: number): Promise<number> {
+    if (this.flaw === 'reads after close') return new MemoryFile(Buffer.from(DATA)).read(buf, offset);
+    const n = await super.read(buf, offset);
+    if (this.flaw === 'fills past the end' && offset >= 0 && n < buf.length) return buf.length;
+    if (this.flaw === 'wrong bytes at 4096' && offset <= 4096 && offset + n > 4096) buf[4096 - offset]! ^= 1;
+    return n;
+  }
+}
+
+describe('the conformance suite itself', () => {
+  const caseNamed = (prefix: string) => CONFORMANCE_CASES.find((c) => c.name.startsWith(prefix))!;
+  it.each([
+    ['fills past the end', 'reads at and past the end'],
+    ['reads after close', 'close twice'],
+    ['wrong bytes at 4096', 'reads at block, sector and page edges'],
+  ] as const)('fails a file that %s', async (flaw, prefix) => {
+    await expect(caseNamed(prefix).run(async () => ({ file: new Flawed(flaw), expected: DATA }))).rejects.toThrow(
+      /flawed/,
+    );
+  });
+});
