@@ -30,6 +30,13 @@ need getfattr attr
 need debootstrap debootstrap
 need umoci umoci
 need qemu-system-x86_64 qemu-system-x86
+# containerd (and its shim) for the proxy snapshotter tests; the snapshotter loads containerd's
+# gRPC definitions from the Go sources package.
+need containerd containerd
+need containerd-shim-runc-v2 containerd
+need ctr containerd
+[ -f /usr/share/gocode/src/github.com/containerd/containerd/api/services/snapshots/v1/snapshots.proto ] ||
+  need_pkgs+=(golang-github-containerd-containerd-dev)
 # A Debian kernel for the VM boot test (QEMU over NBD).
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need_pkgs+=(linux-image-amd64)
 

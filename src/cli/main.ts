@@ -27,6 +27,10 @@ const GROUPS: Array<{ commands: string[]; load: () => Promise<Register> }> = [
     load: async () => (await import('./run.js')).registerRunCommands,
   },
   { commands: ['convert'], load: async () => (await import('./convert.js')).registerConvertCommands },
+  {
+    commands: ['snapshotter', 'pull'],
+    load: async () => (await import('./snapshotter.js')).registerSnapshotterCommands,
+  },
   { commands: ['ls', 'cat', 'stat'], load: async () => (await import('./browse.js')).registerBrowseCommands },
 ];
 

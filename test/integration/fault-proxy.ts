@@ -71,6 +71,8 @@ export interface FaultProxy {
   counts: Record<string, number>;
   /** Requests to the presigned URL that wrongly carried an Authorization header. */
   leakedAuth: number;
+  /** Response body bytes sent to clients (what the registry behind it served through it). */
+  bodyBytes: number;
   setFaults(f: Partial<Record<Fault, number>>): void;
   stop(): Promise<void>;
 }
@@ -88,7 +90,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const timers = new Set<NodeJS.Timeout>();
   const eligible = opts.eligible ?? defaultEligible;
   const stallMs = opts.stallMs ?? 30_000;
-  const state = { leakedAuth: 0 };
+  const state = { leakedAuth: 0, bodyBytes: 0 };
 
   const pick = (): Fault | undefined => {
     let r = random();
@@ -216,6 +218,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       else later(stallMs, () => req.socket.destroy());
       return;
     }
+    if (req.method !== 'HEAD') state.bodyBytes += out.length;
     res.end(req.method === 'HEAD' ? undefined : out);
   };
 
@@ -238,6 +241,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     counts,
     get leakedAuth() {
       return state.leakedAuth;
+    },
+    get bodyBytes() {
+      return state.bodyBytes;
     },
     setFaults(f) {
       faults = { ...f };

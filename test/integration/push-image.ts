@@ -2,6 +2,7 @@
 // lays it out (Docker schema2, overlaybd layer annotations), for tests that need an image by ref.
 
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { encodeJson, MediaType, OverlaybdAnnotation, sha256Of } from '../../src/oci/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
 
@@ -52,6 +53,35 @@ export async function pushImage(
     });
     const manifestDigest = await client.putManifest({ ...repo, tag }, manifest, MediaType.dockerManifest);
     return { ref: `${registry}/${repository}:${tag}`, manifestDigest, layers };
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Push one manifest of an OCI layout (named by its `org.opencontainers.image.ref.name`) to a
+ * registry byte for byte: its config and layer blobs, then the manifest under `tag`.
+ */
+export async function pushLayoutImage(
+  layout: string,
+  name: string,
+  registry: string,
+  repository: string,
+  tag: string,
+): Promise<void> {
+  const blob = (digest: string) => readFile(join(layout, 'blobs', ...digest.split(':')));
+  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+    manifests: Array<{ digest: string; mediaType: string; annotations?: Record<string, string> }>;
+  };
+  const d = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === name);
+  if (!d) throw new Error(`${layout}: no manifest named ${name}`);
+  const bytes = await blob(d.digest);
+  const manifest = JSON.parse(bytes.toString()) as { config: { digest: string }; layers: Array<{ digest: string }> };
+  const client = new RegistryClient();
+  const repo = { registry, repository };
+  try {
+    for (const b of [manifest.config, ...manifest.layers]) await client.pushBlob(repo, await blob(b.digest));
+    await client.putManifest({ ...repo, tag }, bytes, d.mediaType);
   } finally {
     await client.close();
   }

@@ -1,0 +1,24 @@
+// The snapshotter's device set is the dadi daemon's: DADI stacks are mounted by the daemon that
+// owns the host's block cache and devices (started on demand), so `dadi run`, `dadi mount` and
+// containerd's containers share one cache and one device set, and a snapshotter restart leaves
+// the devices of running containers alone.
+
+import { DaemonClient } from '../runtime/client.js';
+import { registryLayerSpecs } from '../runtime/layer-spec.js';
+import type { DeviceSet } from './snapshotter.js';
+import type { RemoteLayer } from './store.js';
+
+export function daemonDevices(stateDir?: string): DeviceSet {
+  const client = () => DaemonClient.connect({ stateDir });
+  return {
+    async mount(layers: RemoteLayer[], target: string, label: string) {
+      const c = await client();
+      const specs = layers.flatMap((l) => registryLayerSpecs(l.registry, l.repository, [l]));
+      await c.mount({ layers: specs, target, rw: false, label });
+    },
+    async umount(target: string) {
+      const c = await DaemonClient.connect({ stateDir, autoStart: false });
+      await c.umount(target);
+    },
+  };
+}

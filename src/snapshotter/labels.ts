@@ -1,0 +1,38 @@
+// The snapshot labels containerd passes to a remote snapshotter, and how a DADI layer is
+// recognised from them: containerd copies every layer annotation under `containerd.io/snapshot/`
+// into the Prepare labels, so the overlaybd annotations of a converted image arrive here, and the
+// image reference comes from `dadi pull` (or CRI) in `…/image-ref` / `…/cri.image-ref`.
+
+import { DadiError } from '../errors.js';
+import { OverlaybdAnnotation } from '../oci/index.js';
+import { parseReference } from '../registry/index.js';
+import type { RemoteLayer } from './store.js';
+
+export const Label = {
+  /** Set by containerd's unpacker: the chain id the layer snapshot is to be committed as. */
+  targetRef: 'containerd.io/snapshot.ref',
+  imageRef: 'containerd.io/snapshot/image-ref',
+  criImageRef: 'containerd.io/snapshot/cri.image-ref',
+  /** Set on snapshots committed without their data (the reference's value). */
+  remote: 'containerd.io/snapshot/remote',
+} as const;
+
+/**
+ * The DADI layer a Prepare's labels describe, or undefined for an ordinary layer. A layer with the
+ * overlaybd annotations but no image reference cannot be read lazily: it is unpacked like any other.
+ */
+export function remoteLayerOf(labels: Record<string, string>): RemoteLayer | undefined {
+  const digest = labels[OverlaybdAnnotation.blobDigest];
+  const sizeText = labels[OverlaybdAnnotation.blobSize];
+  const image = labels[Label.imageRef] ?? labels[Label.criImageRef];
+  if (!digest || !sizeText || !image) return undefined;
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) {
+    throw new DadiError('EINVAL', `snapshot label ${OverlaybdAnnotation.blobDigest}: not a sha256 digest: ${digest}`);
+  }
+  const size = Number(sizeText);
+  if (!Number.isSafeInteger(size) || size <= 0) {
+    throw new DadiError('EINVAL', `snapshot label ${OverlaybdAnnotation.blobSize}: not a size: ${sizeText}`);
+  }
+  const ref = parseReference(image);
+  return { registry: ref.registry, repository: ref.repository, digest, size };
+}

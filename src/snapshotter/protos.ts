@@ -1,0 +1,58 @@
+// containerd's gRPC API (snapshots, content, images, leases) loaded at run time from the .proto
+// files that Debian's golang-github-containerd-containerd-dev installs: the wire definitions are
+// containerd's, never copied here. Not a client or a server: see service.ts and containerd-client.ts.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { type GrpcObject, loadPackageDefinition, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { DadiError } from '../errors.js';
+
+/** Where the Debian package puts Go sources (and with them containerd's .proto files). */
+export const GOCODE = process.env.DADI_CONTAINERD_PROTOS ?? '/usr/share/gocode/src';
+const API = 'github.com/containerd/containerd/api/services';
+const FILES = {
+  snapshots: `${API}/snapshots/v1/snapshots.proto`,
+  content: `${API}/content/v1/content.proto`,
+  images: `${API}/images/v1/images.proto`,
+  leases: `${API}/leases/v1/leases.proto`,
+};
+
+export interface ContainerdApi {
+  Snapshots: ServiceClientConstructor;
+  Content: ServiceClientConstructor;
+  Images: ServiceClientConstructor;
+  Leases: ServiceClientConstructor;
+}
+
+let loaded: ContainerdApi | undefined;
+
+/** Load (once) the containerd services; a clear error names the package when the files are missing. */
+export function containerdApi(): ContainerdApi {
+  if (loaded) return loaded;
+  const missing = Object.values(FILES).filter((f) => !existsSync(join(GOCODE, f)));
+  if (missing.length > 0) {
+    throw new DadiError(
+      'ENOTFOUND',
+      `${join(GOCODE, missing[0]!)}: containerd's API definitions are missing (apt-get install golang-github-containerd-containerd-dev)`,
+    );
+  }
+  const def = loadSync(Object.values(FILES), {
+    // gogoproto/gogo.proto comes with the gogo package, google/protobuf/* with protobufjs itself.
+    includeDirs: [GOCODE, join(GOCODE, 'github.com/gogo/protobuf')],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+  });
+  const services = (loadPackageDefinition(def).containerd as GrpcObject).services as GrpcObject;
+  const svc = (name: string, cls: string) =>
+    ((services[name] as GrpcObject).v1 as GrpcObject)[cls] as ServiceClientConstructor;
+  loaded = {
+    Snapshots: svc('snapshots', 'Snapshots'),
+    Content: svc('content', 'Content'),
+    Images: svc('images', 'Images'),
+    Leases: svc('leases', 'Leases'),
+  };
+  return loaded;
+}

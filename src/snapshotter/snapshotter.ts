@@ -1,0 +1,355 @@
+// containerd's snapshotter model over dadi: committed, active and view snapshots in a metadata
+// store, ordinary layers as overlayfs directories, and DADI layers as snapshots committed without
+// data (containerd is told ALREADY_EXISTS and skips the download) whose stack is mounted lazily by
+// the device set (the dadi daemon) when a container's rootfs needs it. A container's rootfs is an
+// overlayfs whose upper directory is the container's own; the image's ext4 is its lowest lower.
+// Not the gRPC binding (service.ts) and not the daemon (runtime/).
+
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DadiError } from '../errors.js';
+import { findMount } from '../export/system.js';
+import { Label, remoteLayerOf } from './labels.js';
+import { MetadataStore, type RemoteLayer, type SnapshotKind, type SnapshotRecord } from './store.js';
+
+/** Where DADI layer stacks are mounted: the dadi daemon, normally (devices.ts). */
+export interface DeviceSet {
+  /** Mount the stack (bottom first) read-only on `target` (an existing empty folder). */
+  mount(layers: RemoteLayer[], target: string, label: string): Promise<void>;
+  umount(target: string): Promise<void>;
+}
+
+export interface Mount {
+  type: string;
+  source: string;
+  options: string[];
+}
+
+export interface SnapshotInfo {
+  name: string;
+  parent: string;
+  kind: SnapshotKind;
+  createdAt: Date;
+  updatedAt: Date;
+  labels: Record<string, string>;
+}
+
+export class SnapshotError extends DadiError {
+  constructor(
+    readonly status: 'ALREADY_EXISTS' | 'NOT_FOUND' | 'FAILED_PRECONDITION' | 'INVALID_ARGUMENT',
+    message: string,
+  ) {
+    super(status === 'ALREADY_EXISTS' ? 'EEXIST' : status === 'NOT_FOUND' ? 'ENOTFOUND' : 'EINVAL', message);
+  }
+}
+
+export class Snapshotter {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly root: string,
+    private readonly store: MetadataStore,
+    private readonly devices: DeviceSet,
+  ) {}
+
+  /** Open the state in `root` and re-attach the devices that active snapshots stand on. */
+  static async open(root: string, devices: DeviceSet): Promise<Snapshotter> {
+    await mkdir(join(root, 'snapshots'), { recursive: true });
+    const s = new Snapshotter(root, await MetadataStore.open(root), devices);
+    for (const rec of s.store.all()) {
+      if (rec.kind === 'COMMITTED') continue;
+      const top = s.dadiTop(rec.parent);
+      if (top) await s.ensureDevice(top);
+    }
+    return s;
+  }
+
+  prepare(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    return this.serial(() => this.create('ACTIVE', key, parent, labels));
+  }
+
+  view(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    return this.serial(() => this.create('VIEW', key, parent, labels));
+  }
+
+  mounts(key: string): Promise<Mount[]> {
+    return this.serial(() => {
+      const rec = this.need(key);
+      if (rec.kind === 'COMMITTED') throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${key} is committed`);
+      return this.mountsOf(rec);
+    });
+  }
+
+  commit(name: string, key: string, labels: Record<string, string>): Promise<void> {
+    return this.serial(async () => {
+      const rec = this.need(key);
+      if (rec.kind !== 'ACTIVE') throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${key} is not active`);
+      if (this.store.get(name)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${name} already exists`);
+      this.store.delete(key);
+      this.store.put({ ...rec, key: name, kind: 'COMMITTED', labels: { ...rec.labels, ...labels }, updatedAt: now() });
+      await this.store.save();
+    });
+  }
+
+  remove(key: string): Promise<void> {
+    return this.serial(async () => {
+      const rec = this.need(key);
+      if (this.store.children(key).length > 0) {
+        throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${key} has children`);
+      }
+      this.store.delete(key);
+      await this.store.save();
+      // The stack this snapshot used (or was) goes when nothing stands on it any more.
+      const top = rec.remote ? rec : this.dadiTop(rec.parent);
+      if (top && !this.deviceInUse(top)) await this.releaseDevice(top);
+      await this.removeFolder(rec.id);
+    });
+  }
+
+  stat(key: string): Promise<SnapshotInfo> {
+    return this.serial(async () => infoOf(this.need(key)));
+  }
+
+  /** Replace the labels (the only mutable field): all of them, or the `labels.KEY` paths given. */
+  update(name: string, labels: Record<string, string>, paths: string[]): Promise<SnapshotInfo> {
+    return this.serial(async () => {
+      const rec = this.need(name);
+      let next: Record<string, string>;
+      if (paths.length === 0 || paths.includes('labels')) next = { ...labels };
+      else {
+        next = { ...rec.labels };
+        for (const p of paths) {
+          if (!p.startsWith('labels.')) throw new SnapshotError('INVALID_ARGUMENT', `cannot update field ${p}`);
+          const k = p.slice('labels.'.length);
+          if (labels[k] === undefined) delete next[k];
+          else next[k] = labels[k];
+        }
+      }
+      const updated = { ...rec, labels: next, updatedAt: now() };
+      this.store.put(updated);
+      await this.store.save();
+      return infoOf(updated);
+    });
+  }
+
+  /** Bytes and inodes in the snapshot's own folder (a DADI layer's data is in the registry: 0). */
+  usage(key: string): Promise<{ size: number; inodes: number }> {
+    return this.serial(async () => {
+      const rec = this.need(key);
+      return diskUsage(join(this.folder(rec.id), 'fs'));
+    });
+  }
+
+  walk(filters: string[]): Promise<SnapshotInfo[]> {
+    return this.serial(async () =>
+      this.store
+        .all()
+        .map(infoOf)
+        .filter((i) => matchesFilters(i, filters)),
+    );
+  }
+
+  /** Remove snapshot folders that no snapshot owns (left by a crash between save and removal). */
+  cleanup(): Promise<void> {
+    return this.serial(async () => {
+      const owned = new Set(this.store.all().map((s) => s.id));
+      for (const id of await readdir(join(this.root, 'snapshots'))) if (!owned.has(id)) await this.removeFolder(id);
+    });
+  }
+
+  private async create(
+    kind: 'ACTIVE' | 'VIEW',
+    key: string,
+    parent: string,
+    labels: Record<string, string>,
+  ): Promise<Mount[]> {
+    if (!key) throw new SnapshotError('INVALID_ARGUMENT', 'snapshot key is empty');
+    if (this.store.get(key)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${key} already exists`);
+    const parentRec = parent ? this.need(parent) : undefined;
+    if (parentRec && parentRec.kind !== 'COMMITTED') {
+      throw new SnapshotError('FAILED_PRECONDITION', `parent ${parent} is not committed`);
+    }
+    const target = labels[Label.targetRef];
+    const remote = kind === 'ACTIVE' && target ? remoteLayerOf(labels) : undefined;
+    // A DADI layer over DADI layers (or none) is committed at once, without its data.
+    if (remote && (!parentRec || parentRec.remote)) {
+      if (this.store.get(target!)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${target} already exists`);
+      const t = now();
+      this.store.put({
+        id: this.store.newId(),
+        key: target!,
+        parent: parent || undefined,
+        kind: 'COMMITTED',
+        createdAt: t,
+        updatedAt: t,
+        labels: { ...labels, [Label.remote]: 'remote snapshot' },
+        remote,
+      });
+      await this.store.save();
+      throw new SnapshotError('ALREADY_EXISTS', `snapshot ${target} already exists (DADI layer ${remote.digest})`);
+    }
+    const id = this.store.newId();
+    await mkdir(join(this.folder(id), 'fs'), { recursive: true });
+    await mkdir(join(this.folder(id), 'work'), { recursive: true });
+    const t = now();
+    const rec: SnapshotRecord = { id, key, parent: parent || undefined, kind, createdAt: t, updatedAt: t, labels };
+    this.store.put(rec);
+    try {
+      await this.store.save();
+      return await this.mountsOf(rec);
+    } catch (e) {
+      this.store.delete(key);
+      await this.store.save().catch(() => {});
+      await this.removeFolder(id).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** The mounts for an active or view snapshot: its lowers (top first), then its own folder. */
+  private async mountsOf(rec: SnapshotRecord): Promise<Mount[]> {
+    const lowers: string[] = [];
+    let top: SnapshotRecord | undefined;
+    for (let p = rec.parent ? this.need(rec.parent) : undefined; p; p = p.parent ? this.need(p.parent) : undefined) {
+      if (p.remote) {
+        top = p;
+        break;
+      }
+      lowers.push(join(this.folder(p.id), 'fs'));
+    }
+    if (top) lowers.push(await this.ensureDevice(top));
+    const fs = join(this.folder(rec.id), 'fs');
+    if (rec.kind === 'ACTIVE') {
+      if (lowers.length === 0) return [{ type: 'bind', source: fs, options: ['rw', 'rbind'] }];
+      const work = join(this.folder(rec.id), 'work');
+      return [
+        {
+          type: 'overlay',
+          source: 'overlay',
+          options: [`workdir=${work}`, `upperdir=${fs}`, `lowerdir=${lowers.join(':')}`, 'index=off'],
+        },
+      ];
+    }
+    if (lowers.length === 0) return [{ type: 'bind', source: fs, options: ['ro', 'rbind'] }];
+    if (lowers.length === 1) return [{ type: 'bind', source: lowers[0]!, options: ['ro', 'rbind'] }];
+    return [{ type: 'overlay', source: 'overlay', options: [`lowerdir=${lowers.join(':')}`] }];
+  }
+
+  /** The topmost DADI layer at or below `key` when the chain has one. */
+  private dadiTop(key: string | undefined): SnapshotRecord | undefined {
+    for (let p = key ? this.store.get(key) : undefined; p; p = p.parent ? this.store.get(p.parent) : undefined) {
+      if (p.remote) return p;
+    }
+    return undefined;
+  }
+
+  /** Mount the stack ending at `top` unless it is mounted; returns the mount point. */
+  private async ensureDevice(top: SnapshotRecord): Promise<string> {
+    const target = join(this.folder(top.id), 'mnt');
+    if (await findMount(target)) return target;
+    const layers: RemoteLayer[] = [];
+    for (let p: SnapshotRecord | undefined = top; p; p = p.parent ? this.store.get(p.parent) : undefined) {
+      if (!p.remote)
+        throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${p.key}: ordinary layer under a DADI layer`);
+      layers.unshift(p.remote);
+    }
+    await mkdir(target, { recursive: true });
+    const last = layers[layers.length - 1]!;
+    await this.devices.mount(layers, target, `snapshot ${top.key} (${last.registry}/${last.repository})`);
+    return target;
+  }
+
+  private deviceInUse(top: SnapshotRecord): boolean {
+    return this.store.all().some((s) => s.kind !== 'COMMITTED' && this.dadiTop(s.parent) === top);
+  }
+
+  private async releaseDevice(top: SnapshotRecord): Promise<void> {
+    const target = join(this.folder(top.id), 'mnt');
+    if (await findMount(target)) await this.devices.umount(target);
+  }
+
+  private async removeFolder(id: string): Promise<void> {
+    const dir = this.folder(id);
+    // Never delete through a mount: a stack still mounted here is unmounted first.
+    const mnt = join(dir, 'mnt');
+    if (await findMount(mnt)) await this.devices.umount(mnt);
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  private folder(id: string): string {
+    return join(this.root, 'snapshots', id);
+  }
+
+  private need(key: string): SnapshotRecord {
+    const rec = this.store.get(key);
+    if (!rec) throw new SnapshotError('NOT_FOUND', `snapshot ${key} does not exist`);
+    return rec;
+  }
+
+  /** One operation at a time: each reads and writes the whole state. */
+  private serial<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function infoOf(r: SnapshotRecord): SnapshotInfo {
+  return {
+    name: r.key,
+    parent: r.parent ?? '',
+    kind: r.kind,
+    createdAt: new Date(r.createdAt),
+    updatedAt: new Date(r.updatedAt),
+    labels: r.labels,
+  };
+}
+
+/**
+ * containerd's filter syntax, the subset its callers send to snapshotters: comma-separated
+ * conjunctions of `field==value` / `field!=value` over name, parent, kind and `labels."KEY"`,
+ * alternatives joined by `|`. An unknown field matches nothing.
+ */
+export function matchesFilters(info: SnapshotInfo, filters: string[]): boolean {
+  if (filters.length === 0) return true;
+  return filters.some((f) => f.split('|').some((alt) => alt.split(',').every((c) => matchesClause(info, c.trim()))));
+}
+
+function matchesClause(info: SnapshotInfo, clause: string): boolean {
+  if (clause === '') return true;
+  const m = /^([^!=]+?)\s*(==|!=)\s*(.*)$/.exec(clause);
+  const field = (m ? m[1]! : clause).trim();
+  let actual: string | undefined;
+  const label = /^labels\.(?:"((?:[^"\\]|\\.)*)"|(.+))$/.exec(field);
+  if (label) actual = info.labels[label[1] ?? label[2]!];
+  else if (field === 'name') actual = info.name;
+  else if (field === 'parent') actual = info.parent;
+  else if (field === 'kind') actual = info.kind.toLowerCase();
+  else return false;
+  if (!m) return actual !== undefined;
+  const want = unquote(m[3]!.trim());
+  return m[2] === '==' ? actual === want : actual !== want;
+}
+
+function unquote(s: string): string {
+  return s.startsWith('"') && s.endsWith('"') && s.length >= 2 ? s.slice(1, -1).replace(/\\(.)/g, '$1') : s;
+}
+
+/** Bytes (rounded to 4 KiB blocks, as du counts them) and inodes under `dir`; bounded by the tree itself. */
+async function diskUsage(dir: string): Promise<{ size: number; inodes: number }> {
+  let size = 0;
+  let inodes = 0;
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    const st = await lstat(d).catch(() => undefined);
+    if (!st) continue;
+    inodes++;
+    size += st.blocks * 512;
+    if (st.isDirectory()) for (const e of await readdir(d).catch(() => [])) stack.push(join(d, e));
+  }
+  return { size, inodes };
+}

@@ -1,0 +1,147 @@
+// A private containerd 1.6 (Debian's) for tests, with the dadi snapshotter registered as the proxy
+// plugin `dadi`: root, state, sockets and config under one folder, started in the foreground and
+// stopped by pid. Plus the `dadi snapshotter` process itself, restartable, and `ctr` against it.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type RunResult, run } from '../cli.js';
+import { missing, requireOrSkip } from '../require.js';
+
+const repoRoot = resolve(fileURLToPath(import.meta.url), '../../..');
+
+/** containerd, ctr, runc and the API definitions the snapshotter loads. */
+export function haveContainerd(what: string): boolean {
+  return requireOrSkip(
+    what,
+    missing({
+      root: true,
+      tools: ['containerd', 'ctr', 'runc'],
+      files: ['/usr/share/gocode/src/github.com/containerd/containerd/api/services/snapshots/v1/snapshots.proto'],
+      hint: 'apt-get install containerd golang-github-containerd-containerd-dev runc',
+    }),
+  );
+}
+
+export interface Containerd {
+  socket: string;
+  snapshotterSocket: string;
+  /** `ctr -a SOCK -n NS ARGS…` */
+  ctr(args: string[], ns?: string): Promise<RunResult>;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+export async function startContainerd(dir: string): Promise<Containerd> {
+  await mkdir(join(dir, 'root'), { recursive: true });
+  await mkdir(join(dir, 'state'), { recursive: true });
+  const socket = join(dir, 'containerd.sock');
+  const snapshotterSocket = join(dir, 'dadi-snapshotter.sock');
+  const config = join(dir, 'containerd.toml');
+  await writeFile(
+    config,
+    [
+      'version = 2',
+      `root = "${dir}/root"`,
+      `state = "${dir}/state"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = "${socket}"`,
+      '[ttrpc]',
+      `  address = "${socket}.ttrpc"`,
+      '[debug]',
+      `  address = "${dir}/debug.sock"`,
+      '[plugins."io.containerd.internal.v1.opt"]',
+      `  path = "${dir}/opt"`,
+      '[proxy_plugins]',
+      '  [proxy_plugins.dadi]',
+      '    type = "snapshot"',
+      `    address = "${snapshotterSocket}"`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('containerd', ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    log = (log + d.toString()).slice(-20_000);
+  });
+  await waitFor(
+    () => existsSync(socket),
+    20_000,
+    () => `containerd did not start: ${log.slice(-2000)}`,
+    child,
+  );
+  const ctr = (args: string[], ns = 'dadi-test') => run('ctr', ['-a', socket, '-n', ns, ...args]);
+  return {
+    socket,
+    snapshotterSocket,
+    ctr,
+    pid: child.pid!,
+    stop: () => stopChild(child),
+  };
+}
+
+export interface SnapshotterProcess {
+  pid: number;
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** Start `dadi snapshotter` (from source) and wait for its socket. */
+export async function startSnapshotter(
+  address: string,
+  root: string,
+  env: NodeJS.ProcessEnv,
+): Promise<SnapshotterProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'src/cli/entry.ts'), 'snapshotter', '--address', address, '--root', root],
+    { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    log = (log + d.toString()).slice(-50_000);
+  });
+  await waitFor(
+    () => log.includes('serving'),
+    30_000,
+    () => `dadi snapshotter did not start: ${log}`,
+    child,
+  );
+  return { pid: child.pid!, logs: () => log, stop: () => stopChild(child) };
+}
+
+/** SIGTERM, then SIGKILL after 10 s; resolves once the process has exited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitFor(ok: () => boolean, ms: number, why: () => string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      if (child.exitCode === null) await stopChild(child);
+      throw new Error(why());
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The pids of processes whose command line mentions `needle` (to assert nothing of ours is left). */
+export async function processesMentioning(needle: string): Promise<string[]> {
+  const { readdir } = await import('node:fs/promises');
+  const out: string[] = [];
+  for (const p of await readdir('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(needle)) out.push(`${p} ${cmd.replaceAll('\0', ' ').slice(0, 200)}`);
+  }
+  return out;
+}
