@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { syncPath } from '../util/atomic-output.js';
 import { clearRange, clearRuns, setRange } from './bitmap.js';
 import {
   bitmapBytes,
@@ -151,7 +152,7 @@ export class Store {
       await writeAll(dataFh, encodeTrailer(this.size, nonce), end);
       await dataFh.datasync();
       await rename(dataTmp, this.paths.dataPath);
-      await syncDir(dirname(this.paths.dataPath));
+      await syncPath(dirname(this.paths.dataPath));
       mapFh = await open(mapTmp, 'wx+');
       await writeAll(mapFh, encodeMapHeader({ size: this.size, nonce, key: this.paths.key }), 0);
       await mapFh.truncate(mapFileSize(this.size));
@@ -213,14 +214,5 @@ export async function unlinkQuiet(path: string): Promise<void> {
     await unlink(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }

@@ -4,10 +4,11 @@
 // blob is still there with the recorded size and digest. Not a registry-wide dedup database.
 
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { type Digest, Digester, digestHex, isDigest } from '../oci/digest.js';
+import { writeFileAtomic } from '../util/atomic-output.js';
 
 export interface LayerRecord {
   chainId: Digest;
@@ -79,8 +80,7 @@ export class LayerRecords {
     const path = this.blobPath(rec.digest);
     await rename(committedPath, path);
     const file = join(this.dir, 'layers', `${this.key(rec.chainId, rec.settings)}.json`);
-    await writeFile(`${file}.tmp`, `${JSON.stringify(rec, null, 2)}\n`);
-    await rename(`${file}.tmp`, file);
+    await writeFileAtomic(file, `${JSON.stringify(rec, null, 2)}\n`);
     return path;
   }
 }

@@ -5,10 +5,10 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
-import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { DadiError } from '../errors.js';
-import { tempNameFor } from '../util/atomic-output.js';
+import { tempNameFor, writeFileAtomic } from '../util/atomic-output.js';
 import { type Digest, digestHex, parseDigest, sha256Of } from './digest.js';
 import type { ImageSource, ImageTarget, ResolvedManifest } from './image-source.js';
 import {
@@ -110,19 +110,6 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-/** Write `data` to `path` atomically (temp file in the same folder, fsync, rename). */
-async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-}
-
 /**
  * An OCI image layout folder.
  *
@@ -162,9 +149,9 @@ export class OciLayout {
     if (await exists(join(dir, LAYOUT_FILE))) return OciLayout.open(dir);
     await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
     if (!(await exists(join(dir, INDEX_FILE)))) {
-      await writeAtomic(join(dir, INDEX_FILE), Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] })));
+      await writeFileAtomic(join(dir, INDEX_FILE), Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] })));
     }
-    await writeAtomic(join(dir, LAYOUT_FILE), Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
+    await writeFileAtomic(join(dir, LAYOUT_FILE), Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
     return new OciLayout(dir);
   }
 
@@ -240,7 +227,7 @@ export class OciLayout {
     const path = this.blobPath(digest);
     if ((await this.statBlob(digest)) !== bytes.length) {
       await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
-      await writeAtomic(path, bytes);
+      await writeFileAtomic(path, bytes);
     }
     return { digest, size: bytes.length };
   }
@@ -278,7 +265,7 @@ export class OciLayout {
         : !(d.digest === desc.digest && d.annotations?.[OciAnnotation.refName] === undefined),
     );
     const out = { ...index, manifests: [...keep, entry] };
-    await writeAtomic(join(this.dir, INDEX_FILE), Buffer.from(`${JSON.stringify(out, null, 2)}\n`));
+    await writeFileAtomic(join(this.dir, INDEX_FILE), Buffer.from(`${JSON.stringify(out, null, 2)}\n`));
   }
 
   /** Read and parse a manifest or index blob. */

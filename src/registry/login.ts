@@ -2,9 +2,10 @@
 // docker does (config.json `auths`, mode 0600, or the configured `credsStore` helper).
 
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DadiError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-output.js';
 import { RegistryClient, type RegistryClientOptions } from './client.js';
 import {
   type Credentials,
@@ -75,10 +76,7 @@ export async function logout(registry: string, opts: { configPath?: string } = {
 /** Write config.json atomically with mode 0600. */
 async function writeConfig(path: string, config: DockerConfig): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, `${JSON.stringify(config, null, '\t')}\n`, { mode: 0o600 });
-  await chmod(tmp, 0o600);
-  await rename(tmp, path);
+  await writeFileAtomic(path, `${JSON.stringify(config, null, '\t')}\n`, { mode: 0o600 });
 }
 
 function storeWithHelper(helper: string, registry: string, creds: Credentials): Promise<void> {

@@ -117,6 +117,8 @@ export interface AtomicOutputOptions {
   inputs?: string[];
   /** Refuse when the destination exists (default: replace it). */
   noClobber?: boolean;
+  /** Permission bits of the new file (default: the replaced file's, else 0666 less the umask). */
+  mode?: number;
 }
 
 /** One output file in the making. Call `commit()` once it is complete, `abort()` otherwise. */
@@ -149,7 +151,9 @@ export class AtomicOutput {
     hookSignals();
     let handle: FileHandle;
     try {
-      handle = await open(tempPath, 'wx', existing ? existing.mode & 0o7777 : 0o666);
+      handle = await open(tempPath, 'wx', opts.mode ?? (existing ? existing.mode & 0o7777 : 0o666));
+      // The umask must not widen or narrow an explicit mode (credentials files want exactly 0600).
+      if (opts.mode !== undefined) await handle.chmod(opts.mode);
     } catch (e) {
       throw new DadiError('EIO', `${quote(dest)}: cannot create: ${(e as Error).message}`, { cause: e });
     }
@@ -202,6 +206,15 @@ export async function withAtomicOutput<T>(
   return result;
 }
 
+/** Write a small file (a JSON document, say) atomically. */
+export function writeFileAtomic(
+  dest: string,
+  data: string | Uint8Array,
+  opts: AtomicOutputOptions = {},
+): Promise<void> {
+  return withAtomicOutput(dest, opts, (out) => out.handle.writeFile(data));
+}
+
 /**
  * Files written by path (writers that create their own files, like a writable layer's data and
  * index): `fn` creates them at the temporary paths it is given; they replace `dests` together once
@@ -244,7 +257,7 @@ async function publish(temp: string, target: string): Promise<void> {
 }
 
 /** fsync a file or a folder (a folder's entry for a renamed file is durable only after this). */
-async function syncPath(path: string): Promise<void> {
+export async function syncPath(path: string): Promise<void> {
   const fh = await open(path, 'r');
   try {
     await fh.sync();
