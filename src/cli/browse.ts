@@ -13,7 +13,7 @@ import { printJson } from './output.js';
 type BrowseOptions = RemoteOptions & { json?: boolean; stats?: boolean };
 
 async function withImageFs<T>(image: string, o: BrowseOptions, fn: (fs: Ext4, img: OpenedImage) => Promise<T>) {
-  const ctx = await openRemoteContext(o);
+  const ctx = await openRemoteContext(o, image);
   try {
     const img = await openImage(image, ctx);
     try {

@@ -3,6 +3,7 @@
 
 import type { Command } from 'commander';
 import { openRemoteContext as open, type RemoteContext } from '../image/remote-context.js';
+import { isLayoutSpec } from '../oci/layout.js';
 import { parseSize } from '../util/size.js';
 
 export { defaultCacheDir } from '../image/remote-context.js';
@@ -25,11 +26,15 @@ export function withRemoteOptions(cmd: Command): Command {
     .option('--platform <os/arch>', 'platform to select from a multi-platform image (default: this machine)');
 }
 
-export function openRemoteContext(o: RemoteOptions): Promise<RemoteContext> {
+/**
+ * The registry client and block cache for a command. Given the `image` it reads, an `oci:` layout
+ * needs no cache: none is claimed (so a command on a layout never competes with the daemon for it).
+ */
+export function openRemoteContext(o: RemoteOptions, image?: string): Promise<RemoteContext> {
   return open({
     insecure: o.insecure,
     cacheDir: o.cacheDir,
-    cache: o.cache,
+    cache: image !== undefined && isLayoutSpec(image) ? false : o.cache,
     cacheSize: o.cacheSize ? parseSize(o.cacheSize, '--cache-size') : undefined,
     platform: o.platform,
   });

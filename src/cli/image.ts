@@ -19,7 +19,7 @@ export function registerImageCommands(program: Command): void {
       .option('--stats', 'print bytes and requests fetched')
       .option('--json', 'print the result as JSON'),
   ).action(async (out: string, ref: string, o: RemoteOptions & { stats?: boolean; json?: boolean }) => {
-    const ctx = await openRemoteContext(o);
+    const ctx = await openRemoteContext(o, ref);
     try {
       const img = await openImage(ref, ctx);
       try {

@@ -35,7 +35,7 @@ export function registerNbdCommands(program: Command): void {
       .option('--upper <dir>', 'keep the writable layer (writable_data, writable_index) in this folder'),
   ).action(async (ref: string, o: ServeOptions) => {
     if (!o.socket === !o.port) throw new DadiError('EINVAL', 'serve-nbd: give exactly one of --socket or --port');
-    const ctx = await openRemoteContext(o);
+    const ctx = await openRemoteContext(o, ref);
     let scratch: string | undefined;
     const dir = o.rw ? (o.upper ?? (scratch = await mkdtemp(join(tmpdir(), 'dadi-nbd-')))) : undefined;
     const img = await openImage(ref, ctx, {
