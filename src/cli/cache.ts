@@ -1,7 +1,9 @@
 // `dadi cache ls|gc|clear`: look after the host's persistent block cache.
 
+import { realpath } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { openOwnedCache } from '../image/host-cache.js';
+import { DadiError } from '../errors.js';
+import { type CacheReport, cacheHeldNote, cacheReport, claimHostCache, openOwnedCache } from '../image/host-cache.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { defaultCacheDir } from './context.js';
 import { printJson } from './output.js';
@@ -19,20 +21,14 @@ export function registerCacheCommands(program: Command): void {
     .option(...dirOption)
     .option('--json')
     .action(async (o) => {
-      const owned = await openOwnedCache(o.cacheDir ?? defaultCacheDir(), 'dadi cache');
-      const c = owned.cache;
-      try {
-        const entries = await c.ls();
-        if (o.json) return printJson({ dir: c.dir, usage: c.usage, capacity: c.capacity, entries });
-        for (const e of entries) {
-          console.log(
-            `${e.key}  ${formatSize(e.cachedBytes).padStart(9)} of ${formatSize(e.size).padStart(9)}  on disk ${formatSize(e.allocatedBytes).padStart(9)}  ${e.lastUse.toISOString()}`,
-          );
-        }
-        console.log(`total ${formatSize(c.usage)} of ${formatSize(c.capacity)} in ${c.dir}`);
-      } finally {
-        await owned.close();
+      const c = await listCache(o.cacheDir ?? defaultCacheDir());
+      if (o.json) return printJson({ dir: c.dir, usage: c.usage, capacity: c.capacity, entries: c.blobs });
+      for (const e of c.blobs) {
+        console.log(
+          `${e.key}  ${formatSize(e.cachedBytes).padStart(9)} of ${formatSize(e.size).padStart(9)}  on disk ${formatSize(e.allocatedBytes).padStart(9)}  ${e.lastUse}`,
+        );
       }
+      console.log(`total ${formatSize(c.usage)} of ${formatSize(c.capacity)} in ${c.dir}`);
     });
 
   cache
@@ -67,4 +63,29 @@ export function registerCacheCommands(program: Command): void {
         await owned.close();
       }
     });
+}
+
+/**
+ * The cache's blobs: read here when no one owns the directory, else asked of the daemon that owns
+ * it (its counts are the exact ones; opening the cache here would make a second writer).
+ */
+async function listCache(dir: string): Promise<CacheReport> {
+  const claim = await claimHostCache(dir, 'dadi cache ls');
+  if (!('heldBy' in claim)) {
+    try {
+      return await cacheReport(await claim.open());
+    } finally {
+      await claim.close();
+    }
+  }
+  const { DaemonClient } = await import('../runtime/client.js');
+  const client = await DaemonClient.connect({ autoStart: false }).catch(() => undefined);
+  const report = await client?.cache().catch(() => null);
+  if (report && (await sameDir(report.dir, dir))) return report;
+  throw new DadiError('EINVAL', `${cacheHeldNote(dir, claim.heldBy)}, which cannot list it: stop it first`);
+}
+
+async function sameDir(a: string, b: string): Promise<boolean> {
+  const [ra, rb] = await Promise.all([realpath(a).catch(() => a), realpath(b).catch(() => b)]);
+  return ra === rb;
 }

@@ -5,7 +5,7 @@
 // The one place a BlockCache is constructed.
 
 import { mkdir, realpath } from 'node:fs/promises';
-import { BlockCache, type BlockCacheOptions } from '../cache/index.js';
+import { BlockCache, type BlockCacheOptions, type CacheEntryInfo, type CacheStats } from '../cache/index.js';
 import { DadiError } from '../errors.js';
 import { ProcessLock } from '../util/process-lock.js';
 
@@ -72,6 +72,16 @@ export async function openOwnedCache(
     await claim.close();
     throw e;
   }
+}
+
+/** A cache's counters and usage with its blobs (least recently used first), as plain data. */
+export type CacheReport = CacheStats & { blobs: Array<Omit<CacheEntryInfo, 'lastUse'> & { lastUse: string }> };
+
+/** Report on `cache` after writing what it fetched (`dadi cache ls`, the daemon's `cache` request). */
+export async function cacheReport(cache: BlockCache): Promise<CacheReport> {
+  await cache.flush();
+  const blobs = (await cache.ls()).map((e) => ({ ...e, lastUse: e.lastUse.toISOString() }));
+  return { ...cache.stats(), blobs };
 }
 
 /** What a reader says when it goes past a cache another process owns. */

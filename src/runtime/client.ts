@@ -15,11 +15,10 @@ import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { CacheStats } from '../cache/stats.js';
 import { DadiError, type DadiErrorCode } from '../errors.js';
 import { normalizeLayerSpec } from './layer-spec.js';
 import { daemonLockKey, ProcessLock, startLockKey } from './lock.js';
-import type { DeviceInfo, MountRequest, PingResult, Request, Response } from './protocol.js';
+import type { CacheReport, DeviceInfo, MountRequest, PingResult, Request, Response } from './protocol.js';
 import { socketAnswers } from './socket.js';
 import { statePaths } from './state.js';
 
@@ -93,8 +92,8 @@ export class DaemonClient {
     return this.request({ op: 'ps' });
   }
 
-  /** The block cache the daemon owns (its usage, counters), or null when it has none. */
-  cache(): Promise<CacheStats | null> {
+  /** The block cache the daemon owns (usage, counters, blobs), or null when it has none. */
+  cache(): Promise<CacheReport | null> {
     return this.request({ op: 'cache' });
   }
 

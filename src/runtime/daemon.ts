@@ -29,6 +29,7 @@ import {
   unmountFilesystem,
 } from '../export/index.js';
 import { ComboDevice, type LayerStack } from '../format/lsmt/index.js';
+import { cacheReport } from '../image/host-cache.js';
 import type { OpenedLayerBlob } from '../image/layer-blob.js';
 import { openLayerStack } from '../image/layer-stack.js';
 import type { RemoteContext } from '../image/remote-context.js';
@@ -155,8 +156,7 @@ export class Daemon {
         return this.opts.resolveImage(req.ref, req.platform);
       case 'cache': {
         const cache = this.opts.remote ? (await this.opts.remote()).cache : undefined;
-        await cache?.flush();
-        return cache?.stats() ?? null;
+        return cache ? cacheReport(cache) : null;
       }
       case 'shutdown':
         // Answer first, then tear down.

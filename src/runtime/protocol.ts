@@ -7,6 +7,9 @@
 //   ← {"ok":false,"error":{"code":"ENOTFOUND","message":"/l/base.tar: cannot open: ..."}}
 
 import type { DadiErrorCode } from '../errors.js';
+
+export type { CacheReport } from '../image/host-cache.js';
+
 import type { LayerSpec, MountedLayerInfo } from './layer-spec.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -34,7 +37,7 @@ export type Request =
   | { op: 'umount' /** A target dir or a device id. */; target: string }
   | { op: 'ps' }
   | { op: 'resolve'; ref: string; platform?: string }
-  /** The block cache the daemon owns, after writing what it fetched: CacheStats, or null without one. */
+  /** The block cache the daemon owns, after writing what it fetched: a CacheReport, or null without one. */
   | { op: 'cache' }
   | { op: 'shutdown' };
 

@@ -95,6 +95,14 @@ describe.skipIf(!HAVE)('one owner per block cache directory', () => {
     expect(stats?.dir).toBe(cacheDir);
     expect(stats!.usage).toBeGreaterThan(0);
     expect(stats!.usage).toBe(await cacheFilesUsage(cacheDir));
+    // `cache ls` asks the owner; `cache gc` (a second writer) is refused.
+    const ls = await dadi(['cache', 'ls', '--json']);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(JSON.parse(ls.stdout).usage).toBe(stats!.usage);
+    expect(JSON.parse(ls.stdout).entries.length).toBeGreaterThan(0);
+    const gc = await dadi(['cache', 'gc']);
+    expect(gc.code).not.toBe(0);
+    expect(gc.stderr).toContain(`block cache ${cacheDir} belongs to the dadi daemon (pid ${daemonPid}): stop it first`);
   });
 
   it('a killed daemon leaves no claim behind: the next reader owns the cache and hits what it holds', async () => {
