@@ -8,7 +8,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { DadiError } from '../errors.js';
-import { tempNameFor, writeFileAtomic } from '../util/atomic-output.js';
+import { removeIfInterrupted, tempNameFor, writeFileAtomic } from '../util/atomic-output.js';
 import { type Digest, digestHex, parseDigest, sha256Of } from './digest.js';
 import type { ImageSource, ImageTarget, ResolvedManifest } from './image-source.js';
 import {
@@ -382,6 +382,7 @@ export class LayoutTarget implements ImageTarget {
     private readonly spec: LayoutSpec,
     /** The temporary folder of a new layout, until it is renamed into place. */
     private staging: string | undefined,
+    private readonly releaseStaging: () => void = () => {},
   ) {}
 
   static async open(spec: string): Promise<LayoutTarget> {
@@ -398,7 +399,8 @@ export class LayoutTarget implements ImageTarget {
     }
     await mkdir(dirname(s.dir), { recursive: true });
     const staging = tempNameFor(s.dir);
-    return new LayoutTarget(spec, await OciLayout.openOrCreate(staging), s, staging);
+    const release = removeIfInterrupted(staging);
+    return new LayoutTarget(spec, await OciLayout.openOrCreate(staging), s, staging, release);
   }
 
   statBlob(digest: Digest): Promise<number | undefined> {
@@ -428,6 +430,7 @@ export class LayoutTarget implements ImageTarget {
         );
       }
       this.staging = undefined;
+      this.releaseStaging();
       this.layout = await OciLayout.open(this.spec.dir);
     }
     return digest;
@@ -437,5 +440,6 @@ export class LayoutTarget implements ImageTarget {
   async close(): Promise<void> {
     if (this.staging) await rm(this.staging, { recursive: true, force: true });
     this.staging = undefined;
+    this.releaseStaging();
   }
 }

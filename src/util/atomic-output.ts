@@ -6,13 +6,13 @@
 // Not a sink: blockfile/sink.ts streams into the handle this module owns.
 
 import { randomBytes } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { type FileHandle, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DadiError } from '../errors.js';
 import { quote } from './quote.js';
 
-/** Temporary files of this process not yet committed or removed (removed on SIGINT/SIGTERM too). */
+/** Temporary files and folders of this process not yet published or removed (removed on SIGINT/SIGTERM too). */
 const pending = new Set<string>();
 let signalsHooked = false;
 
@@ -21,15 +21,23 @@ function hookSignals(): void {
   signalsHooked = true;
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
-      for (const p of pending) {
-        try {
-          unlinkSync(p);
-        } catch {}
-      }
+      for (const p of pending) rmSync(p, { recursive: true, force: true });
       // Die of the signal as we would have without this handler, unless someone else handles it.
       if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
     });
   }
+}
+
+/**
+ * Have a temporary file or folder removed if the process is interrupted before `release()` (call it
+ * once the path is published or removed). For staging areas built by path, like a new OCI layout.
+ */
+export function removeIfInterrupted(path: string): () => void {
+  hookSignals();
+  pending.add(path);
+  return () => {
+    pending.delete(path);
+  };
 }
 
 /**
@@ -217,8 +225,9 @@ export function writeFileAtomic(
 
 /**
  * Files written by path (writers that create their own files, like a writable layer's data and
- * index): `fn` creates them at the temporary paths it is given; they replace `dests` together once
- * it resolves and are removed if it throws. Existing destinations are refused unless `replace`.
+ * index): `fn` creates them at the temporary paths it is given; once it resolves they are synced
+ * and renamed onto `dests` one after the other; if it throws they are removed. Existing
+ * destinations are refused unless `replace`.
  */
 export async function withAtomicFiles<T>(
   dests: string[],
