@@ -2,6 +2,7 @@
 // `dadi pull --containerd-address` (an image into containerd, its DADI layers left remote).
 
 import type { Command } from 'commander';
+import { DEFAULT_HOSTS_DIR } from '../snapshotter/hosts-config.js';
 
 const DEFAULT_ROOT = '/var/lib/containerd/io.containerd.snapshotter.v1.dadi';
 
@@ -22,4 +23,52 @@ export function registerSnapshotterCommands(program: Command): void {
       });
       await svc.stop();
     });
+
+  program
+    .command('pull')
+    .description('pull a DADI image into containerd, layers left in the registry (for the dadi snapshotter)')
+    .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
+    .requiredOption('--containerd-address <sock>', "containerd's socket")
+    .option('-n, --namespace <ns>', 'containerd namespace', 'default')
+    .option('--snapshotter <name>', "the dadi snapshotter's name in containerd's config", 'dadi')
+    .option('--hosts-dir <dir>', "containerd's registry hosts configuration", DEFAULT_HOSTS_DIR)
+    .option('--insecure', 'use plain HTTP for the registry')
+    .option('--platform <os/arch>', 'platform to select from a multi-platform image (default: this machine)')
+    .action(
+      async (
+        ref: string,
+        o: {
+          containerdAddress: string;
+          namespace: string;
+          snapshotter: string;
+          hostsDir: string;
+          insecure?: boolean;
+          platform?: string;
+        },
+      ) => {
+        const { parseReference, RegistryClient } = await import('../registry/index.js');
+        const { parsePlatform } = await import('../oci/index.js');
+        const { pullIntoContainerd } = await import('../snapshotter/pull.js');
+        const { plainHttpInHostsConfig } = await import('../snapshotter/hosts-config.js');
+        const registry = parseReference(ref).registry;
+        const plain = o.insecure || (await plainHttpInHostsConfig(o.hostsDir, registry));
+        const client = new RegistryClient({
+          insecure: plain ? [registry] : undefined,
+          platform: o.platform ? parsePlatform(o.platform) : undefined,
+        });
+        try {
+          const r = await pullIntoContainerd(ref, client, {
+            address: o.containerdAddress,
+            namespace: o.namespace,
+            snapshotter: o.snapshotter,
+          });
+          console.log(r.name);
+          console.error(
+            `pulled ${r.name} (${r.manifestDigest}, ${r.layers} DADI layers left remote; ${r.registryBytes} bytes fetched)`,
+          );
+        } finally {
+          await client.close();
+        }
+      },
+    );
 }
