@@ -3,7 +3,7 @@
 
 import { type FileHandle, open } from 'node:fs/promises';
 import { DadiError } from '../errors.js';
-import { registerOpenInput } from '../util/atomic-output.js';
+import { outputError, registerOpenInput } from '../util/atomic-output.js';
 import type { WritableBlockFile } from './blockfile.js';
 import { checkRead } from './range.js';
 
@@ -70,9 +70,13 @@ export class LocalFile implements WritableBlockFile {
   async write(buf: Uint8Array, offset: number): Promise<void> {
     this.assertWritable();
     let done = 0;
-    while (done < buf.length) {
-      const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, offset + done);
-      done += bytesWritten;
+    try {
+      while (done < buf.length) {
+        const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (e) {
+      throw outputError(this.name, e);
     }
     if (offset + buf.length > this._size) this._size = offset + buf.length;
   }
@@ -89,7 +93,11 @@ export class LocalFile implements WritableBlockFile {
 
   async truncate(size: number): Promise<void> {
     this.assertWritable();
-    await this.fh.truncate(size);
+    try {
+      await this.fh.truncate(size);
+    } catch (e) {
+      throw outputError(this.name, e);
+    }
     this._size = size;
   }
 

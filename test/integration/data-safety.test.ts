@@ -351,5 +351,28 @@ describe.runIf(HAVE)('data safety through the CLI', () => {
         await run('umount', [mnt]);
       }
     });
+
+    it('layer import that fills the disk names the file and leaves the layer as it was', async () => {
+      const mnt = join(dir, 'private', 'small-fs-2');
+      await mkdir(mnt, { recursive: true });
+      const m = await run('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'dadi-test', mnt]);
+      expect(m.code, m.stderr).toBe(0);
+      try {
+        const data = join(mnt, 'l.data');
+        const index = join(mnt, 'l.index');
+        const made = await runDadi(['layer', 'create', '--size', '64M', data, index]);
+        expect(made.code, made.stderr).toBe(0);
+        const raw = join(dir, 'raw.img');
+        await writeFile(raw, Buffer.alloc(1 << 20, 0x5a));
+        await expectFailure(['layer', 'import', data, index, raw], {
+          inputs: [raw, data, index],
+          names: mnt,
+          says: /no space left/,
+        });
+        expect((await readdir(mnt)).sort()).toEqual(['l.data', 'l.index']);
+      } finally {
+        await run('umount', [mnt]);
+      }
+    });
   });
 });
