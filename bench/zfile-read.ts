@@ -9,8 +9,8 @@ import type { BlockFile } from '../src/blockfile/blockfile.js';
 import { LocalFile } from '../src/blockfile/local.js';
 import { MemoryFile } from '../src/blockfile/memory.js';
 import { FileSink, type Sink } from '../src/blockfile/sink.js';
-import { compressFile } from '../src/format/zfile/convert.js';
 import { ZFileReader } from '../src/format/zfile/reader.js';
+import { compressFile } from '../src/format/zfile/whole-file.js';
 import { type BenchRow, report } from './report.js';
 
 const MiB = 1 << 20;

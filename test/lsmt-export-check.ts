@@ -2,7 +2,7 @@
 // few offsets did not notice a trailer whose virtual size cut off mapped data; an export does.
 
 import type { LayerStack, SealedLayer } from '../src/format/lsmt/index.js';
-import { copyDisk } from '../src/image/export.js';
+import { copyDisk } from '../src/image/raw-disk.js';
 
 /**
  * Export `layer` in memory the way `dadi layer export` does and throw a plain Error (a fuzz crash,

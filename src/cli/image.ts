@@ -2,8 +2,8 @@
 // fetching only the blocks that hold data.
 
 import type { Command } from 'commander';
-import { exportDisk } from '../image/export.js';
 import { openImage } from '../image/open-image.js';
+import { exportDisk } from '../image/raw-disk.js';
 import { formatSize } from '../util/size.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printJson } from './output.js';

@@ -4,12 +4,12 @@
 import { stat, truncate } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { checkVirtualSize } from '../format/lsmt/index.js';
-import { exportDisk } from '../image/export.js';
 import { importRawImage } from '../image/import-raw.js';
 import { inspectLayerFile } from '../image/inspect.js';
 import { layerBlobArgument } from '../image/layer-blob.js';
 import { withLayerOutput } from '../image/layer-output.js';
 import { openLayerStack } from '../image/layer-stack.js';
+import { exportDisk } from '../image/raw-disk.js';
 import { createWritableLayer, openWritableLayer } from '../image/writable.js';
 import { assertDistinctFiles, withAtomicFiles } from '../util/atomic-output.js';
 import { formatSize, parseSize } from '../util/size.js';

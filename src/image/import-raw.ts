@@ -4,7 +4,7 @@
 import type { WritableBlockFile } from '../blockfile/blockfile.js';
 import { LocalFile } from '../blockfile/local.js';
 import { DadiError } from '../errors.js';
-import { nonZeroRuns } from './export.js';
+import { nonZeroRuns } from './raw-disk.js';
 
 export interface ImportStats {
   imageSize: number;

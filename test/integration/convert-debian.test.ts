@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../../src/convert/index.js';
 import type { Ext4 } from '../../src/ext4/index.js';
-import { exportDisk } from '../../src/image/export.js';
+import { exportDisk } from '../../src/image/raw-disk.js';
 import { e2fsck } from '../ext4-tools.js';
 import { missing, requireOrSkip, slowTestsOff } from '../require.js';
 import { openConverted } from './convert-helpers.js';

@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../../src/convert/index.js';
 import { DadiError } from '../../src/errors.js';
-import { exportDisk } from '../../src/image/export.js';
+import { exportDisk } from '../../src/image/raw-disk.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import { MediaType, OverlaybdAnnotation } from '../../src/oci/media-types.js';
 import { parsePlatform } from '../../src/oci/platform.js';

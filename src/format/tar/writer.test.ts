@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { fixture, haveFixtures } from '../../../test/fixtures.js';
 import { MemoryFile } from '../../blockfile/memory.js';
 import { FileSink, MemorySink, type Sink } from '../../blockfile/sink.js';
-import { compressFile } from '../zfile/convert.js';
+import { compressFile } from '../zfile/whole-file.js';
 import { detectTar } from './detect.js';
 import { decodeTarHeader, tarText } from './header.js';
 import { finalHeaders, placeholderHeaders, TarWrapWriter } from './writer.js';

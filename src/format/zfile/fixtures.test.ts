@@ -13,8 +13,8 @@ import { MemoryFile } from '../../blockfile/memory.js';
 import { MemorySink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import { openTarPayload } from '../tar/detect.js';
-import { compressFile, decompressFile } from './convert.js';
 import { isZFile, ZFileReader } from './reader.js';
+import { compressFile, decompressFile } from './whole-file.js';
 import type { ZFileWriterOptions } from './writer.js';
 
 const have = haveFixtures('zfile fixture tests');

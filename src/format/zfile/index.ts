@@ -1,6 +1,5 @@
 // ZFile (overlaybd's seekable compressed file format, spec §3): reader, writer, detection.
 export { type BlockCodec, codecFor, type ZFileAlgorithm } from './codec.js';
-export { compressFile, decompressFile } from './convert.js';
 export {
   decodeZFileHeader,
   encodeZFileHeader,
@@ -14,4 +13,5 @@ export {
 } from './header.js';
 export { isZFile, type ZFileCorruptInfo, type ZFileOpenOptions, ZFileReader } from './reader.js';
 export { verifyZFile, type ZFileVerifyReport } from './verify.js';
+export { compressFile, decompressFile } from './whole-file.js';
 export { ZFileWriter, type ZFileWriterOptions, type ZFileWriterStats } from './writer.js';

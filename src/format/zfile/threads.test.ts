@@ -9,8 +9,8 @@ import { MemoryFile } from '../../blockfile/memory.js';
 import { MemorySink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import { closeCompressPool, compressPool } from './compress-pool.js';
-import { compressFile } from './convert.js';
 import { ZFileReader } from './reader.js';
+import { compressFile } from './whole-file.js';
 import { ZFileWriter, type ZFileWriterOptions } from './writer.js';
 
 const have = haveFixtures('zfile threaded writer fixture tests');

@@ -1,6 +1,6 @@
 // Write a virtual disk (any BlockFile, ideally with known extents) to a raw image file, keeping
 // holes as holes: only mapped, non-zero data is written; the file is sized with truncate.
-// Not an image puller: the caller composes the device (open-layer-blob.ts, open-image.ts).
+// Not an image puller: the caller composes the device (layer-stack.ts, open-image.ts).
 
 import { type BlockFile, hasExtents } from '../blockfile/blockfile.js';
 import { readInto } from '../blockfile/range.js';
