@@ -34,7 +34,7 @@ export function registerLayerCommands(program: Command): void {
     .action(async (data: string, index: string, o) => {
       const virtualSize = parseSize(o.size, '--size');
       checkVirtualSize('--size', virtualSize);
-      // Both files appear together or not at all.
+      // Neither file appears unless both were written completely.
       await withAtomicFiles([data, index], { replace: !!o.force }, async ([tmpData, tmpIndex]) => {
         const w = await createWritableLayer(
           { data: tmpData!, index: tmpIndex! },

@@ -333,12 +333,21 @@ describe.runIf(HAVE)('data safety through the CLI', () => {
 
   const FULL = requireOrSkip('ENOSPC export test', missing({ root: true, tools: ['mount', 'umount'] }));
   describe.runIf(FULL)('a full disk', () => {
-    it('layer export onto a full filesystem names the file and removes it', async () => {
-      const mnt = join(dir, 'private', 'small-fs');
+    /** Run `fn` on a fresh 256 KiB tmpfs mounted deep in the test's private folder; always unmounted. */
+    async function onTinyFs(name: string, fn: (mnt: string) => Promise<void>): Promise<void> {
+      const mnt = join(dir, 'private', name);
       await mkdir(mnt, { recursive: true });
       const m = await run('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'dadi-test', mnt]);
       expect(m.code, m.stderr).toBe(0);
       try {
+        await fn(mnt);
+      } finally {
+        await run('umount', [mnt]);
+      }
+    }
+
+    it('layer export onto a full filesystem names the file and removes it', async () => {
+      await onTinyFs('export', async (mnt) => {
         const out = join(mnt, 'disk.img');
         await expectFailure(['layer', 'export', out, layer], {
           inputs: [layer],
@@ -347,17 +356,11 @@ describe.runIf(HAVE)('data safety through the CLI', () => {
           says: /no space left/,
         });
         expect(await readdir(mnt)).toEqual([]);
-      } finally {
-        await run('umount', [mnt]);
-      }
+      });
     });
 
     it('layer import that fills the disk names the file and leaves the layer as it was', async () => {
-      const mnt = join(dir, 'private', 'small-fs-2');
-      await mkdir(mnt, { recursive: true });
-      const m = await run('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'dadi-test', mnt]);
-      expect(m.code, m.stderr).toBe(0);
-      try {
+      await onTinyFs('import', async (mnt) => {
         const data = join(mnt, 'l.data');
         const index = join(mnt, 'l.index');
         const made = await runDadi(['layer', 'create', '--size', '64M', data, index]);
@@ -366,13 +369,11 @@ describe.runIf(HAVE)('data safety through the CLI', () => {
         await writeFile(raw, Buffer.alloc(1 << 20, 0x5a));
         await expectFailure(['layer', 'import', data, index, raw], {
           inputs: [raw, data, index],
-          names: mnt,
+          names: data,
           says: /no space left/,
         });
         expect((await readdir(mnt)).sort()).toEqual(['l.data', 'l.index']);
-      } finally {
-        await run('umount', [mnt]);
-      }
+      });
     });
   });
 });
