@@ -5,6 +5,7 @@
 
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { LocalFile } from '../blockfile/local.js';
+import { observeReads } from '../blockfile/observed.js';
 import type { CachedBlob } from '../cache/blob.js';
 import { DadiError } from '../errors.js';
 import type { SealedLayer } from '../format/lsmt/index.js';
@@ -42,12 +43,15 @@ export interface OpenedLayerBlob {
 /** Open a layer blob; registry blobs need `ctx` (its client and, when it has one, its cache). */
 export async function openLayerBlob(source: LayerBlobSource, ctx?: BlobReadContext): Promise<OpenedLayerBlob> {
   if (source.kind === 'file') {
-    const raw = new CountingFile(await LocalFile.open(source.path));
+    let bytesRead = 0;
+    const raw = observeReads(await LocalFile.open(source.path), (_offset, n) => {
+      bytesRead += n;
+    });
     const layer = await openOrClose(raw, () => openLayer(raw));
     return {
       source,
       layer,
-      blobBytesRead: () => raw.bytesRead,
+      blobBytesRead: () => bytesRead,
       fetchStats: () => ({ requests: 0, bytesFetched: 0, cacheHitBytes: 0 }),
     };
   }
@@ -117,25 +121,5 @@ async function openOrClose(raw: BlockFile, open: () => Promise<SealedLayer>): Pr
   } catch (e) {
     await raw.close();
     throw e;
-  }
-}
-
-/** Counts the bytes read through a BlockFile (what `ps` shows per local layer). */
-class CountingFile implements BlockFile {
-  bytesRead = 0;
-  constructor(private readonly inner: BlockFile) {}
-  get name(): string {
-    return this.inner.name;
-  }
-  get size(): number {
-    return this.inner.size;
-  }
-  async read(buf: Uint8Array, offset: number): Promise<number> {
-    const n = await this.inner.read(buf, offset);
-    this.bytesRead += n;
-    return n;
-  }
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }

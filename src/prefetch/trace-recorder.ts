@@ -4,6 +4,7 @@
 // keeps the records. Not the file writer: encode them with trace-format.ts.
 
 import type { BlockFile } from '../blockfile/blockfile.js';
+import { observeReads } from '../blockfile/observed.js';
 import { MAX_TRACE_RECORD_BYTES, MAX_TRACE_RECORDS, type TraceRecord } from './trace-format.js';
 
 export class TraceRecorder {
@@ -14,7 +15,10 @@ export class TraceRecorder {
 
   /** Wrap layer `layer`'s LSMT file (0 = bottom) so that its reads are recorded. */
   wrap(file: BlockFile, layer: number): BlockFile {
-    return new RecordingFile(file, layer, this);
+    // As the reference: only reads that returned everything asked for.
+    return observeReads(file, (offset, n, requested) => {
+      if (n === requested) this.note(layer, offset, n);
+    });
   }
 
   /** Note a read (what the wrappers call). Reads over 4 MiB are split as a replay would read them. */
@@ -37,28 +41,5 @@ export class TraceRecorder {
   /** The records so far, in order. */
   records(): readonly TraceRecord[] {
     return this.list;
-  }
-}
-
-class RecordingFile implements BlockFile {
-  constructor(
-    private readonly inner: BlockFile,
-    private readonly layer: number,
-    private readonly recorder: TraceRecorder,
-  ) {}
-  get name(): string {
-    return this.inner.name;
-  }
-  get size(): number {
-    return this.inner.size;
-  }
-  async read(buf: Uint8Array, offset: number): Promise<number> {
-    const n = await this.inner.read(buf, offset);
-    // As the reference: only reads that returned everything asked for.
-    if (n === buf.length) this.recorder.note(this.layer, offset, n);
-    return n;
-  }
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
