@@ -113,7 +113,8 @@ describe('CachedBlob reads', () => {
   it('fetches a range once however many reads want it at the same time', async () => {
     const data = patternBytes(MiB, 3);
     const src = new GatedSource(data);
-    const cache = await BlockCache.open(dir, noFloor);
+    // Every read below falls in one 256 KiB unit.
+    const cache = await BlockCache.open(dir, { ...noFloor, refillSize: 256 * KiB });
     const blob = cache.open(key(2), src);
     const reads = Array.from({ length: 20 }, (_, i) => {
       const buf = Buffer.alloc(8 * KiB);

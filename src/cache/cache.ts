@@ -47,7 +47,11 @@ const MiB = 2 ** 20;
 export interface BlockCacheOptions {
   /** Bytes the cache files may occupy. Default 4 GiB (the reference's cacheSizeGB). */
   capacity?: number;
-  /** Miss fill unit: a power of two, ≥ 4 KiB; fills are aligned to it. Default 256 KiB. */
+  /**
+   * Miss fill unit: a power of two, ≥ 4 KiB; fills are aligned to it. Default 16 KiB: a ZFile read
+   * asks for exactly the compressed blocks it decodes, and 16 KiB units fetch that plus little
+   * more, where 256 KiB units fetched 2× the bytes for a cold start (bench/fetch-readahead.ts).
+   */
   refillSize?: number;
   /** Largest single source read when adjacent misses are coalesced. Default max(1 MiB, refillSize). */
   maxFetchSize?: number;
@@ -101,6 +105,8 @@ type Job = { kind: 'fill'; f: Fetch } | { kind: 'task'; run: () => Promise<void>
 
 /** Entries found unpaired or half-created are left alone this long (another process may be creating them). */
 const ORPHAN_AGE_MS = 60_000;
+/** Default miss fill unit (see BlockCacheOptions.refillSize). */
+export const DEFAULT_REFILL_SIZE = 16 * 1024;
 /** Readahead fetches in flight at once, over the whole cache (the registry pool has 8 connections). */
 export const READAHEAD_MAX_REQUESTS = 4;
 /** How often the LRU time of a blob read only from the cache is written (as the map file's mtime). */
@@ -134,7 +140,7 @@ export class BlockCache {
     opts: BlockCacheOptions,
   ) {
     this.capacity = opts.capacity ?? 4 * GiB;
-    this.refillSize = opts.refillSize ?? 256 * 1024;
+    this.refillSize = opts.refillSize ?? DEFAULT_REFILL_SIZE;
     if (!isPow2(this.refillSize) || this.refillSize < PAGE) {
       throw new DadiError('EINVAL', `cache refill size ${this.refillSize} is not a power of two ≥ ${PAGE}`);
     }

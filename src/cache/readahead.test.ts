@@ -7,14 +7,15 @@ import { rng } from '../../test/mutate.js';
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { MemoryFile } from '../blockfile/memory.js';
 import { DadiError } from '../errors.js';
-import { BlockCache, type BlockCacheOptions } from './cache.js';
+import { BlockCache, type BlockCacheOptions, DEFAULT_REFILL_SIZE } from './cache.js';
 import { CountingSource, FaultySource, patternBytes, sleep } from './testing.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const R = 256 * KiB;
 const key = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
-const noFloor: BlockCacheOptions = { diskFloor: 0 };
+// The unit the expectations below are written in (not the default).
+const noFloor: BlockCacheOptions = { diskFloor: 0, refillSize: R };
 
 let dir: string;
 beforeEach(async () => {
@@ -120,6 +121,31 @@ describe('readahead', () => {
     }
     const s = blob.stats();
     expect(s.readaheadBytes).toBeLessThanOrEqual(0.02 * s.fetchBytes);
+    await blob.close();
+    await cache.close();
+  });
+
+  it('by default fetches the 16 KiB units a read touches, coalesced into one request', async () => {
+    const data = patternBytes(4 * MiB, 13);
+    const cache = await BlockCache.open(dir, { diskFloor: 0 });
+    expect(cache.refillSize).toBe(DEFAULT_REFILL_SIZE);
+    const U = DEFAULT_REFILL_SIZE;
+    const src = new HoldSource(data);
+    const blob = cache.open(key(13), src);
+    // A ZFile-sized read (a few compressed blocks) far into the blob, crossing a unit boundary.
+    const at = 100 * U + U - 3000;
+    const buf = Buffer.alloc(5000);
+    await blob.read(buf, at);
+    expect(buf.equals(data.subarray(at, at + 5000))).toBe(true);
+    expect(src.log).toEqual([[100 * U, 2 * U]]);
+    // Two reads away from it: each its own unit, no readahead (not a sequential stream).
+    await blob.read(Buffer.alloc(100), 10 * U + 5);
+    await blob.read(Buffer.alloc(100), 200 * U);
+    expect(src.log.slice(1)).toEqual([
+      [10 * U, U],
+      [200 * U, U],
+    ]);
+    expect(blob.stats().readaheadFetches).toBe(0);
     await blob.close();
     await cache.close();
   });

@@ -8,6 +8,7 @@ import { DAEMON_THREADPOOL_SIZE, DaemonClient } from '../runtime/client.js';
 import { listContainers, type RootfsMode, removeContainer, runContainer } from '../runtime/container.js';
 import { registryLayerSpecs } from '../runtime/layer-spec.js';
 import { formatSize } from '../util/size.js';
+import { StepTimer } from '../util/step-timer.js';
 import { printJson } from './output.js';
 
 // Only light modules load up front: `dadi run` has the daemon resolve the image and fetch blocks,
@@ -16,9 +17,11 @@ import { printJson } from './output.js';
 const stateOption = ['--state <dir>', 'daemon state folder (default: $DADI_STATE or /run/dadi)'] as const;
 
 /** Resolve REF (in the daemon, started on demand) to the daemon's layer specs. */
-async function resolveLayers(ref: string, o: { platform?: string; state?: string }) {
+async function resolveLayers(ref: string, o: { platform?: string; state?: string }, timer?: StepTimer) {
   const client = await DaemonClient.connect({ stateDir: o.state });
+  timer?.lap('daemon connect');
   const img = await client.resolve<ResolvedRunImage>(ref, o.platform);
+  timer?.lap('resolve');
   return { img, client, specs: registryLayerSpecs(img.registry, img.repository, img.layers) };
 }
 
@@ -26,6 +29,13 @@ const platformOption = [
   '--platform <os/arch>',
   'platform to select from a multi-platform image (default: this machine)',
 ] as const;
+
+/** The run's steps on stderr (stdout is the container's): a line of text, or of JSON. */
+function printTimings(timer: StepTimer, json: boolean): void {
+  const totalMs = Math.round(performance.now());
+  if (json) process.stderr.write(`${JSON.stringify({ timings: timer.steps, totalMs })}\n`);
+  else process.stderr.write(`dadi: timings: ${timer.format()}; total ${totalMs} ms\n`);
+}
 
 export function registerRunCommands(program: Command): void {
   program
@@ -105,6 +115,8 @@ export function registerRunCommands(program: Command): void {
     .option('-e, --env <K=V...>', 'extra environment variables')
     .option('-u, --user <user>', 'user[:group] to run as')
     .option('-w, --workdir <dir>', 'working directory')
+    .option('--timings', 'print where the launch time went (stderr): CLI start, daemon, resolve, mount, bundle, runc')
+    .option('--json', 'with --timings: print them as one JSON line (stderr)')
     .option(...platformOption)
     .option(...stateOption)
     .action(
@@ -121,10 +133,17 @@ export function registerRunCommands(program: Command): void {
           user?: string;
           workdir?: string;
           state?: string;
+          timings?: boolean;
+          json?: boolean;
         },
       ) => {
-        const { specs, img } = await resolveLayers(ref, o);
+        // From the process start (performance's time origin): the first step is the CLI's own start.
+        const timer = o.timings ? new StepTimer(0) : undefined;
+        timer?.lap('cli start');
+        const { specs, img, client } = await resolveLayers(ref, o, timer);
         const r = await runContainer({
+          daemon: client,
+          timer,
           layers: specs,
           config: img.config,
           cmd: cmd.length ? cmd : undefined,
@@ -139,6 +158,7 @@ export function registerRunCommands(program: Command): void {
           stateDir: o.state,
         });
         process.exitCode = r.exitCode;
+        if (timer) printTimings(timer, !!o.json);
       },
     );
 

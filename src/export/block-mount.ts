@@ -9,10 +9,12 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlockFile } from '../blockfile/index.js';
+import { StepTimer, type TimedStep } from '../util/step-timer.js';
 import { FuseExport, type FuseMountOptions } from './fuse/export.js';
 import { type ImageMount, mountImage } from './loop.js';
 
-export interface BlockMountOptions extends Pick<FuseMountOptions, 'readers' | 'log' | 'unmountTimeoutMs'> {
+export interface BlockMountOptions
+  extends Pick<FuseMountOptions, 'readers' | 'log' | 'unmountTimeoutMs' | 'readAheadKb'> {
   /** Private folder for the FUSE mount point (`<stateDir>/fuse`); never directly under /tmp. */
   stateDir: string;
   /** Default true. */
@@ -20,11 +22,15 @@ export interface BlockMountOptions extends Pick<FuseMountOptions, 'readers' | 'l
   /** Filesystem type (default ext4) and extra mount options. */
   type?: string;
   options?: string[];
+  /** The loop device's read_ahead_kb (ext4's file readahead); default: the kernel's. */
+  loopReadAheadKb?: number;
 }
 
 export interface BlockMount {
   fuse: FuseExport;
   image: ImageMount;
+  /** How long each stage took to mount: FUSE, loop, filesystem. */
+  steps: TimedStep[];
   /** umount the filesystem, detach the loop device, unmount FUSE — each step even if one failed. */
   unmount(): Promise<void>;
 }
@@ -33,10 +39,17 @@ export async function mountBlockFile(file: BlockFile, dir: string, opts: BlockMo
   const readOnly = opts.readOnly ?? true;
   const fuseDir = join(opts.stateDir, 'fuse');
   await mkdir(fuseDir, { recursive: true });
+  const timer = new StepTimer();
   const fuse = await FuseExport.mount(file, fuseDir, { ...opts, readOnly });
+  timer.lap('fuse');
   let image: ImageMount;
   try {
-    image = await mountImage(fuse.path, dir, { readOnly, type: opts.type, options: opts.options });
+    image = await mountImage(fuse.path, dir, {
+      readOnly,
+      type: opts.type,
+      options: opts.options,
+      loopReadAheadKb: opts.loopReadAheadKb,
+    });
   } catch (e) {
     await fuse.unmount();
     throw e;
@@ -45,6 +58,7 @@ export async function mountBlockFile(file: BlockFile, dir: string, opts: BlockMo
   return {
     fuse,
     image,
+    steps: [...timer.steps, ...image.steps],
     unmount() {
       done ??= (async () => {
         let first: unknown;

@@ -18,6 +18,7 @@ import { unmountFilesystem } from '../export/loop.js';
 import { readMounts, runProgram } from '../export/system.js';
 import { type CommitResult, randomUuid } from '../format/lsmt/index.js';
 import { openWritableLayer } from '../image/writable.js';
+import type { StepTimer } from '../util/step-timer.js';
 import { buildSpec, type ImageRunConfig, writeBundle } from './bundle.js';
 import { type ClientOptions, DaemonClient } from './client.js';
 import { type LayerSpec, normalizeLayerSpec } from './layer-spec.js';
@@ -50,6 +51,8 @@ export interface RunContainerOptions {
   stateDir?: string;
   /** Daemon client options (the client auto-starts the daemon). */
   client?: Omit<ClientOptions, 'stateDir'>;
+  /** A client already connected to the state folder's daemon (saves a connect round trip). */
+  daemon?: DaemonClient;
   /** Default: this process's stdout/stderr. */
   stdout?: Writable;
   stderr?: Writable;
@@ -59,6 +62,11 @@ export interface RunContainerOptions {
    */
   handleSignals?: boolean;
   killGraceMs?: number;
+  /**
+   * Time the steps (daemon connect, mount with the daemon's own steps, bundle, runc until the first
+   * output, the rest of the run, cleanup). Output is then piped through this process to see it.
+   */
+  timer?: StepTimer;
 }
 
 export interface ContainerRecord {
@@ -174,7 +182,9 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
   let exitCode = 128;
   let failure: unknown;
   try {
-    const client = await DaemonClient.connect({ ...opts.client, stateDir });
+    const timer = opts.timer;
+    const client = opts.daemon ?? (await DaemonClient.connect({ ...opts.client, stateDir }));
+    timer?.lap(opts.daemon ? 'container record' : 'container record, daemon connect');
     await mkdir(rec.rootfs, { recursive: true });
     if (mode === 'block') {
       const dev = await client.mount({
@@ -185,6 +195,8 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
         label: name,
       });
       rec.deviceId = dev.id;
+      timer?.lap('mount');
+      timer?.detail('mount', dev.timings);
     } else {
       const o = rec.overlay!;
       for (const d of [o.lower, o.upper, o.work]) await mkdir(d, { recursive: true });
@@ -196,6 +208,8 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
         { timeoutMs: 60_000 },
       );
       if (r.code !== 0) throw new DadiError('EIO', `container ${name}: overlay mount failed: ${r.stderr.trim()}`);
+      timer?.lap('mount');
+      timer?.detail('mount', dev.timings);
     }
     rec.status = 'running';
     await saveRecord(stateDir, rec);
@@ -213,9 +227,22 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
     });
     const bundle = join(dir, 'bundle');
     await writeBundle(bundle, spec);
+    timer?.lap('bundle');
     if (!interrupted) {
       started = true;
-      exitCode = await runcRun({ root: paths.runc, bundle, id: name, stdout: opts.stdout, stderr: opts.stderr });
+      let seen = false;
+      exitCode = await runcRun({
+        root: paths.runc,
+        bundle,
+        id: name,
+        stdout: opts.stdout ?? (timer ? process.stdout : undefined),
+        stderr: opts.stderr ?? (timer ? process.stderr : undefined),
+        onFirstOutput: () => {
+          seen = true;
+          timer?.lap('runc to first output');
+        },
+      });
+      timer?.lap(seen ? 'rest of the run' : 'runc run (no output)');
     }
   } catch (e) {
     failure = e;
@@ -233,6 +260,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
   } catch (e) {
     failure ??= e;
   }
+  opts.timer?.lap('cleanup');
   if (failure) throw failure;
   return { name, exitCode, interrupted, record: opts.rm ? undefined : rec };
 }

@@ -34,6 +34,7 @@ import type { OpenedLayerBlob } from '../image/layer-blob.js';
 import { openLayerStack } from '../image/layer-stack.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { openWritableDevice } from '../image/writable.js';
+import { formatSteps, StepTimer, type TimedStep } from '../util/step-timer.js';
 import { type LayerSpec, layerBlobSourceOf, normalizeLayerSpec } from './layer-source.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
 import {
@@ -68,6 +69,8 @@ interface Device {
   file: LayerStack | ComboDevice;
   writable?: { data: string; index: string; ephemeral: boolean };
   mount: BlockMount;
+  /** Where the mount's time went (open layers, writable layer, FUSE, loop, filesystem). */
+  timings: TimedStep[];
   createdAt: string;
 }
 
@@ -184,6 +187,7 @@ export class Daemon {
       virtualSize: d.file.size,
       bytesRead: d.mount.fuse.stats.bytesRead,
       bytesWritten: d.mount.fuse.stats.bytesWritten,
+      timings: d.timings,
       createdAt: d.createdAt,
     }));
   }
@@ -234,10 +238,12 @@ export class Daemon {
     const dir = join(this.paths.devices, id);
     await mkdir(dir, { recursive: true });
     const cleanup: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
+    const timer = new StepTimer();
     try {
       const sources = specs.map(layerBlobSourceOf);
       const remote = sources.some((s) => s.kind === 'registry') ? await this.remote() : undefined;
       const stack = await openLayerStack(sources, remote);
+      timer.lap('open layers');
       cleanup.unshift(() => stack.close());
       const layers = specs.map((spec, i) => ({ spec, blob: stack.blobs[i]! }));
       let file: LayerStack | ComboDevice = stack.device;
@@ -249,6 +255,7 @@ export class Daemon {
         const combo = await openWritableDevice(stack.device, writable, { reuse: true });
         cleanup[0] = () => combo.close();
         file = combo;
+        timer.lap('writable layer');
       }
       const mount = await mountBlockFile(file as typeof file & Partial<WritableBlockFile>, target, {
         stateDir: dir,
@@ -266,11 +273,13 @@ export class Daemon {
         file,
         writable,
         mount,
+        timings: [...timer.steps, ...mount.steps],
         createdAt: new Date().toISOString(),
       };
       this.devices.set(id, dev);
       this.log(
-        `${id}: mounted ${specs.length} layers on ${target}${req.rw ? ' rw' : ''} via ${mount.image.loop.device}`,
+        `${id}: mounted ${specs.length} layers on ${target}${req.rw ? ' rw' : ''} via ${mount.image.loop.device} ` +
+          `(${formatSteps(dev.timings)})`,
       );
       return this.ps().find((d) => d.id === id)!;
     } catch (e) {

@@ -7,6 +7,7 @@
 //   ← {"ok":false,"error":{"code":"ENOTFOUND","message":"/l/base.tar: cannot open: ..."}}
 
 import type { DadiErrorCode } from '../errors.js';
+import type { TimedStep } from '../util/step-timer.js';
 
 export type { CacheReport } from '../image/host-cache.js';
 
@@ -56,6 +57,8 @@ export interface DeviceInfo {
   /** Bytes the kernel read / wrote through the FUSE export. */
   bytesRead: number;
   bytesWritten: number;
+  /** How long the mount's steps took (open layers, writable layer, FUSE, loop, filesystem). */
+  timings?: TimedStep[];
   createdAt: string;
 }
 

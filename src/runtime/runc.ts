@@ -30,6 +30,8 @@ export interface RuncRunOptions {
   stderr?: Writable;
   /** Called once runc is spawned (to forward signals, kill it, …). */
   onSpawn?: (child: ChildProcess) => void;
+  /** Called at the container's first output on `stdout` or `stderr` (only piped output is seen). */
+  onFirstOutput?: () => void;
 }
 
 /**
@@ -42,8 +44,13 @@ export function runcRun(opts: RuncRunOptions): Promise<number> {
       stdio: ['ignore', opts.stdout ? 'pipe' : 'inherit', opts.stderr ? 'pipe' : 'inherit'],
     });
     const piped: Promise<void>[] = [];
+    let first = opts.onFirstOutput;
     const pipe = (from: NodeJS.ReadableStream | null, to: Writable | undefined) => {
       if (!from || !to) return;
+      from.once('data', () => {
+        first?.();
+        first = undefined;
+      });
       // pipeline forwards errors (.pipe would leave them unhandled); end: false keeps `to` open.
       piped.push(pipeline(from, to, { end: false }).catch(() => {}));
     };
