@@ -4,6 +4,7 @@
 // it reads headers, not archives (see reader.ts and detect.ts for that).
 
 import { DadiError } from '../../errors.js';
+import { escapeName } from '../../util/quote.js';
 
 export const TAR_BLOCK = 512;
 /** Largest PAX or GNU long-name payload a reader buffers (hostile sizes are refused before reading). */
@@ -95,28 +96,13 @@ export function tarText(b: Uint8Array): string {
   return utf8.decode(b);
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
- * Name bytes quoted for an error message, never raw binary: valid UTF-8 without control or format
- * characters is JSON-quoted as is, anything else shows its non-printable bytes as \xNN.
+ * Name bytes quoted for an error message, never raw binary: in double quotes, in the escaped form
+ * `dadi ls` prints (util/quote.ts: `\\`, `\xNN` for what is not printable) with `"` as `\x22`.
  */
 export function quoteTarName(b: Uint8Array, max = 256): string {
   const cut = b.length > max ? b.subarray(0, max) : b;
-  const more = b.length > max ? '…' : '';
-  try {
-    const s = strictUtf8.decode(cut);
-    if (!/[\p{C}\p{Zl}\p{Zp}]/u.test(s)) return `${JSON.stringify(s)}${more}`;
-  } catch {
-    // not UTF-8: escape byte by byte
-  }
-  let out = '';
-  for (const c of cut)
-    out +=
-      c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c
-        ? String.fromCharCode(c)
-        : `\\x${c.toString(16).padStart(2, '0')}`;
-  return `"${out}"${more}`;
+  return `"${escapeName(cut).replaceAll('"', '\\x22')}"${b.length > max ? '…' : ''}`;
 }
 
 /** The first bytes of a stream in hex, for "this is not a tar" messages. */
