@@ -34,11 +34,14 @@ export interface Containerd {
   stop(): Promise<void>;
 }
 
-export async function startContainerd(dir: string): Promise<Containerd> {
+/**
+ * Start containerd with `snapshotterSocket` as its `dadi` proxy plugin. Start the snapshotter
+ * first: containerd backs off for a while after a failed dial.
+ */
+export async function startContainerd(dir: string, snapshotterSocket: string): Promise<Containerd> {
   await mkdir(join(dir, 'root'), { recursive: true });
   await mkdir(join(dir, 'state'), { recursive: true });
   const socket = join(dir, 'containerd.sock');
-  const snapshotterSocket = join(dir, 'dadi-snapshotter.sock');
   const config = join(dir, 'containerd.toml');
   await writeFile(
     config,
@@ -134,14 +137,15 @@ async function waitFor(ok: () => boolean, ms: number, why: () => string, child: 
   }
 }
 
-/** The pids of processes whose command line mentions `needle` (to assert nothing of ours is left). */
+/** Processes whose command line or environment mentions `needle` (to assert nothing of ours is left). */
 export async function processesMentioning(needle: string): Promise<string[]> {
   const { readdir } = await import('node:fs/promises');
   const out: string[] = [];
   for (const p of await readdir('/proc')) {
     if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
     const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes(needle)) out.push(`${p} ${cmd.replaceAll('\0', ' ').slice(0, 200)}`);
+    const environ = await readFile(`/proc/${p}/environ`, 'utf8').catch(() => '');
+    if (cmd.includes(needle) || environ.includes(needle)) out.push(`${p} ${cmd.replaceAll('\0', ' ').slice(0, 200)}`);
   }
   return out;
 }

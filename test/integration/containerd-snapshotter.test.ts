@@ -5,16 +5,19 @@
 // container working; afterwards nothing of ours is mounted or running.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMounts } from '../../src/export/system.js';
 import { DaemonClient } from '../../src/runtime/index.js';
+import { ContainerdClient } from '../../src/snapshotter/containerd-client.js';
 import { run, runDadi } from '../cli.js';
 import { fixture, haveFixtures } from '../fixtures.js';
 import {
   type Containerd,
   haveContainerd,
+  processesMentioning,
   type SnapshotterProcess,
   startContainerd,
   startSnapshotter,
@@ -38,8 +41,9 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
   let snap: SnapshotterProcess | undefined;
   let env: NodeJS.ProcessEnv;
   const snapRoot = () => join(root, 'snapshotter');
+  const snapSocket = () => join(root, 'dadi-snapshotter.sock');
   const startSnap = async () => {
-    snap = await startSnapshotter(ctrd.snapshotterSocket, snapRoot(), env);
+    snap = await startSnapshotter(snapSocket(), snapRoot(), env);
   };
   const ctr = (args: string[]) => ctrd.ctr(args);
   const ok = async (args: string[]) => {
@@ -66,8 +70,8 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
       Env: ['PATH=/usr/bin:/bin'],
     });
     small = { ref: `${proxy.host}/dadi/small:v1`, bytes: img.layers.reduce((n, l) => n + l.size, 0) };
-    ctrd = await startContainerd(join(root, 'containerd'));
     await startSnap();
+    ctrd = await startContainerd(join(root, 'containerd'), snapSocket());
   }, 120_000);
 
   afterAll(async () => {
@@ -76,6 +80,9 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
       await ctrd?.stop();
       const client = await DaemonClient.connect({ stateDir: env.DADI_STATE, autoStart: false }).catch(() => undefined);
       await client?.shutdown();
+      // Nothing of ours is left running (containerd, its shims, the snapshotter, the daemon) or mounted.
+      expect(await processesMentioning(root)).toEqual([]);
+      expect((await readMounts()).filter((m) => m.mountPoint.startsWith(`${root}/`))).toEqual([]);
     } finally {
       if (root) {
         await emergencyCleanup(env.DADI_STATE!, []);
@@ -142,4 +149,123 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     );
     expect(served).toBeLessThan(small.bytes / 4);
   }, 180_000);
+
+  it("commits a container's changes through containerd", async () => {
+    // small.ref was pulled by the previous test; pulling again is a no-op.
+    await dadiPull(small.ref);
+    await ok([
+      'run',
+      '--snapshotter',
+      'dadi',
+      small.ref,
+      'c-commit',
+      'sh',
+      '-c',
+      'echo committed-content > /new-file; rm /data/doomed.txt',
+    ]);
+    // containerd's differ compares the container's mounts with its parent's: the layer it writes
+    // holds the new file and a whiteout for the deleted one.
+    const tar = await run('bash', [
+      '-c',
+      `set -o pipefail; ctr -a '${ctrd.socket}' -n dadi-test snapshots --snapshotter dadi diff c-commit | tar -tzf -`,
+    ]);
+    expect(tar.code, tar.stderr).toBe(0);
+    expect(tar.stdout.split('\n')).toEqual(expect.arrayContaining(['new-file', 'data/.wh.doomed.txt']));
+
+    // Commit and view through containerd's snapshots API, under a lease so that containerd's GC
+    // (which collects snapshots nothing refers to) leaves them alone until the lease ends.
+    const api = new ContainerdClient(ctrd.socket, 'dadi-test');
+    const dir = join(root, 'view');
+    await mkdir(dir);
+    try {
+      await api.beginLease('commit-test');
+      const sn = { snapshotter: 'dadi' };
+      await api.call('snapshots', 'Commit', { ...sn, name: 'c-commit-layer', key: 'c-commit' });
+      const view = await api.call<{ mounts: Array<{ type: string; source: string; options: string[] }> }>(
+        'snapshots',
+        'View',
+        { ...sn, key: 'c-commit-view', parent: 'c-commit-layer' },
+      );
+      const [mnt] = view.mounts;
+      expect(mnt?.type).toBe('overlay');
+      const m = await run('mount', ['-t', mnt!.type, mnt!.source, dir, '-o', mnt!.options.join(',')]);
+      expect(m.code, m.stderr).toBe(0);
+      try {
+        expect(await readFile(join(dir, 'new-file'), 'utf8')).toBe('committed-content\n');
+        expect(await readFile(join(dir, 'data/keep.txt'), 'utf8')).toBe('keep me\n');
+        expect(existsSync(join(dir, 'data/doomed.txt'))).toBe(false);
+      } finally {
+        await run('umount', [dir]);
+      }
+      await api.call('snapshots', 'Remove', { ...sn, key: 'c-commit-view' });
+      await api.call('snapshots', 'Remove', { ...sn, key: 'c-commit-layer' });
+    } finally {
+      await api.endLease().catch(() => {});
+      api.close();
+    }
+    await ok(['containers', 'rm', 'c-commit']);
+  }, 180_000);
+
+  it('a container keeps running across a snapshotter restart; devices come back after a daemon restart', async () => {
+    await ok(['run', '-d', '--snapshotter', 'dadi', small.ref, 'c-restart', 'sleep', '600']);
+    try {
+      await snap!.stop();
+      await startSnap();
+      const r = await ok(['task', 'exec', '--exec-id', 'after-restart', 'c-restart', 'sh', '-c', 'cat /data/keep.txt']);
+      expect(r.stdout).toBe('keep me\n');
+      const m = await okOnceReconnected(['snapshots', '--snapshotter', 'dadi', 'mounts', '/x', 'c-restart']);
+      expect(m.stdout).toContain('lowerdir=');
+    } finally {
+      await ctr(['task', 'kill', '-s', 'KILL', 'c-restart']);
+      await waitTaskStopped('c-restart');
+      await ctr(['task', 'rm', '-f', 'c-restart']);
+      await ctr(['containers', 'rm', 'c-restart']);
+    }
+    // A created (not started) container, then the host's devices go away (snapshotter and daemon
+    // stop, as at a reboot): the restarted snapshotter mounts the image again for it.
+    await ok(['containers', 'create', '--snapshotter', 'dadi', small.ref, 'c-reboot', 'cat', '/data/keep.txt']);
+    await snap!.stop();
+    const daemon = await DaemonClient.connect({ stateDir: env.DADI_STATE, autoStart: false });
+    await daemon.shutdown();
+    expect((await readMounts()).filter((x) => x.mountPoint.startsWith(`${snapRoot()}/`))).toEqual([]);
+    await startSnap();
+    const t = await okOnceReconnected(['task', 'start', 'c-reboot']);
+    expect(t.stdout).toBe('keep me\n');
+    await ok(['containers', 'rm', 'c-reboot']);
+  }, 180_000);
+
+  it('removes everything: no snapshot, device or mount is left', async () => {
+    for (const c of (await ok(['containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean)) {
+      await ok(['containers', 'rm', c]);
+    }
+    const images = (await ok(['images', 'ls', '-q'])).stdout.split('\n').filter(Boolean);
+    expect(images.length).toBeGreaterThan(0);
+    await ok(['images', 'rm', '--sync', ...images]);
+    const left = await ok(['snapshots', '--snapshotter', 'dadi', 'ls']);
+    expect(left.stdout.trim().split('\n').slice(1)).toEqual([]);
+    const meta = JSON.parse(await readFile(join(snapRoot(), 'metadata.json'), 'utf8'));
+    expect(meta.snapshots).toEqual([]);
+    const daemon = await DaemonClient.connect({ stateDir: env.DADI_STATE, autoStart: false });
+    expect(await daemon.ps()).toEqual([]);
+    expect((await readMounts()).filter((x) => x.mountPoint.startsWith(`${root}/`))).toEqual([]);
+  }, 180_000);
+
+  /** containerd reconnects to a restarted proxy plugin with a backoff: ask until it has. */
+  async function okOnceReconnected(args: string[]) {
+    let r = await ctr(args);
+    for (let i = 0; i < 60 && r.code !== 0 && /connection refused|Unavailable|unavailable/.test(r.stderr); i++) {
+      await new Promise((res) => setTimeout(res, 500));
+      r = await ctr(args);
+    }
+    expect(r.code, `ctr ${args.join(' ')}: ${r.stderr}`).toBe(0);
+    return r;
+  }
+
+  async function waitTaskStopped(id: string): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const ls = await ctr(['task', 'ls']);
+      if (!new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, 'm').test(ls.stdout)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 });
