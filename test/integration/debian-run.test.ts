@@ -64,6 +64,7 @@ describe.runIf(HAVE)('the converted Debian image runs lazily from the registry',
 
     // A fresh cache holds exactly what was fetched from the registry.
     const ls = await runDadi(['cache', 'ls', '--json'], { env: env() });
+    expect(ls.code, ls.stderr).toBe(0);
     const fetched: number = JSON.parse(ls.stdout).entries.reduce(
       (a: number, e: { cachedBytes: number }) => a + e.cachedBytes,
       0,
