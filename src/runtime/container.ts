@@ -16,8 +16,7 @@ import type { Sink } from '../blockfile/index.js';
 import { DadiError } from '../errors.js';
 import { unmountFilesystem } from '../export/loop.js';
 import { readMounts, runProgram } from '../export/system.js';
-import { type CommitResult, randomUuid } from '../format/lsmt/index.js';
-import { openWritableLayer } from '../image/writable.js';
+import type { CommitResult } from '../format/lsmt/index.js';
 import type { StepTimer } from '../util/step-timer.js';
 import { buildSpec, type ImageRunConfig, writeBundle } from './bundle.js';
 import { type ClientOptions, DaemonClient } from './client.js';
@@ -286,8 +285,10 @@ async function stopContainer(rec: ContainerRecord, stateDir: string): Promise<vo
       const client = await DaemonClient.connect({ stateDir, autoStart: false }).catch(() => undefined);
       // No daemon: its devices died with it (the next daemon scrubs the leftovers).
       if (!client) return;
-      const devices = await client.ps();
-      if (devices.some((d) => d.id === rec.deviceId)) await client.umount(rec.deviceId!);
+      // One round trip: a device the daemon no longer has is already gone.
+      await client.umount(rec.deviceId!).catch((e) => {
+        if (!(e instanceof DadiError && e.code === 'ENOTFOUND')) throw e;
+      });
     });
     rec.deviceId = undefined;
   }
@@ -341,6 +342,9 @@ export async function commitContainerLayer(
   if (rec.status === 'running' || rec.deviceId) {
     throw new DadiError('EINVAL', `container ${name} is running; commit it after it exits`);
   }
+  // Loaded here, not up front: `dadi run` imports this module and never needs the format code.
+  const { openWritableLayer } = await import('../image/writable.js');
+  const { randomUuid } = await import('../format/lsmt/index.js');
   const layer = await openWritableLayer(rec.writable, { readOnly: true });
   try {
     return await layer.commit(sink, { uuid: opts.uuid ?? randomUuid(), userTag: opts.userTag });

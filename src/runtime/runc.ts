@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DadiError } from '../errors.js';
-import { runProgram } from '../export/index.js';
+import { runProgram } from '../export/system.js';
 
 export const RUNC = process.env.DADI_RUNC ?? 'runc';
 const CGROUP_ROOT = '/sys/fs/cgroup';

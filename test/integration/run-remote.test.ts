@@ -72,6 +72,33 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
     expect(d.code).toBe(0);
   });
 
+  it('--timings shows where the launch went, as text and as JSON on stderr; output and exit code unchanged', async () => {
+    const t = await dadi(['run', '--rm', '--timings', ref, '--', '/bin/sh', '-c', 'echo timed; exit 4']);
+    expect(t.code, t.stderr).toBe(4);
+    expect(t.stdout).toBe('timed\n');
+    const line = t.stderr.split('\n').find((l) => l.startsWith('dadi: timings: '));
+    expect(line, t.stderr).toMatch(/cli start [\d.]+ ms, daemon connect [\d.]+ ms, resolve [\d.]+ ms, /);
+    expect(line).toMatch(/mount: fuse [\d.]+ ms, mount: loop [\d.]+ ms, mount: ext4 [\d.]+ ms, bundle /);
+    expect(line).toMatch(/runc to first output [\d.]+ ms, rest of the run [\d.]+ ms, cleanup [\d.]+ ms; total \d+ ms$/);
+
+    const j = await dadi(['run', '--rm', '--timings', '--json', ref, '--', '/bin/true']);
+    expect(j.code, j.stderr).toBe(0);
+    expect(j.stdout).toBe('');
+    const out = JSON.parse(j.stderr.trim().split('\n').at(-1)!) as {
+      timings: { step: string; ms: number }[];
+      totalMs: number;
+    };
+    const steps = out.timings.map((s) => s.step);
+    for (const s of ['cli start', 'resolve', 'mount', 'mount: open layers', 'mount: ext4', 'bundle', 'cleanup']) {
+      expect(steps).toContain(s);
+    }
+    // No output: the run is one step. The top-level steps fit in the total (details are parts of "mount").
+    expect(steps).toContain('runc run (no output)');
+    const top = out.timings.filter((s) => !s.step.includes(': ')).reduce((a, s) => a + s.ms, 0);
+    expect(top).toBeLessThanOrEqual(out.totalMs + 1);
+    expect(out.timings.every((s) => s.ms >= 0)).toBe(true);
+  });
+
   it.skipIf(!haveFixtures('hello-world run'))(
     'the converted hello-world, pulled lazily, prints its greeting',
     async () => {
