@@ -6,7 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMounts } from '../../src/export/system.js';
@@ -14,6 +14,7 @@ import { DaemonClient } from '../../src/runtime/index.js';
 import { ContainerdClient } from '../../src/snapshotter/containerd-client.js';
 import { run, runDadi } from '../cli.js';
 import { fixture, haveFixtures } from '../fixtures.js';
+import { requireOrSkip, slowTestsOff } from '../require.js';
 import {
   type Containerd,
   haveContainerd,
@@ -22,6 +23,7 @@ import {
   startContainerd,
   startSnapshotter,
 } from './containerd-harness.js';
+import { debianLayout, haveDebianTools } from './debian-image.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import { pushImage, pushLayoutImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
@@ -29,6 +31,7 @@ import { buildRootfs, emergencyCleanup, imageToLayer, makeExt4 } from './runtime
 
 const WHAT = 'containerd snapshotter';
 const HAVE = haveRegistry(WHAT) && haveContainerd(WHAT) && haveFixtures(WHAT);
+const SLOW = requireOrSkip('containerd Debian run', slowTestsOff()) && haveDebianTools('containerd Debian run');
 
 describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
   let root: string;
@@ -233,6 +236,47 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     expect(t.stdout).toBe('keep me\n');
     await ok(['containers', 'rm', 'c-reboot']);
   }, 180_000);
+
+  it.skipIf(!SLOW)(
+    'runs the converted Debian image lazily, as the unpacked source image reads',
+    async () => {
+      const layout = await debianLayout();
+      const unpacked = join(root, 'debian-ref');
+      const u = await run('umoci', ['unpack', '--image', `${layout}:v4`, unpacked]);
+      expect(u.code, u.stderr).toBe(0);
+      const osRelease = await readFile(join(unpacked, 'rootfs/etc/os-release'), 'utf8');
+      const usrBin = (await readdir(join(unpacked, 'rootfs/usr/bin'))).length;
+      const conv = await runDadi(['convert', '-q', '--json', `oci:${layout}:v4`, `${reg.host}/debian/app:dadi`], {
+        env,
+      });
+      expect(conv.code, conv.stderr).toBe(0);
+      const imageBytes: number = JSON.parse(conv.stdout).layers.reduce(
+        (a: number, l: { size: number }) => a + l.size,
+        0,
+      );
+      const ref = `${proxy.host}/debian/app:dadi`;
+      const before = proxy.bodyBytes;
+      await dadiPull(ref);
+      const r = await ok([
+        'run',
+        '--rm',
+        '--snapshotter',
+        'dadi',
+        ref,
+        'debian-run',
+        'sh',
+        '-c',
+        'cat /etc/os-release; ls /usr/bin | wc -l',
+      ]);
+      expect(r.stdout).toBe(`${osRelease}${usrBin}\n`);
+      const served = proxy.bodyBytes - before;
+      console.log(
+        `containerd Debian run: registry served ${served} of ${imageBytes} image bytes (${((100 * served) / imageBytes).toFixed(1)}%)`,
+      );
+      expect(served).toBeLessThan(imageBytes * 0.25);
+    },
+    600_000,
+  );
 
   it('removes everything: no snapshot, device or mount is left', async () => {
     for (const c of (await ok(['containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean)) {

@@ -1,0 +1,188 @@
+// The snapshotter's model without containerd or the kernel: mounts it hands out for ordinary and
+// DADI chains, ALREADY_EXISTS for DADI layers, state that survives a reopen, filters, labels,
+// refusals. A fake device set records what would be mounted.
+
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { OverlaybdAnnotation } from '../oci/index.js';
+import { Label } from './labels.js';
+import { type DeviceSet, matchesFilters, SnapshotError, Snapshotter } from './snapshotter.js';
+import type { RemoteLayer } from './store.js';
+
+const digest = (c: string) => `sha256:${c.repeat(64)}`;
+
+function fakeDevices() {
+  const mounts: Array<{ layers: RemoteLayer[]; target: string }> = [];
+  const devices: DeviceSet = {
+    async mount(layers, target) {
+      mounts.push({ layers, target });
+    },
+    async umount() {},
+  };
+  return { devices, mounts };
+}
+
+function dadiLabels(chain: string, blob: string): Record<string, string> {
+  return {
+    [Label.targetRef]: chain,
+    [Label.imageRef]: '127.0.0.1:5000/app:v1',
+    [OverlaybdAnnotation.blobDigest]: blob,
+    [OverlaybdAnnotation.blobSize]: '4096',
+  };
+}
+
+async function rejectsWith(p: Promise<unknown>, status: SnapshotError['status']): Promise<void> {
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(SnapshotError);
+  expect((e as SnapshotError).status).toBe(status);
+}
+
+describe('Snapshotter', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'dadi-snapshotter-'));
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('ordinary layers: a bind for the first, overlays over committed parents, views read-only', async () => {
+    const { devices } = fakeDevices();
+    const s = await Snapshotter.open(root, devices);
+    const [m1] = await s.prepare('l1-extract', '', {});
+    expect(m1).toEqual({
+      type: 'bind',
+      source: expect.stringMatching(/\/snapshots\/1\/fs$/),
+      options: ['rw', 'rbind'],
+    });
+    await s.commit('l1', 'l1-extract', { a: 'b' });
+    const [m2] = await s.prepare('l2-extract', 'l1', {});
+    expect(m2!.type).toBe('overlay');
+    expect(m2!.options).toContain(`lowerdir=${join(root, 'snapshots/1/fs')}`);
+    expect(m2!.options).toContain(`upperdir=${join(root, 'snapshots/2/fs')}`);
+    await s.commit('l2', 'l2-extract', {});
+    const [v] = await s.view('v', 'l2', {});
+    expect(v!.options).toEqual([`lowerdir=${join(root, 'snapshots/2/fs')}:${join(root, 'snapshots/1/fs')}`]);
+    const [v1] = await s.view('v1', 'l1', {});
+    expect(v1).toEqual({ type: 'bind', source: join(root, 'snapshots/1/fs'), options: ['ro', 'rbind'] });
+    expect((await s.stat('l1')).labels).toEqual({ a: 'b' });
+    expect((await s.stat('l1')).kind).toBe('COMMITTED');
+  });
+
+  it('DADI layers are committed without data (ALREADY_EXISTS); a rootfs overlays the mounted stack', async () => {
+    const { devices, mounts } = fakeDevices();
+    const s = await Snapshotter.open(root, devices);
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    await rejectsWith(s.prepare('extract-2', 'chain1', dadiLabels('chain2', digest('b'))), 'ALREADY_EXISTS');
+    // Containerd finds the committed layer by its target label and parent.
+    const found = await s.walk([`labels."${Label.targetRef}"==chain2`]);
+    expect(found.map((i) => [i.name, i.parent, i.kind])).toEqual([['chain2', 'chain1', 'COMMITTED']]);
+    expect(mounts).toEqual([]);
+    const [m] = await s.prepare('container', 'chain2', {});
+    expect(m!.type).toBe('overlay');
+    expect(m!.options).toContain(`lowerdir=${mounts[0]!.target}`);
+    expect(mounts[0]!.layers.map((l) => l.digest)).toEqual([digest('a'), digest('b')]);
+    expect(mounts[0]!.layers[0]).toMatchObject({ registry: '127.0.0.1:5000', repository: 'app', size: 4096 });
+  });
+
+  it('a DADI layer label without an image reference is unpacked like any layer', async () => {
+    const s = await Snapshotter.open(root, fakeDevices().devices);
+    const labels = dadiLabels('chain1', digest('a'));
+    delete labels[Label.imageRef];
+    const [m] = await s.prepare('extract-1', '', labels);
+    expect(m!.type).toBe('bind');
+  });
+
+  it('bad DADI labels are refused with the label named', async () => {
+    const s = await Snapshotter.open(root, fakeDevices().devices);
+    const bad = { ...dadiLabels('chain1', digest('a')), [OverlaybdAnnotation.blobSize]: '-3' };
+    await expect(s.prepare('extract-1', '', bad)).rejects.toThrow(/blob-size: not a size/);
+  });
+
+  it('state survives a reopen, and devices of active snapshots are attached again', async () => {
+    const first = fakeDevices();
+    const s = await Snapshotter.open(root, first.devices);
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    await s.prepare('container', 'chain1', {});
+    await s.prepare('plain', '', {});
+    const again = fakeDevices();
+    const reopened = await Snapshotter.open(root, again.devices);
+    expect(again.mounts.map((m) => m.layers.map((l) => l.digest))).toEqual([[digest('a')]]);
+    expect((await reopened.walk([])).map((i) => i.name).sort()).toEqual(['chain1', 'container', 'plain']);
+    // Folder ids are never reused after a reopen.
+    await reopened.prepare('next', '', {});
+    expect((await readdir(join(root, 'snapshots'))).sort()).toEqual(['1', '2', '3', '4']);
+  });
+
+  it('refuses what containerd must not do: parents with children, duplicate keys, missing parents', async () => {
+    const s = await Snapshotter.open(root, fakeDevices().devices);
+    await s.prepare('a-extract', '', {});
+    await s.commit('a', 'a-extract', {});
+    await s.prepare('b', 'a', {});
+    await rejectsWith(s.remove('a'), 'FAILED_PRECONDITION');
+    await rejectsWith(s.prepare('b', 'a', {}), 'ALREADY_EXISTS');
+    await rejectsWith(s.prepare('c', 'nope', {}), 'NOT_FOUND');
+    await rejectsWith(s.prepare('d', 'b', {}), 'FAILED_PRECONDITION');
+    await rejectsWith(s.mounts('a'), 'FAILED_PRECONDITION');
+    await s.remove('b');
+    await s.remove('a');
+    expect(await s.walk([])).toEqual([]);
+    expect(await readdir(join(root, 'snapshots'))).toEqual([]);
+  });
+
+  it('updates labels wholesale or by path; usage counts the snapshot folder', async () => {
+    const s = await Snapshotter.open(root, fakeDevices().devices);
+    const [m] = await s.prepare('a', '', { keep: '1', drop: '2' });
+    await writeFile(join(m!.source, 'f'), Buffer.alloc(10000, 1));
+    expect((await s.update('a', { add: '3' }, ['labels.add', 'labels.drop'])).labels).toEqual({ keep: '1', add: '3' });
+    expect((await s.update('a', { only: '4' }, [])).labels).toEqual({ only: '4' });
+    await rejectsWith(s.update('a', {}, ['parent']), 'INVALID_ARGUMENT');
+    const u = await s.usage('a');
+    expect(u.inodes).toBe(2);
+    expect(u.size).toBeGreaterThanOrEqual(10000);
+  });
+
+  it('cleanup removes folders no snapshot owns', async () => {
+    const s = await Snapshotter.open(root, fakeDevices().devices);
+    await s.prepare('a', '', {});
+    await mkdir(join(root, 'snapshots/99/fs'), { recursive: true });
+    await s.cleanup();
+    expect(await readdir(join(root, 'snapshots'))).toEqual(['1']);
+  });
+
+  it('a damaged metadata file is refused, naming it', async () => {
+    await writeFile(join(root, 'metadata.json'), '{"version":1,');
+    await expect(Snapshotter.open(root, fakeDevices().devices)).rejects.toThrow(/metadata\.json: not valid JSON/);
+  });
+});
+
+describe('matchesFilters', () => {
+  const info = {
+    name: 'default/3/sha256:abc',
+    parent: 'p',
+    kind: 'COMMITTED' as const,
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+    labels: { 'containerd.io/snapshot.ref': 'sha256:abc', x: 'y' },
+  };
+  it.each([
+    [[], true],
+    [['labels."containerd.io/snapshot.ref"==sha256:abc'], true],
+    [['labels."containerd.io/snapshot.ref"==sha256:abd'], false],
+    [['labels."containerd.io/snapshot.ref"==sha256:abc,parent==p'], true],
+    [['labels."containerd.io/snapshot.ref"==sha256:abc,parent==q'], false],
+    [['parent==q|name==default/3/sha256:abc'], true],
+    [['kind==committed'], true],
+    [['labels.x'], true],
+    [['labels.z'], false],
+    [['x!=y', 'labels.x!=y'], false],
+    [['labels.x!="z"'], true],
+  ] as Array<[string[], boolean]>)('%j → %s', (filters, want) => {
+    expect(matchesFilters(info, filters)).toBe(want);
+  });
+});
