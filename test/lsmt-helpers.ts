@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { expect } from 'vitest';
+import type { SealedLayer } from '../src/format/lsmt/index.js';
+import { openLayerBlob } from '../src/image/layer-blob.js';
 
 /** Run `fn` with a fresh temp dir, removed afterwards. */
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -104,4 +106,9 @@ export async function expectExtentsCover(
   let bad = 0;
   for (let i = 0; i < covered.length; i++) if (model.bytes[i] !== 0 && !covered[i]) bad++;
   expect(bad).toBe(0);
+}
+
+/** Open a local layer file (raw LSMT, ZFile, or tar-wrapped) as a sealed layer, as src/image does. */
+export async function openLayerFile(path: string): Promise<SealedLayer> {
+  return (await openLayerBlob({ kind: 'file', path })).layer;
 }

@@ -79,11 +79,6 @@ export async function openLayerBlob(source: LayerBlobSource, ctx?: BlobReadConte
   };
 }
 
-/** Open a local layer file (raw LSMT, ZFile, or tar-wrapped). */
-export async function openLayerFile(path: string): Promise<SealedLayer> {
-  return (await openLayerBlob({ kind: 'file', path })).layer;
-}
-
 /** The sum of what `blobs` fetched. */
 export function fetchStats(blobs: readonly OpenedLayerBlob[]): FetchStats {
   const out: FetchStats = { requests: 0, bytesFetched: 0, cacheHitBytes: 0 };
@@ -111,7 +106,7 @@ export function layerBlobArgument(text: string): LayerBlobSource {
   return { kind: 'registry', repo: { registry: ref.registry, repository: ref.repository }, digest: ref.digest };
 }
 
-export function blobName(s: LayerBlobSource): string {
+function blobName(s: LayerBlobSource): string {
   return s.kind === 'file' ? s.path : `${s.repo.registry}/${s.repo.repository}@${s.digest}`;
 }
 

@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Ext4 } from '../../src/ext4/index.js';
 import { LayerStack, type SealedLayer } from '../../src/format/lsmt/index.js';
-import { openLayerFile } from '../../src/image/layer-blob.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import type { ImageManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/media-types.js';
+import { openLayerFile } from '../lsmt-helpers.js';
 
 /**
  * Write an OCI layout at `dir` holding one image of `layers` (tar or gzip bytes), tagged `tag`;

@@ -12,11 +12,11 @@ import { convertImage } from '../../src/convert/index.js';
 import { DadiError } from '../../src/errors.js';
 import { Ext4 } from '../../src/ext4/index.js';
 import { LayerStack } from '../../src/format/lsmt/index.js';
-import { openLayerFile } from '../../src/image/layer-blob.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseReference } from '../../src/registry/reference.js';
+import { openLayerFile } from '../lsmt-helpers.js';
 import { readAll, writeImageLayout } from './convert-helpers.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 

@@ -13,7 +13,6 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loopDevicesUnder, readMounts } from '../../src/export/index.js';
-import { openLayerFile } from '../../src/image/layer-blob.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
 import {
   commitContainerLayer,
@@ -24,6 +23,7 @@ import {
   runContainer,
   statePaths,
 } from '../../src/runtime/index.js';
+import { openLayerFile } from '../lsmt-helpers.js';
 import { missing, requireOrSkip } from '../require.js';
 import { buildRootfs, emergencyCleanup, imageToLayer, leftovers, makeExt4, pidAlive } from './runtime-helpers.js';
 
