@@ -48,7 +48,7 @@ export async function attachLoop(file: string, opts: AttachLoopOptions = {}): Pr
 }
 
 /** Set a block device's read_ahead_kb (sysfs queue attribute). */
-export async function setReadAheadKb(device: string, kb: number): Promise<void> {
+async function setReadAheadKb(device: string, kb: number): Promise<void> {
   if (!Number.isSafeInteger(kb) || kb < 0) throw new DadiError('EINVAL', `${device}: bad read_ahead_kb ${kb}`);
   const path = `/sys/block/${basename(device)}/queue/read_ahead_kb`;
   await writeFile(path, String(kb)).catch((e) => {

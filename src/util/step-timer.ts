@@ -23,16 +23,6 @@ export class StepTimer {
     this.last = now;
   }
 
-  /** Time `fn` as one step. */
-  async time<T>(step: string, fn: () => Promise<T>): Promise<T> {
-    this.last = performance.now();
-    try {
-      return await fn();
-    } finally {
-      this.lap(step);
-    }
-  }
-
   /** Record steps measured elsewhere, as parts of the last step (not added to the total). */
   detail(prefix: string, steps: readonly TimedStep[] | undefined): void {
     for (const s of steps ?? []) this.steps.push({ step: `${prefix}: ${s.step}`, ms: s.ms });

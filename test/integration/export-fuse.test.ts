@@ -152,8 +152,11 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
       `for i in 0 1 2 3 4 5; do dd if=${disk} of=/dev/null bs=256k iflag=direct skip=$((i*16)) count=16 status=none & done; wait`,
     ]);
     expect(dd.code, dd.stderr).toBe(0);
-    const m = await mountImage(disk, mnt, { readOnly: true });
+    const m = await mountImage(disk, mnt, { readOnly: true, loopReadAheadKb: 48 });
     expect(m.loop.device).toMatch(/^\/dev\/loop\d+$/);
+    const ra = await readFile(`/sys/block/${m.loop.device.slice('/dev/'.length)}/queue/read_ahead_kb`, 'utf8');
+    expect(ra.trim()).toBe('48');
+    expect(m.steps.map((x) => x.step)).toEqual(['loop', 'ext4']);
     for (const rel of ['etc/hostname', 'etc/deep/er/blob.bin', 'small.txt']) {
       expect(Buffer.compare(await readFile(join(mnt, rel)), await readFile(join(srcDir, rel))), rel).toBe(0);
     }
