@@ -4,7 +4,7 @@
 // image reference comes from `dadi pull` (or CRI) in `…/image-ref` / `…/cri.image-ref`.
 
 import { DadiError } from '../errors.js';
-import { OverlaybdAnnotation } from '../oci/index.js';
+import { OverlaybdAnnotation, OverlaybdVersion } from '../oci/index.js';
 import { parseReference } from '../registry/index.js';
 import type { RemoteLayer } from './store.js';
 
@@ -18,10 +18,14 @@ export const Label = {
 } as const;
 
 /**
- * The DADI layer a Prepare's labels describe, or undefined for an ordinary layer. A layer with the
- * overlaybd annotations but no image reference cannot be read lazily: it is unpacked like any other.
+ * The DADI layer a Prepare's labels describe, or undefined for an ordinary layer. Layers that are
+ * not native LSMT layers (TurboOCI, the legacy FastOCI, trace layers) and layers with no image
+ * reference cannot be read lazily here: they are unpacked like any other.
  */
 export function remoteLayerOf(labels: Record<string, string>): RemoteLayer | undefined {
+  const version = labels[OverlaybdAnnotation.version];
+  if (version !== undefined && version !== OverlaybdVersion.native) return undefined;
+  if (labels[OverlaybdAnnotation.accelerationLayer] === 'yes') return undefined;
   const digest = labels[OverlaybdAnnotation.blobDigest];
   const sizeText = labels[OverlaybdAnnotation.blobSize];
   const image = labels[Label.imageRef] ?? labels[Label.criImageRef];

@@ -98,6 +98,14 @@ describe('Snapshotter', () => {
     expect(m!.type).toBe('bind');
   });
 
+  it('TurboOCI and trace layers are unpacked, not taken as remote LSMT layers', async () => {
+    const s = await Snapshotter.open(root, fakeDevices().devices);
+    const turbo = { ...dadiLabels('chain1', digest('a')), [OverlaybdAnnotation.version]: '0.1.0-turbo.ociv1' };
+    expect((await s.prepare('extract-1', '', turbo))[0]!.type).toBe('bind');
+    const trace = { ...dadiLabels('chain2', digest('b')), [OverlaybdAnnotation.accelerationLayer]: 'yes' };
+    expect((await s.prepare('extract-2', '', trace))[0]!.type).toBe('bind');
+  });
+
   it('bad DADI labels are refused with the label named', async () => {
     const s = await Snapshotter.open(root, fakeDevices().devices);
     const bad = { ...dadiLabels('chain1', digest('a')), [OverlaybdAnnotation.blobSize]: '-3' };
