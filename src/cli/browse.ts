@@ -4,8 +4,9 @@
 import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
 import { Ext4 } from '../ext4/index.js';
-import { displayBytes, displayName, resolveEscapedPath } from '../ext4/names.js';
+import { displayName, resolveEscapedPath } from '../ext4/names.js';
 import { type OpenedImage, openImage } from '../image/open-image.js';
+import { escapeName } from '../util/quote.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printFetchStats } from './image.js';
 import { printJson } from './output.js';
@@ -71,7 +72,7 @@ export function registerBrowseCommands(program: Command): void {
         const rows = [];
         for (const e of await fs.entries(ino)) {
           const st = await fs.stat(e.ino);
-          const target = st.kind === 'symlink' ? displayBytes(await fs.readlinkIno(e.ino)) : undefined;
+          const target = st.kind === 'symlink' ? escapeName(await fs.readlinkIno(e.ino)) : undefined;
           rows.push({
             name: displayName(e.name),
             kind: st.kind,
@@ -121,7 +122,7 @@ export function registerBrowseCommands(program: Command): void {
           size: st.size,
           nlink: st.nlink,
           rdev: st.kind === 'chr' || st.kind === 'blk' ? `${st.rdev.major}:${st.rdev.minor}` : undefined,
-          target: st.kind === 'symlink' ? displayBytes(await fs.readlinkIno(ino)) : undefined,
+          target: st.kind === 'symlink' ? escapeName(await fs.readlinkIno(ino)) : undefined,
           mtime: `${new Date(st.mtime.sec * 1000).toISOString()} (+${st.mtime.nsec} ns)`,
           ctime: `${new Date(st.ctime.sec * 1000).toISOString()} (+${st.ctime.nsec} ns)`,
           xattrs: Object.fromEntries([...st.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('hex')])),

@@ -12,11 +12,6 @@ export function displayName(name: string): string {
   return escapeName(Buffer.from(name, 'latin1'));
 }
 
-/** Bytes (a symlink target, say) in the escaped form. */
-export function displayBytes(bytes: Uint8Array): string {
-  return escapeName(bytes);
-}
-
 /**
  * Resolve a path given in the escaped form to an inode, following symlinks in the middle (and at
  * the end with `follow`). Throws ENOTFOUND naming `label` and the path as given.
