@@ -8,6 +8,8 @@ const CHUNK = 1 << 16;
 
 export class SparseMemoryFile implements WritableBlockFile {
   private readonly chunks = new Map<number, Uint8Array>();
+  /** Chunks shared with the file this one was cloned from: copied before their first write. */
+  private readonly inherited = new Set<number>();
   /** Bytes passed to `write` (what a writable layer would record). */
   bytesWritten = 0;
   writes = 0;
@@ -50,6 +52,7 @@ export class SparseMemoryFile implements WritableBlockFile {
       const co = pos % CHUNK;
       const take = Math.min(CHUNK - co, data.length - done);
       let c = this.chunks.get(ci);
+      if (c && this.inherited.delete(ci)) this.chunks.set(ci, (c = c.slice()));
       if (!c) this.chunks.set(ci, (c = new Uint8Array(CHUNK)));
       c.set(data.subarray(done, done + take), co);
       done += take;
@@ -62,6 +65,19 @@ export class SparseMemoryFile implements WritableBlockFile {
       const n = Math.min(CHUNK - (p % CHUNK), offset + length - p);
       if (this.chunks.has(Math.floor(p / CHUNK))) await this.write(zeros.subarray(0, n), p);
     }
+  }
+
+  /**
+   * A copy that shares this file's chunks until it writes them (many cases from one mkfs, cheaply).
+   * This file must not be written while its clones are in use.
+   */
+  clone(name = this.name): SparseMemoryFile {
+    const c = new SparseMemoryFile(this.size, name);
+    for (const [i, chunk] of this.chunks) {
+      c.chunks.set(i, chunk);
+      c.inherited.add(i);
+    }
+    return c;
   }
 
   async flush(): Promise<void> {}

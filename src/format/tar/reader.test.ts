@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tarOf } from '../../../test/tar-build.js';
 import { parsePaxRecords } from './header.js';
 import { readTar } from './reader.js';
 
@@ -24,6 +25,36 @@ async function entries(tar: Uint8Array, chunk = 777) {
 }
 
 describe('readTar', () => {
+  it('takes size, path, linkpath, uid, gid, mtime and device numbers from PAX records over the header', async () => {
+    // GNU tar writes size 0 in the ustar field when the real size is in a PAX record (files >= 8 GiB).
+    const data = Buffer.from('x'.repeat(700));
+    const tar = tarOf([
+      {
+        name: 'f',
+        type: '0',
+        size: 0,
+        data,
+        pax: { size: '700', uid: '3000000', gid: '7', mtime: '5.5', path: 'p/long' },
+      },
+      { name: 'l', type: '2', linkname: 'short', pax: { linkpath: 'a'.repeat(300) } },
+      { name: 'c', type: '3', devmajor: 1, pax: { 'SCHILY.devmajor': '300', 'SCHILY.devminor': '70000' } },
+      { name: 'after', type: '0', data: Buffer.from('ok') },
+    ]);
+    const es = await entries(tar);
+    expect(es.map((e) => Buffer.from(e.path).toString())).toEqual(['p/long', 'l', 'c', 'after']);
+    expect(es[0]).toMatchObject({ size: 700, uid: 3000000, gid: 7, mtime: { sec: 5, nsec: 500000000 } });
+    expect(es[0]!.body.equals(data)).toBe(true);
+    expect(Buffer.from(es[1]!.linkpath).toString()).toBe('a'.repeat(300));
+    expect([es[2]!.devmajor, es[2]!.devminor]).toEqual([300, 70000]);
+    expect(es[3]!.body.toString()).toBe('ok');
+  });
+
+  it('names the stream and shows the first bytes in hex when it is not a tar', async () => {
+    const junk = Buffer.alloc(1024, 0x8f);
+    junk[0] = 0x01;
+    await expect(entries(junk)).rejects.toThrow(/^t\.tar: not a tar archive: .*starts with 01 8f 8f/);
+  });
+
   it('keeps PAX values as raw bytes', () => {
     const rec = Buffer.concat([
       Buffer.from('27 SCHILY.xattr.user.a='),
