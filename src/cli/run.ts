@@ -10,6 +10,7 @@ import { registryLayerSpecs } from '../runtime/layer-spec.js';
 import { formatSize } from '../util/size.js';
 import { StepTimer } from '../util/step-timer.js';
 import { printJson } from './output.js';
+import { type TraceCliOptions, traceOptions, traceRequest } from './trace-options.js';
 
 // Only light modules load up front: `dadi run` has the daemon resolve the image and fetch blocks,
 // so the registry client, the cache and the format code never load in this process.
@@ -58,19 +59,27 @@ export function registerRunCommands(program: Command): void {
       await runHostDaemon({ stateDir: o.state, cacheDir: o.cacheDir });
     });
 
-  program
+  const mount = program
     .command('mount')
     .description("mount an image's filesystem (lazily, through FUSE + loop)")
     .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
     .argument('<dir>', 'existing directory')
     .option('--rw', 'writable: a writable block layer on top')
     .option(...platformOption)
-    .option(...stateOption)
-    .action(async (ref: string, dir: string, o: { rw?: boolean; state?: string; platform?: string }) => {
+    .option(...stateOption);
+  traceOptions(mount).action(
+    async (ref: string, dir: string, o: { rw?: boolean; state?: string; platform?: string } & TraceCliOptions) => {
       const { specs, img, client } = await resolveLayers(ref, o);
-      const dev = await client.mount({ layers: specs, target: dir, rw: !!o.rw, label: img.pinned });
+      const dev = await client.mount({
+        layers: specs,
+        target: dir,
+        rw: !!o.rw,
+        label: img.pinned,
+        trace: traceRequest(img, o),
+      });
       console.error(`mounted ${ref} on ${dev.target} (${dev.id}, ${o.rw ? 'rw' : 'ro'}, ${img.layers.length} layers)`);
-    });
+    },
+  );
 
   program
     .command('umount')
@@ -103,7 +112,7 @@ export function registerRunCommands(program: Command): void {
       if (devices.length === 0 && containers.length === 0) console.error('no devices or containers');
     });
 
-  program
+  const run = program
     .command('run')
     .description('run a container from an image, lazily (runc; writable block layer by default)')
     .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
@@ -118,7 +127,9 @@ export function registerRunCommands(program: Command): void {
     .option('--timings', 'print where the launch time went (stderr): CLI start, daemon, resolve, mount, bundle, runc')
     .option('--json', 'with --timings: print them as one JSON line (stderr)')
     .option(...platformOption)
-    .option(...stateOption)
+    .option(...stateOption);
+  traceOptions(run)
+    .option('--trace-stats', 'print what the trace prefetch did (JSON, on stderr) when the container exits')
     .action(
       async (
         ref: string,
@@ -135,7 +146,8 @@ export function registerRunCommands(program: Command): void {
           state?: string;
           timings?: boolean;
           json?: boolean;
-        },
+          traceStats?: boolean;
+        } & TraceCliOptions,
       ) => {
         // From the process start (performance's time origin): the first step is the CLI's own start.
         const timer = o.timings ? new StepTimer(0) : undefined;
@@ -156,7 +168,9 @@ export function registerRunCommands(program: Command): void {
           rootfsMode: (o.overlay ? 'overlay' : 'block') as RootfsMode,
           imageRef: img.pinned,
           stateDir: o.state,
+          trace: traceRequest(img, o),
         });
+        if (o.traceStats) console.error(JSON.stringify({ trace: r.trace ?? null }));
         process.exitCode = r.exitCode;
         if (timer) printTimings(timer, !!o.json);
       },

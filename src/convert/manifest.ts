@@ -31,8 +31,8 @@ export function uuidFromChainId(chainId: Digest): string {
  * JSON as Go's encoding/json writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped. Key order is
  * the caller's (build objects in struct-field order; sort map keys).
  */
-export function goJson(value: unknown): string {
-  return JSON.stringify(value).replace(
+export function goJson(value: unknown, indent?: string): string {
+  return JSON.stringify(value, null, indent).replace(
     /[<>&\u2028\u2029]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
@@ -109,7 +109,12 @@ function goHistory(h: unknown): Obj {
  * converted layer digests, history unchanged.
  */
 export function convertedConfig(src: ImageConfig, diffIds: readonly Digest[]): Buffer {
-  const doc = fields([
+  return Buffer.from(goJson(goImage(src, diffIds)), 'utf8');
+}
+
+/** An image config as Go's image-spec `Image` struct holds it (see convertedConfig), to marshal. */
+export function goImage(src: ImageConfig, diffIds: readonly Digest[]): Record<string, unknown> {
+  return fields([
     ['created', typeof src.created === 'string' ? goTime(src.created) : undefined],
     ['author', str(src.author)],
     ['architecture', typeof src.architecture === 'string' ? src.architecture : ''],
@@ -121,7 +126,19 @@ export function convertedConfig(src: ImageConfig, diffIds: readonly Digest[]): B
     ['rootfs', { type: 'layers', diff_ids: [...diffIds] }],
     ['history', Array.isArray(src.history) && src.history.length > 0 ? src.history.map(goHistory) : undefined],
   ]);
-  return Buffer.from(goJson(doc), 'utf8');
+}
+
+/** A descriptor as image-spec's `Descriptor` struct marshals it (field order, annotation keys sorted). */
+export function goDescriptor(d: Descriptor): Record<string, unknown> {
+  return fields([
+    ['mediaType', d.mediaType],
+    ['digest', d.digest],
+    ['size', d.size],
+    ['urls', strList(d.urls)],
+    ['annotations', sortedMap(d.annotations, (x) => x)],
+    ['platform', d.platform],
+    ['artifactType', str(d.artifactType)],
+  ]);
 }
 
 export interface ConvertedLayer {

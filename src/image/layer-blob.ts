@@ -11,7 +11,7 @@ import { DadiError } from '../errors.js';
 import type { SealedLayer } from '../format/lsmt/index.js';
 import { isDigest } from '../oci/index.js';
 import { parseReference, RemoteBlob, type RepoRef } from '../registry/index.js';
-import { openLayer } from './open-layer.js';
+import { type OpenLayerOptions, openLayer } from './open-layer.js';
 import type { RemoteContext } from './remote-context.js';
 
 /** What registry blobs are read with: the client and, when this process owns it, the block cache. */
@@ -40,14 +40,21 @@ export interface OpenedLayerBlob {
   fetchStats(): FetchStats;
 }
 
-/** Open a layer blob; registry blobs need `ctx` (its client and, when it has one, its cache). */
-export async function openLayerBlob(source: LayerBlobSource, ctx?: BlobReadContext): Promise<OpenedLayerBlob> {
+/**
+ * Open a layer blob; registry blobs need `ctx` (its client and, when it has one, its cache).
+ * `wrapInner` puts a stage over the unwrapped LSMT file (open-layer.ts).
+ */
+export async function openLayerBlob(
+  source: LayerBlobSource,
+  ctx?: BlobReadContext,
+  opts: Pick<OpenLayerOptions, 'wrapInner'> = {},
+): Promise<OpenedLayerBlob> {
   if (source.kind === 'file') {
     let bytesRead = 0;
     const raw = observeReads(await LocalFile.open(source.path), (_offset, n) => {
       bytesRead += n;
     });
-    const layer = await openOrClose(raw, () => openLayer(raw));
+    const layer = await openOrClose(raw, () => openLayer(raw, opts));
     return {
       source,
       layer,
@@ -61,6 +68,7 @@ export async function openLayerBlob(source: LayerBlobSource, ctx?: BlobReadConte
   const raw = cached ?? remote;
   const layer = await openOrClose(raw, () =>
     openLayer(raw, {
+      ...opts,
       // Without a cache a re-read goes to the registry anyway; with one, drop the bad range first.
       evict: async (offset, length) => {
         await cached?.evict(offset, length);

@@ -1,9 +1,13 @@
 // Open layer blobs (bottom first) and stack them as one read-only virtual disk: the merged LSMT
 // stack over every layer. Layers open concurrently (each costs a few round trips when remote)
-// and keep their order; a failure closes the ones already open.
+// and keep their order; a failure closes the ones already open. Trace prefetch composes here too:
+// a recorder over each layer's LSMT file, or a replay of a trace through the layers (cancelled by
+// stopPrefetch(), which close() calls first).
 
 import { DadiError } from '../errors.js';
 import { LayerStack, MAX_STACK_LAYERS } from '../format/lsmt/index.js';
+import type { TraceRecorder } from '../prefetch/trace-recorder.js';
+import { type ReplayOptions, type ReplayStats, TraceReplay } from '../prefetch/trace-replay.js';
 import {
   type BlobReadContext,
   type FetchStats,
@@ -18,6 +22,10 @@ export interface OpenedLayerStack {
   /** The merged stack of every layer, bottom first. */
   device: LayerStack;
   stats(): FetchStats;
+  /** The trace replay started by the `replay` option. */
+  replay?: TraceReplay;
+  /** Cancel the replay and wait for its reads in flight (before closing a device over this stack). */
+  stopPrefetch(): Promise<ReplayStats | undefined>;
   close(): Promise<void>;
 }
 
@@ -26,6 +34,10 @@ export interface StackOptions {
   name?: string;
   /** Require each layer's parent uuid to match the layer below (images made by convert/commit do). */
   checkChain?: boolean;
+  /** Record every full-length read of each layer's LSMT file (layer index = position, bottom 0). */
+  record?: TraceRecorder;
+  /** Replay these trace records through the layers (and the cache below them), in the background. */
+  replay?: { records: ConstructorParameters<typeof TraceReplay>[1] } & ReplayOptions;
 }
 
 export async function openLayerStack(
@@ -41,7 +53,10 @@ export async function openLayerStack(
       `${name}: ${sources.length} layers (at most ${MAX_STACK_LAYERS} can be stacked)`,
     );
   }
-  const settled = await Promise.allSettled(sources.map((s) => openLayerBlob(s, ctx)));
+  const record = opts.record;
+  const settled = await Promise.allSettled(
+    sources.map((s, i) => openLayerBlob(s, ctx, record ? { wrapInner: (f) => record.wrap(f, i) } : {})),
+  );
   const blobs = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   try {
     const failed = settled.find((r) => r.status === 'rejected');
@@ -50,7 +65,25 @@ export async function openLayerStack(
       blobs.map((b) => b.layer),
       { checkChain: opts.checkChain },
     );
-    return { blobs, device, stats: () => fetchStats(blobs), close: () => device.close() };
+    const replay = opts.replay
+      ? new TraceReplay(
+          blobs.map((b) => b.layer.file),
+          opts.replay.records,
+          opts.replay,
+        )
+      : undefined;
+    const stopPrefetch = async () => replay?.cancel();
+    return {
+      blobs,
+      device,
+      stats: () => fetchStats(blobs),
+      replay,
+      stopPrefetch,
+      close: async () => {
+        await stopPrefetch();
+        await device.close();
+      },
+    };
   } catch (e) {
     await Promise.all(blobs.map((b) => b.layer.close().catch(() => {})));
     throw e;

@@ -8,9 +8,10 @@ import type { BlockFile } from '../blockfile/blockfile.js';
 import { DadiError } from '../errors.js';
 import type { ComboDevice, LayerStack } from '../format/lsmt/index.js';
 import type { Descriptor, ImageConfig, ImageManifest, ImageSource } from '../oci/index.js';
+import { splitAccelerationLayer } from '../prefetch/accel-layer.js';
 import { RegistrySource } from '../registry/image-endpoint.js';
 import type { FetchStats, LayerBlobSource, OpenedLayerBlob } from './layer-blob.js';
-import { openLayerStack } from './layer-stack.js';
+import { openLayerStack, type StackOptions } from './layer-stack.js';
 import type { RemoteContext } from './remote-context.js';
 import { openImageSource } from './source.js';
 import { openWritableDevice, type WritableFiles } from './writable.js';
@@ -18,6 +19,10 @@ import { openWritableDevice, type WritableFiles } from './writable.js';
 export interface OpenImageOptions {
   /** Put a writable layer in these files over the image (created; with `reuse`, reopened if present). */
   writable?: WritableFiles & { reuse?: boolean };
+  /** Record the layers' reads (trace-recorder.ts). */
+  record?: StackOptions['record'];
+  /** Replay a trace through the layers while the image is open. */
+  replay?: StackOptions['replay'];
 }
 
 export interface OpenedImage {
@@ -27,6 +32,8 @@ export interface OpenedImage {
   manifest: ImageManifest;
   config: ImageConfig;
   blobs: OpenedLayerBlob[];
+  /** The top layer when it is an acceleration (trace) layer: left out of the stack. */
+  accelerationLayer?: Descriptor;
   /** The merged stack of every layer, bottom first (read-only). */
   lower: LayerStack;
   /** What to read (and, when writable, write): `lower`, or the writable layer over it. */
@@ -41,13 +48,15 @@ export async function openImage(spec: string, ctx: RemoteContext, opts: OpenImag
   let stack: Awaited<ReturnType<typeof openLayerStack>>;
   let resolved: Awaited<ReturnType<ImageSource['resolve']>>;
   let config: ImageConfig;
+  let layers: ReturnType<typeof splitAccelerationLayer<Descriptor>>;
   try {
     resolved = await src.resolve({ platform: ctx.platform });
     config = (await src.getConfig(resolved.manifest.config)).config;
+    layers = splitAccelerationLayer(resolved.manifest.layers);
     stack = await openLayerStack(
-      resolved.manifest.layers.map((d) => layerBlobOf(src, d)),
+      layers.lowers.map((d) => layerBlobOf(src, d)),
       ctx,
-      { name: spec, checkChain: true },
+      { name: spec, checkChain: true, record: opts.record, replay: opts.replay },
     );
   } finally {
     await src.close();
@@ -67,10 +76,14 @@ export async function openImage(spec: string, ctx: RemoteContext, opts: OpenImag
     manifest: resolved.manifest,
     config,
     blobs: stack.blobs,
+    accelerationLayer: layers.accel,
     lower: stack.device,
     device,
     stats: stack.stats,
-    close: () => device.close(),
+    close: async () => {
+      await stack.stopPrefetch();
+      await device.close();
+    },
   };
 }
 

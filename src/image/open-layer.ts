@@ -60,11 +60,16 @@ export async function unwrapBlob(raw: BlockFile, opts: UnwrapOptions = {}): Prom
   return out;
 }
 
+export interface OpenLayerOptions extends UnwrapOptions {
+  /** A stage between the unwrapped LSMT file and the LSMT reader (a trace recorder). */
+  wrapInner?: (inner: BlockFile) => BlockFile;
+}
+
 /** Open a layer blob of any wrapping as a sealed LSMT layer. */
-export async function openLayer(raw: BlockFile, opts: UnwrapOptions = {}): Promise<SealedLayer> {
+export async function openLayer(raw: BlockFile, opts: OpenLayerOptions = {}): Promise<SealedLayer> {
   const { inner, wrapping } = await unwrapBlob(raw, opts);
   try {
-    const layer = await SealedLayer.open(inner);
+    const layer = await SealedLayer.open(opts.wrapInner ? opts.wrapInner(inner) : inner);
     wrapping.push('lsmt');
     return layer;
   } catch (e) {

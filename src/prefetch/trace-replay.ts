@@ -44,29 +44,29 @@ export class TraceReplay {
   private next = 0;
   private cancelled = false;
 
-  /** Start replaying `records` on `layers` (index = the records' layer index). */
+  /**
+   * Start replaying `records` on `layers` (index = the records' layer index). The records may still
+   * be on their way (a promise; undefined or a rejection means nothing to replay): the layers open
+   * meanwhile.
+   */
   constructor(
     private readonly layers: readonly BlockFile[],
-    records: readonly TraceRecord[],
+    records: readonly TraceRecord[] | Promise<readonly TraceRecord[] | undefined>,
     private readonly opts: ReplayOptions = {},
   ) {
-    const plan = planReplay(records);
-    this.s = {
-      records: records.length,
-      planned: plan.length,
-      reads: 0,
-      bytes: 0,
-      failed: 0,
-      cancelled: false,
-      finished: false,
-      ms: 0,
-    };
-    const n = Math.max(1, Math.min(opts.workers ?? DEFAULT_REPLAY_WORKERS, plan.length || 1));
-    this.done = Promise.all(Array.from({ length: n }, () => this.worker(plan))).then(() => {
-      this.s.finished = true;
-      this.s.ms = Date.now() - this.started;
-      return this.stats();
-    });
+    this.s = { records: 0, planned: 0, reads: 0, bytes: 0, failed: 0, cancelled: false, finished: false, ms: 0 };
+    this.done = Promise.resolve(records)
+      .catch(() => undefined)
+      .then(async (list) => {
+        const plan = planReplay(list ?? []);
+        this.s.records = list?.length ?? 0;
+        this.s.planned = plan.length;
+        const n = Math.max(1, Math.min(opts.workers ?? DEFAULT_REPLAY_WORKERS, plan.length || 1));
+        await Promise.all(Array.from({ length: n }, () => this.worker(plan)));
+        this.s.finished = true;
+        this.s.ms = Date.now() - this.started;
+        return this.stats();
+      });
   }
 
   stats(): ReplayStats {
@@ -75,7 +75,7 @@ export class TraceReplay {
 
   /** Take no more reads; resolves once the reads in flight have settled. */
   cancel(): Promise<ReplayStats> {
-    if (!this.s.finished && this.next < this.s.planned) {
+    if (!this.s.finished && (this.s.planned === 0 || this.next < this.s.planned)) {
       this.cancelled = true;
       this.s.cancelled = true;
     }

@@ -18,7 +18,15 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DadiError, type DadiErrorCode } from '../errors.js';
 import { normalizeLayerSpec } from './layer-spec.js';
 import { daemonLockKey, ProcessLock, startLockKey } from './lock.js';
-import type { CacheReport, DeviceInfo, MountRequest, PingResult, Request, Response } from './protocol.js';
+import type {
+  CacheReport,
+  DeviceInfo,
+  DeviceTraceInfo,
+  MountRequest,
+  PingResult,
+  Request,
+  Response,
+} from './protocol.js';
 import { socketAnswers } from './socket.js';
 import { statePaths } from './state.js';
 
@@ -78,7 +86,7 @@ export class DaemonClient {
   }
 
   /** Unmount by target folder or device id. */
-  umount(targetOrId: string): Promise<{ id: string; target: string }> {
+  umount(targetOrId: string): Promise<{ id: string; target: string; trace?: DeviceTraceInfo }> {
     const t = targetOrId.startsWith('d-') ? targetOrId : resolve(targetOrId);
     return this.request({ op: 'umount', target: t });
   }

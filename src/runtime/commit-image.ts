@@ -10,10 +10,12 @@ import type { ConvertedLayer } from '../convert/manifest.js';
 import { publishImage } from '../convert/publish.js';
 import { digestFile } from '../convert/record.js';
 import { DadiError } from '../errors.js';
+import { ensureBaseLayers } from '../image/base-layers.js';
 import { DADI_LAYER_OUTPUT, openLayerOutput } from '../image/layer-output.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { openImageSource, openImageTarget } from '../image/source.js';
 import { MediaType } from '../oci/index.js';
+import { splitAccelerationLayer } from '../prefetch/accel-layer.js';
 import { commitContainerLayer, readContainer } from './container.js';
 
 export interface CommitImageResult {
@@ -37,17 +39,10 @@ export async function commitContainerImage(
     const { config } = await src.getConfig(base.manifest.config);
     const dst = await openImageTarget(target, { client: ctx.client });
     try {
-      // The base layers must be in the target too (a registry mounts them across repositories);
-      // checked first, as it fails fast where the layer commit takes a while.
-      for (const l of base.manifest.layers) {
-        if ((await dst.statBlob(l.digest)) !== undefined) continue;
-        if (!(await dst.mountBlob?.(l, src))) {
-          throw new DadiError(
-            'EUNSUPPORTED',
-            `commit ${name}: ${dst.name} lacks base layer ${l.digest} and cannot mount it from ${src.name} (push to a repository of the image's registry)`,
-          );
-        }
-      }
+      // Checked first, as it fails fast where the layer commit takes a while.
+      // The container ran on the disk layers: an acceleration layer (a trace) does not carry over.
+      const baseLayers = splitAccelerationLayer(base.manifest.layers).lowers;
+      await ensureBaseLayers(dst, src, baseLayers, `commit ${name}`);
       const out = join(dir, 'overlaybd.commit');
       await commitContainerLayer(name, await openLayerOutput(out, DADI_LAYER_OUTPUT), {
         stateDir: opts.stateDir,
@@ -55,10 +50,7 @@ export async function commitContainerImage(
       });
       const layer = await digestFile(out);
       await dst.putBlobFile(out, layer);
-      const layers: ConvertedLayer[] = [
-        ...base.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })),
-        layer,
-      ];
+      const layers: ConvertedLayer[] = [...baseLayers.map((l) => ({ digest: l.digest, size: l.size })), layer];
       const history = [
         ...(Array.isArray(config.history) ? config.history : []),
         { created: new Date().toISOString(), created_by: `dadi commit ${name}`, comment: opts.message },

@@ -21,6 +21,7 @@ import type { StepTimer } from '../util/step-timer.js';
 import { buildSpec, type ImageRunConfig, writeBundle } from './bundle.js';
 import { type ClientOptions, DaemonClient } from './client.js';
 import { type LayerSpec, normalizeLayerSpec } from './layer-spec.js';
+import type { DeviceTraceInfo, MountTraceRequest } from './protocol.js';
 import { removeCgroup, runcDelete, runcKill, runcRun } from './runc.js';
 import { checkName, statePaths } from './state.js';
 
@@ -66,6 +67,10 @@ export interface RunContainerOptions {
    * output, the rest of the run, cleanup). Output is then piped through this process to see it.
    */
   timer?: StepTimer;
+  /** Stop the container when this aborts: SIGTERM, then SIGKILL after `killGraceMs`. */
+  stop?: AbortSignal;
+  /** Trace prefetch of the image's device (replay or record). */
+  trace?: MountTraceRequest;
 }
 
 export interface ContainerRecord {
@@ -96,6 +101,8 @@ export interface ContainerExit {
   interrupted: boolean;
   /** The record left behind (undefined with `rm`). */
   record?: ContainerRecord;
+  /** What the device's trace prefetch did (replay counters, reads recorded). */
+  trace?: DeviceTraceInfo;
 }
 
 function runConfigOf(c: RunContainerOptions['config']): ImageRunConfig | undefined {
@@ -177,6 +184,8 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
   };
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   if (opts.handleSignals !== false) for (const s of signals) process.on(s, onSignal);
+  // Stopping on request works like a signal: TERM now, KILL after the grace period.
+  opts.stop?.addEventListener('abort', onSignal, { once: true });
 
   let exitCode = 128;
   let failure: unknown;
@@ -192,6 +201,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
         rw: true,
         writable: rec.writable,
         label: name,
+        trace: opts.trace,
       });
       rec.deviceId = dev.id;
       timer?.lap('mount');
@@ -199,7 +209,13 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
     } else {
       const o = rec.overlay!;
       for (const d of [o.lower, o.upper, o.work]) await mkdir(d, { recursive: true });
-      const dev = await client.mount({ layers: rec.layers, target: o.lower, rw: false, label: name });
+      const dev = await client.mount({
+        layers: rec.layers,
+        target: o.lower,
+        rw: false,
+        label: name,
+        trace: opts.trace,
+      });
       rec.deviceId = dev.id;
       const r = await runProgram(
         'mount',
@@ -249,9 +265,11 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
     started = false;
     if (killTimer) clearTimeout(killTimer);
     if (opts.handleSignals !== false) for (const s of signals) process.off(s, onSignal);
+    opts.stop?.removeEventListener('abort', onSignal);
   }
+  let trace: DeviceTraceInfo | undefined;
   try {
-    await stopContainer(rec, stateDir);
+    trace = await stopContainer(rec, stateDir);
     rec.status = 'exited';
     rec.exitCode = failure ? undefined : exitCode;
     if (opts.rm) await removeFiles(rec, stateDir);
@@ -261,12 +279,13 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
   }
   opts.timer?.lap('cleanup');
   if (failure) throw failure;
-  return { name, exitCode, interrupted, record: opts.rm ? undefined : rec };
+  return { name, exitCode, interrupted, record: opts.rm ? undefined : rec, trace };
 }
 
 /** runc delete, cgroup folders, overlay, daemon device: each step even if another failed. */
-async function stopContainer(rec: ContainerRecord, stateDir: string): Promise<void> {
+async function stopContainer(rec: ContainerRecord, stateDir: string): Promise<DeviceTraceInfo | undefined> {
   let first: unknown;
+  let trace: DeviceTraceInfo | undefined;
   const step = async (fn: () => Promise<unknown>) => {
     try {
       await fn();
@@ -286,13 +305,18 @@ async function stopContainer(rec: ContainerRecord, stateDir: string): Promise<vo
       // No daemon: its devices died with it (the next daemon scrubs the leftovers).
       if (!client) return;
       // One round trip: a device the daemon no longer has is already gone.
-      await client.umount(rec.deviceId!).catch((e) => {
-        if (!(e instanceof DadiError && e.code === 'ENOTFOUND')) throw e;
-      });
+      trace = await client
+        .umount(rec.deviceId!)
+        .then((r) => r.trace)
+        .catch((e) => {
+          if (!(e instanceof DadiError && e.code === 'ENOTFOUND')) throw e;
+          return undefined;
+        });
     });
     rec.deviceId = undefined;
   }
   if (first) throw first;
+  return trace;
 }
 
 async function removeFiles(rec: ContainerRecord, stateDir: string): Promise<void> {

@@ -31,14 +31,17 @@ import {
 import { ComboDevice, type LayerStack } from '../format/lsmt/index.js';
 import { cacheReport } from '../image/host-cache.js';
 import type { OpenedLayerBlob } from '../image/layer-blob.js';
-import { openLayerStack } from '../image/layer-stack.js';
+import { type OpenedLayerStack, openLayerStack } from '../image/layer-stack.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { openWritableDevice } from '../image/writable.js';
+import { TraceStore } from '../prefetch/trace-store.js';
 import { formatSteps, StepTimer, type TimedStep } from '../util/step-timer.js';
+import { type DeviceTrace, prepareDeviceTrace } from './device-trace.js';
 import { type LayerSpec, layerBlobSourceOf, normalizeLayerSpec } from './layer-source.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
 import {
   type DeviceInfo,
+  type DeviceTraceInfo,
   type MountRequest,
   type PingResult,
   PROTOCOL_VERSION,
@@ -67,6 +70,8 @@ interface Device {
   label?: string;
   layers: Array<{ spec: LayerSpec; blob: OpenedLayerBlob }>;
   file: LayerStack | ComboDevice;
+  stack: OpenedLayerStack;
+  trace?: DeviceTrace;
   writable?: { data: string; index: string; ephemeral: boolean };
   mount: BlockMount;
   /** Where the mount's time went (open layers, writable layer, FUSE, loop, filesystem). */
@@ -189,6 +194,7 @@ export class Daemon {
       bytesWritten: d.mount.fuse.stats.bytesWritten,
       timings: d.timings,
       createdAt: d.createdAt,
+      trace: d.trace?.info(d.stack),
     }));
   }
 
@@ -242,7 +248,12 @@ export class Daemon {
     try {
       const sources = specs.map(layerBlobSourceOf);
       const remote = sources.some((s) => s.kind === 'registry') ? await this.remote() : undefined;
-      const stack = await openLayerStack(sources, remote);
+      const trace = await prepareDeviceTrace(req.trace, {
+        remote: () => this.remote(),
+        store: new TraceStore(this.paths.traces),
+        log: (m) => this.log(`${id}: ${m}`),
+      });
+      const stack = await openLayerStack(sources, remote, trace?.stackOptions);
       timer.lap('open layers');
       cleanup.unshift(() => stack.close());
       const layers = specs.map((spec, i) => ({ spec, blob: stack.blobs[i]! }));
@@ -253,7 +264,10 @@ export class Daemon {
           ? { data: resolve(req.writable.data), index: resolve(req.writable.index), ephemeral: false }
           : { data: join(dir, 'rw.data'), index: join(dir, 'rw.index'), ephemeral: true };
         const combo = await openWritableDevice(stack.device, writable, { reuse: true });
-        cleanup[0] = () => combo.close();
+        cleanup[0] = async () => {
+          await stack.stopPrefetch();
+          await combo.close();
+        };
         file = combo;
         timer.lap('writable layer');
       }
@@ -271,6 +285,8 @@ export class Daemon {
         label: typeof req.label === 'string' ? req.label : undefined,
         layers,
         file,
+        stack,
+        trace,
         writable,
         mount,
         timings: [...timer.steps, ...mount.steps],
@@ -288,19 +304,19 @@ export class Daemon {
     }
   }
 
-  private async umount(targetOrId: string): Promise<{ id: string; target: string }> {
+  private async umount(targetOrId: string): Promise<{ id: string; target: string; trace?: DeviceTraceInfo }> {
     const abs = targetOrId.startsWith('/') ? resolve(targetOrId) : undefined;
     const dev = [...this.devices.values()].find((d) => d.id === targetOrId || d.target === abs);
     if (!dev) throw new DadiError('ENOTFOUND', `umount: no dadi device at ${targetOrId}`);
-    await this.teardown(dev, false);
-    return { id: dev.id, target: dev.target };
+    const trace = await this.teardown(dev, false);
+    return { id: dev.id, target: dev.target, trace };
   }
 
   /**
    * ext4 (refusing when busy unless `force`, which detaches lazily), loop device, FUSE export, then
    * flush and close the device, then the device folder (ephemeral writable layers with it).
    */
-  private async teardown(dev: Device, force: boolean): Promise<void> {
+  private async teardown(dev: Device, force: boolean): Promise<DeviceTraceInfo | undefined> {
     try {
       await unmountFilesystem(dev.target, { lazy: force });
     } catch (e) {
@@ -310,6 +326,8 @@ export class Daemon {
     let first: unknown;
     await dev.mount.unmount().catch((e) => (first = e));
     if (dev.file instanceof ComboDevice) await dev.file.flush().catch((e) => (first ??= e));
+    // After the last read through the device, before its layers close: stop the replay, save a recording.
+    const trace = await dev.trace?.finish(dev.stack);
     await dev.file.close().catch((e) => (first ??= e));
     const fuseDir = join(dev.dir, 'fuse');
     if (await findMount(fuseDir)) await forceUnmountFuse(fuseDir);
@@ -320,6 +338,7 @@ export class Daemon {
     }
     this.log(`${dev.id}: unmounted ${dev.target}`);
     if (first) throw first;
+    return trace;
   }
 
   private remote(): Promise<RemoteContext> {

@@ -7,6 +7,7 @@
 //   ← {"ok":false,"error":{"code":"ENOTFOUND","message":"/l/base.tar: cannot open: ..."}}
 
 import type { DadiErrorCode } from '../errors.js';
+import type { ReplayStats } from '../prefetch/trace-replay.js';
 import type { TimedStep } from '../util/step-timer.js';
 
 export type { CacheReport } from '../image/host-cache.js';
@@ -30,11 +31,36 @@ export interface MountRequest {
   writable?: { data: string; index: string };
   /** Free-form label shown by `ps` (e.g. the container name). */
   label?: string;
+  /** Trace prefetch for this device (replay or record). */
+  trace?: MountTraceRequest;
+}
+
+/** Trace prefetch of a device: the first that applies of acceleration layer, auto, record. */
+export interface MountTraceRequest {
+  /** Replay the trace in the image's acceleration layer (a registry layer spec). */
+  accelerationLayer?: LayerSpec;
+  /** Auto-trace: replay this host's stored trace of the image, or record and store one. */
+  auto?: { image: string; manifestDigest: string };
+  /** Record the lower layers' reads; the trace file is written here (absolute) at umount. */
+  record?: string;
+  /** Replay workers (default 16). */
+  workers?: number;
+}
+
+/** What a device's trace prefetch did (ps, umount). */
+export interface DeviceTraceInfo {
+  mode: 'replay' | 'record';
+  source?: 'acceleration-layer' | 'auto-trace' | 'record-trace';
+  replay?: ReplayStats;
+  /** Record mode: reads recorded so far. */
+  recorded?: number;
+  warning?: string;
 }
 
 export type Request =
   | { op: 'ping' }
   | MountRequest
+  /** Answers `{id, target, trace?}` (the trace prefetch's final counters). */
   | { op: 'umount' /** A target dir or a device id. */; target: string }
   | { op: 'ps' }
   | { op: 'resolve'; ref: string; platform?: string }
@@ -60,6 +86,7 @@ export interface DeviceInfo {
   /** How long the mount's steps took (open layers, writable layer, FUSE, loop, filesystem). */
   timings?: TimedStep[];
   createdAt: string;
+  trace?: DeviceTraceInfo;
 }
 
 export interface PingResult {

@@ -26,6 +26,8 @@ export function statePaths(stateDir?: string) {
     containers: join(root, 'containers'),
     /** runc's `--root`. */
     runc: join(root, 'runc'),
+    /** Auto-trace's store: traces recorded on this host, by manifest digest. */
+    traces: join(root, 'traces'),
   };
 }
 
