@@ -1,20 +1,24 @@
-// The benchmark's application image: Debian bookworm minbase (debootstrap) plus python3, as an OCI
-// layout with two layers (base; python3 added) made with umoci, built once and cached under the
-// work folder. `pushImages` copies it to the registry as OCI (skopeo) and converts it with
-// `dadi convert` (registry → registry). Not the timing: see run.ts.
+// The benchmark's images, in one OCI layout made with umoci and cached under the work folder:
+// `base`, the Debian bookworm minbase (debootstrap, one layer), and `app`, base plus python3 (two
+// layers). `pushImage` copies a tag to the registry as OCI (skopeo) and converts it with
+// `dadi convert` (registry → registry), again whenever the converter's sources changed. Not the
+// timing: see run.ts.
 //
 //   node --import tsx bench/coldstart/image.ts      # build (or reuse) the layout, print its sizes
 
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { log, sh } from './util.js';
 
 export const WORK = process.env.DADI_BENCH_DIR ?? '/var/tmp/dadi-bench';
 export const LAYOUT = join(WORK, 'oci');
 export const TAG = 'app';
+/** The Debian minbase alone (the first layer of `app`). */
+export const BASE_TAG = 'base';
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 
 export interface ImageInfo {
@@ -32,9 +36,9 @@ async function mirror(): Promise<string> {
   return m?.[1] ?? 'http://deb.debian.org/debian';
 }
 
-/** Build the OCI layout (once; reused while `WORK/oci.done` exists). */
-export async function buildImage(): Promise<ImageInfo> {
-  const done = join(WORK, 'oci.done');
+/** Build the OCI layout with tags `base` and `app` (once; reused while its marker exists). */
+export async function buildImage(): Promise<Record<string, ImageInfo>> {
+  const done = join(WORK, 'oci-with-base.done');
   if (!existsSync(done)) {
     await mkdir(WORK, { recursive: true });
     const base = join(WORK, 'rootfs-base');
@@ -79,39 +83,46 @@ export async function buildImage(): Promise<ImageInfo> {
       image,
       bundle,
     ]);
+    // The minbase alone is the `cat` workload's image.
+    await sh('umoci', ['tag', '--image', image, BASE_TAG]);
     await rm(rootfs, { recursive: true, force: true });
     await sh('cp', ['-a', full, rootfs]);
     await sh('umoci', ['repack', '--history.created_by', 'apt-get install python3', '--image', image, bundle]);
-    await sh('umoci', [
-      'config',
-      '--image',
-      image,
-      '--config.cmd',
-      'python3',
-      '--config.env',
-      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      '--config.env',
-      'LANG=C.UTF-8',
-      '--config.workingdir',
-      '/',
-    ]);
+    for (const [tag, cmd] of [
+      [BASE_TAG, 'sh'],
+      [TAG, 'python3'],
+    ]) {
+      await sh('umoci', [
+        'config',
+        '--image',
+        `${LAYOUT}:${tag}`,
+        '--config.cmd',
+        cmd!,
+        '--config.env',
+        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        '--config.env',
+        'LANG=C.UTF-8',
+        '--config.workingdir',
+        '/',
+      ]);
+    }
     await sh('umoci', ['gc', '--layout', LAYOUT]);
     await rm(bundle, { recursive: true, force: true });
     await writeFile(done, '');
   }
-  return describe();
+  return { [BASE_TAG]: await describe(BASE_TAG), [TAG]: await describe(TAG) };
 }
 
 async function blob(digest: string): Promise<Buffer> {
   return readFile(join(LAYOUT, 'blobs', ...digest.split(':')));
 }
 
-async function describe(): Promise<ImageInfo> {
+async function describe(tag: string): Promise<ImageInfo> {
   const index = JSON.parse(await readFile(join(LAYOUT, 'index.json'), 'utf8')) as {
     manifests: { digest: string; annotations?: Record<string, string> }[];
   };
-  const m = index.manifests.find((x) => x.annotations?.['org.opencontainers.image.ref.name'] === TAG);
-  if (!m) throw new Error(`${LAYOUT}: no manifest tagged ${TAG}`);
+  const m = index.manifests.find((x) => x.annotations?.['org.opencontainers.image.ref.name'] === tag);
+  if (!m) throw new Error(`${LAYOUT}: no manifest tagged ${tag}`);
   const manifest = JSON.parse((await blob(m.digest)).toString('utf8')) as {
     layers: { digest: string; size: number }[];
   };
@@ -122,7 +133,7 @@ async function describe(): Promise<ImageInfo> {
   }
   return {
     layout: LAYOUT,
-    tag: TAG,
+    tag,
     layersUncompressed,
     layersCompressed: manifest.layers.map((l) => l.size),
     manifestDigest: m.digest,
@@ -137,31 +148,56 @@ export function dadiCommand(): string[] {
   return [process.execPath, '--import', tsx, join(REPO_ROOT, 'src/cli/entry.ts')];
 }
 
+/** What decides the bytes `dadi convert` produces: its sources, the layer output format and the version. */
+const CONVERTER_SOURCES = ['src/convert', 'src/format', 'src/ext4', 'src/image/layer-output.ts', 'package.json'];
+
 /**
- * Push the layout to `registry` (host:port as seen from `netns`) as `app:oci`, then convert it to
- * `app:dadi`. Skipped when `WORK/pushed.json` records the same layout digest (registry storage persists).
+ * A hash of the converter's sources (including DADI_LAYER_OUTPUT in src/image/layer-output.ts and
+ * the version in package.json): a converted image is reused only while this is unchanged.
  */
-export async function pushImages(
-  img: ImageInfo,
-  registry: string,
-  netns: string,
-): Promise<{ oci: string; dadi: string; convertS: number | undefined }> {
-  const oci = `${registry}/app:oci`;
-  const dadi = `${registry}/app:dadi`;
-  const marker = join(WORK, 'pushed.json');
+export async function converterKey(): Promise<string> {
+  const h = createHash('sha256');
+  const files: string[] = [];
+  for (const p of CONVERTER_SOURCES) {
+    const abs = join(REPO_ROOT, p);
+    if ((await stat(abs)).isDirectory()) {
+      for (const f of await readdir(abs, { recursive: true })) {
+        if (f.endsWith('.ts') && !f.endsWith('.test.ts')) files.push(join(abs, f));
+      }
+    } else files.push(abs);
+  }
+  for (const f of files.sort()) h.update(`${relative(REPO_ROOT, f)}\0`).update(await readFile(f));
+  return h.digest('hex').slice(0, 16);
+}
+
+export interface PushedImage {
+  /** `REG/NAME:oci` (the gzip OCI image) and `REG/NAME:dadi` (converted). */
+  oci: string;
+  dadi: string;
+  convertS: number | undefined;
+}
+
+/**
+ * Push the layout's `tag` to `registry` (host:port as seen from `netns`) as `tag:oci`, then convert
+ * it to `tag:dadi`. Skipped when `WORK/pushed-TAG.json` records the same layout digest and converter
+ * key (registry storage persists).
+ */
+export async function pushImage(img: ImageInfo, registry: string, netns: string): Promise<PushedImage> {
+  const oci = `${registry}/${img.tag}:oci`;
+  const dadi = `${registry}/${img.tag}:dadi`;
+  const marker = join(WORK, `pushed-${img.tag}.json`);
+  const key = await converterKey();
   const prev = existsSync(marker)
-    ? (JSON.parse(await readFile(marker, 'utf8')) as { digest: string; convertS?: number })
+    ? (JSON.parse(await readFile(marker, 'utf8')) as { digest: string; converter?: string; convertS?: number })
     : undefined;
-  if (prev?.digest === img.manifestDigest) return { oci, dadi, convertS: prev.convertS };
+  if (prev?.digest === img.manifestDigest && prev.converter === key) return { oci, dadi, convertS: prev.convertS };
   log(`skopeo copy → docker://${oci}`);
   await sh(
     'skopeo',
     ['copy', '--quiet', '--dest-tls-verify=false', `oci:${img.layout}:${img.tag}`, `docker://${oci}`],
-    {
-      netns,
-    },
+    { netns },
   );
-  log(`dadi convert ${oci} ${dadi}`);
+  log(`dadi convert ${oci} ${dadi} (converter ${key})`);
   const [cmd, ...args] = dadiCommand();
   let convertS: number | undefined;
   for (let attempt = 1; convertS === undefined; attempt++) {
@@ -174,7 +210,7 @@ export async function pushImages(
     if (r.code === 0) convertS = (performance.now() - t0) / 1000;
     else log(`dadi convert failed (${r.code}), retrying once: ${r.stderr.trim().slice(-500)}`);
   }
-  await writeFile(marker, `${JSON.stringify({ digest: img.manifestDigest, convertS })}\n`);
+  await writeFile(marker, `${JSON.stringify({ digest: img.manifestDigest, converter: key, convertS })}\n`);
   return { oci, dadi, convertS };
 }
 

@@ -25,7 +25,8 @@ const HERE = resolve(fileURLToPath(import.meta.url), '..');
 
 export interface LinkSetting {
   name: string;
-  rateMbit: number;
+  /** undefined: no shaping (the veth as it is). */
+  rateMbit?: number;
   rttMs: number;
 }
 
@@ -146,12 +147,16 @@ export async function startNet(workDir: string): Promise<BenchNet> {
     return {
       registry: `127.0.0.1:${PROXY_PORT}`,
       async setLink(s) {
-        // burst ≥ 64 KiB (GSO packets on veth) and ≥ 2 ms worth of the rate.
-        const burst = Math.max(64 * 1024, Math.round((s.rateMbit * 1e6) / 8 / 500));
         for (const [ns, dev] of [
           [REG_NS, REG_IF],
           [HOST_NS, HOST_IF],
         ] as const) {
+          if (s.rateMbit === undefined) {
+            await sh('tc', ['-n', ns, 'qdisc', 'del', 'dev', dev, 'root'], { allowFail: true });
+            continue;
+          }
+          // burst ≥ 64 KiB (GSO packets on veth) and ≥ 2 ms worth of the rate.
+          const burst = Math.max(64 * 1024, Math.round((s.rateMbit * 1e6) / 8 / 500));
           await sh('tc', [
             '-n',
             ns,
@@ -170,7 +175,8 @@ export async function startNet(workDir: string): Promise<BenchNet> {
           ]);
         }
         send(`rtt ${s.rttMs}`);
-        log(`link ${s.name}: tbf ${s.rateMbit} Mbit/s both ways, +${s.rttMs} ms round trip (proxy)`);
+        const rate = s.rateMbit === undefined ? 'no shaping' : `tbf ${s.rateMbit} Mbit/s both ways`;
+        log(`link ${s.name}: ${rate}, +${s.rttMs} ms round trip (proxy)`);
       },
       async resetStats() {
         send('reset');

@@ -1,0 +1,166 @@
+// The containerd side of the cold-start benchmark: a private containerd 1.6 (Debian) with the stargz
+// snapshotter (`containerd-stargz-grpc`, built by ../shared/peers/stargz/build.sh) as a proxy
+// plugin, in the host-under-test network namespace. Every run starts both daemons on empty state
+// before the clock; `stop()` ends them by PID and lazily unmounts what they left, deepest first.
+// eStargz images are made once with `ctr-remote image convert --estargz --oci` and pushed.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, openSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { inNetns, log, sh, sleep } from './util.js';
+
+const STARGZ_BIN = process.env.STARGZ_BIN ?? '/usr/local/bin/containerd-stargz-grpc';
+const BUILD_SH = resolve(fileURLToPath(import.meta.url), '../../../../shared/peers/stargz/build.sh');
+
+/** Install containerd, ctr-remote and the stargz snapshotter when missing (apt + the peer's build.sh). */
+export async function ensureStargz(): Promise<void> {
+  const has = async (t: string) => (await sh('sh', ['-c', `command -v ${t}`], { allowFail: true })).code === 0;
+  if (!(await has('containerd')) || !(await has('ctr-remote'))) {
+    log('installing containerd and ctr-remote (apt-get install containerd stargz-snapshotter)');
+    await sh('apt-get', ['install', '-y', '-qq', 'containerd', 'stargz-snapshotter'], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  }
+  if (!existsSync(STARGZ_BIN)) {
+    if (!existsSync(BUILD_SH)) throw new Error(`${STARGZ_BIN} is missing and ${BUILD_SH} is not there to build it`);
+    log(`building containerd-stargz-grpc with ${BUILD_SH} (about 30 s after apt)`);
+    await sh('bash', [BUILD_SH]);
+  }
+}
+
+export class PrivateContainerd {
+  readonly sock: string;
+  private readonly sgzSock: string;
+  private procs: ChildProcess[] = [];
+
+  constructor(
+    private readonly dir: string,
+    private readonly netns: string,
+    private readonly registry: string,
+  ) {
+    this.sock = join(dir, 'run/containerd.sock');
+    this.sgzSock = join(dir, 'run/stargz.sock');
+  }
+
+  /** `ctr` (or `ctr-remote`) against this containerd, in the benchmark namespace `bench`. */
+  ctr(args: string[], tool = 'ctr'): [string, string[]] {
+    return inNetns(this.netns, tool, ['-a', this.sock, '-n', 'bench', ...args]);
+  }
+
+  async run(args: string[], tool = 'ctr'): Promise<string> {
+    const [c, a] = this.ctr(args, tool);
+    return (await sh(c, a)).stdout;
+  }
+
+  /** Start containerd and the snapshotter on empty state (stopping any previous pair first). */
+  async start(): Promise<void> {
+    await this.stop();
+    await rm(this.dir, { recursive: true, force: true });
+    for (const d of ['root', 'state', 'opt', 'stargz', 'run', 'logs'])
+      await mkdir(join(this.dir, d), { recursive: true });
+    await writeFile(
+      join(this.dir, 'containerd.toml'),
+      [
+        'version = 2',
+        `root = "${this.dir}/root"`,
+        `state = "${this.dir}/state"`,
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+        '[grpc]',
+        `  address = "${this.sock}"`,
+        '[ttrpc]',
+        `  address = "${this.sock}.ttrpc"`,
+        '[plugins."io.containerd.internal.v1.opt"]',
+        `  path = "${this.dir}/opt"`,
+        '[proxy_plugins]',
+        '  [proxy_plugins.stargz]',
+        '    type = "snapshot"',
+        `    address = "${this.sgzSock}"`,
+        '',
+      ].join('\n'),
+    );
+    // No background fetch: the registry bytes are what the start needs, as for dadi.
+    await writeFile(
+      join(this.dir, 'stargz.toml'),
+      [
+        'no_background_fetch = true',
+        `[[resolver.host."${this.registry}".mirrors]]`,
+        `host = "${this.registry}"`,
+        'insecure = true',
+        '',
+      ].join('\n'),
+    );
+    const out = (name: string) => openSync(join(this.dir, 'logs', name), 'a');
+    const start = (cmd: string, args: string[], logName: string) => {
+      const [c, a] = inNetns(this.netns, cmd, args);
+      const p = spawn(c, a, { stdio: ['ignore', out(logName), out(logName)] });
+      this.procs.push(p);
+      return p;
+    };
+    start('containerd', ['--config', join(this.dir, 'containerd.toml')], 'containerd.log');
+    start(
+      STARGZ_BIN,
+      ['-address', this.sgzSock, '-root', join(this.dir, 'stargz'), '-config', join(this.dir, 'stargz.toml')],
+      'stargz.log',
+    );
+    for (let i = 0; ; i++) {
+      if (existsSync(this.sock) && existsSync(this.sgzSock)) {
+        const [c, a] = this.ctr(['version']);
+        if ((await sh(c, a, { allowFail: true })).code === 0) break;
+      }
+      if (i > 300 || this.procs.some((p) => p.exitCode !== null)) {
+        const logs = await readFile(join(this.dir, 'logs/containerd.log'), 'utf8').catch(() => '');
+        throw new Error(`private containerd or stargz snapshotter did not start: ${logs.slice(-1500)}`);
+      }
+      await sleep(100);
+    }
+  }
+
+  /** Stop the daemons (by PID) and unmount anything left under the folder, deepest first. */
+  async stop(): Promise<void> {
+    const procs = this.procs;
+    this.procs = [];
+    await Promise.all(
+      procs.map(async (p) => {
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        const exited = new Promise<void>((r) => p.once('exit', () => r()));
+        p.kill('SIGTERM');
+        const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(t);
+      }),
+    );
+    const mounts = (await readFile('/proc/mounts', 'utf8'))
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(`${this.dir}/`))
+      .sort()
+      .reverse();
+    for (const m of mounts) await sh('umount', ['-l', m], { allowFail: true });
+  }
+}
+
+/**
+ * Convert `oci` (gzip image in the registry) to eStargz as `esgz`, through a scratch containerd.
+ * Skipped when `marker` records the same source digest (registry storage persists).
+ */
+export async function pushEstargz(
+  ctd: PrivateContainerd,
+  oci: string,
+  esgz: string,
+  digest: string,
+  marker: string,
+): Promise<void> {
+  if (existsSync(marker) && (await readFile(marker, 'utf8')).trim() === digest) return;
+  log(`ctr-remote image convert --estargz --oci ${oci} ${esgz}`);
+  await ctd.start();
+  try {
+    await ctd.run(['images', 'pull', '--plain-http', oci]);
+    await ctd.run(['image', 'convert', '--estargz', '--oci', oci, esgz], 'ctr-remote');
+    await ctd.run(['images', 'push', '--plain-http', esgz]);
+  } finally {
+    await ctd.stop();
+  }
+  await writeFile(marker, `${digest}\n`);
+}
