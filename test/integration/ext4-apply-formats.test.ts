@@ -13,6 +13,7 @@ import { applyLayer } from '../../src/ext4/apply.js';
 import { Ext4 } from '../../src/ext4/fs.js';
 import { mkfs } from '../../src/ext4/mkfs.js';
 import { SparseMemoryFile } from '../../src/ext4/sparse-file.js';
+import { missing, requireOrSkip } from '../require.js';
 
 const FS_SIZE = 32 << 20;
 
@@ -129,7 +130,12 @@ async function imageOf(tar: Buffer, label: string): Promise<{ sha: string; entri
   return { sha: h.digest('hex'), entries: (await (await Ext4.open(file)).readdir('/')).length };
 }
 
-describe('GNU, PAX and ustar spellings of one tree', () => {
+const HAVE = requireOrSkip(
+  'GNU/PAX/ustar property',
+  missing({ root: true, tools: ['tar', 'mknod', 'mkfifo', 'chown'], hint: 'run as root with GNU tar' }),
+);
+
+describe.runIf(HAVE)('GNU, PAX and ustar spellings of one tree', () => {
   it('apply to byte-identical ext4 images (fast-check)', async () => {
     let run = 0;
     await fc.assert(
