@@ -73,6 +73,8 @@ export class Fetch {
   cancelled = false;
   /** Started by readahead, not by a read. */
   readahead = false;
+  /** Started by a background pull (prefetch()), not by a read. */
+  background = false;
   /** The handle whose source it reads. */
   handle: CachedBlob | undefined;
   /** Resolves when the cache is done with it (recorded, dropped or failed). */
@@ -351,7 +353,7 @@ export class BlobState {
     joined: boolean,
     h?: CachedBlob,
   ): Promise<void> {
-    if (f.readahead && h) {
+    if ((f.readahead || f.background) && h) {
       try {
         await f.promise;
       } catch {
@@ -366,10 +368,11 @@ export class BlobState {
     if (joined) this.add('joinedBytes', hi - lo);
   }
 
-  private startFetch(h: CachedBlob, c0: number, c1: number, readahead = false): Fetch {
+  private startFetch(h: CachedBlob, c0: number, c1: number, readahead = false, background = false): Fetch {
     const R = this.host.refillSize;
     const f = new Fetch(this, this.store, c0 * R, Math.min(c1 * R, this.size), c0, c1);
     f.readahead = readahead;
+    f.background = background;
     f.handle = h;
     for (let c = c0; c < c1; c++) this.inflight.set(c, f);
     this.pending.add(f);
@@ -397,6 +400,7 @@ export class BlobState {
     for (let attempt = 1; ; attempt++) {
       this.add('fetches', 1);
       this.add('inflight', 1);
+      if (f.background) this.add('backgroundInflight', 1);
       let n: number;
       try {
         n = await h.source.read(buf, f.offset);
@@ -405,6 +409,7 @@ export class BlobState {
         throw e;
       } finally {
         this.add('inflight', -1);
+        if (f.background) this.add('backgroundInflight', -1);
       }
       if (n !== len) {
         this.add('fetchErrors', 1);
@@ -414,6 +419,10 @@ export class BlobState {
       if (f.readahead) {
         this.add('readaheadFetches', 1);
         this.add('readaheadBytes', n);
+      }
+      if (f.background) {
+        this.add('backgroundFetches', 1);
+        this.add('backgroundBytes', n);
       }
       if (!h.verify || (await h.verify(f.offset, buf))) {
         f.buf = buf;
@@ -437,6 +446,52 @@ export class BlobState {
 
   private unmap(f: Fetch): void {
     for (let c = f.c0; c < f.c1; c++) if (this.inflight.get(c) === f) this.inflight.delete(c);
+  }
+
+  /** Whether every page of [offset, end) is recorded as cached. */
+  async holds(offset: number, end: number): Promise<boolean> {
+    if (!this.loaded) await this.ready;
+    const hi = Math.min(end, this.size);
+    return hi <= offset || allSet(this.store.bitmap, Math.floor(offset / PAGE), Math.ceil(hi / PAGE));
+  }
+
+  /**
+   * Fetch the uncached refill units of [offset, end) into the cache, as background fetches (no
+   * stream tracking, no read counters), and wait until the cache is done with them. Units another
+   * fetch has in flight are waited for, not fetched twice. Rejects if one of its own fetches fails.
+   */
+  async prefetch(h: CachedBlob, offset: number, end: number): Promise<void> {
+    if (!this.loaded) await this.ready;
+    const hi = Math.min(end, this.size);
+    const R = this.host.refillSize;
+    const maxUnits = Math.max(1, Math.floor(this.host.maxFetchSize / R));
+    const store = this.store;
+    const missing = (c: number) =>
+      !allSet(store.bitmap, (c * R) / PAGE, Math.ceil(Math.min((c + 1) * R, this.size) / PAGE));
+    const waits: Promise<void>[] = [];
+    const joined = new Set<Fetch>();
+    let c = Math.floor(offset / R);
+    const last = Math.ceil(hi / R);
+    while (c < last) {
+      const other = this.inflight.get(c);
+      if (other) {
+        if (!joined.has(other)) waits.push(other.finished);
+        joined.add(other);
+        c++;
+        continue;
+      }
+      if (!missing(c)) {
+        c++;
+        continue;
+      }
+      let e = c + 1;
+      while (e < last && e - c < maxUnits && !this.inflight.has(e) && missing(e)) e++;
+      const f = this.startFetch(h, c, e, false, true);
+      waits.push(f.promise.then(() => f.finished));
+      c = e;
+    }
+    const results = await Promise.allSettled(waits);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
 
   async evict(offset: number, length: number): Promise<void> {
@@ -515,6 +570,31 @@ export class CachedBlob implements BlockFile {
   /** Bytes recorded as cached. */
   cachedBytes(): number {
     return this.blob.cachedBytes();
+  }
+
+  /** Whether every byte of [offset, offset+length) is recorded as cached. */
+  holds(offset: number, length: number): Promise<boolean> {
+    return this.blob.holds(offset, offset + length);
+  }
+
+  /**
+   * Bring [offset, offset+length) into the cache without reading it (a background pull): only
+   * uncached units are fetched, counted as background fetches; resolves once they are recorded
+   * (or dropped, when the cache had no room: check with holds()).
+   */
+  prefetch(offset: number, length: number): Promise<void> {
+    try {
+      checkRead(this.name, offset, this.closed);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.blob.prefetch(this, offset, offset + length);
+  }
+
+  /** Source fetches in flight over the whole cache that reads or readahead started (not prefetch()). */
+  foregroundInflight(): number {
+    const c = this.blob.host.counters;
+    return c.inflight - c.backgroundInflight;
   }
 
   /** True when every byte is cached. */

@@ -27,6 +27,11 @@ export interface BlobCounters {
   /** Refill units fetched by readahead that a read then used (each counted once), and their bytes. */
   readaheadHits: number;
   readaheadHitBytes: number;
+  /** The part of fetches and fetchBytes that a background pull asked for (prefetch(), not a read). */
+  backgroundFetches: number;
+  backgroundBytes: number;
+  /** Background fetches in flight right now (a gauge). */
+  backgroundInflight: number;
   /** Fetched ranges the verifier rejected. */
   verifyFailures: number;
   /** Range evictions (evict()) and whole-blob evictions, and the bytes they dropped. */
@@ -60,6 +65,9 @@ export function newCounters(): BlobCounters {
     readaheadInflight: 0,
     readaheadHits: 0,
     readaheadHitBytes: 0,
+    backgroundFetches: 0,
+    backgroundBytes: 0,
+    backgroundInflight: 0,
     verifyFailures: 0,
     evictions: 0,
     evictedBytes: 0,

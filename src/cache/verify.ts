@@ -49,7 +49,11 @@ export async function readVerified<T>(opts: ReadVerifiedOptions<T>): Promise<T> 
 }
 
 /** The digest (`algorithm:hex`, sha256 or sha512) of a whole BlockFile, read in `chunk`-byte reads. */
-export async function digestOf(file: BlockFile, algorithm = 'sha256', chunk = 1 << 20): Promise<string> {
+export async function digestOf(
+  file: Pick<BlockFile, 'name' | 'size' | 'read'>,
+  algorithm = 'sha256',
+  chunk = 1 << 20,
+): Promise<string> {
   const hash = createHash(algorithm);
   const buf = Buffer.allocUnsafe(Math.min(chunk, Math.max(1, file.size)));
   for (let off = 0; off < file.size; ) {

@@ -1,0 +1,125 @@
+// The decisions of the background whole-layer pull (spec §6.6), without I/O: its configuration
+// (defaults, the environment's overrides, checks), when it starts (delay + random extra), which
+// chunks of a blob are still missing, and how long to wait before the next chunk so the pull
+// stays under its rate. The driver that fetches and verifies is layer-pull.ts.
+
+import { DadiError } from '../errors.js';
+import { parseSize } from '../util/size.js';
+
+export interface LayerPullConfig {
+  /** Pull whole layers in the background at all. */
+  enabled: boolean;
+  /** Seconds to wait after a device opens, plus a random part in [0, delayExtra). */
+  delay: number;
+  delayExtra: number;
+  /** Upper bound on the pull's registry bandwidth, in MB/s (10^6 bytes per second). */
+  maxMBps: number;
+  /** Bytes per range read: a power of two ≥ 4 KiB (the cache aligns fills to its refill units). */
+  chunkSize: number;
+  /** Chunk reads in flight at once. */
+  concurrency: number;
+  /** Passes over a layer before the pull gives it up (the reference's tryCnt). */
+  tries: number;
+}
+
+/**
+ * The reference's defaults (`download` in overlaybd.json) except the delay: 300 s there, so that a
+ * short-lived container never triggers it; 30 s here, so a host is soon independent of the
+ * registry. The environment overrides: DADI_PULL=off|on, DADI_PULL_DELAY, DADI_PULL_DELAY_EXTRA
+ * (seconds), DADI_PULL_MBPS, DADI_PULL_CHUNK (bytes, or 256K/1M), DADI_PULL_CONCURRENCY,
+ * DADI_PULL_TRIES. Benchmarks that count the bytes a start needs set DADI_PULL=off.
+ */
+export const DEFAULT_LAYER_PULL: Readonly<LayerPullConfig> = {
+  enabled: true,
+  delay: 30,
+  delayExtra: 10,
+  maxMBps: 100,
+  chunkSize: 256 * 1024,
+  concurrency: 2,
+  tries: 5,
+};
+
+/** The configuration from `env` (default process.env) over the defaults; bad values are errors naming the variable. */
+export function layerPullConfigFromEnv(env: NodeJS.ProcessEnv = process.env): LayerPullConfig {
+  const c = { ...DEFAULT_LAYER_PULL };
+  const on = env.DADI_PULL;
+  if (on !== undefined && on !== '') {
+    if (/^(off|0|false|no)$/i.test(on)) c.enabled = false;
+    else if (/^(on|1|true|yes)$/i.test(on)) c.enabled = true;
+    else throw new DadiError('EINVAL', `DADI_PULL=${JSON.stringify(on)}: expected on or off`);
+  }
+  const num = (name: string, min: number, integer: boolean): number | undefined => {
+    const text = env[name];
+    if (text === undefined || text === '') return undefined;
+    const n = Number(text);
+    if (!Number.isFinite(n) || n < min || (integer && !Number.isSafeInteger(n))) {
+      throw new DadiError(
+        'EINVAL',
+        `${name}=${JSON.stringify(text)}: expected ${integer ? 'an integer' : 'a number'} ≥ ${min}`,
+      );
+    }
+    return n;
+  };
+  c.delay = num('DADI_PULL_DELAY', 0, false) ?? c.delay;
+  c.delayExtra = num('DADI_PULL_DELAY_EXTRA', 0, false) ?? c.delayExtra;
+  c.maxMBps = num('DADI_PULL_MBPS', 0.001, false) ?? c.maxMBps;
+  c.concurrency = num('DADI_PULL_CONCURRENCY', 1, true) ?? c.concurrency;
+  c.tries = num('DADI_PULL_TRIES', 1, true) ?? c.tries;
+  if (env.DADI_PULL_CHUNK) c.chunkSize = parseSize(env.DADI_PULL_CHUNK, 'DADI_PULL_CHUNK');
+  checkLayerPullConfig(c);
+  return c;
+}
+
+export function checkLayerPullConfig(c: LayerPullConfig): void {
+  const pow2 = c.chunkSize >= 4096 && (c.chunkSize & (c.chunkSize - 1)) === 0 && c.chunkSize <= 64 << 20;
+  if (!pow2)
+    throw new DadiError('EINVAL', `background pull chunk size ${c.chunkSize}: expected a power of two in 4 KiB–64 MiB`);
+  if (!(c.concurrency >= 1 && c.concurrency <= 64)) {
+    throw new DadiError('EINVAL', `background pull concurrency ${c.concurrency}: expected 1–64`);
+  }
+  if (!(c.maxMBps > 0)) throw new DadiError('EINVAL', `background pull rate ${c.maxMBps} MB/s: expected > 0`);
+}
+
+/** Milliseconds to wait before pulling: delay + random[0, delayExtra), `random` in [0, 1). */
+export function startDelayMs(c: Pick<LayerPullConfig, 'delay' | 'delayExtra'>, random: () => number): number {
+  return Math.round((c.delay + random() * c.delayExtra) * 1000);
+}
+
+export interface Chunk {
+  offset: number;
+  length: number;
+}
+
+/** The chunks of a `size`-byte blob, in order, of `chunkSize` bytes (the last one shorter). */
+export function chunksOf(size: number, chunkSize: number): Chunk[] {
+  const out: Chunk[] = [];
+  for (let offset = 0; offset < size; offset += chunkSize)
+    out.push({ offset, length: Math.min(chunkSize, size - offset) });
+  return out;
+}
+
+/**
+ * Rate limit by schedule: each chunk is due when the bytes sent before it would have taken at the
+ * rate. So any interval [0, t] carries at most rate·t bytes plus one chunk (the first goes at
+ * once), and an idle spell does not build up a burst beyond that. The clock is injected (ms).
+ */
+export class RateLimiter {
+  private due: number;
+
+  constructor(
+    readonly bytesPerSecond: number,
+    private readonly now: () => number,
+  ) {
+    if (!(bytesPerSecond > 0)) throw new DadiError('EINVAL', `rate ${bytesPerSecond} bytes/s: expected > 0`);
+    this.due = now();
+  }
+
+  /** Claim `bytes` now: returns the milliseconds to wait before sending them (0 when they may go). */
+  claim(bytes: number): number {
+    const t = this.now();
+    if (this.due < t) this.due = t;
+    const wait = this.due - t;
+    this.due += (bytes / this.bytesPerSecond) * 1000;
+    return wait;
+  }
+}
