@@ -2,6 +2,7 @@
 // `dadi pull --containerd-address` (an image into containerd, its DADI layers left remote).
 
 import type { Command } from 'commander';
+import { DadiError } from '../errors.js';
 import { DEFAULT_HOSTS_DIR } from '../snapshotter/hosts-config.js';
 
 const DEFAULT_ROOT = '/var/lib/containerd/io.containerd.snapshotter.v1.dadi';
@@ -13,9 +14,18 @@ export function registerSnapshotterCommands(program: Command): void {
     .requiredOption('--address <sock>', 'unix socket to listen on')
     .option('--root <dir>', 'snapshots and metadata', DEFAULT_ROOT)
     .option('--state <dir>', 'dadi daemon state folder (default: $DADI_STATE or /run/dadi)')
-    .action(async (o: { address: string; root: string; state?: string }) => {
+    .option(
+      '--rw-mode <mode>',
+      "containers' writes over DADI images: overlayfs (upper directory) or block (writable block layer)",
+      'overlayfs',
+    )
+    .action(async (o: { address: string; root: string; state?: string; rwMode: string }) => {
+      if (o.rwMode !== 'overlayfs' && o.rwMode !== 'block') {
+        throw new DadiError('EINVAL', `--rw-mode ${o.rwMode}: use overlayfs or block`);
+      }
       const { Snapshotter, daemonDevices, serveSnapshots } = await import('../snapshotter/index.js');
-      const snap = await Snapshotter.open(o.root, daemonDevices(o.state));
+      const log = (m: string) => process.stderr.write(`dadi snapshotter: ${m}\n`);
+      const snap = await Snapshotter.open(o.root, daemonDevices(o.state), { log, rwMode: o.rwMode });
       const svc = await serveSnapshots(snap, o.address);
       console.error(`dadi snapshotter: serving ${o.address} (root ${o.root})`);
       await new Promise<void>((res) => {

@@ -5,16 +5,16 @@
 
 import { DaemonClient } from '../runtime/client.js';
 import { registryLayerSpecs } from '../runtime/layer-spec.js';
-import type { DeviceSet } from './snapshotter.js';
+import type { DeviceSet, WritableFiles } from './snapshotter.js';
 import type { RemoteLayer } from './store.js';
 
 export function daemonDevices(stateDir?: string): DeviceSet {
   const client = () => DaemonClient.connect({ stateDir });
   return {
-    async mount(layers: RemoteLayer[], target: string, label: string) {
+    async mount(layers: RemoteLayer[], target: string, label: string, writable?: WritableFiles) {
       const c = await client();
       const specs = layers.flatMap((l) => registryLayerSpecs(l.registry, l.repository, [l]));
-      await c.mount({ layers: specs, target, rw: false, label });
+      await c.mount({ layers: specs, target, rw: !!writable, writable, label });
     },
     async umount(target: string) {
       const c = await DaemonClient.connect({ stateDir, autoStart: false });

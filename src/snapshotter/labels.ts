@@ -15,6 +15,8 @@ export const Label = {
   criImageRef: 'containerd.io/snapshot/cri.image-ref',
   /** Set on snapshots committed without their data (the reference's value). */
   remote: 'containerd.io/snapshot/remote',
+  /** Per snapshot: `dir` = writable block layer mounted as the rootfs, `overlayfs` = upper directory. */
+  writable: 'containerd.io/snapshot/overlaybd.writable',
 } as const;
 
 /**

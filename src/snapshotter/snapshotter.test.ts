@@ -8,16 +8,16 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OverlaybdAnnotation } from '../oci/index.js';
 import { Label } from './labels.js';
-import { type DeviceSet, matchesFilters, SnapshotError, Snapshotter } from './snapshotter.js';
+import { type DeviceSet, matchesFilters, SnapshotError, Snapshotter, type WritableFiles } from './snapshotter.js';
 import type { RemoteLayer } from './store.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 
 function fakeDevices() {
-  const mounts: Array<{ layers: RemoteLayer[]; target: string }> = [];
+  const mounts: Array<{ layers: RemoteLayer[]; target: string; writable?: WritableFiles }> = [];
   const devices: DeviceSet = {
-    async mount(layers, target) {
-      mounts.push({ layers, target });
+    async mount(layers, target, _label, writable) {
+      mounts.push(writable ? { layers, target, writable } : { layers, target });
     },
     async umount() {},
   };
@@ -90,6 +90,32 @@ describe('Snapshotter', () => {
     expect(mounts[0]!.layers[0]).toMatchObject({ registry: '127.0.0.1:5000', repository: 'app', size: 4096 });
   });
 
+  it('block mode: a container over DADI layers gets its own read-write device, which commit refuses', async () => {
+    const { devices, mounts } = fakeDevices();
+    const s = await Snapshotter.open(root, devices, { rwMode: 'block' });
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    const [m] = await s.prepare('container', 'chain1', {});
+    expect(m).toEqual({ type: 'bind', source: join(root, 'snapshots/2/mnt'), options: ['rw', 'rbind'] });
+    expect(mounts).toEqual([
+      {
+        layers: [expect.objectContaining({ digest: digest('a') })],
+        target: join(root, 'snapshots/2/mnt'),
+        writable: {
+          data: join(root, 'snapshots/2/block/writable_data'),
+          index: join(root, 'snapshots/2/block/writable_index'),
+        },
+      },
+    ]);
+    await rejectsWith(s.commit('layer', 'container', {}), 'FAILED_PRECONDITION');
+    // The label picks the mode per snapshot, as the reference's does.
+    const [o] = await s.prepare('c2', 'chain1', { [Label.writable]: 'overlayfs' });
+    expect(o!.type).toBe('overlay');
+    // Ordinary images keep overlayfs whatever the mode.
+    await s.prepare('plain-extract', '', {});
+    await s.commit('plain', 'plain-extract', {});
+    expect((await s.prepare('c3', 'plain', {}))[0]!.type).toBe('overlay');
+  });
+
   it('a DADI layer label without an image reference is unpacked like any layer', async () => {
     const s = await Snapshotter.open(root, fakeDevices().devices);
     const labels = dadiLabels('chain1', digest('a'));
@@ -125,6 +151,22 @@ describe('Snapshotter', () => {
     // Folder ids are never reused after a reopen.
     await reopened.prepare('next', '', {});
     expect((await readdir(join(root, 'snapshots'))).sort()).toEqual(['1', '2', '3', '4']);
+  });
+
+  it('opens even when a device cannot be attached now, and says why', async () => {
+    const s = await Snapshotter.open(root, fakeDevices().devices);
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    await s.prepare('container', 'chain1', {});
+    const failing: DeviceSet = {
+      mount: async () => {
+        throw new Error('registry unreachable');
+      },
+      umount: async () => {},
+    };
+    const said: string[] = [];
+    const reopened = await Snapshotter.open(root, failing, { log: (m) => said.push(m) });
+    expect(said).toEqual(['snapshot container: registry unreachable']);
+    await expect(reopened.mounts('container')).rejects.toThrow('registry unreachable');
   });
 
   it('refuses what containerd must not do: parents with children, duplicate keys, missing parents', async () => {

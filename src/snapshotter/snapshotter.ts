@@ -14,10 +14,21 @@ import { MetadataStore, type RemoteLayer, type SnapshotKind, type SnapshotRecord
 
 /** Where DADI layer stacks are mounted: the dadi daemon, normally (devices.ts). */
 export interface DeviceSet {
-  /** Mount the stack (bottom first) read-only on `target` (an existing empty folder). */
-  mount(layers: RemoteLayer[], target: string, label: string): Promise<void>;
+  /**
+   * Mount the stack (bottom first) on `target` (an existing empty folder): read-only, or with
+   * `writable` read-write through a writable block layer in those files (reopened if present).
+   */
+  mount(layers: RemoteLayer[], target: string, label: string, writable?: WritableFiles): Promise<void>;
   umount(target: string): Promise<void>;
 }
+
+export interface WritableFiles {
+  data: string;
+  index: string;
+}
+
+/** How a container's writes are kept over DADI layers: an overlayfs upper directory or a block layer. */
+export type RwMode = 'overlayfs' | 'block';
 
 export interface Mount {
   type: string;
@@ -50,16 +61,23 @@ export class Snapshotter {
     readonly root: string,
     private readonly store: MetadataStore,
     private readonly devices: DeviceSet,
+    private readonly rwMode: RwMode,
   ) {}
 
-  /** Open the state in `root` and re-attach the devices that active snapshots stand on. */
-  static async open(root: string, devices: DeviceSet): Promise<Snapshotter> {
+  /**
+   * Open the state in `root` and re-attach the devices that active snapshots stand on. A device
+   * that cannot be attached now (registry unreachable) is reported and tried again by `Mounts`.
+   */
+  static async open(
+    root: string,
+    devices: DeviceSet,
+    opts: { log?: (m: string) => void; rwMode?: RwMode } = {},
+  ): Promise<Snapshotter> {
     await mkdir(join(root, 'snapshots'), { recursive: true });
-    const s = new Snapshotter(root, await MetadataStore.open(root), devices);
+    const s = new Snapshotter(root, await MetadataStore.open(root), devices, opts.rwMode ?? 'overlayfs');
     for (const rec of s.store.all()) {
       if (rec.kind === 'COMMITTED') continue;
-      const top = s.dadiTop(rec.parent);
-      if (top) await s.ensureDevice(top);
+      await s.mountsOf(rec).catch((e) => opts.log?.(`snapshot ${rec.key}: ${(e as Error).message}`));
     }
     return s;
   }
@@ -84,6 +102,12 @@ export class Snapshotter {
     return this.serial(async () => {
       const rec = this.need(key);
       if (rec.kind !== 'ACTIVE') throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${key} is not active`);
+      if (rec.blockLayer) {
+        throw new SnapshotError(
+          'FAILED_PRECONDITION',
+          `snapshot ${key} keeps its writes in a block layer; commit it with dadi commit, or use the overlayfs mode`,
+        );
+      }
       if (this.store.get(name)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${name} already exists`);
       this.store.delete(key);
       this.store.put({ ...rec, key: name, kind: 'COMMITTED', labels: { ...rec.labels, ...labels }, updatedAt: now() });
@@ -192,7 +216,19 @@ export class Snapshotter {
     await mkdir(join(this.folder(id), 'fs'), { recursive: true });
     await mkdir(join(this.folder(id), 'work'), { recursive: true });
     const t = now();
-    const rec: SnapshotRecord = { id, key, parent: parent || undefined, kind, createdAt: t, updatedAt: t, labels };
+    const mode =
+      labels[Label.writable] === 'dir' ? 'block' : labels[Label.writable] === 'overlayfs' ? 'overlayfs' : this.rwMode;
+    const blockLayer = kind === 'ACTIVE' && mode === 'block' && parentRec?.remote !== undefined ? true : undefined;
+    const rec: SnapshotRecord = {
+      id,
+      key,
+      parent: parent || undefined,
+      kind,
+      createdAt: t,
+      updatedAt: t,
+      labels,
+      blockLayer,
+    };
     this.store.put(rec);
     try {
       await this.store.save();
@@ -207,6 +243,7 @@ export class Snapshotter {
 
   /** The mounts for an active or view snapshot: its lowers (top first), then its own folder. */
   private async mountsOf(rec: SnapshotRecord): Promise<Mount[]> {
+    if (rec.blockLayer) return [{ type: 'bind', source: await this.ensureBlockLayer(rec), options: ['rw', 'rbind'] }];
     const lowers: string[] = [];
     let top: SnapshotRecord | undefined;
     for (let p = rec.parent ? this.need(rec.parent) : undefined; p; p = p.parent ? this.need(p.parent) : undefined) {
@@ -246,20 +283,38 @@ export class Snapshotter {
   private async ensureDevice(top: SnapshotRecord): Promise<string> {
     const target = join(this.folder(top.id), 'mnt');
     if (await findMount(target)) return target;
+    const layers = this.remoteStack(top);
+    await mkdir(target, { recursive: true });
+    await this.devices.mount(layers, target, `snapshot ${top.key} (${describe(layers)})`);
+    return target;
+  }
+
+  /** Mount a block-layer snapshot's own read-write device unless it is mounted; returns the mount point. */
+  private async ensureBlockLayer(rec: SnapshotRecord): Promise<string> {
+    const target = join(this.folder(rec.id), 'mnt');
+    if (await findMount(target)) return target;
+    const layers = this.remoteStack(this.need(rec.parent!));
+    const block = join(this.folder(rec.id), 'block');
+    await mkdir(target, { recursive: true });
+    await mkdir(block, { recursive: true });
+    const writable = { data: join(block, 'writable_data'), index: join(block, 'writable_index') };
+    await this.devices.mount(layers, target, `snapshot ${rec.key} (rw over ${describe(layers)})`, writable);
+    return target;
+  }
+
+  /** The DADI layers from the bottom up to `top` (all of them must be DADI layers). */
+  private remoteStack(top: SnapshotRecord): RemoteLayer[] {
     const layers: RemoteLayer[] = [];
     for (let p: SnapshotRecord | undefined = top; p; p = p.parent ? this.store.get(p.parent) : undefined) {
       if (!p.remote)
         throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${p.key}: ordinary layer under a DADI layer`);
       layers.unshift(p.remote);
     }
-    await mkdir(target, { recursive: true });
-    const last = layers[layers.length - 1]!;
-    await this.devices.mount(layers, target, `snapshot ${top.key} (${last.registry}/${last.repository})`);
-    return target;
+    return layers;
   }
 
   private deviceInUse(top: SnapshotRecord): boolean {
-    return this.store.all().some((s) => s.kind !== 'COMMITTED' && this.dadiTop(s.parent) === top);
+    return this.store.all().some((s) => s.kind !== 'COMMITTED' && !s.blockLayer && this.dadiTop(s.parent) === top);
   }
 
   private async releaseDevice(top: SnapshotRecord): Promise<void> {
@@ -291,6 +346,11 @@ export class Snapshotter {
     this.queue = run.catch(() => {});
     return run;
   }
+}
+
+function describe(layers: RemoteLayer[]): string {
+  const last = layers[layers.length - 1]!;
+  return `${last.registry}/${last.repository}, ${layers.length} layers`;
 }
 
 function now(): string {

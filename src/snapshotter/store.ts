@@ -28,6 +28,8 @@ export interface SnapshotRecord {
   updatedAt: string;
   labels: Record<string, string>;
   remote?: RemoteLayer;
+  /** An active snapshot over DADI layers whose writes go to its own writable block layer (no overlayfs). */
+  blockLayer?: boolean;
 }
 
 interface StoreFile {

@@ -97,10 +97,21 @@ export async function startSnapshotter(
   address: string,
   root: string,
   env: NodeJS.ProcessEnv,
+  args: string[] = [],
 ): Promise<SnapshotterProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'src/cli/entry.ts'), 'snapshotter', '--address', address, '--root', root],
+    [
+      '--import',
+      'tsx',
+      join(repoRoot, 'src/cli/entry.ts'),
+      'snapshotter',
+      '--address',
+      address,
+      '--root',
+      root,
+      ...args,
+    ],
     { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let log = '';

@@ -45,8 +45,8 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
   let env: NodeJS.ProcessEnv;
   const snapRoot = () => join(root, 'snapshotter');
   const snapSocket = () => join(root, 'dadi-snapshotter.sock');
-  const startSnap = async () => {
-    snap = await startSnapshotter(snapSocket(), snapRoot(), env);
+  const startSnap = async (args: string[] = []) => {
+    snap = await startSnapshotter(snapSocket(), snapRoot(), env, args);
   };
   const ctr = (args: string[]) => ctrd.ctr(args);
   const ok = async (args: string[]) => {
@@ -237,6 +237,43 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     await ok(['containers', 'rm', 'c-reboot']);
   }, 180_000);
 
+  it('block mode: the container writes to its own writable block layer over the lazy image', async () => {
+    await snap!.stop();
+    await startSnap(['--rw-mode', 'block']);
+    try {
+      await dadiPull(small.ref);
+      await okOnceReconnected([
+        'containers',
+        'create',
+        '--snapshotter',
+        'dadi',
+        small.ref,
+        'c-block',
+        '--',
+        'sh',
+        '-c',
+        'echo written > /data/new.txt; cat /data/new.txt /data/keep.txt',
+      ]);
+      const daemon = await DaemonClient.connect({ stateDir: env.DADI_STATE, autoStart: false });
+      const rw = (await daemon.ps()).filter((d) => d.rw);
+      expect(rw).toHaveLength(1);
+      expect(rw[0]!.writable?.data).toMatch(/\/block\/writable_data$/);
+      const r = await ok(['task', 'start', 'c-block']);
+      expect(r.stdout).toBe('written\nkeep me\n');
+      await ok(['containers', 'rm', 'c-block']);
+      // containerd removes the snapshot from the snapshotter in its next garbage collection.
+      let left = (await daemon.ps()).filter((d) => d.rw);
+      for (let i = 0; i < 100 && left.length > 0; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        left = (await daemon.ps()).filter((d) => d.rw);
+      }
+      expect(left).toEqual([]);
+    } finally {
+      await snap!.stop();
+      await startSnap();
+    }
+  }, 180_000);
+
   it.skipIf(!SLOW)(
     'runs the converted Debian image lazily, as the unpacked source image reads',
     async () => {
@@ -279,6 +316,8 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
   );
 
   it('removes everything: no snapshot, device or mount is left', async () => {
+    // containerd must have reconnected to the last restarted snapshotter for its GC to reach it.
+    await okOnceReconnected(['snapshots', '--snapshotter', 'dadi', 'ls']);
     for (const c of (await ok(['containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean)) {
       await ok(['containers', 'rm', c]);
     }
