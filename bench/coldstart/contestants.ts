@@ -71,11 +71,16 @@ export async function stopDaemon(): Promise<void> {
   if (c) await c.shutdown();
 }
 
-/** `dadi run --rm --timings --json`: cold = a new daemon with an empty block cache; warm = the cache kept. */
-export async function dadiRun(x: Ctx, ref: string, cold: boolean): Promise<Sample> {
-  if (cold) {
+/**
+ * `dadi run --rm --timings --json`: cold = a new daemon with an empty block cache; warm = the cache
+ * kept. `trace`: replay the image's acceleration layer; otherwise `--no-trace` (neither that nor
+ * auto-trace, which would record on the first cold run and replay on the next).
+ */
+export async function dadiRun(x: Ctx, ref: string, opts: { cold: boolean; trace: boolean }): Promise<Sample> {
+  if (opts.cold) {
     await stopDaemon();
     await rm(CACHE, { recursive: true, force: true });
+    await rm(join(STATE, 'traces'), { recursive: true, force: true });
   }
   const client = await startDaemon();
   await startClock(x.net);
@@ -94,7 +99,19 @@ export async function dadiRun(x: Ctx, ref: string, cold: boolean): Promise<Sampl
   const [node, ...args] = dadiCommand();
   const r = await timedRun(
     node!,
-    [...args, 'run', '--rm', '--timings', '--json', '--state', STATE, ref, '--', ...x.workload.cmd],
+    [
+      ...args,
+      'run',
+      '--rm',
+      '--timings',
+      '--json',
+      ...(opts.trace ? [] : ['--no-trace']),
+      '--state',
+      STATE,
+      ref,
+      '--',
+      ...x.workload.cmd,
+    ],
     x.workload.firstLine,
     { netns: HOST_NS, onFirstOutput: () => (polling = poll()) },
   ).finally(async () => {

@@ -39,6 +39,8 @@ export interface CellResult {
   rtt_ms: number;
   contestants: Record<string, ContestantResult>;
   goals: Goal[];
+  /** The machine's load average when the cell's runs ended (the machine is shared). */
+  loadavg_end?: number[];
 }
 
 export interface BenchResult {
@@ -55,6 +57,8 @@ export interface BenchResult {
   >;
   unavailable: Record<string, string>;
   method: Record<string, string>;
+  /** false while the run is still going (or was interrupted): not every chosen cell is there. */
+  complete: boolean;
   cells: CellResult[];
   total_s: number;
 }
@@ -149,6 +153,8 @@ const ORDER = ['dadi-cold', 'dadi-trace', 'dadi-warm', 'stargz', 'containerd', '
 export function renderMarkdown(r: BenchResult): string {
   const names = contestantNames(r);
   const lines = [`## ${r.title}`, ''];
+  if (!r.complete)
+    lines.push('**Partial: the run was still going or was interrupted; not every chosen cell is here.**', '');
   for (const [w, cmd] of Object.entries(r.workloads)) {
     const cells = r.cells.filter((c) => c.workload === w);
     if (!cells.length) continue;

@@ -120,6 +120,7 @@ async function recordTrace(dadi: string, w: Workload): Promise<string> {
   log(`dadi record-trace ${dadi} ${traced} -- ${w.cmd.join(' ')}`);
   await stopDaemon();
   await rm(CACHE, { recursive: true, force: true });
+  await rm(join(STATE, 'traces'), { recursive: true, force: true });
   await sh(node!, [...args, 'record-trace', '--state', STATE, dadi, traced, '--', ...w.cmd], {
     netns: HOST_NS,
     env: { ...process.env, HOME: WORK },
@@ -138,6 +139,46 @@ async function checkTools(): Promise<void> {
       `missing ${missing.join(', ')}: apt-get install -y --no-install-recommends debootstrap umoci skopeo docker-registry runc iproute2 curl`,
     );
   }
+}
+
+/** Write the reports from the cells so far (after every cell: an interrupted run keeps what it measured). */
+async function writeReports(
+  cells: CellResult[],
+  imageInfo: BenchResult['images'],
+  unavailable: Record<string, string>,
+  loadStart: number[],
+  started: number,
+  complete: boolean,
+): Promise<BenchResult> {
+  const result: BenchResult = {
+    name: 'coldstart',
+    title: 'Cold start: dadi against containerd + stargz, containerd and the pull/unpack/run waterfall',
+    date: new Date().toISOString(),
+    node: process.version,
+    machine: { cpus: cpus().length, loadavg_start: loadStart, loadavg_end: loadavg() },
+    runs,
+    workloads: Object.fromEntries(workloads.map((w) => [w.name, w.cmd])),
+    images: imageInfo,
+    unavailable,
+    method: {
+      timing: "from the first spawn of the contestant's first command until the workload's first line on stdout",
+      daemons: 'every side starts its daemons on empty state before the clock (dadi daemon; containerd + stargz)',
+      page_cache: 'dropped (echo 3 > /proc/sys/vm/drop_caches) before every run',
+      registry_bytes: 'HTTP response body bytes counted at the delaying proxy (manifests, configs and blobs)',
+      device_bytes_read:
+        "dadi: bytes the kernel read from the image's block device (uncompressed; FUSE export counter via the daemon's ps)",
+      network:
+        'registry and host in separate network namespaces joined by a veth pair, tbf on both ends (none on loopback); latency added by a user-space proxy on the host side',
+    },
+    complete,
+    cells,
+    total_s: (performance.now() - started) / 1000,
+  };
+  await mkdir(values.out!, { recursive: true });
+  await writeFile(join(values.out!, 'coldstart.json'), `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(join(values.out!, 'coldstart.md'), renderMarkdown(result));
+  await writeFile(join(values.out!, 'coldstart.svg'), renderSvg(result));
+  return result;
 }
 
 async function main(): Promise<void> {
@@ -213,15 +254,17 @@ async function main(): Promise<void> {
           const round = [...order.slice(i % order.length), ...order.slice(0, i % order.length)];
           for (const c of round) {
             if (c === 'dadi-cold') {
-              add(c, await dadiRun(x, x.refs.dadi, true));
-              if (active.includes('dadi-warm')) add('dadi-warm', await dadiRun(x, x.refs.dadi, false));
-            } else if (c === 'dadi-trace') add(c, await dadiRun(x, x.refs.dadiTrace!, true));
+              add(c, await dadiRun(x, x.refs.dadi, { cold: true, trace: false }));
+              if (active.includes('dadi-warm'))
+                add('dadi-warm', await dadiRun(x, x.refs.dadi, { cold: false, trace: false }));
+            } else if (c === 'dadi-trace') add(c, await dadiRun(x, x.refs.dadiTrace!, { cold: true, trace: true }));
             else if (c === 'stargz') add(c, await stargz(x, i));
             else if (c === 'containerd') add(c, await containerdPull(x, i));
             else if (c === 'waterfall') add(c, await waterfall(x, i));
           }
         }
-        cells.push(summarize(w.name, link, samples));
+        cells.push({ ...summarize(w.name, link, samples), loadavg_end: loadavg() });
+        await writeReports(cells, imageInfo, unavailable, loadStart, started, false);
       }
     }
   } finally {
@@ -229,34 +272,7 @@ async function main(): Promise<void> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  const result: BenchResult = {
-    name: 'coldstart',
-    title: 'Cold start: dadi against containerd + stargz, containerd and the pull/unpack/run waterfall',
-    date: new Date().toISOString(),
-    node: process.version,
-    machine: { cpus: cpus().length, loadavg_start: loadStart, loadavg_end: loadavg() },
-    runs,
-    workloads: Object.fromEntries(workloads.map((w) => [w.name, w.cmd])),
-    images: imageInfo,
-    unavailable,
-    method: {
-      timing: "from the first spawn of the contestant's first command until the workload's first line on stdout",
-      daemons: 'every side starts its daemons on empty state before the clock (dadi daemon; containerd + stargz)',
-      page_cache: 'dropped (echo 3 > /proc/sys/vm/drop_caches) before every run',
-      registry_bytes: 'HTTP response body bytes counted at the delaying proxy (manifests, configs and blobs)',
-      device_bytes_read:
-        "dadi: bytes the kernel read from the image's block device (uncompressed; FUSE export counter via the daemon's ps)",
-      network:
-        'registry and host in separate network namespaces joined by a veth pair, tbf on both ends (none on loopback); latency added by a user-space proxy on the host side',
-    },
-    cells,
-    total_s: (performance.now() - started) / 1000,
-  };
-  await mkdir(values.out!, { recursive: true });
-  await writeFile(join(values.out!, 'coldstart.json'), `${JSON.stringify(result, null, 2)}\n`);
-  await writeFile(join(values.out!, 'coldstart.md'), renderMarkdown(result));
-  await writeFile(join(values.out!, 'coldstart.svg'), renderSvg(result));
-  console.log(renderMarkdown(result));
+  console.log(renderMarkdown(await writeReports(cells, imageInfo, unavailable, loadStart, started, true)));
 }
 
 await main();
