@@ -18,7 +18,8 @@ import { decodeTrace, encodeTrace } from '../../src/prefetch/trace-format.js';
 import { planReplay } from '../../src/prefetch/trace-plan.js';
 import { parseReference, RegistryClient } from '../../src/registry/index.js';
 import { DaemonClient } from '../../src/runtime/index.js';
-import { runDadi } from '../cli.js';
+import { run, runDadi } from '../cli.js';
+import { fixture, haveFixtures } from '../fixtures.js';
 import { missing, requireOrSkip } from '../require.js';
 import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
@@ -253,4 +254,72 @@ describe.skipIf(!HAVE)('trace record and replay (acceleration layer, auto-trace)
       expect(u.code, u.stderr).toBe(0);
     }
   }, 120_000);
+
+  it.skipIf(!haveFixtures('trace replay on a reference-made layer'))(
+    'a dadi-recorded trace replays on a layer the reference tools made',
+    async () => {
+      const l1 = await pushImage(reg.host, 'ref/l1', 'v1', [fixture('overlaybd-samples/zfile/l1.zfile-lz4.tar')]);
+      const files = ['data/pattern.bin', 'data/random.bin', 'etc/hostname'];
+      const want = new Map<string, Buffer>();
+      const expected = join(root, 'l1-files');
+      await mkdir(expected, { recursive: true });
+      const x = await run('tar', [
+        '-xf',
+        fixture('overlaybd-samples/inputs/l1.tar'),
+        '-C',
+        expected,
+        ...files.map((f) => `./${f}`),
+      ]);
+      expect(x.code, x.stderr).toBe(0);
+      for (const f of files) want.set(f, await readFile(join(expected, f)));
+      const dir = join(root, 'mnt-l1');
+      await mkdir(dir, { recursive: true });
+      const readAll = async () => {
+        for (const f of files)
+          expect((await readFile(join(dir, f))).toString('latin1')).toBe(want.get(f)!.toString('latin1'));
+      };
+      const mountAndRead = async (image: string) => {
+        const m = await dadi(['mount', image, dir]);
+        expect(m.code, m.stderr).toBe(0);
+        try {
+          await readAll();
+          const dev = JSON.parse((await dadi(['ps', '--json'])).stdout).devices.find(
+            (d: { target: string }) => d.target === dir,
+          );
+          return dev.trace as TraceStats;
+        } finally {
+          const u = await dadi(['umount', dir]);
+          expect(u.code, u.stderr).toBe(0);
+        }
+      };
+      // First mount on this host: auto-trace records the reads of the files.
+      await cold();
+      expect(await mountAndRead(l1.ref)).toMatchObject({ mode: 'record', source: 'auto-trace' });
+      const traced = `${reg.host}/ref/l1:v1-trace`;
+      const p = await dadi(['trace', 'push', l1.manifestDigest, traced]);
+      expect(p.code, p.stderr).toBe(0);
+      // Cold mount of the reference layer + the dadi trace: the replay reads every planned range.
+      await cold();
+      const m = await dadi(['mount', traced, dir]);
+      expect(m.code, m.stderr).toBe(0);
+      try {
+        let trace: TraceStats | undefined;
+        for (let i = 0; i < 100; i++) {
+          const ps = JSON.parse((await dadi(['ps', '--json'])).stdout);
+          trace = ps.devices.find((d: { target: string }) => d.target === dir)?.trace;
+          if (trace?.replay?.finished) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(trace).toMatchObject({ mode: 'replay', source: 'acceleration-layer' });
+        expect(trace!.replay).toMatchObject({ finished: true, failed: 0, cancelled: false });
+        expect(trace!.replay!.reads).toBe(trace!.replay!.planned);
+        expect(trace!.replay!.reads).toBeGreaterThan(0);
+        await readAll();
+      } finally {
+        const u = await dadi(['umount', dir]);
+        expect(u.code, u.stderr).toBe(0);
+      }
+    },
+    120_000,
+  );
 });
