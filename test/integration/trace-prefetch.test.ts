@@ -18,6 +18,7 @@ import { decodeTrace, encodeTrace } from '../../src/prefetch/trace-format.js';
 import { planReplay } from '../../src/prefetch/trace-plan.js';
 import { parseReference, RegistryClient } from '../../src/registry/index.js';
 import { DaemonClient } from '../../src/runtime/index.js';
+import type { DeviceTraceInfo } from '../../src/runtime/protocol.js';
 import { run, runDadi } from '../cli.js';
 import { fixture, haveFixtures } from '../fixtures.js';
 import { missing, requireOrSkip } from '../require.js';
@@ -28,21 +29,7 @@ import { buildRootfs, emergencyCleanup, imageToLayer, leftovers, makeExt4 } from
 const HAVE =
   haveRegistry('trace record/replay') && requireOrSkip('trace record/replay', missing({ root: true, tools: ['runc'] }));
 
-interface TraceStats {
-  mode: string;
-  source?: string;
-  warning?: string;
-  recorded?: number;
-  replay?: {
-    records: number;
-    planned: number;
-    reads: number;
-    bytes: number;
-    failed: number;
-    cancelled: boolean;
-    finished: boolean;
-  };
-}
+type TraceStats = DeviceTraceInfo;
 
 describe.skipIf(!HAVE)('trace record and replay (acceleration layer, auto-trace)', () => {
   let root: string;
