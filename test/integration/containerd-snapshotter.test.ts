@@ -106,6 +106,11 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     expect(r.stdout).toContain('Hello from Docker!');
     const snaps = await ok(['snapshots', '--snapshotter', 'dadi', 'ls']);
     expect(snaps.stdout).toMatch(/sha256:[0-9a-f]{64}\s+Committed/);
+    // dadi pull takes DADI images only, and says so before writing anything into containerd.
+    const refused = await runDadi(['pull', '--containerd-address', ctrd.socket, '-n', 'dadi-refused', ref]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^dadi: .*hello-world:plain: layer 0 \(sha256:[0-9a-f]{64}\) is not a DADI layer/);
+    expect((await ctrd.ctr(['images', 'ls', '-q'], 'dadi-refused')).stdout.trim()).toBe('');
   }, 120_000);
 
   const dadiPull = async (ref: string) => {
