@@ -12,3 +12,7 @@ beforeEach((ctx) => {
     console.error(`${ctx.task.name}: failed with DADI_TEST_SEED=${TEST_SEED}`);
   });
 });
+
+// Daemons that tests start pull no layers in the background unless a test asks (DADI_PULL=on):
+// a pull would add registry bytes to the counts tests make of what a start fetches.
+process.env.DADI_PULL ??= 'off';

@@ -35,6 +35,8 @@ export interface FetchStats {
 export interface OpenedLayerBlob {
   source: LayerBlobSource;
   layer: SealedLayer;
+  /** The blob through the host cache (registry blobs, when this process owns the cache). */
+  cached?: CachedBlob;
   /** Bytes read from the blob itself (fetched from the registry, or read from the file). */
   blobBytesRead(): number;
   fetchStats(): FetchStats;
@@ -78,6 +80,7 @@ export async function openLayerBlob(
   return {
     source,
     layer,
+    cached,
     blobBytesRead: () => remote.stats.bytesFetched,
     fetchStats: () => ({
       requests: remote.stats.rangeRequests,

@@ -34,6 +34,8 @@ import type { OpenedLayerBlob } from '../image/layer-blob.js';
 import { type OpenedLayerStack, openLayerStack } from '../image/layer-stack.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { openWritableDevice } from '../image/writable.js';
+import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
+import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import { formatSteps, StepTimer, type TimedStep } from '../util/step-timer.js';
 import { type DeviceTrace, prepareDeviceTrace } from './device-trace.js';
@@ -60,6 +62,8 @@ export interface DaemonOptions {
   log?: (message: string) => void;
   /** Resolve an image reference for `run`/`mount` clients (manifest layers, config). */
   resolveImage?: (ref: string, platform?: string) => Promise<unknown>;
+  /** Pull each mounted device's registry layers wholly into the cache in the background (default: off). */
+  backgroundPull?: LayerPullConfig;
 }
 
 interface Device {
@@ -74,6 +78,8 @@ interface Device {
   trace?: DeviceTrace;
   writable?: { data: string; index: string; ephemeral: boolean };
   mount: BlockMount;
+  /** The background pull of its registry layers, stopped before the layers close. */
+  pull?: LayerPull;
   /** Where the mount's time went (open layers, writable layer, FUSE, loop, filesystem). */
   timings: TimedStep[];
   createdAt: string;
@@ -93,6 +99,10 @@ export class Daemon {
   private queue: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
   private resolveStopped!: () => void;
+  /** One rate for every background pull of this host. */
+  private pullLimiter: RateLimiter | undefined;
+  /** Blobs a pull verified in this daemon's life (pulled again only if the cache lost some of them). */
+  private readonly pulled = new Set<string>();
 
   private constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
@@ -180,11 +190,15 @@ export class Daemon {
       id: d.id,
       target: d.target,
       rw: d.rw,
-      layers: d.layers.map(({ spec, blob }) => ({
-        kind: spec.kind,
-        ref: spec.ref,
-        blobBytesRead: blob.blobBytesRead(),
-      })),
+      layers: d.layers.map(({ spec, blob }) => {
+        const pull = d.pull?.status.find((s) => s.digest === blob.cached?.key);
+        return {
+          kind: spec.kind,
+          ref: spec.ref,
+          blobBytesRead: blob.blobBytesRead(),
+          ...(pull ? { pull: { state: pull.state, bytesFetched: pull.bytesFetched, error: pull.error } } : {}),
+        };
+      }),
       writable: d.writable,
       label: d.label,
       loop: d.mount.image.loop.device,
@@ -292,6 +306,7 @@ export class Daemon {
         timings: [...timer.steps, ...mount.steps],
         createdAt: new Date().toISOString(),
       };
+      dev.pull = this.startPull(id, layers);
       this.devices.set(id, dev);
       this.log(
         `${id}: mounted ${specs.length} layers on ${target}${req.rw ? ' rw' : ''} via ${mount.image.loop.device} ` +
@@ -324,6 +339,7 @@ export class Daemon {
     }
     this.devices.delete(dev.id);
     let first: unknown;
+    await dev.pull?.stop();
     await dev.mount.unmount().catch((e) => (first = e));
     if (dev.file instanceof ComboDevice) await dev.file.flush().catch((e) => (first ??= e));
     // After the last read through the device, before its layers close: stop the replay, save a recording.
@@ -339,6 +355,24 @@ export class Daemon {
     this.log(`${dev.id}: unmounted ${dev.target}`);
     if (first) throw first;
     return trace;
+  }
+
+  /** Start pulling the device's cached registry layers, bottom first, if configured. */
+  private startPull(id: string, layers: Device['layers']): LayerPull | undefined {
+    const config = this.opts.backgroundPull;
+    if (!config?.enabled) return undefined;
+    const targets: PullTarget[] = [];
+    for (const { spec, blob } of layers) {
+      const c = blob.cached;
+      if (c && !(this.pulled.has(c.key) && c.isComplete())) targets.push({ name: spec.ref, digest: c.key, blob: c });
+    }
+    if (!targets.length) return undefined;
+    this.pullLimiter ??= new RateLimiter(config.maxMBps * 1e6, () => performance.now());
+    const pull = new LayerPull(targets, config, { limiter: this.pullLimiter, log: (m) => this.log(`${id}: ${m}`) });
+    void pull.done.then((all) => {
+      for (const s of all) if (s.state === 'verified') this.pulled.add(s.digest);
+    });
+    return pull;
   }
 
   private remote(): Promise<RemoteContext> {

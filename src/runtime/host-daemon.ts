@@ -4,9 +4,11 @@
 // auto-start entry call this.
 
 import { type CacheClaim, cacheHeldNote, claimHostCache } from '../image/host-cache.js';
+import { ImageRecords, resolveWithRecord } from '../image/image-records.js';
 import { defaultCacheDir, openRemoteContext, type RemoteContext } from '../image/remote-context.js';
 import { resolveRunImage } from '../image/resolve-image.js';
 import { parsePlatform } from '../oci/index.js';
+import { layerPullConfigFromEnv } from '../prefetch/layer-pull-plan.js';
 import { runDaemonForeground } from './daemon.js';
 
 export async function runHostDaemon(opts: { stateDir?: string; cacheDir?: string } = {}): Promise<void> {
@@ -16,6 +18,11 @@ export async function runHostDaemon(opts: { stateDir?: string; cacheDir?: string
   if ('heldBy' in claimed)
     process.stderr.write(`dadi daemon: ${cacheHeldNote(cacheDir, claimed.heldBy)}; reading without it\n`);
   else claim = claimed;
+  // Checked before the daemon starts, so a bad DADI_PULL* value stops it with its message.
+  const backgroundPull = layerPullConfigFromEnv();
+  // Only the cache's owner writes beside it.
+  const records = claim ? new ImageRecords(cacheDir) : undefined;
+  const log = (m: string) => process.stderr.write(`${new Date().toISOString()} dadi daemon: ${m}\n`);
   let ctx: Promise<RemoteContext> | undefined;
   // Without the claim (another process held the cache at start) the context tries once more.
   const remote = () => (ctx ??= openRemoteContext({ cacheDir, claim, role: 'the dadi daemon' }));
@@ -23,9 +30,12 @@ export async function runHostDaemon(opts: { stateDir?: string; cacheDir?: string
     await runDaemonForeground({
       stateDir: opts.stateDir,
       remote,
+      backgroundPull,
+      log,
       resolveImage: async (ref, platform) => {
         const c = await remote();
-        return resolveRunImage(ref, platform ? { ...c, platform: parsePlatform(platform) } : c);
+        const resolve = () => resolveRunImage(ref, platform ? { ...c, platform: parsePlatform(platform) } : c);
+        return records ? resolveWithRecord(records, ref, platform, resolve, log) : resolve();
       },
     });
   } finally {
