@@ -159,6 +159,10 @@ describe.skipIf(!HAVE)('trace record and replay (acceleration layer, auto-trace)
     expect(s.cancelled).toBe(false);
     expect(s.reads).toBe(plan.length);
     expect(s.bytes).toBe(plan.reduce((n, p) => n + p.count, 0));
+    // Browsing reads the disk layers only (the acceleration layer is left out of the stack).
+    const cat = await dadi(['cat', traced, '/etc/os-release']);
+    expect(cat.code, cat.stderr).toBe(0);
+    expect(cat.stdout).toContain('dadi test rootfs');
     // Opting out: no replay, same output.
     await cold();
     const off = await runStats(traced, ['--no-trace']);
