@@ -15,7 +15,7 @@ import {
 import { randomUuid, WritableLayer } from '../../src/format/lsmt/index.js';
 import { importRawImage } from '../../src/image/import-raw.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
-import { cgroupDirs, removeCgroup, runcDelete, runcList, statePaths } from '../../src/runtime/index.js';
+import { cgroupDirs, listContainers, removeCgroup, runcDelete, runcList, statePaths } from '../../src/runtime/index.js';
 import { mkfsFromDir } from '../ext4-tools.js';
 
 export const BINARIES = ['sh', 'cat', 'ls', 'env', 'rm', 'mkdir', 'true', 'sleep', 'id', 'wc', 'touch', 'echo'];
@@ -90,23 +90,35 @@ export async function imageToLayer(image: string, out: string): Promise<string> 
   return uuid;
 }
 
-/** Everything of ours still alive under a state folder (empty = clean). */
+/**
+ * Everything of ours still alive under a state folder (empty = clean). Only what this state folder
+ * made counts: its mounts, loops, runc containers, daemon, and the cgroups of `containerNames` and
+ * of the containers it still records (a container whose clean-up failed keeps its record, so an
+ * auto-named `--rm` container that left cgroups is found too). The shared `/dadi` cgroup parent is
+ * not ours: tests in other files may run containers under it at the same time.
+ */
 export async function leftovers(stateDir: string, containerNames: string[]): Promise<string[]> {
   const p = statePaths(stateDir);
   const out: string[] = [];
   for (const m of await readMounts()) {
-    if (m.mountPoint.startsWith(`${p.root}/`) || m.mountPoint.startsWith(dirname(p.root))) {
+    if (m.mountPoint.startsWith(`${p.root}/`) || m.mountPoint.startsWith(`${dirname(p.root)}/`)) {
       out.push(`mount ${m.fsType} ${m.mountPoint}`);
     }
   }
   for (const l of await loopDevicesUnder(p.root)) out.push(`loop ${l}`);
   for (const c of await runcList(p.runc).catch(() => [])) out.push(`runc ${c.id} ${c.status}`);
-  for (const n of containerNames) for (const d of await cgroupDirs(`/dadi/${n}`)) out.push(`cgroup ${d}`);
-  // The shared parent too (these tests run one container at a time).
-  for (const d of await cgroupDirs('/dadi')) out.push(`cgroup ${d}`);
+  for (const cg of await ownCgroups(stateDir, containerNames))
+    for (const d of await cgroupDirs(cg)) out.push(`cgroup ${d}`);
   const pid = Number((await readFile(p.pidFile, 'utf8').catch(() => '')).trim());
   if (pid > 0 && pidAlive(pid)) out.push(`daemon pid ${pid}`);
   return out;
+}
+
+/** The cgroup paths of the named containers and of every container the state folder records. */
+async function ownCgroups(stateDir: string, containerNames: string[]): Promise<string[]> {
+  const paths = new Set(containerNames.map((n) => `/dadi/${n}`));
+  for (const rec of await listContainers({ stateDir }).catch(() => [])) paths.add(rec.cgroupsPath);
+  return [...paths];
 }
 
 export function pidAlive(pid: number): boolean {
@@ -125,7 +137,7 @@ export function pidAlive(pid: number): boolean {
 export async function emergencyCleanup(stateDir: string, containerNames: string[], daemonPid?: number): Promise<void> {
   const p = statePaths(stateDir);
   for (const c of await runcList(p.runc).catch(() => [])) await runcDelete(p.runc, c.id).catch(() => {});
-  for (const n of containerNames) await removeCgroup(`/dadi/${n}`).catch(() => {});
+  for (const cg of await ownCgroups(stateDir, containerNames)) await removeCgroup(cg).catch(() => {});
   const pid = daemonPid ?? Number((await readFile(p.pidFile, 'utf8').catch(() => '')).trim());
   // Unmount the ext4/overlay first (the FUSE server still serves), then stop the server.
   await scrubDevices(p.root).catch(() => {});
