@@ -1,12 +1,17 @@
 // Shared CLI plumbing for commands that reach registries: the common options (--insecure,
-// --cache-dir, --cache-size, --no-cache, --platform) turned into a remote context.
+// --cache-dir, --cache-size, --no-cache, --platform) turned into a remote context, or, when the
+// daemon owns the block cache, into the daemon client that performs the read instead. Light on
+// purpose: the registry and cache code load only when this process reads by itself.
 
+import { realpath } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { openRemoteContext as open, type RemoteContext } from '../image/remote-context.js';
+import type { RemoteContext } from '../image/remote-context.js';
 import { isLayoutSpec } from '../oci/layout.js';
-import { parseSize } from '../util/size.js';
+import type { DaemonClient } from '../runtime/client.js';
 
-export { defaultCacheDir } from '../image/remote-context.js';
+export { defaultCacheDir } from '../image/cache-dir.js';
+
+import { defaultCacheDir } from '../image/cache-dir.js';
 
 export interface RemoteOptions {
   insecure?: boolean;
@@ -30,7 +35,11 @@ export function withRemoteOptions(cmd: Command): Command {
  * The registry client and block cache for a command. Given the `image` it reads, an `oci:` layout
  * needs no cache: none is claimed (so a command on a layout never competes with the daemon for it).
  */
-export function openRemoteContext(o: RemoteOptions, image?: string): Promise<RemoteContext> {
+export async function openRemoteContext(o: RemoteOptions, image?: string): Promise<RemoteContext> {
+  const [{ openRemoteContext: open }, { parseSize }] = await Promise.all([
+    import('../image/remote-context.js'),
+    import('../util/size.js'),
+  ]);
   return open({
     insecure: o.insecure,
     cacheDir: o.cacheDir,
@@ -38,4 +47,21 @@ export function openRemoteContext(o: RemoteOptions, image?: string): Promise<Rem
     cacheSize: o.cacheSize ? parseSize(o.cacheSize, '--cache-size') : undefined,
     platform: o.platform,
   });
+}
+
+/**
+ * The daemon to hand a registry read to: one answers on this host's state folder and owns the
+ * cache directory this command would use, so reading here would go past that cache. Undefined
+ * (read standalone, claiming the cache if free) for `oci:` layouts, `--no-cache`, `--insecure`
+ * (the daemon's registry client has its own transport settings), or when no such daemon runs.
+ */
+export async function daemonForReads(o: RemoteOptions, images: string[]): Promise<DaemonClient | undefined> {
+  if (o.cache === false || o.insecure || images.every(isLayoutSpec)) return undefined;
+  const { DaemonClient } = await import('../runtime/client.js');
+  const client = await DaemonClient.connect({ autoStart: false }).catch(() => undefined);
+  const owned = client && (await client.ping().catch(() => undefined))?.cacheDir;
+  if (!owned) return undefined;
+  const real = (p: string) => realpath(p).catch(() => p);
+  const [mine, its] = await Promise.all([real(o.cacheDir ?? defaultCacheDir()), real(owned)]);
+  return mine === its ? client : undefined;
 }

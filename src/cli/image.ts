@@ -1,12 +1,14 @@
 // `dadi image export OUT REF`: flatten a whole remote image's disk into a sparse raw image,
-// fetching only the blocks that hold data.
+// fetching only the blocks that hold data. When the daemon owns the block cache it writes OUT
+// itself (atomically, with the same checks) through that cache; otherwise the export runs here.
 
 import type { Command } from 'commander';
-import { openImage } from '../image/open-image.js';
-import { exportDisk } from '../image/raw-disk.js';
+import type { ExportResult } from '../runtime/protocol.js';
 import { formatSize } from '../util/size.js';
-import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
-import { printJson } from './output.js';
+import { daemonForReads, openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
+import { printFetchStats, printJson } from './output.js';
+
+type ExportOptions = RemoteOptions & { stats?: boolean; json?: boolean };
 
 export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('whole images: export the virtual disk');
@@ -18,32 +20,40 @@ export function registerImageCommands(program: Command): void {
       .argument('<image>', 'host[:port]/repo[:tag|@digest] or oci:DIR[:TAG]')
       .option('--stats', 'print bytes and requests fetched')
       .option('--json', 'print the result as JSON'),
-  ).action(async (out: string, ref: string, o: RemoteOptions & { stats?: boolean; json?: boolean }) => {
-    const ctx = await openRemoteContext(o, ref);
-    try {
-      const img = await openImage(ref, ctx);
-      try {
-        const stats = await exportDisk(img.device, out);
-        const fetched = img.stats();
-        if (o.json)
-          printJson({ out, ref, digest: img.manifestDigest, layers: img.manifest.layers.length, ...stats, fetched });
-        else {
-          console.error(
-            `exported ${formatSize(stats.virtualSize)} disk of ${ref} to ${out}: ${formatSize(stats.bytesWritten)} written in ${stats.seconds.toFixed(2)} s`,
-          );
-          if (o.stats) printFetchStats(fetched);
-        }
-      } finally {
-        await img.close();
-      }
-    } finally {
-      await ctx.close();
-    }
+  ).action(async (out: string, ref: string, o: ExportOptions) => {
+    const daemon = await daemonForReads(o, [ref]);
+    const r = daemon
+      ? await daemon.exportDisk({ out, image: ref, platform: o.platform })
+      : await exportHere(out, ref, o);
+    if (o.json) printJson({ out, ref, digest: r.digest, layers: r.layers, ...r.stats, fetched: r.fetched });
+    else printExported(r, `of ${ref} `, out, o);
   });
 }
 
-export function printFetchStats(f: { requests: number; bytesFetched: number; cacheHitBytes: number }): void {
+async function exportHere(out: string, ref: string, o: ExportOptions): Promise<ExportResult> {
+  const [{ openImage }, { exportDisk }] = await Promise.all([
+    import('../image/open-image.js'),
+    import('../image/raw-disk.js'),
+  ]);
+  const ctx = await openRemoteContext(o, ref);
+  try {
+    const img = await openImage(ref, ctx);
+    try {
+      const stats = await exportDisk(img.device, out);
+      return { stats, fetched: img.stats(), digest: img.manifestDigest, layers: img.manifest.layers.length };
+    } finally {
+      await img.close();
+    }
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** The human summary of an export (`what`: e.g. "of REF "), with `--stats`. */
+export function printExported(r: ExportResult, what: string, out: string, o: { stats?: boolean }): void {
+  const s = r.stats;
   console.error(
-    `fetched ${formatSize(f.bytesFetched)} (${f.bytesFetched} bytes) in ${f.requests} requests; ${formatSize(f.cacheHitBytes)} from the cache`,
+    `exported ${formatSize(s.virtualSize)} disk ${what}to ${out}: ${formatSize(s.bytesWritten)} written in ${s.seconds.toFixed(2)} s`,
   );
+  if (o.stats) printFetchStats(r.fetched);
 }

@@ -6,15 +6,17 @@ import type { Command } from 'commander';
 import { checkVirtualSize } from '../format/lsmt/index.js';
 import { importRawImage } from '../image/import-raw.js';
 import { inspectLayerFile } from '../image/inspect.js';
-import { layerBlobArgument } from '../image/layer-blob.js';
+import { type LayerBlobSource, layerBlobArgument } from '../image/layer-blob.js';
 import { withLayerOutput } from '../image/layer-output.js';
 import { openLayerStack } from '../image/layer-stack.js';
 import { exportDisk } from '../image/raw-disk.js';
+import type { RemoteContext } from '../image/remote-context.js';
 import { createWritableLayer, openWritableLayer } from '../image/writable.js';
+import type { ExportResult } from '../runtime/protocol.js';
 import { assertDistinctFiles, withAtomicFiles } from '../util/atomic-output.js';
 import { formatSize, parseSize } from '../util/size.js';
-import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
-import { printFetchStats } from './image.js';
+import { daemonForReads, openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
+import { printExported } from './image.js';
 import { printFields, printJson } from './output.js';
 import { parseAlgorithm, parseBlockSizeKB } from './zfile.js';
 
@@ -139,25 +141,35 @@ export function registerLayerCommands(program: Command): void {
       .option('--json', 'print statistics as JSON'),
   ).action(async (out: string, layers: string[], o: RemoteOptions & { stats?: boolean; json?: boolean }) => {
     const sources = layers.map(layerBlobArgument);
-    const ctx = sources.some((s) => s.kind === 'registry') ? await openRemoteContext(o) : undefined;
-    try {
-      const stack = await openLayerStack(sources, ctx, { name: 'layer export' });
-      let stats: Awaited<ReturnType<typeof exportDisk>>;
-      try {
-        stats = await exportDisk(stack.device, out);
-      } finally {
-        await stack.close();
-      }
-      const fetched = stack.stats();
-      if (o.json) printJson({ out, layers, ...stats, fetched });
-      else {
-        console.error(
-          `exported ${formatSize(stats.virtualSize)} disk to ${out}: ${formatSize(stats.bytesWritten)} written in ${stats.seconds.toFixed(2)} s`,
-        );
-        if (o.stats) printFetchStats(fetched);
-      }
-    } finally {
-      await ctx?.close();
-    }
+    const remote = sources.some((s) => s.kind === 'registry');
+    const daemon = remote ? await daemonForReads(o, layers) : undefined;
+    // The daemon names layers as specs: local paths (made absolute by the client) and blob references.
+    const r = daemon
+      ? await daemon.exportDisk({
+          out,
+          layers: sources.map((s, i) =>
+            s.kind === 'file' ? { kind: 'file', ref: s.path } : { kind: 'registry', ref: layers[i]! },
+          ),
+        })
+      : await exportHere(out, sources, remote ? await openRemoteContext(o) : undefined);
+    if (o.json) printJson({ out, layers, ...r.stats, fetched: r.fetched });
+    else printExported(r, '', out, o);
   });
+}
+
+async function exportHere(
+  out: string,
+  sources: LayerBlobSource[],
+  ctx: RemoteContext | undefined,
+): Promise<ExportResult> {
+  try {
+    const stack = await openLayerStack(sources, ctx, { name: 'layer export' });
+    try {
+      return { stats: await exportDisk(stack.device, out), fetched: stack.stats(), layers: sources.length };
+    } finally {
+      await stack.close();
+    }
+  } finally {
+    await ctx?.close();
+  }
 }

@@ -10,7 +10,7 @@ import { NbdServer } from '../export/index.js';
 import { openImage } from '../image/open-image.js';
 import { formatSize } from '../util/size.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
-import { printFetchStats } from './image.js';
+import { printFetchStats } from './output.js';
 
 interface ServeOptions extends RemoteOptions {
   socket?: string;

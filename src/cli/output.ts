@@ -1,5 +1,6 @@
 import { DadiError } from '../errors.js';
 import { terminalSafe } from '../util/quote.js';
+import { formatSize } from '../util/size.js';
 
 // Printing helpers shared by command groups: JSON for scripts, aligned key/value text for people.
 
@@ -17,4 +18,11 @@ export function parseIntOption(value: string, name: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n)) throw new DadiError('EINVAL', `${name}: "${value}" is not an integer`);
   return n;
+}
+
+/** `--stats`: what a read fetched from registries and found in the cache. */
+export function printFetchStats(f: { requests: number; bytesFetched: number; cacheHitBytes: number }): void {
+  console.error(
+    `fetched ${formatSize(f.bytesFetched)} (${f.bytesFetched} bytes) in ${f.requests} requests; ${formatSize(f.cacheHitBytes)} from the cache`,
+  );
 }

@@ -4,6 +4,7 @@
 
 import { type BlockFile, hasExtents } from '../blockfile/blockfile.js';
 import { readInto } from '../blockfile/range.js';
+import { DadiError } from '../errors.js';
 import { outputError, withAtomicOutput } from '../util/atomic-output.js';
 
 export interface ExportStats {
@@ -23,9 +24,14 @@ const IN_FLIGHT = 8;
 
 /**
  * Export `device` to `outPath`, atomically: the file appears complete or not at all, and is never
- * a file the device reads (util/atomic-output.ts knows the open inputs).
+ * a file the device reads (util/atomic-output.ts knows the open inputs). An aborted `signal` stops
+ * the copy and leaves the destination as it was (the daemon's export when its client went away).
  */
-export async function exportDisk(device: BlockFile, outPath: string): Promise<ExportStats> {
+export async function exportDisk(
+  device: BlockFile,
+  outPath: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<ExportStats> {
   return withAtomicOutput(outPath, {}, async (out) => {
     const fh = out.handle;
     try {
@@ -33,15 +39,21 @@ export async function exportDisk(device: BlockFile, outPath: string): Promise<Ex
     } catch (e) {
       throw outputError(outPath, e);
     }
-    return copyDisk(device, async (data, position) => {
-      try {
-        for (let done = 0; done < data.length; ) {
-          done += (await fh.write(data, done, data.length - done, position + done)).bytesWritten;
+    const stats = await copyDisk(
+      device,
+      async (data, position) => {
+        try {
+          for (let done = 0; done < data.length; ) {
+            done += (await fh.write(data, done, data.length - done, position + done)).bytesWritten;
+          }
+        } catch (e) {
+          throw outputError(outPath, e);
         }
-      } catch (e) {
-        throw outputError(outPath, e);
-      }
-    });
+      },
+      opts.signal,
+    );
+    if (opts.signal?.aborted) throw new DadiError('EIO', `${outPath}: export cancelled; left as it was`);
+    return stats;
   });
 }
 
@@ -53,6 +65,7 @@ export async function exportDisk(device: BlockFile, outPath: string): Promise<Ex
 export async function copyDisk(
   device: BlockFile,
   write: (data: Uint8Array, offset: number) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<ExportStats> {
   const started = performance.now();
   const stats: ExportStats = { virtualSize: device.size, bytesRead: 0, bytesWritten: 0, extents: 0, seconds: 0 };
@@ -81,7 +94,7 @@ export async function copyDisk(
     for await (const ext of ranges) {
       stats.extents++;
       for (let off = ext.offset; off < ext.offset + ext.length; off += CHUNK) {
-        if (failed) break;
+        if (failed || signal?.aborted) break;
         const len = Math.min(CHUNK, ext.offset + ext.length - off);
         const p: Promise<void> = copy(off, len)
           .catch((error) => {
@@ -91,7 +104,7 @@ export async function copyDisk(
         pool.add(p);
         if (pool.size >= IN_FLIGHT) await Promise.race(pool);
       }
-      if (failed) break;
+      if (failed || signal?.aborted) break;
     }
   } finally {
     await Promise.all(pool);

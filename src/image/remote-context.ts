@@ -3,12 +3,13 @@
 // finds it owned by another (the daemon) reads past it and says so once.
 // Used by the CLI and by the daemon.
 
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { BlockCache } from '../cache/index.js';
 import { type Platform, parsePlatform } from '../oci/index.js';
 import { RegistryClient } from '../registry/index.js';
+import { defaultCacheDir } from './cache-dir.js';
 import { type CacheClaim, cacheHeldNote, claimHostCache } from './host-cache.js';
+
+export { defaultCacheDir } from './cache-dir.js';
 
 export interface RemoteContextOptions {
   /** Plain HTTP for every registry (loopback registries always use HTTP). */
@@ -34,12 +35,6 @@ export interface RemoteContext {
   cache?: BlockCache;
   platform?: Platform;
   close(): Promise<void>;
-}
-
-/** `$DADI_CACHE_DIR`, else /var/cache/dadi/blocks as root, else ~/.cache/dadi/blocks. */
-export function defaultCacheDir(): string {
-  if (process.env.DADI_CACHE_DIR) return process.env.DADI_CACHE_DIR;
-  return process.getuid?.() === 0 ? '/var/cache/dadi/blocks' : join(homedir(), '.cache', 'dadi', 'blocks');
 }
 
 export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<RemoteContext> {

@@ -19,9 +19,12 @@ import { DadiError, type DadiErrorCode } from '../errors.js';
 import { normalizeLayerSpec } from './layer-spec.js';
 import { daemonLockKey, ProcessLock, startLockKey } from './lock.js';
 import type {
+  BrowseRequest,
   CacheReport,
   DeviceInfo,
   DeviceTraceInfo,
+  ExportRequest,
+  ExportResult,
   MountRequest,
   PingResult,
   Request,
@@ -105,6 +108,20 @@ export class DaemonClient {
     return this.request({ op: 'cache' });
   }
 
+  /**
+   * `ls`/`stat`/`cat` of an image, run by the daemon through the cache it owns; `cat` streams the
+   * file to `onData` (backpressure: the next chunk waits for its promise).
+   */
+  browse<T = unknown>(req: Omit<BrowseRequest, 'op'>, onData?: (chunk: Buffer) => unknown): Promise<T> {
+    return sendRequest(this.paths.socket, { ...req, op: 'browse' }, 0, onData);
+  }
+
+  /** Have the daemon export an image or a layer stack into `out` (made absolute here). */
+  exportDisk(req: Omit<ExportRequest, 'op'>): Promise<ExportResult> {
+    const layers = req.layers?.map((l) => normalizeLayerSpec(l));
+    return sendRequest(this.paths.socket, { ...req, op: 'export', out: resolve(req.out), layers }, 0);
+  }
+
   /** Ask the daemon to tear everything down and exit; waits until its socket is gone. */
   async shutdown(timeoutMs = 30_000): Promise<void> {
     const pid = await this.ping().then(
@@ -185,32 +202,90 @@ export class DaemonClient {
   }
 }
 
-/** One request over a fresh connection. */
-export function sendRequest<T>(socket: string, req: Request, timeoutMs = 120_000): Promise<T> {
+/**
+ * One request over a fresh connection. Data frames the daemon streams ahead of its answer
+ * (protocol.ts) go to `onData`, in order; the socket pauses while its promise is pending. The
+ * timeout counts from the last thing received (0: none).
+ */
+export function sendRequest<T>(
+  socket: string,
+  req: Request,
+  timeoutMs = 120_000,
+  onData?: (chunk: Buffer) => unknown,
+): Promise<T> {
   return new Promise<T>((res, rej) => {
     const c = connect(socket);
-    let buf = '';
-    const timer = setTimeout(() => {
-      c.destroy();
-      rej(new DadiError('ETIMEDOUT', `dadi daemon: no answer to ${req.op} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    c.setEncoding('utf8');
-    c.on('connect', () => c.write(`${JSON.stringify(req)}\n`));
-    c.on('data', (d: string) => (buf += d));
-    c.on('error', (e) => {
+    let buf: Buffer = Buffer.alloc(0);
+    let frameLeft = 0;
+    let failed = false;
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (e: DadiError) => {
+      failed = true;
       clearTimeout(timer);
-      rej(new DadiError('EIO', `dadi daemon at ${socket}: ${e.message}`, { cause: e }));
+      c.destroy();
+      rej(e);
+    };
+    const arm = () => {
+      clearTimeout(timer);
+      if (timeoutMs > 0) {
+        timer = setTimeout(
+          () => fail(new DadiError('ETIMEDOUT', `dadi daemon: no answer to ${req.op} within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }
+    };
+    /** Hand complete data frames over; what is left is (the start of) the answer line. */
+    const drainFrames = async () => {
+      for (;;) {
+        if (frameLeft > 0) {
+          if (buf.length === 0) return;
+          const n = Math.min(frameLeft, buf.length);
+          const chunk = buf.subarray(0, n);
+          buf = buf.subarray(n);
+          frameLeft -= n;
+          await onData?.(chunk);
+          continue;
+        }
+        const nl = buf.indexOf(10);
+        if (nl < 0) return;
+        const m = /^\{"data":(\d+)\}$/.exec(buf.subarray(0, nl).toString('latin1'));
+        if (!m) return;
+        frameLeft = Number(m[1]);
+        buf = buf.subarray(nl + 1);
+      }
+    };
+    let chain: Promise<void> = Promise.resolve();
+    arm();
+    c.on('connect', () => c.write(`${JSON.stringify(req)}\n`));
+    c.on('data', (d: Buffer) => {
+      arm();
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      c.pause();
+      chain = chain.then(drainFrames).then(
+        () => {
+          if (!failed) c.resume();
+        },
+        (e) => fail(e instanceof DadiError ? e : new DadiError('EIO', (e as Error).message, { cause: e })),
+      );
+    });
+    c.on('error', (e) => {
+      if (!failed) fail(new DadiError('EIO', `dadi daemon at ${socket}: ${e.message}`, { cause: e }));
     });
     c.on('end', () => {
-      clearTimeout(timer);
-      let r: Response<T>;
-      try {
-        r = JSON.parse(buf) as Response<T>;
-      } catch {
-        return rej(new DadiError('EIO', `dadi daemon at ${socket}: bad answer to ${req.op}: ${buf.slice(0, 200)}`));
-      }
-      if (r.ok) res(r.result);
-      else rej(new DadiError(r.error.code as DadiErrorCode, r.error.message));
+      void chain.then(() => {
+        if (failed) return;
+        clearTimeout(timer);
+        let r: Response<T>;
+        try {
+          r = JSON.parse(buf.toString('utf8')) as Response<T>;
+        } catch {
+          return rej(
+            new DadiError('EIO', `dadi daemon at ${socket}: bad answer to ${req.op}: ${buf.toString('utf8', 0, 200)}`),
+          );
+        }
+        if (r.ok) res(r.result);
+        else rej(new DadiError(r.error.code as DadiErrorCode, r.error.message));
+      });
     });
   });
 }

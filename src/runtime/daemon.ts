@@ -39,6 +39,7 @@ import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.j
 import { TraceStore } from '../prefetch/trace-store.js';
 import { formatSteps, StepTimer, type TimedStep } from '../util/step-timer.js';
 import { type DeviceTrace, prepareDeviceTrace } from './device-trace.js';
+import { browseForClient, exportForClient } from './image-reads.js';
 import { type LayerSpec, layerBlobSourceOf, normalizeLayerSpec } from './layer-source.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
 import {
@@ -60,6 +61,8 @@ export interface DaemonOptions {
   /** FUSE reader loops per device (default 4). */
   readers?: number;
   log?: (message: string) => void;
+  /** The block cache directory `remote` uses (reported by ping, so clients can hand their reads over). */
+  cacheDir?: string;
   /** Resolve an image reference for `run`/`mount` clients (manifest layers, config). */
   resolveImage?: (ref: string, platform?: string) => Promise<unknown>;
   /** Pull each mounted device's registry layers wholly into the cache in the background (default: off). */
@@ -86,6 +89,14 @@ interface Device {
 }
 
 const MAX_REQUEST_BYTES = 1 << 20;
+
+/** What a request may stream back, and whether its client is still there. */
+export interface RequestIo {
+  /** Send bytes ahead of the answer (data frames, protocol.ts). */
+  write?: (chunk: Uint8Array) => Promise<void>;
+  /** Aborted when the client's connection closes. */
+  signal?: AbortSignal;
+}
 
 export class Daemon {
   readonly paths: ReturnType<typeof statePaths>;
@@ -152,11 +163,12 @@ export class Daemon {
   }
 
   /** Handle one request (what the socket does, callable in-process too). */
-  async handle(req: Request): Promise<unknown> {
+  async handle(req: Request, io: RequestIo = {}): Promise<unknown> {
     switch (req?.op) {
       case 'ping':
         return {
           pid: process.pid,
+          cacheDir: this.opts.cacheDir,
           version: PROTOCOL_VERSION,
           stateDir: this.paths.root,
           devices: this.devices.size,
@@ -176,6 +188,12 @@ export class Daemon {
         const cache = this.opts.remote ? (await this.opts.remote()).cache : undefined;
         return cache ? cacheReport(cache) : null;
       }
+      // Image reads for the CLI, through the cache this daemon owns. Not queued behind mounts:
+      // they only read, and an export may take long.
+      case 'browse':
+        return browseForClient(req, await this.remote(), io.write ?? (async () => {}));
+      case 'export':
+        return exportForClient(req, await this.remote(), io.signal ?? new AbortController().signal);
       case 'shutdown':
         // Answer first, then tear down.
         setImmediate(() => void this.shutdown());
@@ -404,10 +422,15 @@ export class Daemon {
       }
       done = true;
       const line = buf.slice(0, nl);
+      const gone = new AbortController();
+      sock.once('close', () => gone.abort());
       void (async () => {
         let res: Response;
         try {
-          res = { ok: true, result: await this.handle(JSON.parse(line) as Request) };
+          res = {
+            ok: true,
+            result: await this.handle(JSON.parse(line) as Request, { write: frameWriter(sock), signal: gone.signal }),
+          };
         } catch (e) {
           const err = e as DadiError;
           res = {
@@ -420,6 +443,26 @@ export class Daemon {
       })();
     });
   }
+}
+
+/** Data frames on `sock` (a `{"data":N}` line, then N bytes), waiting while the client is behind. */
+function frameWriter(sock: Socket): (chunk: Uint8Array) => Promise<void> {
+  return async (chunk) => {
+    if (sock.destroyed) throw new DadiError('EIO', 'the client closed the connection');
+    sock.write(`{"data":${chunk.length}}\n`);
+    // A copy: the reader may reuse its buffer once this resolves, before the socket sent it.
+    if (sock.write(Buffer.from(chunk))) return;
+    await new Promise<void>((res, rej) => {
+      const done = () => {
+        sock.off('drain', done);
+        sock.off('close', done);
+        if (sock.destroyed) rej(new DadiError('EIO', 'the client closed the connection'));
+        else res();
+      };
+      sock.on('drain', done);
+      sock.on('close', done);
+    });
+  };
 }
 
 function reply(sock: Socket, res: Response): void {

@@ -32,6 +32,7 @@ export async function runHostDaemon(opts: { stateDir?: string; cacheDir?: string
       remote,
       backgroundPull,
       log,
+      cacheDir,
       resolveImage: async (ref, platform) => {
         const c = await remote();
         const resolve = () => resolveRunImage(ref, platform ? { ...c, platform: parsePlatform(platform) } : c);

@@ -66,7 +66,45 @@ export type Request =
   | { op: 'resolve'; ref: string; platform?: string }
   /** The block cache the daemon owns, after writing what it fetched: a CacheReport, or null without one. */
   | { op: 'cache' }
+  | BrowseRequest
+  | ExportRequest
   | { op: 'shutdown' };
+
+/**
+ * `dadi ls|stat|cat` run by the daemon through the cache it owns. Answers `{value, fetched}`
+ * (image/browse.ts BrowseResult); `cat` first streams the file as data frames: a line
+ * `{"data":N}` followed by N raw bytes, repeated, before the final answer line.
+ */
+export interface BrowseRequest {
+  op: 'browse';
+  what: 'ls' | 'stat' | 'cat';
+  image: string;
+  path: string;
+  platform?: string;
+}
+
+/**
+ * `dadi image export` (`image`) or `dadi layer export` (`layers`, bottom first) run by the daemon:
+ * it writes `out` (absolute) itself, atomically, with the same checks as the CLI. Answers
+ * `{stats, fetched, digest?, layers}`. Closing the connection before the answer cancels the export.
+ */
+export interface ExportRequest {
+  op: 'export';
+  out: string;
+  image?: string;
+  layers?: LayerSpec[];
+  platform?: string;
+}
+
+/** What an export answers. */
+export interface ExportResult {
+  stats: { virtualSize: number; bytesRead: number; bytesWritten: number; extents: number; seconds: number };
+  fetched: { requests: number; bytesFetched: number; cacheHitBytes: number };
+  /** The image's manifest digest (image exports). */
+  digest?: string;
+  /** Layers in the exported stack. */
+  layers: number;
+}
 
 export interface DeviceInfo {
   id: string;
@@ -91,6 +129,8 @@ export interface DeviceInfo {
 
 export interface PingResult {
   pid: number;
+  /** The block cache directory the daemon owns (absent: none). */
+  cacheDir?: string;
   version: number;
   stateDir: string;
   devices: number;
