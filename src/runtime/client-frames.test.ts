@@ -47,12 +47,7 @@ describe('sendRequest with data frames', () => {
 
   it('hands every byte over in order, for any split, to a slow consumer', async () => {
     // Chunks holding newlines and brace bytes, so that a frame is never mistaken for a line.
-    const chunks = [
-      patternBytes(7_000, 3),
-      Buffer.from('{"data":5}\n\n'),
-      patternBytes(1, 4),
-      patternBytes(20_000, 5),
-    ];
+    const chunks = [patternBytes(7_000, 3), Buffer.from('{"data":5}\n\n'), patternBytes(1, 4), patternBytes(20_000, 5)];
     for (const piece of [5, 4096, 1 << 20]) {
       const socket = await serveWire(frames(chunks, { ok: true, result: { done: piece } }), piece);
       const got: Buffer[] = [];
