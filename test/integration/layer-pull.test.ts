@@ -17,9 +17,8 @@ import { runDadi } from '../cli.js';
 import { missing, requireOrSkip } from '../require.js';
 import { testRandom } from '../seed.js';
 import { startFaultProxy } from './fault-proxy.js';
-import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
-import { buildRootfs, emergencyCleanup, imageToLayer, leftovers, makeExt4 } from './runtime-helpers.js';
+import { emergencyCleanup, leftovers, pushRootfsImage } from './runtime-helpers.js';
 
 const HAVE = haveRegistry('background layer pull');
 const KiB = 1024;
@@ -192,11 +191,7 @@ describe.skipIf(!HAVE_RUN)('an image pulled in the background runs with its regi
     state = join(root, 'state');
     cacheDir = join(root, 'cache');
     reg = await startRegistry({ auth: 'none' });
-    const rootfs = join(root, 'rootfs');
-    await buildRootfs(rootfs);
-    await makeExt4(rootfs, join(root, 'disk.img'));
-    await imageToLayer(join(root, 'disk.img'), join(root, 'layer.tar'));
-    ref = (await pushImage(reg.host, 'dadi/pulled', 'v1', [join(root, 'layer.tar')], { Cmd: ['/bin/sh'] })).ref;
+    ref = await pushRootfsImage(root, reg.host, 'dadi/pulled', { Cmd: ['/bin/sh'] });
   });
 
   afterAll(async () => {

@@ -9,9 +9,8 @@ import { DaemonClient } from '../../src/runtime/index.js';
 import { runDadi } from '../cli.js';
 import { fixture, haveFixtures } from '../fixtures.js';
 import { missing, requireOrSkip } from '../require.js';
-import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
-import { buildRootfs, emergencyCleanup, imageToLayer, leftovers, makeExt4 } from './runtime-helpers.js';
+import { emergencyCleanup, leftovers, pushRootfsImage } from './runtime-helpers.js';
 
 const HAVE =
   haveRegistry('dadi run from a registry') && requireOrSkip('dadi run from a registry', missing({ root: true }));
@@ -31,15 +30,10 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
     state = join(root, 'state');
     cacheDir = join(root, 'cache');
     reg = await startRegistry({ auth: 'none' });
-    const rootfs = join(root, 'rootfs');
-    await buildRootfs(rootfs);
-    await makeExt4(rootfs, join(root, 'disk.img'));
-    await imageToLayer(join(root, 'disk.img'), join(root, 'layer.tar'));
-    const img = await pushImage(reg.host, 'dadi/run', 'v1', [join(root, 'layer.tar')], {
+    ref = await pushRootfsImage(root, reg.host, 'dadi/run', {
       Cmd: ['/bin/sh', '-c', 'echo default cmd'],
       Env: ['PATH=/usr/bin:/bin', 'GREETING=hello'],
     });
-    ref = img.ref;
   });
 
   afterAll(async () => {

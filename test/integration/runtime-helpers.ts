@@ -17,6 +17,7 @@ import { importRawImage } from '../../src/image/import-raw.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
 import { cgroupDirs, listContainers, removeCgroup, runcDelete, runcList, statePaths } from '../../src/runtime/index.js';
 import { mkfsFromDir } from '../ext4-tools.js';
+import { pushImage } from './push-image.js';
 
 export const BINARIES = ['sh', 'cat', 'ls', 'env', 'rm', 'mkdir', 'true', 'sleep', 'id', 'wc', 'touch', 'echo'];
 
@@ -88,6 +89,23 @@ export async function imageToLayer(image: string, out: string): Promise<string> 
     await rm(`${tmp}.index`, { force: true });
   }
   return uuid;
+}
+
+/**
+ * The buildRootfs tree as a one-layer DADI image pushed to `registry` as `repository:v1` (work files
+ * under `root`); returns its reference.
+ */
+export async function pushRootfsImage(
+  root: string,
+  registry: string,
+  repository: string,
+  runConfig: Record<string, unknown>,
+): Promise<string> {
+  const rootfs = join(root, 'rootfs');
+  await buildRootfs(rootfs);
+  await makeExt4(rootfs, join(root, 'disk.img'));
+  await imageToLayer(join(root, 'disk.img'), join(root, 'layer.tar'));
+  return (await pushImage(registry, repository, 'v1', [join(root, 'layer.tar')], runConfig)).ref;
 }
 
 /**
