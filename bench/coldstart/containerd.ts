@@ -9,6 +9,7 @@ import { existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { containerdConfigLines, stopChild } from '../../test/integration/containerd-harness.js';
 import { inNetns, log, sh, sleep } from './util.js';
 
 const STARGZ_BIN = process.env.STARGZ_BIN ?? '/usr/local/bin/containerd-stargz-grpc';
@@ -62,23 +63,7 @@ export class PrivateContainerd {
       await mkdir(join(this.dir, d), { recursive: true });
     await writeFile(
       join(this.dir, 'containerd.toml'),
-      [
-        'version = 2',
-        `root = "${this.dir}/root"`,
-        `state = "${this.dir}/state"`,
-        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-        '[grpc]',
-        `  address = "${this.sock}"`,
-        '[ttrpc]',
-        `  address = "${this.sock}.ttrpc"`,
-        '[plugins."io.containerd.internal.v1.opt"]',
-        `  path = "${this.dir}/opt"`,
-        '[proxy_plugins]',
-        '  [proxy_plugins.stargz]',
-        '    type = "snapshot"',
-        `    address = "${this.sgzSock}"`,
-        '',
-      ].join('\n'),
+      containerdConfigLines(this.dir, this.sock, { stargz: this.sgzSock }).join('\n'),
     );
     // No background fetch: the registry bytes are what the start needs, as for dadi.
     await writeFile(
@@ -121,16 +106,7 @@ export class PrivateContainerd {
   async stop(): Promise<void> {
     const procs = this.procs;
     this.procs = [];
-    await Promise.all(
-      procs.map(async (p) => {
-        if (p.exitCode !== null || p.signalCode !== null) return;
-        const exited = new Promise<void>((r) => p.once('exit', () => r()));
-        p.kill('SIGTERM');
-        const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(t);
-      }),
-    );
+    await Promise.all(procs.map(stopChild));
     const mounts = (await readFile('/proc/mounts', 'utf8'))
       .split('\n')
       .map((l) => l.split(' ')[1] ?? '')

@@ -35,6 +35,38 @@ export interface Containerd {
 }
 
 /**
+ * containerd 1.6's configuration with everything under `dir`, the CRI plugin off, and
+ * `proxySnapshotters` (name → socket) as proxy snapshotter plugins. The benchmark uses it too.
+ */
+export function containerdConfigLines(
+  dir: string,
+  socket: string,
+  proxySnapshotters: Record<string, string>,
+): string[] {
+  return [
+    'version = 2',
+    `root = "${dir}/root"`,
+    `state = "${dir}/state"`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    '[grpc]',
+    `  address = "${socket}"`,
+    '[ttrpc]',
+    `  address = "${socket}.ttrpc"`,
+    '[debug]',
+    `  address = "${dir}/debug.sock"`,
+    '[plugins."io.containerd.internal.v1.opt"]',
+    `  path = "${dir}/opt"`,
+    '[proxy_plugins]',
+    ...Object.entries(proxySnapshotters).flatMap(([name, address]) => [
+      `  [proxy_plugins.${name}]`,
+      '    type = "snapshot"',
+      `    address = "${address}"`,
+    ]),
+    '',
+  ];
+}
+
+/**
  * Start containerd with `snapshotterSocket` as its `dadi` proxy plugin. Start the snapshotter
  * first: containerd backs off for a while after a failed dial.
  */
@@ -43,28 +75,7 @@ export async function startContainerd(dir: string, snapshotterSocket: string): P
   await mkdir(join(dir, 'state'), { recursive: true });
   const socket = join(dir, 'containerd.sock');
   const config = join(dir, 'containerd.toml');
-  await writeFile(
-    config,
-    [
-      'version = 2',
-      `root = "${dir}/root"`,
-      `state = "${dir}/state"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      '[grpc]',
-      `  address = "${socket}"`,
-      '[ttrpc]',
-      `  address = "${socket}.ttrpc"`,
-      '[debug]',
-      `  address = "${dir}/debug.sock"`,
-      '[plugins."io.containerd.internal.v1.opt"]',
-      `  path = "${dir}/opt"`,
-      '[proxy_plugins]',
-      '  [proxy_plugins.dadi]',
-      '    type = "snapshot"',
-      `    address = "${snapshotterSocket}"`,
-      '',
-    ].join('\n'),
-  );
+  await writeFile(config, containerdConfigLines(dir, socket, { dadi: snapshotterSocket }).join('\n'));
   const child = spawn('containerd', ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => {
