@@ -133,6 +133,10 @@ export function summarize(workload: string, link: LinkSetting, samples: Record<s
 
 // --- markdown ---
 
+/** A command as a shell would take it (arguments with spaces or quotes in single quotes). */
+const shellWords = (cmd: string[]) =>
+  cmd.map((a) => (/[\s"'$]/.test(a) ? `'${a.replace(/'/g, "'\\''")}'` : a)).join(' ');
+
 const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
 const sec = (x: Spread) => `${x.median.toFixed(2)} s (${x.min.toFixed(2)}–${x.max.toFixed(2)})`;
 
@@ -159,7 +163,7 @@ export function renderMarkdown(r: BenchResult): string {
     const cells = r.cells.filter((c) => c.workload === w);
     if (!cells.length) continue;
     lines.push(
-      `### \`${cmd.join(' ')}\` (${r.images[w]?.image ?? w} image)`,
+      `### \`${shellWords(cmd)}\` (${r.images[w]?.image ?? w} image)`,
       '',
       `Seconds from launch to the first output, median of ${r.runs} runs (min–max); registry bytes (requests), medians.`,
       '',
@@ -291,7 +295,7 @@ export function renderSvg(r: BenchResult): string {
     const plotH = panelH - 40;
     const y = (v: number) =>
       py + plotH - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / Math.log10(hi / lo)) * plotH;
-    out.push(`<text x="${left}" y="${py - 6}" font-weight="bold">${esc(r.workloads[w]!.join(' '))}</text>`);
+    out.push(`<text x="${left}" y="${py - 6}" font-weight="bold">${esc(shellWords(r.workloads[w]!))}</text>`);
     for (let v = lo; v <= hi * 1.0001; v *= 10) {
       out.push(
         `<line x1="${left}" x2="${W - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e3e3e3"/>`,
