@@ -54,7 +54,7 @@ export class ImageRecords {
 }
 
 /**
- * Resolve through `resolve`, saving each result; when it fails for a reason other than a missing
+ * Resolve through `resolve`, saving each result (in the background); when it fails for a reason other than a missing
  * image or refused credentials, fall back to the saved record and tell `log`.
  */
 export async function resolveWithRecord(
@@ -77,7 +77,8 @@ export async function resolveWithRecord(
     );
     return rec.resolved;
   }
-  await records
+  // Saved off the launch path: the write syncs, and the run needs only the answer.
+  void records
     .save(ref, platform, resolved)
     .catch((e) => log(`${ref}: cannot save its resolution: ${(e as Error).message}`));
   return resolved;
