@@ -3,7 +3,7 @@
 // itself (atomically, with the same checks) through that cache; otherwise the export runs here.
 
 import type { Command } from 'commander';
-import type { ExportResult } from '../runtime/protocol.js';
+import type { ExportResult } from '../image/export-image.js';
 import { formatSize } from '../util/size.js';
 import { daemonForReads, openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printFetchStats, printJson } from './output.js';
@@ -31,19 +31,10 @@ export function registerImageCommands(program: Command): void {
 }
 
 async function exportHere(out: string, ref: string, o: ExportOptions): Promise<ExportResult> {
-  const [{ openImage }, { exportDisk }] = await Promise.all([
-    import('../image/open-image.js'),
-    import('../image/raw-disk.js'),
-  ]);
+  const { exportImage } = await import('../image/export-image.js');
   const ctx = await openRemoteContext(o, ref);
   try {
-    const img = await openImage(ref, ctx);
-    try {
-      const stats = await exportDisk(img.device, out);
-      return { stats, fetched: img.stats(), digest: img.manifestDigest, layers: img.manifest.layers.length };
-    } finally {
-      await img.close();
-    }
+    return await exportImage(ref, ctx, out);
   } finally {
     await ctx.close();
   }

@@ -4,15 +4,13 @@
 import { stat, truncate } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { checkVirtualSize } from '../format/lsmt/index.js';
+import { type ExportResult, exportLayers } from '../image/export-image.js';
 import { importRawImage } from '../image/import-raw.js';
 import { inspectLayerFile } from '../image/inspect.js';
 import { type LayerBlobSource, layerBlobArgument } from '../image/layer-blob.js';
 import { withLayerOutput } from '../image/layer-output.js';
-import { openLayerStack } from '../image/layer-stack.js';
-import { exportDisk } from '../image/raw-disk.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { createWritableLayer, openWritableLayer } from '../image/writable.js';
-import type { ExportResult } from '../runtime/protocol.js';
 import { assertDistinctFiles, withAtomicFiles } from '../util/atomic-output.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { daemonForReads, openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
@@ -163,12 +161,7 @@ async function exportHere(
   ctx: RemoteContext | undefined,
 ): Promise<ExportResult> {
   try {
-    const stack = await openLayerStack(sources, ctx, { name: 'layer export' });
-    try {
-      return { stats: await exportDisk(stack.device, out), fetched: stack.stats(), layers: sources.length };
-    } finally {
-      await stack.close();
-    }
+    return await exportLayers(sources, ctx, out);
   } finally {
     await ctx?.close();
   }

@@ -5,13 +5,11 @@
 
 import { DadiError } from '../errors.js';
 import { type BrowseResult, browseImage } from '../image/browse.js';
-import { openLayerStack } from '../image/layer-stack.js';
-import { openImage } from '../image/open-image.js';
-import { exportDisk } from '../image/raw-disk.js';
+import { type ExportResult, exportImage, exportLayers } from '../image/export-image.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { parsePlatform } from '../oci/index.js';
 import { layerBlobSourceOf, normalizeLayerSpec } from './layer-source.js';
-import type { BrowseRequest, ExportRequest, ExportResult } from './protocol.js';
+import type { BrowseRequest, ExportRequest } from './protocol.js';
 
 /** `ls`/`stat`/`cat` of the request; `cat`'s bytes go to `write`. */
 export function browseForClient(
@@ -34,25 +32,11 @@ export async function exportForClient(
   if (typeof req.out !== 'string' || !req.out.startsWith('/')) {
     throw new DadiError('EINVAL', `export: the output must be an absolute path, got ${JSON.stringify(req.out)}`);
   }
-  if (req.image !== undefined) {
-    const img = await openImage(req.image, withPlatform(ctx, req.platform));
-    try {
-      const stats = await exportDisk(img.device, req.out, { signal });
-      return { stats, fetched: img.stats(), digest: img.manifestDigest, layers: img.manifest.layers.length };
-    } finally {
-      await img.close();
-    }
-  }
+  if (req.image !== undefined) return exportImage(req.image, withPlatform(ctx, req.platform), req.out, signal);
   if (!Array.isArray(req.layers) || req.layers.length === 0)
     throw new DadiError('EINVAL', 'export: no image or layers');
   const sources = req.layers.map((l) => layerBlobSourceOf(normalizeLayerSpec(l, '/')));
-  const stack = await openLayerStack(sources, ctx, { name: 'layer export' });
-  try {
-    const stats = await exportDisk(stack.device, req.out, { signal });
-    return { stats, fetched: stack.stats(), layers: sources.length };
-  } finally {
-    await stack.close();
-  }
+  return exportLayers(sources, ctx, req.out, signal);
 }
 
 function withPlatform(ctx: RemoteContext, platform: string | undefined): RemoteContext {

@@ -10,6 +10,7 @@ import type { DadiErrorCode } from '../errors.js';
 import type { ReplayStats } from '../prefetch/trace-replay.js';
 import type { TimedStep } from '../util/step-timer.js';
 
+export type { ExportResult } from '../image/export-image.js';
 export type { CacheReport } from '../image/host-cache.js';
 
 import type { LayerSpec, MountedLayerInfo } from './layer-spec.js';
@@ -94,16 +95,6 @@ export interface ExportRequest {
   image?: string;
   layers?: LayerSpec[];
   platform?: string;
-}
-
-/** What an export answers. */
-export interface ExportResult {
-  stats: { virtualSize: number; bytesRead: number; bytesWritten: number; extents: number; seconds: number };
-  fetched: { requests: number; bytesFetched: number; cacheHitBytes: number };
-  /** The image's manifest digest (image exports). */
-  digest?: string;
-  /** Layers in the exported stack. */
-  layers: number;
 }
 
 export interface DeviceInfo {

@@ -45,6 +45,7 @@ describe.skipIf(!HAVE)('one owner per block cache directory', () => {
   let root: string;
   let reg: TestRegistry;
   let ref: string;
+  let layerRef: string;
   let state: string;
   let cacheDir: string;
   let daemonPid = 0;
@@ -65,7 +66,9 @@ describe.skipIf(!HAVE)('one owner per block cache directory', () => {
     await writeFile(join(rootfs, 'data/other.bin'), other);
     await makeExt4(rootfs, join(root, 'disk.img'));
     await imageToLayer(join(root, 'disk.img'), join(root, 'layer.tar'));
-    ref = (await pushImage(reg.host, 'dadi/owner', 'v1', [join(root, 'layer.tar')], { Cmd: ['/bin/true'] })).ref;
+    const pushed = await pushImage(reg.host, 'dadi/owner', 'v1', [join(root, 'layer.tar')], { Cmd: ['/bin/true'] });
+    ref = pushed.ref;
+    layerRef = `${reg.host}/dadi/owner@${pushed.layers[0]!.digest}`;
   });
 
   afterAll(async () => {
@@ -127,6 +130,12 @@ describe.skipIf(!HAVE)('one owner per block cache directory', () => {
       expect(ex.stderr).not.toContain('belongs to');
       expect(fetchedOf(ex.stderr).hitBytes).toBeGreaterThan(0);
       expect((await readFile(exported)).equals(await readFile(join(root, 'disk.img')))).toBe(true);
+      // `layer export` of the registry blob too, all from the cache by now.
+      const layerOut = join(root, 'layer-export.img');
+      const lx = await dadi(['layer', 'export', '--stats', layerOut, layerRef]);
+      expect(lx.code, lx.stderr).toBe(0);
+      expect(fetchedOf(lx.stderr).requests).toBe(0);
+      expect((await readFile(layerOut)).equals(await readFile(join(root, 'disk.img')))).toBe(true);
       // Its errors reach the user as a standalone command's would: named, without a stack.
       const missingFile = await dadi(['cat', ref, '/data/nope']);
       expect(missingFile.code).toBe(1);
