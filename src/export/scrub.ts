@@ -5,6 +5,9 @@ import { resolve } from 'node:path';
 import { detachLoop, loopDevicesUnder } from './loop.js';
 import { forceUnmountFuse, readMounts, runProgram } from './system.js';
 
+/** How long (× 50 ms) a scrub waits for the kernel to release loop devices it detached. */
+const LOOP_RELEASE_POLLS = 200;
+
 /**
  * Remove device leftovers under a state folder whose daemon is gone: filesystems mounted under it
  * (container rootfs, overlays), filesystems mounted from loop devices backed by files under it,
@@ -28,6 +31,14 @@ export async function scrubDevices(stateDir: string): Promise<string[]> {
   for (const dev of loops) {
     await detachLoop(dev).catch(() => {});
     done.push(`losetup -d ${dev}`);
+  }
+  // A loop device still held by a lazily unmounted filesystem is only marked for detach
+  // (autoclear): the kernel lets it go once that filesystem is really gone, which under load
+  // comes after `losetup -d` returned. Wait for that, bounded, so callers see a clean folder.
+  for (let i = 0; i < LOOP_RELEASE_POLLS && loops.length > 0; i++) {
+    const still = await loopDevicesUnder(root);
+    if (!loops.some((d) => still.includes(d))) break;
+    await new Promise((r) => setTimeout(r, 50));
   }
   for (const m of (await readMounts()).filter((m) => m.fsType.startsWith('fuse') && under(m.mountPoint))) {
     await forceUnmountFuse(m.mountPoint);
