@@ -3,15 +3,21 @@ import { describe, expect, it } from 'vitest';
 import { chunksOf, DEFAULT_LAYER_PULL, layerPullConfigFromEnv, RateLimiter, startDelayMs } from './layer-pull-plan.js';
 
 describe('background pull configuration', () => {
-  it('defaults to the reference values but a 30 s delay; the environment overrides each', () => {
+  it('defaults to the reference values but a 30 s delay and 1 MiB × 4 chunks; the environment overrides each', () => {
     expect(layerPullConfigFromEnv({})).toEqual(DEFAULT_LAYER_PULL);
-    expect(DEFAULT_LAYER_PULL).toMatchObject({ enabled: true, maxMBps: 100, chunkSize: 262144, tries: 5 });
+    expect(DEFAULT_LAYER_PULL).toMatchObject({
+      enabled: true,
+      maxMBps: 100,
+      chunkSize: 1048576,
+      concurrency: 4,
+      tries: 5,
+    });
     const c = layerPullConfigFromEnv({
       DADI_PULL: 'off',
       DADI_PULL_DELAY: '0',
       DADI_PULL_DELAY_EXTRA: '1.5',
       DADI_PULL_MBPS: '2.5',
-      DADI_PULL_CHUNK: '1M',
+      DADI_PULL_CHUNK: '256K',
       DADI_PULL_CONCURRENCY: '3',
       DADI_PULL_TRIES: '2',
     });
@@ -20,7 +26,7 @@ describe('background pull configuration', () => {
       delay: 0,
       delayExtra: 1.5,
       maxMBps: 2.5,
-      chunkSize: 1 << 20,
+      chunkSize: 256 * 1024,
       concurrency: 3,
       tries: 2,
     });
