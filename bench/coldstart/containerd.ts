@@ -55,15 +55,27 @@ export class PrivateContainerd {
     return (await sh(c, a)).stdout;
   }
 
-  /** Start containerd and the snapshotter on empty state (stopping any previous pair first). */
-  async start(): Promise<void> {
+  /** The dadi snapshotter's socket (when started with one). */
+  get dadiSock(): string {
+    return join(this.dir, 'run/dadi.sock');
+  }
+
+  /**
+   * Start containerd and the stargz snapshotter on empty state (stopping any previous ones first);
+   * with `dadiSnapshotter` (argv of `dadi snapshotter`, without --address/--root), the dadi
+   * snapshotter too, registered as `dadi`.
+   */
+  async start(dadiSnapshotter?: string[]): Promise<void> {
     await this.stop();
     await rm(this.dir, { recursive: true, force: true });
     for (const d of ['root', 'state', 'opt', 'stargz', 'run', 'logs'])
       await mkdir(join(this.dir, d), { recursive: true });
     await writeFile(
       join(this.dir, 'containerd.toml'),
-      containerdConfigLines(this.dir, this.sock, { stargz: this.sgzSock }).join('\n'),
+      containerdConfigLines(this.dir, this.sock, {
+        stargz: this.sgzSock,
+        ...(dadiSnapshotter ? { dadi: this.dadiSock } : {}),
+      }).join('\n'),
     );
     // No background fetch: the registry bytes are what the start needs, as for dadi.
     await writeFile(
@@ -83,6 +95,11 @@ export class PrivateContainerd {
       this.procs.push(p);
       return p;
     };
+    // Snapshotters first: containerd backs off for a while after a failed dial.
+    if (dadiSnapshotter) {
+      const [cmd, ...args] = dadiSnapshotter;
+      start(cmd!, [...args, '--address', this.dadiSock, '--root', join(this.dir, 'dadi')], 'dadi.log');
+    }
     start('containerd', ['--config', join(this.dir, 'containerd.toml')], 'containerd.log');
     start(
       STARGZ_BIN,
@@ -90,13 +107,16 @@ export class PrivateContainerd {
       'stargz.log',
     );
     for (let i = 0; ; i++) {
-      if (existsSync(this.sock) && existsSync(this.sgzSock)) {
+      if (existsSync(this.sock) && existsSync(this.sgzSock) && (!dadiSnapshotter || existsSync(this.dadiSock))) {
         const [c, a] = this.ctr(['version']);
         if ((await sh(c, a, { allowFail: true })).code === 0) break;
       }
       if (i > 300 || this.procs.some((p) => p.exitCode !== null)) {
-        const logs = await readFile(join(this.dir, 'logs/containerd.log'), 'utf8').catch(() => '');
-        throw new Error(`private containerd or stargz snapshotter did not start: ${logs.slice(-1500)}`);
+        const logs = async (n: string) =>
+          (await readFile(join(this.dir, 'logs', n), 'utf8').catch(() => '')).slice(-1000);
+        throw new Error(
+          `private containerd or a snapshotter did not start: ${await logs('containerd.log')} ${await logs('dadi.log')}`,
+        );
       }
       await sleep(100);
     }

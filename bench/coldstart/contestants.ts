@@ -184,6 +184,36 @@ async function containerdRun(
   }
 }
 
+/**
+ * containerd + the dadi snapshotter (issue #12), on the same containerd as stargz: `dadi pull
+ * --containerd-address` then `ctr run --snapshotter dadi`. The dadi daemon (the snapshotter's device
+ * owner) starts anew with an empty block cache, like stargz's snapshotter.
+ */
+export async function dadiSnapshotter(x: Ctx, i: number): Promise<Sample> {
+  await stopDaemon();
+  await rm(CACHE, { recursive: true, force: true });
+  await rm(join(STATE, 'traces'), { recursive: true, force: true });
+  await startDaemon();
+  const dadi = dadiCommand();
+  await x.ctd.start([...dadi, 'snapshotter', '--state', STATE]);
+  const id = `bench-${process.pid}-${i}`;
+  try {
+    await startClock(x.net);
+    const t0 = performance.now();
+    await sh(dadi[0]!, [...dadi.slice(1), 'pull', '--containerd-address', x.ctd.sock, '-n', 'bench', x.refs.dadi], {
+      netns: HOST_NS,
+      env: { ...process.env, HOME: WORK },
+    });
+    const [c, a] = x.ctd.ctr(['run', '--rm', '--snapshotter', 'dadi', x.refs.dadi, id, ...x.workload.cmd]);
+    const r = await timedRun(c, a, x.workload.firstLine, { t0 });
+    if (r.code !== 0 || r.firstOutputS === undefined) throw failed('ctr run --snapshotter dadi', r);
+    const s = await x.net.stats();
+    return { seconds: r.firstOutputS, registryBytes: s.responseBodyBytes, registryRequests: s.requests };
+  } finally {
+    await x.ctd.stop();
+  }
+}
+
 // --- the waterfall ---
 
 /** skopeo copy docker://→oci layout, umoci unpack, runc run. */

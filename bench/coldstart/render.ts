@@ -152,7 +152,7 @@ function contestantNames(r: BenchResult): string[] {
   return ORDER.filter((k) => seen.has(k));
 }
 
-const ORDER = ['dadi-cold', 'dadi-trace', 'dadi-warm', 'stargz', 'containerd', 'waterfall'];
+const ORDER = ['dadi-cold', 'dadi-trace', 'dadi-warm', 'dadi-snapshotter', 'stargz', 'containerd', 'waterfall'];
 
 export function renderMarkdown(r: BenchResult): string {
   const names = contestantNames(r);
@@ -258,6 +258,7 @@ const COLORS: Record<string, string> = {
   'dadi-cold': '#2f7ed8',
   'dadi-trace': '#174a85',
   'dadi-warm': '#76b041',
+  'dadi-snapshotter': '#7b4fb0',
   stargz: '#e4a11b',
   containerd: '#c0504d',
   waterfall: '#9aa5b1',

@@ -5,6 +5,7 @@
 //   dadi-cold        `dadi run --rm` with a new daemon and an empty block cache
 //   dadi-trace       the same on the image with a recorded trace (`dadi record-trace`), when available
 //   dadi-warm        right after dadi-cold (block cache kept; page cache dropped)
+//   dadi-snapshotter containerd 1.6 + `dadi snapshotter`: `dadi pull --containerd-address` + `ctr run`
 //   stargz           containerd 1.6 + stargz snapshotter: `ctr-remote image rpull` + `ctr run`
 //   containerd       containerd 1.6: `ctr images pull` (download + unpack) + `ctr run` on overlayfs
 //   waterfall        skopeo copy → OCI layout, umoci unpack, runc run
@@ -25,6 +26,7 @@ import {
   cleanupWaterfall,
   containerdPull,
   dadiRun,
+  dadiSnapshotter,
   type Sample,
   STATE,
   stargz,
@@ -60,7 +62,15 @@ const WORKLOADS: Workload[] = [
   },
 ];
 
-const CONTESTANTS = ['dadi-cold', 'dadi-trace', 'dadi-warm', 'stargz', 'containerd', 'waterfall'] as const;
+const CONTESTANTS = [
+  'dadi-cold',
+  'dadi-trace',
+  'dadi-warm',
+  'dadi-snapshotter',
+  'stargz',
+  'containerd',
+  'waterfall',
+] as const;
 type Contestant = (typeof CONTESTANTS)[number];
 
 const { values } = parseArgs({
@@ -184,7 +194,7 @@ async function writeReports(
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root (network namespaces, runc, drop_caches)');
   await checkTools();
-  const wantsContainerd = contestants.includes('stargz') || contestants.includes('containerd');
+  const wantsContainerd = contestants.some((c) => ['stargz', 'containerd', 'dadi-snapshotter'].includes(c));
   if (wantsContainerd) await ensureStargz();
   const started = performance.now();
   const loadStart = loadavg();
@@ -258,6 +268,7 @@ async function main(): Promise<void> {
               if (active.includes('dadi-warm'))
                 add('dadi-warm', await dadiRun(x, x.refs.dadi, { cold: false, trace: false }));
             } else if (c === 'dadi-trace') add(c, await dadiRun(x, x.refs.dadiTrace!, { cold: true, trace: true }));
+            else if (c === 'dadi-snapshotter') add(c, await dadiSnapshotter(x, i));
             else if (c === 'stargz') add(c, await stargz(x, i));
             else if (c === 'containerd') add(c, await containerdPull(x, i));
             else if (c === 'waterfall') add(c, await waterfall(x, i));
