@@ -98,7 +98,12 @@ export class PrivateContainerd {
     // Snapshotters first: containerd backs off for a while after a failed dial.
     if (dadiSnapshotter) {
       const [cmd, ...args] = dadiSnapshotter;
-      start(cmd!, [...args, '--address', this.dadiSock, '--root', join(this.dir, 'dadi')], 'dadi.log');
+      const p = start(cmd!, [...args, '--address', this.dadiSock, '--root', join(this.dir, 'dadi')], 'dadi.log');
+      for (let i = 0; !(await readFile(join(this.dir, 'logs/dadi.log'), 'utf8')).includes('serving'); i++) {
+        if (i > 300 || p.exitCode !== null)
+          throw new Error(`dadi snapshotter did not start (see ${this.dir}/logs/dadi.log)`);
+        await sleep(100);
+      }
     }
     start('containerd', ['--config', join(this.dir, 'containerd.toml')], 'containerd.log');
     start(

@@ -12,7 +12,7 @@
 // Root only. Writes docs/bench/coldstart.{json,md,svg} (or --out).
 //
 //   npm run bench:coldstart -- [--runs 3] [--links loopback,100mbit-20ms] [--workloads cat]
-//                              [--contestants dadi-cold,dadi-warm,stargz]
+//                              [--contestants dadi-cold,dadi-warm,stargz] [--name coldstart]
 
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -80,6 +80,8 @@ const { values } = parseArgs({
     workloads: { type: 'string' },
     contestants: { type: 'string' },
     out: { type: 'string', default: join(REPO_ROOT, 'docs/bench') },
+    /** Report file names: NAME.{json,md,svg} (a partial matrix can go beside the full one). */
+    name: { type: 'string', default: 'coldstart' },
   },
 });
 
@@ -185,9 +187,9 @@ async function writeReports(
     total_s: (performance.now() - started) / 1000,
   };
   await mkdir(values.out!, { recursive: true });
-  await writeFile(join(values.out!, 'coldstart.json'), `${JSON.stringify(result, null, 2)}\n`);
-  await writeFile(join(values.out!, 'coldstart.md'), renderMarkdown(result));
-  await writeFile(join(values.out!, 'coldstart.svg'), renderSvg(result));
+  await writeFile(join(values.out!, `${values.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(join(values.out!, `${values.name}.md`), renderMarkdown(result));
+  await writeFile(join(values.out!, `${values.name}.svg`), renderSvg(result));
   return result;
 }
 
