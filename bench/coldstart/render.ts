@@ -165,6 +165,7 @@ const ORDER = ['dadi-cold', 'dadi-trace', 'dadi-warm', 'dadi-snapshotter', 'star
 export function renderMarkdown(r: BenchResult): string {
   const names = contestantNames(r);
   const lines = [`## ${r.title}`, ''];
+  if (r.note) lines.push(r.note, '');
   if (!r.complete)
     lines.push('**Partial: the run was still going or was interrupted; not every chosen cell is here.**', '');
   for (const [w, cmd] of Object.entries(r.workloads)) {
