@@ -20,6 +20,7 @@ export async function ensureStargz(): Promise<void> {
   const has = async (t: string) => (await sh('sh', ['-c', `command -v ${t}`], { allowFail: true })).code === 0;
   if (!(await has('containerd')) || !(await has('ctr-remote'))) {
     log('installing containerd and ctr-remote (apt-get install containerd stargz-snapshotter)');
+    await sh('apt-get', ['update', '-qq']);
     await sh('apt-get', ['install', '-y', '-qq', 'containerd', 'stargz-snapshotter'], {
       env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
     });
