@@ -196,6 +196,9 @@ async function writeReports(
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root (network namespaces, runc, drop_caches)');
   await checkTools();
+  // The registry bytes are what a start needs: no background whole-layer pull in the daemons started
+  // here (they inherit this environment), as stargz runs without its background fetch.
+  process.env.DADI_PULL = 'off';
   const wantsContainerd = contestants.some((c) => ['stargz', 'containerd', 'dadi-snapshotter'].includes(c));
   if (wantsContainerd) await ensureStargz();
   const started = performance.now();
