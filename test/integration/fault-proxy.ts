@@ -74,6 +74,8 @@ export interface FaultProxy {
   /** Response body bytes sent to clients (what the registry behind it served through it). */
   bodyBytes: number;
   setFaults(f: Partial<Record<Fault, number>>): void;
+  /** Inject exactly these faults, in order, on the next eligible requests (before any dice). */
+  forceNext(...f: Fault[]): void;
   stop(): Promise<void>;
 }
 
@@ -92,7 +94,10 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const stallMs = opts.stallMs ?? 30_000;
   const state = { leakedAuth: 0, bodyBytes: 0 };
 
+  const forced: Fault[] = [];
   const pick = (): Fault | undefined => {
+    const next = forced.shift();
+    if (next) return next;
     let r = random();
     for (const [f, p] of Object.entries(faults) as Array<[Fault, number]>) {
       if (r < p) return f;
@@ -247,6 +252,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     },
     setFaults(f) {
       faults = { ...f };
+    },
+    forceNext(...f) {
+      forced.push(...f);
     },
     async stop() {
       for (const t of timers) clearTimeout(t);

@@ -208,6 +208,9 @@ describe.skipIf(!HAVE)('fault injection', () => {
       backoffMaxMs: 50,
     });
     const faultsBefore = injectedFaults(proxy);
+    // The dice alone may spare a handful of requests; these make sure the fetches meet faults that
+    // retries must carry them through, whatever the earlier tests left the dice at.
+    proxy.forceNext('reset', 'http503', 'truncate');
     const ATTEMPTS = 6;
     let ok = 0;
     const failures: DadiError[] = [];
