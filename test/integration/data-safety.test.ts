@@ -22,7 +22,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Of } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/media-types.js';
 import { isTempName } from '../../src/util/atomic-output.js';
 import { type RunResult, run, runDadi } from '../cli.js';
 import { fixture, haveFixtures } from '../fixtures.js';
@@ -299,6 +302,53 @@ describe.runIf(HAVE)('data safety through the CLI', () => {
         names: 'layer 2/2',
       });
       expect(await readdir(dir)).not.toContain('never');
+    });
+  });
+
+  describe('convert of hostile source blobs', () => {
+    const tarOf = async (name: string, content: string) => {
+      const src = join(dir, `tar-${name}`);
+      await mkdir(src, { recursive: true });
+      await writeFile(join(src, name), content);
+      return execFileSync('tar', ['--format=ustar', '-cf', '-', '-C', src, name]);
+    };
+
+    it('a gzip layer whose bytes do not match its digest: the blob named, the layout untouched', async () => {
+      const layer = gzipSync(await tarOf('f', 'payload '.repeat(4000)));
+      const tampered = Buffer.from(layer);
+      tampered[9] = tampered[9] === 3 ? 255 : 3; // the gzip header's OS byte: still valid gzip, another digest
+      const src = join(dir, 'tampered-src');
+      await writeImageLayout(src, [layer], 'v1');
+      const blob = join(src, 'blobs/sha256', sha256Of(layer).slice(7));
+      await writeFile(blob, tampered);
+      const target = join(dir, 'tampered-out');
+      const r = await expectFailure(
+        ['convert', '-q', `oci:${src}:v1`, `oci:${target}:obd`, '--workdir', join(dir, 'w-t')],
+        {
+          inputs: [blob, join(src, 'index.json')],
+          dest: target,
+          names: sha256Of(layer),
+          says: /content hashes to sha256:[0-9a-f]{64}, not /,
+        },
+      );
+      expect(r.stderr).toContain(src);
+    });
+
+    it('random bytes as a gzip layer: a printable message naming the layer', async () => {
+      const random = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24));
+      for (const [what, bytes, mediaTypes] of [
+        ['gzip-magic', Buffer.concat([Buffer.from([0x1f, 0x8b]), random]), undefined],
+        ['as-gzip', random, [MediaType.ociLayerGzip]],
+      ] as const) {
+        const src = join(dir, `random-${what}`);
+        await writeImageLayout(src, [bytes], 'v1', mediaTypes ? { mediaTypes: [...mediaTypes] } : {});
+        const target = join(dir, `random-${what}-out`);
+        const r = await expectFailure(
+          ['convert', '-q', `oci:${src}:v1`, `oci:${target}:obd`, '--workdir', join(dir, `w-${what}`)],
+          { inputs: [join(src, 'index.json')], dest: target, names: src, says: /layer 1\/1/ },
+        );
+        expect(r.stderr).toMatch(/^[\x20-\x7e\n…]*$/);
+      }
     });
   });
 
