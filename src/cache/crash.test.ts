@@ -102,7 +102,9 @@ describe('crash safety', () => {
       const r = await runChild(cacheDir, a, b, round + 1, 100 + Math.floor(random() * 500));
       expect(r.stderr).not.toContain('WRONG BYTES');
       expect(r.signal, r.stderr).toBe('SIGKILL');
-      recorded = await checkRecordedPages(cacheDir, truth);
+      // Pages checked over all rounds: a single round may legitimately end with nothing recorded
+      // (killed early on a starved machine, or right after evicting a whole blob).
+      recorded += await checkRecordedPages(cacheDir, truth);
     }
     expect(recorded).toBeGreaterThan(0);
 
