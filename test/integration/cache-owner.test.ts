@@ -15,7 +15,14 @@ import { runDadi } from '../cli.js';
 import { missing, requireOrSkip } from '../require.js';
 import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
-import { buildRootfs, emergencyCleanup, imageToLayer, makeExt4, pidAlive } from './runtime-helpers.js';
+import {
+  buildRootfs,
+  emergencyCleanup,
+  imageToLayer,
+  makeExt4,
+  pidAlive,
+  shutDownAndScrub,
+} from './runtime-helpers.js';
 
 const HAVE = haveRegistry('block cache ownership') && requireOrSkip('block cache ownership', missing({ root: true }));
 const MiB = 1 << 20;
@@ -73,9 +80,7 @@ describe.skipIf(!HAVE)('one owner per block cache directory', () => {
 
   afterAll(async () => {
     try {
-      const client = await DaemonClient.connect({ stateDir: state, autoStart: false }).catch(() => undefined);
-      await client?.shutdown();
-      await emergencyCleanup(state, [], daemonPid || undefined);
+      await shutDownAndScrub(state, [], daemonPid || undefined);
     } finally {
       await reg?.stop();
       if (root) await rm(root, { recursive: true, force: true });

@@ -12,13 +12,12 @@ import { BlockCache } from '../../src/cache/index.js';
 import { LayerPull, type LayerPullStatus } from '../../src/prefetch/layer-pull.js';
 import { DEFAULT_LAYER_PULL, type LayerPullConfig } from '../../src/prefetch/layer-pull-plan.js';
 import { RegistryClient, RemoteBlob } from '../../src/registry/index.js';
-import { DaemonClient } from '../../src/runtime/index.js';
 import { runDadi } from '../cli.js';
 import { missing, requireOrSkip } from '../require.js';
 import { testRandom } from '../seed.js';
 import { startFaultProxy } from './fault-proxy.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
-import { emergencyCleanup, leftovers, pushRootfsImage } from './runtime-helpers.js';
+import { leftovers, pushRootfsImage, shutDownAndScrub } from './runtime-helpers.js';
 
 const HAVE = haveRegistry('background layer pull');
 const KiB = 1024;
@@ -196,9 +195,7 @@ describe.skipIf(!HAVE_RUN)('an image pulled in the background runs with its regi
 
   afterAll(async () => {
     try {
-      const client = await DaemonClient.connect({ stateDir: state, autoStart: false }).catch(() => undefined);
-      await client?.shutdown();
-      await emergencyCleanup(state, []);
+      await shutDownAndScrub(state, []);
       expect(await leftovers(state, [])).toEqual([]);
     } finally {
       await reg?.stop();

@@ -5,12 +5,11 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DaemonClient } from '../../src/runtime/index.js';
 import { runDadi } from '../cli.js';
 import { fixture, haveFixtures } from '../fixtures.js';
 import { missing, requireOrSkip } from '../require.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
-import { emergencyCleanup, leftovers, pushRootfsImage } from './runtime-helpers.js';
+import { leftovers, pushRootfsImage, shutDownAndScrub } from './runtime-helpers.js';
 
 const HAVE =
   haveRegistry('dadi run from a registry') && requireOrSkip('dadi run from a registry', missing({ root: true }));
@@ -39,9 +38,7 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
   afterAll(async () => {
     try {
       await dadi(['rm', ...names]).catch(() => {});
-      const client = await DaemonClient.connect({ stateDir: state, autoStart: false }).catch(() => undefined);
-      await client?.shutdown();
-      await emergencyCleanup(state, names);
+      await shutDownAndScrub(state, names);
       expect(await leftovers(state, names)).toEqual([]);
     } finally {
       await reg?.stop();

@@ -15,7 +15,15 @@ import {
 import { randomUuid, WritableLayer } from '../../src/format/lsmt/index.js';
 import { importRawImage } from '../../src/image/import-raw.js';
 import { openLayerOutput } from '../../src/image/layer-output.js';
-import { cgroupDirs, listContainers, removeCgroup, runcDelete, runcList, statePaths } from '../../src/runtime/index.js';
+import {
+  cgroupDirs,
+  DaemonClient,
+  listContainers,
+  removeCgroup,
+  runcDelete,
+  runcList,
+  statePaths,
+} from '../../src/runtime/index.js';
 import { mkfsFromDir } from '../ext4-tools.js';
 import { pushImage } from './push-image.js';
 
@@ -166,4 +174,11 @@ export async function emergencyCleanup(stateDir: string, containerNames: string[
   }
   for (const m of await readMounts()) if (m.mountPoint.startsWith(`${p.root}/`)) await forceUnmountFuse(m.mountPoint);
   for (const l of await loopDevicesUnder(p.root)) await detachLoop(l).catch(() => {});
+}
+
+/** Teardown: shut down the state folder's daemon if one answers, then remove whatever it left. */
+export async function shutDownAndScrub(stateDir: string, containerNames: string[], daemonPid?: number): Promise<void> {
+  const client = await DaemonClient.connect({ stateDir, autoStart: false }).catch(() => undefined);
+  await client?.shutdown();
+  await emergencyCleanup(stateDir, containerNames, daemonPid);
 }

@@ -24,7 +24,7 @@ import { fixture, haveFixtures } from '../fixtures.js';
 import { missing, requireOrSkip } from '../require.js';
 import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
-import { buildRootfs, emergencyCleanup, imageToLayer, leftovers, makeExt4 } from './runtime-helpers.js';
+import { buildRootfs, imageToLayer, leftovers, makeExt4, shutDownAndScrub } from './runtime-helpers.js';
 
 const HAVE =
   haveRegistry('trace record/replay') && requireOrSkip('trace record/replay', missing({ root: true, tools: ['runc'] }));
@@ -75,9 +75,7 @@ describe.skipIf(!HAVE)('trace record and replay (acceleration layer, auto-trace)
   afterAll(async () => {
     try {
       await client?.close();
-      const c = await DaemonClient.connect({ stateDir: state, autoStart: false }).catch(() => undefined);
-      await c?.shutdown();
-      await emergencyCleanup(state, []);
+      await shutDownAndScrub(state, []);
       expect(await leftovers(state, [])).toEqual([]);
     } finally {
       await reg?.stop();
