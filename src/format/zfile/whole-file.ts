@@ -20,12 +20,7 @@ export async function compressFile(
   opts: ZFileWriterOptions = {},
 ): Promise<ZFileWriterStats> {
   const w = new ZFileWriter(dst, opts);
-  const buf = Buffer.allocUnsafe(Math.min(PIECE, Math.max(1, src.size)));
-  for (let p = 0; p < src.size; p += PIECE) {
-    const piece = buf.subarray(0, Math.min(PIECE, src.size - p));
-    await readInto(src, piece, p, 'compress input');
-    await w.write(piece);
-  }
+  await copyAll(src, w, 'compress input');
   await w.end();
   return w.stats;
 }
@@ -36,12 +31,17 @@ export async function compressFile(
  */
 export async function decompressFile(src: BlockFile, dst: Sink): Promise<number> {
   const z = await ZFileReader.open(src);
-  const buf = Buffer.allocUnsafe(Math.min(PIECE, Math.max(1, z.size)));
-  for (let p = 0; p < z.size; p += PIECE) {
-    const piece = buf.subarray(0, Math.min(PIECE, z.size - p));
-    await readInto(z, piece, p, 'decompress');
-    await dst.write(piece);
-  }
+  await copyAll(z, dst, 'decompress');
   await dst.end();
   return z.size;
+}
+
+/** Stream all of `src` into `dst` in PIECE-sized reads through one reused buffer. */
+async function copyAll(src: BlockFile, dst: Pick<Sink, 'write'>, what: string): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(PIECE, Math.max(1, src.size)));
+  for (let p = 0; p < src.size; p += PIECE) {
+    const piece = buf.subarray(0, Math.min(PIECE, src.size - p));
+    await readInto(src, piece, p, what);
+    await dst.write(piece);
+  }
 }
