@@ -27,6 +27,8 @@ need runc runc
 need losetup mount
 need setfattr attr
 need getfattr attr
+need setfacl acl
+need getfacl acl
 need debootstrap debootstrap
 need umoci umoci
 need qemu-system-x86_64 qemu-system-x86

@@ -769,7 +769,7 @@ export class Ext4 {
     const attrs = s.xattrs!;
     const inode = s.inode;
     const areaSize = this.sb.inodeSize - GOOD_OLD_INODE_SIZE - EXTRA_ISIZE;
-    const inIn = encodeInodeXattrs(attrs, areaSize);
+    const inIn = encodeInodeXattrs(attrs, areaSize, `${this.name}: inode ${ino}`);
     if (inIn) {
       inode.xattrArea = inIn;
       await this.releaseXattrBlock(inode);

@@ -3,13 +3,18 @@
 // (see fs.ts: in the inode when they fit, else all in a block).
 
 import { DadiError } from '../errors.js';
+import { aclFromDisk, aclToDisk } from './acl.js';
 import { BLOCK_SIZE } from './layout.js';
 
 export const XATTR_MAGIC = 0xea020000;
 
+const ACL_ACCESS = 2;
+const ACL_DEFAULT = 3;
+const isAcl = (index: number) => index === ACL_ACCESS || index === ACL_DEFAULT;
+
 const PREFIXES: [index: number, prefix: string][] = [
-  [2, 'system.posix_acl_access'],
-  [3, 'system.posix_acl_default'],
+  [ACL_ACCESS, 'system.posix_acl_access'],
+  [ACL_DEFAULT, 'system.posix_acl_default'],
   [1, 'user.'],
   [4, 'trusted.'],
   [6, 'security.'],
@@ -19,7 +24,7 @@ const PREFIXES: [index: number, prefix: string][] = [
 function splitName(full: string): { index: number; suffix: Buffer } {
   for (const [index, prefix] of PREFIXES) {
     if (full.startsWith(prefix)) {
-      if ((index === 2 || index === 3) && full !== prefix) continue;
+      if (isAcl(index) && full !== prefix) continue;
       return { index, suffix: Buffer.from(full.slice(prefix.length), 'latin1') };
     }
   }
@@ -69,7 +74,9 @@ function decodeEntries(region: Uint8Array, first: number, valueBase: number, wha
     const suffix = region.subarray(o + ENTRY, o + ENTRY + nl);
     const vs = valueBase + voff;
     if (vs + vsize > region.length) throw new DadiError('ECORRUPT', `${what}: xattr value past end`);
-    out.set(joinName(index, suffix), region.slice(vs, vs + vsize));
+    const name = joinName(index, suffix);
+    const value = region.slice(vs, vs + vsize);
+    out.set(name, isAcl(index) ? aclFromDisk(value, `${what}: ${name}`) : value);
     o += entrySize(nl);
   }
 }
@@ -104,10 +111,12 @@ interface Prepared {
   hash: number;
 }
 
-function prepare(attrs: Xattrs): Prepared[] {
-  const list = [...attrs].map(([name, value]) => {
+/** Names split into index and suffix, values in their on-disk form (ACLs converted), hashed. */
+function prepare(attrs: Xattrs, what: string): Prepared[] {
+  const list = [...attrs].map(([name, xattrValue]) => {
     const { index, suffix } = splitName(name);
     if (suffix.length > 255) throw new DadiError('EINVAL', `xattr ${JSON.stringify(name)}: name too long`);
+    const value = isAcl(index) ? aclToDisk(xattrValue, `${what}: ${name}`) : xattrValue;
     return { index, suffix, value, hash: entryHash(suffix, value) };
   });
   // The kernel's block order: index, name length, name.
@@ -138,17 +147,17 @@ function layout(list: Prepared[], region: Uint8Array, first: number, valueBase: 
 }
 
 /** Encode into an in-inode area of `size` bytes; null when they do not fit. Empty → all zeros. */
-export function encodeInodeXattrs(attrs: Xattrs, size: number): Uint8Array | null {
+export function encodeInodeXattrs(attrs: Xattrs, size: number, what: string): Uint8Array | null {
   const area = new Uint8Array(size);
   if (attrs.size === 0) return area;
   new DataView(area.buffer).setUint32(0, XATTR_MAGIC, true);
-  return layout(prepare(attrs), area.subarray(4), 0, 0) ? area : null;
+  return layout(prepare(attrs, what), area.subarray(4), 0, 0) ? area : null;
 }
 
 /** Encode an xattr block (refcount 1); throws when they do not fit in one block. */
 export function encodeXattrBlock(attrs: Xattrs, what: string): Uint8Array {
   const b = new Uint8Array(BLOCK_SIZE);
-  const list = prepare(attrs);
+  const list = prepare(attrs, what);
   if (!layout(list, b, 32, 0))
     throw new DadiError('EUNSUPPORTED', `${what}: xattrs do not fit in one block (${attrs.size} attributes)`);
   const dv = new DataView(b.buffer);

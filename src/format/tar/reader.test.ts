@@ -106,4 +106,28 @@ describe('readTar', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('turns GNU tar ACL text records into ACL xattrs unless the xattr form is there', async () => {
+    const exact = Buffer.from('0200000001000700ffffffff04000500ffffffff20000500ffffffff', 'hex');
+    const tar = tarOf([
+      {
+        name: 'a',
+        type: '5',
+        pax: { 'SCHILY.acl.access': 'user::rwx\nuser:7:r--\ngroup::r-x\nmask::r-x\nother::r-x\n' },
+      },
+      {
+        name: 'b',
+        type: '5',
+        pax: { 'SCHILY.acl.access': 'user::rwx\ngroup::r-x\nother::r-x\n', 'SCHILY.acl.default': 'user::rwx\n' },
+      },
+      { name: 'c', type: '0', data: Buffer.alloc(0), pax: { 'SCHILY.acl.access': 'user:nobody:r--\n' } },
+    ]);
+    const [a, b] = await entries(tar.subarray(0, 3 * 1024));
+    expect(Buffer.from(a!.xattrs.get('system.posix_acl_access')!).toString('hex')).toBe(
+      '0200000001000700ffffffff020004000700000004000500ffffffff10000500ffffffff20000500ffffffff',
+    );
+    expect(Buffer.from(b!.xattrs.get('system.posix_acl_access')!)).toEqual(exact);
+    expect(b!.xattrs.has('system.posix_acl_default')).toBe(true);
+    await expect(entries(tar)).rejects.toThrow(/t\.tar: entry "c" .*names a user or group without a numeric id/);
+  });
 });

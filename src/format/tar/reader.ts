@@ -4,12 +4,14 @@
 // mode; every size is bounded before anything is allocated by it. Not an extractor: see ext4/apply.
 
 import { DadiError } from '../../errors.js';
+import { encodePosixAcl, parseAclText } from '../posix-acl.js';
 import {
   decodeTarHeader,
   hexHead,
   isTarExtension,
   type PaxRecords,
   paxNumber,
+  paxText,
   paxTime,
   quoteTarName,
   TAR_BLOCK,
@@ -244,6 +246,11 @@ function entryOf(
   return { entry: e, dataSize };
 }
 
+const ACL_TEXT_RECORDS = [
+  ['SCHILY.acl.access', 'system.posix_acl_access'],
+  ['SCHILY.acl.default', 'system.posix_acl_default'],
+] as const;
+
 function xattrsOf(p: PaxRecords): Map<string, Uint8Array> {
   const xattrs = new Map<string, Uint8Array>();
   for (const [k, v] of p) {
@@ -257,6 +264,12 @@ function xattrsOf(p: PaxRecords): Map<string, Uint8Array> {
       }
       xattrs.set(Buffer.from(key, 'utf8').toString('latin1'), Buffer.from(Buffer.from(v).toString('latin1'), 'base64'));
     } else if (k.startsWith('GNU.sparse.')) throw new DadiError('EUNSUPPORTED', 'GNU sparse files not supported');
+  }
+  // GNU tar --acls writes ACLs as text only; the xattr form, when also there, is the exact one.
+  for (const [record, xattr] of ACL_TEXT_RECORDS) {
+    const text = paxText(p, record);
+    const entries = text === undefined || xattrs.has(xattr) ? [] : parseAclText(text, record);
+    if (entries.length) xattrs.set(xattr, encodePosixAcl(entries));
   }
   return xattrs;
 }
