@@ -1,0 +1,122 @@
+// Chunk scheduling on an agent: for one chunk, which source to ask next and what a failure means.
+// Pure logic (no I/O, no clock); the agent and the scale simulator both drive it.
+//
+// The route of a chunk is the host's placement read upwards: its parent first, then each further
+// ancestor (a parent that fails is skipped: "walk up"), then the root, and the registry last. A
+// parent that does not hold the chunk fetches it from its own parent, so normally only the first
+// hop is asked and the root fetches from the registry once for the whole tree. The registry is
+// used only when the root itself failed (down, or wrong bytes): `registryFallback` is then set,
+// and the caller must log and count it. A root that denies access (401/403) ends the fetch: the
+// registry would say the same, and a host without access gets nothing.
+//
+//   const f = new ChunkFetch(routeOf(placement));
+//   for (let hop = f.current; hop; ) {
+//     try { bytes = await get(hop); if (verify(bytes)) break; hop = f.fail('corrupt').next; }
+//     catch { hop = f.fail('unreachable').next; }   // each verdict says whom to report to the root
+//   }
+
+import type { HostId, HostRef, PeerProblem, Placement } from './tracker.js';
+
+export type Hop = { kind: 'peer'; id: HostId; address: string } | { kind: 'root' } | { kind: 'registry' };
+
+/** Why a request to a hop failed. */
+export type FetchFailure =
+  | 'unreachable' // connection refused/reset, DNS, the host is down
+  | 'timeout' // no answer in time, or too slow
+  | 'http' // an error status other than access denied
+  | 'corrupt' // bytes arrived but failed verification (or had the wrong length)
+  | 'denied'; // 401/403: the requester has no access
+
+export interface FailureVerdict {
+  /** What the root should hear about the failed peer (agents report it; the tracker re-parents). */
+  report?: { peer: HostId; problem: PeerProblem };
+  /** The hop to ask now; undefined: give up (the read fails). */
+  next: Hop | undefined;
+  /** `next` is the registry because the root could not be used: log it and count it. */
+  registryFallback: boolean;
+}
+
+/** The hops to ask for a chunk, nearest first: ancestors from the placement, the root, the registry. */
+export function routeOf(placement: Pick<Placement, 'path'> | undefined): Hop[] {
+  const peers: Hop[] = (placement?.path ?? []).map((h: HostRef) => ({ kind: 'peer', id: h.id, address: h.address }));
+  return [...peers, { kind: 'root' }, { kind: 'registry' }];
+}
+
+const PROBLEM: Record<Exclude<FetchFailure, 'denied'>, PeerProblem> = {
+  unreachable: 'gone',
+  timeout: 'slow',
+  http: 'gone',
+  corrupt: 'corrupt',
+};
+
+/** The attempts for one chunk along a route; each hop is asked at most once. */
+export class ChunkFetch {
+  private i = 0;
+  private readonly route: readonly Hop[];
+  /** Hops that failed, in order, with why: for the error message when all of them do. */
+  readonly failures: { hop: Hop; why: FetchFailure }[] = [];
+
+  constructor(route: readonly Hop[]) {
+    this.route = route;
+  }
+
+  /** The hop to ask now; undefined once every hop failed or access was denied. */
+  get current(): Hop | undefined {
+    return this.route[this.i];
+  }
+
+  /** The current hop failed: what to report and where to go next. */
+  fail(why: FetchFailure): FailureVerdict {
+    const hop = this.route[this.i];
+    if (!hop) return { next: undefined, registryFallback: false };
+    this.failures.push({ hop, why });
+    if (why === 'denied') {
+      this.i = this.route.length;
+      return { next: undefined, registryFallback: false };
+    }
+    this.i++;
+    const next = this.route[this.i];
+    const report = hop.kind === 'peer' ? { peer: hop.id, problem: PROBLEM[why] } : undefined;
+    return { ...(report ? { report } : {}), next, registryFallback: hop.kind === 'root' && next?.kind === 'registry' };
+  }
+}
+
+/**
+ * Concurrent requests for one chunk share one fetch: `claim` says whether the caller should fetch
+ * (true) or wait for the fetch already running (false); `settle` ends it. Also remembers chunks held.
+ */
+export class ChunkBook {
+  private readonly held = new Set<number>();
+  private readonly inFlight = new Set<number>();
+
+  has(chunk: number): boolean {
+    return this.held.has(chunk);
+  }
+
+  /** Record that `chunk` is stored (fetched or pushed, and verified). */
+  store(chunk: number): void {
+    this.held.add(chunk);
+  }
+
+  /** Forget a chunk (evicted from the cache). */
+  drop(chunk: number): void {
+    this.held.delete(chunk);
+  }
+
+  /** True when the caller should fetch `chunk`; false when it is held or another fetch runs. */
+  claim(chunk: number): boolean {
+    if (this.held.has(chunk) || this.inFlight.has(chunk)) return false;
+    this.inFlight.add(chunk);
+    return true;
+  }
+
+  settle(chunk: number, stored: boolean): void {
+    this.inFlight.delete(chunk);
+    if (stored) this.held.add(chunk);
+  }
+
+  /** Chunks held, counted. */
+  get count(): number {
+    return this.held.size;
+  }
+}
