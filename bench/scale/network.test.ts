@@ -72,7 +72,8 @@ describe('Network', () => {
         (n, caps, pairs) => {
           const { net } = setup();
           const nics: Nic[] = [];
-          for (let i = 0; i < n; i++) nics.push(net.nic(`n${i}`, { up: caps[2 * i]! * MB, down: caps[2 * i + 1]! * MB }));
+          for (let i = 0; i < n; i++)
+            nics.push(net.nic(`n${i}`, { up: caps[2 * i]! * MB, down: caps[2 * i + 1]! * MB }));
           const transfers: Transfer[] = [];
           for (const [s, d] of pairs) {
             const from = nics[s % n]!;

@@ -74,11 +74,24 @@ async function main(): Promise<void> {
     mount_reads: mountReads,
     reads,
   };
-  await writeFile(values.out!, `${JSON.stringify(data)}\n`);
+  await writeFile(values.out!, asText(data));
   const bytes = (xs: [number, number, number][]) => xs.reduce((a, x) => a + x[2], 0);
   console.log(
     `${values.out}: ${records.length} records → ${reads.length} blob reads (${bytes(reads)} bytes), mount ${mountReads.length} reads (${bytes(mountReads)} bytes)`,
   );
+}
+
+/** The JSON laid out as the repository's formatter keeps it: one read per line. */
+function asText(data: StartReads): string {
+  const lines = (xs: unknown[], one: (x: unknown) => string) => `[\n${xs.map((x) => `    ${one(x)}`).join(',\n')}\n  ]`;
+  const read = (x: unknown) => JSON.stringify(x).replaceAll(',', ', ');
+  const layer = (x: unknown) =>
+    JSON.stringify(x).replace('{', '{ ').replace('}', ' }').replaceAll('":', '": ').replaceAll(',"', ', "');
+  const fields = Object.entries(data).map(([k, v]) => {
+    const text = Array.isArray(v) ? lines(v, k === 'layers' ? layer : read) : JSON.stringify(v);
+    return `  ${JSON.stringify(k)}: ${text}`;
+  });
+  return `{\n${fields.join(',\n')}\n}\n`;
 }
 
 await main();
