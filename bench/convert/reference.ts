@@ -1,0 +1,98 @@
+// The reference's side of the conversion benchmark: the procedure of the reference's userspace
+// convertor (accelerated-container-image, cmd/convertor/builder/overlaybd_builder.go) driven by
+// hand over an OCI layout, one process per step as that convertor runs them. Per layer: decompress
+// the blob into layer.tar while checking its digest (the convertor's download tees into a
+// verifier), `overlaybd-create -s [--mkfs] data index 64`, a config.json of the committed layers
+// below and the new upper, `overlaybd-apply layer.tar config.json`, `overlaybd-commit -z -t --uuid
+// [--parent-uuid]`, then the commit file's digest (the convertor's getFileDesc). No uploads.
+
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chainIds, uuidFromChainId } from '../../src/convert/manifest.js';
+import type { Digest } from '../../src/oci/digest.js';
+import { sh } from '../coldstart/util.js';
+
+export const REFERENCE_TOOLS = ['overlaybd-create', 'overlaybd-apply', 'overlaybd-commit'] as const;
+
+/** Why the reference tools in `dir` cannot run, or undefined when they are all there. */
+export function referenceMissing(dir: string): string | undefined {
+  const gone = REFERENCE_TOOLS.filter((t) => !existsSync(join(dir, t)));
+  return gone.length ? `${gone.join(', ')} not found in ${dir}` : undefined;
+}
+
+export interface LayoutImage {
+  layout: string;
+  tag: string;
+  /** Layer blobs, bottom first. */
+  layers: { digest: string; size: number }[];
+  diffIds: Digest[];
+}
+
+/** Read the manifest and config of `layout:tag` (a single-platform image, as the bench builds). */
+export async function readLayoutImage(layout: string, tag: string): Promise<LayoutImage> {
+  const blob = (d: string) => readFile(join(layout, 'blobs', 'sha256', d.slice('sha256:'.length)), 'utf8');
+  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+    manifests: { digest: string; annotations?: Record<string, string> }[];
+  };
+  const m = index.manifests.find((x) => x.annotations?.['org.opencontainers.image.ref.name'] === tag);
+  if (!m) throw new Error(`${layout}: no tag ${tag}`);
+  const manifest = JSON.parse(await blob(m.digest)) as {
+    config: { digest: string };
+    layers: { digest: string; size: number }[];
+  };
+  const config = JSON.parse(await blob(manifest.config.digest)) as { rootfs: { diff_ids: Digest[] } };
+  return { layout, tag, layers: manifest.layers, diffIds: config.rootfs.diff_ids };
+}
+
+export interface ReferenceRun {
+  seconds: number;
+  /** Bytes of each layer's overlaybd.commit. */
+  layerBytes: number[];
+}
+
+/** Convert `img` with the reference tools in `bin`, working under `work` (removed afterwards). */
+export async function runReference(img: LayoutImage, bin: string, work: string): Promise<ReferenceRun> {
+  await mkdir(work, { recursive: true });
+  const service = join(work, 'overlaybd.json');
+  // overlaybd-apply insists on a service config file; logs stay inside the work folder.
+  await writeFile(service, JSON.stringify({ logConfig: { logLevel: 2, logPath: join(work, 'overlaybd.log') } }));
+  const chains = chainIds(img.diffIds);
+  const tool = (name: string) => join(bin, name);
+  const lowers: { file: string }[] = [];
+  const layerBytes: number[] = [];
+  const t0 = performance.now();
+  try {
+    for (const [i, layer] of img.layers.entries()) {
+      const dir = join(work, `${String(i).padStart(4, '0')}_layer`);
+      await mkdir(dir, { recursive: true });
+      const blob = join(img.layout, 'blobs', 'sha256', layer.digest.slice('sha256:'.length));
+      const tar = join(dir, 'layer.tar');
+      const [check] = await Promise.all([
+        sh('sha256sum', [blob]),
+        sh('sh', ['-c', 'gzip -dc < "$1" > "$2"', 'sh', blob, tar]),
+      ]);
+      if (`sha256:${check.stdout.split(' ')[0]}` !== layer.digest) throw new Error(`${blob}: digest mismatch`);
+      const data = join(dir, 'writable_data');
+      const index = join(dir, 'writable_index');
+      await sh(tool('overlaybd-create'), [data, index, '64', '-s', ...(i === 0 ? ['--mkfs'] : [])]);
+      const config = join(dir, 'config.json');
+      await writeFile(
+        config,
+        JSON.stringify({ repoBlobUrl: '', lowers, upper: { index, data }, resultFile: join(dir, 'result') }),
+      );
+      await sh(tool('overlaybd-apply'), [tar, config, '--service_config_path', service]);
+      const commit = join(dir, 'overlaybd.commit');
+      const uuid = uuidFromChainId(chains[i]!);
+      const parent = i > 0 ? ['--parent-uuid', uuidFromChainId(chains[i - 1]!)] : [];
+      await sh(tool('overlaybd-commit'), [data, index, commit, '-z', '-t', '--uuid', uuid, ...parent]);
+      await sh('sha256sum', [commit]);
+      await rm(tar, { force: true });
+      layerBytes.push((await stat(commit)).size);
+      lowers.push({ file: commit });
+    }
+    return { seconds: (performance.now() - t0) / 1000, layerBytes };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,60 @@
+// The conversion benchmark's result shape and its markdown report. No measuring here.
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  runs: number[];
+}
+
+export interface ImageResult {
+  image: string;
+  source_layers_gzip_bytes: number[];
+  dadi_s: Spread;
+  reference_s: Spread | null;
+  /** dadi's median wall time ÷ the reference's, same run (null without the reference tools). */
+  ratio_vs_reference: number | null;
+  goal: number;
+  converted_bytes: { dadi: number[]; reference: number[] | null };
+  /** Manifest digests dadi produced over the rounds (one: the conversion is deterministic). */
+  dadi_manifests: string[];
+}
+
+export interface ConvertBenchResult {
+  name: string;
+  title: string;
+  date: string;
+  node: string;
+  machine: { cpus: number; loadavg_start: number[]; loadavg_end: number[]; loadavg_1min_at_each_start: number[] };
+  runs: number;
+  reference_bin: string | null;
+  unavailable: Record<string, string>;
+  method: Record<string, string>;
+  images: Record<string, ImageResult>;
+}
+
+const s = (x: Spread | null) => (x ? `${x.median.toFixed(2)} s (${x.min.toFixed(2)}–${x.max.toFixed(2)})` : '–');
+const mb = (xs: number[] | null) => (xs ? `${(xs.reduce((a, b) => a + b, 0) / 1e6).toFixed(1)} MB` : '–');
+
+export function renderMarkdown(r: ConvertBenchResult): string {
+  const loads = r.machine.loadavg_1min_at_each_start;
+  const lines = [
+    `## ${r.title}`,
+    '',
+    `<!-- Measured ${r.date} by bench/convert/run.ts (${r.runs} alternated rounds; node ${r.node}; ${r.machine.cpus} CPUs shared with other jobs, 1-min load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)} at the runs' starts). -->`,
+    '',
+    '| image | source (gzip) | reference | dadi | dadi / reference | goal | converted: reference | converted: dadi |',
+    '|---|---|---|---|---|---|---|---|',
+    ...Object.entries(r.images).map(
+      ([k, i]) =>
+        `| ${k} (${i.source_layers_gzip_bytes.length} layer${i.source_layers_gzip_bytes.length > 1 ? 's' : ''}) | ${mb(i.source_layers_gzip_bytes)} | ${s(i.reference_s)} | ${s(i.dadi_s)} | ${i.ratio_vs_reference !== null ? `${i.ratio_vs_reference.toFixed(2)}×` : '–'} | ≤ ${i.goal}× | ${mb(i.converted_bytes.reference)} | ${mb(i.converted_bytes.dadi)} |`,
+    ),
+    '',
+    'Wall times: median (min–max) of the rounds.',
+    '',
+    ...Object.entries(r.method).map(([k, v]) => `- ${k}: ${v}`),
+    ...Object.entries(r.unavailable).map(([k, v]) => `- **${k} unavailable**: ${v}`),
+    '',
+  ];
+  return lines.join('\n');
+}
