@@ -11,8 +11,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockCache } from '../src/cache/cache.js';
+import { layerPullConfigOf, parseConfig } from '../src/config/index.js';
 import { LayerPull } from '../src/prefetch/layer-pull.js';
-import { layerPullConfigFromEnv } from '../src/prefetch/layer-pull-plan.js';
 import { parseReference, RegistryClient, RemoteBlob } from '../src/registry/index.js';
 import { DaemonClient } from '../src/runtime/index.js';
 import { runDadi } from '../test/cli.js';
@@ -21,7 +21,11 @@ import { startRegistry } from '../test/integration/registry-harness.js';
 import { type BenchRow, report } from './report.js';
 
 const runs = Number(process.argv[2] ?? 5);
-const config = { ...layerPullConfigFromEnv({ ...process.env, DADI_PULL: 'on' }), delay: 0, delayExtra: 0 };
+const config = {
+  ...layerPullConfigOf(parseConfig(undefined, undefined, { ...process.env, DADI_PULL: 'on' }).config),
+  delay: 0,
+  delayExtra: 0,
+};
 const round = (x: number) => Math.round(x * 1000) / 1000;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

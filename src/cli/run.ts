@@ -16,6 +16,7 @@ import { type TraceCliOptions, traceOptions, traceRequest } from './trace-option
 // so the registry client, the cache and the format code never load in this process.
 
 const stateOption = ['--state <dir>', 'daemon state folder (default: $DADI_STATE or /run/dadi)'] as const;
+const configOption = ['--config <file>', 'config file (default: $DADI_CONFIG or /etc/dadi/config.yaml)'] as const;
 
 /** Resolve REF (in the daemon, started on demand) to the daemon's layer specs. */
 async function resolveLayers(ref: string, o: { platform?: string; state?: string }, timer?: StepTimer) {
@@ -43,7 +44,8 @@ export function registerRunCommands(program: Command): void {
     .command('daemon')
     .description('run the host daemon in the foreground (normally started on demand)')
     .option(...stateOption)
-    .option('--cache-dir <dir>', 'block cache directory')
+    .option('--cache-dir <dir>', 'block cache directory (default: cacheConfig.cacheDir of the config file)')
+    .option(...configOption)
     .action(async (o) => {
       // FUSE readers pin threadpool threads: the pool size must be set before Node starts it.
       if (!process.env.UV_THREADPOOL_SIZE) {
@@ -56,7 +58,7 @@ export function registerRunCommands(program: Command): void {
         return;
       }
       const { runHostDaemon } = await import('../runtime/host-daemon.js');
-      await runHostDaemon({ stateDir: o.state, cacheDir: o.cacheDir });
+      await runHostDaemon({ stateDir: o.state, cacheDir: o.cacheDir, configFile: o.config });
     });
 
   const mount = program

@@ -5,24 +5,30 @@ import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
 import { DEFAULT_HOSTS_DIR } from '../snapshotter/hosts-config.js';
 
-const DEFAULT_ROOT = '/var/lib/containerd/io.containerd.snapshotter.v1.dadi';
-
 export function registerSnapshotterCommands(program: Command): void {
   program
     .command('snapshotter')
     .description("serve containerd's snapshots API (proxy plugin): DADI images lazily, others as overlayfs")
-    .requiredOption('--address <sock>', 'unix socket to listen on')
-    .option('--root <dir>', 'snapshots and metadata', DEFAULT_ROOT)
+    .option('--address <sock>', 'unix socket to listen on (default: snapshotter.address of the config file)')
+    .option('--root <dir>', 'snapshots and metadata (default: snapshotter.root of the config file)')
     .option('--state <dir>', 'dadi daemon state folder (default: $DADI_STATE or /run/dadi)')
     .option(
       '--rw-mode <mode>',
       "containers' writes over DADI images: overlayfs (upper directory) or block (writable block layer)",
-      'overlayfs',
     )
-    .action(async (o: { address: string; root: string; state?: string; rwMode: string }) => {
-      if (o.rwMode !== 'overlayfs' && o.rwMode !== 'block') {
-        throw new DadiError('EINVAL', `--rw-mode ${o.rwMode}: use overlayfs or block`);
+    .option('--config <file>', 'config file (default: $DADI_CONFIG or /etc/dadi/config.yaml)')
+    .action(async (flags: { address?: string; root?: string; state?: string; rwMode?: string; config?: string }) => {
+      if (flags.rwMode !== undefined && flags.rwMode !== 'overlayfs' && flags.rwMode !== 'block') {
+        throw new DadiError('EINVAL', `--rw-mode ${flags.rwMode}: use overlayfs or block`);
       }
+      const { loadConfig } = await import('../config/index.js');
+      const { config } = await loadConfig({ file: flags.config });
+      const o = {
+        address: flags.address ?? config.snapshotter.address,
+        root: flags.root ?? config.snapshotter.root,
+        state: flags.state,
+        rwMode: (flags.rwMode ?? config.snapshotter.rwMode) as 'overlayfs' | 'block',
+      };
       const { Snapshotter, daemonDevices, serveSnapshots } = await import('../snapshotter/index.js');
       const log = (m: string) => process.stderr.write(`dadi snapshotter: ${m}\n`);
       const snap = await Snapshotter.open(o.root, daemonDevices(o.state), { log, rwMode: o.rwMode });

@@ -1,46 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { chunksOf, DEFAULT_LAYER_PULL, layerPullConfigFromEnv, RateLimiter, startDelayMs } from './layer-pull-plan.js';
+import { chunksOf, RateLimiter, startDelayMs } from './layer-pull-plan.js';
 
-describe('background pull configuration', () => {
-  it('defaults to the reference values but a 30 s delay and 1 MiB × 4 chunks; the environment overrides each', () => {
-    expect(layerPullConfigFromEnv({})).toEqual(DEFAULT_LAYER_PULL);
-    expect(DEFAULT_LAYER_PULL).toMatchObject({
-      enabled: true,
-      maxMBps: 100,
-      chunkSize: 1048576,
-      concurrency: 4,
-      tries: 5,
-    });
-    const c = layerPullConfigFromEnv({
-      DADI_PULL: 'off',
-      DADI_PULL_DELAY: '0',
-      DADI_PULL_DELAY_EXTRA: '1.5',
-      DADI_PULL_MBPS: '2.5',
-      DADI_PULL_CHUNK: '256K',
-      DADI_PULL_CONCURRENCY: '3',
-      DADI_PULL_TRIES: '2',
-    });
-    expect(c).toEqual({
-      enabled: false,
-      delay: 0,
-      delayExtra: 1.5,
-      maxMBps: 2.5,
-      chunkSize: 256 * 1024,
-      concurrency: 3,
-      tries: 2,
-    });
-    expect(layerPullConfigFromEnv({ DADI_PULL: 'on' }).enabled).toBe(true);
-  });
-
-  it('rejects bad values naming the variable', () => {
-    expect(() => layerPullConfigFromEnv({ DADI_PULL: 'maybe' })).toThrow(/DADI_PULL="maybe": expected on or off/);
-    expect(() => layerPullConfigFromEnv({ DADI_PULL_MBPS: '-1' })).toThrow(/DADI_PULL_MBPS="-1"/);
-    expect(() => layerPullConfigFromEnv({ DADI_PULL_CONCURRENCY: '1.5' })).toThrow(/DADI_PULL_CONCURRENCY/);
-    expect(() => layerPullConfigFromEnv({ DADI_PULL_CHUNK: '3000' })).toThrow(/chunk size 3000/);
-    expect(() => layerPullConfigFromEnv({ DADI_PULL_CHUNK: 'lots' })).toThrow(/DADI_PULL_CHUNK/);
-  });
-
+describe('background pull timing', () => {
   it('waits delay plus a random part below delayExtra', () => {
     expect(startDelayMs({ delay: 2, delayExtra: 3 }, () => 0)).toBe(2000);
     expect(startDelayMs({ delay: 2, delayExtra: 3 }, () => 0.5)).toBe(3500);

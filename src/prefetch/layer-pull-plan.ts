@@ -1,10 +1,9 @@
-// The decisions of the background whole-layer pull (spec §6.6), without I/O: its configuration
-// (defaults, the environment's overrides, checks), when it starts (delay + random extra), which
+// The decisions of the background whole-layer pull (spec §6.6), without I/O: its defaults (the
+// config file's `download` section, src/config, sets and checks the rest), when it starts (delay + random extra), which
 // chunks of a blob are still missing, and how long to wait before the next chunk so the pull
 // stays under its rate. The driver that fetches and verifies is layer-pull.ts.
 
 import { DadiError } from '../errors.js';
-import { parseSize } from '../util/size.js';
 
 export interface LayerPullConfig {
   /** Pull whole layers in the background at all. */
@@ -27,9 +26,9 @@ export interface LayerPullConfig {
  * short-lived container never triggers it; 30 s here, so a host is soon independent of the
  * registry; and the chunks: 1 MiB × 4 in flight pulled the 133 MB Debian image in 2.2 s on
  * loopback where the reference's 256 KiB × 2 took 7.2 s, bound by each chunk's round trip and cache
- * write, not by the rate (bench/background-pull.ts). The environment overrides: DADI_PULL=off|on, DADI_PULL_DELAY, DADI_PULL_DELAY_EXTRA
- * (seconds), DADI_PULL_MBPS, DADI_PULL_CHUNK (bytes, or 256K/1M), DADI_PULL_CONCURRENCY,
- * DADI_PULL_TRIES. Benchmarks that count the bytes a start needs set DADI_PULL=off.
+ * write, not by the rate (bench/background-pull.ts). The config file's `download` section and the
+ * DADI_PULL* variables override them (src/config/schema.ts). Benchmarks that count the bytes a
+ * start needs set DADI_PULL=off.
  */
 export const DEFAULT_LAYER_PULL: Readonly<LayerPullConfig> = {
   enabled: true,
@@ -40,47 +39,6 @@ export const DEFAULT_LAYER_PULL: Readonly<LayerPullConfig> = {
   concurrency: 4,
   tries: 5,
 };
-
-/** The configuration from `env` (default process.env) over the defaults; bad values are errors naming the variable. */
-export function layerPullConfigFromEnv(env: NodeJS.ProcessEnv = process.env): LayerPullConfig {
-  const c = { ...DEFAULT_LAYER_PULL };
-  const on = env.DADI_PULL;
-  if (on !== undefined && on !== '') {
-    if (/^(off|0|false|no)$/i.test(on)) c.enabled = false;
-    else if (/^(on|1|true|yes)$/i.test(on)) c.enabled = true;
-    else throw new DadiError('EINVAL', `DADI_PULL=${JSON.stringify(on)}: expected on or off`);
-  }
-  const num = (name: string, min: number, integer: boolean): number | undefined => {
-    const text = env[name];
-    if (text === undefined || text === '') return undefined;
-    const n = Number(text);
-    if (!Number.isFinite(n) || n < min || (integer && !Number.isSafeInteger(n))) {
-      throw new DadiError(
-        'EINVAL',
-        `${name}=${JSON.stringify(text)}: expected ${integer ? 'an integer' : 'a number'} ≥ ${min}`,
-      );
-    }
-    return n;
-  };
-  c.delay = num('DADI_PULL_DELAY', 0, false) ?? c.delay;
-  c.delayExtra = num('DADI_PULL_DELAY_EXTRA', 0, false) ?? c.delayExtra;
-  c.maxMBps = num('DADI_PULL_MBPS', 0.001, false) ?? c.maxMBps;
-  c.concurrency = num('DADI_PULL_CONCURRENCY', 1, true) ?? c.concurrency;
-  c.tries = num('DADI_PULL_TRIES', 1, true) ?? c.tries;
-  if (env.DADI_PULL_CHUNK) c.chunkSize = parseSize(env.DADI_PULL_CHUNK, 'DADI_PULL_CHUNK');
-  checkLayerPullConfig(c);
-  return c;
-}
-
-export function checkLayerPullConfig(c: LayerPullConfig): void {
-  const pow2 = c.chunkSize >= 4096 && (c.chunkSize & (c.chunkSize - 1)) === 0 && c.chunkSize <= 64 << 20;
-  if (!pow2)
-    throw new DadiError('EINVAL', `background pull chunk size ${c.chunkSize}: expected a power of two in 4 KiB–64 MiB`);
-  if (!(c.concurrency >= 1 && c.concurrency <= 64)) {
-    throw new DadiError('EINVAL', `background pull concurrency ${c.concurrency}: expected 1–64`);
-  }
-  if (!(c.maxMBps > 0)) throw new DadiError('EINVAL', `background pull rate ${c.maxMBps} MB/s: expected > 0`);
-}
 
 /** Milliseconds to wait before pulling: delay + random[0, delayExtra), `random` in [0, 1). */
 export function startDelayMs(c: Pick<LayerPullConfig, 'delay' | 'delayExtra'>, random: () => number): number {

@@ -68,7 +68,7 @@ export const IDLE_POLL_MS = 5;
  * Start pulling `targets` (in order) in the background.
  *
  * @example
- *   const pull = new LayerPull(blobs, layerPullConfigFromEnv(), { log });
+ *   const pull = new LayerPull(blobs, layerPullConfigOf(config), { log })  // config: src/config;
  *   …
  *   await pull.stop(); // before closing the blobs
  */

@@ -1,5 +1,6 @@
 // Process entry of the host daemon when the client starts it on demand (see client.ts):
-// runs the daemon in the foreground on $DADI_STATE until shutdown, then exits.
+// runs the daemon in the foreground on $DADI_STATE until shutdown, then exits. Its config file is
+// $DADI_CONFIG or /etc/dadi/config.yaml (the client passes its environment on).
 // The CLI's `dadi daemon` command calls runHostDaemon() itself instead.
 
 import { runHostDaemon } from './host-daemon.js';

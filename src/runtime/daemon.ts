@@ -60,6 +60,8 @@ export interface DaemonOptions {
   remote?: () => Promise<RemoteContext>;
   /** FUSE reader loops per device (default 4). */
   readers?: number;
+  /** Trace replay reads in flight when a mount request names no count (default 16). */
+  replayWorkers?: number;
   log?: (message: string) => void;
   /** The block cache directory `remote` uses (reported by ping, so clients can hand their reads over). */
   cacheDir?: string;
@@ -284,6 +286,7 @@ export class Daemon {
         remote: () => this.remote(),
         store: new TraceStore(this.paths.traces),
         log: (m) => this.log(`${id}: ${m}`),
+        workers: this.opts.replayWorkers,
       });
       const stack = await openLayerStack(sources, remote, trace?.stackOptions);
       timer.lap('open layers');

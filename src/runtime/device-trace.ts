@@ -31,6 +31,8 @@ export interface DeviceTraceContext {
   remote: () => Promise<RemoteContext>;
   store: TraceStore;
   log: (message: string) => void;
+  /** Replay reads in flight when the request names no count. */
+  workers?: number;
 }
 
 export async function prepareDeviceTrace(
@@ -38,7 +40,7 @@ export async function prepareDeviceTrace(
   ctx: DeviceTraceContext,
 ): Promise<DeviceTrace | undefined> {
   if (!req) return undefined;
-  const workers = typeof req.workers === 'number' && req.workers > 0 ? Math.min(req.workers, 256) : undefined;
+  const workers = typeof req.workers === 'number' && req.workers > 0 ? Math.min(req.workers, 256) : ctx.workers;
   if (req.accelerationLayer) {
     const spec = req.accelerationLayer;
     const records = loadAccelerationTrace(spec.ref, spec, ctx);

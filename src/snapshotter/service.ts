@@ -3,7 +3,8 @@
 // mapping errors to the gRPC codes containerd turns back into its own (ALREADY_EXISTS is how a
 // DADI layer tells containerd's unpacker to skip the download).
 
-import { unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import {
   Server,
   ServerCredentials,
@@ -84,6 +85,7 @@ export async function serveSnapshots(snap: Snapshotter, address: string, log = l
     },
   };
   server.addService(containerdApi().Snapshots.service, impl);
+  await mkdir(dirname(address), { recursive: true, mode: 0o700 });
   await unlink(address).catch(() => {});
   await new Promise<void>((res, rej) =>
     server.bindAsync(`unix:${address}`, ServerCredentials.createInsecure(), (e) =>
