@@ -31,6 +31,10 @@ need setfacl acl
 need getfacl acl
 need debootstrap debootstrap
 need umoci umoci
+# Network namespaces, tbf shaping and the DNAT of the P2P cluster (bench/p2p, its test).
+need ip iproute2
+need tc iproute2
+need iptables iptables
 need qemu-system-x86_64 qemu-system-x86
 # containerd (and its shim) for the proxy snapshotter tests; the snapshotter loads containerd's
 # gRPC definitions from the Go sources package.

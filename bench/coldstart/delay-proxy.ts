@@ -9,6 +9,8 @@
 //
 // Control on stdin, one command a line: `rtt N` (new round trip for new data), `reset`, `stats`
 // (prints one JSON line of counters). Prints `ready` once listening. Exits when stdin closes.
+// `--corrupt` flips one byte in every 4 KiB of the response bodies it carries: a peer serving
+// wrong bytes behind correct HTTP framing (bench/p2p's malicious host).
 
 import { connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -43,6 +45,8 @@ export class HttpFramer {
     private readonly onHead: (head: string) => void,
     /** Responses: the method of the request being answered (for HEAD), taken in order. */
     private readonly nextMethod: () => string | undefined = () => undefined,
+    /** Called with each stretch `buf[start, end)` of body bytes, before they are counted. */
+    private readonly onBody?: (buf: Buffer, start: number, end: number) => void,
   ) {}
 
   feed(buf: Buffer): void {
@@ -68,6 +72,7 @@ export class HttpFramer {
         }
         case 'body': {
           const n = Math.min(this.remaining, buf.length - i);
+          this.onBody?.(buf, i, i + n);
           this.bodyBytes += n;
           this.remaining -= n;
           i += n;
@@ -97,6 +102,7 @@ export class HttpFramer {
         }
         case 'chunk-data': {
           const n = Math.min(this.remaining, buf.length - i);
+          this.onBody?.(buf, i, i + n);
           this.bodyBytes += n;
           this.remaining -= n;
           i += n;
@@ -114,6 +120,7 @@ export class HttpFramer {
           break;
         }
         case 'until-close':
+          this.onBody?.(buf, i, buf.length);
           this.bodyBytes += buf.length - i;
           i = buf.length;
           break;
@@ -209,7 +216,16 @@ function hostPort(s: string): { host: string; port: number } {
   return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
 }
 
-export function startProxy(listen: string, target: string, rttMs: number) {
+/** Flip one byte in every 4 KiB of body (positions counted over the connection's bodies). */
+function corrupter(): (buf: Buffer, start: number, end: number) => void {
+  let seen = 0;
+  return (buf, start, end) => {
+    for (let i = start; i < end; i++) if ((seen + i - start) % 4096 === 0) buf[i]! ^= 0xff;
+    seen += end - start;
+  };
+}
+
+export function startProxy(listen: string, target: string, rttMs: number, opts: { corrupt?: boolean } = {}) {
   let rtt = rttMs;
   const stats: ProxyStats = {
     connections: 0,
@@ -237,6 +253,7 @@ export function startProxy(listen: string, target: string, rttMs: number) {
       'response',
       () => {},
       () => methods.shift(),
+      opts.corrupt ? corrupter() : undefined,
     );
     let lastBody = 0;
     const half = () => rtt / 2;
@@ -298,13 +315,18 @@ export function startProxy(listen: string, target: string, rttMs: number) {
 const isMain = process.argv[1]?.endsWith('delay-proxy.ts') || process.argv[1]?.endsWith('delay-proxy.js');
 if (isMain) {
   const { values } = parseArgs({
-    options: { listen: { type: 'string' }, target: { type: 'string' }, 'rtt-ms': { type: 'string', default: '0' } },
+    options: {
+      listen: { type: 'string' },
+      target: { type: 'string' },
+      'rtt-ms': { type: 'string', default: '0' },
+      corrupt: { type: 'boolean', default: false },
+    },
   });
   if (!values.listen || !values.target) {
-    console.error('usage: delay-proxy --listen HOST:PORT --target HOST:PORT [--rtt-ms N]');
+    console.error('usage: delay-proxy --listen HOST:PORT --target HOST:PORT [--rtt-ms N] [--corrupt]');
     process.exit(2);
   }
-  const p = startProxy(values.listen, values.target, Number(values['rtt-ms']));
+  const p = startProxy(values.listen, values.target, Number(values['rtt-ms']), { corrupt: values.corrupt });
   await p.listening;
   console.log('ready');
   const rl = createInterface({ input: process.stdin });

@@ -6,11 +6,10 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { registryConfigLines } from '../../test/integration/registry-harness.js';
 import type { ProxyStats } from './delay-proxy.js';
+import { type ProxyProcess, spawnProxy, stopChild } from './proxy-process.js';
 import { log, sh, sleep } from './util.js';
 
 export const REG_NS = 'dadi-bench-reg';
@@ -21,7 +20,6 @@ const REG_ADDR = '10.231.0.1';
 const HOST_ADDR = '10.231.0.2';
 const REG_PORT = 5000;
 const PROXY_PORT = 5000;
-const HERE = resolve(fileURLToPath(import.meta.url), '..');
 
 export interface LinkSetting {
   name: string;
@@ -47,25 +45,32 @@ async function deleteNamespaces(): Promise<void> {
   }
 }
 
-function killPid(p: ChildProcess | undefined): Promise<void> {
-  if (!p?.pid || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((r) => p.once('exit', () => r()));
-  p.kill('SIGTERM');
-  const t = setTimeout(() => p.kill('SIGKILL'), 3000);
-  return exited.then(() => clearTimeout(t));
+/**
+ * Shape the egress of `dev` in `ns` with tbf at `rateMbit` (undefined: remove the shaping). Shape
+ * both ends of a veth to limit both directions.
+ */
+export async function shapeLink(ns: string, dev: string, rateMbit: number | undefined): Promise<void> {
+  if (rateMbit === undefined) {
+    await sh('tc', ['-n', ns, 'qdisc', 'del', 'dev', dev, 'root'], { allowFail: true });
+    return;
+  }
+  // burst ≥ 64 KiB (GSO packets on veth) and ≥ 2 ms worth of the rate.
+  const burst = Math.max(64 * 1024, Math.round((rateMbit * 1e6) / 8 / 500));
+  const tbf = ['rate', `${rateMbit}mbit`, 'burst', String(burst), 'latency', '50ms'];
+  await sh('tc', ['-n', ns, 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', ...tbf]);
 }
 
 /** Set up namespaces, veth, registry (storage under `workDir/registry`) and the proxy. */
 export async function startNet(workDir: string): Promise<BenchNet> {
   let registry: ChildProcess | undefined;
-  let proxy: ChildProcess | undefined;
+  let proxy: ProxyProcess | undefined;
   const killAll = () => {
-    for (const p of [proxy, registry]) if (p?.pid && p.exitCode === null) p.kill('SIGKILL');
+    if (registry?.pid && registry.exitCode === null) registry.kill('SIGKILL');
   };
   process.on('exit', killAll);
   const close = async () => {
-    await killPid(proxy);
-    await killPid(registry);
+    await proxy?.stop();
+    await stopChild(registry);
     process.off('exit', killAll);
     await deleteNamespaces();
   };
@@ -106,42 +111,7 @@ export async function startNet(workDir: string): Promise<BenchNet> {
       await sleep(100);
     }
 
-    proxy = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        HOST_NS,
-        process.execPath,
-        '--import',
-        'tsx',
-        join(HERE, 'delay-proxy.ts'),
-        '--listen',
-        `127.0.0.1:${PROXY_PORT}`,
-        '--target',
-        `${REG_ADDR}:${REG_PORT}`,
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'], cwd: resolve(HERE, '../..') },
-    );
-    const lines: string[] = [];
-    const waiters: ((l: string) => void)[] = [];
-    createInterface({ input: proxy.stdout! }).on('line', (l) => {
-      const w = waiters.shift();
-      if (w) w(l);
-      else lines.push(l);
-    });
-    const nextLine = () =>
-      new Promise<string>((res, rej) => {
-        const l = lines.shift();
-        if (l !== undefined) return res(l);
-        const t = setTimeout(() => rej(new Error('delay proxy did not answer')), 20_000);
-        waiters.push((x) => {
-          clearTimeout(t);
-          res(x);
-        });
-      });
-    if ((await nextLine()) !== 'ready') throw new Error('delay proxy did not start');
-    const send = (cmd: string) => proxy!.stdin!.write(`${cmd}\n`);
+    proxy = await spawnProxy({ netns: HOST_NS, listen: `127.0.0.1:${PROXY_PORT}`, target: `${REG_ADDR}:${REG_PORT}` });
     log(`network up: ${HOST_NS} → 127.0.0.1:${PROXY_PORT} (proxy) → ${REG_ADDR}:${REG_PORT} (${REG_NS})`);
 
     return {
@@ -151,40 +121,16 @@ export async function startNet(workDir: string): Promise<BenchNet> {
           [REG_NS, REG_IF],
           [HOST_NS, HOST_IF],
         ] as const) {
-          if (s.rateMbit === undefined) {
-            await sh('tc', ['-n', ns, 'qdisc', 'del', 'dev', dev, 'root'], { allowFail: true });
-            continue;
-          }
-          // burst ≥ 64 KiB (GSO packets on veth) and ≥ 2 ms worth of the rate.
-          const burst = Math.max(64 * 1024, Math.round((s.rateMbit * 1e6) / 8 / 500));
-          await sh('tc', [
-            '-n',
-            ns,
-            'qdisc',
-            'replace',
-            'dev',
-            dev,
-            'root',
-            'tbf',
-            'rate',
-            `${s.rateMbit}mbit`,
-            'burst',
-            String(burst),
-            'latency',
-            '50ms',
-          ]);
+          await shapeLink(ns, dev, s.rateMbit);
         }
-        send(`rtt ${s.rttMs}`);
+        proxy!.setRtt(s.rttMs);
         const rate = s.rateMbit === undefined ? 'no shaping' : `tbf ${s.rateMbit} Mbit/s both ways`;
         log(`link ${s.name}: ${rate}, +${s.rttMs} ms round trip (proxy)`);
       },
       async resetStats() {
-        send('reset');
+        proxy!.reset();
       },
-      async stats() {
-        send('stats');
-        return JSON.parse(await nextLine()) as ProxyStats;
-      },
+      stats: () => proxy!.stats(),
       close,
     };
   } catch (e) {

@@ -34,7 +34,7 @@ import {
   type Workload,
   waterfall,
 } from './contestants.js';
-import { BASE_TAG, buildImage, dadiCommand, pushImage, REPO_ROOT, TAG, WORK } from './image.js';
+import { BASE_TAG, buildCli, buildImage, dadiCommand, pushImage, REPO_ROOT, TAG, WORK } from './image.js';
 import { HOST_NS, type LinkSetting, startNet } from './net.js';
 import { type BenchResult, type CellResult, renderMarkdown, renderSvg, summarize } from './render.js';
 import { log, sh } from './util.js';
@@ -102,19 +102,6 @@ const contestants = pick(
   values.contestants,
   'contestant',
 ).map((c) => c.name as Contestant);
-
-/** Build the CLI to JavaScript once per run (what `npm ci` installs), so neither side pays for tsx. */
-async function buildCli(): Promise<void> {
-  const out = join(REPO_ROOT, 'node_modules/.cache/dadi-bench/dist');
-  log('building the dadi CLI (tsc) for the benchmark');
-  await rm(out, { recursive: true, force: true });
-  await sh(join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', out], {
-    allowFail: true,
-  });
-  const entry = join(out, 'cli/entry.js');
-  if (!existsSync(entry)) throw new Error(`tsc did not produce ${entry}`);
-  process.env.DADI_BENCH_CLI = entry;
-}
 
 /** Why the trace contestant cannot run here, or undefined when `dadi record-trace` exists. */
 async function traceUnavailable(): Promise<string | undefined> {

@@ -1,0 +1,201 @@
+// The P2P benchmark's report: the headline numbers (the issue's required top-level keys), the
+// baseline and P2P columns, the fault runs, and a small SVG (registry egress and when each host's
+// container printed).
+
+import type { AccessProbe, StartOutcome } from './scenarios.js';
+
+export interface ModeResult {
+  mode: 'baseline' | 'p2p';
+  hosts: number;
+  single: StartOutcome;
+  all: StartOutcome;
+  faults: StartOutcome[];
+  noAccess?: { host: number; runExit: number; printed: boolean; probes: AccessProbe[]; gotBytes: number };
+}
+
+export interface Headline {
+  hosts: number;
+  /** Registry egress with all hosts ÷ with one host (P2P; baseline when P2P did not run). */
+  registry_egress_ratio: number | null;
+  /** Time until all printed ÷ one host's cold start. */
+  all_started_ratio: number | null;
+  /** Wrong output bytes summed over the fault runs (null: no fault run). */
+  wrong_bytes: number | null;
+  stuck_hosts: number | null;
+  /** Which mode the headline numbers come from. */
+  headline_mode: 'p2p' | 'baseline' | null;
+  no_access_got_bytes: number | null;
+  upload_spread: UploadSpread | null;
+  baseline: { registry_egress_ratio: number | null; all_started_ratio: number | null } | null;
+}
+
+export interface UploadSpread {
+  min: number;
+  median: number;
+  max: number;
+  /** Standard deviation ÷ mean of the hosts' uploads. */
+  cv: number;
+}
+
+export interface BenchReport extends Headline {
+  name: string;
+  title: string;
+  date: string;
+  node: string;
+  machine: { cpus: number; loadavg_start: number[]; loadavg_end: number[] };
+  setup: Record<string, unknown>;
+  unavailable: Record<string, string>;
+  complete: boolean;
+  modes: ModeResult[];
+  total_s: number;
+}
+
+function ratios(m: ModeResult | undefined) {
+  if (!m) return null;
+  const egress = m.single.registryBytes > 0 ? m.all.registryBytes / m.single.registryBytes : null;
+  const started =
+    m.all.allStartedS !== undefined && m.single.allStartedS ? m.all.allStartedS / m.single.allStartedS : null;
+  return { registry_egress_ratio: egress, all_started_ratio: started };
+}
+
+export function uploadSpread(o: StartOutcome): UploadSpread {
+  const up = o.perHost
+    .filter((h) => !h.excused)
+    .map((h) => h.uploadBytes)
+    .sort((a, b) => a - b);
+  const mean = up.reduce((a, b) => a + b, 0) / up.length;
+  const sd = Math.sqrt(up.reduce((a, b) => a + (b - mean) ** 2, 0) / up.length);
+  return { min: up[0]!, median: up[up.length >> 1]!, max: up[up.length - 1]!, cv: mean > 0 ? sd / mean : 0 };
+}
+
+/** The headline: from the P2P run of `hosts` hosts when there is one, else from the baseline. */
+export function summarizeFaults(hosts: number, results: ModeResult[]): Headline {
+  const of = (mode: string) => results.find((r) => r.mode === mode && r.hosts === hosts);
+  const p2p = of('p2p');
+  const base = of('baseline');
+  const head = p2p ?? base;
+  const r = ratios(head);
+  const faults = head?.faults ?? [];
+  return {
+    hosts,
+    registry_egress_ratio: r?.registry_egress_ratio ?? null,
+    all_started_ratio: r?.all_started_ratio ?? null,
+    wrong_bytes: faults.length ? faults.reduce((a, f) => a + f.wrongBytes, 0) : null,
+    stuck_hosts: faults.length ? faults.reduce((a, f) => a + f.stuckHosts, 0) : null,
+    headline_mode: head?.mode ?? null,
+    no_access_got_bytes: head?.noAccess?.gotBytes ?? null,
+    upload_spread: head ? uploadSpread(head.all) : null,
+    baseline: ratios(base),
+  };
+}
+
+const MB = (b: number) => (b / 1e6).toFixed(1);
+const S = (s: number | undefined) => (s === undefined ? '—' : s.toFixed(2));
+const X = (x: number | null | undefined) => (x === null || x === undefined ? '—' : `${x.toFixed(2)}×`);
+
+export function renderMarkdown(r: BenchReport): string {
+  const lines = [
+    `## ${r.title}`,
+    '',
+    `${r.date}, Node ${r.node}, ${r.machine.cpus} CPUs (load ${r.machine.loadavg_start.map((x) => x.toFixed(1)).join(' ')} at the start).` +
+      ` Workload \`${(r.setup.workload as string[]).join(' ')}\` on ${r.setup.image}; registry uplink ${r.setup.uplink_mbit} Mbit/s, host links ${r.setup.host_mbit} Mbit/s, +${r.setup.registry_rtt_ms} ms round trip to the registry.`,
+    r.complete ? '' : '\n**Incomplete run**: the numbers below are what was measured before it stopped.\n',
+    `Headline (${r.headline_mode ?? 'nothing'} run, ${r.hosts} hosts): registry egress ratio ${X(r.registry_egress_ratio)} (goal ≤ 1.2×), all started ratio ${X(r.all_started_ratio)} (goal ≤ 1.5×), wrong bytes ${r.wrong_bytes ?? '—'}, stuck hosts ${r.stuck_hosts ?? '—'}, bytes the no-access host got ${r.no_access_got_bytes ?? '—'}.`,
+    '',
+    '| mode | hosts | registry MB, 1 host | registry MB, all | egress ratio | 1 host cold s | all printed s | first printed s | ratio | upload min / median / max MB |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const m of r.modes) {
+    const q = ratios(m)!;
+    const u = uploadSpread(m.all);
+    lines.push(
+      `| ${m.mode === 'baseline' ? 'no P2P (baseline)' : 'P2P'} | ${m.hosts} | ${MB(m.single.registryBytes)} | ${MB(m.all.registryBytes)} | ${X(q.registry_egress_ratio)} | ${S(m.single.allStartedS)} | ${S(m.all.allStartedS)} | ${S(m.all.firstStartedS)} | ${X(q.all_started_ratio)} | ${MB(u.min)} / ${MB(u.median)} / ${MB(u.max)} |`,
+    );
+  }
+  const faulty = r.modes.filter((m) => m.faults.length);
+  if (faulty.length) {
+    lines.push(
+      '',
+      '### Faults',
+      '',
+      '| mode | fault | registry MB | all printed s | wrong bytes | stuck hosts | notes |',
+      '|---|---|---|---|---|---|---|',
+    );
+    for (const m of faulty) {
+      for (const f of m.faults) {
+        lines.push(
+          `| ${m.mode} | ${f.fault} | ${MB(f.registryBytes)} | ${S(f.allStartedS)} | ${f.wrongBytes} | ${f.stuckHosts} | ${f.notes.join('; ') || '—'} |`,
+        );
+      }
+    }
+  }
+  const missing = Object.entries(r.unavailable);
+  if (missing.length) lines.push('', ...missing.map(([k, v]) => `Not run: ${k}: ${v}.`));
+  lines.push(
+    '',
+    `Method: ${r.setup.network}. Timing ${r.setup.timing}; ${r.setup.cold}. Upload = bytes each host's veth sent during the run. Wrong bytes = container stdout bytes that differ from the source image's file. Stuck = hosts (not killed, with access) that did not print.`,
+    '',
+  );
+  return lines.join('\n');
+}
+
+/** Two panels: registry egress per mode and host count; each host's first-output time, sorted. */
+export function renderSvg(r: BenchReport): string {
+  const W = 760;
+  const H = 300;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="10" y="16" font-size="13">${esc(r.title)}</text>`,
+  ];
+  const colors: Record<string, string> = { baseline: '#999999', p2p: '#2b6cb0' };
+  // Panel 1: egress bars.
+  const bars = r.modes.flatMap((m) => [
+    { label: `${m.mode} 1`, v: m.single.registryBytes, c: colors[m.mode]! },
+    { label: `${m.mode} ${m.hosts}`, v: m.all.registryBytes, c: colors[m.mode]! },
+  ]);
+  const maxB = Math.max(1, ...bars.map((b) => b.v));
+  const x0 = 40;
+  const y0 = 260;
+  const ph = 200;
+  out.push(`<text x="${x0}" y="40">registry egress (MB) by hosts started</text>`);
+  bars.forEach((b, i) => {
+    const h = (b.v / maxB) * ph;
+    const x = x0 + i * 55;
+    out.push(`<rect x="${x}" y="${y0 - h}" width="40" height="${h}" fill="${b.c}"/>`);
+    out.push(`<text x="${x}" y="${y0 - h - 3}">${MB(b.v)}</text>`);
+    out.push(`<text x="${x}" y="${y0 + 14}">${esc(b.label)}</text>`);
+  });
+  // Panel 2: sorted first-output times of the all-hosts runs.
+  const px = 400;
+  const pw = 340;
+  const runs = r.modes.map((m) => ({
+    m,
+    t: m.all.perHost
+      .map((h) => h.firstOutputS)
+      .filter((s): s is number => s !== undefined)
+      .sort((a, b) => a - b),
+  }));
+  const maxT = Math.max(0.1, ...runs.flatMap((x) => x.t));
+  const maxN = Math.max(1, ...runs.map((x) => x.t.length));
+  out.push(`<text x="${px}" y="40">seconds until each host printed (sorted), max ${maxT.toFixed(1)} s</text>`);
+  out.push(`<line x1="${px}" y1="${y0}" x2="${px + pw}" y2="${y0}" stroke="black"/>`);
+  out.push(`<line x1="${px}" y1="${y0}" x2="${px}" y2="${y0 - ph}" stroke="black"/>`);
+  for (const { m, t } of runs) {
+    const pts = t.map((s, i) => `${(px + ((i + 1) / maxN) * pw).toFixed(1)},${(y0 - (s / maxT) * ph).toFixed(1)}`);
+    out.push(`<polyline fill="none" stroke="${colors[m.mode]}" stroke-width="2" points="${pts.join(' ')}"/>`);
+  }
+  out.push(`<text x="${px}" y="${y0 + 14}">hosts →</text>`);
+  let ly = 60;
+  for (const m of r.modes) {
+    out.push(`<rect x="${px + 10}" y="${ly - 9}" width="10" height="10" fill="${colors[m.mode]}"/>`);
+    out.push(`<text x="${px + 25}" y="${ly}">${m.mode === 'baseline' ? 'no P2P' : 'P2P'}, ${m.hosts} hosts</text>`);
+    ly += 14;
+  }
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+}

@@ -1,0 +1,276 @@
+// What the P2P benchmark and its test do with a cluster (cluster.ts): every host cold-starts the
+// same container at once, optionally while a fault is made, and the outcome is measured from the
+// outside: each container's stdout against the expected bytes, the time each first printed, the
+// registry's egress at its node, and every host's upload from its veth counters.
+
+import { writeFile } from 'node:fs/promises';
+import { sh, sleep } from '../coldstart/util.js';
+import { AGENT_PORT, type Cluster, ROOT_PORT } from './cluster.js';
+
+export interface Workload {
+  name: string;
+  cmd: string[];
+  /** The stdout line that marks the start (the clock stops there). */
+  firstLine: string;
+  /** The container's whole expected stdout. */
+  expected: string;
+}
+
+export interface HostOutcome {
+  host: number;
+  /** Seconds from the common start until the first line (undefined: never printed it). */
+  firstOutputS?: number;
+  code: number;
+  /** Bytes of stdout that differ from the expected output (plus any length difference). */
+  wrongBytes: number;
+  /** Bytes the host's link sent (to peers) and received during the run. */
+  uploadBytes: number;
+  downloadBytes: number;
+  /** A host the fault took out (killed), or that has no access: not expected to print. */
+  excused?: string;
+  stderrTail?: string;
+}
+
+export interface StartOutcome {
+  hosts: number;
+  p2p: boolean;
+  fault: string;
+  /** Seconds until the last counted host printed (undefined when some never did). */
+  allStartedS?: number;
+  firstStartedS?: number;
+  registryBytes: number;
+  registryRequests: number;
+  wrongBytes: number;
+  /** Hosts (not excused) that did not print the expected output. */
+  stuckHosts: number;
+  perHost: HostOutcome[];
+  /** Fault details (which hosts were killed, when the root went down, …). */
+  notes: string[];
+}
+
+/** A fault made while the hosts start; `excuse` marks hosts it took out. */
+export interface Fault {
+  name: string;
+  run(f: FaultContext): Promise<void>;
+}
+
+export interface FaultContext {
+  cluster: Cluster;
+  t0: number;
+  /** Resolves when all runs ended (a fault waiting for a moment gives up then). */
+  finished: Promise<void>;
+  excuse(host: number, why: string): void;
+  note(msg: string): void;
+  /** Bytes each host's link sent since the start. */
+  uploads(): Promise<number[]>;
+}
+
+export function wrongBytes(got: string, expected: string): number {
+  const a = Buffer.from(got);
+  const b = Buffer.from(expected);
+  let n = Math.abs(a.length - b.length);
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) n++;
+  return n;
+}
+
+export async function dropCaches(): Promise<void> {
+  await sh('sync', []);
+  await writeFile('/proc/sys/vm/drop_caches', '3\n');
+}
+
+/**
+ * Fresh state for a cold start: every daemon stopped and its cache and state removed, then started
+ * again; with P2P the root restarted on an empty cache too.
+ */
+export async function coldCluster(c: Cluster): Promise<void> {
+  await c.stopHosts({ wipe: true });
+  if (c.opts.p2p) {
+    await c.killRoot();
+    await c.startRoot({ emptyCache: true });
+  }
+  await c.startHosts();
+}
+
+/** Every host (or `hosts`) runs the workload at once; `fault` acts meanwhile. */
+export async function startAll(
+  c: Cluster,
+  ref: string,
+  w: Workload,
+  opts: { fault?: Fault; hosts?: number[]; timeoutMs?: number } = {},
+): Promise<StartOutcome> {
+  const hosts = opts.hosts ?? Array.from({ length: c.hosts }, (_, i) => i);
+  const excused = new Map<number, string>();
+  for (const i of c.opts.noAccess ?? []) excused.set(i, 'no registry access');
+  const notes: string[] = [];
+  const linkBefore = await Promise.all(hosts.map((i) => c.net.linkBytes(c.net.hostNs(i))));
+  const uploads = async () =>
+    (await Promise.all(hosts.map((i) => c.net.linkBytes(c.net.hostNs(i))))).map((b, k) => b.tx - linkBefore[k]!.tx);
+  await dropCaches();
+  c.resetRegistryStats();
+  const t0 = performance.now();
+  const runs = hosts.map((i) => c.run(i, ref, w.cmd, w.firstLine, { t0, timeoutMs: opts.timeoutMs }));
+  const finished = Promise.allSettled(runs).then(() => {});
+  const faultDone = opts.fault?.run({
+    cluster: c,
+    t0,
+    finished,
+    excuse: (h, why) => excused.set(h, why),
+    note: (m) => notes.push(m),
+    uploads,
+  });
+  const results = await Promise.all(runs);
+  await faultDone;
+  const reg = await c.registryStats();
+  const linkAfter = await Promise.all(hosts.map((i) => c.net.linkBytes(c.net.hostNs(i))));
+  const perHost: HostOutcome[] = results.map((r, k) => {
+    const host = hosts[k]!;
+    const o: HostOutcome = {
+      host,
+      code: r.code,
+      wrongBytes: r.code === 0 ? wrongBytes(r.stdout, w.expected) : 0,
+      uploadBytes: linkAfter[k]!.tx - linkBefore[k]!.tx,
+      downloadBytes: linkAfter[k]!.rx - linkBefore[k]!.rx,
+    };
+    if (r.firstOutputS !== undefined) o.firstOutputS = r.firstOutputS;
+    if (excused.has(host)) o.excused = excused.get(host)!;
+    if (r.code !== 0) o.stderrTail = r.stderr.trim().slice(-400);
+    return o;
+  });
+  const counted = perHost.filter((h) => !h.excused);
+  const ok = (h: HostOutcome) => h.code === 0 && h.firstOutputS !== undefined && h.wrongBytes === 0;
+  const times = counted.map((h) => h.firstOutputS).filter((s): s is number => s !== undefined);
+  const stuck = counted.filter((h) => h.code !== 0 || h.firstOutputS === undefined).length;
+  const out: StartOutcome = {
+    hosts: hosts.length,
+    p2p: c.opts.p2p,
+    fault: opts.fault?.name ?? 'none',
+    registryBytes: reg.responseBodyBytes,
+    registryRequests: reg.requests,
+    wrongBytes: perHost.reduce((a, h) => a + h.wrongBytes, 0),
+    stuckHosts: stuck,
+    perHost,
+    notes,
+  };
+  if (times.length) out.firstStartedS = Math.min(...times);
+  if (counted.length && counted.every(ok)) out.allStartedS = Math.max(...times);
+  return out;
+}
+
+/** Wait (bounded by the runs' end) until `cond()` holds, polling every 100 ms. */
+async function waitFor(f: FaultContext, cond: () => Promise<boolean>): Promise<boolean> {
+  let over = false;
+  void f.finished.then(() => (over = true));
+  while (!over) {
+    if (await cond()) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+/** When the registry has sent `bytes`: the transfer is under way. */
+function midTransfer(f: FaultContext, bytes: number): Promise<boolean> {
+  return waitFor(f, async () => (await f.cluster.registryStats()).responseBodyBytes >= bytes);
+}
+
+/**
+ * Kill `count` parents mid-transfer: once the registry has sent `afterBytes`, the hosts that have
+ * uploaded the most so far (the ones serving children) are SIGKILLed.
+ */
+export function killParents(count: number, afterBytes: number): Fault {
+  return {
+    name: `kill ${count} parents mid-transfer`,
+    async run(f) {
+      if (!(await midTransfer(f, afterBytes))) return f.note('the runs ended before the transfer reached the mark');
+      const up = await f.uploads();
+      const noAccess = new Set(f.cluster.opts.noAccess ?? []);
+      const victims = up
+        .map((bytes, host) => ({ host, bytes }))
+        .filter((x) => !noAccess.has(x.host))
+        .sort((a, b) => b.bytes - a.bytes)
+        .slice(0, count);
+      for (const v of victims) {
+        f.excuse(v.host, 'killed');
+        await f.cluster.killDaemon(v.host);
+        f.note(`killed host ${v.host} (uploaded ${v.bytes} B) at ${((performance.now() - f.t0) / 1000).toFixed(2)} s`);
+      }
+    },
+  };
+}
+
+/** Kill the root mid-transfer and start it again `downMs` later, on the same cache. */
+export function restartRoot(afterBytes: number, downMs: number): Fault {
+  return {
+    name: 'restart the root mid-run',
+    async run(f) {
+      if (!(await midTransfer(f, afterBytes))) return f.note('the runs ended before the transfer reached the mark');
+      await f.cluster.killRoot();
+      const at = (performance.now() - f.t0) / 1000;
+      await sleep(downMs);
+      await f.cluster.startRoot();
+      f.note(`root killed at ${at.toFixed(2)} s, serving again at ${((performance.now() - f.t0) / 1000).toFixed(2)} s`);
+    },
+  };
+}
+
+/** GET `url` (optionally with Range) from inside namespace `ns`: status and body bytes received. */
+export async function probe(ns: string, url: string): Promise<{ status: number; bytes: number }> {
+  const r = await sh(
+    'curl',
+    ['-s', '-m', '20', '-r', '0-1048575', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', url],
+    { netns: ns, allowFail: true },
+  );
+  const [status, bytes] = r.stdout.trim().split(' ').map(Number);
+  return { status: status ?? 0, bytes: bytes ?? 0 };
+}
+
+export interface AccessProbe {
+  target: string;
+  url: string;
+  status: number;
+  /** Body bytes received with a success status (2xx). */
+  bytes: number;
+}
+
+/**
+ * What host `i` (without credentials) gets when it asks for `blob` (`/v2/REPO/blobs/DIGEST`)
+ * directly: from the registry, and in overlaybd's proxy URL form from the root, its own agent
+ * and a peer's agent. Bytes count only with a success status.
+ */
+export async function accessProbes(c: Cluster, i: number, blobPath: string, peer: number): Promise<AccessProbe[]> {
+  const ns = c.net.hostNs(i);
+  const upstream = `http://${c.registryRef}${blobPath}`;
+  const targets: [string, string][] = [['registry', upstream]];
+  if (c.opts.p2p) {
+    targets.push(
+      ['root', `http://${c.net.rootAddr}:${ROOT_PORT}/${upstream}`],
+      ['own agent', `http://${c.net.hostAddr(i)}:${AGENT_PORT}/${upstream}`],
+      [`peer agent (host ${peer})`, `http://${c.net.hostAddr(peer)}:${AGENT_PORT}/${upstream}`],
+    );
+  }
+  const out: AccessProbe[] = [];
+  for (const [target, url] of targets) {
+    const p = await probe(ns, url);
+    out.push({ target, url, status: p.status, bytes: p.status >= 200 && p.status < 300 ? p.bytes : 0 });
+  }
+  return out;
+}
+
+/** The image's layer blob paths (`/v2/REPO/blobs/DIGEST`), read with the registry's account. */
+export async function layerBlobPaths(c: Cluster, repo: string): Promise<string[]> {
+  const { username, password } = c.opts.account;
+  const accept = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json';
+  const r = await sh(
+    'curl',
+    [
+      '-sf',
+      '-u',
+      `${username}:${password}`,
+      '-H',
+      `Accept: ${accept}`,
+      `http://${c.registryRef}/v2/${repo}/manifests/dadi`,
+    ],
+    { netns: c.net.rootNs },
+  );
+  const m = JSON.parse(r.stdout) as { layers: { digest: string }[] };
+  return m.layers.map((l) => `/v2/${repo}/blobs/${l.digest}`);
+}
