@@ -14,7 +14,6 @@
 //   npm run bench:coldstart -- [--runs 3] [--links loopback,100mbit-20ms] [--workloads cat]
 //                              [--contestants dadi-cold,dadi-warm,stargz] [--name coldstart]
 
-import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
