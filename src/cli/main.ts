@@ -26,6 +26,7 @@ const GROUPS: Array<{ commands: string[]; load: () => Promise<Register> }> = [
     commands: ['daemon', 'mount', 'umount', 'ps', 'run', 'commit', 'rm'],
     load: async () => (await import('./run.js')).registerRunCommands,
   },
+  { commands: ['status'], load: async () => (await import('./status.js')).registerStatusCommand },
   { commands: ['record-trace', 'trace'], load: async () => (await import('./trace.js')).registerTraceCommands },
   { commands: ['convert'], load: async () => (await import('./convert.js')).registerConvertCommands },
   {

@@ -46,6 +46,10 @@ export function registerRunCommands(program: Command): void {
     .option(...stateOption)
     .option('--cache-dir <dir>', 'block cache directory (default: cacheConfig.cacheDir of the config file)')
     .option(...configOption)
+    .option(
+      '--metrics-address <host:port>',
+      'serve Prometheus metrics at http://HOST:PORT/metrics (a bare PORT listens on 127.0.0.1; default: metrics.address of the config file, else off)',
+    )
     .action(async (o) => {
       // FUSE readers pin threadpool threads: the pool size must be set before Node starts it.
       if (!process.env.UV_THREADPOOL_SIZE) {
@@ -57,8 +61,12 @@ export function registerRunCommands(program: Command): void {
         process.exitCode = await new Promise<number>((res) => child.on('exit', (c) => res(c ?? 1)));
         return;
       }
-      const { runHostDaemon } = await import('../runtime/host-daemon.js');
-      await runHostDaemon({ stateDir: o.state, cacheDir: o.cacheDir, configFile: o.config });
+      const [{ runHostDaemon }, { parseMetricsAddress }] = await Promise.all([
+        import('../runtime/host-daemon.js'),
+        import('../runtime/metrics-server.js'),
+      ]);
+      const metricsAddress = o.metricsAddress ? parseMetricsAddress(o.metricsAddress, '--metrics-address') : undefined;
+      await runHostDaemon({ stateDir: o.state, cacheDir: o.cacheDir, configFile: o.config, metricsAddress });
     });
 
   const mount = program

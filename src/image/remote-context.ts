@@ -28,6 +28,8 @@ export interface RemoteContextOptions {
   claim?: CacheClaim;
   /** Where the note about a cache owned by another process goes (default stderr). */
   log?: (message: string) => void;
+  /** Told of each registry range read (bytes, seconds): the daemon's fetch metrics. */
+  onRangeRead?: (bytes: number, seconds: number) => void;
 }
 
 export interface RemoteContext {
@@ -40,7 +42,7 @@ export interface RemoteContext {
 export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<RemoteContext> {
   const platform = o.platform ? parsePlatform(o.platform) : undefined;
   const claim = o.claim ?? (o.cache === false ? undefined : await claimCache(o));
-  const client = new RegistryClient({ insecure: o.insecure ? true : undefined, platform });
+  const client = new RegistryClient({ insecure: o.insecure ? true : undefined, platform, onRangeRead: o.onRangeRead });
   let cache: BlockCache | undefined;
   try {
     cache = await claim?.open();

@@ -12,6 +12,8 @@ export interface BlobReadOptions {
   /** Resumes of one stream after broken connections (default 6). */
   maxAttempts?: number;
   log?: (level: 'debug' | 'warn', msg: string) => void;
+  /** Told of each ranged read that completed: its bytes and its time in seconds, retries included (metrics). */
+  onRangeRead?: (bytes: number, seconds: number) => void;
 }
 
 export interface BlobReadStats {
@@ -97,6 +99,7 @@ export class BlobReads {
     const what = `blob ${repoName(repo)}@${d} range ${offset}-${end}`;
     const s = repoRequest('GET', repoUrl(this.http, repo, `blobs/${d}`), repo, what, opts);
     s.headers = { range: `bytes=${offset}-${end}` };
+    const started = performance.now();
     const n = await this.http.request(s, async (res) => {
       if (res.status === 206) {
         const cr = parseContentRange(header(res, 'content-range'));
@@ -123,6 +126,7 @@ export class BlobReads {
     });
     this.stats.rangeReads++;
     this.stats.rangeBytes += n;
+    this.options.onRangeRead?.(n, (performance.now() - started) / 1000);
     return n;
   }
 

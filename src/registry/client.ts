@@ -7,7 +7,7 @@
 import type { BlockFile } from '../blockfile/blockfile.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageConfig, Platform } from '../oci/manifest.js';
-import { type BlobReadStats, BlobReads } from './blob-reads.js';
+import { type BlobReadOptions, type BlobReadStats, BlobReads } from './blob-reads.js';
 import { type BlobUploadSink, BlobUploads, type PushedBlob } from './blob-uploads.js';
 import { type CredentialProvider, type Credentials, defaultCredentials, staticCredentials } from './credentials.js';
 import { type FetchedManifest, Manifests, type ResolvedImage } from './manifests.js';
@@ -15,7 +15,7 @@ import type { Reference } from './reference.js';
 import { type OpOptions, type RepoRef, withOpOptions } from './repo-request.js';
 import { type RequestSpec, statusError, Transport, type TransportOptions, type TransportStats } from './transport.js';
 
-export interface RegistryClientOptions extends TransportOptions {
+export interface RegistryClientOptions extends TransportOptions, Pick<BlobReadOptions, 'onRangeRead'> {
   /** Credentials: a fixed pair, a lookup function, or (default) flags/env/docker config via `defaultCredentials()`. */
   credentials?: Credentials | CredentialProvider;
   /** Platform chosen from indexes (default: this machine's). */

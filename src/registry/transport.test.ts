@@ -157,6 +157,46 @@ describe('retries', () => {
   });
 });
 
+describe('counters for metrics', () => {
+  it('counts every response body byte the server sent (error bodies, chunked, dumped) and times range reads', async () => {
+    let served = 0;
+    let n = 0;
+    const host = await serve((req, res) => {
+      const body = (b: Buffer | string) => {
+        served += Buffer.byteLength(b);
+        res.end(b);
+      };
+      n++;
+      if (n === 1) return void res.writeHead(503, { 'content-type': 'application/json' }).end(body('{"errors":[]}'));
+      if (req.headers.range) {
+        const [a, b] = rangeOf(req);
+        res.writeHead(206, { 'content-range': `bytes ${a}-${b}/${DATA.length}`, 'content-length': String(b - a + 1) });
+        return void body(DATA.subarray(a, b + 1));
+      }
+      if (req.url?.includes('missing')) return void res.writeHead(404).end(body('{"errors":[{"code":"X"}]}'));
+      // Chunked (no Content-Length): the counter sees the decoded body, not the chunk framing.
+      res.writeHead(200);
+      res.write(DATA.subarray(0, 300));
+      served += 300;
+      body(DATA.subarray(300));
+    });
+    const reads: Array<[number, number]> = [];
+    const c = fast({ onRangeRead: (bytes, seconds) => reads.push([bytes, seconds]) });
+    const repo = { registry: host, repository: 'r' };
+    expect(await c.readBlob(repo, DIG, Buffer.alloc(100), 10)).toBe(100);
+    expect((await c.fetchBlob(repo, DIG)).equals(DATA)).toBe(true);
+    await expect(c.fetchBlob({ registry: host, repository: 'missing' }, DIG)).rejects.toMatchObject({
+      code: 'ENOTFOUND',
+    });
+    expect(await c.readBlob(repo, DIG, Buffer.alloc(50), 900)).toBe(50);
+    expect(served).toBe(13 + 100 + 1000 + 25 + 50);
+    expect(c.stats.responseBytes).toBe(served);
+    expect(reads.map(([b]) => b)).toEqual([100, 50]);
+    expect(reads.every(([, s]) => s > 0 && s < 10)).toBe(true);
+    await c.close();
+  });
+});
+
 describe('range reads', () => {
   it('never trusts a 416 body length (no hang)', async () => {
     const host = await serveRaw(

@@ -8,6 +8,7 @@ import { rootCertificates } from 'node:tls';
 import { type Dispatcher, Pool } from 'undici';
 import { DadiError, type DadiErrorCode } from '../errors.js';
 import { accessDenied, authFailed, noCredentials, parseWwwAuthenticate, RegistryAuth } from './auth.js';
+import { countBodyBytes } from './body-bytes.js';
 import type { CredentialProvider } from './credentials.js';
 import { registryOrigin, type SchemeOptions } from './reference.js';
 
@@ -87,6 +88,8 @@ export interface TransportStats {
   redirects: number;
   /** 401 challenges answered. */
   challenges: number;
+  /** Response body bytes received (every response: blobs, manifests, tokens, errors, dumped bodies). */
+  responseBytes: number;
 }
 
 const TRANSIENT_CODES = new Set([
@@ -198,8 +201,8 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
 
 export class Transport {
-  readonly stats: TransportStats = { requests: 0, retries: 0, redirects: 0, challenges: 0 };
-  private readonly pools = new Map<string, Pool>();
+  readonly stats: TransportStats = { requests: 0, retries: 0, redirects: 0, challenges: 0, responseBytes: 0 };
+  private readonly pools = new Map<string, Dispatcher>();
   private readonly auths = new Map<string, RegistryAuth>();
   private closed = false;
   private readonly o: Required<
@@ -450,7 +453,7 @@ export class Transport {
     }
   }
 
-  private pool(origin: string): Pool {
+  private pool(origin: string): Dispatcher {
     if (this.closed) throw new DadiError('EIO', 'registry client is closed');
     let p = this.pools.get(origin);
     if (!p) {
@@ -467,7 +470,7 @@ export class Transport {
         pipelining: 1,
         keepAliveTimeout: 30_000,
         connect,
-      });
+      }).compose(countBodyBytes((n) => (this.stats.responseBytes += n)));
       this.pools.set(origin, p);
     }
     return p;

@@ -21,6 +21,7 @@ import { daemonLockKey, ProcessLock, startLockKey } from './lock.js';
 import type {
   BrowseRequest,
   CacheReport,
+  DaemonStatus,
   DeviceInfo,
   DeviceTraceInfo,
   ExportRequest,
@@ -106,6 +107,11 @@ export class DaemonClient {
   /** The block cache the daemon owns (usage, counters, blobs), or null when it has none. */
   cache(): Promise<CacheReport | null> {
     return this.request({ op: 'cache' });
+  }
+
+  /** The daemon's figures: requests, devices, containers, cache, registry, fetch latency, errors. */
+  status(): Promise<DaemonStatus> {
+    return this.request({ op: 'status' });
   }
 
   /**

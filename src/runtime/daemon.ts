@@ -38,10 +38,13 @@ import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
 import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import { formatSteps, StepTimer, type TimedStep } from '../util/step-timer.js';
+import { listContainers } from './container.js';
+import { DaemonMetrics } from './daemon-metrics.js';
 import { type DeviceTrace, prepareDeviceTrace } from './device-trace.js';
 import { browseForClient, exportForClient } from './image-reads.js';
 import { type LayerSpec, layerBlobSourceOf, normalizeLayerSpec } from './layer-source.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
+import { type MetricsAddress, type MetricsServer, serveMetrics } from './metrics-server.js';
 import {
   type DeviceInfo,
   type DeviceTraceInfo,
@@ -53,6 +56,7 @@ import {
 } from './protocol.js';
 import { socketAnswers } from './socket.js';
 import { statePaths } from './state.js';
+import { type DaemonStatus, daemonStatus, type ErrorKind, errorKey } from './status.js';
 
 export interface DaemonOptions {
   stateDir?: string;
@@ -69,6 +73,10 @@ export interface DaemonOptions {
   resolveImage?: (ref: string, platform?: string) => Promise<unknown>;
   /** Pull each mounted device's registry layers wholly into the cache in the background (default: off). */
   backgroundPull?: LayerPullConfig;
+  /** The daemon's metrics (made earlier when the registry client must report to them; default: its own). */
+  metrics?: DaemonMetrics;
+  /** Serve Prometheus metrics at http://ADDRESS/metrics (default: off). */
+  metricsAddress?: MetricsAddress;
 }
 
 interface Device {
@@ -91,6 +99,20 @@ interface Device {
 }
 
 const MAX_REQUEST_BYTES = 1 << 20;
+
+/** Ops counted by name in the request metrics (anything else counts as `unknown`: labels stay few). */
+const KNOWN_OPS = new Set<string>([
+  'ping',
+  'mount',
+  'umount',
+  'ps',
+  'resolve',
+  'cache',
+  'status',
+  'browse',
+  'export',
+  'shutdown',
+] satisfies Request['op'][]);
 
 /** What a request may stream back, and whether its client is still there. */
 export interface RequestIo {
@@ -116,12 +138,23 @@ export class Daemon {
   private pullLimiter: RateLimiter | undefined;
   /** Blobs a pull verified in this daemon's life (pulled again only if the cache lost some of them). */
   private readonly pulled = new Set<string>();
+  readonly metrics: DaemonMetrics;
+  private metricsServer: MetricsServer | undefined;
+  private readonly startedAt = new Date();
+  private readonly requestsInFlight = new Map<string, number>();
+  private readonly requestsTotal = new Map<string, number>();
+  /** Errors counted here (`kind code` → n); the cache's own are read from its counters. */
+  private readonly errors = new Map<string, number>();
+  /** The remote context once opened (status reports it without opening it). */
+  private remoteOpened: RemoteContext | undefined;
 
   private constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
     this.readers = opts.readers ?? 4;
     this.log = opts.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} dadi daemon: ${m}\n`));
     this.stopped = new Promise((r) => (this.resolveStopped = r));
+    this.metrics = opts.metrics ?? new DaemonMetrics();
+    this.metrics.setSource(() => this.figures());
   }
 
   /**
@@ -145,6 +178,10 @@ export class Daemon {
       await unlink(p.socket).catch(() => {});
       const scrubbed = await scrubDevices(p.root);
       if (scrubbed.length) d.log(`cleaned up after a previous daemon: ${scrubbed.join(', ')}`);
+      if (opts.metricsAddress) {
+        const m = d.metrics;
+        d.metricsServer = await serveMetrics(opts.metricsAddress, () => m.exposition(), m.contentType);
+      }
       const server = createServer((sock) => d.serve(sock));
       await new Promise<void>((res, rej) => {
         server.once('error', rej);
@@ -157,10 +194,12 @@ export class Daemon {
       d.server = server;
       await writeFile(p.pidFile, `${process.pid}\n`);
     } catch (e) {
+      await d.metricsServer?.close();
       await lock.release();
       throw e;
     }
     d.log(`listening on ${p.socket} (pid ${process.pid}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4})`);
+    if (d.metricsServer) d.log(`metrics on ${d.metricsServer.url}`);
     return d;
   }
 
@@ -187,9 +226,11 @@ export class Daemon {
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
         return this.opts.resolveImage(req.ref, req.platform);
       case 'cache': {
-        const cache = this.opts.remote ? (await this.opts.remote()).cache : undefined;
+        const cache = this.opts.remote ? (await this.remote()).cache : undefined;
         return cache ? cacheReport(cache) : null;
       }
+      case 'status':
+        return this.metrics.status();
       // Image reads for the CLI, through the cache this daemon owns. Not queued behind mounts:
       // they only read, and an export may take long.
       case 'browse':
@@ -216,7 +257,16 @@ export class Daemon {
           kind: spec.kind,
           ref: spec.ref,
           blobBytesRead: blob.blobBytesRead(),
-          ...(pull ? { pull: { state: pull.state, bytesFetched: pull.bytesFetched, error: pull.error } } : {}),
+          ...(pull
+            ? {
+                pull: {
+                  state: pull.state,
+                  bytesFetched: pull.bytesFetched,
+                  size: blob.cached?.size,
+                  error: pull.error,
+                },
+              }
+            : {}),
         };
       }),
       writable: d.writable,
@@ -237,6 +287,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.log('shutting down');
       await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+      await this.metricsServer?.close();
       await this.queue.catch(() => {});
       for (const d of [...this.devices.values()]) {
         await this.teardown(d, true).catch((e) => this.log(`teardown of ${d.id}: ${(e as Error).message}`));
@@ -365,6 +416,7 @@ export class Daemon {
     if (dev.file instanceof ComboDevice) await dev.file.flush().catch((e) => (first ??= e));
     // After the last read through the device, before its layers close: stop the replay, save a recording.
     const trace = await dev.trace?.finish(dev.stack);
+    this.countError('replay', trace?.replay?.failed ?? 0);
     await dev.file.close().catch((e) => (first ??= e));
     const fuseDir = join(dev.dir, 'fuse');
     if (await findMount(fuseDir)) await forceUnmountFuse(fuseDir);
@@ -392,13 +444,54 @@ export class Daemon {
     const pull = new LayerPull(targets, config, { limiter: this.pullLimiter, log: (m) => this.log(`${id}: ${m}`) });
     void pull.done.then((all) => {
       for (const s of all) if (s.state === 'verified') this.pulled.add(s.digest);
+      this.countError('pull', all.filter((s) => s.state === 'failed').length);
     });
     return pull;
   }
 
   private remote(): Promise<RemoteContext> {
     if (!this.opts.remote) throw new DadiError('EUNSUPPORTED', 'this daemon cannot open registry layers');
-    return this.opts.remote();
+    return this.opts.remote().then((ctx) => (this.remoteOpened = ctx));
+  }
+
+  /** The figures of `dadi status` and /metrics but the fetch histograms (daemon-metrics.ts adds those). */
+  private async figures(): Promise<Omit<DaemonStatus, 'fetches'>> {
+    const containers = await listContainers({ stateDir: this.paths.root }).catch(() => []);
+    const { fetches: _, ...status } = daemonStatus({
+      pid: process.pid,
+      protocolVersion: PROTOCOL_VERSION,
+      stateDir: this.paths.root,
+      cacheDir: this.opts.cacheDir,
+      startedAt: this.startedAt,
+      metricsUrl: this.metricsServer?.url,
+      requests: { inFlight: this.requestsInFlight, total: this.requestsTotal },
+      devices: this.ps(),
+      containers,
+      cache: this.remoteOpened?.cache?.stats(),
+      registry: this.remoteOpened?.client.stats,
+      fetches: [],
+      errors: this.errors,
+    });
+    return status;
+  }
+
+  private countError(kind: ErrorKind, n: number, code = ''): void {
+    if (n > 0) this.errors.set(errorKey(kind, code), (this.errors.get(errorKey(kind, code)) ?? 0) + n);
+  }
+
+  /** Count a request while `run` handles it, and its failure by code. */
+  private async counted<T>(op: string, run: () => Promise<T>): Promise<T> {
+    const add = (m: Map<string, number>, n: number) => m.set(op, (m.get(op) ?? 0) + n);
+    add(this.requestsInFlight, 1);
+    add(this.requestsTotal, 1);
+    try {
+      return await run();
+    } catch (e) {
+      this.countError('request', 1, e instanceof DadiError ? e.code : 'EIO');
+      throw e;
+    } finally {
+      add(this.requestsInFlight, -1);
+    }
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -430,9 +523,11 @@ export class Daemon {
       void (async () => {
         let res: Response;
         try {
+          const req = JSON.parse(line) as Request;
+          const op = typeof req?.op === 'string' && KNOWN_OPS.has(req.op) ? req.op : 'unknown';
           res = {
             ok: true,
-            result: await this.handle(JSON.parse(line) as Request, { write: frameWriter(sock), signal: gone.signal }),
+            result: await this.counted(op, () => this.handle(req, { write: frameWriter(sock), signal: gone.signal })),
           };
         } catch (e) {
           const err = e as DadiError;

@@ -10,17 +10,24 @@ import { defaultCacheDir, openRemoteContext, type RemoteContext } from '../image
 import { resolveRunImage } from '../image/resolve-image.js';
 import { parsePlatform } from '../oci/index.js';
 import { runDaemonForeground } from './daemon.js';
+import { DaemonMetrics } from './daemon-metrics.js';
+import { type MetricsAddress, parseMetricsAddress } from './metrics-server.js';
 
 export interface HostDaemonOptions {
   stateDir?: string;
   cacheDir?: string;
   /** --config (else $DADI_CONFIG, else /etc/dadi/config.yaml if present). */
   configFile?: string;
+  /** --metrics-address: serve Prometheus metrics here (default: metrics.address of the config, else off). */
+  metricsAddress?: MetricsAddress;
 }
 
 export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void> {
   // Checked before anything starts, so a bad key or override stops the daemon with its message.
   const { config } = await loadConfig({ file: opts.configFile });
+  const configured = config.metrics.address;
+  const metricsAddress =
+    opts.metricsAddress ?? (configured ? parseMetricsAddress(configured, 'metrics.address') : undefined);
   const cacheDir = opts.cacheDir ?? config.cacheConfig.cacheDir ?? defaultCacheDir();
   const capacity = Math.round(config.cacheConfig.cacheSizeGB * 2 ** 30);
   const claimed = await claimHostCache(cacheDir, 'the dadi daemon', { capacity });
@@ -33,8 +40,11 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
   const records = claim ? new ImageRecords(cacheDir) : undefined;
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} dadi daemon: ${m}\n`);
   let ctx: Promise<RemoteContext> | undefined;
+  const metrics = new DaemonMetrics();
+  const onRangeRead = (bytes: number, seconds: number) => metrics.observeFetch('registry', bytes, seconds);
   // Without the claim (another process held the cache at start) the context tries once more.
-  const remote = () => (ctx ??= openRemoteContext({ cacheDir, cacheSize: capacity, claim, role: 'the dadi daemon' }));
+  const remote = () =>
+    (ctx ??= openRemoteContext({ cacheDir, cacheSize: capacity, claim, role: 'the dadi daemon', onRangeRead }));
   try {
     await runDaemonForeground({
       stateDir: opts.stateDir ?? config.daemon.stateDir,
@@ -44,6 +54,8 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
       backgroundPull,
       log,
       cacheDir,
+      metrics,
+      metricsAddress,
       resolveImage: async (ref, platform) => {
         const c = await remote();
         const resolve = () => resolveRunImage(ref, platform ? { ...c, platform: parsePlatform(platform) } : c);

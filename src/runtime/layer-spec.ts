@@ -19,7 +19,7 @@ export interface MountedLayerInfo {
   /** Bytes read from the layer's blob (before decompression) since it was opened. */
   blobBytesRead: number;
   /** Its background pull into the host cache, when one runs (prefetch/layer-pull.ts). */
-  pull?: { state: string; bytesFetched: number; error?: string };
+  pull?: { state: string; bytesFetched: number; size?: number; error?: string };
 }
 
 /** A plain path means a local file. Relative paths are resolved against `cwd`. */

@@ -12,6 +12,7 @@ import type { TimedStep } from '../util/step-timer.js';
 
 export type { ExportResult } from '../image/export-image.js';
 export type { CacheReport } from '../image/host-cache.js';
+export type { DaemonStatus } from './status.js';
 
 import type { LayerSpec, MountedLayerInfo } from './layer-spec.js';
 
@@ -67,6 +68,8 @@ export type Request =
   | { op: 'resolve'; ref: string; platform?: string }
   /** The block cache the daemon owns, after writing what it fetched: a CacheReport, or null without one. */
   | { op: 'cache' }
+  /** The daemon's figures (`dadi status`, the same as its /metrics): a DaemonStatus (status.ts). */
+  | { op: 'status' }
   | BrowseRequest
   | ExportRequest
   | { op: 'shutdown' };
