@@ -1,5 +1,5 @@
 // Shared CLI plumbing for commands that reach registries: the common options (--insecure,
-// --cache-dir, --cache-size, --no-cache, --platform) turned into a remote context, or, when the
+// --cache-dir, --cache-size, --no-cache, --platform, --p2p-proxy) turned into a remote context, or, when the
 // daemon owns the block cache, into the daemon client that performs the read instead. Light on
 // purpose: the registry and cache code load only when this process reads by itself.
 
@@ -19,6 +19,7 @@ export interface RemoteOptions {
   cache?: boolean;
   cacheSize?: string;
   platform?: string;
+  p2pProxy?: string;
 }
 
 /** Add the registry/cache options to a command. */
@@ -28,7 +29,8 @@ export function withRemoteOptions(cmd: Command): Command {
     .option('--cache-dir <dir>', 'block cache directory (default: $DADI_CACHE_DIR, /var/cache/dadi/blocks as root)')
     .option('--cache-size <bytes>', 'block cache capacity (default 4G)')
     .option('--no-cache', 'read straight from the registry, without the block cache')
-    .option('--platform <os/arch>', 'platform to select from a multi-platform image (default: this machine)');
+    .option('--platform <os/arch>', 'platform to select from a multi-platform image (default: this machine)')
+    .option('--p2p-proxy <url>', 'read blobs through this overlaybd-style P2P proxy (default: $DADI_P2P_PROXY)');
 }
 
 /**
@@ -46,6 +48,7 @@ export async function openRemoteContext(o: RemoteOptions, image?: string): Promi
     cache: image !== undefined && isLayoutSpec(image) ? false : o.cache,
     cacheSize: o.cacheSize ? parseSize(o.cacheSize, '--cache-size') : undefined,
     platform: o.platform,
+    p2pProxy: o.p2pProxy,
   });
 }
 
@@ -53,10 +56,11 @@ export async function openRemoteContext(o: RemoteOptions, image?: string): Promi
  * The daemon to hand a registry read to: one answers on this host's state folder and owns the
  * cache directory this command would use, so reading here would go past that cache. Undefined
  * (read standalone, claiming the cache if free) for `oci:` layouts, `--no-cache`, `--insecure`
- * (the daemon's registry client has its own transport settings), or when no such daemon runs.
+ * or `--p2p-proxy` (the daemon's registry client has its own transport settings), or when no such
+ * daemon runs.
  */
 export async function daemonForReads(o: RemoteOptions, images: string[]): Promise<DaemonClient | undefined> {
-  if (o.cache === false || o.insecure || images.every(isLayoutSpec)) return undefined;
+  if (o.cache === false || o.insecure || o.p2pProxy || images.every(isLayoutSpec)) return undefined;
   const { DaemonClient } = await import('../runtime/client.js');
   const client = await DaemonClient.connect({ autoStart: false }).catch(() => undefined);
   const owned = client && (await client.ping().catch(() => undefined))?.cacheDir;

@@ -53,6 +53,8 @@ export interface ConvertedLayerInfo {
   size: number;
   /** Taken from the work folder's record instead of converting. */
   reused: boolean;
+  /** The layer's chunk digest list blob, published beside it. */
+  chunkDigests?: { digest: Digest; size: number };
   seconds: { download: number; apply: number; commit: number; upload: number };
 }
 
@@ -184,8 +186,9 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
         if (downloaded) await rm(downloaded, { force: true });
       }
       committed.push(path);
-      uploads.add(path, { digest: info.digest, size: info.size }, label, (seconds) => {
+      uploads.add(path, { digest: info.digest, size: info.size }, label, (seconds, chunkDigests) => {
         info.seconds.upload = seconds;
+        info.chunkDigests = chunkDigests;
         emit({ kind: 'layer', layer: i, layers: n, phase: 'upload', digest: d.digest, bytes: info.size, seconds });
       });
     }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { type Digest, digestHex, sha256Of } from '../oci/digest.js';
 import type { Descriptor, ImageConfig } from '../oci/manifest.js';
 import { MediaType, OverlaybdAnnotation, OverlaybdVersion } from '../oci/media-types.js';
+import { chunkDigestsAnnotations } from '../p2p/chunk-digests.js';
 
 /**
  * chainIDs of a diff_id list (image-spec): chain[0] = diff[0], chain[i] = sha256(chain[i-1] + " " + diff[i]).
@@ -144,6 +145,8 @@ export function goDescriptor(d: Descriptor): Record<string, unknown> {
 export interface ConvertedLayer {
   digest: Digest;
   size: number;
+  /** The layer's chunk digest list blob (p2p/chunk-digests.ts), annotated on its descriptor. */
+  chunkDigests?: { digest: Digest; size: number };
 }
 
 /** Media types of the output (§1.2): Docker by default, OCI with `oci`. */
@@ -153,7 +156,10 @@ export function outputMediaTypes(oci: boolean): { manifest: string; config: stri
     : { manifest: MediaType.dockerManifest, config: MediaType.dockerConfig, layer: MediaType.dockerLayer };
 }
 
-/** A converted layer's descriptor with the overlaybd annotations (keys sorted, as Go writes maps). */
+/**
+ * A converted layer's descriptor with the overlaybd annotations and, when it has one, dadi's
+ * pointer to its chunk digest list (keys sorted, as Go writes maps: `containerd.io/…` < `io.dadi.…`).
+ */
 export function layerDescriptor(layer: ConvertedLayer, mediaType: string): Descriptor {
   return {
     mediaType,
@@ -163,6 +169,7 @@ export function layerDescriptor(layer: ConvertedLayer, mediaType: string): Descr
       [OverlaybdAnnotation.blobDigest]: layer.digest,
       [OverlaybdAnnotation.blobSize]: String(layer.size),
       [OverlaybdAnnotation.version]: OverlaybdVersion.native,
+      ...(layer.chunkDigests ? chunkDigestsAnnotations(layer.chunkDigests) : {}),
     },
   };
 }

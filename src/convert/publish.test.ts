@@ -1,9 +1,9 @@
 // Publishing: config then manifest into a real layout target (tag set only by the manifest), and
-// background layer uploads that keep the first failure and name the layer.
+// background layer uploads, each with its chunk digest list, that keep the first failure and name the layer.
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DadiError } from '../errors.js';
 import { type Digest, sha256Of } from '../oci/digest.js';
@@ -60,34 +60,55 @@ describe('LayerUploads', () => {
   /** A target whose uploads finish (or fail) when the test says. */
   function gatedTarget() {
     const pending = new Map<string, { ok: () => void; fail: (e: Error) => void }>();
+    const small: Buffer[] = [];
     const dst: ImageTarget = {
       name: 'reg/app:v1',
       statBlob: async () => undefined,
-      putBlob: async () => ({ digest: sha256Of(Buffer.alloc(0)), size: 0 }),
+      putBlob: async (bytes) => {
+        small.push(Buffer.from(bytes));
+        return { digest: sha256Of(bytes), size: bytes.length };
+      },
       putManifest: async () => sha256Of(Buffer.alloc(0)),
       putBlobFile: (path) =>
         new Promise<void>((ok, fail) => {
-          pending.set(path, { ok, fail });
+          pending.set(basename(path), { ok, fail });
         }),
       close: async () => {},
     };
-    return { dst, pending };
+    return { dst, pending, small };
   }
-  const desc = (s: string): { digest: Digest; size: number } => ({ digest: sha256Of(Buffer.from(s)), size: 1 });
+  /** A layer file named `s` holding `s`. */
+  const layer = async (s: string): Promise<{ path: string; desc: { digest: Digest; size: number } }> => {
+    const path = join(dir, s);
+    await writeFile(path, s);
+    return { path, desc: { digest: sha256Of(Buffer.from(s)), size: s.length } };
+  };
   const tick = () => new Promise((r) => setImmediate(r));
 
-  it('reports every upload done with its time', async () => {
-    const { dst, pending } = gatedTarget();
+  it('reports every upload done with its time and its chunk digest list', async () => {
+    const { dst, pending, small } = gatedTarget();
     const done: string[] = [];
     const signalled: unknown[] = [];
     const uploads = new LayerUploads(dst, (e) => signalled.push(e));
-    uploads.add('a', desc('a'), 'layer 1/2', () => done.push('a'));
-    uploads.add('b', desc('b'), 'layer 2/2', () => done.push('b'));
+    const a = await layer('a');
+    const b = await layer('b');
+    const lists = new Map<string, Digest>();
+    uploads.add(a.path, a.desc, 'layer 1/2', (_, list) => {
+      done.push('a');
+      lists.set('a', list.digest);
+    });
+    uploads.add(b.path, b.desc, 'layer 2/2', () => done.push('b'));
     await tick();
     pending.get('b')!.ok();
     pending.get('a')!.ok();
     await uploads.done();
     expect(done.sort()).toEqual(['a', 'b']);
+    // The list of blob 'a' went up as a small blob: one chunk, the sha256 of "a".
+    const listA = small.find((x) => sha256Of(x) === lists.get('a'))!;
+    expect(JSON.parse(listA.toString())).toMatchObject({
+      blob: a.desc,
+      chunks: [sha256Of('a').slice(7)],
+    });
     expect(uploads.error).toBeUndefined();
     expect(signalled).toEqual([]);
   });
@@ -96,8 +117,10 @@ describe('LayerUploads', () => {
     const { dst, pending } = gatedTarget();
     const signalled: unknown[] = [];
     const uploads = new LayerUploads(dst, (e) => signalled.push(e));
-    uploads.add('a', desc('a'), 'layer 1/2', () => {});
-    uploads.add('b', desc('b'), 'layer 2/2', () => {});
+    const a = await layer('a');
+    const b = await layer('b');
+    uploads.add(a.path, a.desc, 'layer 1/2', () => {});
+    uploads.add(b.path, b.desc, 'layer 2/2', () => {});
     await tick();
     pending.get('b')!.fail(new DadiError('EIO', 'connection reset'));
     await tick();

@@ -1,11 +1,14 @@
 // Publishing a DADI image to an ImageTarget, shared by convert and commit: layer blobs go up as
-// soon as each is ready (while the next one is made), then the config, then the manifest — only
+// soon as each is ready (while the next one is made), each with its chunk digest list (for peers'
+// chunks to be checked against; p2p/chunk-digests.ts), then the config, then the manifest — only
 // the manifest makes the image visible under the target's tag, so a failure before it leaves the
 // tag untouched (uploaded blobs stay, unreferenced, for the registry's garbage collector).
 
+import { createReadStream } from 'node:fs';
 import type { Digest } from '../oci/digest.js';
 import type { ImageTarget } from '../oci/image-source.js';
 import type { ImageConfig } from '../oci/manifest.js';
+import { ChunkHasher, encodeChunkDigests } from '../p2p/chunk-digests.js';
 import { withLabel } from './layer-label.js';
 import { type ConvertedLayer, convertedConfig, convertedManifest, outputMediaTypes } from './manifest.js';
 import { clock } from './progress.js';
@@ -37,7 +40,26 @@ export async function publishImage(
 }
 
 /**
- * Layer uploads running in the background. The first failure is kept and reported (it aborts the
+ * Upload the layer blob at `path` (digest and size `layer`) with its chunk digest list; returns the
+ * list's blob, for the layer descriptor's annotations. Both are no-ops when the target has them.
+ */
+export async function putLayerBlob(
+  dst: ImageTarget,
+  path: string,
+  layer: { digest: Digest; size: number },
+): Promise<{ digest: Digest; size: number }> {
+  const [, list] = await Promise.all([dst.putBlobFile(path, layer), chunkDigestsOfFile(path, layer.digest)]);
+  return dst.putBlob(encodeChunkDigests(list));
+}
+
+async function chunkDigestsOfFile(path: string, digest: Digest) {
+  const h = new ChunkHasher();
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  return h.finish(digest);
+}
+
+/**
+ * Layer uploads running in the background, each with its chunk digest list (putLayerBlob). The first failure is kept and reported (it aborts the
  * caller's work through `onError`), whatever fails after it.
  */
 export class LayerUploads {
@@ -50,16 +72,25 @@ export class LayerUploads {
     private readonly onError: (e: unknown) => void,
   ) {}
 
-  /** Upload the file at `path` as blob `desc`; errors name `label`; `done` gets the seconds taken. */
-  add(path: string, desc: { digest: Digest; size: number }, label: string, done: (seconds: number) => void): void {
+  /**
+   * Upload the file at `path` as blob `desc` with its chunk digest list; errors name `label`; `done`
+   * gets the seconds taken and the list's blob.
+   */
+  add(
+    path: string,
+    desc: { digest: Digest; size: number },
+    label: string,
+    done: (seconds: number, chunkDigests: { digest: Digest; size: number }) => void,
+  ): void {
     const up = (async () => {
       const t = clock();
+      let list: { digest: Digest; size: number };
       try {
-        await this.dst.putBlobFile(path, desc);
+        list = await putLayerBlob(this.dst, path, desc);
       } catch (e) {
         throw withLabel(e, `${this.dst.name}: upload of ${label}`, desc.digest);
       }
-      done(clock() - t);
+      done(clock() - t, list);
     })();
     up.catch((e) => {
       this.error ??= e;

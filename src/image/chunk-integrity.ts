@@ -50,11 +50,6 @@ export function chunkDigestsDescriptor(layer: Descriptor, name: string): Descrip
   return { mediaType: CHUNK_DIGESTS_MEDIA_TYPE, digest: d, size };
 }
 
-/** The annotations that point a layer descriptor at its chunk digest list `list` (digest, size). */
-export function chunkDigestsAnnotations(list: { digest: Digest; size: number }): Record<string, string> {
-  return { [ChunkDigestsAnnotation.digest]: list.digest, [ChunkDigestsAnnotation.size]: String(list.size) };
-}
-
 /**
  * Fetch and check the chunk digest list of `layer` from `src` (the image's registry repository or
  * layout), or undefined when the layer has none. The blob's size and digest are verified and the

@@ -22,6 +22,8 @@ export interface RemoteContextOptions {
   cacheSize?: number;
   /** `os/arch[/variant]` to pick from multi-platform images. */
   platform?: string;
+  /** Blob reads through this overlaybd-style P2P proxy (default: $DADI_P2P_PROXY; see registry/p2p-proxy.ts). */
+  p2pProxy?: string;
   /** Who claims the cache, for the messages of others (default `dadi <command>`). */
   role?: string;
   /** A claim already taken (the daemon claims its cache when it starts); closed with the context. */
@@ -42,7 +44,12 @@ export interface RemoteContext {
 export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<RemoteContext> {
   const platform = o.platform ? parsePlatform(o.platform) : undefined;
   const claim = o.claim ?? (o.cache === false ? undefined : await claimCache(o));
-  const client = new RegistryClient({ insecure: o.insecure ? true : undefined, platform, onRangeRead: o.onRangeRead });
+  const client = new RegistryClient({
+    insecure: o.insecure ? true : undefined,
+    platform,
+    onRangeRead: o.onRangeRead,
+    p2pProxy: o.p2pProxy,
+  });
   let cache: BlockCache | undefined;
   try {
     cache = await claim?.open();

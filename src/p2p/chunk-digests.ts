@@ -35,6 +35,11 @@ export const ChunkDigestsAnnotation = {
   size: 'io.dadi.chunk-digests.size',
 } as const;
 
+/** The annotations that point a layer descriptor at its chunk digest list blob `list`. */
+export function chunkDigestsAnnotations(list: { digest: Digest; size: number }): Record<string, string> {
+  return { [ChunkDigestsAnnotation.digest]: list.digest, [ChunkDigestsAnnotation.size]: String(list.size) };
+}
+
 const MIN_CHUNK = 4096;
 const MAX_CHUNK = 64 << 20;
 const HEX64 = /^[0-9a-f]{64}$/;

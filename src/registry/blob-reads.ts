@@ -1,6 +1,6 @@
 // The blob-read role of the distribution client: HEAD for sizes, ranged GETs into a caller's
 // buffer (the lazy read path), verified whole GETs (configs) and verified, resumable streams
-// (convert's layer downloads). A blob as a BlockFile is remote-blob.ts on top of this.
+// (convert's layer downloads). The GETs may go through a configured P2P proxy (transport.ts). A blob as a BlockFile is remote-blob.ts on top of this.
 
 import { DadiError } from '../errors.js';
 import { Digester, parseDigest, sha256Of } from '../oci/digest.js';
@@ -100,6 +100,7 @@ export class BlobReads {
     const s = repoRequest('GET', repoUrl(this.http, repo, `blobs/${d}`), repo, what, opts);
     s.headers = { range: `bytes=${offset}-${end}` };
     const started = performance.now();
+    s.viaP2pProxy = true;
     const n = await this.http.request(s, async (res) => {
       if (res.status === 206) {
         const cr = parseContentRange(header(res, 'content-range'));
@@ -166,7 +167,7 @@ export class BlobReads {
     const what = `blob ${repoName(repo)}@${d}`;
     const max = opts.maxSize ?? 64 << 20;
     const bytes = await this.http.request(
-      repoRequest('GET', repoUrl(this.http, repo, `blobs/${d}`), repo, what, opts),
+      { ...repoRequest('GET', repoUrl(this.http, repo, `blobs/${d}`), repo, what, opts), viaP2pProxy: true },
       async (res) => {
         if (res.status === 404) throw new DadiError('ENOTFOUND', `${repoName(repo)}@${d}: blob not found`);
         if (res.status !== 200) throw await statusError(res, what);
@@ -213,6 +214,7 @@ export class BlobReads {
     for (;;) {
       const s = repoRequest('GET', url, repo, what, { ...opts, deadline: opts.deadline ?? Number.POSITIVE_INFINITY });
       s.keepBody = true;
+      s.viaP2pProxy = true;
       if (pos > 0) s.headers = { range: `bytes=${pos}-` };
       const res = await this.http.request(s, async (r) => {
         if (r.status === 404) throw new DadiError('ENOTFOUND', `${repoName(repo)}@${d}: blob not found`);

@@ -11,6 +11,7 @@ import { type BlobReadOptions, type BlobReadStats, BlobReads } from './blob-read
 import { type BlobUploadSink, BlobUploads, type PushedBlob } from './blob-uploads.js';
 import { type CredentialProvider, type Credentials, defaultCredentials, staticCredentials } from './credentials.js';
 import { type FetchedManifest, Manifests, type ResolvedImage } from './manifests.js';
+import { P2P_PROXY_ENV, parseP2pProxy } from './p2p-proxy.js';
 import type { Reference } from './reference.js';
 import { type OpOptions, type RepoRef, withOpOptions } from './repo-request.js';
 import { type RequestSpec, statusError, Transport, type TransportOptions, type TransportStats } from './transport.js';
@@ -50,7 +51,12 @@ export class RegistryClient {
   constructor(readonly options: RegistryClientOptions = {}) {
     const c = options.credentials;
     const provider: CredentialProvider = typeof c === 'function' ? c : c ? staticCredentials(c) : defaultCredentials();
-    this.transport = new Transport(options, provider);
+    // The P2P proxy: the option, else $DADI_P2P_PROXY ('' for none), checked here to name its source.
+    const p2pProxy =
+      options.p2pProxy !== undefined
+        ? parseP2pProxy(options.p2pProxy, 'P2P proxy setting')
+        : parseP2pProxy(process.env[P2P_PROXY_ENV], P2P_PROXY_ENV);
+    this.transport = new Transport({ ...options, p2pProxy }, provider);
     this.manifests = new Manifests(this.transport, options);
     this.blobs = new BlobReads(this.transport, options);
     this.uploads = new BlobUploads(this.transport, this.blobs, options);

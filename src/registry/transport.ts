@@ -1,7 +1,8 @@
 // HTTP for the registry client: an undici Pool per origin (keep-alive, several connections),
 // auth challenges, manual redirects (Authorization dropped when leaving the registry's origin),
 // per-request idle timeouts, an overall deadline, and retries with exponential backoff + jitter on
-// connection errors, 5xx and 429 (honouring Retry-After). Knows nothing of manifests or blobs.
+// connection errors, 5xx and 429 (honouring Retry-After), and the detour of requests marked for it
+// through an overlaybd-style P2P proxy (p2p-proxy.ts). Knows nothing of manifests or blobs.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
@@ -10,6 +11,7 @@ import { DadiError, type DadiErrorCode } from '../errors.js';
 import { accessDenied, authFailed, noCredentials, parseWwwAuthenticate, RegistryAuth } from './auth.js';
 import { countBodyBytes } from './body-bytes.js';
 import type { CredentialProvider } from './credentials.js';
+import { p2pProxyUrl, parseP2pProxy } from './p2p-proxy.js';
 import { registryOrigin, type SchemeOptions } from './reference.js';
 
 export interface TransportOptions extends SchemeOptions {
@@ -34,6 +36,12 @@ export interface TransportOptions extends SchemeOptions {
   /** Longest Retry-After honoured (default 60 s); a longer one fails the operation. */
   retryAfterMaxMs?: number;
   userAgent?: string;
+  /**
+   * An overlaybd-style P2P proxy (`http://host:port[/prefix]`): GETs marked `viaP2pProxy` (blob
+   * reads) go to `<proxy>/<upstream URL>` with their Range and Authorization. When the proxy
+   * cannot be reached, the request goes to the registry directly (warned once, counted).
+   */
+  p2pProxy?: string;
   /** Debug/warning messages (never carry credentials). */
   log?: (level: 'debug' | 'warn', msg: string) => void;
 }
@@ -68,6 +76,8 @@ export interface RequestSpec {
   signal?: AbortSignal;
   /** The handler hands the body on (streaming): leave it alone after the handler returns. */
   keepBody?: boolean;
+  /** A GET the P2P proxy may serve (a blob read), when one is configured. */
+  viaP2pProxy?: boolean;
 }
 
 /** Thrown (by handlers too) for failures worth retrying. */
@@ -90,6 +100,9 @@ export interface TransportStats {
   challenges: number;
   /** Response body bytes received (every response: blobs, manifests, tokens, errors, dumped bodies). */
   responseBytes: number;
+  /** Requests answered by the P2P proxy, and ones sent to the registry because it was unreachable. */
+  p2pProxyRequests: number;
+  p2pProxyFallbacks: number;
 }
 
 const TRANSIENT_CODES = new Set([
@@ -197,11 +210,32 @@ export async function statusError(res: HttpResponse, what: string): Promise<Dadi
   return new DadiError(code, `${what}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`);
 }
 
+/** Failures to reach a server at all: the P2P proxy is down, so go to the registry instead. */
+const CONNECT_FAILURES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
 
 export class Transport {
-  readonly stats: TransportStats = { requests: 0, retries: 0, redirects: 0, challenges: 0, responseBytes: 0 };
+  readonly stats: TransportStats = {
+    requests: 0,
+    retries: 0,
+    redirects: 0,
+    challenges: 0,
+    responseBytes: 0,
+    p2pProxyRequests: 0,
+    p2pProxyFallbacks: 0,
+  };
+  private readonly p2pProxy: string | undefined;
+  private warnedProxyDown = false;
   private readonly pools = new Map<string, Dispatcher>();
   private readonly auths = new Map<string, RegistryAuth>();
   private closed = false;
@@ -233,6 +267,7 @@ export class Transport {
       retryAfterMaxMs: options.retryAfterMaxMs ?? 60_000,
       userAgent: options.userAgent ?? 'dadi/0.1',
     };
+    this.p2pProxy = parseP2pProxy(options.p2pProxy, 'p2pProxy');
   }
 
   /** `scheme://host[:port]` of a registry under this transport's scheme rules. */
@@ -415,7 +450,7 @@ export class Transport {
       const authz = auth ? await auth.header(spec.auth!.scopes) : undefined;
       const headers: Record<string, string> = { 'user-agent': this.o.userAgent, ...spec.headers };
       if (authz) headers.authorization = authz;
-      const res = await this.send(url, spec.method, headers, spec.body, signal, deadline);
+      const res = await this.sendVia(spec, url, headers, signal, deadline);
       if (auth && res.status === 401) {
         const www = header(res, 'www-authenticate');
         await res.body.dump({ limit: 65536 }).catch(() => {});
@@ -450,6 +485,36 @@ export class Transport {
       }
       res.url = url;
       return res;
+    }
+  }
+
+  /**
+   * Send to `url`, or through the P2P proxy when `spec` may take it. `url` stays the upstream URL
+   * either way, so redirects and the Authorization origin check work on what the proxy fetches.
+   */
+  private async sendVia(
+    spec: RequestSpec,
+    url: string,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<HttpResponse> {
+    const proxy = spec.viaP2pProxy && spec.method === 'GET' ? this.p2pProxy : undefined;
+    if (!proxy) return this.send(url, spec.method, headers, spec.body, signal, deadline);
+    try {
+      const res = await this.send(p2pProxyUrl(proxy, url), spec.method, headers, spec.body, signal, deadline);
+      this.stats.p2pProxyRequests++;
+      return res;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException)?.code ?? '';
+      if (!CONNECT_FAILURES.has(code)) throw e;
+      this.stats.p2pProxyFallbacks++;
+      if (!this.warnedProxyDown) {
+        this.warnedProxyDown = true;
+        const warn = this.options.log ?? ((_: string, m: string) => process.stderr.write(`dadi: ${m}\n`));
+        warn('warn', `P2P proxy ${proxy} unreachable (${code}); reading blobs from the registry directly`);
+      }
+      return this.send(url, spec.method, headers, spec.body, signal, deadline);
     }
   }
 

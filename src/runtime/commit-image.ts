@@ -7,10 +7,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConvertedLayer } from '../convert/manifest.js';
-import { publishImage } from '../convert/publish.js';
+import { publishImage, putLayerBlob } from '../convert/publish.js';
 import { digestFile } from '../convert/record.js';
 import { DadiError } from '../errors.js';
 import { ensureBaseLayers } from '../image/base-layers.js';
+import { chunkDigestsDescriptor } from '../image/chunk-integrity.js';
 import { DADI_LAYER_OUTPUT, openLayerOutput } from '../image/layer-output.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { openImageSource, openImageTarget } from '../image/source.js';
@@ -49,8 +50,16 @@ export async function commitContainerImage(
         userTag: opts.message,
       });
       const layer = await digestFile(out);
-      await dst.putBlobFile(out, layer);
-      const layers: ConvertedLayer[] = [...baseLayers.map((l) => ({ digest: l.digest, size: l.size })), layer];
+      const chunkDigests = await putLayerBlob(dst, out, layer);
+      // The base layers keep their chunk digest lists (ensureBaseLayers copied the blobs).
+      const layers: ConvertedLayer[] = [
+        ...baseLayers.map((l) => ({
+          digest: l.digest,
+          size: l.size,
+          chunkDigests: chunkDigestsDescriptor(l, src.name),
+        })),
+        { ...layer, chunkDigests },
+      ];
       const history = [
         ...(Array.isArray(config.history) ? config.history : []),
         { created: new Date().toISOString(), created_by: `dadi commit ${name}`, comment: opts.message },

@@ -1,14 +1,17 @@
 // Helpers for the convert tests: build an OCI layout from layer tars, open a converted image's
 // layers (from a layout) as one stack, and describe the ext4 tree inside it.
 
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Ext4 } from '../../src/ext4/index.js';
 import { LayerStack, type SealedLayer } from '../../src/format/lsmt/index.js';
+import { loadChunkDigests } from '../../src/image/chunk-integrity.js';
 import { sha256Of } from '../../src/oci/digest.js';
+import type { ImageSource } from '../../src/oci/image-source.js';
 import { OciLayout } from '../../src/oci/layout.js';
-import type { ImageManifest } from '../../src/oci/manifest.js';
+import type { Descriptor, ImageManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { openLayerFile } from '../lsmt-helpers.js';
 
@@ -102,6 +105,26 @@ export async function readAll(fs: Ext4, path: string): Promise<Buffer> {
   const parts: Uint8Array[] = [];
   for await (const c of fs.readFile(path)) parts.push(c);
   return Buffer.concat(parts);
+}
+
+/**
+ * The sha256 of each 1 MiB chunk of `blob` (layer `layer`'s bytes), in order, as the chunk digest
+ * list that `src` holds for the layer says (computed here independently of the writer).
+ */
+export async function listedChunkDigests(src: ImageSource, layer: Descriptor, blob: Buffer) {
+  const list = await loadChunkDigests(src, layer);
+  if (!list) throw new Error(`layer ${layer.digest} has no chunk digest list`);
+  const listed: string[] = [];
+  const wanted: string[] = [];
+  for (let i = 0; i * (1 << 20) < blob.length; i++) {
+    listed.push(Buffer.from(list.digests.subarray(32 * i, 32 * i + 32)).toString('hex'));
+    wanted.push(
+      createHash('sha256')
+        .update(blob.subarray(i << 20, (i + 1) << 20))
+        .digest('hex'),
+    );
+  }
+  return { chunkSize: list.chunkSize, entries: list.digests.length / 32, listed, wanted };
 }
 
 export { readFile };

@@ -12,13 +12,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../../src/convert/index.js';
 import { DadiError } from '../../src/errors.js';
 import { exportDisk } from '../../src/image/raw-disk.js';
-import { OciLayout } from '../../src/oci/layout.js';
+import { LayoutSource, OciLayout } from '../../src/oci/layout.js';
+import type { Descriptor } from '../../src/oci/manifest.js';
 import { MediaType, OverlaybdAnnotation } from '../../src/oci/media-types.js';
 import { parsePlatform } from '../../src/oci/platform.js';
+import { ChunkDigestsAnnotation } from '../../src/p2p/chunk-digests.js';
 import { isTempName } from '../../src/util/atomic-output.js';
 import { describeTree, e2fsck, type TreeEntry } from '../ext4-tools.js';
 import { fixture, haveFixtures } from '../fixtures.js';
-import { describeExt4, openConverted, readAll, writeImageLayout } from './convert-helpers.js';
+import { describeExt4, listedChunkDigests, openConverted, readAll, writeImageLayout } from './convert-helpers.js';
 
 const amd64 = parsePlatform('linux/amd64');
 const hello = fixture('oci/hello-world');
@@ -32,6 +34,20 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** The layout at `out` holds `layer`'s chunk digest list, listing each 1 MiB chunk's sha256. */
+async function expectChunkDigests(out: string, layer: Descriptor): Promise<void> {
+  const src = await LayoutSource.open(`oci:${out}`);
+  try {
+    const blob = readFileSync(join(out, 'blobs/sha256', layer.digest.slice(7)));
+    const got = await listedChunkDigests(src, layer, blob);
+    expect(got.chunkSize).toBe(1 << 20);
+    expect(got.entries).toBe(Math.ceil(blob.length / (1 << 20)));
+    expect(got.listed).toEqual(got.wanted);
+  } finally {
+    await src.close();
+  }
+}
 
 async function fsckClean(out: string, tag: string): Promise<void> {
   const img = await openConverted(out, tag);
@@ -69,11 +85,15 @@ describe.runIf(haveFixtures('convert hello-world'))('convert the hello-world lay
         expect(img.manifest.config.mediaType).toBe(MediaType.dockerConfig);
         const l = img.manifest.layers[0]!;
         expect(l.mediaType).toBe(MediaType.dockerLayer);
+        // The reference's annotations, then the pointer to the chunk digest list (dadi's own keys).
         expect(l.annotations).toEqual({
           [OverlaybdAnnotation.blobDigest]: l.digest,
           [OverlaybdAnnotation.blobSize]: String(l.size),
           [OverlaybdAnnotation.version]: '0.1.0',
+          [ChunkDigestsAnnotation.digest]: r.layers[0]!.chunkDigests!.digest,
+          [ChunkDigestsAnnotation.size]: String(r.layers[0]!.chunkDigests!.size),
         });
+        await expectChunkDigests(out, l);
         expect(img.stack.layers[0]!.uuid.toLowerCase()).toBe('01bb4fce-3eb1-b56b-05ad-f99504dafd31');
         expect((await readAll(img.fs, '/hello')).equals(helloBytes)).toBe(true);
         expect((await img.fs.stat('/hello')).mode & 0o777).toBe(0o775);
@@ -157,6 +177,7 @@ describe('convert a multi-layer image', () => {
     delete want.fifo;
     const img = await openConverted(out, 'obd');
     try {
+      for (const l of img.manifest.layers) await expectChunkDigests(out, l);
       expect(await describeExt4(img.fs)).toEqual(want);
       // Layer uuids chain: each layer's parent is the one below.
       for (let i = 1; i < 3; i++) expect(img.stack.layers[i]!.parentUuid).toBe(img.stack.layers[i - 1]!.uuid);

@@ -12,12 +12,15 @@ import { convertImage } from '../../src/convert/index.js';
 import { DadiError } from '../../src/errors.js';
 import { Ext4 } from '../../src/ext4/index.js';
 import { LayerStack } from '../../src/format/lsmt/index.js';
+import { loadChunkDigests } from '../../src/image/chunk-integrity.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import { MediaType } from '../../src/oci/media-types.js';
+import { ChunkDigestsAnnotation } from '../../src/p2p/chunk-digests.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { RegistrySource } from '../../src/registry/image-endpoint.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { openLayerFile } from '../lsmt-helpers.js';
-import { readAll, writeImageLayout } from './convert-helpers.js';
+import { listedChunkDigests, readAll, writeImageLayout } from './convert-helpers.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 
 const HAVE = haveRegistry('convert registry → registry');
@@ -70,10 +73,17 @@ describe.skipIf(!HAVE)('convert registry → registry', () => {
     expect(got.manifest.layers.map((l) => l.digest)).toEqual(r.layers.map((l) => l.digest));
 
     const sealed = [];
+    const source = new RegistrySource(`${reg.host}/app:v1-obd`, got.ref, client, false);
     for (const [i, l] of got.manifest.layers.entries()) {
       const p = join(dir, `layer${i}`);
-      await writeFile(p, await client.fetchBlob(got.ref, l.digest));
+      const blob = await client.fetchBlob(got.ref, l.digest);
+      await writeFile(p, blob);
       sealed.push(await openLayerFile(p));
+      // Each layer's chunk digest list was uploaded beside it and lists its 1 MiB chunks.
+      expect(l.annotations?.[ChunkDigestsAnnotation.digest]).toBe(r.layers[i]!.chunkDigests!.digest);
+      const listed = await listedChunkDigests(source, l, blob);
+      expect(listed.entries).toBe(Math.ceil(blob.length / (1 << 20)));
+      expect(listed.listed).toEqual(listed.wanted);
     }
     const stack = LayerStack.fromLayers(sealed, { checkChain: true });
     try {
@@ -88,7 +98,13 @@ describe.skipIf(!HAVE)('convert registry → registry', () => {
     const again = await convertImage(`${reg.host}/app:v1`, `${reg.host}/other:obd`, opts);
     expect(again.layers.every((l) => l.reused)).toBe(true);
     expect(again.manifest.digest).toBe(r.manifest.digest);
-    expect((await client.resolveImage(parseReference(`${reg.host}/other:obd`))).digest).toBe(r.manifest.digest);
+    const other = await client.resolveImage(parseReference(`${reg.host}/other:obd`));
+    expect(other.digest).toBe(r.manifest.digest);
+    // The reused layers' lists were uploaded to that repository too.
+    const otherSource = new RegistrySource(`${reg.host}/other:obd`, other.ref, client, false);
+    for (const l of other.manifest.layers) {
+      expect((await loadChunkDigests(otherSource, l))?.blob).toEqual({ digest: l.digest, size: l.size });
+    }
   });
 
   it('a hostile layer: clear error, no manifest pushed', async () => {
