@@ -99,8 +99,8 @@ export class BlobReads {
     const what = `blob ${repoName(repo)}@${d} range ${offset}-${end}`;
     const s = repoRequest('GET', repoUrl(this.http, repo, `blobs/${d}`), repo, what, opts);
     s.headers = { range: `bytes=${offset}-${end}` };
-    const started = performance.now();
     s.viaP2pProxy = true;
+    const started = performance.now();
     const n = await this.http.request(s, async (res) => {
       if (res.status === 206) {
         const cr = parseContentRange(header(res, 'content-range'));
