@@ -291,6 +291,7 @@ export function startProxy(listen: string, target: string, rttMs: number, opts: 
   const l = hostPort(listen);
   return {
     stats,
+    server,
     setRtt: (ms: number) => {
       rtt = ms;
     },

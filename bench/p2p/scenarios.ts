@@ -232,19 +232,24 @@ export interface AccessProbe {
 }
 
 /**
- * What host `i` (without credentials) gets when it asks for `blob` (`/v2/REPO/blobs/DIGEST`)
- * directly: from the registry, and in overlaybd's proxy URL form from the root, its own agent
- * and a peer's agent. Bytes count only with a success status.
+ * What host `i` (without credentials) gets when it asks for `blobPath` (`/v2/REPO/blobs/DIGEST`)
+ * itself: from the registry; with P2P also from the root's and a peer agent's chunk endpoint
+ * (without a grant) and in overlaybd's proxy URL form from its own agent and a peer's (without
+ * Authorization). Bytes count only with a success status.
  */
 export async function accessProbes(c: Cluster, i: number, blobPath: string, peer: number): Promise<AccessProbe[]> {
   const ns = c.net.hostNs(i);
   const upstream = `http://${c.registryRef}${blobPath}`;
   const targets: [string, string][] = [['registry', upstream]];
   if (c.opts.p2p) {
+    const m = /^\/v2\/(.+)\/blobs\/(.+)$/.exec(blobPath)!;
+    const q = new URLSearchParams({ registry: c.registryRef, repository: m[1]!, digest: m[2]! });
+    const agent = (h: number) => `http://${c.net.hostAddr(h)}:${AGENT_PORT}`;
     targets.push(
-      ['root', `http://${c.net.rootAddr}:${ROOT_PORT}/${upstream}`],
-      ['own agent', `http://${c.net.hostAddr(i)}:${AGENT_PORT}/${upstream}`],
-      [`peer agent (host ${peer})`, `http://${c.net.hostAddr(peer)}:${AGENT_PORT}/${upstream}`],
+      ['root chunks, no grant', `http://${c.net.rootAddr}:${ROOT_PORT}/p2p/v1/blob?${q}`],
+      [`peer ${peer} chunks, no grant`, `${agent(peer)}/p2p/v1/blob?${q}`],
+      ['own agent, proxy URL form', `${agent(i)}/${upstream}`],
+      [`peer ${peer} agent, proxy URL form`, `${agent(peer)}/${upstream}`],
     );
   }
   const out: AccessProbe[] = [];
