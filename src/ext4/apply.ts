@@ -3,8 +3,9 @@
 // directories exactly as the OCI image spec says. Paths escaping the root are refused.
 
 import { DadiError } from '../errors.js';
-import { quoteTarName, readTar, type TarEntry } from '../format/tar/index.js';
+import { quoteTarName, readTar, type SparseRegion, type TarEntry } from '../format/tar/index.js';
 import { decompress } from './decompress.js';
+import type { FileWriter } from './file-writer.js';
 import { type Attrs, type Ext4, nameKey } from './fs.js';
 import { BLOCK_SIZE, ROOT_INO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT } from './layout.js';
 
@@ -175,15 +176,13 @@ async function applyEntry(
   switch (e.kind) {
     case 'file': {
       const free = fs.free.blocks * BLOCK_SIZE;
-      if (e.size > free)
-        throw new DadiError('ERANGE', `${name}: entry ${label}: size ${e.size} exceeds free space ${free}`);
+      const stored = e.sparse ? e.sparse.reduce((n, r) => n + r.length, 0) : e.size;
+      if (stored > free)
+        throw new DadiError('ERANGE', `${name}: entry ${label}: size ${stored} exceeds free space ${free}`);
       const w = await fs.createFile(parent, base, attrs, { sparse });
-      let n = 0;
-      for await (const c of e.data()) {
-        await w.write(c);
-        n += c.length;
-      }
-      await w.end(n);
+      if (e.sparse) await writeSparse(w, e.data(), e.sparse);
+      else for await (const c of e.data()) await w.write(c);
+      await w.end(e.size);
       ino = w.ino;
       break;
     }
@@ -202,6 +201,24 @@ async function applyEntry(
       break;
   }
   if (e.xattrs.size) await fs.setXattrs(ino, e.xattrs);
+}
+
+/** Write a sparse member's stored bytes at its regions' offsets; the gaps become holes. */
+async function writeSparse(w: FileWriter, data: AsyncIterable<Uint8Array>, regions: SparseRegion[]): Promise<void> {
+  let pos = 0;
+  let i = 0;
+  for await (let c of data) {
+    while (c.length > 0) {
+      const r = regions[i]!;
+      if (pos < r.offset) await w.skip(r.offset - pos);
+      pos = Math.max(pos, r.offset);
+      const take = Math.min(c.length, r.offset + r.length - pos);
+      await w.write(c.subarray(0, take));
+      pos += take;
+      c = c.subarray(take);
+      if (pos === r.offset + r.length) i++;
+    }
+  }
 }
 
 export { nameKey };

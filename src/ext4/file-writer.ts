@@ -2,7 +2,6 @@
 // allocated runs, all-zero blocks left as holes — and hands the extents to the filesystem at the
 // end. It sees the filesystem only through FileBlocks; it does not know inodes or metadata.
 
-import { DadiError } from '../errors.js';
 import { type Extent, pushBlock } from './extent.js';
 import { BLOCK_SIZE } from './layout.js';
 
@@ -54,11 +53,19 @@ export class FileWriter {
     }
   }
 
-  /** Leave a hole of `bytes` (must keep block alignment: call only at block boundaries). */
-  skip(bytes: number): void {
-    if (this.partialLen !== 0 || bytes % BLOCK_SIZE !== 0)
-      throw new DadiError('EINVAL', `FileWriter.skip: unaligned hole of ${bytes} bytes`);
-    this.pos += bytes / BLOCK_SIZE;
+  /**
+   * Append `bytes` of zeros: the whole blocks among them become a hole (also without `sparse`),
+   * the parts sharing a block with data are written as zeros.
+   */
+  async skip(bytes: number): Promise<void> {
+    if (this.partialLen > 0) {
+      const take = Math.min(BLOCK_SIZE - this.partialLen, bytes);
+      await this.write(ZERO_BLOCK.subarray(0, take));
+      bytes -= take;
+    }
+    const whole = Math.floor(bytes / BLOCK_SIZE);
+    this.pos += whole;
+    if (bytes > whole * BLOCK_SIZE) await this.write(ZERO_BLOCK.subarray(0, bytes - whole * BLOCK_SIZE));
   }
 
   /** Whole blocks at the current position. */

@@ -74,7 +74,7 @@ describe('writer', () => {
     for (let i = 0; i < 1500; i++) {
       blk.writeUInt32LE(i, 0);
       await w.write(blk);
-      w.skip(4096 * 700);
+      await w.skip(4096 * 700);
     }
     await w.end(5 * 1024 ** 3 + 17);
     const d = await fs.mkdir(2, 'grow');

@@ -248,7 +248,12 @@ export type PaxRecords = Map<string, Uint8Array>;
  * name: callers add theirs) when a record is malformed.
  */
 export function parsePaxRecords(data: Uint8Array): PaxRecords {
-  const records: PaxRecords = new Map();
+  return new Map(parsePaxRecordList(data));
+}
+
+/** PAX records in the order written, repeated keys kept (GNU sparse 0.0 repeats its map keys). */
+export function parsePaxRecordList(data: Uint8Array): [string, Uint8Array][] {
+  const records: [string, Uint8Array][] = [];
   let p = 0;
   while (p < data.length && data[p] !== 0) {
     let q = p;
@@ -259,7 +264,7 @@ export function parsePaxRecords(data: Uint8Array): PaxRecords {
     const rec = data.subarray(q + 1, p + len - 1);
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) throw new DadiError('EFORMAT', `PAX record at byte ${p} has no key`);
-    records.set(utf8.decode(rec.subarray(0, eq)), rec.slice(eq + 1));
+    records.push([utf8.decode(rec.subarray(0, eq)), rec.slice(eq + 1)]);
     p += len;
   }
   return records;
@@ -314,7 +319,7 @@ export function isTarExtension(typeflag: string): boolean {
  */
 export class TarExtensions {
   private global: PaxRecords = new Map();
-  private pax: PaxRecords | undefined;
+  private pax: [string, Uint8Array][] | undefined;
   private longName: Uint8Array | undefined;
   private longLink: Uint8Array | undefined;
 
@@ -327,7 +332,7 @@ export class TarExtensions {
   add(typeflag: string, data: Uint8Array): void {
     switch (typeflag) {
       case TarTypeflag.PAX:
-        this.pax = new Map([...(this.pax ?? []), ...parsePaxRecords(data)]);
+        this.pax = [...(this.pax ?? []), ...parsePaxRecordList(data)];
         break;
       case TarTypeflag.PAX_GLOBAL:
         this.global = new Map([...this.global, ...parsePaxRecords(data)]);
@@ -345,15 +350,22 @@ export class TarExtensions {
 
   /**
    * The member's path and link path (PAX over GNU long name over ustar prefix/name) and its
-   * effective PAX records (global, then per-member); clears the per-member state.
+   * effective PAX records (global, then per-member) and the per-member ones in order; clears the
+   * per-member state.
    */
-  take(h: TarHeader): { path: Uint8Array; linkpath: Uint8Array; records: PaxRecords } {
+  take(h: TarHeader): {
+    path: Uint8Array;
+    linkpath: Uint8Array;
+    records: PaxRecords;
+    recordList: [string, Uint8Array][];
+  } {
+    const recordList = this.pax ?? [];
     const records = new Map([...this.global, ...(this.pax ?? [])]);
     let path = this.longName ?? (h.prefix.length ? Buffer.concat([h.prefix, Buffer.from('/'), h.name]) : h.name);
     let linkpath = this.longLink ?? h.linkname;
     path = records.get('path') ?? path;
     linkpath = records.get('linkpath') ?? linkpath;
     this.pax = this.longName = this.longLink = undefined;
-    return { path, linkpath, records };
+    return { path, linkpath, records, recordList };
   }
 }

@@ -18,4 +18,5 @@ export {
   TarTypeflag,
 } from './header.js';
 export { readTar, type TarEntry, type TarEntryKind } from './reader.js';
+export { MAX_SPARSE_REGIONS, type SparseRegion } from './sparse.js';
 export { TAR_WRAP_PAYLOAD_OFFSET, type TarWrapOptions, TarWrapWriter } from './writer.js';

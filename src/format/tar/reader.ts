@@ -22,6 +22,16 @@ import {
   type TarTime,
   TarTypeflag,
 } from './header.js';
+import {
+  checkSparseMap,
+  gnuSparseExtension,
+  gnuSparseHeader,
+  MAX_SPARSE_REGIONS,
+  paxSparse,
+  type SparseInfo,
+  SparseMapReader,
+  type SparseRegion,
+} from './sparse.js';
 
 /** What a layer entry is (its typeflag, decoded). */
 export type TarEntryKind = 'file' | 'hardlink' | 'symlink' | 'chr' | 'blk' | 'dir' | 'fifo';
@@ -43,6 +53,11 @@ export interface TarEntry {
   devminor: number;
   /** From SCHILY.xattr.* / LIBARCHIVE.xattr.* PAX records (name as a latin1 byte string, raw value bytes). */
   xattrs: Map<string, Uint8Array>;
+  /**
+   * A sparse file's data regions (GNU or PAX sparse members), in order: `data()` yields their
+   * bytes back to back, `size` is the file's real size and the rest are holes.
+   */
+  sparse?: SparseRegion[];
   /** The entry's data (consume before asking for the next entry, or it is skipped). */
   data(): AsyncGenerator<Uint8Array>;
 }
@@ -51,6 +66,7 @@ const KINDS: Record<string, TarEntryKind> = {
   [TarTypeflag.REGULAR]: 'file',
   [TarTypeflag.REGULAR_OLD]: 'file',
   [TarTypeflag.CONTIGUOUS]: 'file',
+  [TarTypeflag.GNU_SPARSE]: 'file',
   [TarTypeflag.HARDLINK]: 'hardlink',
   [TarTypeflag.SYMLINK]: 'symlink',
   [TarTypeflag.CHR]: 'chr',
@@ -169,18 +185,35 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, name: string):
       continue;
     }
     const kind = KINDS[h.typeflag];
-    if (!kind) {
-      const what =
-        h.typeflag === TarTypeflag.GNU_SPARSE ? 'GNU sparse files' : `entry type ${JSON.stringify(h.typeflag)}`;
-      fail(`entry ${label}: ${what} not supported`);
-    }
+    if (!kind) fail(`entry ${label}: entry type ${JSON.stringify(h.typeflag)} not supported`);
     let e: TarEntry;
     let dataSize: number;
     let entryLabel = label;
     try {
+      const gnuSparse = h.typeflag === TarTypeflag.GNU_SPARSE ? await readGnuSparseMap(block, r) : undefined;
       const member = ext.take(h);
       entryLabel = quoteTarName(member.path);
       ({ entry: e, dataSize } = entryOf(h, kind!, member));
+      const sparse = gnuSparse ?? paxSparse(member.records, member.recordList);
+      if (sparse) {
+        if (sparse.name) entryLabel = quoteTarName((e.path = sparse.name));
+        if (e.kind !== 'file') throw new DadiError('EFORMAT', 'sparse map on a member that is not a file');
+        let regions = sparse.regions;
+        if (!regions) {
+          // PAX 1.0: the map is the first blocks of the data.
+          const map = new SparseMapReader();
+          for (let done = false; !done; ) {
+            if (map.bytes + TAR_BLOCK > dataSize) throw new DadiError('EFORMAT', 'sparse map runs past the data');
+            const b = await r.read(TAR_BLOCK);
+            if (b.length < TAR_BLOCK) throw new DadiError('EFORMAT', 'archive truncated inside the sparse map');
+            done = map.feed(b);
+          }
+          dataSize -= map.bytes;
+          regions = map.regions;
+        }
+        e.sparse = checkSparseMap(regions, sparse.realSize, dataSize);
+        e.size = sparse.realSize;
+      }
     } catch (err) {
       if (err instanceof DadiError) fail(`entry ${entryLabel} at byte ${at}: ${err.message}`);
       throw err;
@@ -205,6 +238,19 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, name: string):
     const pad = padded(dataSize) - dataSize;
     if (pad && (await r.read(pad)).length < pad) fail(`entry ${entryLabel}: archive truncated in padding`);
   }
+}
+
+/** The regions of an old GNU sparse header and the extension blocks after it (bounded in number). */
+async function readGnuSparseMap(block: Uint8Array, r: Bytes): Promise<SparseInfo> {
+  const { regions, extended, realSize } = gnuSparseHeader(block);
+  const maxBlocks = Math.ceil(MAX_SPARSE_REGIONS / 21);
+  for (let more = extended, n = 0; more; n++) {
+    if (n >= maxBlocks) throw new DadiError('ERANGE', `more than ${maxBlocks} sparse extension headers`);
+    const b = await r.read(TAR_BLOCK);
+    if (b.length < TAR_BLOCK) throw new DadiError('EFORMAT', 'archive truncated in a sparse extension header');
+    more = gnuSparseExtension(b, regions);
+  }
+  return { regions, realSize };
 }
 
 /**
@@ -263,7 +309,7 @@ function xattrsOf(p: PaxRecords): Map<string, Uint8Array> {
         throw new DadiError('EFORMAT', `bad PAX xattr name ${JSON.stringify(k)}`);
       }
       xattrs.set(Buffer.from(key, 'utf8').toString('latin1'), Buffer.from(Buffer.from(v).toString('latin1'), 'base64'));
-    } else if (k.startsWith('GNU.sparse.')) throw new DadiError('EUNSUPPORTED', 'GNU sparse files not supported');
+    }
   }
   // GNU tar --acls writes ACLs as text only; the xattr form, when also there, is the exact one.
   for (const [record, xattr] of ACL_TEXT_RECORDS) {
