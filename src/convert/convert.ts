@@ -12,7 +12,7 @@ import type { Digest } from '../oci/digest.js';
 import type { ImageSource, ImageTarget } from '../oci/image-source.js';
 import type { Platform } from '../oci/manifest.js';
 import { formatPlatform } from '../oci/platform.js';
-import { layerStream, startDownloads } from './fetch.js';
+import { layerTar, startDownloads } from './fetch.js';
 import { convertLayer } from './layer.js';
 import { layerLabel, withLabel } from './layer-label.js';
 import { uuidFromChainId } from './manifest.js';
@@ -20,6 +20,7 @@ import { type ConvertPlan, planConversion } from './plan.js';
 import { clock, type ProgressEvent } from './progress.js';
 import { LayerUploads, publishImage } from './publish.js';
 import { defaultWorkDir, LayerRecords } from './record.js';
+import type { LayerTar } from './unpack.js';
 
 export { DEFAULT_VSIZE } from './plan.js';
 
@@ -142,6 +143,19 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
   });
   for (const p of downloads) p.catch(() => {}); // observed below; avoid unhandled rejections
   const uploads = new LayerUploads(dst, () => abort.abort());
+  // Each layer's tar is opened once its download is there; the next layer's starts decoding (on its
+  // worker, bounded) while this one is applied.
+  const tars = new Map<number, Promise<LayerTar>>();
+  const openTar = (i: number): Promise<LayerTar> => {
+    let t = tars.get(i);
+    if (!t) {
+      const name = `${src.name}: ${layerLabel(i, n, layers[i]!)}`;
+      t = downloads[i]!.then((downloaded) => layerTar(src, layers[i]!, downloaded, name, abort.signal));
+      t.catch(() => {}); // observed by the layer's turn
+      tars.set(i, t);
+    }
+    return t;
+  };
 
   try {
     const committed: string[] = [];
@@ -157,24 +171,19 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
         emit({ kind: 'layer', layer: i, layers: n, phase: 'reused', digest: d.digest, bytes: rec.size });
       } else {
         const downloaded = await downloads[i]!;
+        const tar = await openTar(i);
+        if (i + 1 < n && !plan.reused[i + 1]) void openTar(i + 1);
         try {
-          const out = await convertLayer(
-            i,
-            layerStream(src, d, downloaded, abort.signal),
-            committed,
-            scratch,
-            records,
-            {
-              label: `${src.name}: ${label}`,
-              chainId: plan.chainIds[i]!,
-              parentChainId: plan.chainIds[i - 1],
-              diffId: plan.diffIds[i]!,
-              vsize: plan.vsize,
-              settings: plan.settings,
-              verifyDiffId: opts.verifyDiffIds ?? true,
-              emit: (phase, bytes, seconds) => layerEvent(i, phase, bytes, seconds),
-            },
-          );
+          const out = await convertLayer(i, tar, committed, scratch, records, {
+            label: `${src.name}: ${label}`,
+            chainId: plan.chainIds[i]!,
+            parentChainId: plan.chainIds[i - 1],
+            diffId: plan.diffIds[i]!,
+            vsize: plan.vsize,
+            settings: plan.settings,
+            verifyDiffId: opts.verifyDiffIds ?? true,
+            emit: (phase, bytes, seconds) => layerEvent(i, phase, bytes, seconds),
+          });
           path = out.path;
           info.digest = out.digest;
           info.size = out.size;
@@ -216,6 +225,7 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
     // An upload that failed while the next layer converted aborted the loop: report its error.
     throw uploads.error ?? e;
   } finally {
+    for (const t of tars.values()) await t.then((x) => x.close()).catch(() => {});
     opts.signal?.removeEventListener('abort', onAbort);
     await rm(scratch, { recursive: true, force: true });
   }

@@ -1,8 +1,8 @@
 // Fetching source layers for conversion. From a registry, layers download ahead (a few at once, in
 // layer order) into the scratch folder while earlier layers convert; a layout's blobs are read in
-// place. Either way each layer reaches the converter as one byte stream whose digest is checked.
+// place. Either way each layer reaches the converter as its tar (unpack.ts), its digest checked.
 
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -11,6 +11,7 @@ import type { Descriptor } from '../oci/manifest.js';
 import { bounded } from '../util/bounded.js';
 import { layerLabel, withLabel } from './layer-label.js';
 import { clock } from './progress.js';
+import { type LayerTar, unpackLayerFile, unpackStream } from './unpack.js';
 
 export interface DownloadOptions {
   /** Downloads at once (at least 1). */
@@ -53,12 +54,20 @@ export function startDownloads(
   });
 }
 
-/** The layer's bytes: from its downloaded file, or streamed (digest-checked) from the source. */
-export function layerStream(
+/**
+ * The layer's tar: from its downloaded file or the source's own blob file (checked against the
+ * descriptor), decoded on a worker thread; else streamed (digest-checked) from the source.
+ */
+export function layerTar(
   src: ImageSource,
   d: Descriptor,
   downloaded: string | undefined,
+  name: string,
   signal: AbortSignal,
-): AsyncIterable<Uint8Array> {
-  return downloaded ? createReadStream(downloaded, { highWaterMark: 1 << 20 }) : src.blobStream(d, { signal });
+): LayerTar {
+  if (downloaded) return unpackLayerFile(downloaded, name);
+  const local = src.localBlobPath?.(d);
+  // A missing blob file: the source's stream names the problem its own way.
+  if (local && existsSync(local)) return unpackLayerFile(local, name, { digest: d.digest, size: d.size });
+  return unpackStream(src.blobStream(d, { signal }), name);
 }

@@ -6,16 +6,16 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileSink } from '../blockfile/sink.js';
 import { DadiError } from '../errors.js';
-import { applyLayer, decompress, Ext4, mkfs } from '../ext4/index.js';
+import { applyLayer, Ext4, mkfs } from '../ext4/index.js';
 import type { ComboDevice, WritableLayer } from '../format/lsmt/index.js';
 import { DADI_LAYER_OUTPUT, wrapLayerOutput } from '../image/layer-output.js';
 import { openLayerStack } from '../image/layer-stack.js';
 import { createWritableLayer, stackWritable } from '../image/writable.js';
-import { type Digest, Digester } from '../oci/digest.js';
-import { Tap } from '../util/tap.js';
+import type { Digest } from '../oci/digest.js';
 import { uuidFromChainId } from './manifest.js';
 import { clock } from './progress.js';
 import { digestFile, type LayerRecords } from './record.js';
+import type { LayerTar } from './unpack.js';
 
 /** The tar member mode of converted layers: fixed, so the output does not depend on the umask. */
 const LAYER_FILE_MODE = 0o100644;
@@ -42,12 +42,12 @@ export interface ConvertedLayerFile {
 }
 
 /**
- * Convert layer `i` from its tar `stream` on top of the committed ones (`lowers`, bottom first):
+ * Convert layer `i` from its `tar` on top of the committed ones (`lowers`, bottom first):
  * create, [mkfs,] apply, commit. Scratch files go under `scratch`.
  */
 export async function convertLayer(
   i: number,
-  stream: AsyncIterable<Uint8Array>,
+  tar: LayerTar,
   lowers: readonly string[],
   scratch: string,
   records: LayerRecords,
@@ -67,9 +67,6 @@ export async function convertLayer(
   );
   let device: WritableLayer | ComboDevice = rw;
   const out = join(dir, 'overlaybd.commit');
-  const raw = new Tap(stream, () => {});
-  const plain = new Digester();
-  const tar = new Tap(decompress(raw, job.label), (c) => plain.update(c));
   const seconds = { apply: 0, commit: 0 };
   let commitStart = 0;
   try {
@@ -86,9 +83,9 @@ export async function convertLayer(
     const fs = await Ext4.open(device);
     await applyLayer(fs, tar, { name: job.label });
     await fs.close();
-    await tar.drain(); // the rest of the stream: the tar's end padding; checks the blob digest
+    const plain = await tar.finish(); // the rest of the stream: the tar's end padding; checks the blob digest
     if (job.verifyDiffId) {
-      const got = plain.digest();
+      const got = plain.digest;
       if (got !== job.diffId) {
         throw new DadiError(
           'ECORRUPT',
@@ -103,7 +100,7 @@ export async function convertLayer(
     const sink = wrapLayerOutput(await FileSink.create(out), DADI_LAYER_OUTPUT, LAYER_FILE_MODE);
     await device.commit(sink, { uuid, ...(parentUuid ? { parentUuid } : {}) });
   } finally {
-    await raw.close();
+    await tar.close();
     await device.close();
   }
   const { digest, size } = await digestFile(out);

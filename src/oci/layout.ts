@@ -3,12 +3,13 @@
 // blobs with digest checks, and write blobs (atomically: temp file + rename) and tags.
 // Also the layout as an ImageSource / ImageTarget (image-source.ts; the registry ones are in registry/).
 
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { DadiError } from '../errors.js';
 import { removeIfInterrupted, tempNameFor, writeFileAtomic } from '../util/atomic-output.js';
+import { verifiedFileStream } from './blob-file.js';
 import { type Digest, digestHex, parseDigest, sha256Of } from './digest.js';
 import type { ImageSource, ImageTarget, ResolvedManifest } from './image-source.js';
 import {
@@ -200,25 +201,12 @@ export class OciLayout {
   /** Stream a blob; size and digest are checked at the end (ECORRUPT from the iterator). */
   async *blobStream(desc: { digest: string; size?: number }): AsyncGenerator<Uint8Array> {
     const path = this.blobPath(desc.digest);
-    const hash = createHash('sha256');
-    let n = 0;
-    let stream: AsyncIterable<Buffer>;
     try {
       await stat(path);
-      stream = createReadStream(path, { highWaterMark: 1 << 20 });
     } catch (e) {
       throw new DadiError('ENOTFOUND', `${this.dir}: blob ${desc.digest} is missing`, { cause: e });
     }
-    for await (const c of stream) {
-      hash.update(c);
-      n += c.length;
-      yield c;
-    }
-    if (desc.size !== undefined && n !== desc.size) {
-      throw new DadiError('ECORRUPT', `${path}: blob is ${n} bytes, its descriptor says ${desc.size}`);
-    }
-    const got = `sha256:${hash.digest('hex')}`;
-    if (got !== desc.digest) throw new DadiError('ECORRUPT', `${path}: content hashes to ${got}, not ${desc.digest}`);
+    yield* verifiedFileStream(path, desc);
   }
 
   /** Store bytes as a blob (atomic). Returns its digest and size. */

@@ -1,0 +1,53 @@
+// Worker-thread entry of unpack.ts: read one layer blob file (checking its digest when asked),
+// undo its compression, hash the tar, and post the tar to the main thread in transferred chunks,
+// never more than `window` chunks ahead of what the main thread has taken. Not to be imported.
+
+import { createReadStream } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { decompress } from '../ext4/decompress.js';
+import { verifiedFileStream } from '../oci/blob-file.js';
+import { Digester } from '../oci/digest.js';
+import type { UnpackJob, UnpackReply } from './unpack.js';
+
+const port = parentPort;
+if (!port) throw new Error('unpack-worker: not running in a worker thread');
+const job = workerData as UnpackJob;
+
+let credits = job.window;
+let wake: (() => void) | undefined;
+port.on('message', () => {
+  credits++;
+  wake?.();
+  wake = undefined;
+});
+const credit = async (): Promise<void> => {
+  while (credits === 0) await new Promise<void>((r) => (wake = r));
+  credits--;
+};
+
+async function post(chunk: Uint8Array): Promise<void> {
+  await credit();
+  const reply: UnpackReply = { chunk: chunk.buffer as ArrayBuffer, length: chunk.length };
+  port!.postMessage(reply, [chunk.buffer as ArrayBuffer]);
+}
+
+try {
+  const source = job.verify
+    ? verifiedFileStream(job.path, job.verify)
+    : createReadStream(job.path, { highWaterMark: 1 << 20 });
+  const tar = new Digester();
+  for await (const c of decompress(source, job.name)) {
+    tar.update(c);
+    // A copy of its own (zlib's output chunks share buffers), posted as it came: the ext4 writer's
+    // writes follow the chunks, and the converted bytes must not depend on where the tar is decoded.
+    await post(new Uint8Array(c));
+  }
+  const reply: UnpackReply = { end: { digest: tar.digest(), size: tar.size } };
+  port.postMessage(reply);
+} catch (e) {
+  const err = e as { code?: unknown; message?: unknown };
+  const reply: UnpackReply = {
+    error: { code: typeof err?.code === 'string' ? err.code : undefined, message: String(err?.message ?? e) },
+  };
+  port.postMessage(reply);
+}
