@@ -7,7 +7,7 @@ import { SliceFile } from '../blockfile/range.js';
 import { DadiError } from '../errors.js';
 import { detectTar } from '../format/tar/index.js';
 import { isZFile, ZFileReader } from '../format/zfile/index.js';
-import { type Digest, parseDigest, sha256Of } from '../oci/digest.js';
+import { parseDigest, sha256Of } from '../oci/digest.js';
 import type { ImageSource } from '../oci/image-source.js';
 import type { Descriptor } from '../oci/manifest.js';
 import {

@@ -10,13 +10,13 @@ import { DadiError } from '../errors.js';
 import { sha256Of } from '../oci/digest.js';
 import {
   CHUNK_DIGESTS_MEDIA_TYPE,
-  CHUNK_SIZE,
   ChunkHasher,
   computeChunkDigests,
   decodeChunkDigests,
   encodeChunkDigests,
   MAX_CHUNK_DIGESTS_BYTES,
 } from './chunk-digests.js';
+import { CHUNK_SIZE } from './chunks.js';
 
 function randomBytes(n: number, stream: number): Buffer {
   const r = testRandom(stream);

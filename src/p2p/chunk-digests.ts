@@ -20,10 +20,9 @@
 import { createHash } from 'node:crypto';
 import { DadiError } from '../errors.js';
 import { type Digest, isDigest } from '../oci/digest.js';
+import { CHUNK_SIZE, chunkCount } from './chunks.js';
 
 export const CHUNK_DIGESTS_MEDIA_TYPE = 'application/vnd.dadi.chunk-digests.v1+json';
-/** The chunk size dadi writes: the P2P transfer unit, aligned with the block cache's refill. */
-export const CHUNK_SIZE = 1 << 20;
 /** Largest list a reader accepts (≈ 15 000 GiB of blob at 1 MiB chunks); checked before fetching. */
 export const MAX_CHUNK_DIGESTS_BYTES = 16 << 20;
 
@@ -49,11 +48,6 @@ export interface ChunkDigests {
   blob: { digest: Digest; size: number };
   chunkSize: number;
   digests: Uint8Array;
-}
-
-/** Number of chunks of a blob of `size` bytes. */
-export function chunkCount(size: number, chunkSize: number): number {
-  return Math.ceil(size / chunkSize);
 }
 
 /**
