@@ -33,6 +33,7 @@ const GROUPS: Array<{ commands: string[]; load: () => Promise<Register> }> = [
     commands: ['snapshotter', 'pull'],
     load: async () => (await import('./snapshotter.js')).registerSnapshotterCommands,
   },
+  { commands: ['p2p'], load: async () => (await import('./p2p.js')).registerP2PCommands },
   { commands: ['ls', 'cat', 'stat'], load: async () => (await import('./browse.js')).registerBrowseCommands },
 ];
 

@@ -50,6 +50,13 @@ export function registerRunCommands(program: Command): void {
       '--metrics-address <host:port>',
       'serve Prometheus metrics at http://HOST:PORT/metrics (a bare PORT listens on 127.0.0.1; default: metrics.address of the config file, else off)',
     )
+    .option('--p2p-root <url>', 'read registry blobs through the P2P tree of this root (env DADI_P2P_ROOT)')
+    .option(
+      '--p2p-listen <host:port>',
+      'where the P2P agent serves its children (env DADI_P2P_LISTEN; default 0.0.0.0:19145)',
+    )
+    .option('--p2p-advertise <url>', 'the URL children reach this agent at (default from --p2p-listen)')
+    .option('--p2p-host-id <id>', "this host's id in the trees (default hostname:port)")
     .action(async (o) => {
       // FUSE readers pin threadpool threads: the pool size must be set before Node starts it.
       if (!process.env.UV_THREADPOOL_SIZE) {
@@ -66,7 +73,16 @@ export function registerRunCommands(program: Command): void {
         import('../runtime/metrics-server.js'),
       ]);
       const metricsAddress = o.metricsAddress ? parseMetricsAddress(o.metricsAddress, '--metrics-address') : undefined;
-      await runHostDaemon({ stateDir: o.state, cacheDir: o.cacheDir, configFile: o.config, metricsAddress });
+      const root = o.p2pRoot ?? process.env.DADI_P2P_ROOT;
+      const p2p = root
+        ? {
+            root,
+            listen: o.p2pListen ?? process.env.DADI_P2P_LISTEN ?? '0.0.0.0:19145',
+            advertise: o.p2pAdvertise ?? process.env.DADI_P2P_ADVERTISE,
+            hostId: o.p2pHostId ?? process.env.DADI_P2P_HOST_ID,
+          }
+        : undefined;
+      await runHostDaemon({ stateDir: o.state, cacheDir: o.cacheDir, configFile: o.config, metricsAddress, p2p });
     });
 
   const mount = program

@@ -9,18 +9,26 @@ import { observeReads } from '../blockfile/observed.js';
 import type { CachedBlob } from '../cache/blob.js';
 import { DadiError } from '../errors.js';
 import type { SealedLayer } from '../format/lsmt/index.js';
-import { isDigest } from '../oci/index.js';
+import { type Descriptor, isDigest } from '../oci/index.js';
 import { parseReference, RemoteBlob, type RepoRef } from '../registry/index.js';
 import { type OpenLayerOptions, openLayer } from './open-layer.js';
 import type { RemoteContext } from './remote-context.js';
 
 /** What registry blobs are read with: the client and, when this process owns it, the block cache. */
-export type BlobReadContext = Pick<RemoteContext, 'client' | 'cache'>;
+export type BlobReadContext = Pick<RemoteContext, 'client' | 'cache' | 'p2p'>;
 
 /** Where a layer blob is: a local file, or a blob of a registry repository. */
 export type LayerBlobSource =
   | { kind: 'file'; path: string }
-  | { kind: 'registry'; repo: RepoRef; digest: string /** Known size (skips a HEAD). */; size?: number };
+  | {
+      kind: 'registry';
+      repo: RepoRef;
+      digest: string;
+      /** Known size (skips a HEAD). */
+      size?: number;
+      /** The layer's chunk digest list (from its annotations): what P2P chunks are checked against. */
+      chunkDigests?: Descriptor;
+    };
 
 /** What the remote read path fetched, for `--stats`. */
 export interface FetchStats {
@@ -65,7 +73,7 @@ export async function openLayerBlob(
     };
   }
   if (!ctx) throw new DadiError('EINVAL', `${blobName(source)}: a registry blob needs a registry client`);
-  const remote = await RemoteBlob.open(ctx.client, source.repo, source.digest, { size: source.size });
+  const { remote, stats } = await openRemote(source, ctx);
   const cached: CachedBlob | undefined = ctx.cache?.open(source.digest, remote);
   const raw = cached ?? remote;
   const layer = await openOrClose(raw, () =>
@@ -81,13 +89,36 @@ export async function openLayerBlob(
     source,
     layer,
     cached,
-    blobBytesRead: () => remote.stats.bytesFetched,
+    blobBytesRead: () => stats.bytesFetched,
     fetchStats: () => ({
-      requests: remote.stats.rangeRequests,
-      bytesFetched: remote.stats.bytesFetched,
+      requests: stats.rangeRequests,
+      bytesFetched: stats.bytesFetched,
       cacheHitBytes: cached?.stats().hitBytes ?? 0,
     }),
   };
+}
+
+/**
+ * The uncached source of a registry blob: range reads from the registry, or, with a P2P agent
+ * (which needs the cache above it), chunks through the blob's P2P tree. `stats` counts what the
+ * source delivered either way.
+ */
+async function openRemote(
+  source: Extract<LayerBlobSource, { kind: 'registry' }>,
+  ctx: BlobReadContext,
+): Promise<{ remote: BlockFile; stats: { rangeRequests: number; bytesFetched: number } }> {
+  if (!ctx.p2p || !ctx.cache) {
+    const remote = await RemoteBlob.open(ctx.client, source.repo, source.digest, { size: source.size });
+    return { remote, stats: remote.stats };
+  }
+  const size = source.size ?? (await ctx.client.blobSize(source.repo, source.digest));
+  const stats = { rangeRequests: 0, bytesFetched: 0 };
+  const blob = await ctx.p2p.open({ ...source.repo, digest: source.digest, chunkDigests: source.chunkDigests }, size);
+  const remote = observeReads(blob, (_offset, n) => {
+    stats.rangeRequests++;
+    stats.bytesFetched += n;
+  });
+  return { remote, stats };
 }
 
 /** The sum of what `blobs` fetched. */

@@ -10,6 +10,7 @@ import type { ComboDevice, LayerStack } from '../format/lsmt/index.js';
 import type { Descriptor, ImageConfig, ImageManifest, ImageSource } from '../oci/index.js';
 import { splitAccelerationLayer } from '../prefetch/accel-layer.js';
 import { RegistrySource } from '../registry/image-endpoint.js';
+import { chunkDigestsDescriptor } from './chunk-integrity.js';
 import type { FetchStats, LayerBlobSource, OpenedLayerBlob } from './layer-blob.js';
 import { openLayerStack, type StackOptions } from './layer-stack.js';
 import type { RemoteContext } from './remote-context.js';
@@ -91,6 +92,17 @@ export async function openImage(spec: string, ctx: RemoteContext, opts: OpenImag
 function layerBlobOf(src: ImageSource, d: Descriptor): LayerBlobSource {
   const path = src.localBlobPath?.(d);
   if (path) return { kind: 'file', path };
-  if (src instanceof RegistrySource) return { kind: 'registry', repo: src.ref, digest: d.digest, size: d.size };
+  if (src instanceof RegistrySource) {
+    return { kind: 'registry', repo: src.ref, digest: d.digest, size: d.size, chunkDigests: chunkDigestsOf(src, d) };
+  }
   throw new DadiError('EUNSUPPORTED', `${src.name}: cannot read blob ${d.digest} from this kind of source`);
+}
+
+/** The layer's chunk digest list descriptor; a malformed annotation only means chunks are checked by CRC. */
+function chunkDigestsOf(src: ImageSource, d: Descriptor): Descriptor | undefined {
+  try {
+    return chunkDigestsDescriptor(d, src.name);
+  } catch {
+    return undefined;
+  }
 }

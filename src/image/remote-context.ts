@@ -5,7 +5,8 @@
 
 import type { BlockCache } from '../cache/index.js';
 import { type Platform, parsePlatform } from '../oci/index.js';
-import { RegistryClient } from '../registry/index.js';
+import { defaultCredentials, RegistryClient } from '../registry/index.js';
+import { P2PAgent } from '../swarm/agent.js';
 import { defaultCacheDir } from './cache-dir.js';
 import { type CacheClaim, cacheHeldNote, claimHostCache } from './host-cache.js';
 
@@ -32,11 +33,28 @@ export interface RemoteContextOptions {
   log?: (message: string) => void;
   /** Told of each registry range read (bytes, seconds): the daemon's fetch metrics. */
   onRangeRead?: (bytes: number, seconds: number) => void;
+  /** Read registry blobs through the P2P tree of this root (needs the cache; see swarm/agent.ts). */
+  p2p?: P2PSettings;
+}
+
+/** The agent's settings (daemon flags for now). */
+export interface P2PSettings {
+  /** The root's URL. */
+  root: string;
+  /** `host:port` the agent serves children and proxy clients on. */
+  listen: string;
+  /** URL children use to reach it (default from `listen`). */
+  advertise?: string;
+  hostId?: string;
+  upload?: number;
+  log?: (message: string) => void;
 }
 
 export interface RemoteContext {
   client: RegistryClient;
   cache?: BlockCache;
+  /** The P2P agent registry blobs are read through (under the cache), when configured. */
+  p2p?: P2PAgent;
   platform?: Platform;
   close(): Promise<void>;
 }
@@ -51,8 +69,16 @@ export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<R
     p2pProxy: o.p2pProxy,
   });
   let cache: BlockCache | undefined;
+  let p2p: P2PAgent | undefined;
   try {
     cache = await claim?.open();
+    if (o.p2p && cache) {
+      p2p = await P2PAgent.start({ ...o.p2p, client, credentials: defaultCredentials(), cache });
+    } else if (o.p2p) {
+      (o.log ?? ((m) => process.stderr.write(`dadi: ${m}\n`)))(
+        'no block cache: P2P reads are off, reading the registry',
+      );
+    }
   } catch (e) {
     await claim?.close();
     await client.close();
@@ -61,9 +87,11 @@ export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<R
   return {
     client,
     cache,
+    p2p,
     platform,
     async close() {
       try {
+        await p2p?.close();
         await claim?.close();
       } finally {
         await client.close();

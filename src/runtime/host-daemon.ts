@@ -6,9 +6,10 @@
 import { layerPullConfigOf, loadConfig } from '../config/index.js';
 import { type CacheClaim, cacheHeldNote, claimHostCache } from '../image/host-cache.js';
 import { ImageRecords, resolveWithRecord } from '../image/image-records.js';
-import { defaultCacheDir, openRemoteContext, type RemoteContext } from '../image/remote-context.js';
+import { defaultCacheDir, openRemoteContext, type P2PSettings, type RemoteContext } from '../image/remote-context.js';
 import { resolveRunImage } from '../image/resolve-image.js';
 import { parsePlatform } from '../oci/index.js';
+import { CHUNK_SIZE } from '../p2p/chunks.js';
 import { runDaemonForeground } from './daemon.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { type MetricsAddress, parseMetricsAddress } from './metrics-server.js';
@@ -20,6 +21,8 @@ export interface HostDaemonOptions {
   configFile?: string;
   /** --metrics-address: serve Prometheus metrics here (default: metrics.address of the config, else off). */
   metricsAddress?: MetricsAddress;
+  /** Read registry blobs through a P2P root's trees (daemon flags for now). */
+  p2p?: P2PSettings;
 }
 
 export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void> {
@@ -29,8 +32,13 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
   const metricsAddress =
     opts.metricsAddress ?? (configured ? parseMetricsAddress(configured, 'metrics.address') : undefined);
   const cacheDir = opts.cacheDir ?? config.cacheConfig.cacheDir ?? defaultCacheDir();
+  const p2p = opts.p2p ?? p2pFromConfig(config.p2pConfig);
   const capacity = Math.round(config.cacheConfig.cacheSizeGB * 2 ** 30);
-  const claimed = await claimHostCache(cacheDir, 'the dadi daemon', { capacity });
+  // With P2P the cache refills in whole chunks: one miss is one chunk request to the parent.
+  const claimed = await claimHostCache(cacheDir, 'the dadi daemon', {
+    capacity,
+    ...(p2p ? { refillSize: CHUNK_SIZE } : {}),
+  });
   let claim: CacheClaim | undefined;
   if ('heldBy' in claimed)
     process.stderr.write(`dadi daemon: ${cacheHeldNote(cacheDir, claimed.heldBy)}; reading without it\n`);
@@ -44,8 +52,20 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
   const onRangeRead = (bytes: number, seconds: number) => metrics.observeFetch('registry', bytes, seconds);
   // Without the claim (another process held the cache at start) the context tries once more.
   const remote = () =>
-    (ctx ??= openRemoteContext({ cacheDir, cacheSize: capacity, claim, role: 'the dadi daemon', onRangeRead }));
+    (ctx ??= openRemoteContext({
+      cacheDir,
+      cacheSize: capacity,
+      claim,
+      role: 'the dadi daemon',
+      onRangeRead,
+      p2p,
+    }));
   try {
+    // The agent serves children and proxy clients from the start, and a bad listen address stops the daemon.
+    if (p2p) {
+      const c = await remote();
+      log(c.p2p ? `p2p agent ${c.p2p.hostId} on ${c.p2p.address}, root ${p2p.root}` : 'p2p off: no cache');
+    }
     await runDaemonForeground({
       stateDir: opts.stateDir ?? config.daemon.stateDir,
       readers: config.daemon.readers,
@@ -66,4 +86,14 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
     if (ctx) await (await ctx).close();
     else await claim?.close();
   }
+}
+
+/**
+ * The agent's settings from the config file's p2pConfig (overlaybd's names): on when `enable` and
+ * a root are set. Only the first root is used for now; without `address` the agent listens on
+ * loopback only (children elsewhere cannot reach it and are moved on by the root).
+ */
+function p2pFromConfig(c: { enable: boolean; address?: string; roots: string[] }): P2PSettings | undefined {
+  if (!c.enable || c.roots.length === 0) return undefined;
+  return { root: c.roots[0]!, listen: c.address ?? '127.0.0.1:0' };
 }

@@ -1,0 +1,690 @@
+// The P2P agent inside `dadi daemon`. For a registry blob it joins the blob's tree through the
+// root (forwarding this host's registry credentials to the root only), and becomes the source
+// under the host's block cache: each cache miss is one 1 MiB chunk (the daemon's cache refills in
+// chunks), fetched from the parent, walking up on failure to the root, and from the registry only
+// when the root is unusable (logged and counted). Every chunk from a peer or the root is verified
+// (p2p/chunk-verify.ts) before use; a bad one blames the peer and is fetched elsewhere. The agent
+// also serves its children (Range GETs, grant-checked), pushes them each chunk it gets (pull-push,
+// p2p/push.ts), and serves overlaybd's P2P proxy URL form. Decisions are src/p2p's; this is I/O.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { request } from 'undici';
+import type { BlockFile } from '../blockfile/blockfile.js';
+import { checkRead } from '../blockfile/range.js';
+import type { BlockCache, CachedBlob } from '../cache/index.js';
+import { DadiError } from '../errors.js';
+import { zfileBlockMap } from '../image/chunk-integrity.js';
+import type { Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/manifest.js';
+import { decodeChunkDigests } from '../p2p/chunk-digests.js';
+import { ChunkVerifier } from '../p2p/chunk-verify.js';
+import { CHUNK_SIZE, chunkRange, chunksCovering } from '../p2p/chunks.js';
+import { type ChunkSource, P2PCounters } from '../p2p/counters.js';
+import { checkGrant } from '../p2p/grant.js';
+import { type PushOrder, PushPlanner } from '../p2p/push.js';
+import { ChunkFetch, type FailureVerdict, type Hop, routeOf } from '../p2p/schedule.js';
+import type { HostRef } from '../p2p/tracker.js';
+import type { CredentialProvider, RegistryClient } from '../registry/index.js';
+import { basicAuthorization } from './access.js';
+import { parseListen, readRequestBody, sendError, sendJson } from './http.js';
+import { getRange, PeerError, postJson, pushChunk } from './peer-client.js';
+import {
+  type BlobRef,
+  blobQuery,
+  HEADERS,
+  type JoinAnswer,
+  PATHS,
+  parseBlobRef,
+  parseProxyPath,
+  parseRange,
+} from './protocol.js';
+
+export interface AgentOptions {
+  /** The root's base URL. */
+  root: string;
+  /** `host:port` this agent serves children and proxy clients on. */
+  listen: string;
+  /** The URL children reach it at (default `http://<listen>`, with the bound port). */
+  advertise?: string;
+  /** This host's id in the trees (default `<hostname>:<port>`). */
+  hostId?: string;
+  /** Relative upload capacity announced to the root. */
+  upload?: number;
+  /** For the registry fallback and the chunk digest lists. */
+  client: RegistryClient;
+  /** This host's registry credentials, forwarded to the root (and nowhere else). */
+  credentials: CredentialProvider;
+  /** The host's block cache; refilling in CHUNK_SIZE units. */
+  cache: BlockCache;
+  /** Deadline of one chunk request to a peer or the root (default 10 s). */
+  chunkTimeoutMs?: number;
+  /** Pushes in flight per child (default 2). */
+  pushWindow?: number;
+  log?: (message: string) => void;
+}
+
+/** A registry blob as the agent reads it. */
+export interface AgentBlobRef {
+  registry: string;
+  repository: string;
+  digest: string;
+  size?: number;
+  /** The layer's chunk digest list, when the image publishes one (descriptor from its annotations). */
+  chunkDigests?: Descriptor;
+}
+
+interface BlobState {
+  ref: BlobRef;
+  name: string;
+  size: number;
+  chunkDigests?: Descriptor;
+  path: HostRef[];
+  grant?: string;
+  joined?: Promise<void>;
+  verifier?: Promise<ChunkVerifier>;
+  /** Verified chunks pushed by the parent, until the cache has them. */
+  inbox: Map<number, Buffer>;
+  inflight: Map<number, Promise<Buffer>>;
+  /** The agent's own handle on the blob in the cache, for children, pushes and proxy reads. */
+  cached: CachedBlob;
+  children: Map<string, string>;
+  lastUsed: number;
+}
+
+/** Pushed chunks held in memory per blob before the cache takes them. */
+const MAX_INBOX = 64;
+/** A root that failed is not asked again for this long: reads go to the registry (counted). */
+const ROOT_RETRY_MS = 5000;
+const HEARTBEAT_MS = 20_000;
+
+export class P2PAgent {
+  readonly counters = new P2PCounters();
+  private readonly blobs = new Map<string, BlobState>();
+  private readonly planner: PushPlanner;
+  private rootKey: string | undefined;
+  private rootDownUntil = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly proxyGrants = new Map<string, number>();
+  readonly hostId: string;
+  readonly address: string;
+
+  private constructor(
+    private readonly opts: AgentOptions,
+    private readonly server: Server,
+  ) {
+    const a = server.address() as AddressInfo;
+    const host = a.address === '0.0.0.0' || a.address === '::' ? '127.0.0.1' : a.address;
+    this.address = (opts.advertise ?? `http://${host}:${a.port}`).replace(/\/$/, '');
+    this.hostId = opts.hostId ?? `${hostname()}:${a.port}`;
+    this.planner = new PushPlanner({ window: opts.pushWindow ?? 2, idleMs: 60_000 });
+  }
+
+  static async start(opts: AgentOptions): Promise<P2PAgent> {
+    const { host, port } = parseListen(opts.listen);
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) =>
+        reject(new DadiError('EIO', `p2p agent cannot listen on ${opts.listen}: ${(e as Error).message}`)),
+      );
+      server.listen(port, host, () => resolve());
+    });
+    const agent = new P2PAgent(opts, server);
+    server.on('request', (req, res) => void agent.handle(req, res));
+    agent.heartbeat = setInterval(() => agent.refresh(), HEARTBEAT_MS);
+    agent.heartbeat.unref();
+    return agent;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    await new Promise<void>((r) => {
+      this.server.close(() => r());
+      this.server.closeAllConnections();
+    });
+    for (const b of this.blobs.values()) await b.cached.close();
+    this.blobs.clear();
+  }
+
+  private get root(): string {
+    return this.opts.root.replace(/\/$/, '');
+  }
+
+  private log(m: string): void {
+    (this.opts.log ?? ((x) => process.stderr.write(`dadi p2p: ${x}\n`)))(m);
+  }
+
+  private get timeout(): number {
+    return this.opts.chunkTimeoutMs ?? 10_000;
+  }
+
+  /**
+   * The blob as a BlockFile for the layer stack to put under the host cache (src/image). Reads
+   * are served chunk by chunk through the tree. Closing it leaves the agent's state alone.
+   */
+  async open(ref: AgentBlobRef, size: number): Promise<BlockFile> {
+    const state = this.state(ref, size);
+    let closed = false;
+    return {
+      name: state.name,
+      size: state.size,
+      read: async (buf, offset) => {
+        checkRead(state.name, offset, closed);
+        return this.readRange(state, buf, offset);
+      },
+      close: async () => {
+        closed = true;
+      },
+    };
+  }
+
+  private state(ref: AgentBlobRef, size: number): BlobState {
+    let s = this.blobs.get(ref.digest);
+    if (!s) {
+      const b: BlobRef = { registry: ref.registry, repository: ref.repository, digest: ref.digest };
+      const name = `${ref.registry}/${ref.repository}@${ref.digest}`;
+      const source: BlockFile = {
+        name: `p2p ${name}`,
+        size,
+        read: (buf, offset) => this.readRange(s!, buf, offset),
+        close: async () => {},
+      };
+      s = {
+        ref: b,
+        name,
+        size,
+        chunkDigests: ref.chunkDigests,
+        path: [],
+        inbox: new Map(),
+        inflight: new Map(),
+        cached: this.opts.cache.open(ref.digest, source),
+        children: new Map(),
+        lastUsed: Date.now(),
+      };
+      this.blobs.set(ref.digest, s);
+    } else if (ref.chunkDigests && !s.chunkDigests) s.chunkDigests = ref.chunkDigests;
+    return s;
+  }
+
+  private async authorization(registry: string): Promise<string | undefined> {
+    const c = await this.opts.credentials(registry);
+    return c ? basicAuthorization(c) : undefined;
+  }
+
+  /** Join (or re-join) the blob's tree with `authorization`; EAUTH when the root denies it. */
+  private async join(s: BlobState, authorization: string | undefined): Promise<JoinAnswer> {
+    const headers: Record<string, string> = authorization ? { authorization } : {};
+    const body = { blob: s.ref, host: { id: this.hostId, address: this.address, upload: this.opts.upload ?? 1 } };
+    let a: JoinAnswer;
+    try {
+      a = (await postJson(`${this.root}${PATHS.join}`, body, headers, this.timeout)) as JoinAnswer;
+    } catch (e) {
+      if (e instanceof PeerError && e.why === 'denied') {
+        throw new DadiError('EAUTH', `${s.name}: the p2p root denied access: ${e.message}`);
+      }
+      if (e instanceof PeerError && e.status === 404) throw new DadiError('ENOTFOUND', `${s.name}: blob not found`);
+      throw e;
+    }
+    if (a.size !== s.size) throw new DadiError('EFORMAT', `${s.name}: the root says ${a.size} bytes, not ${s.size}`);
+    const before = s.path[0]?.id;
+    s.path = a.path;
+    s.grant = a.grant;
+    this.rootKey = a.publicKey;
+    const parent = a.path[0];
+    if (parent && parent.id !== before) void this.hello(s, parent);
+    return a;
+  }
+
+  /** Tell the parent we joined under it, so it pushes us chunks. */
+  private async hello(s: BlobState, parent: HostRef): Promise<void> {
+    try {
+      await postJson(
+        `${parent.address}${PATHS.hello}?${blobQuery(s.ref)}`,
+        {},
+        { [HEADERS.grant]: s.grant ?? '', [HEADERS.host]: this.hostId, [HEADERS.address]: this.address },
+        this.timeout,
+      );
+    } catch (e) {
+      this.log(`${s.name}: hello to parent ${parent.id} failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Join once per blob (again after the root was down); a down root leaves the state unjoined. */
+  private ensureJoined(s: BlobState): Promise<void> {
+    if (s.grant || Date.now() < this.rootDownUntil) return Promise.resolve();
+    s.joined ??= (async () => {
+      try {
+        await this.join(s, await this.authorization(s.ref.registry));
+      } catch (e) {
+        if (e instanceof DadiError) throw e;
+        this.rootDown(e);
+      } finally {
+        s.joined = undefined;
+      }
+    })();
+    return s.joined;
+  }
+
+  private rootDown(e: unknown): void {
+    if (Date.now() >= this.rootDownUntil) {
+      this.log(`root ${this.root} unusable (${(e as Error).message}): reading from the registry (counted)`);
+    }
+    this.rootDownUntil = Date.now() + ROOT_RETRY_MS;
+  }
+
+  private refresh(): void {
+    const now = Date.now();
+    for (const s of this.blobs.values()) {
+      if (!s.grant || now - s.lastUsed > 10 * 60_000) continue;
+      void this.authorization(s.ref.registry)
+        .then((auth) => this.join(s, auth))
+        .catch(() => {});
+    }
+  }
+
+  /** Fill `buf` from the blob at `offset`, chunk by chunk. */
+  private async readRange(s: BlobState, buf: Uint8Array, offset: number): Promise<number> {
+    const end = Math.min(s.size, offset + buf.length);
+    if (end <= offset) return 0;
+    s.lastUsed = Date.now();
+    const { first, end: last } = chunksCovering(s.size, offset, end - offset);
+    await Promise.all(
+      Array.from({ length: last - first }, async (_, k) => {
+        const i = first + k;
+        const bytes = await this.chunk(s, i);
+        const at = i * CHUNK_SIZE;
+        const from = Math.max(offset, at);
+        const to = Math.min(end, at + bytes.length);
+        buf.set(bytes.subarray(from - at, to - at), from - offset);
+      }),
+    );
+    return end - offset;
+  }
+
+  /** Chunk `i`: pushed, in flight, or fetched now along the route. */
+  private chunk(s: BlobState, i: number): Promise<Buffer> {
+    const pushed = s.inbox.get(i);
+    if (pushed) {
+      this.arrived(s, i, pushed);
+      return Promise.resolve(pushed);
+    }
+    let p = s.inflight.get(i);
+    if (!p) {
+      p = this.fetchChunk(s, i).finally(() => s.inflight.delete(i));
+      s.inflight.set(i, p);
+    }
+    return p;
+  }
+
+  private async fetchChunk(s: BlobState, i: number): Promise<Buffer> {
+    await this.ensureJoined(s);
+    const { offset, length } = chunkRange(s.size, i);
+    const rootUsable = Date.now() >= this.rootDownUntil;
+    // Without the root, still the parent and ancestors (their grants hold), then the registry.
+    let route: Hop[] = s.grant ? routeOf({ path: s.path }) : [{ kind: 'registry' }];
+    if (!rootUsable) route = route.filter((h) => h.kind !== 'root');
+    const f = new ChunkFetch(route);
+    for (let next = f.current; next; ) {
+      const hop: Hop = next;
+      const source: ChunkSource = hop.kind;
+      // The registry is only ever on a route as the fallback: counted here, logged by rootDown/after.
+      if (hop.kind === 'registry') this.counters.fallback();
+      let v: FailureVerdict;
+      try {
+        const bytes = await this.fetchFrom(s, hop, offset, length);
+        if (hop.kind !== 'registry') {
+          const check = (await this.verifier(s)).verify(offset, bytes);
+          if (!check.ok) {
+            this.counters.corrupt();
+            this.counters.failed(source);
+            this.log(`${s.name}: wrong bytes from ${hopName(hop)}: ${check.reason}`);
+            v = f.fail('corrupt');
+            await this.after(s, v);
+            next = v.next;
+            continue;
+          }
+        }
+        this.counters.fetched(source, bytes.length);
+        this.arrived(s, i, bytes);
+        return bytes;
+      } catch (e) {
+        if (e instanceof DadiError && hop.kind === 'registry') throw e;
+        this.counters.failed(source);
+        const why = e instanceof PeerError ? e.why : 'unreachable';
+        if (hop.kind === 'root' && why !== 'denied') this.rootDown(e);
+        if (why === 'denied' && hop.kind === 'peer') {
+          // A peer that refuses our grant (it has another root key): skip it, it is not at fault.
+          v = f.fail('http');
+          v = { ...v, report: undefined } as FailureVerdict;
+        } else v = f.fail(why);
+        if (why === 'denied' && hop.kind === 'root') {
+          throw new DadiError('EAUTH', `${s.name}: the p2p root denied access: ${(e as Error).message}`);
+        }
+        this.log(`${s.name}: chunk ${i} from ${hopName(hop)} failed: ${(e as Error).message}`);
+        await this.after(s, v);
+        next = v.next;
+      }
+    }
+    throw new DadiError(
+      'EIO',
+      `${s.name}: chunk ${i}: every source failed (${f.failures.map((x) => `${hopName(x.hop)}: ${x.why}`).join(', ')})`,
+    );
+  }
+
+  /** Act on a failure verdict: tell the root about a bad peer (getting a new parent), count a fallback. */
+  private async after(s: BlobState, v: FailureVerdict): Promise<void> {
+    if (v.registryFallback) this.log(`${s.name}: falling back to the registry: the root failed`);
+    if (!v.report || !s.grant) return;
+    try {
+      const a = (await postJson(
+        `${this.root}${PATHS.report}`,
+        { digest: s.ref.digest, host: this.hostId, peer: v.report.peer, problem: v.report.problem },
+        { [HEADERS.grant]: s.grant },
+        this.timeout,
+      )) as { path: HostRef[] };
+      const before = s.path[0]?.id;
+      s.path = a.path;
+      if (s.path[0]?.id !== before) {
+        this.counters.reparented();
+        this.log(`${s.name}: new parent ${s.path[0]?.id ?? 'the root'} (was ${before})`);
+        if (s.path[0]) void this.hello(s, s.path[0]);
+      }
+    } catch (e) {
+      this.log(`${s.name}: report to the root failed: ${(e as Error).message}`);
+    }
+  }
+
+  private async fetchFrom(s: BlobState, hop: Hop, offset: number, length: number): Promise<Buffer> {
+    if (hop.kind === 'registry') {
+      const buf = Buffer.allocUnsafe(length);
+      const n = await this.opts.client.readBlob(
+        { registry: s.ref.registry, repository: s.ref.repository },
+        s.ref.digest,
+        buf,
+        offset,
+      );
+      if (n !== length) throw new DadiError('EIO', `${s.name}: short read at ${offset} from the registry`);
+      return buf;
+    }
+    const base = hop.kind === 'root' ? this.root : hop.address;
+    return getRange(
+      `${base}${PATHS.blob}?${blobQuery(s.ref)}`,
+      offset,
+      length,
+      { [HEADERS.grant]: s.grant ?? '', [HEADERS.host]: this.hostId, [HEADERS.address]: this.address },
+      this.timeout,
+    );
+  }
+
+  /** What peers' chunks of this blob are checked against: its digest list, else ZFile CRCs. */
+  private verifier(s: BlobState): Promise<ChunkVerifier> {
+    s.verifier ??= (async () => {
+      const blob = { digest: s.ref.digest as Digest, size: s.size };
+      const repo = { registry: s.ref.registry, repository: s.ref.repository };
+      const warn = (m: string) => this.log(m);
+      if (s.chunkDigests) {
+        const d = s.chunkDigests;
+        const bytes = await this.opts.client.fetchBlob(repo, d.digest, { maxSize: d.size });
+        return new ChunkVerifier({ blob, digests: decodeChunkDigests(bytes, `${s.name} chunk digests`, blob), warn });
+      }
+      // The ZFile layout is read from trusted sources only (root, else registry): a peer could forge it.
+      const trusted: BlockFile = {
+        name: s.name,
+        size: s.size,
+        read: async (buf, offset) => {
+          const n = Math.min(buf.length, s.size - offset);
+          if (n <= 0) return 0;
+          let got: Buffer;
+          try {
+            if (!s.grant || Date.now() < this.rootDownUntil) throw new Error('root unusable');
+            got = await this.fetchFrom(s, { kind: 'root' }, offset, n);
+          } catch {
+            got = await this.fetchFrom(s, { kind: 'registry' }, offset, n);
+          }
+          buf.set(got);
+          return n;
+        },
+        close: async () => {},
+      };
+      return new ChunkVerifier({ blob, zfile: await zfileBlockMap(trusted), warn });
+    })();
+    s.verifier.catch(() => (s.verifier = undefined));
+    return s.verifier;
+  }
+
+  /** This host now holds chunk `i`: push it down to children that joined. */
+  private arrived(s: BlobState, i: number, bytes: Buffer): void {
+    for (const o of this.planner.arrived(s.ref.digest, i, Date.now())) void this.push(s, o, bytes);
+  }
+
+  private async push(s: BlobState, o: PushOrder, bytes?: Buffer): Promise<void> {
+    const address = s.children.get(o.child);
+    let ok = false;
+    if (address) {
+      try {
+        let data = bytes;
+        if (!data) {
+          const r = chunkRange(s.size, o.chunk);
+          data = Buffer.allocUnsafe(r.length);
+          await s.cached.read(data, r.offset);
+        }
+        ok = await pushChunk(
+          `${address}${PATHS.push}?${blobQuery(s.ref)}&chunk=${o.chunk}`,
+          data,
+          this.hostId,
+          this.timeout,
+        );
+        if (ok) this.counters.pushed(data.length);
+      } catch {
+        ok = false;
+      }
+    }
+    for (const next of this.planner.done(o, ok, Date.now())) void this.push(s, next);
+  }
+
+  // ------------------------------------------------------------------ serving
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://agent');
+      if (req.method === 'GET' && url.pathname === PATHS.blob) return await this.serveChild(req, res, url);
+      if (req.method === 'POST' && url.pathname === PATHS.hello) return this.hello_(req, res, url);
+      if (req.method === 'PUT' && url.pathname === PATHS.push) return await this.receivePush(req, res, url);
+      if (req.method === 'GET' && url.pathname === PATHS.status) {
+        return sendJson(res, 200, { host: this.hostId, counters: this.counters.snapshot() });
+      }
+      const proxied = req.method === 'GET' || req.method === 'HEAD' ? parseProxyPath(req.url ?? '') : undefined;
+      if (proxied) return await this.serveProxy(req, res, proxied);
+      sendJson(res, 404, { error: `no such endpoint: ${req.method} ${url.pathname}` });
+    } catch (e) {
+      sendError(res, e);
+    }
+  }
+
+  private known(url: URL, req: IncomingMessage): BlobState {
+    const ref = parseBlobRef(Object.fromEntries(url.searchParams));
+    const s = this.blobs.get(ref.digest);
+    if (!s) throw new DadiError('ENOTFOUND', `${ref.digest}: this host is not in that blob's tree`);
+    if (!this.rootKey) throw new DadiError('EAUTH', `${ref.digest}: this host has no root key yet`);
+    const why = checkGrant(this.rootKey, headerOf(req, HEADERS.grant), ref.digest, Date.now());
+    if (why) throw new DadiError('EAUTH', `${ref.digest}: ${why}`);
+    return s;
+  }
+
+  private hello_(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const s = this.known(url, req);
+    const child = headerOf(req, HEADERS.host);
+    const address = headerOf(req, HEADERS.address);
+    if (!child || !address || !/^https?:\/\//.test(address)) {
+      throw new DadiError('EINVAL', 'hello needs X-P2P-Host and an http(s) X-P2P-Address');
+    }
+    s.children.set(child, address.replace(/\/$/, ''));
+    this.planner.joined(s.ref.digest, child, Date.now());
+    sendJson(res, 200, {});
+  }
+
+  private async serveChild(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const s = this.known(url, req);
+    const range = parseRange(req.headers.range);
+    if (!range || range.offset >= s.size || range.length > 16 * CHUNK_SIZE) {
+      throw new DadiError('ERANGE', `${s.name}: bad or too large range ${req.headers.range ?? '(none)'}`);
+    }
+    const child = headerOf(req, HEADERS.host);
+    const length = Math.min(range.length, s.size - range.offset);
+    if (child) {
+      const { first, end } = chunksCovering(s.size, range.offset, length);
+      for (let i = first; i < end; i++) this.planner.requested(s.ref.digest, child, i, Date.now());
+      const address = headerOf(req, HEADERS.address);
+      if (address && /^https?:\/\//.test(address) && !s.children.has(child)) s.children.set(child, address);
+    }
+    const buf = Buffer.allocUnsafe(length);
+    const n = await s.cached.read(buf, range.offset);
+    this.counters.served(n);
+    res.writeHead(206, {
+      'content-length': n,
+      'content-range': `bytes ${range.offset}-${range.offset + n - 1}/${s.size}`,
+      [HEADERS.source]: this.hostId,
+    });
+    res.end(buf.subarray(0, n));
+  }
+
+  private async receivePush(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const ref = parseBlobRef(Object.fromEntries(url.searchParams));
+    const s = this.blobs.get(ref.digest);
+    const i = Number(url.searchParams.get('chunk'));
+    const from = headerOf(req, HEADERS.host);
+    if (!s || !from || s.path[0]?.id !== from) {
+      req.resume();
+      return sendJson(res, 409, { error: `${ref.digest}: pushes are taken from this host's parent only` });
+    }
+    const { offset, length } = chunkRange(s.size, i);
+    const bytes = await readRequestBody(req, CHUNK_SIZE);
+    if (s.inbox.size >= MAX_INBOX || s.inbox.has(i) || (await s.cached.holds(offset, length))) {
+      return sendJson(res, 409, { error: 'not needed' });
+    }
+    const check = bytes.length === length ? (await this.verifier(s)).verify(offset, bytes) : undefined;
+    if (!check?.ok) {
+      this.counters.corrupt();
+      this.log(`${s.name}: wrong pushed chunk ${i} from ${from}: ${check?.reason ?? `${bytes.length} bytes`}`);
+      await this.after(s, { report: { peer: from, problem: 'corrupt' }, next: undefined, registryFallback: false });
+      return sendJson(res, 422, { error: 'chunk failed verification' });
+    }
+    s.inbox.set(i, bytes);
+    this.counters.receivedPush(bytes.length);
+    res.writeHead(204).end();
+    // The cache takes it through the ordinary fill path (its source finds it in the inbox).
+    s.cached
+      .prefetch(offset, length)
+      .catch(() => {})
+      .finally(() => s.inbox.delete(i));
+  }
+
+  /**
+   * overlaybd's P2P proxy form. The requester's Authorization goes to the root (join) and nowhere
+   * else; without the root, the request is passed to the registry as it came (counted).
+   */
+  private async serveProxy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    p: BlobRef & { upstream: string },
+  ): Promise<void> {
+    const auth = headerOf(req, 'authorization');
+    let s = this.blobs.get(p.digest);
+    if (Date.now() >= this.rootDownUntil) {
+      const key = `${auth ?? ''} ${p.digest}`;
+      try {
+        if ((this.proxyGrants.get(key) ?? 0) <= Date.now() || !s?.grant) {
+          const probe: BlobState = s ?? this.state(p, await this.sizeFromRoot(p, auth));
+          s = probe;
+          await this.join(probe, auth);
+          this.proxyGrants.set(key, Date.now() + 60_000);
+        }
+      } catch (e) {
+        if (e instanceof DadiError) throw e;
+        this.rootDown(e);
+      }
+    }
+    if (!s?.grant || Date.now() < this.rootDownUntil) return this.passThrough(req, res, p.upstream, auth);
+    const range = parseRange(req.headers.range) ?? { offset: 0, length: s.size };
+    if (range.offset >= s.size) throw new DadiError('ERANGE', `${s.name}: range past the end`);
+    const length = Math.min(range.length, s.size - range.offset, 64 * CHUNK_SIZE);
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-length': s.size }).end();
+      return;
+    }
+    const buf = Buffer.allocUnsafe(length);
+    const n = await s.cached.read(buf, range.offset);
+    this.counters.served(n);
+    res.writeHead(req.headers.range ? 206 : 200, {
+      'content-length': n,
+      ...(req.headers.range ? { 'content-range': `bytes ${range.offset}-${range.offset + n - 1}/${s.size}` } : {}),
+      [HEADERS.source]: this.hostId,
+    });
+    res.end(buf.subarray(0, n));
+  }
+
+  /** The blob's size, from a join answer (the root learnt it checking access). */
+  private async sizeFromRoot(p: BlobRef, auth: string | undefined): Promise<number> {
+    try {
+      const a = (await postJson(
+        `${this.root}${PATHS.join}`,
+        { blob: p, host: { id: this.hostId, address: this.address, upload: this.opts.upload ?? 1 } },
+        auth ? { authorization: auth } : {},
+        this.timeout,
+      )) as JoinAnswer;
+      return a.size;
+    } catch (e) {
+      if (e instanceof PeerError && e.why === 'denied') {
+        throw new DadiError('EAUTH', `${p.registry}/${p.repository}@${p.digest}: the p2p root denied access`);
+      }
+      throw e;
+    }
+  }
+
+  private async passThrough(
+    req: IncomingMessage,
+    res: ServerResponse,
+    upstream: string,
+    auth: string | undefined,
+  ): Promise<void> {
+    this.counters.fallback();
+    this.log(`proxy ${upstream}: the root is unusable, passing the request to the registry`);
+    const headers: Record<string, string> = {};
+    if (auth) headers.authorization = auth;
+    if (req.headers.range) headers.range = String(req.headers.range);
+    const up = await request(upstream, { method: req.method === 'HEAD' ? 'HEAD' : 'GET', headers });
+    const out: Record<string, string> = {};
+    for (const h of ['content-length', 'content-range', 'content-type', 'www-authenticate', 'location']) {
+      const v = up.headers[h];
+      if (typeof v === 'string') out[h] = v;
+    }
+    res.writeHead(up.statusCode, out);
+    let n = 0;
+    for await (const c of up.body as AsyncIterable<Buffer>) {
+      n += c.length;
+      res.write(c);
+    }
+    if (up.statusCode === 200 || up.statusCode === 206) this.counters.fetched('registry', n);
+    res.end();
+  }
+
+  status(): unknown {
+    return {
+      host: this.hostId,
+      address: this.address,
+      root: this.root,
+      blobs: [...this.blobs.values()].map((s) => ({ digest: s.ref.digest, parent: s.path[0]?.id ?? null })),
+      counters: this.counters.snapshot(),
+    };
+  }
+}
+
+function hopName(h: Hop): string {
+  return h.kind === 'peer' ? `peer ${h.id}` : h.kind;
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}

@@ -1,0 +1,115 @@
+// The client side of the P2P protocol: ranged chunk GETs from a peer or the root, JSON calls to
+// the root, chunk pushes to children. Every request has a deadline; failures come back classified
+// (src/p2p/schedule.ts FetchFailure) so the scheduler decides what happens next. Not a retry loop.
+
+import { request } from 'undici';
+import type { FetchFailure } from '../p2p/schedule.js';
+import { HEADERS, MAX_JSON_BYTES } from './protocol.js';
+
+/** A failed request, with why in the scheduler's terms. */
+export class PeerError extends Error {
+  constructor(
+    readonly why: FetchFailure,
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+function failureOf(e: unknown, what: string): PeerError {
+  if (e instanceof PeerError) return e;
+  const code = (e as { code?: string }).code ?? '';
+  const why: FetchFailure =
+    /TIMEOUT|ABORT/i.test(code) || /timeout/i.test((e as Error).message) ? 'timeout' : 'unreachable';
+  return new PeerError(why, `${what}: ${(e as Error).message}${code ? ` (${code})` : ''}`);
+}
+
+function statusFailure(status: number, what: string, body: string): PeerError {
+  const why: FetchFailure = status === 401 || status === 403 ? 'denied' : 'http';
+  let detail = body.slice(0, 300);
+  try {
+    detail = (JSON.parse(body) as { error?: string }).error ?? detail;
+  } catch {}
+  return new PeerError(why, `${what}: HTTP ${status}${detail ? `: ${detail}` : ''}`, status);
+}
+
+/** GET `url` for bytes [offset, offset+length) into a new buffer; exactly that length or 'corrupt'. */
+export async function getRange(
+  url: string,
+  offset: number,
+  length: number,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<Buffer> {
+  const what = `GET ${url.replace(/\?.*/, '')} bytes ${offset}-${offset + length - 1}`;
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await request(url, {
+      method: 'GET',
+      headers: { ...headers, range: `bytes=${offset}-${offset + length - 1}` },
+      signal,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    if (res.statusCode !== 206) throw statusFailure(res.statusCode, what, await res.body.text());
+    const buf = Buffer.allocUnsafe(length);
+    let n = 0;
+    for await (const c of res.body as AsyncIterable<Buffer>) {
+      if (n + c.length > length) {
+        res.body.destroy();
+        throw new PeerError('corrupt', `${what}: more bytes than asked for`);
+      }
+      c.copy(buf, n);
+      n += c.length;
+    }
+    if (n !== length) throw new PeerError('corrupt', `${what}: ${n} of ${length} bytes`);
+    return buf;
+  } catch (e) {
+    throw failureOf(e, what);
+  }
+}
+
+/** POST JSON, answer JSON; non-2xx is a PeerError carrying the status. */
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<unknown> {
+  const what = `POST ${url}`;
+  try {
+    const res = await request(url, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    const text = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode > 299) throw statusFailure(res.statusCode, what, text);
+    if (text.length > MAX_JSON_BYTES) throw new PeerError('http', `${what}: answer too large`);
+    return text ? JSON.parse(text) : undefined;
+  } catch (e) {
+    throw failureOf(e, what);
+  }
+}
+
+/** PUT a pushed chunk to a child; true when the child kept it. */
+export async function pushChunk(url: string, bytes: Uint8Array, from: string, timeoutMs: number): Promise<boolean> {
+  try {
+    const res = await request(url, {
+      method: 'PUT',
+      headers: { [HEADERS.host]: from, 'content-type': 'application/octet-stream' },
+      body: bytes,
+      signal: AbortSignal.timeout(timeoutMs),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    await res.body.dump();
+    return res.statusCode === 204;
+  } catch {
+    return false;
+  }
+}
