@@ -21,6 +21,21 @@ export function referenceMissing(dir: string): string | undefined {
   return gone.length ? `${gone.join(', ')} not found in ${dir}` : undefined;
 }
 
+/**
+ * overlaybd-apply checks that its default service config (/etc/overlaybd/overlaybd.json) exists even
+ * when given another one. Create an empty-ish one if missing; returns how to put things back.
+ */
+export async function ensureServiceConfig(): Promise<() => Promise<void>> {
+  const path = '/etc/overlaybd/overlaybd.json';
+  if (existsSync(path)) return async () => {};
+  const made = !existsSync('/etc/overlaybd');
+  await mkdir('/etc/overlaybd', { recursive: true });
+  await writeFile(path, '{}\n');
+  return async () => {
+    await rm(made ? '/etc/overlaybd' : path, { recursive: true, force: true });
+  };
+}
+
 export interface LayoutImage {
   layout: string;
   tag: string;

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { debianLayout } from '../../test/integration/debian-image.js';
 import { REPO_ROOT } from '../coldstart/image.js';
 import { median, sh } from '../coldstart/util.js';
-import { type LayoutImage, readLayoutImage, referenceMissing, runReference } from './reference.js';
+import { ensureServiceConfig, type LayoutImage, readLayoutImage, referenceMissing, runReference } from './reference.js';
 import { type ConvertBenchResult, type ImageResult, renderMarkdown } from './render.js';
 
 const { values } = parseArgs({
@@ -77,9 +77,10 @@ async function runDadi(cli: string, img: LayoutImage, work: string): Promise<Dad
 const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs });
 
 const tmp = await mkdtemp(join(tmpdir(), 'dadi-bench-convert-'));
+const missing = referenceMissing(referenceBin);
+if (missing) log(`reference tools unavailable: ${missing}; measuring dadi only`);
+const restoreServiceConfig = missing ? async () => {} : await ensureServiceConfig();
 try {
-  const missing = referenceMissing(referenceBin);
-  if (missing) log(`reference tools unavailable: ${missing}; measuring dadi only`);
   const layout = await debianLayout();
   const cli = await buildCli();
   const images = Object.fromEntries(
@@ -167,5 +168,6 @@ try {
   // The output layout of every dadi run is the same image: conversion is deterministic.
   for (const [k, m] of Object.entries(manifests)) if (m.size > 1) throw new Error(`${k}: dadi runs differ: ${[...m]}`);
 } finally {
+  await restoreServiceConfig();
   await rm(tmp, { recursive: true, force: true });
 }
