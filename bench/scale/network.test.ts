@@ -37,6 +37,20 @@ describe('Network', () => {
     expect(done.y).toBeCloseTo(0.2, 9);
   });
 
+  it('transfers between the same two NICs share equally and end in size order', () => {
+    const { sim, net } = setup();
+    const a = net.nic('a', { up: 100 * MB });
+    const b = net.nic('b', { up: 100 * MB });
+    const done: number[] = [];
+    net.send(a, b, 3 * MB, { onDone: () => done.push(sim.now) });
+    net.send(a, b, MB, { onDone: () => done.push(sim.now) });
+    sim.run();
+    // 50 MB/s each until the small one ends at 0.02 s; the big one's last 2 MB then take 0.02 s.
+    expect(done[0]).toBeCloseTo(0.02, 9);
+    expect(done[1]).toBeCloseTo(0.04, 9);
+    expect(a.up.bytes).toBe(4 * MB);
+  });
+
   it('gives a flow held back elsewhere only what it can use (max-min, not equal split)', () => {
     const { net } = setup();
     const src = net.nic('src', { up: 100 * MB });

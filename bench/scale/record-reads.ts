@@ -4,11 +4,13 @@
 // plus the blob ranges a mount reads before any record (ZFile jump table, LSMT index). Reads the
 // registry's filesystem storage directly (no registry process). Not the simulator (scenario.ts).
 //
-// The trace is the one bench/coldstart records for its python workload (`dadi record-trace
-// REG/app:dadi app:dadi-trace -- python3 -c 'import json, http.server; print("imported")'`):
+// The traces are the ones bench/coldstart records for its workloads (`dadi record-trace REG/app:dadi
+// app:dadi-trace -- python3 -c 'import json, http.server; print("imported")'`, and base:dadi-trace
+// with `cat /etc/os-release`):
 //
-//   npm run bench:coldstart -- --workloads python --contestants dadi-trace   # records app:dadi-trace
-//   node --import tsx bench/scale/record-reads.ts [--storage DIR] [--repo app] [--tag dadi-trace]
+//   npm run bench:coldstart -- --contestants dadi-trace           # records app:dadi-trace, base:dadi-trace
+//   node --import tsx bench/scale/record-reads.ts                 # → python-start.reads.json
+//   node --import tsx bench/scale/record-reads.ts --repo base     # → cat-start.reads.json
 
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,17 +20,19 @@ import { LocalFile } from '../../src/blockfile/local.js';
 import { observeReads } from '../../src/blockfile/observed.js';
 import { openLayer } from '../../src/image/open-layer.js';
 import { splitAccelerationLayer, traceOfAccelerationLayer } from '../../src/prefetch/accel-layer.js';
-import { READS_FILE, type StartReads } from './workload.js';
+import { readsFile, type StartReads } from './workload.js';
 
 const { values } = parseArgs({
   options: {
     storage: { type: 'string', default: '/var/tmp/dadi-bench/registry' },
     repo: { type: 'string', default: 'app' },
     tag: { type: 'string', default: 'dadi-trace' },
-    out: { type: 'string', default: READS_FILE },
+    out: { type: 'string' },
   },
 });
 
+const workload = values.repo === 'base' ? 'cat' : 'python';
+const out = values.out ?? readsFile(workload);
 const v2 = join(values.storage!, 'docker/registry/v2');
 const blobPath = (digest: string) => join(v2, 'blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
 
@@ -65,7 +69,7 @@ async function main(): Promise<void> {
   }
   const data: StartReads = {
     note:
-      `Blob byte ranges read by a cold start of ${values.repo}:${values.tag} (bench/coldstart's python workload), ` +
+      `Blob byte ranges read by a cold start of ${values.repo}:${values.tag} (bench/coldstart's ${workload} workload), ` +
       'from its dadi record-trace acceleration layer replayed through tar view → ZFile → LSMT by bench/scale/record-reads.ts',
     manifest: manifestDigest,
     layers: lowers.map((l) => ({ digest: l.digest, size: l.size })),
@@ -74,10 +78,10 @@ async function main(): Promise<void> {
     mount_reads: mountReads,
     reads,
   };
-  await writeFile(values.out!, asText(data));
+  await writeFile(out, asText(data));
   const bytes = (xs: [number, number, number][]) => xs.reduce((a, x) => a + x[2], 0);
   console.log(
-    `${values.out}: ${records.length} records → ${reads.length} blob reads (${bytes(reads)} bytes), mount ${mountReads.length} reads (${bytes(mountReads)} bytes)`,
+    `${out}: ${records.length} records → ${reads.length} blob reads (${bytes(reads)} bytes), mount ${mountReads.length} reads (${bytes(mountReads)} bytes)`,
   );
 }
 

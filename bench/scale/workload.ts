@@ -1,12 +1,18 @@
 // What one container start reads, as the simulator needs it: the recorded blob reads
-// (python-start.reads.json, made by record-reads.ts) cut into the P2P chunks they touch, in order,
+// (WORKLOAD-start.reads.json, made by record-reads.ts) cut into the P2P chunks they touch, in order,
 // and how the measured warm start time is spread between them. Not the hosts or the network.
 
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const READS_FILE = join(dirname(fileURLToPath(import.meta.url)), 'python-start.reads.json');
+/** The coldstart bench's workloads: `python` (app image: Debian + python3) and `cat` (base image). */
+export type WorkloadName = 'python' | 'cat';
+
+/** Where the reads of a workload's start are stored. */
+export function readsFile(workload: WorkloadName): string {
+  return join(dirname(fileURLToPath(import.meta.url)), `${workload}-start.reads.json`);
+}
 
 /** A blob read: [layer index (bottom = 0), offset in the layer blob, bytes]. */
 export type BlobRead = [number, number, number];
@@ -23,8 +29,8 @@ export interface StartReads {
   reads: BlobRead[];
 }
 
-export function loadStartReads(path = READS_FILE): StartReads {
-  return JSON.parse(readFileSync(path, 'utf8')) as StartReads;
+export function loadStartReads(workload: WorkloadName = 'python'): StartReads {
+  return JSON.parse(readFileSync(readsFile(workload), 'utf8')) as StartReads;
 }
 
 /** A chunk of one layer blob: bytes [index × chunkSize, min(size, (index + 1) × chunkSize)). */

@@ -1,0 +1,423 @@
+// The simulated datacenter: a registry, one or more roots, and hosts whose agents fetch layer
+// chunks through per-blob trees. Every P2P decision is src/p2p's, driven here in simulated time:
+// the roots' `Tracker` places hosts and re-parents them on reports, each host's `ChunkFetch` walks
+// its route (parent → ancestors → root → registry), `ChunkBook` merges concurrent requests for a
+// chunk, and `PushPlanner` picks the pushes to joined children (pull-push). This module only moves
+// the messages and bytes those decisions ask for over the simulated network (network.ts) and
+// applies the timeouts a real agent would. Not the containers (containers.ts) nor the scenarios.
+
+import {
+  ChunkBook,
+  ChunkFetch,
+  type FetchFailure,
+  type Hop,
+  P2PCounters,
+  type Placement,
+  type PushOrder,
+  PushPlanner,
+  type Random,
+  routeOf,
+  Tracker,
+} from '../../src/p2p/index.js';
+import type { Network, Nic } from './network.js';
+import type { Simulation } from './simulation.js';
+
+export interface ClusterOptions {
+  /** Bytes of each layer blob, bottom first. */
+  layerSizes: readonly number[];
+  chunkSize: number;
+  /** Tree fan-out k (children per host per blob) and under each root. */
+  fanout: number;
+  rootFanout: number;
+  /** Parents push chunks to joined children (pull-push). */
+  push: boolean;
+  /** Pushes in flight per child. */
+  pushWindow: number;
+  /** Server time per chunk request before the bytes start flowing (seconds). */
+  registryRequestS: number;
+  rootRequestS: number;
+  peerRequestS: number;
+  /** How long a request to a dead host, or a stalled transfer, takes to be noticed (seconds). */
+  failureDetectS: number;
+  random: Random;
+}
+
+type Waiter = () => void;
+
+/** The registry: bytes of any chunk, after its per-request service time. */
+export class SimRegistry {
+  requests = 0;
+  constructor(
+    readonly nic: Nic,
+    private readonly net: Network,
+    private readonly sim: Simulation,
+    private readonly requestS: number,
+  ) {}
+
+  /** `to` asks for `bytes`; `onDone` when they arrived. The registry never fails. */
+  fetch(to: Nic, bytes: number, onDone: () => void, onFail: () => void): void {
+    this.requests++;
+    this.net.message(to, this.nic, () =>
+      this.sim.after(this.requestS, () => this.net.send(this.nic, to, bytes, { onDone, onFail })),
+    );
+  }
+}
+
+/** What a node (root or host) does with a chunk request from a child. */
+interface ChunkServer {
+  readonly nic: Nic;
+  alive(): boolean;
+  serve(child: SimHost, layer: number, chunk: number, reply: (ok: boolean) => void): void;
+}
+
+/** One blob as a node sees it: chunks held or in flight, and who waits for which chunk. */
+class BlobState {
+  readonly book = new ChunkBook();
+  readonly waiters = new Map<number, Waiter[]>();
+  /** Chunks a parent is pushing to this node right now. */
+  readonly incoming = new Set<number>();
+
+  wait(chunk: number, w: Waiter): void {
+    const list = this.waiters.get(chunk);
+    if (list) list.push(w);
+    else this.waiters.set(chunk, [w]);
+  }
+
+  wake(chunk: number): void {
+    const list = this.waiters.get(chunk);
+    if (!list) return;
+    this.waiters.delete(chunk);
+    for (const w of list) w();
+  }
+}
+
+/** Shared by roots and hosts: the chunks they hold, the children they push to, what they sent. */
+abstract class Node implements ChunkServer {
+  readonly blobs: BlobState[];
+  readonly planner: PushPlanner;
+  readonly counters = new P2PCounters();
+
+  constructor(
+    readonly id: string,
+    readonly nic: Nic,
+    protected readonly c: Cluster,
+  ) {
+    this.blobs = c.options.layerSizes.map(() => new BlobState());
+    this.planner = new PushPlanner({ window: c.options.pushWindow, idleMs: 60_000 });
+  }
+
+  alive(): boolean {
+    return this.nic.alive;
+  }
+
+  has(layer: number, chunk: number): boolean {
+    return this.blobs[layer]!.book.has(chunk);
+  }
+
+  /** Run `then` once this node holds the chunk, fetching it when no one is. */
+  need(layer: number, chunk: number, then: Waiter): void {
+    const st = this.blobs[layer]!;
+    if (st.book.has(chunk)) {
+      then();
+      return;
+    }
+    st.wait(chunk, then);
+    if (st.incoming.has(chunk)) return;
+    if (st.book.claim(chunk)) this.fetch(layer, chunk);
+  }
+
+  /** Fetch a chunk this node claimed; ends in `stored` (or keeps trying). */
+  protected abstract fetch(layer: number, chunk: number): void;
+
+  /** The serving overhead of this kind of node. */
+  protected abstract requestS(): number;
+
+  serve(child: SimHost, layer: number, chunk: number, reply: (ok: boolean) => void): void {
+    const c = this.c;
+    if (this.c.options.push) this.planner.requested(c.blobName(layer), child.id, chunk, c.nowMs());
+    this.need(layer, chunk, () =>
+      c.sim.after(this.requestS(), () => {
+        const bytes = c.chunkBytes(layer, chunk);
+        this.counters.served(bytes);
+        c.net.send(this.nic, child.nic, bytes, { onDone: () => reply(true), onFail: () => reply(false) });
+      }),
+    );
+  }
+
+  /** The chunk is here (fetched or pushed): wake readers, push it on. */
+  protected stored(layer: number, chunk: number): void {
+    const st = this.blobs[layer]!;
+    st.book.settle(chunk, true);
+    st.incoming.delete(chunk);
+    this.c.noteArrival();
+    st.wake(chunk);
+    if (this.c.options.push) this.startPushes(this.planner.arrived(this.c.blobName(layer), chunk, this.c.nowMs()));
+  }
+
+  private startPushes(orders: PushOrder[]): void {
+    const c = this.c;
+    for (const o of orders) {
+      const child = c.hostById.get(o.child);
+      const layer = c.layerOf(o.blob);
+      if (!child?.alive()) {
+        this.startPushes(this.planner.done(o, false, c.nowMs()));
+        continue;
+      }
+      const bytes = c.chunkBytes(layer, o.chunk);
+      child.pushStarting(layer, o.chunk);
+      this.counters.pushed(bytes);
+      c.net.send(this.nic, child.nic, bytes, {
+        onDone: () => {
+          child.pushArrived(layer, o.chunk);
+          this.startPushes(this.planner.done(o, true, c.nowMs()));
+        },
+        onFail: () => {
+          child.pushFailed(layer, o.chunk);
+          this.startPushes(this.planner.done(o, false, c.nowMs()));
+        },
+      });
+    }
+  }
+}
+
+/** A datacenter root: a tracker per root, and the only node that fetches from the registry. */
+export class SimRoot extends Node {
+  readonly tracker: Tracker;
+
+  constructor(id: string, nic: Nic, c: Cluster) {
+    super(id, nic, c);
+    this.tracker = new Tracker({
+      fanout: c.options.fanout,
+      rootFanout: c.options.rootFanout,
+      random: c.options.random,
+    });
+  }
+
+  protected requestS(): number {
+    return this.c.options.rootRequestS;
+  }
+
+  protected fetch(layer: number, chunk: number): void {
+    this.c.registry.fetch(
+      this.nic,
+      this.c.chunkBytes(layer, chunk),
+      () => {
+        this.counters.fetched('registry', this.c.chunkBytes(layer, chunk));
+        this.stored(layer, chunk);
+      },
+      () => this.fetch(layer, chunk),
+    );
+  }
+}
+
+/** A host's agent: joins each blob's tree at its root and fetches along the route it is given. */
+export class SimHost extends Node {
+  private readonly placements: (Placement | undefined)[];
+  private readonly joining: Waiter[][];
+  /** Requests this host holds for children and has not answered: failed if it dies. */
+  private readonly pending = new Set<() => void>();
+
+  constructor(
+    id: string,
+    nic: Nic,
+    c: Cluster,
+    readonly root: SimRoot,
+  ) {
+    super(id, nic, c);
+    this.placements = c.options.layerSizes.map(() => undefined);
+    this.joining = c.options.layerSizes.map(() => []);
+  }
+
+  protected requestS(): number {
+    return this.c.options.peerRequestS;
+  }
+
+  override serve(child: SimHost, layer: number, chunk: number, reply: (ok: boolean) => void): void {
+    // A child whose request this host held, or whose bytes were flowing, when it died notices
+    // only after the detection time (a stalled connection, not a reset).
+    let answered = false;
+    const answer = (ok: boolean) => {
+      if (answered) return;
+      answered = true;
+      this.pending.delete(onDeath);
+      reply(ok);
+    };
+    const onDeath = () => this.c.sim.after(this.c.options.failureDetectS, () => answer(false));
+    this.pending.add(onDeath);
+    super.serve(child, layer, chunk, (ok) => {
+      if (ok || this.alive()) answer(ok);
+    });
+  }
+
+  /** The host dies: its transfers stop, children waiting on it notice after the detection time. */
+  die(): void {
+    this.c.net.fail(this.nic);
+    for (const f of [...this.pending]) f();
+  }
+
+  pushStarting(layer: number, chunk: number): void {
+    const st = this.blobs[layer]!;
+    if (!st.book.has(chunk)) st.incoming.add(chunk);
+  }
+
+  pushArrived(layer: number, chunk: number): void {
+    if (!this.alive()) return;
+    const st = this.blobs[layer]!;
+    if (st.book.has(chunk)) return;
+    this.counters.receivedPush(this.c.chunkBytes(layer, chunk));
+    this.stored(layer, chunk);
+  }
+
+  pushFailed(layer: number, chunk: number): void {
+    const st = this.blobs[layer]!;
+    if (!st.incoming.delete(chunk) || !this.alive() || st.book.has(chunk)) return;
+    // Readers were waiting on the push: pull the chunk instead.
+    if (st.waiters.has(chunk) && st.book.claim(chunk)) this.fetch(layer, chunk);
+  }
+
+  /** Join the blob's tree at the root (once), then run `then`. */
+  private placed(layer: number, then: Waiter): void {
+    if (this.placements[layer]) {
+      then();
+      return;
+    }
+    const queue = this.joining[layer]!;
+    queue.push(then);
+    if (queue.length > 1) return;
+    const c = this.c;
+    c.net.message(this.nic, this.root.nic, () => {
+      const p = this.root.tracker.join(c.blobName(layer), { id: this.id, address: `sim://${this.id}` }, c.nowMs());
+      c.net.message(this.root.nic, this.nic, () => this.adopt(layer, p));
+    });
+  }
+
+  /** Take a placement from the root: announce this host to its parent (for pushes), run waiters. */
+  private adopt(layer: number, p: Placement): void {
+    const c = this.c;
+    const before = this.placements[layer]?.path[0]?.id;
+    this.placements[layer] = p;
+    if (before !== undefined && before !== p.path[0]?.id) this.counters.reparented();
+    const parent: Node = p.path[0] ? c.hostById.get(p.path[0].id)! : this.root;
+    c.net.message(this.nic, parent.nic, () => parent.planner.joined(c.blobName(layer), this.id, c.nowMs()));
+    const queue = this.joining[layer]!;
+    this.joining[layer] = [];
+    for (const w of queue) w();
+  }
+
+  protected fetch(layer: number, chunk: number): void {
+    this.placed(layer, () => this.attempt(layer, chunk, new ChunkFetch(routeOf(this.placements[layer]))));
+  }
+
+  private attempt(layer: number, chunk: number, f: ChunkFetch): void {
+    const hop = f.current;
+    if (!this.alive()) return;
+    if (!hop) {
+      // Every hop failed (cannot happen while the registry answers): start over.
+      this.c.failedFetches++;
+      this.c.sim.after(this.c.options.failureDetectS, () => this.fetch(layer, chunk));
+      return;
+    }
+    const bytes = this.c.chunkBytes(layer, chunk);
+    const done = (ok: boolean) => {
+      if (!this.alive()) return;
+      const st = this.blobs[layer]!;
+      if (!ok) return this.failed(layer, chunk, f, hop, 'unreachable');
+      if (st.book.has(chunk)) {
+        // A push got here first; the request was wasted but harmless.
+        st.book.settle(chunk, true);
+        return;
+      }
+      this.counters.fetched(hop.kind === 'peer' ? 'peer' : hop.kind, bytes);
+      this.stored(layer, chunk);
+    };
+    if (hop.kind === 'registry') {
+      this.c.registry.fetch(
+        this.nic,
+        bytes,
+        () => done(true),
+        () => done(false),
+      );
+      return;
+    }
+    const server: ChunkServer = hop.kind === 'root' ? this.root : this.c.hostById.get(hop.id)!;
+    if (!server.alive()) {
+      this.c.sim.after(this.c.options.failureDetectS, () => done(false));
+      return;
+    }
+    this.c.net.message(this.nic, server.nic, () => server.serve(this, layer, chunk, done));
+  }
+
+  private failed(layer: number, chunk: number, f: ChunkFetch, hop: Hop, why: FetchFailure): void {
+    const c = this.c;
+    this.counters.failed(hop.kind === 'peer' ? 'peer' : hop.kind);
+    const verdict = f.fail(why);
+    if (verdict.registryFallback) this.counters.fallback();
+    if (verdict.report) {
+      const { peer, problem } = verdict.report;
+      c.net.message(this.nic, this.root.nic, () => {
+        const p = this.root.tracker.report(c.blobName(layer), this.id, peer, problem, c.nowMs());
+        c.net.message(this.root.nic, this.nic, () => this.adopt(layer, p));
+      });
+    }
+    this.attempt(layer, chunk, f);
+  }
+}
+
+/** The registry, the roots and the hosts of one run, and the bookkeeping they share. */
+export class Cluster {
+  readonly hostById = new Map<string, SimHost>();
+  readonly hosts: SimHost[] = [];
+  readonly roots: SimRoot[] = [];
+  registry!: SimRegistry;
+  /** Chunk arrivals at hosts and roots, in time order (for choosing "mid-transfer"). */
+  readonly arrivals: number[] = [];
+  failedFetches = 0;
+  private readonly names: string[];
+
+  constructor(
+    readonly sim: Simulation,
+    readonly net: Network,
+    readonly options: ClusterOptions,
+  ) {
+    this.names = options.layerSizes.map((_, i) => `layer${i}`);
+  }
+
+  blobName(layer: number): string {
+    return this.names[layer]!;
+  }
+
+  layerOf(blob: string): number {
+    return this.names.indexOf(blob);
+  }
+
+  chunkBytes(layer: number, chunk: number): number {
+    const size = this.options.layerSizes[layer]!;
+    return Math.min(this.options.chunkSize, size - chunk * this.options.chunkSize);
+  }
+
+  nowMs(): number {
+    return this.sim.now * 1000;
+  }
+
+  noteArrival(): void {
+    this.arrivals.push(this.sim.now);
+  }
+
+  addRegistry(nic: Nic): SimRegistry {
+    this.registry = new SimRegistry(nic, this.net, this.sim, this.options.registryRequestS);
+    return this.registry;
+  }
+
+  addRoot(id: string, nic: Nic): SimRoot {
+    const r = new SimRoot(id, nic, this);
+    this.roots.push(r);
+    return r;
+  }
+
+  addHost(id: string, nic: Nic, root: SimRoot): SimHost {
+    const h = new SimHost(id, nic, this, root);
+    this.hosts.push(h);
+    this.hostById.set(id, h);
+    return h;
+  }
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { TEST_SEED } from '../../test/seed.js';
+import { DEFAULT_SCENARIO, quantile, runScenario, type ScenarioConfig } from './scenario.js';
+import { loadStartReads, planStart } from './workload.js';
+
+const plan = planStart(loadStartReads('python'), DEFAULT_SCENARIO.chunkSize);
+const small: ScenarioConfig = { ...DEFAULT_SCENARIO, hosts: 30, containersPerHost: 2, warmStartS: 1, seed: TEST_SEED };
+
+describe('runScenario (the real src/p2p logic in simulated time)', () => {
+  it('one host alone starts after the warm time plus what its fetches add', () => {
+    const r = runScenario({ ...small, hosts: 1 }, plan);
+    expect(r.started).toBe(2);
+    expect(r.all_started_s).toBeGreaterThan(1);
+    // 35 MiB through a 1 Gbit/s registry link take 0.28 s; the start overlaps them with its compute.
+    expect(r.all_started_s).toBeLessThan(1 + (plan.neededBytes * 8) / 1e9 + 0.2);
+    expect(r.registry_bytes).toBe(plan.neededBytes);
+  });
+
+  it('through the trees every container starts and the registry sends one copy', () => {
+    const r = runScenario(small, plan);
+    expect(r.started).toBe(60);
+    expect(r.registry_bytes).toBe(plan.neededBytes);
+    expect(r.registry_fallbacks).toBe(0);
+    // Hosts serve each other: the root uploads at most one copy to each of its children per blob.
+    expect(r.root_upload_bytes).toBeLessThanOrEqual(plan.neededBytes * DEFAULT_SCENARIO.rootFanout);
+    expect(r.host_upload_max_bytes).toBeGreaterThan(0);
+  });
+
+  it('parents push chunks to later children that do not prefetch (pull-push), and not when push is off', () => {
+    const spread = { ...small, prefetchWorkers: 0, startSpreadS: 0.5 };
+    const on = runScenario(spread, plan);
+    const off = runScenario({ ...spread, push: false }, plan);
+    expect(on.pushed_chunks).toBeGreaterThan(0);
+    expect(off.pushed_chunks).toBe(0);
+    expect(on.started).toBe(60);
+    expect(off.started).toBe(60);
+    // A pushed chunk is one a child did not have to ask for.
+    expect(on.host_requests).toBeLessThan(off.host_requests);
+  });
+
+  it('hosts dying mid-transfer are routed around: every survivor starts, the registry still sends about one copy', () => {
+    const clean = runScenario(small, plan);
+    expect(clean.arrival_median_s).toBeGreaterThan(0);
+    const r = runScenario({ ...small, failFraction: 0.2, failAtS: clean.arrival_median_s }, plan);
+    expect(r.dead_hosts).toBe(6);
+    expect(r.containers).toBe(48);
+    expect(r.started).toBe(48);
+    expect(r.failed_requests).toBeGreaterThan(0);
+    expect(r.reparents).toBeGreaterThan(0);
+    expect(r.registry_bytes).toBe(plan.neededBytes);
+  });
+
+  it('is reproducible: the same seed gives the same run', () => {
+    const a = runScenario({ ...small, failFraction: 0.1, failAtS: 0.3 }, plan);
+    const b = runScenario({ ...small, failFraction: 0.1, failAtS: 0.3 }, plan);
+    expect({ ...a, wall_s: 0 }).toEqual({ ...b, wall_s: 0 });
+  });
+
+  it('quantile takes the nearest rank', () => {
+    expect(quantile([1, 2, 3, 4], 0.5)).toBe(2);
+    expect(quantile([1, 2, 3, 4], 0.99)).toBe(4);
+    expect(quantile([1, 2, 3, 4], 1)).toBe(4);
+  });
+});
