@@ -2,11 +2,34 @@
 // `oci:DIR[:TAG]` layouts on either side). Thin: parses options, calls convertImage, prints.
 
 import type { Command } from 'commander';
-import { type ConvertResult, convertImage, lineProgress } from '../convert/index.js';
+import { type ConvertResult, convertImage, lineProgress, type ProgressEvent } from '../convert/index.js';
 import { DadiError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { formatSize } from '../util/size.js';
 import { parseIntOption, printJson } from './output.js';
+import { type Progress, terminalProgress } from './progress.js';
+
+/** The phases a converted layer completes, in order (a reused layer skips them all). */
+const PHASES = ['download', 'apply', 'commit', 'upload'] as const;
+
+/** One bar per layer, advancing a step per completed phase; the other events print above the bars. */
+function barProgress(p: Progress): (e: ProgressEvent) => void {
+  const bars = new Map<number, ReturnType<Progress['bar']>>();
+  return (e) => {
+    if (e.kind === 'resolved') p.log(`${e.source}: ${e.layers} layer(s), manifest ${e.manifest} (${e.platform})`);
+    else if (e.kind === 'manifest') p.log(`${e.target}: pushed manifest ${e.digest}`);
+    else {
+      let bar = bars.get(e.layer);
+      if (!bar) {
+        bar = p.bar(`layer ${e.layer + 1}/${e.layers} ${e.digest.slice(7, 19)}`, PHASES.length);
+        bars.set(e.layer, bar);
+      }
+      const done = e.phase === 'reused' || e.phase === 'done' ? PHASES.length : PHASES.indexOf(e.phase) + 1;
+      const size = e.bytes !== undefined ? ` ${formatSize(e.bytes)}` : '';
+      bar.update(done, { status: `${e.phase}${size}` });
+    }
+  };
+}
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -47,6 +70,8 @@ export function registerConvertCommands(program: Command): void {
       if (vsizeGB < 1) throw new DadiError('EINVAL', '--vsize: at least 1 (GiB)');
       const downloads = parseIntOption(o.downloads, '--downloads');
       if (downloads < 1) throw new DadiError('EINVAL', '--downloads: at least 1');
+      // Bars on a terminal, plain lines otherwise; none for --quiet or --json.
+      const bars = o.quiet || o.json ? undefined : await terminalProgress();
       const r = await convertImage(src, dst, {
         platform: o.platform ? parsePlatform(o.platform) : undefined,
         oci: !!o.oci,
@@ -55,8 +80,8 @@ export function registerConvertCommands(program: Command): void {
         reuse: o.reuse !== false,
         downloads,
         registry: { insecure: o.insecure, skipTlsVerify: !!o.skipTlsVerify },
-        progress: o.quiet || o.json ? undefined : lineProgress(),
-      });
+        progress: bars ? barProgress(bars) : o.quiet || o.json ? undefined : lineProgress(),
+      }).finally(() => bars?.stop());
       if (o.json) printJson(r);
       else if (!o.quiet) printSummary(r);
     });

@@ -1,6 +1,7 @@
 // `dadi login|logout|inspect|blob …`: talk to OCI registries (credentials, manifests, blobs).
 
 import { createReadStream } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { LocalFile } from '../blockfile/local.js';
 import { FileSink } from '../blockfile/sink.js';
@@ -11,6 +12,7 @@ import { withAtomicOutput } from '../util/atomic-output.js';
 import { formatSize } from '../util/size.js';
 import { openRemoteContext, type RemoteOptions, withRemoteOptions } from './context.js';
 import { printFields, printJson } from './output.js';
+import { terminalProgress } from './progress.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -100,11 +102,13 @@ export function registerRegistryCommands(program: Command): void {
     .argument('<file>')
     .argument('<repo>', 'host[:port]/repo')
     .option('--insecure', 'plain HTTP')
+    .option('--json', 'print the result as JSON')
     .action(async (file: string, repo: string, o) => {
       const client = new RegistryClient({ insecure: o.insecure ? true : undefined });
       const f = await LocalFile.open(file);
       try {
         const r = await client.pushBlob(parseReference(repo), f);
+        if (o.json) return printJson({ repo, digest: r.digest, size: r.size, how: r.how });
         console.log(r.digest);
         console.error(`${file}: ${r.how} ${formatSize(r.size)} as ${repo}@${r.digest}`);
       } finally {
@@ -118,18 +122,29 @@ export function registerRegistryCommands(program: Command): void {
     .argument('<ref>', 'host[:port]/repo@sha256:…')
     .argument('<out>')
     .option('--insecure', 'plain HTTP')
+    .option('--json', 'print the result as JSON')
     .action(async (ref: string, out: string, o) => {
       const r = parseReference(ref);
       if (!r.digest) throw new DadiError('EINVAL', `${ref}: a blob reference needs @sha256:…`);
       const client = new RegistryClient({ insecure: o.insecure ? true : undefined });
+      const bars = await terminalProgress();
       try {
+        // The size for the bar: one HEAD, only when there is a bar to draw.
+        const bar = bars?.bar(`${r.digest.slice(7, 19)}`, (await client.statBlob(r, r.digest)) ?? 0, { bytes: true });
+        let got = 0;
         // Renamed into place only once the digest has been verified (blobStream checks it at the end).
         await withAtomicOutput(out, {}, async (file) => {
           const sink = FileSink.into(file);
-          for await (const chunk of client.blobStream(r, r.digest!)) await sink.write(chunk);
+          for await (const chunk of client.blobStream(r, r.digest!)) {
+            await sink.write(chunk);
+            got += chunk.length;
+            bar?.update(got);
+          }
           await sink.end();
         });
+        if (o.json) printJson({ ref, digest: r.digest, size: got, out: resolve(out) });
       } finally {
+        bars?.stop();
         await client.close();
       }
     });

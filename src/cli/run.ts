@@ -7,6 +7,7 @@ import type { ResolvedRunImage } from '../image/resolve-image.js';
 import { DAEMON_THREADPOOL_SIZE, DaemonClient } from '../runtime/client.js';
 import { listContainers, type RootfsMode, removeContainer, runContainer } from '../runtime/container.js';
 import { registryLayerSpecs } from '../runtime/layer-spec.js';
+import type { DeviceStatus } from '../runtime/status.js';
 import { formatSize } from '../util/size.js';
 import { StepTimer } from '../util/step-timer.js';
 import { printJson } from './output.js';
@@ -91,10 +92,19 @@ export function registerRunCommands(program: Command): void {
     .argument('<ref>', 'host[:port]/repo[:tag|@digest]')
     .argument('<dir>', 'existing directory')
     .option('--rw', 'writable: a writable block layer on top')
+    .option(
+      '--wait-prefetch',
+      'wait until the trace replay and background layer pulls end (progress bars on a terminal)',
+    )
+    .option('--json', 'print the mounted device as JSON (after the prefetch with --wait-prefetch)')
     .option(...platformOption)
     .option(...stateOption);
   traceOptions(mount).action(
-    async (ref: string, dir: string, o: { rw?: boolean; state?: string; platform?: string } & TraceCliOptions) => {
+    async (
+      ref: string,
+      dir: string,
+      o: { rw?: boolean; state?: string; platform?: string; waitPrefetch?: boolean; json?: boolean } & TraceCliOptions,
+    ) => {
       const { specs, img, client } = await resolveLayers(ref, o);
       const dev = await client.mount({
         layers: specs,
@@ -104,6 +114,16 @@ export function registerRunCommands(program: Command): void {
         trace: traceRequest(img, o),
       });
       console.error(`mounted ${ref} on ${dev.target} (${dev.id}, ${o.rw ? 'rw' : 'ro'}, ${img.layers.length} layers)`);
+      let prefetch: DeviceStatus | undefined;
+      if (o.waitPrefetch) {
+        const [{ waitForPrefetch }, { terminalProgress }] = await Promise.all([
+          import('./prefetch-progress.js'),
+          import('./progress.js'),
+        ]);
+        const bars = await terminalProgress();
+        prefetch = await waitForPrefetch(client, dev.id, bars).finally(() => bars?.stop());
+      }
+      if (o.json) printJson({ device: dev, ...(o.waitPrefetch ? { prefetch: prefetch ?? null } : {}) });
     },
   );
 
@@ -112,9 +132,11 @@ export function registerRunCommands(program: Command): void {
     .description('unmount what `dadi mount` mounted (filesystem, loop device, FUSE export)')
     .argument('<dir>', 'mount directory or device id')
     .option(...stateOption)
+    .option('--json', 'print the unmounted device (id, target, trace prefetch counters) as JSON')
     .action(async (dir: string, o) => {
       const client = await DaemonClient.connect({ stateDir: o.state, autoStart: false });
       const r = await client.umount(dir);
+      if (o.json) printJson(r);
       console.error(`unmounted ${r.target} (${r.id})`);
     });
 
@@ -209,19 +231,27 @@ export function registerRunCommands(program: Command): void {
     .argument('<ref>', 'where to push: host[:port]/repo:tag (same registry as the image)')
     .option('-m, --message <msg>', 'commit message (layer user tag and history comment)')
     .option('--insecure', 'use plain HTTP for the registry')
+    .option('--json', 'print the result (manifest digest, new layer) as JSON')
     .option(...stateOption)
-    .action(async (name: string, ref: string, o: { insecure?: boolean; message?: string; state?: string }) => {
-      const { openRemoteContext } = await import('./context.js');
-      const ctx = await openRemoteContext({ insecure: o.insecure, cache: false });
-      try {
-        const { commitContainerImage } = await import('../runtime/commit-image.js');
-        const r = await commitContainerImage(name, ref, ctx, { stateDir: o.state, message: o.message });
-        console.log(r.manifestDigest);
-        console.error(`committed ${name} as ${ref}: new layer ${r.layer.digest} (${formatSize(r.layer.size)})`);
-      } finally {
-        await ctx.close();
-      }
-    });
+    .action(
+      async (
+        name: string,
+        ref: string,
+        o: { insecure?: boolean; message?: string; state?: string; json?: boolean },
+      ) => {
+        const { openRemoteContext } = await import('./context.js');
+        const ctx = await openRemoteContext({ insecure: o.insecure, cache: false });
+        try {
+          const { commitContainerImage } = await import('../runtime/commit-image.js');
+          const r = await commitContainerImage(name, ref, ctx, { stateDir: o.state, message: o.message });
+          if (o.json) return printJson({ container: name, ref, manifestDigest: r.manifestDigest, layer: r.layer });
+          console.log(r.manifestDigest);
+          console.error(`committed ${name} as ${ref}: new layer ${r.layer.digest} (${formatSize(r.layer.size)})`);
+        } finally {
+          await ctx.close();
+        }
+      },
+    );
 
   program
     .command('rm')

@@ -66,18 +66,25 @@ export function registerSnapshotterCommands(program: Command): void {
         const { parsePlatform } = await import('../oci/index.js');
         const { pullIntoContainerd } = await import('../snapshotter/pull.js');
         const { plainHttpInHostsConfig } = await import('../snapshotter/hosts-config.js');
+        const { terminalProgress } = await import('./progress.js');
         const registry = parseReference(ref).registry;
         const plain = o.insecure || (await plainHttpInHostsConfig(o.hostsDir, registry));
         const client = new RegistryClient({
           insecure: plain ? [registry] : undefined,
           platform: o.platform ? parsePlatform(o.platform) : undefined,
         });
+        const bars = await terminalProgress();
+        let bar: ReturnType<NonNullable<typeof bars>['bar']> | undefined;
         try {
           const r = await pullIntoContainerd(ref, client, {
             address: o.containerdAddress,
             namespace: o.namespace,
             snapshotter: o.snapshotter,
-          });
+            onLayer: (done, total) => {
+              bar ??= bars?.bar('layer snapshots', total);
+              bar?.update(done);
+            },
+          }).finally(() => bars?.stop());
           console.log(r.name);
           console.error(
             `pulled ${r.name} (${r.manifestDigest}, ${r.layers} DADI layers left remote; ${r.registryBytes} bytes fetched)`,

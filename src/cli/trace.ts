@@ -21,16 +21,26 @@ import { withAtomicOutput } from '../util/atomic-output.js';
 import { formatSize } from '../util/size.js';
 import { openRemoteContext } from './context.js';
 import { printJson } from './output.js';
+import { showRecording } from './prefetch-progress.js';
+import { terminalProgress } from './progress.js';
 
 const stateOption = ['--state <dir>', 'daemon state folder (default: $DADI_STATE or /run/dadi)'] as const;
 
-/** Push NEWREF = IMAGE + acceleration layer holding `trace`; prints the manifest digest. */
-async function publish(image: string, newRef: string, trace: Uint8Array, o: { insecure?: boolean; platform?: string }) {
+/** Push NEWREF = IMAGE + acceleration layer holding `trace`; prints the manifest digest unless `json`. */
+async function publish(
+  image: string,
+  newRef: string,
+  trace: Uint8Array,
+  o: { insecure?: boolean; platform?: string; json?: boolean },
+) {
   const ctx = await openRemoteContext({ insecure: o.insecure, cache: false, platform: o.platform });
   try {
     const r = await publishTraceImage(image, newRef, trace, ctx);
-    console.log(r.manifestDigest);
-    console.error(`pushed ${newRef}: ${image} + acceleration layer ${r.layer.digest} (${formatSize(r.layer.size)})`);
+    if (!o.json) {
+      console.log(r.manifestDigest);
+      console.error(`pushed ${newRef}: ${image} + acceleration layer ${r.layer.digest} (${formatSize(r.layer.size)})`);
+    }
+    return { image, newRef, manifestDigest: r.manifestDigest, layer: { digest: r.layer.digest, size: r.layer.size } };
   } finally {
     await ctx.close();
   }
@@ -47,13 +57,14 @@ export function registerTraceCommands(program: Command): void {
     .option('--trace-out <file>', 'also keep the trace file here')
     .option('--insecure', 'use plain HTTP for the registry')
     .option('--platform <os/arch>', 'platform to select from a multi-platform image (default: this machine)')
+    .option('--json', 'print the result (reads recorded, exit code, pushed manifest, acceleration layer) as JSON')
     .option(...stateOption)
     .action(
       async (
         ref: string,
         newRef: string,
         cmd: string[],
-        o: { time: string; traceOut?: string; insecure?: boolean; platform?: string; state?: string },
+        o: { time: string; traceOut?: string; insecure?: boolean; platform?: string; state?: string; json?: boolean },
       ) => {
         const seconds = Number(o.time);
         if (!(seconds > 0 && seconds <= 86400))
@@ -67,6 +78,10 @@ export function registerTraceCommands(program: Command): void {
           console.error(`dadi: record-trace: --time ${seconds}s reached, stopping the container`);
           stop.abort();
         }, seconds * 1000);
+        // The container's output goes to stdout: the bar (stderr) only when stdout is not that terminal too.
+        const bars = process.stdout.isTTY ? undefined : await terminalProgress();
+        const recording = new AbortController();
+        const shown = bars ? showRecording(client, seconds, bars, recording.signal) : undefined;
         try {
           const file = join(dir, 'trace');
           const r = await runContainer({
@@ -79,6 +94,10 @@ export function registerTraceCommands(program: Command): void {
             stop: stop.signal,
             killGraceMs: seconds * 1000,
             trace: { record: file },
+          }).finally(async () => {
+            recording.abort();
+            await shown;
+            bars?.stop();
           });
           clearTimeout(timer);
           if (r.trace?.warning) throw new DadiError('EIO', `record-trace ${ref}: ${r.trace.warning}`);
@@ -86,9 +105,10 @@ export function registerTraceCommands(program: Command): void {
             throw new DadiError('EIO', `record-trace ${ref}: the daemon wrote no trace (see its log)`);
           });
           const records = decodeTrace(trace, file).length;
-          console.error(`recorded ${records} reads (container exited with ${r.exitCode})`);
+          if (!o.json) console.error(`recorded ${records} reads (container exited with ${r.exitCode})`);
           if (o.traceOut) await withAtomicOutput(o.traceOut, {}, (out) => out.handle.writeFile(trace));
-          await publish(img.pinned, newRef, trace, o);
+          const pushed = await publish(img.pinned, newRef, trace, o);
+          if (o.json) printJson({ ...pushed, records, exitCode: r.exitCode });
         } finally {
           clearTimeout(timer);
           await rm(dir, { recursive: true, force: true });
@@ -115,11 +135,13 @@ export function registerTraceCommands(program: Command): void {
     .argument('<image>', 'the traced image: its manifest digest or host/repo@digest (as `trace ls` shows)')
     .argument('<newref>', 'where to push: host[:port]/repo:tag')
     .option('--insecure', 'use plain HTTP for the registry')
+    .option('--json', 'print the result (pushed manifest, acceleration layer) as JSON')
     .option(...stateOption)
-    .action(async (image: string, newRef: string, o: { insecure?: boolean; state?: string }) => {
+    .action(async (image: string, newRef: string, o: { insecure?: boolean; state?: string; json?: boolean }) => {
       const store = new TraceStore(statePaths(o.state).traces);
       const info = (await store.list()).find((t) => t.manifestDigest === image || t.image === image);
       if (!info) throw new DadiError('ENOTFOUND', `no stored trace for ${image} (see dadi trace ls)`);
-      await publish(info.image, newRef, await store.bytes(info.manifestDigest), o);
+      const pushed = await publish(info.image, newRef, await store.bytes(info.manifestDigest), o);
+      if (o.json) printJson({ ...pushed, records: info.records });
     });
 }

@@ -20,6 +20,8 @@ export interface PullOptions {
   namespace?: string;
   /** The snapshotter's name in containerd's configuration (default `dadi`). */
   snapshotter?: string;
+  /** Told after each layer snapshot is prepared (`done` of `total`), for progress bars. */
+  onLayer?: (done: number, total: number) => void;
 }
 
 export interface PullResult {
@@ -68,6 +70,7 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
       });
       for (const [i, layer] of layers.entries()) {
         await prepareRemoteLayer(ctrd, snapshotter, name, chains[i]!, chains[i - 1] ?? '', layer.annotations ?? {});
+        o.onLayer?.(i + 1, layers.length);
       }
       const image = { name, target: { media_type: img.mediaType, digest: img.digest, size: img.bytes.length } };
       await ctrd.call('images', 'Create', { image }).catch(async (e) => {
