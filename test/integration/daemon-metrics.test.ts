@@ -2,10 +2,11 @@
 // image served through the cold-start benchmark's counting proxy (bench/coldstart/delay-proxy.ts,
 // no added latency), /metrics scraped all along. Once the daemon is idle, the scraped registry
 // byte counter equals the bytes the proxy saw the registry send, and `dadi status --json` reports
-// the same figures. Nothing of ours may remain afterwards.
+// the same figures. `mount --wait-prefetch` follows a background layer pull to its end, which
+// status and /metrics show. Nothing of ours may remain afterwards.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +44,7 @@ describe.skipIf(!HAVE)('daemon metrics', () => {
   let reg: TestRegistry;
   let proxy: ReturnType<typeof startProxy>;
   let ref: string;
+  let pullRef: string;
   let state: string;
   let cacheDir: string;
   let daemon: ChildProcess | undefined;
@@ -69,12 +71,24 @@ describe.skipIf(!HAVE)('daemon metrics', () => {
     // Pushed straight to the registry; only the daemon's reads go through the proxy.
     const pushed = await pushRootfsImage(root, reg.host, 'dadi/metrics', { Cmd: ['/bin/cat', '/etc/os-release'] });
     ref = pushed.replace(reg.host, `127.0.0.1:${port}`);
+    // A second image (its own layer) for the pull test: the run's layer may be pulled already.
+    await mkdir(join(root, 'second'));
+    const second = await pushRootfsImage(join(root, 'second'), reg.host, 'dadi/metrics-pull', { Cmd: ['/bin/true'] });
+    pullRef = second.replace(reg.host, `127.0.0.1:${port}`);
     daemon = spawn(
       process.execPath,
       ['--import', 'tsx', join(repoRoot, 'src/cli/entry.ts'), 'daemon', '--metrics-address', '127.0.0.1:0'],
       {
         cwd: repoRoot,
-        env: { ...process.env, ...env(), UV_THREADPOOL_SIZE: '64' },
+        // Background pulls on, at once: the pull test follows one.
+        env: {
+          ...process.env,
+          ...env(),
+          UV_THREADPOOL_SIZE: '64',
+          DADI_PULL: 'true',
+          DADI_PULL_DELAY: '0',
+          DADI_PULL_DELAY_EXTRA: '0',
+        },
         stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
@@ -166,6 +180,39 @@ describe.skipIf(!HAVE)('daemon metrics', () => {
       new RegExp(`registry +.* \\(${registryBytes} bytes\\) in ${s.registry?.requests} requests`),
     );
     expect(table.stdout).toMatch(new RegExp(`^metrics +${metricsUrl}$`, 'm'));
+  });
+
+  it('mount --wait-prefetch follows the background pull to its end; status and /metrics show it', async () => {
+    const mnt = join(root, 'mnt');
+    await mkdir(mnt);
+    const m = await dadi(['mount', '--wait-prefetch', '--json', pullRef, mnt]);
+    expect(m.code, m.stderr).toBe(0);
+    const out = JSON.parse(m.stdout) as {
+      device: { id: string; target: string };
+      prefetch: DaemonStatus['devices'][0];
+    };
+    try {
+      expect(out.device.target).toBe(mnt);
+      expect(out.prefetch.id).toBe(out.device.id);
+      expect(out.prefetch.pulls).toHaveLength(1);
+      const pull = out.prefetch.pulls[0]!;
+      expect(pull.state).toBe('verified');
+      expect(pull.sizeBytes).toBeGreaterThan(0);
+      expect(pull.fetchedBytes).toBeGreaterThan(0);
+      expect(pull.fetchedBytes).toBeLessThanOrEqual(pull.sizeBytes);
+      const text = await scrape();
+      const labels = `{device="${out.device.id}",layer="${pull.layer}"}`;
+      expect(sample(text, 'dadi_pull_size_bytes', labels)).toBe(pull.sizeBytes);
+      expect(sample(text, 'dadi_pull_fetched_bytes', labels)).toBe(pull.fetchedBytes);
+      expect(sample(text, 'dadi_pull_layers', '{state="verified"}')).toBe(1);
+      expect(sample(text, 'dadi_devices', '{mode="ro"}')).toBe(1);
+      expect((await status()).devices.map((d) => d.id)).toEqual([out.device.id]);
+    } finally {
+      const u = await dadi(['umount', '--json', mnt]);
+      expect(u.code, u.stderr).toBe(0);
+      expect(JSON.parse(u.stdout)).toMatchObject({ id: out.device.id, target: mnt });
+    }
+    expect(sample(await scrape(), 'dadi_devices', '{mode="ro"}')).toBe(0);
   });
 
   it('failed requests count by code; other paths are 404', async () => {
