@@ -1,6 +1,6 @@
 // Directory blocks: linear ext4_dir_entry_2 records. Decoding also reads htree (dir_index)
-// directories, whose index blocks look like empty dirent blocks to a linear scan; encoding
-// always writes linear blocks (e2fsck accepts unindexed directories with dir_index set).
+// directories, whose index blocks look like empty dirent blocks to a linear scan; this module
+// encodes linear blocks (one-block directories, and the fallback) — the index is htree.ts.
 
 import { DadiError } from '../errors.js';
 import { BLOCK_SIZE } from './layout.js';
@@ -18,6 +18,23 @@ const HEADER = 8;
 
 export function recLen(nameLen: number): number {
   return (HEADER + nameLen + 3) & ~3;
+}
+
+/** Write one record at `off` of block `b`. */
+export function encodeDirRecord(
+  b: Uint8Array,
+  off: number,
+  ino: number,
+  rl: number,
+  name: Uint8Array,
+  type: number,
+): void {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  dv.setUint32(off, ino, true);
+  dv.setUint16(off + 4, rl, true);
+  b[off + 6] = name.length;
+  b[off + 7] = type;
+  b.set(name, off + HEADER);
 }
 
 /** Decode the live entries of one directory block. */
@@ -64,11 +81,7 @@ export function encodeDirBlocks(entries: Iterable<DirEntry>): Uint8Array[] {
       o = 0;
       lastOff = -1;
     }
-    dv.setUint32(o, e.ino, true);
-    dv.setUint16(o + 4, rl, true);
-    cur[o + 6] = nameBytes.length;
-    cur[o + 7] = e.type;
-    cur.set(nameBytes, o + HEADER);
+    encodeDirRecord(cur, o, e.ino, rl, nameBytes, e.type);
     lastOff = o;
     o += rl;
   }

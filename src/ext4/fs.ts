@@ -10,6 +10,7 @@ import { type DirEntry, decodeDirBlock, encodeDirBlocks } from './dirent.js';
 import { buildExtentTree, type Extent, hasExtentRoot, pushBlock, readExtentTree, treeBlocksNeeded } from './extent.js';
 import { type FileBlocks, FileWriter } from './file-writer.js';
 import { type Geometry, groupBlocks } from './geometry.js';
+import { canIndex, type DirHashInfo, EXT2_FLAGS_UNSIGNED_HASH, encodeIndexedDir } from './htree.js';
 import {
   BLOCK_SIZE,
   DESC_SIZE,
@@ -737,9 +738,28 @@ export class Ext4 {
     if (this.writable) await this.flush();
   }
 
+  /** A directory's blocks: linear when they fit in one, else indexed as e2fsck -D would write it. */
+  private encodeDir(ino: number, d: DirState): { blocks: Uint8Array[]; indexed: boolean } {
+    const linear = encodeDirBlocks(d.entries.values());
+    const info = this.hashInfo;
+    if (linear.length === 1 || !canIndex(info)) return { blocks: linear, indexed: false };
+    const parent = d.entries.get('..')?.ino ?? ino;
+    const names = [...d.entries.values()].filter((e) => e.name !== '.' && e.name !== '..');
+    const indexed = encodeIndexedDir(names, ino, parent, info);
+    return indexed ? { blocks: indexed, indexed: true } : { blocks: linear, indexed: false };
+  }
+
+  private get hashInfo(): DirHashInfo {
+    return {
+      version: this.sb.defHashVersion,
+      seed: this.sb.hashSeed,
+      signed: !(this.sb.flags & EXT2_FLAGS_UNSIGNED_HASH),
+    };
+  }
+
   private async writeDir(ino: number, d: DirState): Promise<void> {
     const s = await this.state(ino);
-    const blocks = encodeDirBlocks(d.entries.values());
+    const { blocks, indexed } = this.encodeDir(ino, d);
     // Reuse the directory's blocks in order, grow near its last block, free what is left over.
     const phys = d.blocks.slice(0, blocks.length);
     if (phys.length < blocks.length) {
@@ -756,7 +776,9 @@ export class Ext4 {
     if (tb.length < need) tb.push(...(await this.alloc.allocBlocks(need - tb.length)));
     for (const b of d.treeBlocks.slice(need)) await this.alloc.freeRun(b, 1);
     this.setExtents(s.inode, extents, tb);
-    s.inode.flags = (s.inode.flags | EXT4_EXTENTS_FL) & ~EXT4_INDEX_FL;
+    s.inode.flags = indexed
+      ? s.inode.flags | EXT4_EXTENTS_FL | EXT4_INDEX_FL
+      : (s.inode.flags | EXT4_EXTENTS_FL) & ~EXT4_INDEX_FL;
     s.inode.size = blocks.length * BLOCK_SIZE;
     d.blocks = phys;
     d.treeBlocks = tb;
