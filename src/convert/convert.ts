@@ -7,6 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import { warmCompressThreads } from '../format/zfile/index.js';
 import { type EndpointOptions, openImageSource, openImageTarget } from '../image/source.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageSource, ImageTarget } from '../oci/image-source.js';
@@ -23,6 +24,9 @@ import { defaultWorkDir, LayerRecords } from './record.js';
 import type { LayerTar } from './unpack.js';
 
 export { DEFAULT_VSIZE } from './plan.js';
+
+/** Source bytes to convert from which the compression workers are started ahead of the commits. */
+const WARM_COMPRESS_AT = 8 << 20;
 
 export interface ConvertOptions extends EndpointOptions {
   /** Platform picked from an index (default: this machine's). */
@@ -142,6 +146,10 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
     },
   });
   for (const p of downloads) p.catch(() => {}); // observed below; avoid unhandled rejections
+  // The commits' compression workers load while the first layer downloads and applies (unless
+  // the layers are too small for the writer to use them).
+  const toConvert = layers.reduce((sum, d, i) => sum + (plan.reused[i] ? 0 : d.size), 0);
+  if (toConvert >= WARM_COMPRESS_AT) warmCompressThreads();
   const uploads = new LayerUploads(dst, () => abort.abort());
   // Each layer's tar is opened once its download is there; the next layer's starts decoding (on its
   // worker, bounded) while this one is applied.

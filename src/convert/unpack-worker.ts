@@ -15,8 +15,8 @@ const job = workerData as UnpackJob;
 
 let credits = job.window;
 let wake: (() => void) | undefined;
-port.on('message', () => {
-  credits++;
+port.on('message', (n: number) => {
+  credits += n;
   wake?.();
   wake = undefined;
 });

@@ -36,6 +36,8 @@ export type UnpackReply =
 
 /** Up to 64 MiB of tar decoded ahead of the apply (zlib's chunks: 256 KiB at most). */
 const WINDOW = 256;
+/** Chunks taken before telling the worker (one message per chunk would cost more than it says). */
+const CREDIT_EVERY = 16;
 
 const ERROR_CODES: ReadonlySet<string> = new Set<DadiErrorCode>([
   'EFORMAT',
@@ -84,6 +86,8 @@ class WorkerTar implements LayerTar {
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
   private closed = false;
+  /** Chunks taken since the worker was last told. */
+  private taken = 0;
 
   constructor(job: UnpackJob) {
     this.worker = new Worker(workerEntry(), { name: 'dadi-unpack', workerData: job });
@@ -117,7 +121,10 @@ class WorkerTar implements LayerTar {
     for (;;) {
       const c = this.chunks.shift();
       if (c) {
-        this.worker.postMessage(0); // one more chunk may be posted
+        if (++this.taken === CREDIT_EVERY) {
+          this.worker.postMessage(this.taken); // that many more chunks may be posted
+          this.taken = 0;
+        }
         return c;
       }
       if (this.failure) throw this.failure;

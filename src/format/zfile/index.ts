@@ -14,4 +14,4 @@ export {
 export { isZFile, type ZFileCorruptInfo, type ZFileOpenOptions, ZFileReader } from './reader.js';
 export { verifyZFile, type ZFileVerifyReport } from './verify.js';
 export { compressFile, decompressFile } from './whole-file.js';
-export { ZFileWriter, type ZFileWriterOptions, type ZFileWriterStats } from './writer.js';
+export { warmCompressThreads, ZFileWriter, type ZFileWriterOptions, type ZFileWriterStats } from './writer.js';

@@ -65,6 +65,15 @@ export function defaultThreads(): number {
   return defaultCompressThreads();
 }
 
+/**
+ * Start the default compression workers now (they load in the background), for a caller that
+ * knows a large stream comes soon: its writer then finds them ready instead of waiting inline.
+ */
+export function warmCompressThreads(): void {
+  const n = defaultThreads();
+  if (n > 0) compressPool(n);
+}
+
 export interface ZFileWriterStats {
   blocks: number;
   /** Bytes written to the inner sink so far. */
