@@ -159,8 +159,8 @@ describe.skipIf(!HAVE)('P2P distribution on loopback', () => {
     process.env.DADI_REGISTRY_PASSWORD = env.DADI_REGISTRY_PASSWORD;
     try {
       const random = seededRandom(TEST_SEED);
-      for (let k = 0; k < 4; k++) {
-        const bytes = Buffer.alloc(3 * MiB + 1234 * k);
+      for (let k = 0; k < 5; k++) {
+        const bytes = Buffer.alloc(2 * MiB + 1234 * k);
         for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(random() * 256);
         const content = bytes.toString('hex');
         const rootfs = join(dir, `rootfs${k}`);
@@ -188,8 +188,8 @@ describe.skipIf(!HAVE)('P2P distribution on loopback', () => {
         cache: join(dir, `h${i}`, 'cache'),
       };
       hosts.push(h);
-      await startHost(h);
     }
+    await Promise.all(hosts.map(startHost));
   });
 
   afterAll(async () => {
@@ -216,7 +216,7 @@ describe.skipIf(!HAVE)('P2P distribution on loopback', () => {
     const agents = await Promise.all(hosts.map(agent));
     const fromRegistry = rs.counters.bytes.registry + agents.reduce((s, a) => s + a.counters.bytes.registry, 0);
     // The whole layer is at most one copy; reads touch most of it (the file is most of the disk).
-    expect(fromRegistry).toBeGreaterThan(img.content.length / 2);
+    expect(fromRegistry).toBeGreaterThan(img.layer.size / 2);
     expect(fromRegistry).toBeLessThanOrEqual(img.layer.size);
     expect(agents.reduce((s, a) => s + a.counters.registryFallbacks, 0)).toBe(0);
     // The tree is a chain under a root with one child: someone read from a peer, someone served.
@@ -310,6 +310,29 @@ describe.skipIf(!HAVE)('P2P distribution on loopback', () => {
       headers: { range: `bytes=${MiB - 10}-${MiB + 9}`, authorization: basicAuthorization(reg.credentials!) },
     });
     expect(got.equals(Buffer.from(await direct.body.arrayBuffer()))).toBe(true);
+  });
+
+  it('pushes the chunks a parent fetches to the child that joined under it (pull-push)', async () => {
+    const img = images[4]!;
+    const [parent, child] = [hosts[1]!, hosts[2]!];
+    // Both join the blob's tree by reading only the filesystem's metadata; the child goes under the parent.
+    for (const h of [parent, child]) {
+      const st = await runDadi(['stat', img.ref, '/data/file.bin'], {
+        env: { ...env, DADI_STATE: h.state, DADI_CACHE_DIR: h.cache },
+      });
+      expect(st.code, st.stderr).toBe(0);
+    }
+    const before = (await agent(child)).counters.receivedPushes;
+    const r = await cat(parent, img);
+    expect(r.code, r.stderr).toBe(0);
+    // Bounded wait for the pushes in flight to land.
+    for (let i = 0; i < 50 && (await agent(child)).counters.receivedPushes === before; i++) await sleep(100);
+    const pushedTo = (await agent(child)).counters.receivedPushes - before;
+    expect(pushedTo, child.proc!.stderr()).toBeGreaterThan(0);
+    expect((await agent(parent)).counters.pushedChunks).toBeGreaterThan(0);
+    const c = await cat(child, img);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout === img.content).toBe(true);
   });
 
   it('reads from the registry when the root is down, and counts it', async () => {
