@@ -1,8 +1,15 @@
 // `dadi convert SRC DST`: convert an OCI/Docker image into an overlaybd image (registry refs or
-// `oci:DIR[:TAG]` layouts on either side). Thin: parses options, calls convertImage, prints.
+// `oci:DIR[:TAG]` layouts on either side); `dadi digests add REF`: chunk digest lists for an image
+// converted without them. Thin: parses options, calls convert/, prints.
 
 import type { Command } from 'commander';
-import { type ConvertResult, convertImage, lineProgress, type ProgressEvent } from '../convert/index.js';
+import {
+  addChunkDigests,
+  type ConvertResult,
+  convertImage,
+  lineProgress,
+  type ProgressEvent,
+} from '../convert/index.js';
 import { DadiError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { formatSize } from '../util/size.js';
@@ -84,5 +91,27 @@ export function registerConvertCommands(program: Command): void {
       }).finally(() => bars?.stop());
       if (o.json) printJson(r);
       else if (!o.quiet) printSummary(r);
+    });
+
+  program
+    .command('digests')
+    .description("per-chunk sha256 lists of an image's layer blobs (what P2P peers' chunks are checked against)")
+    .command('add')
+    .description('publish a chunk digest list for every layer of REF that has none, and re-tag REF with them')
+    .argument('<ref>', 'image by tag: host/repo:tag or oci:DIR:TAG')
+    .option('--platform <os/arch[/variant]>', "platform picked from a multi-arch index (default: this machine's)")
+    .option('--insecure <host>', 'reach this registry host over plain HTTP (repeatable)', collect)
+    .option('--skip-tls-verify', 'do not verify registry TLS certificates')
+    .option('--json', 'print the result as JSON')
+    .action(async (ref: string, o) => {
+      const r = await addChunkDigests(ref, {
+        platform: o.platform ? parsePlatform(o.platform) : undefined,
+        registry: { insecure: o.insecure, skipTlsVerify: !!o.skipTlsVerify },
+      });
+      if (o.json) return printJson(r);
+      console.log(`${r.ref}: ${r.manifest.digest}`);
+      for (const l of r.layers) {
+        console.log(`  ${l.digest}  ${l.added ? 'added' : 'kept'} ${l.chunkDigests.digest}`);
+      }
     });
 }

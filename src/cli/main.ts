@@ -28,7 +28,7 @@ const GROUPS: Array<{ commands: string[]; load: () => Promise<Register> }> = [
   },
   { commands: ['status'], load: async () => (await import('./status.js')).registerStatusCommand },
   { commands: ['record-trace', 'trace'], load: async () => (await import('./trace.js')).registerTraceCommands },
-  { commands: ['convert'], load: async () => (await import('./convert.js')).registerConvertCommands },
+  { commands: ['convert', 'digests'], load: async () => (await import('./convert.js')).registerConvertCommands },
   {
     commands: ['snapshotter', 'pull'],
     load: async () => (await import('./snapshotter.js')).registerSnapshotterCommands,

@@ -1,6 +1,7 @@
 // `convert` from a registry to a registry (Debian's docker-registry on loopback): a two-layer
 // image pushed by the test converts, its layers read back from the registry form the expected
-// filesystem; a hostile layer fails with nothing tagged.
+// filesystem and each has its chunk digest list; `dadi digests add` restores the lists of a copy
+// tagged without them; a hostile layer fails with nothing tagged.
 
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { convertImage } from '../../src/convert/index.js';
+import { convertImage, goJson } from '../../src/convert/index.js';
 import { DadiError } from '../../src/errors.js';
 import { Ext4 } from '../../src/ext4/index.js';
 import { LayerStack } from '../../src/format/lsmt/index.js';
@@ -19,6 +20,7 @@ import { ChunkDigestsAnnotation } from '../../src/p2p/chunk-digests.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { RegistrySource } from '../../src/registry/image-endpoint.js';
 import { parseReference } from '../../src/registry/reference.js';
+import { runDadi } from '../cli.js';
 import { openLayerFile } from '../lsmt-helpers.js';
 import { listedChunkDigests, readAll, writeImageLayout } from './convert-helpers.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
@@ -105,6 +107,29 @@ describe.skipIf(!HAVE)('convert registry → registry', () => {
     for (const l of other.manifest.layers) {
       expect((await loadChunkDigests(otherSource, l))?.blob).toEqual({ digest: l.digest, size: l.size });
     }
+  });
+
+  it('dadi digests add gives an image converted without lists the lists convert publishes', async () => {
+    const converted = await client.resolveImage(parseReference(`${reg.host}/app:v1-obd`));
+    // The same image as the reference tools would tag it: no chunk digest annotations.
+    const doc = JSON.parse(converted.bytes.toString());
+    for (const l of doc.layers) {
+      delete l.annotations[ChunkDigestsAnnotation.digest];
+      delete l.annotations[ChunkDigestsAnnotation.size];
+    }
+    const stripped = parseReference(`${reg.host}/app:stripped`);
+    await client.putManifest(stripped, Buffer.from(goJson(doc)), converted.mediaType);
+    const add = await runDadi(['digests', 'add', '--json', `${reg.host}/app:stripped`]);
+    expect(add.code, add.stderr).toBe(0);
+    expect(JSON.parse(add.stdout).layers.map((l: { added: boolean }) => l.added)).toEqual([true, true]);
+    // Byte for byte the manifest convert wrote: same lists, annotations in the same places.
+    const after = await client.resolveImage(stripped);
+    expect(after.bytes.equals(converted.bytes)).toBe(true);
+    // Once more: nothing to add, the tag stays.
+    const again = await runDadi(['digests', 'add', '--json', `${reg.host}/app:stripped`]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).manifest.digest).toBe(converted.digest);
+    expect(JSON.parse(again.stdout).layers.every((l: { added: boolean }) => !l.added)).toBe(true);
   });
 
   it('a hostile layer: clear error, no manifest pushed', async () => {
