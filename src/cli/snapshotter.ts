@@ -30,14 +30,32 @@ export function registerSnapshotterCommands(program: Command): void {
         rwMode: (flags.rwMode ?? config.snapshotter.rwMode) as 'overlayfs' | 'block',
       };
       const { Snapshotter, daemonDevices, serveSnapshots } = await import('../snapshotter/index.js');
-      const log = (m: string) => process.stderr.write(`dadi snapshotter: ${m}\n`);
-      const snap = await Snapshotter.open(o.root, daemonDevices(o.state), { log, rwMode: o.rwMode });
-      const svc = await serveSnapshots(snap, o.address);
-      console.error(`dadi snapshotter: serving ${o.address} (root ${o.root})`);
+      const { RootLogger } = await import('../log/logger.js');
+      const logSettings = (c: typeof config) => ({ level: c.logConfig.logLevel, path: c.logConfig.logPath });
+      const logger = RootLogger.create(logSettings(config), 'snapshotter');
+      const snap = await Snapshotter.open(o.root, daemonDevices(o.state), {
+        log: (m) => logger.info(m),
+        rwMode: o.rwMode,
+      });
+      const svc = await serveSnapshots(snap, o.address, (m) => logger.warn(m));
+      logger.info(`serving ${o.address} (root ${o.root})`);
+      // SIGHUP: the log settings again (the other snapshotter keys need a restart).
+      const reload = () =>
+        void loadConfig({ file: flags.config }).then(
+          (r) => {
+            logger.reconfigure(logSettings(r.config));
+            logger.info('reloaded the log settings');
+          },
+          (e: Error) => logger.error(`reload refused, the running config stays: ${e.message}`),
+        );
+      process.on('SIGHUP', reload);
       await new Promise<void>((res) => {
         for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => res());
       });
+      process.off('SIGHUP', reload);
       await svc.stop();
+      logger.info('stopped');
+      logger.close();
     });
 
   program

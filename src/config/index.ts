@@ -1,7 +1,7 @@
 // dadi's config file: the schema of every key (schema.ts), loading and validating it (load.ts),
 // its reference table for the docs (reference.ts), what sections mean to components (components.ts).
 
-export { layerPullConfigOf } from './components.js';
+export { changedKeys, layerPullConfigOf } from './components.js';
 export {
   configFileOf,
   DEFAULT_CONFIG_FILE,

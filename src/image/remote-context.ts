@@ -6,6 +6,7 @@
 import type { BlockCache } from '../cache/index.js';
 import { type Platform, parsePlatform } from '../oci/index.js';
 import { defaultCredentials, RegistryClient } from '../registry/index.js';
+import type { TransportOptions } from '../registry/transport.js';
 import { P2PAgent } from '../swarm/agent.js';
 import { defaultCacheDir } from './cache-dir.js';
 import { type CacheClaim, cacheHeldNote, claimHostCache } from './host-cache.js';
@@ -35,6 +36,8 @@ export interface RemoteContextOptions {
   onRangeRead?: (bytes: number, seconds: number) => void;
   /** Read registry blobs through the P2P tree of this root (needs the cache; see swarm/agent.ts). */
   p2p?: P2PSettings;
+  /** The registry client's own messages (per-request trace lines included; see TransportOptions.log). */
+  registryLog?: TransportOptions['log'];
 }
 
 /** The agent's settings (daemon flags for now). */
@@ -67,6 +70,7 @@ export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<R
     platform,
     onRangeRead: o.onRangeRead,
     p2pProxy: o.p2pProxy,
+    log: o.registryLog,
   });
   let cache: BlockCache | undefined;
   let p2p: P2PAgent | undefined;

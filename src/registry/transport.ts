@@ -42,8 +42,11 @@ export interface TransportOptions extends SchemeOptions {
    * cannot be reached, the request goes to the registry directly (warned once, counted).
    */
   p2pProxy?: string;
-  /** Debug/warning messages (never carry credentials). */
-  log?: (level: 'debug' | 'warn', msg: string) => void;
+  /**
+   * Trace/debug/warning messages. Trace lines carry each request's URL and headers, credentials
+   * included: the receiver must redact them (src/log does).
+   */
+  log?: (level: 'trace' | 'debug' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -560,6 +563,10 @@ export class Transport {
       signal: signal ?? null,
       headersTimeout: idle,
       bodyTimeout: idle,
+    });
+    this.options.log?.('trace', `${method} ${url} → ${r.statusCode}`, {
+      request: { method, url, headers },
+      response: { status: r.statusCode, headers: r.headers },
     });
     return { status: r.statusCode, headers: r.headers as HttpResponse['headers'], body: r.body, url };
   }

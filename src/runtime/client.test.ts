@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../log/logger.js';
 import { DaemonClient } from './client.js';
 import { Daemon } from './daemon.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
@@ -86,7 +87,7 @@ describe('DaemonClient.connect starting a daemon', () => {
 
   it('a second daemon on the same state folder refuses to start', async () => {
     const state = join(dir, 'd');
-    const quiet = { stateDir: state, log: () => {} };
+    const quiet = { stateDir: state, logger: silentLogger };
     const first = await Daemon.start(quiet);
     try {
       await expect(Daemon.start(quiet)).rejects.toMatchObject({ code: 'EEXIST' });

@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { WritableBlockFile } from '../blockfile/index.js';
 import { DadiError } from '../errors.js';
 import {
@@ -34,6 +35,7 @@ import type { OpenedLayerBlob } from '../image/layer-blob.js';
 import { type OpenedLayerStack, openLayerStack } from '../image/layer-stack.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { openWritableDevice } from '../image/writable.js';
+import { type Logger, RootLogger } from '../log/logger.js';
 import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
 import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
 import { TraceStore } from '../prefetch/trace-store.js';
@@ -54,6 +56,7 @@ import {
   type Request,
   type Response,
 } from './protocol.js';
+import { runcKill, runcList } from './runc.js';
 import { socketAnswers } from './socket.js';
 import { statePaths } from './state.js';
 import { type DaemonStatus, daemonStatus, type ErrorKind, errorKey } from './status.js';
@@ -64,20 +67,37 @@ export interface DaemonOptions {
   remote?: () => Promise<RemoteContext>;
   /** FUSE reader loops per device (default 4). */
   readers?: number;
-  /** Trace replay reads in flight when a mount request names no count (default 16). */
-  replayWorkers?: number;
-  log?: (message: string) => void;
+  /** Default: info and above, JSON lines on stderr. */
+  logger?: Logger;
   /** The block cache directory `remote` uses (reported by ping, so clients can hand their reads over). */
   cacheDir?: string;
   /** Resolve an image reference for `run`/`mount` clients (manifest layers, config). */
   resolveImage?: (ref: string, platform?: string) => Promise<unknown>;
-  /** Pull each mounted device's registry layers wholly into the cache in the background (default: off). */
-  backgroundPull?: LayerPullConfig;
+  /** What SIGHUP may change while the daemon runs (DaemonSettings). */
+  settings?: Partial<DaemonSettings>;
   /** The daemon's metrics (made earlier when the registry client must report to them; default: its own). */
   metrics?: DaemonMetrics;
   /** Serve Prometheus metrics at http://ADDRESS/metrics (default: off). */
   metricsAddress?: MetricsAddress;
 }
+
+/** The daemon's settings that a reload (SIGHUP) applies; devices mounted before keep theirs. */
+export interface DaemonSettings {
+  /** Pull each mounted device's registry layers wholly into the cache in the background (default: off). */
+  backgroundPull?: LayerPullConfig;
+  /** Trace replay reads in flight when a mount request names no count (default 16). */
+  replayWorkers?: number;
+  /**
+   * SIGTERM, once requests in flight are done: 'unmount' stops the containers on the devices and
+   * unmounts everything; 'wait' keeps serving (no new mounts) until their users released every device.
+   */
+  onStop: 'unmount' | 'wait';
+  /** How long SIGTERM waits for requests in flight (and stopped containers' clean-up) before tearing down. */
+  drainTimeoutMs: number;
+}
+
+/** A stopped container gets this long after SIGTERM before SIGKILL. */
+const CONTAINER_KILL_GRACE_MS = 5_000;
 
 interface Device {
   id: string;
@@ -128,8 +148,14 @@ export class Daemon {
   readonly stopped: Promise<void>;
   private readonly devices = new Map<string, Device>();
   private readonly readers: number;
-  private readonly log: (m: string) => void;
+  private readonly logger: Logger;
+  private settings: DaemonSettings;
   private server: Server | undefined;
+  /** Open client connections, and how many of them wait for an answer. */
+  private readonly sockets = new Set<Socket>();
+  private inflight = 0;
+  /** Set by SIGTERM: no new work is taken; a second SIGTERM tears down at once. */
+  private draining = false;
   private lock: ProcessLock | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
@@ -151,7 +177,8 @@ export class Daemon {
   private constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
     this.readers = opts.readers ?? 4;
-    this.log = opts.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} dadi daemon: ${m}\n`));
+    this.logger = opts.logger ?? RootLogger.create({ level: 'info', path: '' }, 'daemon');
+    this.settings = { onStop: 'unmount', drainTimeoutMs: 30_000, ...opts.settings };
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     this.metrics = opts.metrics ?? new DaemonMetrics();
     this.metrics.setSource(() => this.figures());
@@ -215,6 +242,7 @@ export class Daemon {
           devices: this.devices.size,
         } satisfies PingResult;
       case 'mount':
+        this.refuseWhileDraining('mount');
         return this.exclusive(() => this.mount(req));
       case 'umount':
         return this.exclusive(() => this.umount(req.target));
@@ -224,6 +252,7 @@ export class Daemon {
         // Image resolution in the daemon, which already holds the registry client and its tokens:
         // the CLI then need not load the registry code at all (it counts in the time to start).
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
+        this.refuseWhileDraining('resolve');
         return this.opts.resolveImage(req.ref, req.platform);
       case 'cache': {
         const cache = this.opts.remote ? (await this.remote()).cache : undefined;
@@ -234,8 +263,10 @@ export class Daemon {
       // Image reads for the CLI, through the cache this daemon owns. Not queued behind mounts:
       // they only read, and an export may take long.
       case 'browse':
+        this.refuseWhileDraining('browse');
         return browseForClient(req, await this.remote(), io.write ?? (async () => {}));
       case 'export':
+        this.refuseWhileDraining('export');
         return exportForClient(req, await this.remote(), io.signal ?? new AbortController().signal);
       case 'shutdown':
         // Answer first, then tear down.
@@ -282,15 +313,19 @@ export class Daemon {
     }));
   }
 
-  /** Unmount every device, stop listening, remove the socket and pid file. */
+  /** Stop listening, unmount every device (forced), remove the socket and pid file. */
   shutdown(): Promise<void> {
     this.stopping ??= (async () => {
+      this.draining = true;
       this.log('shutting down');
-      await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+      const closed = new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+      // Connections still open now belong to requests that did not finish in time.
+      for (const sock of this.sockets) if (!sock.writableEnded) sock.destroy();
+      await closed;
       await this.metricsServer?.close();
       await this.queue.catch(() => {});
       for (const d of [...this.devices.values()]) {
-        await this.teardown(d, true).catch((e) => this.log(`teardown of ${d.id}: ${(e as Error).message}`));
+        await this.teardown(d, true).catch((e) => this.logger.error(`teardown of ${d.id}: ${(e as Error).message}`));
       }
       await unlink(this.paths.socket).catch(() => {});
       await unlink(this.paths.pidFile).catch(() => {});
@@ -336,8 +371,8 @@ export class Daemon {
       const trace = await prepareDeviceTrace(req.trace, {
         remote: () => this.remote(),
         store: new TraceStore(this.paths.traces),
-        log: (m) => this.log(`${id}: ${m}`),
-        workers: this.opts.replayWorkers,
+        log: this.deviceLog(id),
+        workers: this.settings.replayWorkers,
       });
       const stack = await openLayerStack(sources, remote, trace?.stackOptions);
       timer.lap('open layers');
@@ -361,7 +396,7 @@ export class Daemon {
         stateDir: dir,
         readOnly: !req.rw,
         readers: this.readers,
-        log: (m) => this.log(`${id}: ${m}`),
+        log: this.deviceLog(id),
       });
       const dev: Device = {
         id,
@@ -432,7 +467,7 @@ export class Daemon {
 
   /** Start pulling the device's cached registry layers, bottom first, if configured. */
   private startPull(id: string, layers: Device['layers']): LayerPull | undefined {
-    const config = this.opts.backgroundPull;
+    const config = this.settings.backgroundPull;
     if (!config?.enabled) return undefined;
     const targets: PullTarget[] = [];
     for (const { spec, blob } of layers) {
@@ -440,8 +475,10 @@ export class Daemon {
       if (c && !(this.pulled.has(c.key) && c.isComplete())) targets.push({ name: spec.ref, digest: c.key, blob: c });
     }
     if (!targets.length) return undefined;
-    this.pullLimiter ??= new RateLimiter(config.maxMBps * 1e6, () => performance.now());
-    const pull = new LayerPull(targets, config, { limiter: this.pullLimiter, log: (m) => this.log(`${id}: ${m}`) });
+    if (this.pullLimiter?.bytesPerSecond !== config.maxMBps * 1e6) {
+      this.pullLimiter = new RateLimiter(config.maxMBps * 1e6, () => performance.now());
+    }
+    const pull = new LayerPull(targets, config, { limiter: this.pullLimiter, log: this.deviceLog(id) });
     void pull.done.then((all) => {
       for (const s of all) if (s.state === 'verified') this.pulled.add(s.digest);
       this.countError('pull', all.filter((s) => s.state === 'failed').length);
@@ -503,6 +540,8 @@ export class Daemon {
   private serve(sock: Socket): void {
     let buf = '';
     let done = false;
+    this.sockets.add(sock);
+    sock.once('close', () => this.sockets.delete(sock));
     sock.setEncoding('utf8');
     sock.on('error', () => {});
     sock.on('data', (chunk: string) => {
@@ -520,14 +559,20 @@ export class Daemon {
       const line = buf.slice(0, nl);
       const gone = new AbortController();
       sock.once('close', () => gone.abort());
+      this.inflight++;
       void (async () => {
         let res: Response;
+        let req: Request | undefined;
+        const started = performance.now();
         try {
-          const req = JSON.parse(line) as Request;
+          req = JSON.parse(line) as Request;
           const op = typeof req?.op === 'string' && KNOWN_OPS.has(req.op) ? req.op : 'unknown';
+          const parsed = req;
           res = {
             ok: true,
-            result: await this.counted(op, () => this.handle(req, { write: frameWriter(sock), signal: gone.signal })),
+            result: await this.counted(op, () =>
+              this.handle(parsed, { write: frameWriter(sock), signal: gone.signal }),
+            ),
           };
         } catch (e) {
           const err = e as DadiError;
@@ -535,11 +580,88 @@ export class Daemon {
             ok: false,
             error: { code: err instanceof DadiError ? err.code : 'EIO', message: err?.message ?? String(e) },
           };
-          this.log(`request failed: ${res.error.message}`);
+          this.logger.warn(`request failed: ${res.error.message}`, { op: req?.op, code: res.error.code });
+        } finally {
+          this.inflight--;
         }
+        this.logger.debug('request', { op: req?.op, ok: res.ok, ms: Math.round(performance.now() - started) });
         reply(sock, res);
       })();
     });
+  }
+
+  private log(message: string): void {
+    this.logger.info(message);
+  }
+
+  /** The log of one device: its messages tagged with its id; those that warn at warn level. */
+  private deviceLog(id: string): (message: string) => void {
+    return (m) => (/^warning\b/i.test(m) ? this.logger.warn(m, { device: id }) : this.logger.info(`${id}: ${m}`));
+  }
+
+  private refuseWhileDraining(what: string): void {
+    if (this.draining) throw new DadiError('EINVAL', `${what}: the daemon is stopping (SIGTERM)`);
+  }
+
+  /** Apply reloaded settings (SIGHUP): devices mounted from now on, and the next SIGTERM, use them. */
+  reconfigure(settings: Partial<DaemonSettings>): void {
+    this.settings = { ...this.settings, ...settings };
+  }
+
+  /**
+   * SIGTERM: take no new work, let the requests in flight finish, then (onStop 'unmount') stop the
+   * containers running on our devices and give their clients time to clean up, or (onStop 'wait')
+   * wait until every device is released; then shut down. A second call tears down at once.
+   */
+  stop(): Promise<void> {
+    if (this.draining) {
+      this.logger.warn('stopping again: tearing down now');
+      return this.shutdown();
+    }
+    this.draining = true;
+    const { onStop, drainTimeoutMs } = this.settings;
+    this.logger.info(
+      `stopping: draining ${this.inflight} requests, then ${onStop === 'wait' ? 'waiting for' : 'unmounting'} ${this.devices.size} devices`,
+    );
+    return (async () => {
+      const deadline = Date.now() + drainTimeoutMs;
+      const waitUntil = async (done: () => boolean, until: number) => {
+        while (!done() && Date.now() < until && !this.stopping) await sleep(50);
+      };
+      await waitUntil(() => this.inflight === 0, deadline);
+      if (onStop === 'wait') {
+        await waitUntil(() => this.inflight === 0 && this.devices.size === 0, Number.POSITIVE_INFINITY);
+      } else {
+        const stopped = await this.stopContainers(deadline);
+        // Their clients (`dadi run`) unmount their devices and remove them as the containers exit.
+        const theirs = () => [...this.devices.values()].some((d) => d.label !== undefined && stopped.has(d.label));
+        await waitUntil(() => this.inflight === 0 && !theirs(), deadline);
+      }
+      if (this.inflight > 0)
+        this.logger.warn(
+          `stopping: ${this.inflight} requests still in flight after ${drainTimeoutMs} ms; aborting them`,
+        );
+      await this.shutdown();
+    })();
+  }
+
+  /** SIGTERM (then SIGKILL after a grace period) to the runc containers running on our devices. */
+  private async stopContainers(deadline: number): Promise<Set<string>> {
+    const labels = new Set([...this.devices.values()].flatMap((d) => (d.label ? [d.label] : [])));
+    const running = async () =>
+      (await runcList(this.paths.runc).catch(() => [])).filter((c) => c.status === 'running' && labels.has(c.id));
+    const targets = await running();
+    if (!targets.length) return new Set();
+    this.logger.info(`stopping containers ${targets.map((c) => c.id).join(', ')}`);
+    for (const c of targets) await runcKill(this.paths.runc, c.id, 'TERM').catch(() => {});
+    const graceEnd = Math.min(deadline, Date.now() + CONTAINER_KILL_GRACE_MS);
+    let left = targets;
+    while (left.length && Date.now() < graceEnd) {
+      await sleep(100);
+      left = await running();
+    }
+    for (const c of left) await runcKill(this.paths.runc, c.id, 'KILL').catch(() => {});
+    return new Set(targets.map((c) => c.id));
   }
 }
 
@@ -570,17 +692,25 @@ function reply(sock: Socket, res: Response): void {
 export { socketAnswers } from './socket.js';
 
 /**
- * Run the daemon in this process until SIGTERM/SIGINT/SIGHUP or a `shutdown` request (what
- * `dadi daemon` calls). Needs UV_THREADPOOL_SIZE set in the environment before Node started.
+ * Run the daemon in this process until SIGTERM/SIGINT (drain, then stop; see Daemon.stop) or a
+ * `shutdown` request (what `dadi daemon` calls). SIGHUP calls `reload` (the config file again).
+ * Needs UV_THREADPOOL_SIZE set in the environment before Node started.
  */
-export async function runDaemonForeground(opts: DaemonOptions = {}): Promise<void> {
+export async function runDaemonForeground(
+  opts: DaemonOptions = {},
+  hooks: { reload?: (d: Daemon) => Promise<void>; started?: (d: Daemon) => void } = {},
+): Promise<void> {
   const d = await Daemon.start(opts);
-  const stop = () => void d.shutdown();
-  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+  hooks.started?.(d);
+  const stop = () => void d.stop();
+  const reload = () => void hooks.reload?.(d);
+  const signals = ['SIGTERM', 'SIGINT'] as const;
   for (const s of signals) process.on(s, stop);
+  process.on('SIGHUP', reload);
   try {
     await d.stopped;
   } finally {
     for (const s of signals) process.off(s, stop);
+    process.off('SIGHUP', reload);
   }
 }

@@ -1,16 +1,19 @@
 // The host daemon as dadi runs it: local layer files plus registry blobs through the host's block
 // cache, which the daemon claims as it starts (image/host-cache.ts) so that it is the cache's one
 // owner; the cache itself opens on the first remote read. Both `dadi daemon` and the on-demand
-// auto-start entry call this. Settings come from the config file (src/config) under the flags.
+// auto-start entry call this. Settings come from the config file (src/config) under the flags;
+// SIGHUP reads the file again and applies the keys marked `reload` (log level and path, background
+// pull, trace replay, stop behaviour), logging which changed keys wait for a restart.
 
-import { layerPullConfigOf, loadConfig } from '../config/index.js';
+import { changedKeys, type DadiConfig, layerPullConfigOf, loadConfig } from '../config/index.js';
 import { type CacheClaim, cacheHeldNote, claimHostCache } from '../image/host-cache.js';
 import { ImageRecords, resolveWithRecord } from '../image/image-records.js';
 import { defaultCacheDir, openRemoteContext, type P2PSettings, type RemoteContext } from '../image/remote-context.js';
 import { resolveRunImage } from '../image/resolve-image.js';
+import { type Logger, RootLogger } from '../log/logger.js';
 import { parsePlatform } from '../oci/index.js';
 import { CHUNK_SIZE } from '../p2p/chunks.js';
-import { runDaemonForeground } from './daemon.js';
+import { type Daemon, type DaemonSettings, runDaemonForeground } from './daemon.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { type MetricsAddress, parseMetricsAddress } from './metrics-server.js';
 
@@ -27,12 +30,19 @@ export interface HostDaemonOptions {
 
 export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void> {
   // Checked before anything starts, so a bad key or override stops the daemon with its message.
-  const { config } = await loadConfig({ file: opts.configFile });
+  const loaded = await loadConfig({ file: opts.configFile });
+  const config = loaded.config;
+  /** What the last reload applied (the reload keys); restart keys compare with `config`. */
+  let applied = config;
+  const logger = RootLogger.create(logSettingsOf(config), 'daemon');
+  logger.info(`config ${loaded.file ?? '(none: defaults)'}`, { overrides: loaded.overrides });
   const configured = config.metrics.address;
   const metricsAddress =
     opts.metricsAddress ?? (configured ? parseMetricsAddress(configured, 'metrics.address') : undefined);
   const cacheDir = opts.cacheDir ?? config.cacheConfig.cacheDir ?? defaultCacheDir();
-  const p2p = opts.p2p ?? p2pFromConfig(config.p2pConfig);
+  const p2pWanted = opts.p2p ?? p2pFromConfig(config.p2pConfig);
+  const p2pLog = logger.child('p2p');
+  const p2p = p2pWanted && { log: (m: string) => p2pLog.info(m), ...p2pWanted };
   const capacity = Math.round(config.cacheConfig.cacheSizeGB * 2 ** 30);
   // With P2P the cache refills in whole chunks: one miss is one chunk request to the parent.
   const claimed = await claimHostCache(cacheDir, 'the dadi daemon', {
@@ -40,13 +50,11 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
     ...(p2p ? { refillSize: CHUNK_SIZE } : {}),
   });
   let claim: CacheClaim | undefined;
-  if ('heldBy' in claimed)
-    process.stderr.write(`dadi daemon: ${cacheHeldNote(cacheDir, claimed.heldBy)}; reading without it\n`);
+  if ('heldBy' in claimed) logger.warn(`${cacheHeldNote(cacheDir, claimed.heldBy)}; reading without it`);
   else claim = claimed;
-  const backgroundPull = layerPullConfigOf(config);
   // Only the cache's owner writes beside it.
   const records = claim ? new ImageRecords(cacheDir) : undefined;
-  const log = (m: string) => process.stderr.write(`${new Date().toISOString()} dadi daemon: ${m}\n`);
+  const registryLog = registryLogOf(logger.child('registry'));
   let ctx: Promise<RemoteContext> | undefined;
   const metrics = new DaemonMetrics();
   const onRangeRead = (bytes: number, seconds: number) => metrics.observeFetch('registry', bytes, seconds);
@@ -58,34 +66,76 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
       claim,
       role: 'the dadi daemon',
       onRangeRead,
+      registryLog,
       p2p,
     }));
+  const reload = async (d: Daemon) => {
+    let next: DadiConfig;
+    try {
+      next = (await loadConfig({ file: opts.configFile })).config;
+    } catch (e) {
+      logger.error(`reload refused, the running config stays: ${(e as Error).message}`);
+      return;
+    }
+    const now = changedKeys(applied, next).filter((f) => f.meta.apply === 'reload');
+    const later = changedKeys(config, next).filter((f) => f.meta.apply === 'restart');
+    logger.reconfigure(logSettingsOf(next));
+    d.reconfigure(daemonSettingsOf(next));
+    applied = next;
+    logger.info(
+      `reloaded config: ${now.length ? `applied ${now.map((f) => f.path).join(', ')}` : 'no change to apply'}`,
+    );
+    if (later.length) {
+      logger.warn(`reload: ${later.map((f) => f.path).join(', ')} changed; these apply at the next restart`);
+    }
+  };
   try {
     // The agent serves children and proxy clients from the start, and a bad listen address stops the daemon.
     if (p2p) {
       const c = await remote();
-      log(c.p2p ? `p2p agent ${c.p2p.hostId} on ${c.p2p.address}, root ${p2p.root}` : 'p2p off: no cache');
+      logger.info(c.p2p ? `p2p agent ${c.p2p.hostId} on ${c.p2p.address}, root ${p2p.root}` : 'p2p off: no cache');
     }
-    await runDaemonForeground({
-      stateDir: opts.stateDir ?? config.daemon.stateDir,
-      readers: config.daemon.readers,
-      replayWorkers: config.prefetchConfig.concurrency,
-      remote,
-      backgroundPull,
-      log,
-      cacheDir,
-      metrics,
-      metricsAddress,
-      resolveImage: async (ref, platform) => {
-        const c = await remote();
-        const resolve = () => resolveRunImage(ref, platform ? { ...c, platform: parsePlatform(platform) } : c);
-        return records ? resolveWithRecord(records, ref, platform, resolve, log) : resolve();
+    await runDaemonForeground(
+      {
+        stateDir: opts.stateDir ?? config.daemon.stateDir,
+        readers: config.daemon.readers,
+        logger,
+        settings: daemonSettingsOf(config),
+        remote,
+        cacheDir,
+        metrics,
+        metricsAddress,
+        resolveImage: async (ref, platform) => {
+          const c = await remote();
+          const resolve = () => resolveRunImage(ref, platform ? { ...c, platform: parsePlatform(platform) } : c);
+          return records ? resolveWithRecord(records, ref, platform, resolve, (m) => logger.info(m)) : resolve();
+        },
       },
-    });
+      { reload },
+    );
   } finally {
     if (ctx) await (await ctx).close();
     else await claim?.close();
+    logger.close();
   }
+}
+
+function logSettingsOf(c: DadiConfig) {
+  return { level: c.logConfig.logLevel, path: c.logConfig.logPath };
+}
+
+function daemonSettingsOf(c: DadiConfig): DaemonSettings {
+  return {
+    backgroundPull: layerPullConfigOf(c),
+    replayWorkers: c.prefetchConfig.concurrency,
+    onStop: c.daemon.onStop,
+    drainTimeoutMs: c.daemon.drainTimeout * 1000,
+  };
+}
+
+/** The registry client's messages into the log at their level. */
+function registryLogOf(log: Logger) {
+  return (level: 'trace' | 'debug' | 'warn', msg: string, fields?: Record<string, unknown>) => log[level](msg, fields);
 }
 
 /**

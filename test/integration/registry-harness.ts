@@ -57,8 +57,8 @@ export interface TestRegistry {
   clientKey?: string;
   /** The registry process id. */
   pid: number;
-  /** Token mode: requests seen by the token server, newest last. */
-  tokenRequests: Array<{ user: string | undefined; scopes: string[]; granted: boolean }>;
+  /** Token mode: requests seen by the token server, newest last, with the token each one got. */
+  tokenRequests: Array<{ user: string | undefined; scopes: string[]; granted: boolean; token?: string }>;
   /** Temporary folder holding storage, config and keys. */
   dir: string;
   /** Registry stderr so far (for debugging a failing test). */
@@ -232,7 +232,6 @@ async function startTokenServer(
       const granted = opts.grant ? opts.grant(user, type, name, actions) : user ? actions : [];
       return { type, name, actions: granted };
     });
-    log.push({ user, scopes, granted: true });
     const now = Math.floor(Date.now() / 1000);
     const head = { alg: 'RS256', typ: 'JWT', x5c: [signing.certDerB64] };
     const claims = {
@@ -247,6 +246,7 @@ async function startTokenServer(
     };
     const input = `${b64url(JSON.stringify(head))}.${b64url(JSON.stringify(claims))}`;
     const token = `${input}.${b64url(sign('sha256', Buffer.from(input), key))}`;
+    log.push({ user, scopes, granted: true, token });
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(
       JSON.stringify({
