@@ -93,7 +93,8 @@ describe.skipIf(!HAVE)('daemon metrics', () => {
       },
     );
     daemon.stderr?.on('data', (d: Buffer) => (daemonLog += d.toString()));
-    for (let i = 0; i < 200 && !/metrics on ([^\s"]+)/.test(daemonLog); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && !/metrics on ([^\s"]+)/.test(daemonLog); i++)
+      await new Promise((r) => setTimeout(r, 50));
     const m = /metrics on ([^\s"]+)/.exec(daemonLog);
     if (!m) throw new Error(`the daemon did not report its metrics address: ${daemonLog}`);
     metricsUrl = m[1]!;
