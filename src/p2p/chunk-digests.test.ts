@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { testRandom } from '../../test/seed.js';
+import { TEST_SEED } from '../../test/seed.js';
+import { patternBytes } from '../cache/testing.js';
 import { DadiError } from '../errors.js';
 import { sha256Of } from '../oci/digest.js';
 import {
@@ -18,14 +19,7 @@ import {
 } from './chunk-digests.js';
 import { CHUNK_SIZE } from './chunks.js';
 
-function randomBytes(n: number, stream: number): Buffer {
-  const r = testRandom(stream);
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256);
-  return b;
-}
-
-const blob = randomBytes(2 * CHUNK_SIZE + 12345, 1);
+const blob = patternBytes(2 * CHUNK_SIZE + 12345, TEST_SEED + 1);
 const blobDigest = sha256Of(blob);
 
 function reject(bytes: Uint8Array | string, forBlob?: { digest: typeof blobDigest; size: number }): DadiError {

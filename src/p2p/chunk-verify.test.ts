@@ -6,23 +6,17 @@ import { readFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fixture, haveFixtures } from '../../test/fixtures.js';
-import { testRandom } from '../../test/seed.js';
+import { TEST_SEED } from '../../test/seed.js';
 import { MemoryFile } from '../blockfile/memory.js';
+import { patternBytes } from '../cache/testing.js';
 import { DadiError } from '../errors.js';
 import { zfileBlockMap } from '../image/chunk-integrity.js';
 import { sha256Of } from '../oci/digest.js';
 import { computeChunkDigests } from './chunk-digests.js';
 import { ChunkVerifier } from './chunk-verify.js';
 
-function randomBytes(n: number, stream: number): Buffer {
-  const r = testRandom(stream);
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256);
-  return b;
-}
-
 const CS = 64 << 10;
-const blob = randomBytes(5 * CS + 777, 2);
+const blob = patternBytes(5 * CS + 777, TEST_SEED + 2);
 const desc = { digest: sha256Of(blob), size: blob.length };
 const chunks = Math.ceil(blob.length / CS);
 

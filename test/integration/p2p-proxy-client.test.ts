@@ -10,10 +10,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { patternBytes } from '../../src/cache/testing.js';
 import { convertImage } from '../../src/convert/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { run, runDadi } from '../cli.js';
-import { testRandom } from '../seed.js';
+import { TEST_SEED } from '../seed.js';
 import { writeImageLayout } from './convert-helpers.js';
 import { freePort, haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 
@@ -78,12 +79,7 @@ describe.skipIf(!HAVE)('blob reads through an overlaybd-style P2P proxy', () => 
   let ref: string;
   let env: NodeJS.ProcessEnv;
   // Text, so `dadi cat` output compares as a string: 3 MiB of seeded hex, several range reads.
-  const content = (() => {
-    const r = testRandom(13);
-    const b = Buffer.alloc(1536 << 10);
-    for (let i = 0; i < b.length; i++) b[i] = Math.floor(r() * 256);
-    return b.toString('hex');
-  })();
+  const content = patternBytes(1536 << 10, TEST_SEED + 13).toString('hex');
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dadi-p2p-proxy-'));
