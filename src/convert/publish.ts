@@ -59,8 +59,9 @@ async function chunkDigestsOfFile(path: string, digest: Digest) {
 }
 
 /**
- * Layer uploads running in the background, each with its chunk digest list (putLayerBlob). The first failure is kept and reported (it aborts the
- * caller's work through `onError`), whatever fails after it.
+ * Layer uploads running in the background, each with its chunk digest list (putLayerBlob). The
+ * first failure is kept and reported (it aborts the caller's work through `onError`), whatever
+ * fails after it.
  */
 export class LayerUploads {
   private readonly running: Promise<void>[] = [];
