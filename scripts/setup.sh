@@ -36,6 +36,8 @@ need ip iproute2
 need tc iproute2
 need iptables iptables
 need qemu-system-x86_64 qemu-system-x86
+# systemd-analyze checks the service units in contrib/systemd (test/integration/systemd-units.test.ts).
+need systemd-analyze systemd
 # containerd (and its shim) for the proxy snapshotter tests; the snapshotter loads containerd's
 # gRPC definitions from the Go sources package.
 need containerd containerd
