@@ -64,6 +64,16 @@ export function statusRows(s: DaemonStatus): Array<[string, string]> {
       : 'not used yet',
   ]);
   for (const f of s.fetches) if (f.count > 0) rows.push([`fetch ${f.source}`, fetchLine(f)]);
+  const p = s.p2p;
+  if (p) {
+    const failures = sum(p.failures);
+    rows.push([
+      'p2p',
+      `chunks: ${formatSize(p.bytes.root)} from the root, ${formatSize(p.bytes.peer)} from peers, ` +
+        `${formatSize(p.bytes.registry)} from the registry (${p.registryFallbacks} fallbacks); ` +
+        `${failures} failed, ${p.corruptChunks} corrupt; served ${formatSize(p.servedBytes)}`,
+    ]);
+  }
   for (const dev of s.devices) {
     const t = dev.trace;
     if (t?.mode === 'replay') {

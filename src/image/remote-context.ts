@@ -32,8 +32,8 @@ export interface RemoteContextOptions {
   claim?: CacheClaim;
   /** Where the note about a cache owned by another process goes (default stderr). */
   log?: (message: string) => void;
-  /** Told of each registry range read (bytes, seconds): the daemon's fetch metrics. */
-  onRangeRead?: (bytes: number, seconds: number) => void;
+  /** Told of each blob range fetched from the registry, the P2P root or a peer (the daemon's fetch metrics). */
+  onFetch?: (source: 'registry' | 'root' | 'peer', bytes: number, seconds: number) => void;
   /** Read registry blobs through the P2P tree of this root (needs the cache; see swarm/agent.ts). */
   p2p?: P2PSettings;
   /** The registry client's own messages (per-request trace lines included; see TransportOptions.log). */
@@ -68,7 +68,7 @@ export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<R
   const client = new RegistryClient({
     insecure: o.insecure ? true : undefined,
     platform,
-    onRangeRead: o.onRangeRead,
+    onRangeRead: o.onFetch && ((bytes, seconds) => o.onFetch?.('registry', bytes, seconds)),
     p2pProxy: o.p2pProxy,
     log: o.registryLog,
   });
@@ -77,7 +77,7 @@ export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<R
   try {
     cache = await claim?.open();
     if (o.p2p && cache) {
-      p2p = await P2PAgent.start({ ...o.p2p, client, credentials: defaultCredentials(), cache });
+      p2p = await P2PAgent.start({ ...o.p2p, client, credentials: defaultCredentials(), cache, onFetch: o.onFetch });
     } else if (o.p2p) {
       (o.log ?? ((m) => process.stderr.write(`dadi: ${m}\n`)))(
         'no block cache: P2P reads are off, reading the registry',

@@ -301,6 +301,59 @@ export class DaemonMetrics {
       return [...n].map(([state, v]) => [{ state }, v]);
     });
 
+    const p2p = (f: (p: NonNullable<DaemonStatus['p2p']>) => Record<string, number>) => (s: DaemonStatus) =>
+      s.p2p ? Object.entries(f(s.p2p)).map(([source, n]): [Labels, number] => [{ source }, n]) : [];
+    const p2pOne = (f: (p: NonNullable<DaemonStatus['p2p']>) => number) => (s: DaemonStatus) =>
+      one(s.p2p ? f(s.p2p) : undefined);
+    counter(
+      'dadi_p2p_chunk_bytes_total',
+      'P2P: bytes of verified chunks received, by source',
+      ['source'],
+      p2p((p) => p.bytes),
+    );
+    counter(
+      'dadi_p2p_chunks_total',
+      'P2P: chunk requests that succeeded, by source',
+      ['source'],
+      p2p((p) => p.requests),
+    );
+    counter(
+      'dadi_p2p_chunk_failures_total',
+      'P2P: chunk requests that failed, by source',
+      ['source'],
+      p2p((p) => p.failures),
+    );
+    counter(
+      'dadi_p2p_corrupt_chunks_total',
+      'P2P: chunks from a peer or the root that failed verification',
+      [],
+      p2pOne((p) => p.corruptChunks),
+    );
+    counter(
+      'dadi_p2p_registry_fallbacks_total',
+      'P2P: reads sent to the registry because the root could not be used',
+      [],
+      p2pOne((p) => p.registryFallbacks),
+    );
+    counter(
+      'dadi_p2p_reparents_total',
+      'P2P: times this host got a new parent',
+      [],
+      p2pOne((p) => p.reparents),
+    );
+    counter(
+      'dadi_p2p_pushed_bytes_total',
+      'P2P: bytes pushed to children',
+      [],
+      p2pOne((p) => p.pushedBytes),
+    );
+    counter(
+      'dadi_p2p_served_bytes_total',
+      'P2P: bytes served to children and proxy clients',
+      [],
+      p2pOne((p) => p.servedBytes),
+    );
+
     counter('dadi_errors_total', 'Errors by kind (and DadiError code of failed requests)', ['kind', 'code'], (s) =>
       s.errors.map((e) => [{ kind: e.kind, code: e.code }, e.count]),
     );

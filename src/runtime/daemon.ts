@@ -506,6 +506,7 @@ export class Daemon {
       containers,
       cache: this.remoteOpened?.cache?.stats(),
       registry: this.remoteOpened?.client.stats,
+      p2p: this.remoteOpened?.p2p?.counters.snapshot(),
       fetches: [],
       errors: this.errors,
     });

@@ -16,6 +16,7 @@ import { CHUNK_SIZE } from '../p2p/chunks.js';
 import { type Daemon, type DaemonSettings, runDaemonForeground } from './daemon.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { type MetricsAddress, parseMetricsAddress } from './metrics-server.js';
+import type { FetchSource } from './status.js';
 
 export interface HostDaemonOptions {
   stateDir?: string;
@@ -57,7 +58,7 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
   const registryLog = registryLogOf(logger.child('registry'));
   let ctx: Promise<RemoteContext> | undefined;
   const metrics = new DaemonMetrics();
-  const onRangeRead = (bytes: number, seconds: number) => metrics.observeFetch('registry', bytes, seconds);
+  const onFetch = (source: FetchSource, bytes: number, seconds: number) => metrics.observeFetch(source, bytes, seconds);
   // Without the claim (another process held the cache at start) the context tries once more.
   const remote = () =>
     (ctx ??= openRemoteContext({
@@ -65,7 +66,7 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
       cacheSize: capacity,
       claim,
       role: 'the dadi daemon',
-      onRangeRead,
+      onFetch,
       registryLog,
       p2p,
     }));

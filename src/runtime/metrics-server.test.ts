@@ -86,6 +86,19 @@ describe('DaemonMetrics', () => {
         cache,
         fetches: [],
         errors,
+        p2p: {
+          bytes: { registry: 1, root: 2, peer: 3 },
+          requests: { registry: 1, root: 1, peer: 1 },
+          failures: { registry: 0, root: 4, peer: 0 },
+          corruptChunks: 5,
+          registryFallbacks: 6,
+          reparents: 0,
+          pushedChunks: 0,
+          pushedBytes: 0,
+          receivedPushes: 0,
+          servedBytes: 7,
+          servedRequests: 1,
+        },
       }),
     );
     m.observeFetch('registry', 1000, 0.003);
@@ -105,6 +118,12 @@ describe('DaemonMetrics', () => {
     expect(text).toContain('dadi_fetch_bytes_total{source="registry"} 1024\n');
     expect(text).toContain('dadi_fetch_duration_seconds_count{source="root"} 0\n');
     expect(text).toContain('dadi_registry_response_bytes_total 0\n');
+    expect(text).toContain('dadi_p2p_chunk_bytes_total{source="peer"} 3\n');
+    expect(text).toContain('dadi_p2p_chunk_failures_total{source="root"} 4\n');
+    expect(text).toContain('dadi_p2p_corrupt_chunks_total 5\n');
+    expect(text).toContain('dadi_p2p_registry_fallbacks_total 6\n');
+    expect(text).toContain('dadi_p2p_served_bytes_total 7\n');
+    expect(status.p2p?.bytes.root).toBe(2);
     expect(status.cache?.fetchBytes).toEqual({ read: 800, readahead: 100, background: 0 });
     expect(status.errors).toEqual([
       { kind: 'fetch', code: '', count: 2 },

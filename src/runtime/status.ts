@@ -3,6 +3,7 @@
 // numbers). Built from the daemon's parts by `daemonStatus`; no I/O here.
 
 import type { CacheStats } from '../cache/stats.js';
+import type { P2PCountersSnapshot } from '../p2p/counters.js';
 import type { RegistryStats } from '../registry/client.js';
 import type { ContainerRecord } from './container.js';
 import type { DeviceInfo } from './protocol.js';
@@ -38,6 +39,8 @@ export interface DaemonStatus {
   registry: RegistryStatus | null;
   /** Blob range fetches by source: count, bytes, and their latency histogram (cumulative buckets). */
   fetches: FetchStatus[];
+  /** The P2P agent's counters (chunks by source, failures, fallbacks, pushes, serving); null without P2P. */
+  p2p: P2PCountersSnapshot | null;
   /** Errors since the start, by kind (and DadiError code for failed requests). */
   errors: Array<{ kind: ErrorKind; code: string; count: number }>;
 }
@@ -126,6 +129,7 @@ export interface StatusParts {
   containers: Array<Pick<ContainerRecord, 'status'>>;
   cache?: CacheStats;
   registry?: RegistryStats;
+  p2p?: P2PCountersSnapshot;
   fetches: FetchStatus[];
   /** Counted by the daemon itself (requests, pulls, replays of gone devices), `kind code` → count. */
   errors: Map<string, number>;
@@ -162,6 +166,7 @@ export function daemonStatus(p: StatusParts, now = new Date()): DaemonStatus {
     cache: p.cache ? cacheStatus(p.cache) : null,
     registry: p.registry ? registryStatus(p.registry) : null,
     fetches: p.fetches,
+    p2p: p.p2p ?? null,
     errors: [...errors]
       .map(([key, count]) => {
         const [kind, code = ''] = key.split(' ') as [ErrorKind, string?];

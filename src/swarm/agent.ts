@@ -63,6 +63,8 @@ export interface AgentOptions {
   /** Pushes in flight per child (default 2). */
   pushWindow?: number;
   log?: (message: string) => void;
+  /** Told of each verified chunk from the root or a peer: its bytes and seconds (the daemon's fetch metrics). */
+  onFetch?: (source: 'root' | 'peer', bytes: number, seconds: number) => void;
 }
 
 /** A registry blob as the agent reads it. */
@@ -332,6 +334,7 @@ export class P2PAgent {
       if (hop.kind === 'registry') this.counters.fallback();
       let v: FailureVerdict;
       try {
+        const started = performance.now();
         const bytes = await this.fetchFrom(s, hop, offset, length);
         if (hop.kind !== 'registry') {
           const check = (await this.verifier(s)).verify(offset, bytes);
@@ -346,6 +349,8 @@ export class P2PAgent {
           }
         }
         this.counters.fetched(source, bytes.length);
+        // Registry reads are timed by the registry client itself (RegistryClientOptions.onRangeRead).
+        if (hop.kind !== 'registry') this.opts.onFetch?.(hop.kind, bytes.length, (performance.now() - started) / 1000);
         this.arrived(s, i, bytes);
         return bytes;
       } catch (e) {

@@ -14,6 +14,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { P2PCountersSnapshot } from '../../src/p2p/counters.js';
 import { seededRandom } from '../../src/p2p/random.js';
+import type { DaemonStatus } from '../../src/runtime/status.js';
 import { basicAuthorization } from '../../src/swarm/access.js';
 import { runDadi } from '../cli.js';
 import { missing, requireOrSkip } from '../require.js';
@@ -222,6 +223,30 @@ describe.skipIf(!HAVE)('P2P distribution on loopback', () => {
     // The tree is a chain under a root with one child: someone read from a peer, someone served.
     expect(agents.reduce((s, a) => s + a.counters.bytes.peer, 0)).toBeGreaterThan(0);
     expect(agents.reduce((s, a) => s + a.counters.servedBytes, 0)).toBeGreaterThan(0);
+    // `dadi status --json` of each daemon reports its agent's counters, and times every chunk it got
+    // from the root or a peer in the fetch histogram of that source. Pushes may still arrive:
+    // the status must fall between the agent's counters read before and after it.
+    let timedChunks = 0;
+    for (const h of hosts) {
+      const before = (await agent(h)).counters;
+      const st = await runDadi(['status', '--json', '--state', h.state]);
+      const after = (await agent(h)).counters;
+      expect(st.code, st.stderr).toBe(0);
+      const status = JSON.parse(st.stdout) as DaemonStatus;
+      for (const source of ['registry', 'root', 'peer'] as const) {
+        const got = status.p2p!.bytes[source];
+        expect(got, `${h.id} ${source}`).toBeGreaterThanOrEqual(before.bytes[source]);
+        expect(got, `${h.id} ${source}`).toBeLessThanOrEqual(after.bytes[source]);
+      }
+      for (const source of ['root', 'peer'] as const) {
+        // Every chunk fetched (not pushed) from the source is timed once.
+        const timed = status.fetches.find((x) => x.source === source)!.count;
+        timedChunks += timed;
+        expect(timed, `${h.id} ${source}`).toBeGreaterThanOrEqual(before.requests[source]);
+        expect(timed, `${h.id} ${source}`).toBeLessThanOrEqual(after.requests[source]);
+      }
+    }
+    expect(timedChunks).toBeGreaterThan(0);
   });
 
   it('catches a peer serving wrong bytes, blames it and reads the right bytes elsewhere', async () => {
