@@ -39,6 +39,8 @@ export interface ClusterOptions {
   peerRequestS: number;
   /** How long a request to a dead host, or a stalled transfer, takes to be noticed (seconds). */
   failureDetectS: number;
+  /** Host work per received chunk (seconds, one chunk at a time per host). */
+  hostChunkS: number;
   random: Random;
 }
 
@@ -147,6 +149,7 @@ abstract class Node implements ChunkServer {
   /** The chunk is here (fetched or pushed): wake readers, push it on. */
   protected stored(layer: number, chunk: number): void {
     const st = this.blobs[layer]!;
+    if (st.book.has(chunk)) return;
     st.book.settle(chunk, true);
     st.incoming.delete(chunk);
     this.c.noteArrival();
@@ -216,6 +219,8 @@ export class SimHost extends Node {
   private readonly joining: Waiter[][];
   /** Requests this host holds for children and has not answered: failed if it dies. */
   private readonly pending = new Set<() => void>();
+  /** When this host's chunk work queue is free (simulated seconds). */
+  private busyUntil = 0;
 
   constructor(
     id: string,
@@ -265,7 +270,24 @@ export class SimHost extends Node {
     const st = this.blobs[layer]!;
     if (st.book.has(chunk)) return;
     this.counters.receivedPush(this.c.chunkBytes(layer, chunk));
-    this.stored(layer, chunk);
+    this.processed(() => this.stored(layer, chunk));
+  }
+
+  /**
+   * Run `then` after this host's per-chunk work (verify, decompress-on-read, cache write), one
+   * chunk at a time: `hostChunkS` each, calibrated against a measured single-host cold start.
+   */
+  private processed(then: () => void): void {
+    const cost = this.c.options.hostChunkS;
+    if (cost <= 0) {
+      then();
+      return;
+    }
+    const c = this.c;
+    this.busyUntil = Math.max(c.sim.now, this.busyUntil) + cost;
+    c.sim.at(this.busyUntil, () => {
+      if (this.alive()) then();
+    });
   }
 
   pushFailed(layer: number, chunk: number): void {
@@ -328,7 +350,7 @@ export class SimHost extends Node {
         return;
       }
       this.counters.fetched(hop.kind === 'peer' ? 'peer' : hop.kind, bytes);
-      this.stored(layer, chunk);
+      this.processed(() => this.stored(layer, chunk));
     };
     if (hop.kind === 'registry') {
       this.c.registry.fetch(

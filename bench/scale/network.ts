@@ -229,8 +229,9 @@ export class Network {
     g.finishFor = undefined;
     this.settle(g);
     const done: Flow[] = [];
-    // Flows within a millionth of a byte of their end finish together (float rounding).
-    const reached = g.service * (1 + 1e-12) + 1e-6;
+    // Flows within a thousandth of a byte of their end finish together: float rounding of the
+    // clock must never leave a flow a fraction of a byte short, rescheduled at the same instant.
+    const reached = g.service + Math.max(1e-3, g.service * 1e-9);
     for (let f = g.flows.peek(); f !== undefined && f.threshold <= reached; f = g.flows.peek()) {
       g.flows.pop();
       if (!f.active) continue;

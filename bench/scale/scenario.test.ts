@@ -4,7 +4,14 @@ import { DEFAULT_SCENARIO, quantile, runScenario, type ScenarioConfig } from './
 import { loadStartReads, planStart } from './workload.js';
 
 const plan = planStart(loadStartReads('python'), DEFAULT_SCENARIO.chunkSize);
-const small: ScenarioConfig = { ...DEFAULT_SCENARIO, hosts: 30, containersPerHost: 2, warmStartS: 1, seed: TEST_SEED };
+const small: ScenarioConfig = {
+  ...DEFAULT_SCENARIO,
+  hosts: 30,
+  containersPerHost: 2,
+  warmStartS: 1,
+  failureDetectS: 0.2,
+  seed: TEST_SEED,
+};
 
 describe('runScenario (the real src/p2p logic in simulated time)', () => {
   it('one host alone starts after the warm time plus what its fetches add', () => {

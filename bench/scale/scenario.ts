@@ -40,6 +40,8 @@ export interface ScenarioConfig {
   rootRequestS: number;
   peerRequestS: number;
   failureDetectS: number;
+  /** Host work per received chunk, one at a time (seconds); calibrated, see run.ts. */
+  hostChunkS: number;
   /** Fraction of hosts that die at `failAtS` (0 = none). */
   failFraction: number;
   failAtS: number;
@@ -67,7 +69,9 @@ export const DEFAULT_SCENARIO: ScenarioConfig = {
   registryRequestS: 0.004,
   rootRequestS: 0.0005,
   peerRequestS: 0.0005,
-  failureDetectS: 0.2,
+  // The agent's deadline for one chunk request (src/swarm/agent.ts chunkTimeoutMs default).
+  failureDetectS: 10,
+  hostChunkS: 0,
   failFraction: 0,
   failAtS: 0,
   seed: 1,
@@ -125,6 +129,7 @@ export function runScenario(config: ScenarioConfig, plan: StartPlan): ScenarioRe
     rootRequestS: config.rootRequestS,
     peerRequestS: config.peerRequestS,
     failureDetectS: config.failureDetectS,
+    hostChunkS: config.hostChunkS,
     random,
   });
   cluster.addRegistry(net.nic('registry', { up: gbit(config.registryGbit) }));
