@@ -601,7 +601,7 @@ export class Daemon {
   }
 
   private refuseWhileDraining(what: string): void {
-    if (this.draining) throw new DadiError('EINVAL', `${what}: the daemon is stopping (SIGTERM)`);
+    if (this.draining) throw new DadiError('EINVAL', `${what}: the daemon is stopping`);
   }
 
   /** Apply reloaded settings (SIGHUP): devices mounted from now on, and the next SIGTERM, use them. */
