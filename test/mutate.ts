@@ -2,16 +2,11 @@
 // truncation, extension, byte splats and integer fields overwritten with extreme values.
 // Not a coverage-guided fuzzer.
 
-/** A small fast seeded PRNG (mulberry32) returning floats in [0, 1). */
+import { seededRandom } from '../src/p2p/random.js';
+
+/** A small fast seeded PRNG (mulberry32) returning floats in [0, 1): src/p2p/random.ts's, one copy. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededRandom(seed);
 }
 
 /** An integer field to overwrite: `offset` < 0 counts from the end of the file. */

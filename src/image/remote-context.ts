@@ -7,7 +7,7 @@ import type { BlockCache } from '../cache/index.js';
 import { type Platform, parsePlatform } from '../oci/index.js';
 import { defaultCredentials, RegistryClient } from '../registry/index.js';
 import type { TransportOptions } from '../registry/transport.js';
-import { P2PAgent } from '../swarm/agent.js';
+import { type AgentOptions, P2PAgent } from '../swarm/agent.js';
 import { defaultCacheDir } from './cache-dir.js';
 import { type CacheClaim, cacheHeldNote, claimHostCache } from './host-cache.js';
 
@@ -40,18 +40,8 @@ export interface RemoteContextOptions {
   registryLog?: TransportOptions['log'];
 }
 
-/** The agent's settings (daemon flags for now). */
-export interface P2PSettings {
-  /** The root's URL. */
-  root: string;
-  /** `host:port` the agent serves children and proxy clients on. */
-  listen: string;
-  /** URL children use to reach it (default from `listen`). */
-  advertise?: string;
-  hostId?: string;
-  upload?: number;
-  log?: (message: string) => void;
-}
+/** The agent's settings (daemon flags or the config file's p2pConfig). */
+export type P2PSettings = Pick<AgentOptions, 'root' | 'listen' | 'advertise' | 'hostId' | 'upload' | 'log'>;
 
 export interface RemoteContext {
   client: RegistryClient;

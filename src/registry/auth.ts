@@ -115,7 +115,8 @@ interface CachedToken {
   expiresAt: number;
 }
 
-function basicHeader(c: Credentials): string {
+/** The Authorization value carrying `c` as Basic credentials. */
+export function basicAuthorization(c: Credentials): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`, 'utf8').toString('base64')}`;
 }
 
@@ -184,7 +185,7 @@ export class RegistryAuth {
       this.mode = 'basic';
       const creds = await this.credentials(this.registry);
       if (!creds) throw noCredentials(this.registry);
-      this.basic = basicHeader(creds);
+      this.basic = basicAuthorization(creds);
       if (sent === this.basic) throw authFailed(this.registry);
       return;
     }
@@ -246,7 +247,7 @@ export class RegistryAuth {
       if (this.service) url.searchParams.set('service', this.service);
       for (const s of scopes) url.searchParams.append('scope', s);
       const headers: Record<string, string> = {};
-      if (creds && creds.username !== '') headers.authorization = basicHeader(creds);
+      if (creds && creds.username !== '') headers.authorization = basicAuthorization(creds);
       res = await this.http(url.toString(), { method: 'GET', headers });
     }
     if (res.status === 401 || res.status === 403) {

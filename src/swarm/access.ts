@@ -101,8 +101,3 @@ function basicCredentials(authorization: string): { username: string; password: 
   const colon = text.indexOf(':');
   return colon < 0 ? undefined : { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
-
-/** The Authorization header carrying `creds` as Basic credentials (what agents forward to the root). */
-export function basicAuthorization(creds: { username: string; password: string }): string {
-  return `Basic ${Buffer.from(`${creds.username}:${creds.password}`, 'utf8').toString('base64')}`;
-}

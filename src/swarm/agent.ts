@@ -26,8 +26,7 @@ import { checkGrant } from '../p2p/grant.js';
 import { type PushOrder, PushPlanner } from '../p2p/push.js';
 import { ChunkFetch, type FailureVerdict, type Hop, routeOf } from '../p2p/schedule.js';
 import type { HostRef } from '../p2p/tracker.js';
-import type { CredentialProvider, RegistryClient } from '../registry/index.js';
-import { basicAuthorization } from './access.js';
+import { basicAuthorization, type CredentialProvider, type RegistryClient } from '../registry/index.js';
 import { parseListen, readRequestBody, sendError, sendJson } from './http.js';
 import { getRange, PeerError, postJson, pushChunk } from './peer-client.js';
 import {
