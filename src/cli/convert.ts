@@ -1,11 +1,13 @@
 // `dadi convert SRC DST`: convert an OCI/Docker image into an overlaybd image (registry refs or
-// `oci:DIR[:TAG]` layouts on either side); `dadi digests add REF`: chunk digest lists for an image
-// converted without them. Thin: parses options, calls convert/, prints.
+// `oci:DIR[:TAG]` layouts on either side, every platform of an index with --all-platforms);
+// `dadi digests add REF`: chunk digest lists for an image converted without them. Thin: parses
+// options, calls convert/, prints.
 
 import type { Command } from 'commander';
 import {
   addChunkDigests,
   type ConvertResult,
+  convertAllPlatforms,
   convertImage,
   lineProgress,
   type ProgressEvent,
@@ -60,6 +62,7 @@ export function registerConvertCommands(program: Command): void {
     .argument('<src>', 'source image')
     .argument('<dst>', 'target image (a tag; layouts are created if absent)')
     .option('--platform <os/arch[/variant]>', "platform picked from a multi-arch index (default: this machine's)")
+    .option('--all-platforms', 'convert every platform of a multi-arch index into a converted index')
     .option('--oci', 'OCI media types for manifest, config and layers (default: Docker)')
     .option('--vsize <GB>', 'virtual disk size in GiB', '64')
     .option(
@@ -77,10 +80,11 @@ export function registerConvertCommands(program: Command): void {
       if (vsizeGB < 1) throw new DadiError('EINVAL', '--vsize: at least 1 (GiB)');
       const downloads = parseIntOption(o.downloads, '--downloads');
       if (downloads < 1) throw new DadiError('EINVAL', '--downloads: at least 1');
+      if (o.allPlatforms && o.platform)
+        throw new DadiError('EINVAL', '--all-platforms and --platform exclude each other');
       // Bars on a terminal, plain lines otherwise; none for --quiet or --json.
       const bars = o.quiet || o.json ? undefined : await terminalProgress();
-      const r = await convertImage(src, dst, {
-        platform: o.platform ? parsePlatform(o.platform) : undefined,
+      const common = {
         oci: !!o.oci,
         vsize: vsizeGB * 1024 ** 3,
         workDir: o.workdir,
@@ -88,6 +92,19 @@ export function registerConvertCommands(program: Command): void {
         downloads,
         registry: { insecure: o.insecure, skipTlsVerify: !!o.skipTlsVerify },
         progress: bars ? barProgress(bars) : o.quiet || o.json ? undefined : lineProgress(),
+      };
+      if (o.allPlatforms) {
+        const all = await convertAllPlatforms(src, dst, common).finally(() => bars?.stop());
+        if (o.json) printJson(all);
+        else if (!o.quiet) {
+          for (const r of all.images) printSummary(r);
+          console.log(`${all.target}: ${all.index.digest} (index of ${all.images.length} platforms)`);
+        }
+        return;
+      }
+      const r = await convertImage(src, dst, {
+        ...common,
+        platform: o.platform ? parsePlatform(o.platform) : undefined,
       }).finally(() => bars?.stop());
       if (o.json) printJson(r);
       else if (!o.quiet) printSummary(r);

@@ -31,6 +31,10 @@ const WARM_COMPRESS_AT = 8 << 20;
 export interface ConvertOptions extends EndpointOptions {
   /** Platform picked from an index (default: this machine's). */
   platform?: Platform;
+  /** The image manifest of the source's index to convert, instead of the platform pick. */
+  manifest?: Digest;
+  /** Store the converted manifest without moving the target's tag (an index will list it). */
+  untagged?: boolean;
   /** OCI media types instead of Docker's (`--oci`). */
   oci?: boolean;
   /** Virtual disk size in bytes (default 64 GiB). */
@@ -213,6 +217,7 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
 
     const published = await publishImage(dst, config, infos, {
       oci: !!opts.oci,
+      untagged: !!opts.untagged,
       annotations: image.manifest.annotations,
     });
     emit({ kind: 'manifest', target: dst.name, digest: published.manifest.digest });

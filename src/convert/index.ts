@@ -2,6 +2,7 @@
 // manifest/config rules, progress, the layer record.
 
 export { type AddDigestsResult, addChunkDigests } from './add-digests.js';
+export * from './all-platforms.js';
 export * from './convert.js';
 export * from './manifest.js';
 export * from './progress.js';

@@ -39,6 +39,8 @@ export interface ConvertPlan {
 
 export interface PlanOptions {
   platform?: Platform;
+  /** The image manifest of the source's index to convert, instead of the platform pick. */
+  manifest?: Digest;
   vsize?: number;
   /** Reuse layers recorded in `records` (default true). */
   reuse?: boolean;
@@ -65,7 +67,7 @@ export async function planConversion(
   if (!Number.isSafeInteger(vsize) || vsize < 64 << 20 || vsize % 4096 !== 0) {
     throw new DadiError('EINVAL', `vsize ${vsize}: must be a multiple of 4096 of at least 64 MiB`);
   }
-  const image = await src.resolve({ platform });
+  const image = await src.resolve(opts.manifest ? { digest: opts.manifest } : { platform });
   const { config } = await src.getConfig(image.manifest.config);
   const layers = image.manifest.layers;
   const n = layers.length;

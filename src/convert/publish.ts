@@ -20,13 +20,14 @@ export interface PublishedImage {
 
 /**
  * Store the image config (`config` with `layers` as its diff_ids) and then the manifest, in
- * Docker media types or, with `oci`, OCI ones. The layer blobs must be in the target already.
+ * Docker media types or, with `oci`, OCI ones; with `untagged`, the target's tag stays where it is.
+ * The layer blobs must be in the target already.
  */
 export async function publishImage(
   dst: ImageTarget,
   config: ImageConfig,
   layers: readonly ConvertedLayer[],
-  opts: { oci: boolean; annotations?: Record<string, string> },
+  opts: { oci: boolean; annotations?: Record<string, string>; untagged?: boolean },
 ): Promise<PublishedImage> {
   const configBytes = convertedConfig(
     config,
@@ -35,7 +36,7 @@ export async function publishImage(
   const configDesc = await dst.putBlob(configBytes);
   const manifestBytes = convertedManifest(configDesc, layers, opts);
   const mediaType = outputMediaTypes(opts.oci).manifest;
-  const digest = await dst.putManifest(manifestBytes, mediaType);
+  const digest = await dst.putManifest(manifestBytes, mediaType, { untagged: opts.untagged });
   return { config: configDesc, manifest: { digest, size: manifestBytes.length, mediaType } };
 }
 

@@ -21,8 +21,16 @@ export interface ResolvedManifest {
 export interface ImageSource {
   /** The spec as the user wrote it, for messages. */
   readonly name: string;
-  /** Resolve the tag/digest to one image manifest (indexes: the entry for `platform`, default this machine's). */
-  resolve(opts?: { platform?: Platform }): Promise<ResolvedManifest>;
+  /**
+   * Resolve the tag/digest to one image manifest (indexes: the entry for `platform`, default this
+   * machine's; or, with `digest`, that image manifest of the index, e.g. one of `platformImages`).
+   */
+  resolve(opts?: { platform?: Platform; digest?: Digest }): Promise<ResolvedManifest>;
+  /**
+   * The image manifests of the tag's index, nested indexes walked, each with its platform; empty
+   * when the tag names a single image manifest.
+   */
+  platformImages?(): Promise<Descriptor[]>;
   /** The image config (digest and size verified). */
   getConfig(desc: Descriptor): Promise<{ config: ImageConfig; bytes: Buffer }>;
   /** A blob's bytes as a stream; the digest (and size) are checked at the end: a mismatch throws ECORRUPT. */
@@ -46,7 +54,10 @@ export interface ImageTarget {
    * cross-repository mount). False when this target cannot do that for `from`.
    */
   mountBlob?(desc: Descriptor, from: ImageSource): Promise<boolean>;
-  /** Store a manifest and point the target's tag (if any) at it. Returns its digest. */
-  putManifest(bytes: Uint8Array, mediaType: string, opts?: { platform?: Platform }): Promise<Digest>;
+  /**
+   * Store a manifest and point the target's tag (if any) at it; with `untagged`, only store it (a
+   * manifest an index stored later will list). Returns its digest.
+   */
+  putManifest(bytes: Uint8Array, mediaType: string, opts?: { untagged?: boolean }): Promise<Digest>;
   close(): Promise<void>;
 }

@@ -22,7 +22,7 @@ import {
   parseManifest,
 } from './manifest.js';
 import { MediaType, OciAnnotation } from './media-types.js';
-import { formatPlatform, hostPlatform, selectPlatform } from './platform.js';
+import { formatPlatform, hostPlatform, platformImages, selectPlatform } from './platform.js';
 
 // ---------------------------------------------------------------- layout specs
 
@@ -269,31 +269,7 @@ export class OciLayout {
    */
   async resolve(opts: { tag?: string; digest?: Digest; platform?: Platform } = {}): Promise<ResolvedManifest> {
     const want = opts.platform ?? hostPlatform();
-    const top = await this.readIndex();
-    const label = `oci:${this.dir}${opts.tag !== undefined ? `:${opts.tag}` : ''}${opts.digest ? `@${opts.digest}` : ''}`;
-    let desc: Descriptor | undefined;
-    if (opts.digest) {
-      desc = top.manifests.find((d) => d.digest === opts.digest);
-      if (!desc) {
-        const size = await this.statBlob(opts.digest);
-        if (size === undefined) throw new DadiError('ENOTFOUND', `${label}: no such manifest`);
-        const bytes = await this.readBlob({ digest: opts.digest });
-        const p = parseManifest(bytes, undefined, label);
-        desc = { mediaType: p.mediaType, digest: opts.digest, size };
-      }
-    } else if (opts.tag !== undefined) {
-      const hits = top.manifests.filter((d) => d.annotations?.[OciAnnotation.refName] === opts.tag);
-      const digests = new Set(hits.map((d) => d.digest));
-      if (hits.length === 0) {
-        const names = top.manifests.map((d) => d.annotations?.[OciAnnotation.refName]).filter((x) => x !== undefined);
-        throw new DadiError(
-          'ENOTFOUND',
-          `${label}: no entry named ${JSON.stringify(opts.tag)} in index.json (names: ${names.join(', ') || 'none'})`,
-        );
-      }
-      if (digests.size > 1) throw new DadiError('EFORMAT', `${label}: the name is given to ${digests.size} manifests`);
-      desc = hits[0];
-    } else if (top.manifests.length === 1) desc = top.manifests[0];
+    const { top, desc, label } = await this.start(opts);
     const indexes: Digest[] = [];
     let current: { index: ImageIndex } | { manifest: ImageManifest; bytes: Buffer; desc: Descriptor } | undefined;
     if (desc) {
@@ -321,6 +297,44 @@ export class OciLayout {
     const mediaType = current.manifest.mediaType ?? current.desc.mediaType;
     return { digest: current.desc.digest, mediaType, manifest: current.manifest, bytes: current.bytes, indexes };
   }
+
+  /** The image manifests, with their platforms, of the index a tag or digest names (see ImageSource). */
+  async platformImages(opts: { tag?: string; digest?: Digest } = {}): Promise<Descriptor[]> {
+    const { top, desc, label } = await this.start(opts);
+    const m = desc ? (await this.readManifest(desc)).parsed : ({ kind: 'index', mediaType: '', index: top } as const);
+    if (m.kind !== 'index') return [];
+    return platformImages(m.index, async (d) => (await this.readManifest(d)).parsed, label);
+  }
+
+  /** index.json, the descriptor a tag or digest names (none: index.json is the index), and a label. */
+  private async start(opts: { tag?: string; digest?: Digest }) {
+    const top = await this.readIndex();
+    const label = `oci:${this.dir}${opts.tag !== undefined ? `:${opts.tag}` : ''}${opts.digest ? `@${opts.digest}` : ''}`;
+    let desc: Descriptor | undefined;
+    if (opts.digest) {
+      desc = top.manifests.find((d) => d.digest === opts.digest);
+      if (!desc) {
+        const size = await this.statBlob(opts.digest);
+        if (size === undefined) throw new DadiError('ENOTFOUND', `${label}: no such manifest`);
+        const bytes = await this.readBlob({ digest: opts.digest });
+        const p = parseManifest(bytes, undefined, label);
+        desc = { mediaType: p.mediaType, digest: opts.digest, size };
+      }
+    } else if (opts.tag !== undefined) {
+      const hits = top.manifests.filter((d) => d.annotations?.[OciAnnotation.refName] === opts.tag);
+      const digests = new Set(hits.map((d) => d.digest));
+      if (hits.length === 0) {
+        const names = top.manifests.map((d) => d.annotations?.[OciAnnotation.refName]).filter((x) => x !== undefined);
+        throw new DadiError(
+          'ENOTFOUND',
+          `${label}: no entry named ${JSON.stringify(opts.tag)} in index.json (names: ${names.join(', ') || 'none'})`,
+        );
+      }
+      if (digests.size > 1) throw new DadiError('EFORMAT', `${label}: the name is given to ${digests.size} manifests`);
+      desc = hits[0];
+    } else if (top.manifests.length === 1) desc = top.manifests[0];
+    return { top, desc, label };
+  }
 }
 
 // ---------------------------------------------------------------- layout as source / target
@@ -338,8 +352,13 @@ export class LayoutSource implements ImageSource {
     return new LayoutSource(spec, await OciLayout.open(s.dir), s);
   }
 
-  resolve(opts: { platform?: Platform } = {}): Promise<ResolvedManifest> {
+  resolve(opts: { platform?: Platform; digest?: Digest } = {}): Promise<ResolvedManifest> {
+    if (opts.digest) return this.layout.resolve({ digest: opts.digest });
     return this.layout.resolve({ ...opts, tag: this.spec.tag, digest: this.spec.digest });
+  }
+
+  platformImages(): Promise<Descriptor[]> {
+    return this.layout.platformImages({ tag: this.spec.tag, digest: this.spec.digest });
   }
 
   async getConfig(desc: Descriptor): Promise<{ config: ImageConfig; bytes: Buffer }> {
@@ -403,8 +422,9 @@ export class LayoutTarget implements ImageTarget {
     return this.layout.writeBlob(bytes);
   }
 
-  async putManifest(bytes: Uint8Array, mediaType: string): Promise<Digest> {
+  async putManifest(bytes: Uint8Array, mediaType: string, opts: { untagged?: boolean } = {}): Promise<Digest> {
     const { digest, size } = await this.layout.writeBlob(bytes);
+    if (opts.untagged) return digest; // a new layout stays staged until its tagged manifest
     await this.layout.setTag({ mediaType, digest, size }, this.spec.tag);
     if (this.staging) {
       try {

@@ -1,9 +1,10 @@
 // Platform naming and selection: this machine's OCI platform, parsing `os/arch[/variant]`, and
-// picking the best manifest of an index. Not for fetching: the registry client calls `selectPlatform`.
+// picking the best manifest of an index, listing an index tree's platform images. Not for fetching:
+// callers pass how to read a manifest.
 
 import { endianness, arch as osArch } from 'node:os';
 import { DadiError } from '../errors.js';
-import type { Descriptor, ImageIndex, Platform } from './manifest.js';
+import type { Descriptor, ImageIndex, ParsedManifest, Platform } from './manifest.js';
 import { isIndexType } from './media-types.js';
 
 const ARCH: Record<string, string> = {
@@ -80,6 +81,35 @@ function isNonImage(d: Descriptor): boolean {
     d.annotations?.['vnd.docker.reference.type'] !== undefined ||
     (d.platform?.os === 'unknown' && d.platform.architecture === 'unknown')
   );
+}
+
+/** Most image manifests one index tree may list, and how deep its indexes may nest. */
+const MAX_PLATFORM_IMAGES = 256;
+const MAX_NESTING = 4;
+
+/**
+ * Every image manifest of an index tree that has a platform (attestations and other non-images
+ * left out), nested indexes walked through `read`, in index order; EFORMAT naming `what` when the
+ * tree nests too deep or lists too many.
+ */
+export async function platformImages(
+  index: ImageIndex,
+  read: (d: Descriptor) => Promise<ParsedManifest>,
+  what: string,
+  depth = 0,
+): Promise<Descriptor[]> {
+  if (depth > MAX_NESTING) throw new DadiError('EFORMAT', `${what}: indexes nested too deep`);
+  const out: Descriptor[] = [];
+  for (const d of index.manifests) {
+    if (isNonImage(d)) continue;
+    if (isIndexType(d.mediaType)) {
+      const m = await read(d);
+      if (m.kind === 'index') out.push(...(await platformImages(m.index, read, what, depth + 1)));
+    } else if (d.platform) out.push(d);
+    if (out.length > MAX_PLATFORM_IMAGES)
+      throw new DadiError('EFORMAT', `${what}: more than ${MAX_PLATFORM_IMAGES} platform images`);
+  }
+  return out;
 }
 
 /**

@@ -7,6 +7,7 @@ import { DadiError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageSource, ImageTarget, ResolvedManifest } from '../oci/image-source.js';
 import type { Descriptor, ImageConfig, Platform } from '../oci/manifest.js';
+import { platformImages } from '../oci/platform.js';
 import type { RegistryClient } from './client.js';
 import type { Reference } from './reference.js';
 
@@ -20,8 +21,11 @@ export class RegistrySource implements ImageSource {
     private readonly owned: boolean,
   ) {}
 
-  async resolve(opts: { platform?: Platform } = {}): Promise<ResolvedManifest> {
-    const r = await this.client.resolveImage(this.ref, opts);
+  async resolve(opts: { platform?: Platform; digest?: Digest } = {}): Promise<ResolvedManifest> {
+    const ref = opts.digest
+      ? { registry: this.ref.registry, repository: this.ref.repository, digest: opts.digest }
+      : this.ref;
+    const r = await this.client.resolveImage(ref, opts);
     return {
       digest: r.digest,
       mediaType: r.mediaType,
@@ -29,6 +33,20 @@ export class RegistrySource implements ImageSource {
       bytes: r.bytes,
       indexes: r.indexes.map((i) => i.digest),
     };
+  }
+
+  async platformImages(): Promise<Descriptor[]> {
+    const top = await this.client.getManifest(this.ref);
+    if (top.parsed.kind !== 'index') return [];
+    const read = async (d: Descriptor) =>
+      (
+        await this.client.getManifest({
+          registry: this.ref.registry,
+          repository: this.ref.repository,
+          digest: d.digest,
+        })
+      ).parsed;
+    return platformImages(top.parsed.index, read, this.name);
   }
 
   getConfig(desc: Descriptor): Promise<{ config: ImageConfig; bytes: Buffer }> {
@@ -96,9 +114,9 @@ export class RegistryTarget implements ImageTarget {
     return this.client.mountBlob(this.ref, desc.digest, from.ref.repository);
   }
 
-  putManifest(bytes: Uint8Array, mediaType: string): Promise<Digest> {
+  putManifest(bytes: Uint8Array, mediaType: string, opts: { untagged?: boolean } = {}): Promise<Digest> {
     const ref: Reference = { registry: this.ref.registry, repository: this.ref.repository };
-    if (this.ref.tag !== undefined) ref.tag = this.ref.tag;
+    if (this.ref.tag !== undefined && !opts.untagged) ref.tag = this.ref.tag;
     return this.client.putManifest(ref, bytes, mediaType);
   }
 
