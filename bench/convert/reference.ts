@@ -13,6 +13,17 @@ import { chainIds, uuidFromChainId } from '../../src/convert/manifest.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { sh } from '../coldstart/util.js';
 
+/**
+ * Run a command to completion under /usr/bin/time: its output and the CPU seconds (user + system)
+ * it and its children used. The machine is shared, so CPU time says what wall time cannot.
+ */
+export async function timed(cmd: string, args: string[]): Promise<{ stdout: string; cpu: number }> {
+  const r = await sh('/usr/bin/time', ['-f', '\ncpu %U %S', cmd, ...args]);
+  const m = /\ncpu ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
+  if (!m) throw new Error(`${cmd}: no CPU time in its stderr`);
+  return { stdout: r.stdout, cpu: Number(m[1]) + Number(m[2]) };
+}
+
 export const REFERENCE_TOOLS = ['overlaybd-create', 'overlaybd-apply', 'overlaybd-commit'] as const;
 
 /** Why the reference tools in `dir` cannot run, or undefined when they are all there. */
@@ -62,6 +73,8 @@ export async function readLayoutImage(layout: string, tag: string): Promise<Layo
 
 export interface ReferenceRun {
   seconds: number;
+  /** CPU seconds of all steps. */
+  cpu: number;
   /** Bytes of each layer's overlaybd.commit. */
   layerBytes: number[];
 }
@@ -76,6 +89,12 @@ export async function runReference(img: LayoutImage, bin: string, work: string):
   const tool = (name: string) => join(bin, name);
   const lowers: { file: string }[] = [];
   const layerBytes: number[] = [];
+  let cpu = 0;
+  const step = async (cmd: string, args: string[]) => {
+    const r = await timed(cmd, args);
+    cpu += r.cpu;
+    return r;
+  };
   const t0 = performance.now();
   try {
     for (const [i, layer] of img.layers.entries()) {
@@ -84,29 +103,29 @@ export async function runReference(img: LayoutImage, bin: string, work: string):
       const blob = join(img.layout, 'blobs', 'sha256', layer.digest.slice('sha256:'.length));
       const tar = join(dir, 'layer.tar');
       const [check] = await Promise.all([
-        sh('sha256sum', [blob]),
-        sh('sh', ['-c', 'gzip -dc < "$1" > "$2"', 'sh', blob, tar]),
+        step('sha256sum', [blob]),
+        step('sh', ['-c', 'gzip -dc < "$1" > "$2"', 'sh', blob, tar]),
       ]);
       if (`sha256:${check.stdout.split(' ')[0]}` !== layer.digest) throw new Error(`${blob}: digest mismatch`);
       const data = join(dir, 'writable_data');
       const index = join(dir, 'writable_index');
-      await sh(tool('overlaybd-create'), [data, index, '64', '-s', ...(i === 0 ? ['--mkfs'] : [])]);
+      await step(tool('overlaybd-create'), [data, index, '64', '-s', ...(i === 0 ? ['--mkfs'] : [])]);
       const config = join(dir, 'config.json');
       await writeFile(
         config,
         JSON.stringify({ repoBlobUrl: '', lowers, upper: { index, data }, resultFile: join(dir, 'result') }),
       );
-      await sh(tool('overlaybd-apply'), [tar, config, '--service_config_path', service]);
+      await step(tool('overlaybd-apply'), [tar, config, '--service_config_path', service]);
       const commit = join(dir, 'overlaybd.commit');
       const uuid = uuidFromChainId(chains[i]!);
       const parent = i > 0 ? ['--parent-uuid', uuidFromChainId(chains[i - 1]!)] : [];
-      await sh(tool('overlaybd-commit'), [data, index, commit, '-z', '-t', '--uuid', uuid, ...parent]);
-      await sh('sha256sum', [commit]);
+      await step(tool('overlaybd-commit'), [data, index, commit, '-z', '-t', '--uuid', uuid, ...parent]);
+      await step('sha256sum', [commit]);
       await rm(tar, { force: true });
       layerBytes.push((await stat(commit)).size);
       lowers.push({ file: commit });
     }
-    return { seconds: (performance.now() - t0) / 1000, layerBytes };
+    return { seconds: (performance.now() - t0) / 1000, cpu, layerBytes };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

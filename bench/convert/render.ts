@@ -14,6 +14,13 @@ export interface ImageResult {
   reference_s: Spread | null;
   /** dadi's median wall time ÷ the reference's, same run (null without the reference tools). */
   ratio_vs_reference: number | null;
+  /** CPU seconds (user + system, all threads and child processes). */
+  dadi_cpu_s: Spread;
+  reference_cpu_s: Spread | null;
+  /** With --baseline-cli: the earlier build's wall and CPU seconds, and its ratio. */
+  dadi_baseline_s?: Spread;
+  dadi_baseline_cpu_s?: Spread;
+  baseline_ratio_vs_reference?: number | null;
   goal: number;
   converted_bytes: { dadi: number[]; reference: number[] | null };
   /** Manifest digests dadi produced over the rounds (one: the conversion is deterministic). */
@@ -43,14 +50,21 @@ export function renderMarkdown(r: ConvertBenchResult): string {
     '',
     `<!-- Measured ${r.date} by bench/convert/run.ts (${r.runs} alternated rounds; node ${r.node}; ${r.machine.cpus} CPUs shared with other jobs, 1-min load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)} at the runs' starts). -->`,
     '',
-    '| image | source (gzip) | reference | dadi | dadi / reference | goal | converted: reference | converted: dadi |',
-    '|---|---|---|---|---|---|---|---|',
+    '| image | source (gzip) | reference | dadi | dadi / reference | goal | CPU: reference | CPU: dadi | converted: reference | converted: dadi |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...Object.entries(r.images).map(
       ([k, i]) =>
-        `| ${k} (${i.source_layers_gzip_bytes.length} layer${i.source_layers_gzip_bytes.length > 1 ? 's' : ''}) | ${mb(i.source_layers_gzip_bytes)} | ${s(i.reference_s)} | ${s(i.dadi_s)} | ${i.ratio_vs_reference !== null ? `${i.ratio_vs_reference.toFixed(2)}×` : '–'} | ≤ ${i.goal}× | ${mb(i.converted_bytes.reference)} | ${mb(i.converted_bytes.dadi)} |`,
+        `| ${k} (${i.source_layers_gzip_bytes.length} layer${i.source_layers_gzip_bytes.length > 1 ? 's' : ''}) | ${mb(i.source_layers_gzip_bytes)} | ${s(i.reference_s)} | ${s(i.dadi_s)} | ${i.ratio_vs_reference !== null ? `${i.ratio_vs_reference.toFixed(2)}×` : '–'} | ≤ ${i.goal}× | ${s(i.reference_cpu_s)} | ${s(i.dadi_cpu_s)} | ${mb(i.converted_bytes.reference)} | ${mb(i.converted_bytes.dadi)} |`,
     ),
     '',
-    'Wall times: median (min–max) of the rounds.',
+    'Wall and CPU (user + system, every thread and child) seconds: median (min–max) of the rounds.',
+    ...Object.entries(r.images)
+      .filter(([, i]) => i.dadi_baseline_s)
+      .map(
+        ([k, i]) =>
+          `- ${k}, the baseline build: ${s(i.dadi_baseline_s ?? null)} wall, ${s(i.dadi_baseline_cpu_s ?? null)} CPU${i.baseline_ratio_vs_reference ? `, ${i.baseline_ratio_vs_reference.toFixed(2)}× the reference` : ''}`,
+      ),
+    '',
     '',
     ...Object.entries(r.method).map(([k, v]) => `- ${k}: ${v}`),
     ...Object.entries(r.unavailable).map(([k, v]) => `- **${k} unavailable**: ${v}`),

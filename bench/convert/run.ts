@@ -19,7 +19,14 @@ import { parseArgs } from 'node:util';
 import { debianLayout } from '../../test/integration/debian-image.js';
 import { REPO_ROOT } from '../coldstart/image.js';
 import { median, sh } from '../coldstart/util.js';
-import { ensureServiceConfig, type LayoutImage, readLayoutImage, referenceMissing, runReference } from './reference.js';
+import {
+  ensureServiceConfig,
+  type LayoutImage,
+  readLayoutImage,
+  referenceMissing,
+  runReference,
+  timed,
+} from './reference.js';
 import { type ConvertBenchResult, type ImageResult, renderMarkdown } from './render.js';
 
 const { values } = parseArgs({
@@ -27,11 +34,14 @@ const { values } = parseArgs({
     'reference-bin': { type: 'string', default: process.env.DADI_REFERENCE_BIN ?? '/opt/overlaybd/bin' },
     runs: { type: 'string', default: '3' },
     out: { type: 'string', default: join(REPO_ROOT, 'docs/bench') },
+    // An earlier build of the CLI (its cli/entry.js) run as a third contestant, e.g. to show what a change did.
+    'baseline-cli': { type: 'string' },
   },
 });
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error(`--runs ${values.runs}: want 1..20`);
 const referenceBin = values['reference-bin']!;
+const baselineCli = values['baseline-cli'];
 
 const log = (msg: string) => process.stderr.write(`[convert ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
@@ -51,6 +61,7 @@ async function buildCli(): Promise<string> {
 
 interface DadiRun {
   seconds: number;
+  cpu: number;
   manifest: string;
   layerBytes: number[];
 }
@@ -58,7 +69,7 @@ interface DadiRun {
 async function runDadi(cli: string, img: LayoutImage, work: string): Promise<DadiRun> {
   const out = join(work, 'out');
   const t0 = performance.now();
-  const r = await sh(process.execPath, [
+  const r = await timed(process.execPath, [
     cli,
     'convert',
     '--no-reuse',
@@ -71,7 +82,7 @@ async function runDadi(cli: string, img: LayoutImage, work: string): Promise<Dad
   const seconds = (performance.now() - t0) / 1000;
   const res = JSON.parse(r.stdout) as { manifest: { digest: string }; layers: { size: number }[] };
   await rm(work, { recursive: true, force: true });
-  return { seconds, manifest: res.manifest.digest, layerBytes: res.layers.map((l) => l.size) };
+  return { seconds, cpu: r.cpu, manifest: res.manifest.digest, layerBytes: res.layers.map((l) => l.size) };
 }
 
 const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs });
@@ -86,13 +97,14 @@ try {
   const images = Object.fromEntries(
     await Promise.all(Object.entries(IMAGES).map(async ([k, tag]) => [k, await readLayoutImage(layout, tag)] as const)),
   ) as Record<ImageKey, LayoutImage>;
-  const times: Record<ImageKey, { dadi: number[]; reference: number[] }> = {
-    debian_1layer: { dadi: [], reference: [] },
-    debian_4layer: { dadi: [], reference: [] },
-  };
-  const bytes: Record<ImageKey, { dadi: number[]; reference: number[] }> = {
-    debian_1layer: { dadi: [], reference: [] },
-    debian_4layer: { dadi: [], reference: [] },
+  type Samples = Record<ImageKey, Record<string, number[]>>;
+  const samples = (): Samples => ({ debian_1layer: {}, debian_4layer: {} });
+  const times = samples();
+  const cpu = samples();
+  const bytes = samples();
+  const push = (m: Samples, key: ImageKey, who: string, x: number) => {
+    m[key][who] ??= [];
+    m[key][who].push(x);
   };
   const manifests: Record<ImageKey, Set<string>> = { debian_1layer: new Set(), debian_4layer: new Set() };
   const loadStart = loadavg();
@@ -100,24 +112,22 @@ try {
   for (let round = 0; round < runs; round++) {
     for (const key of Object.keys(IMAGES) as ImageKey[]) {
       const img = images[key];
-      const order = round % 2 === 0 ? ['dadi', 'reference'] : ['reference', 'dadi'];
+      const contestants = ['dadi', ...(missing ? [] : ['reference']), ...(baselineCli ? ['dadi_baseline'] : [])];
+      // Rotate who goes first from round to round.
+      const order = contestants.map((_, j) => contestants[(j + round) % contestants.length]!);
       for (const who of order) {
-        if (who === 'reference' && missing) continue;
         const work = join(tmp, `${key}-${who}-${round}`);
         await mkdir(work, { recursive: true });
         loads.push(loadavg()[0]!);
-        if (who === 'dadi') {
-          const r = await runDadi(cli, img, work);
-          times[key].dadi.push(r.seconds);
-          bytes[key].dadi = r.layerBytes;
-          manifests[key].add(r.manifest);
-          log(`round ${round} ${key} dadi ${r.seconds.toFixed(2)} s`);
-        } else {
-          const r = await runReference(img, referenceBin, work);
-          times[key].reference.push(r.seconds);
-          bytes[key].reference = r.layerBytes;
-          log(`round ${round} ${key} reference ${r.seconds.toFixed(2)} s`);
-        }
+        const r =
+          who === 'reference'
+            ? await runReference(img, referenceBin, work)
+            : await runDadi(who === 'dadi' ? cli : baselineCli!, img, work);
+        push(times, key, who, r.seconds);
+        push(cpu, key, who, r.cpu);
+        bytes[key][who] = r.layerBytes;
+        if (who === 'dadi') manifests[key].add((r as DadiRun).manifest);
+        log(`round ${round} ${key} ${who} ${r.seconds.toFixed(2)} s, ${r.cpu.toFixed(2)} CPU s`);
       }
     }
   }
@@ -136,7 +146,8 @@ try {
     reference_bin: missing ? null : referenceBin,
     unavailable: missing ? { reference: missing } : {},
     method: {
-      rounds: `${runs} rounds; each converts every image with both contestants, alternating which goes first`,
+      rounds: `${runs} rounds; each converts every image with every contestant, rotating which goes first`,
+      ...(baselineCli ? { dadi_baseline: `the same with an earlier build of the CLI: ${baselineCli}` } : {}),
       dadi: '`dadi convert --no-reuse --json oci:LAYOUT:TAG oci:OUT:TAG`, the CLI built with tsc, one process per conversion (wall time of the process)',
       reference:
         "the reference userspace convertor's steps per layer: gzip -dc + sha256sum of the blob (concurrently), overlaybd-create -s [--mkfs] 64, overlaybd-apply, overlaybd-commit -z -t --uuid [--parent-uuid], sha256sum of the commit file (wall time of all steps)",
@@ -145,18 +156,28 @@ try {
   };
   for (const key of Object.keys(IMAGES) as ImageKey[]) {
     const img = images[key];
-    const dadi = spread(times[key].dadi);
-    const reference = times[key].reference.length ? spread(times[key].reference) : undefined;
+    const dadi = spread(times[key].dadi!);
+    const reference = times[key].reference ? spread(times[key].reference) : undefined;
+    const base = times[key].dadi_baseline;
     result.images[key] = {
       image: `${layout}:${img.tag}`,
       source_layers_gzip_bytes: img.layers.map((l) => l.size),
       dadi_s: dadi,
       reference_s: reference ?? null,
       ratio_vs_reference: reference ? dadi.median / reference.median : null,
+      dadi_cpu_s: spread(cpu[key].dadi!),
+      reference_cpu_s: reference ? spread(cpu[key].reference!) : null,
+      ...(base
+        ? {
+            dadi_baseline_s: spread(base),
+            dadi_baseline_cpu_s: spread(cpu[key].dadi_baseline!),
+            baseline_ratio_vs_reference: reference ? spread(base).median / reference.median : null,
+          }
+        : {}),
       goal: 0.7,
       converted_bytes: {
-        dadi: bytes[key].dadi,
-        reference: reference ? bytes[key].reference : null,
+        dadi: bytes[key].dadi!,
+        reference: bytes[key].reference ?? null,
       },
       dadi_manifests: [...manifests[key]],
     };
