@@ -58,13 +58,16 @@ export function renderMarkdown(r: ConvertBenchResult): string {
     ),
     '',
     'Wall and CPU (user + system, every thread and child) seconds: median (min–max) of the rounds.',
+    'dadi decodes a layer (gunzip, blob sha256, diff_id sha256) on a worker thread while the main thread',
+    'applies it, and compresses the commit on two more: its wall time drops below its CPU time only when',
+    'the machine has a free core for them. On a machine busier than its cores (see the load above), every',
+    "contestant's wall time follows its CPU time instead, and the ratio says little about an idle machine.",
     ...Object.entries(r.images)
       .filter(([, i]) => i.dadi_baseline_s)
       .map(
         ([k, i]) =>
           `- ${k}, the baseline build: ${s(i.dadi_baseline_s ?? null)} wall, ${s(i.dadi_baseline_cpu_s ?? null)} CPU${i.baseline_ratio_vs_reference ? `, ${i.baseline_ratio_vs_reference.toFixed(2)}× the reference` : ''}`,
       ),
-    '',
     '',
     ...Object.entries(r.method).map(([k, v]) => `- ${k}: ${v}`),
     ...Object.entries(r.unavailable).map(([k, v]) => `- **${k} unavailable**: ${v}`),
