@@ -54,16 +54,21 @@ export interface ClusterOptions extends ClusterNetOptions {
   noAccess?: number[];
   /** Hosts whose agent answers peers through a proxy that flips body bytes. */
   malicious?: number[];
+  /** More `dadi p2p root` flags (e.g. `--fanout 2`). */
+  rootArgs?: string[];
 }
 
 /** The root's and agents' command-line flags: one place to follow the `p2p` engineer's CLI. */
 export const p2pFlags = {
   root: (addr: string, cacheDir: string) => ['p2p', 'root', '--listen', `${addr}:${ROOT_PORT}`, '--cache', cacheDir],
-  agent: (rootAddr: string, hostAddr: string) => [
+  // Every host shares the machine's hostname (only the network is namespaced): name each one.
+  agent: (rootAddr: string, hostAddr: string, id: string) => [
     '--p2p-root',
     `http://${rootAddr}:${ROOT_PORT}`,
     '--p2p-listen',
     `${hostAddr}:${AGENT_PORT}`,
+    '--p2p-host-id',
+    id,
   ],
 };
 
@@ -222,11 +227,16 @@ export class Cluster {
     const [node, ...args] = dadiCommand();
     this.root = startLogged(
       this.net.rootNs,
-      [node!, ...args, ...p2pFlags.root(this.net.rootAddr, join(dir, 'cache'))],
+      [node!, ...args, ...p2pFlags.root(this.net.rootAddr, join(dir, 'cache')), ...(this.opts.rootArgs ?? [])],
       this.env(dir, true),
       this.logPath('root'),
     );
     await this.waitListening(this.net.rootNs, `${this.net.rootAddr}:${ROOT_PORT}`, this.root);
+  }
+
+  /** What the root wrote to its log so far (over its restarts): its reports of bad peers. */
+  rootLog(): Promise<string> {
+    return readFile(this.logPath('root'), 'utf8').catch(() => '');
   }
 
   /** Kill the root (SIGKILL: no goodbye to its agents). */
@@ -261,7 +271,7 @@ export class Cluster {
     await mkdir(state, { recursive: true });
     const [node, ...args] = dadiCommand();
     const argv = [node!, ...args, 'daemon', '--state', state, '--cache-dir', this.cacheDir(i)];
-    if (this.opts.p2p) argv.push(...p2pFlags.agent(this.net.rootAddr, this.net.hostAddr(i)));
+    if (this.opts.p2p) argv.push(...p2pFlags.agent(this.net.rootAddr, this.net.hostAddr(i), `h${i}`));
     const env = { ...this.env(join(this.opts.workDir, `h${i}`), this.hasAccess(i)) };
     env.UV_THREADPOOL_SIZE = String(DAEMON_THREADPOOL_SIZE);
     const d = startLogged(this.net.hostNs(i), argv, env, this.logPath(`h${i}-daemon`));

@@ -5,7 +5,7 @@
 // Root only. Writes docs/bench/p2p.{json,md,svg} (or --out/--name).
 //
 //   npm run bench:p2p -- [--hosts 20] [--big 50] [--workload cat|python] [--modes baseline,p2p]
-//                        [--no-faults] [--uplink-mbit 1000] [--host-mbit 1000] [--registry-rtt-ms 2]
+//                        [--no-faults] [--uplink-mbit 1000] [--host-mbit 1000] [--registry-rtt-ms 2] [--fanout 4]
 
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -18,6 +18,7 @@ import { type BenchReport, type ModeResult, renderMarkdown, renderSvg, summarize
 import {
   accessProbes,
   coldCluster,
+  corruptReports,
   killParents,
   layerBlobPaths,
   restartRoot,
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     'uplink-mbit': { type: 'string', default: '1000' },
     'host-mbit': { type: 'string', default: '1000' },
     'registry-rtt-ms': { type: 'string', default: '2' },
+    fanout: { type: 'string', default: '4' },
     out: { type: 'string', default: join(REPO_ROOT, 'docs/bench') },
     name: { type: 'string', default: 'p2p' },
   },
@@ -52,6 +54,7 @@ const BIG = values.big === undefined ? undefined : int('big', values.big, 2, 200
 const UPLINK = int('uplink-mbit', values['uplink-mbit'], 1, 100_000);
 const HOST_LINK = int('host-mbit', values['host-mbit'], 1, 100_000);
 const RTT = int('registry-rtt-ms', values['registry-rtt-ms'], 0, 1000);
+const FANOUT = int('fanout', values.fanout, 1, 64);
 const MODES = values.modes!.split(',');
 for (const m of MODES) if (m !== 'baseline' && m !== 'p2p') throw new Error(`unknown mode ${m} (baseline, p2p)`);
 
@@ -110,6 +113,7 @@ async function runMode(
     registryRttMs: RTT,
     account: ACCOUNT,
     p2p: mode === 'p2p',
+    rootArgs: ['--fanout', String(FANOUT)],
   });
   const close = async () => {
     await c.close();
@@ -141,8 +145,10 @@ async function runMode(
 
     c.opts.malicious = [1];
     await coldCluster(c);
-    const bad = await startAll(c, ref, ctx.w);
+    const bad = await startAll(c, ref, ctx.w, { first: 1 });
     bad.fault = 'one malicious peer (host 1) serves wrong bytes';
+    if (mode === 'p2p')
+      bad.notes.push(`${await corruptReports(c, 1)} reports of host 1's wrong bytes reached the root`);
     show(bad);
     result.faults.push(bad);
     c.opts.malicious = [];
@@ -217,6 +223,7 @@ async function main(): Promise<void> {
         uplink_mbit: UPLINK,
         host_mbit: HOST_LINK,
         registry_rtt_ms: RTT,
+        fanout: FANOUT,
         network:
           'one bridge in its own namespace; registry, root and every host in their own namespaces on veth pairs shaped with tbf on both ends; the registry behind a counting proxy on its node (bytes = HTTP response bodies the registry sent)',
         timing:

@@ -4,7 +4,7 @@
 // registry's egress at its node, and every host's upload from its veth counters.
 
 import { writeFile } from 'node:fs/promises';
-import { sh, sleep } from '../coldstart/util.js';
+import { sh, sleep, type TimedRun } from '../coldstart/util.js';
 import { AGENT_PORT, type Cluster, ROOT_PORT } from './cluster.js';
 
 export interface Workload {
@@ -96,7 +96,13 @@ export async function startAll(
   c: Cluster,
   ref: string,
   w: Workload,
-  opts: { fault?: Fault; hosts?: number[]; timeoutMs?: number } = {},
+  opts: {
+    fault?: Fault;
+    hosts?: number[];
+    timeoutMs?: number;
+    /** Start this host first; the others once it has joined a tree (P2P) or 1 s later. */
+    first?: number;
+  } = {},
 ): Promise<StartOutcome> {
   const hosts = opts.hosts ?? Array.from({ length: c.hosts }, (_, i) => i);
   const excused = new Map<number, string>();
@@ -108,7 +114,18 @@ export async function startAll(
   await dropCaches();
   c.resetRegistryStats();
   const t0 = performance.now();
-  const runs = hosts.map((i) => c.run(i, ref, w.cmd, w.firstLine, { t0, timeoutMs: opts.timeoutMs }));
+  const start = (i: number) => c.run(i, ref, w.cmd, w.firstLine, { t0, timeoutMs: opts.timeoutMs });
+  let runs: Promise<TimedRun>[];
+  if (opts.first === undefined) runs = hosts.map(start);
+  else {
+    // The first host joins the trees before the others ask: it gets a place high in them.
+    const first = start(opts.first);
+    const joined = c.opts.p2p
+      ? await waitUntil(() => rootMembers(c).then((n) => n > 0), first, 60_000)
+      : await sleep(1000).then(() => true);
+    if (!joined) notes.push(`host ${opts.first} had not joined a tree when the others started`);
+    runs = hosts.map((i) => (i === opts.first ? first : start(i)));
+  }
   const finished = Promise.allSettled(runs).then(() => {});
   const faultDone = opts.fault?.run({
     cluster: c,
@@ -156,15 +173,32 @@ export async function startAll(
   return out;
 }
 
-/** Wait (bounded by the runs' end) until `cond()` holds, polling every 100 ms. */
-async function waitFor(f: FaultContext, cond: () => Promise<boolean>): Promise<boolean> {
-  let over = false;
-  void f.finished.then(() => (over = true));
-  while (!over) {
+/** Hosts in the root's trees, summed over blobs (0 when it does not answer). */
+export async function rootMembers(c: Cluster): Promise<number> {
+  const r = await sh('curl', ['-sf', '-m', '5', `http://${c.net.rootAddr}:${ROOT_PORT}/p2p/v1/status`], {
+    netns: c.net.rootNs,
+    allowFail: true,
+  });
+  if (r.code !== 0) return 0;
+  const status = JSON.parse(r.stdout) as { blobs?: { hosts: number }[] };
+  return (status.blobs ?? []).reduce((a, b) => a + b.hosts, 0);
+}
+
+/** Poll `cond` every 100 ms until it holds (true), `over` settles or `ms` pass (false). */
+async function waitUntil(cond: () => Promise<boolean>, over: Promise<unknown>, ms: number): Promise<boolean> {
+  let done = false;
+  void over.finally(() => (done = true)).catch(() => {});
+  const until = performance.now() + ms;
+  while (!done && performance.now() < until) {
     if (await cond()) return true;
     await sleep(100);
   }
   return false;
+}
+
+/** Wait (bounded by the runs' end) until `cond()` holds, polling every 100 ms. */
+function waitFor(f: FaultContext, cond: () => Promise<boolean>): Promise<boolean> {
+  return waitUntil(cond, f.finished, Number.POSITIVE_INFINITY);
 }
 
 /** When the registry has sent `bytes`: the transfer is under way. */
@@ -210,6 +244,11 @@ export function restartRoot(afterBytes: number, downMs: number): Fault {
       f.note(`root killed at ${at.toFixed(2)} s, serving again at ${((performance.now() - f.t0) / 1000).toFixed(2)} s`);
     },
   };
+}
+
+/** Reports of host `h{peer}` serving wrong bytes that reached the root (from its log). */
+export async function corruptReports(c: Cluster, peer: number): Promise<number> {
+  return (await c.rootLog()).split('\n').filter((l) => new RegExp(`reports h${peer} corrupt`).test(l)).length;
 }
 
 /** GET `url` (optionally with Range) from inside namespace `ns`: status and body bytes received. */
