@@ -27,6 +27,12 @@ export interface Headline {
   no_access_got_bytes: number | null;
   upload_spread: UploadSpread | null;
   baseline: { registry_egress_ratio: number | null; all_started_ratio: number | null } | null;
+  /** Seconds between the first and the last host printing (the headline run). */
+  start_spread_s: number | null;
+  /** P2P: registry egress with all hosts ÷ one host's egress without P2P (its 1 MiB chunks cost that much more). */
+  egress_vs_one_host_without_p2p: number | null;
+  /** P2P: time until all printed ÷ the same without P2P. */
+  all_started_vs_without_p2p: number | null;
 }
 
 export interface UploadSpread {
@@ -86,11 +92,19 @@ export function summarizeFaults(hosts: number, results: ModeResult[]): Headline 
     no_access_got_bytes: head?.noAccess?.gotBytes ?? null,
     upload_spread: head ? uploadSpread(head.all) : null,
     baseline: ratios(base),
+    start_spread_s:
+      head?.all.allStartedS !== undefined && head.all.firstStartedS !== undefined
+        ? head.all.allStartedS - head.all.firstStartedS
+        : null,
+    egress_vs_one_host_without_p2p: p2p && base ? p2p.all.registryBytes / base.single.registryBytes : null,
+    all_started_vs_without_p2p:
+      p2p?.all.allStartedS !== undefined && base?.all.allStartedS ? p2p.all.allStartedS / base.all.allStartedS : null,
   };
 }
 
 const MB = (b: number) => (b / 1e6).toFixed(1);
 const S = (s: number | undefined) => (s === undefined ? '—' : s.toFixed(2));
+const PCT = (x: number | undefined) => (x === undefined ? '—' : `${Math.round(x * 100)}%`);
 const X = (x: number | null | undefined) => (x === null || x === undefined ? '—' : `${x.toFixed(2)}×`);
 
 export function renderMarkdown(r: BenchReport): string {
@@ -100,16 +114,19 @@ export function renderMarkdown(r: BenchReport): string {
     `${r.date}, Node ${r.node}, ${r.machine.cpus} CPUs (load ${r.machine.loadavg_start.map((x) => x.toFixed(1)).join(' ')} at the start).` +
       ` Workload \`${(r.setup.workload as string[]).join(' ')}\` on ${r.setup.image}; registry uplink ${r.setup.uplink_mbit} Mbit/s, host links ${r.setup.host_mbit} Mbit/s, +${r.setup.registry_rtt_ms} ms round trip to the registry.`,
     r.complete ? '' : '\n**Incomplete run**: the numbers below are what was measured before it stopped.\n',
-    `Headline (${r.headline_mode ?? 'nothing'} run, ${r.hosts} hosts): registry egress ratio ${X(r.registry_egress_ratio)} (goal ≤ 1.2×), all started ratio ${X(r.all_started_ratio)} (goal ≤ 1.5×), wrong bytes ${r.wrong_bytes ?? '—'}, stuck hosts ${r.stuck_hosts ?? '—'}, bytes the no-access host got ${r.no_access_got_bytes ?? '—'}.`,
+    `Headline (${r.headline_mode ?? 'nothing'} run, ${r.hosts} hosts): registry egress ratio ${X(r.registry_egress_ratio)} (goal ≤ 1.2×), all started ratio ${X(r.all_started_ratio)} (goal ≤ 1.5×), wrong bytes ${r.wrong_bytes ?? '—'}, stuck hosts ${r.stuck_hosts ?? '—'}, bytes the no-access host got ${r.no_access_got_bytes ?? '—'}; first to last printed ${S(r.start_spread_s ?? undefined)} s.` +
+      (r.egress_vs_one_host_without_p2p !== null
+        ? ` Against no P2P: registry egress of all ${r.hosts} hosts ${X(r.egress_vs_one_host_without_p2p)} one host's without P2P, time until all printed ${X(r.all_started_vs_without_p2p)} the no-P2P time.`
+        : ''),
     '',
-    '| mode | hosts | registry MB, 1 host | registry MB, all | egress ratio | 1 host cold s | all printed s | first printed s | ratio | upload min / median / max MB |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| mode | hosts | registry MB, 1 host | registry MB, all | egress ratio | 1 host cold s | first printed s | all printed s | ratio | CPU busy | upload min / median / max MB |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const m of r.modes) {
     const q = ratios(m)!;
     const u = uploadSpread(m.all);
     lines.push(
-      `| ${m.mode === 'baseline' ? 'no P2P (baseline)' : 'P2P'} | ${m.hosts} | ${MB(m.single.registryBytes)} | ${MB(m.all.registryBytes)} | ${X(q.registry_egress_ratio)} | ${S(m.single.allStartedS)} | ${S(m.all.allStartedS)} | ${S(m.all.firstStartedS)} | ${X(q.all_started_ratio)} | ${MB(u.min)} / ${MB(u.median)} / ${MB(u.max)} |`,
+      `| ${m.mode === 'baseline' ? 'no P2P (baseline)' : 'P2P'} | ${m.hosts} | ${MB(m.single.registryBytes)} | ${MB(m.all.registryBytes)} | ${X(q.registry_egress_ratio)} | ${S(m.single.allStartedS)} | ${S(m.all.firstStartedS)} | ${S(m.all.allStartedS)} | ${X(q.all_started_ratio)} | ${PCT(m.all.cpuBusy)} | ${MB(u.min)} / ${MB(u.median)} / ${MB(u.max)} |`,
     );
   }
   const faulty = r.modes.filter((m) => m.faults.length);
@@ -118,13 +135,13 @@ export function renderMarkdown(r: BenchReport): string {
       '',
       '### Faults',
       '',
-      '| mode | fault | registry MB | all printed s | wrong bytes | stuck hosts | notes |',
-      '|---|---|---|---|---|---|---|',
+      '| mode | fault | registry MB | all printed s | CPU busy | wrong bytes | stuck hosts | notes |',
+      '|---|---|---|---|---|---|---|---|',
     );
     for (const m of faulty) {
       for (const f of m.faults) {
         lines.push(
-          `| ${m.mode} | ${f.fault} | ${MB(f.registryBytes)} | ${S(f.allStartedS)} | ${f.wrongBytes} | ${f.stuckHosts} | ${f.notes.join('; ') || '—'} |`,
+          `| ${m.mode} | ${f.fault} | ${MB(f.registryBytes)} | ${S(f.allStartedS)} | ${PCT(f.cpuBusy)} | ${f.wrongBytes} | ${f.stuckHosts} | ${f.notes.join('; ') || '—'} |`,
         );
       }
     }
@@ -133,7 +150,7 @@ export function renderMarkdown(r: BenchReport): string {
   if (missing.length) lines.push('', ...missing.map(([k, v]) => `Not run: ${k}: ${v}.`));
   lines.push(
     '',
-    `Method: ${r.setup.network}. Timing ${r.setup.timing}; ${r.setup.cold}. Upload = bytes each host's veth sent during the run. Wrong bytes = container stdout bytes that differ from the source image's file. Stuck = hosts (not killed, with access) that did not print.`,
+    `Method: ${r.setup.network}. Timing ${r.setup.timing}; ${r.setup.cold}. Upload = bytes each host's veth sent during the run. Wrong bytes = container stdout bytes that differ from the source image's file. Stuck = hosts (not killed, with access) that did not print. CPU busy = share of the machine's CPU time (all cores, /proc/stat) that was busy during the run: near 100% the start is bound by this machine's cores, not by the network.`,
     '',
   );
   return lines.join('\n');

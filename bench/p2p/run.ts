@@ -6,6 +6,7 @@
 //
 //   npm run bench:p2p -- [--hosts 20] [--big 50] [--workload cat|python] [--modes baseline,p2p]
 //                        [--no-faults] [--uplink-mbit 1000] [--host-mbit 1000] [--registry-rtt-ms 2] [--fanout 4]
+// DADI_BENCH_CLI=path/to/cli/entry.js measures that build instead of building this tree's.
 
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -193,7 +194,8 @@ async function main(): Promise<void> {
   await mkdir(BENCH_DIR, { recursive: true });
   const { w, tag } = await workload();
   await buildImage();
-  await buildCli('dadi-bench-p2p');
+  // DADI_BENCH_CLI names a built CLI to measure instead (another build of dadi).
+  if (!process.env.DADI_BENCH_CLI) await buildCli('dadi-bench-p2p');
   const layout = join(WORK, 'oci');
   const key = `${tag}:${await converterKey()}:${(await readFile(join(layout, 'index.json'), 'utf8')).length}`;
   const havePeer = await p2pAvailable();

@@ -3,7 +3,7 @@
 // outside: each container's stdout against the expected bytes, the time each first printed, the
 // registry's egress at its node, and every host's upload from its veth counters.
 
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { sh, sleep, type TimedRun } from '../coldstart/util.js';
 import { AGENT_PORT, type Cluster, ROOT_PORT } from './cluster.js';
 
@@ -46,6 +46,17 @@ export interface StartOutcome {
   perHost: HostOutcome[];
   /** Fault details (which hosts were killed, when the root went down, …). */
   notes: string[];
+  /** Share of the machine's CPU time that was busy during the run (1 = every core saturated). */
+  cpuBusy: number;
+}
+
+/** Busy and total CPU time of the machine so far (jiffies, from /proc/stat). */
+async function cpuTimes(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  // idle + iowait
+  return { busy: total - v[3]! - (v[4] ?? 0), total };
 }
 
 /** A fault made while the hosts start; `excuse` marks hosts it took out. */
@@ -113,6 +124,7 @@ export async function startAll(
     (await Promise.all(hosts.map((i) => c.net.linkBytes(c.net.hostNs(i))))).map((b, k) => b.tx - linkBefore[k]!.tx);
   await dropCaches();
   c.resetRegistryStats();
+  const cpuBefore = await cpuTimes();
   const t0 = performance.now();
   const start = (i: number) => c.run(i, ref, w.cmd, w.firstLine, { t0, timeoutMs: opts.timeoutMs });
   let runs: Promise<TimedRun>[];
@@ -137,6 +149,7 @@ export async function startAll(
   });
   const results = await Promise.all(runs);
   await faultDone;
+  const cpuAfter = await cpuTimes();
   const reg = await c.registryStats();
   const linkAfter = await Promise.all(hosts.map((i) => c.net.linkBytes(c.net.hostNs(i))));
   const perHost: HostOutcome[] = results.map((r, k) => {
@@ -167,6 +180,7 @@ export async function startAll(
     stuckHosts: stuck,
     perHost,
     notes,
+    cpuBusy: (cpuAfter.busy - cpuBefore.busy) / Math.max(1, cpuAfter.total - cpuBefore.total),
   };
   if (times.length) out.firstStartedS = Math.min(...times);
   if (counted.length && counted.every(ok)) out.allStartedS = Math.max(...times);
