@@ -58,7 +58,7 @@ export interface ClusterOptions extends ClusterNetOptions {
   rootArgs?: string[];
 }
 
-/** The root's and agents' command-line flags: one place to follow the `p2p` engineer's CLI. */
+/** The command-line flags of `dadi p2p root` and of the agent in `dadi daemon`, in one place. */
 export const p2pFlags = {
   root: (addr: string, cacheDir: string) => ['p2p', 'root', '--listen', `${addr}:${ROOT_PORT}`, '--cache', cacheDir],
   // Every host shares the machine's hostname (only the network is namespaced): name each one.

@@ -11,6 +11,7 @@
 // Namespaces are named `dp2p-<pid>-<node>`; a run that was killed before its cleanup leaves names
 // whose pid is gone, which the next run deletes.
 
+import { pidAlive } from '../../test/integration/runtime-helpers.js';
 import { shapeLink } from '../coldstart/net.js';
 import { sh } from '../coldstart/util.js';
 
@@ -57,15 +58,6 @@ async function listNamespaces(): Promise<string[]> {
     .split('\n')
     .map((l) => l.split(' ')[0]!)
     .filter(Boolean);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Delete the namespaces that runs killed before their cleanup left behind (their pid is gone). */

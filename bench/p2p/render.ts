@@ -112,7 +112,7 @@ export function renderMarkdown(r: BenchReport): string {
     `## ${r.title}`,
     '',
     `${r.date}, Node ${r.node}, ${r.machine.cpus} CPUs (load ${r.machine.loadavg_start.map((x) => x.toFixed(1)).join(' ')} at the start).` +
-      ` Workload \`${(r.setup.workload as string[]).join(' ')}\` on ${r.setup.image}; registry uplink ${r.setup.uplink_mbit} Mbit/s, host links ${r.setup.host_mbit} Mbit/s, +${r.setup.registry_rtt_ms} ms round trip to the registry.`,
+      ` Workload \`${(r.setup.workload as string[]).join(' ')}\` on ${r.setup.image}; registry uplink ${r.setup.uplink_mbit} Mbit/s, host links ${r.setup.host_mbit} Mbit/s, +${r.setup.registry_rtt_ms} ms round trip to the registry; P2P fan-out ${r.setup.fanout ?? '—'}. Build: ${r.setup.build ?? 'this tree'}.`,
     r.complete ? '' : '\n**Incomplete run**: the numbers below are what was measured before it stopped.\n',
     `Headline (${r.headline_mode ?? 'nothing'} run, ${r.hosts} hosts): registry egress ratio ${X(r.registry_egress_ratio)} (goal ≤ 1.2×), all started ratio ${X(r.all_started_ratio)} (goal ≤ 1.5×), wrong bytes ${r.wrong_bytes ?? '—'}, stuck hosts ${r.stuck_hosts ?? '—'}, bytes the no-access host got ${r.no_access_got_bytes ?? '—'}; first to last printed ${S(r.start_spread_s ?? undefined)} s.` +
       (r.egress_vs_one_host_without_p2p !== null
@@ -159,7 +159,7 @@ export function renderMarkdown(r: BenchReport): string {
 /** Two panels: registry egress per mode and host count; each host's first-output time, sorted. */
 export function renderSvg(r: BenchReport): string {
   const W = 760;
-  const H = 300;
+  const H = 310;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
@@ -167,21 +167,24 @@ export function renderSvg(r: BenchReport): string {
   ];
   const colors: Record<string, string> = { baseline: '#999999', p2p: '#2b6cb0' };
   // Panel 1: egress bars.
+  const short = (m: ModeResult) => (m.mode === 'baseline' ? 'no P2P' : 'P2P');
   const bars = r.modes.flatMap((m) => [
-    { label: `${m.mode} 1`, v: m.single.registryBytes, c: colors[m.mode]! },
-    { label: `${m.mode} ${m.hosts}`, v: m.all.registryBytes, c: colors[m.mode]! },
+    { mode: short(m), hosts: 1, v: m.single.registryBytes, c: colors[m.mode]! },
+    { mode: short(m), hosts: m.hosts, v: m.all.registryBytes, c: colors[m.mode]! },
   ]);
   const maxB = Math.max(1, ...bars.map((b) => b.v));
   const x0 = 40;
   const y0 = 260;
   const ph = 200;
+  const step = Math.min(55, 330 / Math.max(1, bars.length));
   out.push(`<text x="${x0}" y="40">registry egress (MB) by hosts started</text>`);
   bars.forEach((b, i) => {
     const h = (b.v / maxB) * ph;
-    const x = x0 + i * 55;
-    out.push(`<rect x="${x}" y="${y0 - h}" width="40" height="${h}" fill="${b.c}"/>`);
+    const x = x0 + i * step;
+    out.push(`<rect x="${x}" y="${y0 - h}" width="${step - 8}" height="${h}" fill="${b.c}"/>`);
     out.push(`<text x="${x}" y="${y0 - h - 3}">${MB(b.v)}</text>`);
-    out.push(`<text x="${x}" y="${y0 + 14}">${esc(b.label)}</text>`);
+    out.push(`<text x="${x}" y="${y0 + 14}">${b.mode}</text>`);
+    out.push(`<text x="${x}" y="${y0 + 27}">${b.hosts} h</text>`);
   });
   // Panel 2: sorted first-output times of the all-hosts runs.
   const px = 400;

@@ -6,7 +6,8 @@
 //
 //   npm run bench:p2p -- [--hosts 20] [--big 50] [--workload cat|python] [--modes baseline,p2p]
 //                        [--no-faults] [--uplink-mbit 1000] [--host-mbit 1000] [--registry-rtt-ms 2] [--fanout 4]
-// DADI_BENCH_CLI=path/to/cli/entry.js measures that build instead of building this tree's.
+// DADI_BENCH_CLI=path/to/cli/entry.js measures that build instead of building this tree's
+// (DADI_BENCH_BUILD names it in the report).
 
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -231,6 +232,9 @@ async function main(): Promise<void> {
         timing:
           'from the common start until each container printed its first line; page cache dropped before every run',
         cold: 'every run starts every daemon (and the root) anew on empty caches',
+        build: process.env.DADI_BENCH_CLI
+          ? `another build (DADI_BENCH_CLI): ${process.env.DADI_BENCH_BUILD ?? process.env.DADI_BENCH_CLI}`
+          : 'this tree, built by the benchmark',
       },
       unavailable,
       complete,
