@@ -36,11 +36,13 @@ export function registerCacheCommands(program: Command): void {
     .description('evict least recently used blobs down to a target usage')
     .option(...dirOption)
     .option('--target <bytes>', 'usage to reach (default: the low water mark)')
+    .option('--json', 'print the result as JSON')
     .action(async (o) => {
       const owned = await openOwnedCache(o.cacheDir ?? defaultCacheDir(), 'dadi cache');
       const c = owned.cache;
       try {
         const r = await c.gc(o.target ? parseSize(o.target, '--target') : undefined);
+        if (o.json) return printJson({ evicted: r.evicted, freedBytes: r.freedBytes, usage: r.usage });
         console.log(
           `evicted ${r.evicted.length} blobs, freed ${formatSize(r.freedBytes)}; usage ${formatSize(r.usage)}`,
         );
@@ -53,11 +55,13 @@ export function registerCacheCommands(program: Command): void {
     .command('clear')
     .description('drop everything cached')
     .option(...dirOption)
+    .option('--json', 'print the result as JSON')
     .action(async (o) => {
       const owned = await openOwnedCache(o.cacheDir ?? defaultCacheDir(), 'dadi cache');
       const c = owned.cache;
       try {
         const r = await c.clear();
+        if (o.json) return printJson({ evicted: r.evicted, freedBytes: r.freedBytes });
         console.log(`cleared ${r.evicted.length} blobs, freed ${formatSize(r.freedBytes)}`);
       } finally {
         await owned.close();

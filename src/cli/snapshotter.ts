@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
 import { DEFAULT_HOSTS_DIR } from '../snapshotter/hosts-config.js';
+import { printJson } from './output.js';
 
 export function registerSnapshotterCommands(program: Command): void {
   program
@@ -68,10 +69,12 @@ export function registerSnapshotterCommands(program: Command): void {
     .option('--hosts-dir <dir>', "containerd's registry hosts configuration", DEFAULT_HOSTS_DIR)
     .option('--insecure', 'use plain HTTP for the registry')
     .option('--platform <os/arch>', 'platform to select from a multi-platform image (default: this machine)')
+    .option('--json', 'print the result as JSON')
     .action(
       async (
         ref: string,
         o: {
+          json?: boolean;
           containerdAddress: string;
           namespace: string;
           snapshotter: string;
@@ -103,6 +106,7 @@ export function registerSnapshotterCommands(program: Command): void {
               bar?.update(done);
             },
           }).finally(() => bars?.stop());
+          if (o.json) return printJson(r);
           console.log(r.name);
           console.error(
             `pulled ${r.name} (${r.manifestDigest}, ${r.layers} DADI layers left remote; ${r.registryBytes} bytes fetched)`,

@@ -9,6 +9,7 @@ import { compressFile, decompressFile, verifyZFile, type ZFileAlgorithm, ZFileRe
 import { withLayerOutput } from '../image/layer-output.js';
 import { withAtomicOutput } from '../util/atomic-output.js';
 import { formatSize } from '../util/size.js';
+import { printJson } from './output.js';
 
 export function parseAlgorithm(text: string): ZFileAlgorithm {
   if (text === 'lz4' || text === 'zstd') return text;
@@ -74,10 +75,12 @@ export function registerZfileCommands(program: Command): void {
       'check a whole ZFile: header, trailer, jump table, file size and the CRC of every block (like overlaybd-zfile --verify, stricter)',
     )
     .argument('<src>')
-    .action(async (src: string) => {
+    .option('--json', 'print the result as JSON')
+    .action(async (src: string, o: { json?: boolean }) => {
       const inner = await openMaybeTar(src);
       try {
         const r = await verifyZFile(inner);
+        if (o.json) return printJson({ file: src, ok: true, blocks: r.blocks, size: r.size });
         console.log(`${src}: ok: ${r.blocks} blocks, ${formatSize(r.size)} uncompressed`);
       } finally {
         await inner.close();
