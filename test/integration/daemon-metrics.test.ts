@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProxy } from '../../bench/coldstart/delay-proxy.js';
+import { checkJsonOutput } from '../../src/cli/json-output.js';
 import type { DaemonStatus } from '../../src/runtime/status.js';
 import { runDadi } from '../cli.js';
 import { missing, requireOrSkip } from '../require.js';
@@ -52,7 +53,8 @@ describe.skipIf(!HAVE)('daemon metrics', () => {
   let metricsUrl: string;
   const env = () => ({ DADI_STATE: state, DADI_CACHE_DIR: cacheDir });
   const dadi = (args: string[]) => runDadi(args, { env: env() });
-  const status = async () => JSON.parse((await dadi(['status', '--json'])).stdout) as DaemonStatus;
+  // Every status read also checks the output against its documented schema (docs/json-output.md).
+  const status = async () => checkJsonOutput('status', (await dadi(['status', '--json'])).stdout) as DaemonStatus;
   const scrape = async () => {
     const res = await fetch(metricsUrl);
     expect(res.status).toBe(200);
@@ -188,7 +190,7 @@ describe.skipIf(!HAVE)('daemon metrics', () => {
     await mkdir(mnt);
     const m = await dadi(['mount', '--wait-prefetch', '--json', pullRef, mnt]);
     expect(m.code, m.stderr).toBe(0);
-    const out = JSON.parse(m.stdout) as {
+    const out = checkJsonOutput('mount', m.stdout) as {
       device: { id: string; target: string };
       prefetch: DaemonStatus['devices'][0];
     };
@@ -211,7 +213,7 @@ describe.skipIf(!HAVE)('daemon metrics', () => {
     } finally {
       const u = await dadi(['umount', '--json', mnt]);
       expect(u.code, u.stderr).toBe(0);
-      expect(JSON.parse(u.stdout)).toMatchObject({ id: out.device.id, target: mnt });
+      expect(checkJsonOutput('umount', u.stdout)).toMatchObject({ id: out.device.id, target: mnt });
     }
     expect(sample(await scrape(), 'dadi_devices', '{mode="ro"}')).toBe(0);
   });

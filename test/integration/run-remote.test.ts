@@ -5,6 +5,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkJsonOutput } from '../../src/cli/json-output.js';
 import { runDadi } from '../cli.js';
 import { fixture, haveFixtures } from '../fixtures.js';
 import { missing, requireOrSkip } from '../require.js';
@@ -75,7 +76,7 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
     const j = await dadi(['run', '--rm', '--timings', '--json', ref, '--', '/bin/true']);
     expect(j.code, j.stderr).toBe(0);
     expect(j.stdout).toBe('');
-    const out = JSON.parse(j.stderr.trim().split('\n').at(-1)!) as {
+    const out = checkJsonOutput('run', j.stderr.trim().split('\n').at(-1)!) as {
       timings: { step: string; ms: number }[];
       totalMs: number;
     };
@@ -98,7 +99,7 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
       expect(conv.code, conv.stderr).toBe(0);
       const cat = await dadi(['stat', '--json', target, '/hello']);
       expect(cat.code, cat.stderr).toBe(0);
-      expect(JSON.parse(cat.stdout).size).toBeGreaterThan(1000);
+      expect((checkJsonOutput('stat', cat.stdout) as { size: number }).size).toBeGreaterThan(1000);
       const r = await dadi(['run', '--rm', target]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain('Hello from Docker!');
@@ -112,7 +113,7 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
     expect(m.code, m.stderr).toBe(0);
     try {
       const ps = await dadi(['ps', '--json']);
-      const devices = JSON.parse(ps.stdout).devices;
+      const devices = (checkJsonOutput('ps', ps.stdout) as { devices: Array<{ target: string }> }).devices;
       expect(devices.some((d: { target: string }) => d.target === dir)).toBe(true);
     } finally {
       const u = await dadi(['umount', dir]);
@@ -161,6 +162,6 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
     expect(v1.stdout).not.toContain('leaked');
     expect(v1.stdout.length).toBeGreaterThan(0);
     const i = await dadi(['inspect', '--json', `${reg.host}/dadi/run:v2`]);
-    expect(JSON.parse(i.stdout).layers).toHaveLength(2);
+    expect((checkJsonOutput('inspect', i.stdout) as { layers: unknown[] }).layers).toHaveLength(2);
   });
 });
