@@ -2,9 +2,10 @@
 // daemon layer specs (bottom first), the image config, and a pinned `host/repo@digest` reference.
 // An acceleration layer on top is set apart: it holds a trace to replay, not a disk layer.
 
-import type { ImageConfig, ImageManifest } from '../oci/index.js';
+import type { Descriptor, ImageConfig, ImageManifest } from '../oci/index.js';
 import { splitAccelerationLayer } from '../prefetch/accel-layer.js';
 import { parseReference } from '../registry/index.js';
+import { chunkDigestsDescriptor } from './chunk-integrity.js';
 import type { RemoteContext } from './remote-context.js';
 
 export interface ResolvedRunImage {
@@ -15,8 +16,11 @@ export interface ResolvedRunImage {
   manifest: ImageManifest;
   mediaType: string;
   config: ImageConfig;
-  /** The layers to stack, bottom first (an acceleration layer left out). */
-  layers: Array<{ digest: string; size: number }>;
+  /**
+   * The layers to stack, bottom first (an acceleration layer left out), with the digest and size of
+   * each one's chunk digest list when the image publishes one (what P2P chunks are checked against).
+   */
+  layers: Array<{ digest: string; size: number; chunkDigests?: { digest: string; size: number } }>;
   /** The top layer when it is an acceleration (trace) layer. */
   accelerationLayer?: { digest: string; size: number };
 }
@@ -33,7 +37,17 @@ export async function resolveRunImage(ref: string, ctx: RemoteContext): Promise<
     manifest: resolved.manifest,
     mediaType: resolved.mediaType,
     config,
-    layers: lowers.map((l) => ({ digest: l.digest, size: l.size })),
+    layers: lowers.map((l) => ({ digest: l.digest, size: l.size, ...chunkDigestsOf(l, ref) })),
     accelerationLayer: accel && { digest: accel.digest, size: accel.size },
   };
+}
+
+/** `{chunkDigests}` for a layer whose annotations name a list; nothing for none or a malformed one (CRC checks then). */
+function chunkDigestsOf(layer: Descriptor, ref: string): { chunkDigests?: { digest: string; size: number } } {
+  try {
+    const d = chunkDigestsDescriptor(layer, ref);
+    return d ? { chunkDigests: { digest: d.digest, size: d.size } } : {};
+  } catch {
+    return {};
+  }
 }

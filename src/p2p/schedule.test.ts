@@ -70,7 +70,7 @@ describe('ChunkFetch', () => {
   });
 
   it('tries each hop at most once, in route order, and reports only peers', () => {
-    const why = fc.constantFrom<FetchFailure>('unreachable', 'timeout', 'http', 'corrupt', 'denied');
+    const why = fc.constantFrom<FetchFailure>('unreachable', 'timeout', 'http', 'corrupt', 'denied', 'refused');
     fc.assert(
       fc.property(fc.nat(6), fc.array(why, { maxLength: 12 }), (depth, failures) => {
         const route = routeOf({ path: Array.from({ length: depth }, (_, i) => ({ id: `a${i}`, address: `x${i}` })) });
@@ -81,7 +81,7 @@ describe('ChunkFetch', () => {
           if (!hop) break;
           asked.push(hop);
           const v = f.fail(w);
-          expect(v.report !== undefined).toBe(hop.kind === 'peer' && w !== 'denied');
+          expect(v.report !== undefined).toBe(hop.kind === 'peer' && w !== 'denied' && w !== 'refused');
           expect(v.registryFallback).toBe(hop.kind === 'root' && w !== 'denied');
           if (w === 'denied') expect(v.next).toBeUndefined();
         }

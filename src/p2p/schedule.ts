@@ -7,7 +7,8 @@
 // hop is asked and the root fetches from the registry once for the whole tree. The registry is
 // used only when the root itself failed (down, or wrong bytes): `registryFallback` is then set,
 // and the caller must log and count it. A root that denies access (401/403) ends the fetch: the
-// registry would say the same, and a host without access gets nothing.
+// registry would say the same, and a host without access gets nothing. A peer that refuses
+// ('refused') is skipped without blame.
 //
 //   const f = new ChunkFetch(routeOf(placement));
 //   for (let hop = f.current; hop; ) {
@@ -25,7 +26,8 @@ export type FetchFailure =
   | 'timeout' // no answer in time, or too slow
   | 'http' // an error status other than access denied
   | 'corrupt' // bytes arrived but failed verification (or had the wrong length)
-  | 'denied'; // 401/403: the requester has no access
+  | 'denied' // 401/403 from the root: the requester has no access
+  | 'refused'; // a peer would not serve us without being at fault (e.g. it does not know our grant's key yet)
 
 export interface FailureVerdict {
   /** What the root should hear about the failed peer (agents report it; the tracker re-parents). */
@@ -42,7 +44,7 @@ export function routeOf(placement: Pick<Placement, 'path'> | undefined): Hop[] {
   return [...peers, { kind: 'root' }, { kind: 'registry' }];
 }
 
-const PROBLEM: Record<Exclude<FetchFailure, 'denied'>, PeerProblem> = {
+const PROBLEM: Record<Exclude<FetchFailure, 'denied' | 'refused'>, PeerProblem | undefined> = {
   unreachable: 'gone',
   timeout: 'slow',
   http: 'gone',
@@ -76,7 +78,8 @@ export class ChunkFetch {
     }
     this.i++;
     const next = this.route[this.i];
-    const report = hop.kind === 'peer' ? { peer: hop.id, problem: PROBLEM[why] } : undefined;
+    const problem = why === 'refused' ? undefined : PROBLEM[why];
+    const report = hop.kind === 'peer' && problem ? { peer: hop.id, problem } : undefined;
     return { ...(report ? { report } : {}), next, registryFallback: hop.kind === 'root' && next?.kind === 'registry' };
   }
 }

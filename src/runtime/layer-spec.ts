@@ -33,7 +33,12 @@ export function normalizeLayerSpec(spec: string | LayerSpec, cwd = process.cwd()
 export function registryLayerSpecs(
   registry: string,
   repository: string,
-  layers: ReadonlyArray<{ digest: string; size: number }>,
+  layers: ReadonlyArray<{ digest: string; size: number; chunkDigests?: { digest: string; size: number } }>,
 ): LayerSpec[] {
-  return layers.map((l) => ({ kind: 'registry', ref: `${registry}/${repository}@${l.digest}`, size: l.size }));
+  return layers.map((l) => ({
+    kind: 'registry',
+    ref: `${registry}/${repository}@${l.digest}`,
+    size: l.size,
+    ...(l.chunkDigests ? { chunkDigests: l.chunkDigests } : {}),
+  }));
 }

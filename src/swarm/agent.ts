@@ -355,16 +355,14 @@ export class P2PAgent {
       } catch (e) {
         if (e instanceof DadiError && hop.kind === 'registry') throw e;
         this.counters.failed(source);
-        const why = e instanceof PeerError ? e.why : 'unreachable';
-        if (hop.kind === 'root' && why !== 'denied') this.rootDown(e);
-        if (why === 'denied' && hop.kind === 'peer') {
-          // A peer that refuses our grant (it has another root key): skip it, it is not at fault.
-          v = f.fail('http');
-          v = { ...v, report: undefined } as FailureVerdict;
-        } else v = f.fail(why);
-        if (why === 'denied' && hop.kind === 'root') {
+        const failure = e instanceof PeerError ? e.why : 'unreachable';
+        if (failure === 'denied' && hop.kind === 'root') {
+          f.fail('denied');
           throw new DadiError('EAUTH', `${s.name}: the p2p root denied access: ${(e as Error).message}`);
         }
+        if (hop.kind === 'root') this.rootDown(e);
+        // A peer refusing our grant (it holds an older root key) is skipped, not blamed.
+        v = f.fail(failure === 'denied' ? 'refused' : failure);
         this.log(`${s.name}: chunk ${i} from ${hopName(hop)} failed: ${(e as Error).message}`);
         await this.after(s, v);
         next = v.next;
@@ -493,7 +491,7 @@ export class P2PAgent {
     try {
       const url = new URL(req.url ?? '/', 'http://agent');
       if (req.method === 'GET' && url.pathname === PATHS.blob) return await this.serveChild(req, res, url);
-      if (req.method === 'POST' && url.pathname === PATHS.hello) return this.hello_(req, res, url);
+      if (req.method === 'POST' && url.pathname === PATHS.hello) return this.acceptChild(req, res, url);
       if (req.method === 'PUT' && url.pathname === PATHS.push) return await this.receivePush(req, res, url);
       if (req.method === 'GET' && url.pathname === PATHS.status) {
         return sendJson(res, 200, { host: this.hostId, counters: this.counters.snapshot() });
@@ -516,7 +514,8 @@ export class P2PAgent {
     return s;
   }
 
-  private hello_(req: IncomingMessage, res: ServerResponse, url: URL): void {
+  /** A child said hello: it joined the blob under this host and wants pushes. */
+  private acceptChild(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const s = this.known(url, req);
     const child = headerOf(req, HEADERS.host);
     const address = headerOf(req, HEADERS.address);
