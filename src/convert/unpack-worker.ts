@@ -50,4 +50,6 @@ try {
     error: { code: typeof err?.code === 'string' ? err.code : undefined, message: String(err?.message ?? e) },
   };
   port.postMessage(reply);
+} finally {
+  port.unref(); // the credit listener no longer keeps this thread alive: it ends once replies are out
 }
