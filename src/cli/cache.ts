@@ -3,16 +3,16 @@
 import { realpath } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
+import { hostCache } from '../image/cache-dir.js';
 import { type CacheReport, cacheHeldNote, cacheReport, claimHostCache, openOwnedCache } from '../image/host-cache.js';
 import { formatSize, parseSize } from '../util/size.js';
-import { defaultCacheDir } from './context.js';
 import { printJson } from './output.js';
 
 export function registerCacheCommands(program: Command): void {
   const cache = program.command('cache').description('the persistent block cache of remote blobs');
   const dirOption = [
     '--cache-dir <dir>',
-    'cache directory (default: $DADI_CACHE_DIR, /var/cache/dadi/blocks as root)',
+    'cache directory (default: $DADI_CACHE_DIR, cacheConfig.cacheDir of the config file, /var/cache/dadi/blocks as root)',
   ] as const;
 
   cache
@@ -21,7 +21,7 @@ export function registerCacheCommands(program: Command): void {
     .option(...dirOption)
     .option('--json')
     .action(async (o) => {
-      const c = await listCache(o.cacheDir ?? defaultCacheDir());
+      const c = await listCache(o.cacheDir ?? (await hostCache()).dir);
       if (o.json) return printJson({ dir: c.dir, usage: c.usage, capacity: c.capacity, entries: c.blobs });
       for (const e of c.blobs) {
         console.log(
@@ -38,7 +38,7 @@ export function registerCacheCommands(program: Command): void {
     .option('--target <bytes>', 'usage to reach (default: the low water mark)')
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
-      const owned = await openOwnedCache(o.cacheDir ?? defaultCacheDir(), 'dadi cache');
+      const owned = await openOwnedCache(o.cacheDir ?? (await hostCache()).dir, 'dadi cache');
       const c = owned.cache;
       try {
         const r = await c.gc(o.target ? parseSize(o.target, '--target') : undefined);
@@ -57,7 +57,7 @@ export function registerCacheCommands(program: Command): void {
     .option(...dirOption)
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
-      const owned = await openOwnedCache(o.cacheDir ?? defaultCacheDir(), 'dadi cache');
+      const owned = await openOwnedCache(o.cacheDir ?? (await hostCache()).dir, 'dadi cache');
       const c = owned.cache;
       try {
         const r = await c.clear();

@@ -5,13 +5,10 @@
 
 import { realpath } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { hostCache } from '../image/cache-dir.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { isLayoutSpec } from '../oci/layout.js';
 import type { DaemonClient } from '../runtime/client.js';
-
-export { defaultCacheDir } from '../image/cache-dir.js';
-
-import { defaultCacheDir } from '../image/cache-dir.js';
 
 export interface RemoteOptions {
   insecure?: boolean;
@@ -26,7 +23,10 @@ export interface RemoteOptions {
 export function withRemoteOptions(cmd: Command): Command {
   return cmd
     .option('--insecure', 'use plain HTTP for the registry')
-    .option('--cache-dir <dir>', 'block cache directory (default: $DADI_CACHE_DIR, /var/cache/dadi/blocks as root)')
+    .option(
+      '--cache-dir <dir>',
+      'block cache directory (default: $DADI_CACHE_DIR, cacheConfig.cacheDir of the config file, /var/cache/dadi/blocks as root)',
+    )
     .option('--cache-size <bytes>', 'block cache capacity (default 4G)')
     .option('--no-cache', 'read straight from the registry, without the block cache')
     .option('--platform <os/arch>', 'platform to select from a multi-platform image (default: this machine)')
@@ -66,6 +66,6 @@ export async function daemonForReads(o: RemoteOptions, images: string[]): Promis
   const owned = client && (await client.ping().catch(() => undefined))?.cacheDir;
   if (!owned) return undefined;
   const real = (p: string) => realpath(p).catch(() => p);
-  const [mine, its] = await Promise.all([real(o.cacheDir ?? defaultCacheDir()), real(owned)]);
+  const [mine, its] = await Promise.all([real(o.cacheDir ?? (await hostCache()).dir), real(owned)]);
   return mine === its ? client : undefined;
 }

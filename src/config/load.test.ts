@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LAYER_PULL } from '../prefetch/layer-pull-plan.js';
 import { layerPullConfigOf } from './components.js';
-import { configFileOf, loadConfig, parseConfig } from './load.js';
+import { configFileOf } from './file.js';
+import { loadConfig, parseConfig } from './load.js';
 import { configReferenceTable, REFERENCE_BEGIN, REFERENCE_END, withReferenceTable } from './reference.js';
 import { configFields } from './schema.js';
 

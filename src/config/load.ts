@@ -1,4 +1,4 @@
-// Reading the config file: which file (--config, $DADI_CONFIG, /etc/dadi/config.yaml), YAML with
+// Reading the config file (which one: file.ts): YAML with
 // its line numbers, the environment's overrides, validation against schema.ts, and errors an
 // operator can act on — each names the file (or variable), the key, its line and what is wrong.
 // Not the keys themselves (schema.ts).
@@ -12,18 +12,11 @@ import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { DadiError } from '../errors.js';
 import { parseSize } from '../util/size.js';
+import { configFileOf, type LoadConfigOptions } from './file.js';
 import { type ConfigField, configFields, configSchema, type DadiConfig, type FieldMeta } from './schema.js';
 
-export const DEFAULT_CONFIG_FILE = '/etc/dadi/config.yaml';
 /** A config file is a few KiB; anything near this is not one. */
 const MAX_CONFIG_BYTES = 1 << 20;
-
-export interface LoadConfigOptions {
-  /** The --config flag: this file must exist. */
-  file?: string;
-  /** Environment to read (default process.env): $DADI_CONFIG and the per-key overrides. */
-  env?: NodeJS.ProcessEnv;
-}
 
 export interface LoadedConfig {
   config: DadiConfig;
@@ -31,14 +24,6 @@ export interface LoadedConfig {
   file?: string;
   /** The environment variables that overrode the file (names only: values may be secret). */
   overrides: string[];
-}
-
-/** Which file to read: --config, else $DADI_CONFIG, else the default path (only if it exists). */
-export function configFileOf(o: LoadConfigOptions = {}): { path: string; required: boolean } {
-  const env = o.env ?? process.env;
-  if (o.file) return { path: o.file, required: true };
-  if (env.DADI_CONFIG) return { path: env.DADI_CONFIG, required: true };
-  return { path: DEFAULT_CONFIG_FILE, required: false };
 }
 
 /** The configuration for a long-running command; an invalid file or override is a DadiError. */

@@ -8,7 +8,7 @@ import { type Platform, parsePlatform } from '../oci/index.js';
 import { defaultCredentials, RegistryClient } from '../registry/index.js';
 import type { TransportOptions } from '../registry/transport.js';
 import { type AgentOptions, P2PAgent } from '../swarm/agent.js';
-import { defaultCacheDir } from './cache-dir.js';
+import { hostCache } from './cache-dir.js';
 import { type CacheClaim, cacheHeldNote, claimHostCache } from './host-cache.js';
 
 export { defaultCacheDir } from './cache-dir.js';
@@ -16,7 +16,7 @@ export { defaultCacheDir } from './cache-dir.js';
 export interface RemoteContextOptions {
   /** Plain HTTP for every registry (loopback registries always use HTTP). */
   insecure?: boolean;
-  /** Block cache folder (default `defaultCacheDir()`). */
+  /** Block cache folder (default: the config file's, else `defaultCacheDir()`; see hostCache). */
   cacheDir?: string;
   /** false: no cache, every read goes to the registry. */
   cache?: boolean;
@@ -95,9 +95,10 @@ export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<R
 }
 
 async function claimCache(o: RemoteContextOptions): Promise<CacheClaim | undefined> {
-  const dir = o.cacheDir ?? defaultCacheDir();
+  const host = o.cacheDir ? undefined : await hostCache();
+  const dir = o.cacheDir ?? host!.dir;
   const role = o.role ?? `dadi ${process.argv[2] ?? ''}`.trim();
-  const r = await claimHostCache(dir, role, { capacity: o.cacheSize });
+  const r = await claimHostCache(dir, role, { capacity: o.cacheSize ?? host?.capacity });
   if (!('heldBy' in r)) return r;
   (o.log ?? ((m) => process.stderr.write(`dadi: ${m}\n`)))(`${cacheHeldNote(dir, r.heldBy)}; reading without it`);
   return undefined;
