@@ -5,6 +5,15 @@
 // verifier), `overlaybd-create -s [--mkfs] data index 64`, a config.json of the committed layers
 // below and the new upper, `overlaybd-apply layer.tar config.json`, `overlaybd-commit -z -t --uuid
 // [--parent-uuid]`, then the commit file's digest (the convertor's getFileDesc). No uploads.
+//
+// The tools build offline from containerd/overlaybd with its dependencies' sources at the commits
+// its CMake files pin (PhotonLibOS, photon-libtcmu, erofs-utils; Open-CAS ocf in its submodule
+// folder): `cmake SRC -DCMAKE_BUILD_TYPE=Release -DBUILD_STREAM_CONVERTOR=OFF -DORIGIN_EXT2FS=ON
+// -DFETCHCONTENT_FULLY_DISCONNECTED=ON -DFETCHCONTENT_SOURCE_DIR_PHOTON=… -DFETCHCONTENT_SOURCE_DIR_TCMU=…
+// -DFETCHCONTENT_SOURCE_DIR_EROFS-UTILS=…` and `make overlaybd-create overlaybd-apply overlaybd-commit`
+// (apt: cmake g++ libcurl4-openssl-dev libssl-dev libaio-dev libnl-3-dev libnl-genl-3-dev zlib1g-dev
+// libzstd-dev libext2fs-dev libgflags-dev rapidjson-dev autoconf automake libtool); the binaries land
+// in SRC/build/output.
 
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
