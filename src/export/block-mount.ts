@@ -14,7 +14,7 @@ import { FuseExport, type FuseMountOptions } from './fuse/export.js';
 import { type ImageMount, mountImage } from './loop.js';
 
 export interface BlockMountOptions
-  extends Pick<FuseMountOptions, 'readers' | 'log' | 'unmountTimeoutMs' | 'readAheadKb'> {
+  extends Pick<FuseMountOptions, 'readers' | 'log' | 'unmountTimeoutMs' | 'readAheadKb' | 'durable'> {
   /** Private folder for the FUSE mount point (`<stateDir>/fuse`); never directly under /tmp. */
   stateDir: string;
   /** Default true. */

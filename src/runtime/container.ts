@@ -200,6 +200,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
         target: rec.rootfs,
         rw: true,
         writable: rec.writable,
+        discardable: !!opts.rm,
         label: name,
         trace: opts.trace,
       });

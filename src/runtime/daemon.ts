@@ -395,6 +395,7 @@ export class Daemon {
       const mount = await mountBlockFile(file as typeof file & Partial<WritableBlockFile>, target, {
         stateDir: dir,
         readOnly: !req.rw,
+        durable: !(writable?.ephemeral || req.discardable === true),
         readers: this.readers,
         log: this.deviceLog(id),
       });

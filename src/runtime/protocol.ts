@@ -31,6 +31,11 @@ export interface MountRequest {
    * at umount. Without them an ephemeral layer in the device folder is deleted at umount.
    */
   writable?: { data: string; index: string };
+  /**
+   * The writable layer is deleted with the device (`dadi run --rm`): its syncs are skipped. An
+   * ephemeral layer (no `writable` files) is always treated so.
+   */
+  discardable?: boolean;
   /** Free-form label shown by `ps` (e.g. the container name). */
   label?: string;
   /** Trace prefetch for this device (replay or record). */

@@ -2,7 +2,7 @@
 // opened as a LocalFile) as <dir>/disk.img until "unmount" arrives on stdin or SIGTERM, then unmounts
 // from this still-serving process and exits. Run with UV_THREADPOOL_SIZE set in its environment.
 //
-//   node --import tsx export-fuse-server.ts --image IMG --dir DIR [--rw] [--memory [--dump OUT]] [--readers N]
+//   node --import tsx export-fuse-server.ts --image IMG --dir DIR [--rw [--not-durable]] [--memory [--dump OUT]] [--readers N]
 //     [--delay-ms MS] [--target DIR  (mountBlockFile: FUSE in dirname(--dir), loop, ext4 on DIR)]
 // stdout: "ready <connection>\n" once mounted, then a JSON stats line at exit.
 
@@ -17,6 +17,7 @@ const { values } = parseArgs({
     image: { type: 'string' },
     dir: { type: 'string' },
     rw: { type: 'boolean', default: false },
+    'not-durable': { type: 'boolean', default: false },
     memory: { type: 'boolean', default: false },
     dump: { type: 'string' },
     readers: { type: 'string', default: '4' },
@@ -46,13 +47,19 @@ const stack = values.target
   ? await mountBlockFile(file, values.target, {
       stateDir: dirname(values.dir!),
       readOnly: !values.rw,
+      durable: !values['not-durable'],
       readers: Number(values.readers),
       log,
     })
   : undefined;
 const fx =
   stack?.fuse ??
-  (await FuseExport.mount(file, values.dir!, { readOnly: !values.rw, readers: Number(values.readers), log }));
+  (await FuseExport.mount(file, values.dir!, {
+    readOnly: !values.rw,
+    durable: !values['not-durable'],
+    readers: Number(values.readers),
+    log,
+  }));
 process.stdout.write(`ready ${fx.connection}\n`);
 
 let stopping = false;

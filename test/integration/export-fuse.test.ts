@@ -168,42 +168,49 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
   });
 
   it.each([
-    ['LocalFile', false],
-    ['MemoryFile', true],
-  ])('read-write (%s): writes in the mounted ext4 reach the BlockFile; e2fsck clean', async (_kind, memory) => {
-    const img = join(root, `rw-${memory ? 'mem' : 'local'}.img`);
-    const dump = join(root, 'dump.img');
-    await writeFile(img, await readFile(image));
-    const s = await startServer([
-      '--image',
-      img,
-      '--dir',
-      fuseDir,
-      '--rw',
-      ...(memory ? ['--memory', '--dump', dump] : []),
-    ]);
-    servers.push(s);
-    const m = await mountImage(join(fuseDir, 'disk.img'), mnt, { readOnly: false });
-    const payload = randomBytes(1 << 20);
-    await writeFile(join(mnt, 'new.bin'), payload);
-    await writeFile(join(mnt, 'etc/hostname'), 'changed\n');
-    await unlink(join(mnt, 'small.txt'));
-    expect((await run('sync', ['-f', join(mnt, 'new.bin')])).code).toBe(0);
-    await m.unmount();
-    const stats = await s.stop();
-    expect(stats.writes).toBeGreaterThan(0);
-    expect(stats.flushes).toBeGreaterThan(0);
-    const result = memory ? dump : img;
-    const fsck = await e2fsck(result);
-    expect(fsck.code, fsck.output).toBe(0);
-    const cat = await run('debugfs', ['-R', 'cat /etc/hostname', result]);
-    expect(cat.stdout).toBe('changed\n');
-    const out = join(root, 'new.out');
-    await run('debugfs', ['-R', `dump /new.bin ${out}`, result]);
-    expect(Buffer.compare(await readFile(out), payload)).toBe(0);
-    const gone = await run('debugfs', ['-R', 'stat /small.txt', result]);
-    expect(gone.stdout + gone.stderr).toMatch(/not found/i);
-  });
+    ['LocalFile', false, true],
+    ['MemoryFile', true, true],
+    ['LocalFile, not durable', false, false],
+  ])(
+    'read-write (%s): writes in the mounted ext4 reach the BlockFile; e2fsck clean',
+    async (_kind, memory, durable) => {
+      const img = join(root, `rw-${memory ? 'mem' : 'local'}${durable ? '' : '-volatile'}.img`);
+      const dump = join(root, 'dump.img');
+      await writeFile(img, await readFile(image));
+      const s = await startServer([
+        '--image',
+        img,
+        '--dir',
+        fuseDir,
+        '--rw',
+        ...(durable ? [] : ['--not-durable']),
+        ...(memory ? ['--memory', '--dump', dump] : []),
+      ]);
+      servers.push(s);
+      const m = await mountImage(join(fuseDir, 'disk.img'), mnt, { readOnly: false });
+      const payload = randomBytes(1 << 20);
+      await writeFile(join(mnt, 'new.bin'), payload);
+      await writeFile(join(mnt, 'etc/hostname'), 'changed\n');
+      await unlink(join(mnt, 'small.txt'));
+      expect((await run('sync', ['-f', join(mnt, 'new.bin')])).code).toBe(0);
+      await m.unmount();
+      const stats = await s.stop();
+      expect(stats.writes).toBeGreaterThan(0);
+      expect(stats.syncs).toBeGreaterThan(0);
+      // Not durable: the kernel's syncs are answered without syncing the layer (still every write lands).
+      expect(stats.flushes).toBe(durable ? stats.syncs : 0);
+      const result = memory ? dump : img;
+      const fsck = await e2fsck(result);
+      expect(fsck.code, fsck.output).toBe(0);
+      const cat = await run('debugfs', ['-R', 'cat /etc/hostname', result]);
+      expect(cat.stdout).toBe('changed\n');
+      const out = join(root, 'new.out');
+      await run('debugfs', ['-R', `dump /new.bin ${out}`, result]);
+      expect(Buffer.compare(await readFile(out), payload)).toBe(0);
+      const gone = await run('debugfs', ['-R', 'stat /small.txt', result]);
+      expect(gone.stdout + gone.stderr).toMatch(/not found/i);
+    },
+  );
 
   it('mountBlockFile stacks FUSE, loop and ext4 in one process and tears them down in order', async () => {
     const img = join(root, 'stack.img');

@@ -36,6 +36,13 @@ export interface FuseMountOptions {
    * a loop device on the file reads through it, so bigger readahead means fewer, 1 MiB round trips.
    */
   readAheadKb?: number;
+  /**
+   * Default true: FLUSH and FSYNC make the writes durable (fdatasync of the writable layer). False
+   * for a writable layer that is deleted when the device goes away (`dadi run --rm`, an ephemeral
+   * `dadi mount --rw`): durability buys nothing there, and each sync costs a disk flush on the
+   * launch path (ext4 syncs its superblock at a read-write mount).
+   */
+  durable?: boolean;
   /** Skip the UV_THREADPOOL_SIZE check (only if you know the pool is large enough). */
   skipThreadpoolCheck?: boolean;
   log?: (message: string) => void;
@@ -45,6 +52,8 @@ export interface FuseStats {
   requests: number;
   reads: number;
   writes: number;
+  /** FLUSH and FSYNC requests on a writable export; `flushes`: those that synced (all, when durable). */
+  syncs: number;
   flushes: number;
   bytesRead: number;
   bytesWritten: number;
@@ -74,6 +83,7 @@ export class FuseExport {
     requests: 0,
     reads: 0,
     writes: 0,
+    syncs: 0,
     flushes: 0,
     bytesRead: 0,
     bytesWritten: 0,
@@ -386,7 +396,8 @@ export class FuseExport {
       }
       case A.OP.FLUSH:
       case A.OP.FSYNC: {
-        if (!this.readOnly) {
+        if (!this.readOnly) this.stats.syncs++;
+        if (!this.readOnly && this.opts.durable !== false) {
           try {
             await (this.file as WritableBlockFile).flush();
             this.stats.flushes++;
