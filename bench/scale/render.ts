@@ -22,6 +22,7 @@ export interface RealAgents {
   root_rss_mb_peak: number;
   root_cpu_core_per_1000_peers: number;
   root_mb_per_1000_peers: number;
+  /** Bytes agents read from the registry themselves (fallbacks when the root was unusable). */
   registry_bytes: number;
   note: string;
 }
@@ -159,7 +160,7 @@ export function renderMarkdown(r: ScaleReport): string {
     const a = r.real;
     out.push(
       `${a.agents} agent processes on loopback, each with its own port and cache, fetched one ${mb(a.blob_bytes)} MB blob`,
-      `through the tree of one \`dadi p2p root\`: all finished in ${a.all_finished_s.toFixed(2)} s; the registry sent ${mb(a.registry_bytes)} MB.`,
+      `through the tree of one \`dadi p2p root\`: all finished in ${a.all_finished_s.toFixed(2)} s (agents read ${mb(a.registry_bytes)} MB from the registry themselves).`,
       `The root used ${a.root_cpu_s.toFixed(2)} s of CPU and ${a.root_rss_mb_idle.toFixed(0)} → ${a.root_rss_mb_peak.toFixed(0)} MB RSS: per 1,000 peers`,
       `${s3(a.root_cpu_core_per_1000_peers)} cores over the run and ${a.root_mb_per_1000_peers.toFixed(0)} MB. ${a.note}`,
       '',
