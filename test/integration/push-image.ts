@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeJson, MediaType, OverlaybdAnnotation, sha256Of } from '../../src/oci/index.js';
+import { chunkDigestsAnnotations, computeChunkDigests, encodeChunkDigests } from '../../src/p2p/chunk-digests.js';
 import { RegistryClient } from '../../src/registry/index.js';
 
 export interface PushedImage {
@@ -18,15 +19,23 @@ export async function pushImage(
   tag: string,
   layerPaths: string[],
   runConfig: Record<string, unknown> = {},
+  opts: { chunkDigests?: boolean } = {},
 ): Promise<PushedImage> {
   const client = new RegistryClient();
   const repo = { registry, repository };
   try {
-    const layers: Array<{ digest: string; size: number }> = [];
+    const layers: Array<{ digest: string; size: number; extra?: Record<string, string> }> = [];
     for (const p of layerPaths) {
       const blob = await readFile(p);
       const r = await client.pushBlob(repo, blob);
-      layers.push({ digest: r.digest, size: blob.length });
+      let extra: Record<string, string> | undefined;
+      if (opts.chunkDigests) {
+        // The list `dadi convert` publishes beside the layer, pointed at by the layer's annotations.
+        const list = encodeChunkDigests(computeChunkDigests(blob, r.digest));
+        const pushed = await client.pushBlob(repo, list);
+        extra = chunkDigestsAnnotations({ digest: pushed.digest, size: list.length });
+      }
+      layers.push({ digest: r.digest, size: blob.length, extra });
     }
     const config = encodeJson({
       architecture: 'amd64',
@@ -48,11 +57,16 @@ export async function pushImage(
           [OverlaybdAnnotation.blobDigest]: l.digest,
           [OverlaybdAnnotation.blobSize]: String(l.size),
           [OverlaybdAnnotation.version]: '0.1.0',
+          ...l.extra,
         },
       })),
     });
     const manifestDigest = await client.putManifest({ ...repo, tag }, manifest, MediaType.dockerManifest);
-    return { ref: `${registry}/${repository}:${tag}`, manifestDigest, layers };
+    return {
+      ref: `${registry}/${repository}:${tag}`,
+      manifestDigest,
+      layers: layers.map((l) => ({ digest: l.digest, size: l.size })),
+    };
   } finally {
     await client.close();
   }
