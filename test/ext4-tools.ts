@@ -2,10 +2,13 @@
 // ext4 image's tree with `debugfs rdump`, and describe a directory tree for equality checks.
 
 import { createHash } from 'node:crypto';
-import { lstat, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, open, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Ext4 } from '../src/ext4/index.js';
+import type { WritableBlockFile } from '../src/blockfile/blockfile.js';
+import { type ApplyOptions, applyLayer } from '../src/ext4/apply.js';
+import { Ext4 } from '../src/ext4/index.js';
+import { EXT4_INDEX_FL } from '../src/ext4/layout.js';
 import { run } from './cli.js';
 
 export interface FsckResult {
@@ -150,4 +153,79 @@ export async function mkfsFromDir(srcDir: string, image: string, size: string): 
     size,
   ]);
   if (r.code !== 0) throw new Error(`mkfs.ext4 ${image}: ${r.stderr}`);
+}
+
+/** Apply layer-tar bytes to the filesystem on `file`, flush it, and return it opened afresh. */
+export async function applyTarBytes(file: WritableBlockFile, tar: Uint8Array, opts: ApplyOptions = {}): Promise<Ext4> {
+  const fs = await Ext4.open(file);
+  await applyLayer(
+    fs,
+    (async function* () {
+      yield tar;
+    })(),
+    opts,
+  );
+  await fs.close();
+  return Ext4.open(file);
+}
+
+/** The logical blocks of inode `ino` that have data (everything else is a hole). */
+export async function mappedBlocks(fs: Ext4, ino: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const e of await fs.extents(ino)) for (let k = 0; k < e.len; k++) out.push(e.lblk + k);
+  return out;
+}
+
+/** Every directory of an image file: path → whether it is indexed (htree) and its raw bytes. */
+export async function directoryBytes(image: string): Promise<Map<string, { indexed: boolean; bytes: Buffer }>> {
+  const fh = await open(image);
+  const size = (await fh.stat()).size;
+  const file = {
+    name: image,
+    size,
+    read: async (b: Uint8Array, o: number) => (await fh.read(b, 0, b.length, o)).bytesRead,
+    close: async () => {},
+  };
+  try {
+    const fs = await Ext4.open(file);
+    const out = new Map<string, { indexed: boolean; bytes: Buffer }>();
+    const walk = async (path: string, ino: number): Promise<void> => {
+      const inode = await fs.inode(ino);
+      const bytes = Buffer.alloc(inode.size);
+      await fs.readIno(ino, bytes, 0);
+      out.set(path || '/', { indexed: !!(inode.flags & EXT4_INDEX_FL), bytes });
+      for (const e of await fs.entries(ino))
+        if (e.type === 2) await walk(`${path}/${Buffer.from(e.name, 'latin1').toString()}`, e.ino);
+    };
+    await walk('', 2);
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The directories `e2fsck -fyD` (run on a copy) changes: what it would still optimise. Empty
+ * when every directory is already as e2fsck lays it out (indexed ones included).
+ */
+export async function changedByE2fsckD(image: string): Promise<string[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'dadi-fsckD-'));
+  try {
+    const copy = join(dir, 'copy.img');
+    // Converted disks are 64 GiB sparse files: copy only what they hold.
+    const cp = await run('cp', ['--sparse=always', image, copy]);
+    if (cp.code !== 0) throw new Error(`cp ${image}: ${cp.stderr}`);
+    const r = await run('e2fsck', ['-fyD', copy]);
+    if (r.code > 1) throw new Error(`e2fsck -fyD ${image}: exit ${r.code}\n${r.stdout}${r.stderr}`);
+    const before = await directoryBytes(image);
+    const after = await directoryBytes(copy);
+    const paths = new Set([...before.keys(), ...after.keys()]);
+    return [...paths].filter((p) => {
+      const a = before.get(p);
+      const b = after.get(p);
+      return !a || !b || a.indexed !== b.indexed || !a.bytes.equals(b.bytes);
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

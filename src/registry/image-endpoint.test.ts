@@ -91,4 +91,52 @@ describe('registry endpoints', () => {
     expect(await dst.mountBlob(desc, source(`${server.host}/base:v1`))).toBe(true);
     expect(await dst.statBlob(digest)).toBe(LAYER.length);
   });
+
+  it('lists the platform images of an index, resolves one by digest, and stores manifests untagged', async () => {
+    const cfg = reg.putBlob('multi', CONFIG);
+    const image = (arch: string) =>
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.ociManifest,
+          config: { mediaType: MediaType.ociConfig, digest: cfg, size: CONFIG.length },
+          layers: [],
+          annotations: { arch },
+        }),
+      );
+    const [amd, arm] = [image('amd64'), image('arm64')];
+    const desc = (b: Buffer, architecture: string) => ({
+      mediaType: MediaType.ociManifest,
+      digest: reg.putManifest('multi', b, MediaType.ociManifest),
+      size: b.length,
+      platform: { os: 'linux', architecture },
+    });
+    const nested = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [desc(arm, 'arm64')] }),
+    );
+    const top = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.ociIndex,
+        manifests: [
+          desc(amd, 'amd64'),
+          {
+            mediaType: MediaType.ociIndex,
+            digest: reg.putManifest('multi', nested, MediaType.ociIndex),
+            size: nested.length,
+          },
+        ],
+      }),
+    );
+    reg.putManifest('multi', top, MediaType.ociIndex, 'all');
+    const src = source(`${server.host}/multi:all`);
+    const list = await src.platformImages();
+    expect(list.map((d) => d.platform!.architecture)).toEqual(['amd64', 'arm64']);
+    expect((await src.resolve({ digest: list[1]!.digest })).bytes.equals(arm)).toBe(true);
+    expect(await source(`${server.host}/multi@${list[0]!.digest}`).platformImages()).toEqual([]);
+
+    const dst = target(`${server.host}/multi:all`);
+    await dst.putManifest(amd, MediaType.ociManifest, { untagged: true });
+    expect((await src.platformImages()).length).toBe(2); // the tag still names the index
+  });
 });

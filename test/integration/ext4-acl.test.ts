@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../../src/convert/index.js';
 import { exportDisk } from '../../src/image/raw-disk.js';
 import { run } from '../cli.js';
-import { e2fsck, mkfsFromDir } from '../ext4-tools.js';
+import { changedByE2fsckD, e2fsck, mkfsFromDir } from '../ext4-tools.js';
 import { missing, requireOrSkip } from '../require.js';
 import { describeFullTree } from '../tree.js';
 import { openConverted } from './convert-helpers.js';
@@ -62,6 +62,7 @@ describe.runIf(HAVE)('POSIX ACLs in a converted image', () => {
     const fsck = await e2fsck(disk);
     expect(fsck.problems).toEqual([]);
     expect(fsck.code).toBe(0);
+    expect(await changedByE2fsckD(disk)).toEqual([]);
 
     // e2fsprogs converts ACLs to the on-disk form itself when it builds an image from a tree.
     const refDisk = join(dir, 'ref.img');
