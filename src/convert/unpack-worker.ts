@@ -38,9 +38,11 @@ try {
   const tar = new Digester();
   for await (const c of decompress(source, job.name)) {
     tar.update(c);
-    // A copy of its own (zlib's output chunks share buffers), posted as it came: the ext4 writer's
-    // writes follow the chunks, and the converted bytes must not depend on where the tar is decoded.
-    await post(new Uint8Array(c));
+    // Posted as it came: the ext4 writer's writes follow the chunks, and the converted bytes must
+    // not depend on where the tar is decoded. A chunk that is its whole buffer goes as it is (zlib
+    // starts a new buffer after a full one); one sharing its buffer goes as a copy.
+    const whole = c.byteOffset === 0 && c.byteLength === c.buffer.byteLength && c.buffer instanceof ArrayBuffer;
+    await post(whole ? c : new Uint8Array(c));
   }
   const reply: UnpackReply = { end: { digest: tar.digest(), size: tar.size } };
   port.postMessage(reply);
