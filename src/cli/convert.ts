@@ -3,18 +3,23 @@
 // `dadi digests add REF`: chunk digest lists for an image converted without them. Thin: parses
 // options, calls convert/, prints.
 
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
   addChunkDigests,
+  type BatchJob,
+  type BatchOptions,
   type ConvertResult,
   convertAllPlatforms,
+  convertBatch,
   convertImage,
   lineProgress,
   type ProgressEvent,
+  parseBatchList,
 } from '../convert/index.js';
 import { DadiError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
-import { formatSize } from '../util/size.js';
+import { formatSize, parseSize } from '../util/size.js';
 import { parseIntOption, printJson } from './output.js';
 import { type Progress, terminalProgress } from './progress.js';
 
@@ -53,14 +58,60 @@ function printSummary(r: ConvertResult): void {
   console.log(`  ${r.layers.length} layer(s), ${r.platform}, ${r.seconds.toFixed(2)} s`);
 }
 
+/** The SRC=DST arguments and the --from-file list, as jobs. */
+async function batchJobs(args: string[], fromFile: string | undefined): Promise<BatchJob[]> {
+  for (const a of args)
+    if (!a.includes('=')) throw new DadiError('EINVAL', `convert: "${a}": several images are given as SRC=DST`);
+  const jobs = parseBatchList(args.join('\n'), 'arguments');
+  if (fromFile) {
+    const text = await readFile(fromFile, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new DadiError('ENOTFOUND', `--from-file ${fromFile}: ${e.code ?? e.message}`);
+    });
+    jobs.push(...parseBatchList(text, fromFile));
+  }
+  if (jobs.length === 0) throw new DadiError('EINVAL', 'convert: give SRC DST, SRC=DST pairs or --from-file LIST');
+  return jobs;
+}
+
+/** Convert several images; one line (or the JSON) per image; exit code 1 when any failed. */
+async function runBatch(jobs: BatchJob[], o: BatchOptions & { json: boolean; quiet: boolean }): Promise<void> {
+  if (o.jobs !== undefined && o.jobs < 1) throw new DadiError('EINVAL', '--jobs: at least 1');
+  const r = await convertBatch(jobs, {
+    ...o,
+    onImage: (i) => {
+      if (o.json || o.quiet) return;
+      if (i.ok) {
+        const b = i.blobs;
+        const reused = i.result.layers.filter((l) => l.reused).length;
+        console.log(
+          `${i.target}: ${i.result.manifest.digest} (${i.result.layers.length} layer(s), ${reused} reused; ` +
+            `${b.uploaded.length} uploaded, ${b.mounted.length} mounted, ${b.present.length} present; ${i.result.seconds.toFixed(2)} s)`,
+        );
+      } else console.error(`${i.source} → ${i.target}: failed: ${i.error}`);
+    },
+  });
+  if (o.json) printJson(r);
+  else if (!o.quiet)
+    console.log(
+      `${r.images.length - r.failed}/${r.images.length} image(s) converted, ${r.concurrency} at once, ${r.seconds.toFixed(2)} s`,
+    );
+  if (r.failed > 0) process.exitCode = 1;
+}
+
 export function registerConvertCommands(program: Command): void {
   program
     .command('convert')
     .description(
-      'convert an OCI/Docker image into an overlaybd image (SRC, DST: host/repo[:tag|@digest] or oci:DIR[:TAG])',
+      'convert an OCI/Docker image into an overlaybd image (SRC, DST: host/repo[:tag|@digest] or oci:DIR[:TAG]); ' +
+        'several at once as SRC=DST SRC2=DST2 … or --from-file LIST',
     )
-    .argument('<src>', 'source image')
-    .argument('<dst>', 'target image (a tag; layouts are created if absent)')
+    .argument('[images...]', 'SRC DST (one image), or SRC=DST pairs (several)')
+    .option('--from-file <list>', 'convert the images listed in LIST, one "SRC DST" a line (# comments)')
+    .option('--jobs <n>', 'several images: how many convert at once', '1')
+    .option(
+      '--memory-budget <size>',
+      'several images: memory the concurrent conversions may use (default: half of RAM)',
+    )
     .option('--platform <os/arch[/variant]>', "platform picked from a multi-arch index (default: this machine's)")
     .option('--all-platforms', 'convert every platform of a multi-arch index into a converted index')
     .option('--oci', 'OCI media types for manifest, config and layers (default: Docker)')
@@ -75,7 +126,7 @@ export function registerConvertCommands(program: Command): void {
     .option('--skip-tls-verify', 'do not verify registry TLS certificates')
     .option('-q, --quiet', 'no progress output')
     .option('--json', 'print the result as JSON (manifest digest, layers, timings)')
-    .action(async (src: string, dst: string, o) => {
+    .action(async (args: string[], o) => {
       const vsizeGB = parseIntOption(o.vsize, '--vsize');
       if (vsizeGB < 1) throw new DadiError('EINVAL', '--vsize: at least 1 (GiB)');
       const downloads = parseIntOption(o.downloads, '--downloads');
@@ -93,6 +144,21 @@ export function registerConvertCommands(program: Command): void {
         registry: { insecure: o.insecure, skipTlsVerify: !!o.skipTlsVerify },
         progress: bars ? barProgress(bars) : o.quiet || o.json ? undefined : lineProgress(),
       };
+      const single = !o.fromFile && args.length === 2 && !args.some((a) => a.includes('='));
+      if (!single) {
+        if (o.allPlatforms) throw new DadiError('EINVAL', '--all-platforms converts one image at a time');
+        const jobs = await batchJobs(args, o.fromFile);
+        return runBatch(jobs, {
+          ...common,
+          progress: undefined,
+          platform: o.platform ? parsePlatform(o.platform) : undefined,
+          jobs: parseIntOption(o.jobs, '--jobs'),
+          memoryBudget: o.memoryBudget ? parseSize(o.memoryBudget, '--memory-budget') : undefined,
+          json: !!o.json,
+          quiet: !!o.quiet,
+        }).finally(() => bars?.stop());
+      }
+      const [src, dst] = args as [string, string];
       if (o.allPlatforms) {
         const all = await convertAllPlatforms(src, dst, common).finally(() => bars?.stop());
         if (o.json) printJson(all);

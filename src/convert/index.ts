@@ -3,6 +3,7 @@
 
 export { type AddDigestsResult, addChunkDigests } from './add-digests.js';
 export * from './all-platforms.js';
+export * from './batch.js';
 export * from './convert.js';
 export * from './manifest.js';
 export * from './progress.js';

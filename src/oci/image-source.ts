@@ -50,10 +50,11 @@ export interface ImageTarget {
   /** Store a small blob (config). */
   putBlob(bytes: Uint8Array): Promise<{ digest: Digest; size: number }>;
   /**
-   * Make `desc`, a blob of `from`, present here without passing it through this host (a registry's
-   * cross-repository mount). False when this target cannot do that for `from`.
+   * Make `desc`, a blob of `from` (a source, or another target that received it), present here
+   * without passing it through this host (a registry's cross-repository mount). False when this
+   * target cannot do that for `from`.
    */
-  mountBlob?(desc: Descriptor, from: ImageSource): Promise<boolean>;
+  mountBlob?(desc: Descriptor, from: ImageSource | ImageTarget): Promise<boolean>;
   /**
    * Store a manifest and point the target's tag (if any) at it; with `untagged`, only store it (a
    * manifest an index stored later will list). Returns its digest.

@@ -109,8 +109,9 @@ export class RegistryTarget implements ImageTarget {
   }
 
   /** A cross-repository mount: only from a repository of the same registry. */
-  async mountBlob(desc: Descriptor, from: ImageSource): Promise<boolean> {
-    if (!(from instanceof RegistrySource) || from.ref.registry !== this.ref.registry) return false;
+  async mountBlob(desc: Descriptor, from: ImageSource | ImageTarget): Promise<boolean> {
+    if (!(from instanceof RegistrySource || from instanceof RegistryTarget)) return false;
+    if (from.ref.registry !== this.ref.registry) return false;
     return this.client.mountBlob(this.ref, desc.digest, from.ref.repository);
   }
 
