@@ -33,22 +33,27 @@ process.stdout.write('ready\n');
 await next();
 
 const start = performance.now();
-const blob = await agent.open({ registry, repository, digest, size }, size);
 const buf = new Uint8Array(size);
-// Four chunk reads in flight, as the cache's readahead keeps.
-let at = 0;
-const worker = async () => {
-  while (at < size) {
-    const offset = at;
-    at += CHUNK_SIZE;
-    await blob.read(buf.subarray(offset, Math.min(size, offset + CHUNK_SIZE)), offset);
-  }
-};
-await Promise.all([worker(), worker(), worker(), worker()]);
+let error;
+try {
+  const blob = await agent.open({ registry, repository, digest, size }, size);
+  // Four chunk reads in flight, as the cache's readahead keeps.
+  let at = 0;
+  const worker = async () => {
+    while (at < size) {
+      const offset = at;
+      at += CHUNK_SIZE;
+      await blob.read(buf.subarray(offset, Math.min(size, offset + CHUNK_SIZE)), offset);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+} catch (e) {
+  error = String(e?.message ?? e);
+}
 const ms = performance.now() - start;
-const ok = `sha256:${createHash('sha256').update(buf).digest('hex')}` === digest;
+const ok = !error && `sha256:${createHash('sha256').update(buf).digest('hex')}` === digest;
 const c = agent.counters.snapshot();
-process.stdout.write(`${JSON.stringify({ id, ms, ok, bytes: c.bytes, fallbacks: c.registryFallbacks })}\n`);
+process.stdout.write(`${JSON.stringify({ id, ms, ok, error, bytes: c.bytes, fallbacks: c.registryFallbacks })}\n`);
 
 // Children may still be reading from this agent: serve until told to stop.
 await new Promise((resolve) => lines.once('close', resolve));

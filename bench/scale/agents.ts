@@ -147,7 +147,14 @@ async function main(): Promise<void> {
     }
     const before = usage(root.pid!);
     let peak = before.rssMb;
-    const sampler = setInterval(() => (peak = Math.max(peak, usage(root.pid!).rssMb)), 100);
+    let rootGone = false;
+    const sampler = setInterval(() => {
+      try {
+        peak = Math.max(peak, usage(root.pid!).rssMb);
+      } catch {
+        rootGone = true;
+      }
+    }, 100);
     const t0 = performance.now();
     for (const a of agents) a.c.stdin!.write('go\n');
     const results = await within(
@@ -156,7 +163,14 @@ async function main(): Promise<void> {
           a
             .next()
             .then(
-              (l) => JSON.parse(l) as { ms: number; ok: boolean; bytes: Record<string, number>; fallbacks: number },
+              (l) =>
+                JSON.parse(l) as {
+                  ms: number;
+                  ok: boolean;
+                  error?: string;
+                  bytes: Record<string, number>;
+                  fallbacks: number;
+                },
             ),
         ),
       ),
@@ -165,10 +179,15 @@ async function main(): Promise<void> {
     );
     const wall = (performance.now() - t0) / 1000;
     clearInterval(sampler);
+    if (rootGone || root.exitCode !== null) throw new Error('dadi p2p root exited during the run');
     const after = usage(root.pid!);
     peak = Math.max(peak, after.rssMb);
-    const bad = results.filter((r) => !r.ok).length;
-    if (bad > 0) throw new Error(`${bad} agents got bytes that do not match ${digest}`);
+    const bad = results.filter((r) => !r.ok);
+    if (bad.length > 0) {
+      throw new Error(
+        `${bad.length} agents failed (wrong bytes or errors), e.g. ${bad[0]!.error ?? 'digest mismatch'}`,
+      );
+    }
     const sum = (k: string) => results.reduce((a, r) => a + (r.bytes[k] ?? 0), 0);
     const cpu = after.cpu - before.cpu;
     const report: RealAgents = {
