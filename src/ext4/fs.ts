@@ -738,13 +738,21 @@ export class Ext4 {
     if (this.writable) await this.flush();
   }
 
-  /** A directory's blocks: linear when they fit in one, else indexed as e2fsck -D would write it. */
+  /**
+   * A directory's blocks as e2fsck -D would write them: linear in inode order when they fit in one
+   * block, else indexed (htree).
+   */
   private encodeDir(ino: number, d: DirState): { blocks: Uint8Array[]; indexed: boolean } {
-    const linear = encodeDirBlocks(d.entries.values());
+    const names = [...d.entries.values()].filter((e) => e.name !== '.' && e.name !== '..');
+    const dots = [
+      d.entries.get('.') ?? { name: '.', ino, type: 2 },
+      d.entries.get('..') ?? { name: '..', ino, type: 2 },
+    ];
+    const byInode = [...names].sort((a, b) => a.ino - b.ino || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const linear = encodeDirBlocks([...dots, ...byInode]);
     const info = this.hashInfo;
     if (linear.length === 1 || !canIndex(info)) return { blocks: linear, indexed: false };
-    const parent = d.entries.get('..')?.ino ?? ino;
-    const names = [...d.entries.values()].filter((e) => e.name !== '.' && e.name !== '..');
+    const parent = dots[1]!.ino;
     const indexed = encodeIndexedDir(names, ino, parent, info);
     return indexed ? { blocks: indexed, indexed: true } : { blocks: linear, indexed: false };
   }

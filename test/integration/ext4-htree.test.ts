@@ -1,6 +1,6 @@
 // Indexed (htree) directories (issue #16): directories that outgrow one block are written as
 // `e2fsck -D` writes them — after `e2fsck -fyD` every directory's bytes are unchanged, so there is
-// nothing to optimise — for ~10k names (one index level, and two with long names), and again after
+// nothing to optimise (one-block directories: linear, in inode order) — for ~10k names (one index level, and two with long names), and again after
 // a later layer adds names and whites others out. The kernel's htree lookups find every name.
 
 import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -64,6 +64,8 @@ describe.runIf(HAVE)('htree directories', () => {
       await fs.mknod(wide, nameKey(longName(i)), 0o010644);
     }
     for (let i = 0; i < 400; i++) await fs.mknod(mid, nameKey(`m${i}`), 0o010644);
+    const small = await fs.mkdir(2, 'small');
+    for (const n of ['zz', 'aa', 'mm', 'bb']) await fs.mknod(small, nameKey(n), 0o010644);
     await fs.close();
     const dirs = await directoryBytes(await saveTmp(file));
     expect(dirs.get('/big')!.indexed).toBe(true);
@@ -78,6 +80,8 @@ describe.runIf(HAVE)('htree directories', () => {
     for (let i = 0; i < 3000; i += 2)
       entries.push({ name: `big/.wh.${shortName(i)}`, type: '0', data: Buffer.alloc(0) });
     for (let i = 0; i < 1500; i++) entries.push({ name: `big/added-${i}`, type: '0', data: Buffer.from(`${i}`) });
+    // Replaced: a new entry for an old name (a linear directory stays in e2fsck's inode order).
+    entries.push({ name: 'small/zz', type: '0', data: Buffer.from('new') });
     for (let i = 0; i < 200; i++)
       entries.push({ name: `wide/.wh.${longName(i * 7)}`, type: '0', data: Buffer.alloc(0) });
     const ro = await applyTarBytes(file, tarOf(entries));
