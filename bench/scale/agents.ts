@@ -160,18 +160,16 @@ async function main(): Promise<void> {
     const results = await within(
       Promise.all(
         agents.map((a) =>
-          a
-            .next()
-            .then(
-              (l) =>
-                JSON.parse(l) as {
-                  ms: number;
-                  ok: boolean;
-                  error?: string;
-                  bytes: Record<string, number>;
-                  fallbacks: number;
-                },
-            ),
+          a.next().then(
+            (l) =>
+              JSON.parse(l) as {
+                ms: number;
+                ok: boolean;
+                error?: string;
+                bytes: Record<string, number>;
+                fallbacks: number;
+              },
+          ),
         ),
       ),
       RUN_MS,
