@@ -196,6 +196,9 @@ async function main(): Promise<void> {
   const { w, tag } = await workload();
   await buildImage();
   // DADI_BENCH_CLI names a built CLI to measure instead (another build of dadi).
+  const build = process.env.DADI_BENCH_CLI
+    ? `another build (DADI_BENCH_CLI): ${process.env.DADI_BENCH_BUILD ?? process.env.DADI_BENCH_CLI}`
+    : 'this tree, built by the benchmark';
   if (!process.env.DADI_BENCH_CLI) await buildCli('dadi-bench-p2p');
   const layout = join(WORK, 'oci');
   const key = `${tag}:${await converterKey()}:${(await readFile(join(layout, 'index.json'), 'utf8')).length}`;
@@ -232,9 +235,7 @@ async function main(): Promise<void> {
         timing:
           'from the common start until each container printed its first line; page cache dropped before every run',
         cold: 'every run starts every daemon (and the root) anew on empty caches',
-        build: process.env.DADI_BENCH_CLI
-          ? `another build (DADI_BENCH_CLI): ${process.env.DADI_BENCH_BUILD ?? process.env.DADI_BENCH_CLI}`
-          : 'this tree, built by the benchmark',
+        build,
       },
       unavailable,
       complete,
