@@ -72,6 +72,12 @@ function lineReader(c: ChildProcess): () => Promise<string> {
   const queue: string[] = [];
   const waiting: ((l: string) => void)[] = [];
   lines.on('line', (l) => (waiting.length ? waiting.shift()!(l) : queue.push(l)));
+  // An agent that dies before it reports answers for itself, so the run fails at once, not at the deadline.
+  const died = JSON.stringify({ ok: false, error: 'the agent process exited' });
+  lines.on('close', () => {
+    queue.push(died);
+    for (const w of waiting.splice(0)) w(died);
+  });
   return () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiting.push(r)));
 }
 
