@@ -11,27 +11,16 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatchResult } from '../../src/convert/index.js';
-import { OciLayout } from '../../src/oci/layout.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { runDadi } from '../cli.js';
-import { writeImageLayout } from './convert-helpers.js';
+import { pushLayout, writeImageLayout } from './convert-helpers.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 
 const HAVE = haveRegistry('convert several images');
 let dir: string;
 let reg: TestRegistry;
 let client: RegistryClient;
-
-async function pushLayout(layoutDir: string, tag: string, ref: string): Promise<void> {
-  const layout = await OciLayout.open(layoutDir);
-  const img = await layout.resolve({ tag });
-  const r = parseReference(ref);
-  for (const d of [img.manifest.config, ...img.manifest.layers]) {
-    await client.pushBlob(r, await readFile(layout.blobPath(d.digest)), { digest: d.digest });
-  }
-  await client.putManifest(r, img.bytes, img.mediaType);
-}
 
 describe.skipIf(!HAVE)('convert several images in one run', () => {
   beforeAll(async () => {
@@ -53,8 +42,8 @@ describe.skipIf(!HAVE)('convert several images in one run', () => {
     const app = gzipSync(await readFile(join(dir, 'app.tar')));
     await writeImageLayout(join(dir, 'one'), [base], 'v1');
     await writeImageLayout(join(dir, 'two'), [base, app], 'v1');
-    await pushLayout(join(dir, 'one'), 'v1', `${reg.host}/one:v1`);
-    await pushLayout(join(dir, 'two'), 'v1', `${reg.host}/two:v1`);
+    await pushLayout(client, join(dir, 'one'), 'v1', `${reg.host}/one:v1`);
+    await pushLayout(client, join(dir, 'two'), 'v1', `${reg.host}/two:v1`);
 
     const list = join(dir, 'list');
     await writeFile(

@@ -13,7 +13,20 @@ import type { ImageSource } from '../../src/oci/image-source.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import type { Descriptor, ImageManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/media-types.js';
+import type { RegistryClient } from '../../src/registry/client.js';
+import { parseReference } from '../../src/registry/reference.js';
 import { openLayerFile } from '../lsmt-helpers.js';
+
+/** Push the image tagged `tag` in the layout at `layoutDir` to the registry image `ref`. */
+export async function pushLayout(client: RegistryClient, layoutDir: string, tag: string, ref: string): Promise<void> {
+  const layout = await OciLayout.open(layoutDir);
+  const img = await layout.resolve({ tag });
+  const r = parseReference(ref);
+  for (const d of [img.manifest.config, ...img.manifest.layers]) {
+    await client.pushBlob(r, await readFile(layout.blobPath(d.digest)), { digest: d.digest });
+  }
+  await client.putManifest(r, img.bytes, img.mediaType);
+}
 
 /**
  * Write an OCI layout at `dir` holding one image of `layers` (tar or gzip bytes), tagged `tag`;

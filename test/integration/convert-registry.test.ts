@@ -14,7 +14,6 @@ import { DadiError } from '../../src/errors.js';
 import { Ext4 } from '../../src/ext4/index.js';
 import { LayerStack } from '../../src/format/lsmt/index.js';
 import { loadChunkDigests } from '../../src/image/chunk-integrity.js';
-import { OciLayout } from '../../src/oci/layout.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { ChunkDigestsAnnotation } from '../../src/p2p/chunk-digests.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -22,24 +21,13 @@ import { RegistrySource } from '../../src/registry/image-endpoint.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { runDadi } from '../cli.js';
 import { openLayerFile } from '../lsmt-helpers.js';
-import { listedChunkDigests, readAll, writeImageLayout } from './convert-helpers.js';
+import { listedChunkDigests, pushLayout, readAll, writeImageLayout } from './convert-helpers.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
 
 const HAVE = haveRegistry('convert registry → registry');
 let dir: string;
 let reg: TestRegistry;
 let client: RegistryClient;
-
-/** Push the image tagged `tag` in a layout to `ref`. */
-async function pushLayout(layoutDir: string, tag: string, ref: string): Promise<void> {
-  const layout = await OciLayout.open(layoutDir);
-  const img = await layout.resolve({ tag });
-  const r = parseReference(ref);
-  for (const d of [img.manifest.config, ...img.manifest.layers]) {
-    await client.pushBlob(r, await readFile(layout.blobPath(d.digest)), { digest: d.digest });
-  }
-  await client.putManifest(r, img.bytes, img.mediaType);
-}
 
 describe.skipIf(!HAVE)('convert registry → registry', () => {
   beforeAll(async () => {
@@ -63,7 +51,7 @@ describe.skipIf(!HAVE)('convert registry → registry', () => {
       [gzipSync(await readFile(join(dir, 'a.tar'))), await readFile(join(dir, 'b.tar'))],
       'v1',
     );
-    await pushLayout(src, 'v1', `${reg.host}/app:v1`);
+    await pushLayout(client, src, 'v1', `${reg.host}/app:v1`);
 
     const work = join(dir, 'work');
     const opts = { client, workDir: work, oci: true };
@@ -144,7 +132,7 @@ describe.skipIf(!HAVE)('convert registry → registry', () => {
     for (let i = 0; i < 512; i++) s += bad[i]!;
     bad.write(`${s.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
     await writeImageLayout(src, [bad], 'v1');
-    await pushLayout(src, 'v1', `${reg.host}/bad:v1`);
+    await pushLayout(client, src, 'v1', `${reg.host}/bad:v1`);
     const err = await convertImage(`${reg.host}/bad:v1`, `${reg.host}/bad:obd`, {
       client,
       workDir: join(dir, 'work'),
