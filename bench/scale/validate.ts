@@ -6,7 +6,7 @@
 // simulated and measured time until all started and registry egress, and the worst relative error.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { REPO_ROOT } from '../coldstart/image.js';
 import { runScenario, type ScenarioConfig } from './scenario.js';
 import { loadStartReads, planStart, type StartPlan, type WorkloadName } from './workload.js';
@@ -116,11 +116,13 @@ export function validate(
     });
   }
   const errors = rows.flatMap((r) => [r.time_rel_error, r.egress_rel_error]);
+  // Reports are committed: name the input relative to the checkout, not this machine's worktree.
+  const input = relative(REPO_ROOT, p2pJson) || p2pJson;
   return {
     rows,
     maxRelError: errors.length ? Math.max(...errors) : null,
     note: rows.length
-      ? `${p2pJson}: ${rows.length} P2P run(s) simulated with their own setup, calibrated on their single-host start`
-      : `${p2pJson} has no completed P2P run (only the baseline): no validation yet`,
+      ? `${input}: ${rows.length} P2P run(s) simulated with their own setup, calibrated on their single-host start`
+      : `${input} has no completed P2P run (only the baseline): no validation yet`,
   };
 }
