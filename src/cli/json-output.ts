@@ -123,6 +123,27 @@ const status = z.strictObject({
 const pushed = { image: z.string(), newRef: z.string(), manifestDigest: digest, layer: blob, records: count };
 
 /** Command (as typed after `dadi`) → what `--json` prints on stdout. */
+/** One converted image (`dadi convert SRC DST --json`, and each image of a several-image run). */
+const convertedImage = z.strictObject({
+  source: z.string(),
+  target: z.string(),
+  platform: z.string(),
+  sourceManifest: digest,
+  manifest: z.strictObject({ digest, size: count, mediaType: z.string() }),
+  config: blob,
+  layers: z.array(
+    z.looseObject({
+      index: count,
+      source: z.looseObject({ digest, size: count }),
+      diffId: digest,
+      digest,
+      size: count,
+      reused: z.boolean(),
+    }),
+  ),
+  seconds: z.number().min(0),
+});
+
 export const JSON_OUTPUTS: Record<string, { about: string; schema: z.ZodType }> = {
   status: { about: "the daemon's figures, the same as its /metrics (docs/operations.md)", schema: status },
   ps: {
@@ -145,26 +166,29 @@ export const JSON_OUTPUTS: Record<string, { about: string; schema: z.ZodType }> 
     schema: z.strictObject({ container: z.string(), ref: z.string(), manifestDigest: digest, layer: blob }),
   },
   convert: {
-    about: 'the converted image: manifest, config, and per layer its source, DADI blob and phase timings',
-    schema: z.strictObject({
-      source: z.string(),
-      target: z.string(),
-      platform: z.string(),
-      sourceManifest: digest,
-      manifest: z.strictObject({ digest, size: count, mediaType: z.string() }),
-      config: blob,
-      layers: z.array(
-        z.looseObject({
-          index: count,
-          source: z.looseObject({ digest, size: count }),
-          diffId: digest,
-          digest,
-          size: count,
-          reused: z.boolean(),
-        }),
-      ),
-      seconds: z.number().min(0),
-    }),
+    about:
+      'the converted image: manifest, config, and per layer its source, DADI blob and phase timings; ' +
+      'with several images (SRC=DST, --from-file), per image that or its error, with how its layer blobs arrived',
+    schema: z.union([
+      convertedImage,
+      z.strictObject({
+        images: z.array(
+          z.union([
+            z.strictObject({
+              source: z.string(),
+              target: z.string(),
+              ok: z.literal(true),
+              result: convertedImage,
+              blobs: z.strictObject({ mounted: z.array(digest), uploaded: z.array(digest), present: z.array(digest) }),
+            }),
+            z.strictObject({ source: z.string(), target: z.string(), ok: z.literal(false), error: z.string() }),
+          ]),
+        ),
+        concurrency: count,
+        seconds: z.number().min(0),
+        failed: count,
+      }),
+    ]),
   },
   'digests add': {
     about: 'per layer: its chunk digest list and whether this run added it; the manifest now under the tag',

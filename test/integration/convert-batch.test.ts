@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkJsonOutput } from '../../src/cli/json-output.js';
 import type { BatchResult } from '../../src/convert/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseReference } from '../../src/registry/reference.js';
@@ -62,7 +63,7 @@ describe.skipIf(!HAVE)('convert several images in one run', () => {
       list,
     ]);
     expect(r.code, r.stderr).toBe(1);
-    const out = JSON.parse(r.stdout) as BatchResult;
+    const out = checkJsonOutput('convert', r.stdout) as BatchResult;
     expect(out.concurrency).toBe(2);
     expect(out.failed).toBe(1);
     const [one, two, nope] = out.images;
@@ -109,7 +110,7 @@ describe.skipIf(!HAVE)('convert several images in one run', () => {
       `${reg.host}/two:v1=${reg.host}/two:obd2`,
     ]);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout) as BatchResult;
+    const out = checkJsonOutput('convert', r.stdout) as BatchResult;
     expect(out.concurrency).toBe(1);
     expect(out.images.map((i) => i.ok)).toEqual([true, true]);
   });
