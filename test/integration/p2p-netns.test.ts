@@ -109,11 +109,12 @@ describe.runIf(HAVE)(WHAT, () => {
     );
     expect(o.stuckHosts, describeOutcome(o)).toBe(0);
     expect(o.wrongBytes, describeOutcome(o)).toBe(0);
-    // Without P2P the registry would send about HOSTS - 1 copies (the outsider gets none).
-    expect(o.registryBytes).toBeLessThan(oneCopy * 1.5);
-    // The hosts did fetch from each other: some host other than the malicious one uploaded a chunk.
-    const uploads = o.perHost.filter((h) => h.host !== MALICIOUS && h.host !== OUTSIDER).map((h) => h.uploadBytes);
-    expect(Math.max(...uploads)).toBeGreaterThan(1 << 20);
+    // Each of the four hosts with access pulls a copy; without P2P the registry would send each
+    // one. With it: about one (re-fetches of the malicious host's bad chunks add some).
+    expect(o.registryBytes).toBeLessThan(oneCopy * 2);
+    // The copies moved between peers: hosts uploaded more than two copies to each other.
+    const peerUploads = o.perHost.filter((h) => h.host !== OUTSIDER).reduce((a, h) => a + h.uploadBytes, 0);
+    expect(peerUploads).toBeGreaterThan(oneCopy * 2);
     // The malicious host served children, and what it served was caught and blamed.
     expect(o.perHost.find((h) => h.host === MALICIOUS)!.uploadBytes).toBeGreaterThan(1 << 20);
     expect(await corruptReports(cluster, MALICIOUS)).toBeGreaterThan(0);
