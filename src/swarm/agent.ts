@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { checkRead } from '../blockfile/range.js';
@@ -27,7 +28,7 @@ import { type PushOrder, PushPlanner } from '../p2p/push.js';
 import { ChunkFetch, type FailureVerdict, type Hop, routeOf } from '../p2p/schedule.js';
 import type { HostRef } from '../p2p/tracker.js';
 import { basicAuthorization, type CredentialProvider, type RegistryClient } from '../registry/index.js';
-import { parseListen, readRequestBody, sendError, sendJson } from './http.js';
+import { parseListen, readRequestBody, sendError, sendJson, serveRequests } from './http.js';
 import { getRange, PeerError, postJson, pushChunk } from './peer-client.js';
 import {
   type BlobRef,
@@ -102,6 +103,8 @@ const HEARTBEAT_MS = 20_000;
 
 export class P2PAgent {
   readonly counters = new P2PCounters();
+  /** Work nobody waited for (hello, push, re-join) that failed: logged, never thrown. */
+  backgroundFailures = 0;
   private readonly blobs = new Map<string, BlobState>();
   private readonly planner: PushPlanner;
   private rootKey: string | undefined;
@@ -132,7 +135,11 @@ export class P2PAgent {
       server.listen(port, host, () => resolve());
     });
     const agent = new P2PAgent(opts, server);
-    server.on('request', (req, res) => void agent.handle(req, res));
+    serveRequests(
+      server,
+      (req, res) => agent.handle(req, res),
+      (m) => agent.log(m),
+    );
     agent.heartbeat = setInterval(() => agent.refresh(), HEARTBEAT_MS);
     agent.heartbeat.unref();
     return agent;
@@ -233,7 +240,7 @@ export class P2PAgent {
     s.grant = a.grant;
     this.rootKey = a.publicKey;
     const parent = a.path[0];
-    if (parent && parent.id !== before) void this.hello(s, parent);
+    if (parent && parent.id !== before) this.background(this.hello(s, parent), `${s.name}: hello`);
     return a;
   }
 
@@ -278,9 +285,10 @@ export class P2PAgent {
     const now = Date.now();
     for (const s of this.blobs.values()) {
       if (!s.grant || now - s.lastUsed > 10 * 60_000) continue;
-      void this.authorization(s.ref.registry)
-        .then((auth) => this.join(s, auth))
-        .catch(() => {});
+      this.background(
+        this.authorization(s.ref.registry).then((auth) => this.join(s, auth)),
+        `${s.name}: re-join`,
+      );
     }
   }
 
@@ -390,7 +398,7 @@ export class P2PAgent {
       if (s.path[0]?.id !== before) {
         this.counters.reparented();
         this.log(`${s.name}: new parent ${s.path[0]?.id ?? 'the root'} (was ${before})`);
-        if (s.path[0]) void this.hello(s, s.path[0]);
+        if (s.path[0]) this.background(this.hello(s, s.path[0]), `${s.name}: hello`);
       }
     } catch (e) {
       this.log(`${s.name}: report to the root failed: ${(e as Error).message}`);
@@ -457,7 +465,7 @@ export class P2PAgent {
 
   /** This host now holds chunk `i`: push it down to children that joined. */
   private arrived(s: BlobState, i: number, bytes: Buffer): void {
-    for (const o of this.planner.arrived(s.ref.digest, i, Date.now())) void this.push(s, o, bytes);
+    for (const o of this.planner.arrived(s.ref.digest, i, Date.now())) this.startPush(s, o, bytes);
   }
 
   private async push(s: BlobState, o: PushOrder, bytes?: Buffer): Promise<void> {
@@ -482,7 +490,19 @@ export class P2PAgent {
         ok = false;
       }
     }
-    for (const next of this.planner.done(o, ok, Date.now())) void this.push(s, next);
+    for (const next of this.planner.done(o, ok, Date.now())) this.startPush(s, next);
+  }
+
+  private startPush(s: BlobState, o: PushOrder, bytes?: Buffer): void {
+    this.background(this.push(s, o, bytes), `${s.name}: push of chunk ${o.chunk} to ${o.child}`);
+  }
+
+  /** Work nobody waits for: its failure is logged and counted, never an unhandled rejection. */
+  private background(p: Promise<unknown>, what: string): void {
+    p.catch((e: unknown) => {
+      this.backgroundFailures++;
+      this.log(`${what} failed: ${(e as Error)?.message ?? String(e)}`);
+    });
   }
 
   // ------------------------------------------------------------------ serving
@@ -656,7 +676,12 @@ export class P2PAgent {
     const headers: Record<string, string> = {};
     if (auth) headers.authorization = auth;
     if (req.headers.range) headers.range = String(req.headers.range);
-    const up = await request(upstream, { method: req.method === 'HEAD' ? 'HEAD' : 'GET', headers });
+    const up = await request(upstream, {
+      method: req.method === 'HEAD' ? 'HEAD' : 'GET',
+      headers,
+      headersTimeout: this.timeout,
+      bodyTimeout: this.timeout,
+    });
     const out: Record<string, string> = {};
     for (const h of ['content-length', 'content-range', 'content-type', 'www-authenticate', 'location']) {
       const v = up.headers[h];
@@ -664,12 +689,15 @@ export class P2PAgent {
     }
     res.writeHead(up.statusCode, out);
     let n = 0;
-    for await (const c of up.body as AsyncIterable<Buffer>) {
-      n += c.length;
-      res.write(c);
-    }
+    const count = async function* (body: AsyncIterable<Buffer>) {
+      for await (const c of body) {
+        n += c.length;
+        yield c;
+      }
+    };
+    // pipeline, not a write loop: a client gone or a stalled upstream ends both sides, no leak.
+    await pipeline(up.body, count, res);
     if (up.statusCode === 200 || up.statusCode === 206) this.counters.fetched('registry', n);
-    res.end();
   }
 
   status(): unknown {

@@ -1,8 +1,28 @@
 // Small HTTP helpers shared by the P2P root and agent servers: bounded bodies, JSON answers and
 // error answers that name the problem (never a stack). Not routing: each server routes its own.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { DadiError } from '../errors.js';
+
+/**
+ * Route every request of `server` to `handle`, so that nothing a client does can throw out of the
+ * process (the agent lives inside `dadi daemon`: a crash takes every mounted rootfs down). A
+ * rejected handler, a socket error (reset, timeout) before or between requests: logged, the
+ * connection dropped, the server keeps serving.
+ */
+export function serveRequests(
+  server: Server,
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  log: (message: string) => void,
+): void {
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch((e: unknown) => {
+      log(`${req.method} ${req.url}: ${(e as Error)?.message ?? String(e)}`);
+      res.destroy();
+    });
+  });
+  server.on('clientError', (_e: Error, socket) => socket.destroy());
+}
 
 /** Read a request body of at most `max` bytes (EINVAL past it: the rest is not read). */
 export async function readRequestBody(req: IncomingMessage, max: number): Promise<Buffer> {
@@ -45,7 +65,7 @@ const STATUS: Partial<Record<DadiError['code'], number>> = {
 
 /** Answer an error: a DadiError's status and message; anything else is a 500 with its message. */
 export function sendError(res: ServerResponse, e: unknown): void {
-  if (res.headersSent) {
+  if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }

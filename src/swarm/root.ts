@@ -18,7 +18,7 @@ import { type Random, seededRandom } from '../p2p/random.js';
 import { Tracker } from '../p2p/tracker.js';
 import { RegistryClient, RemoteBlob } from '../registry/index.js';
 import { AccessCheck } from './access.js';
-import { parseListen, readJson, sendError, sendJson } from './http.js';
+import { parseListen, readJson, sendError, sendJson, serveRequests } from './http.js';
 import {
   type BlobRef,
   HEADERS,
@@ -94,7 +94,11 @@ export class P2PRoot {
       client = new RegistryClient({ insecure: opts.insecure ? true : undefined });
       const server = createServer();
       const root = new P2PRoot(opts, server, claimed, cache, client, keys);
-      server.on('request', (req, res) => void root.handle(req, res));
+      serveRequests(
+        server,
+        (req, res) => root.handle(req, res),
+        (m) => root.log(m),
+      );
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
