@@ -162,7 +162,9 @@ async function main(): Promise<void> {
       '',
       `\`npm run bench:convert-throughput\` (${result.date}, ${result.machine.cpus} CPUs, ${result.machine.memory_gib} GiB): ` +
         `one \`dadi convert SRC=DST …\` run over ${IMAGES.length} images (${IMAGES.join(', ')}) from and to a local docker-registry; ` +
-        'fresh work folder and target repositories per run, so every layer converts once per run (the Debian base layer shared by all).',
+        'fresh work folder and target repositories per run, so every layer converts once per run. All five share the Debian base ' +
+        'layer, so the first image converts alone (the others wait to reuse its layer) and the other four then run --jobs at a time. ' +
+        'The data layer is 1 GiB, half random (550 MB gzip). One run each; other work shared the machine.',
       '',
       `| --jobs | wall s | images/min | failed | per-image s (${IMAGES.join(' / ')}) |`,
       '|---|---|---|---|---|',

@@ -147,8 +147,9 @@ export function registerConvertCommands(program: Command): void {
       const single = !o.fromFile && args.length === 2 && !args.some((a) => a.includes('='));
       if (!single) {
         if (o.allPlatforms) throw new DadiError('EINVAL', '--all-platforms converts one image at a time');
-        const jobs = await batchJobs(args, o.fromFile);
-        return runBatch(jobs, {
+        // One line per finished image instead of bars (several images' layers would interleave).
+        bars?.stop();
+        return runBatch(await batchJobs(args, o.fromFile), {
           ...common,
           progress: undefined,
           platform: o.platform ? parsePlatform(o.platform) : undefined,
@@ -156,7 +157,7 @@ export function registerConvertCommands(program: Command): void {
           memoryBudget: o.memoryBudget ? parseSize(o.memoryBudget, '--memory-budget') : undefined,
           json: !!o.json,
           quiet: !!o.quiet,
-        }).finally(() => bars?.stop());
+        });
       }
       const [src, dst] = args as [string, string];
       if (o.allPlatforms) {
