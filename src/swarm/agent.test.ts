@@ -113,14 +113,20 @@ describe('P2P agent under misbehaving clients and parents', () => {
     expect([parentOf(b), parentOf(c)]).toEqual(['A', 'A']);
 
     const port = Number(new URL(b.address).port);
-    const raw = async (text: string, then: (s: Socket) => void) => {
+    /** Send `text`, do `then` to the socket, and return what the agent answered meanwhile. */
+    const raw = async (text: string, then: (s: Socket) => void): Promise<string> => {
       const s = connect(port, '127.0.0.1');
+      let answer = '';
       s.on('error', () => {});
+      s.on('data', (d) => {
+        answer += d.toString('latin1');
+      });
       await new Promise<void>((r) => s.once('connect', () => r()));
       s.write(text);
       await sleep(50);
       then(s);
       await sleep(50);
+      return answer;
     };
     const query = `registry=${encodeURIComponent(registry.host)}&repository=r&digest=${digest}`;
     const push = (chunk: number, body: string) =>
@@ -129,7 +135,7 @@ describe('P2P agent under misbehaving clients and parents', () => {
     await raw(push(2, 'x'.repeat(1000)), (s) => s.resetAndDestroy());
     await raw(push(3, 'abc'), (s) => s.end());
     // Not HTTP at all, and a request cut inside its headers.
-    await raw('\x00\x01garbage\r\n\r\n', (s) => s.destroy());
+    expect(await raw('\x00\x01garbage\r\n\r\n', () => {})).toMatch(/^HTTP\/1.1 400 /);
     await raw(`GET ${PATHS.status} HTTP/1.1\r\nhost: x\r\nx-half`, (s) => s.resetAndDestroy());
     // A proxy-form client that asks for two chunks and resets before reading the answer.
     await raw(

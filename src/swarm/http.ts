@@ -21,7 +21,12 @@ export function serveRequests(
       res.destroy();
     });
   });
-  server.on('clientError', (_e: Error, socket) => socket.destroy());
+  server.on('clientError', (e: Error & { code?: string }, socket) => {
+    // A malformed request still gets its 400; a reset or timed-out socket is just dropped.
+    if (socket.writable && e.code?.startsWith('HPE_'))
+      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
 }
 
 /** Read a request body of at most `max` bytes (EINVAL past it: the rest is not read). */
