@@ -7,8 +7,8 @@ import { DadiError } from '../errors.js';
 /**
  * Route every request of `server` to `handle`, so that nothing a client does can throw out of the
  * process (the agent lives inside `dadi daemon`: a crash takes every mounted rootfs down). A
- * rejected handler, a socket error (reset, timeout) before or between requests: logged, the
- * connection dropped, the server keeps serving.
+ * handler that still rejects is logged and its connection dropped; a socket that errs outside a
+ * request (reset, timeout) is dropped; a malformed request gets a 400. The server keeps serving.
  */
 export function serveRequests(
   server: Server,
