@@ -134,6 +134,9 @@ const KNOWN_OPS = new Set<string>([
   'shutdown',
 ] satisfies Request['op'][]);
 
+/** New work a draining daemon refuses; ps, umount, status and the rest still answer. */
+const REFUSED_WHILE_DRAINING = new Set<string>(['mount', 'resolve', 'browse', 'export'] satisfies Request['op'][]);
+
 /** What a request may stream back, and whether its client is still there. */
 export interface RequestIo {
   /** Send bytes ahead of the answer (data frames, protocol.ts). */
@@ -232,6 +235,9 @@ export class Daemon {
 
   /** Handle one request (what the socket does, callable in-process too). */
   async handle(req: Request, io: RequestIo = {}): Promise<unknown> {
+    if (this.draining && REFUSED_WHILE_DRAINING.has(req?.op)) {
+      throw new DadiError('EINVAL', `${req.op}: the daemon is stopping`);
+    }
     switch (req?.op) {
       case 'ping':
         return {
@@ -242,7 +248,6 @@ export class Daemon {
           devices: this.devices.size,
         } satisfies PingResult;
       case 'mount':
-        this.refuseWhileDraining('mount');
         return this.exclusive(() => this.mount(req));
       case 'umount':
         return this.exclusive(() => this.umount(req.target));
@@ -252,7 +257,6 @@ export class Daemon {
         // Image resolution in the daemon, which already holds the registry client and its tokens:
         // the CLI then need not load the registry code at all (it counts in the time to start).
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
-        this.refuseWhileDraining('resolve');
         return this.opts.resolveImage(req.ref, req.platform);
       case 'cache': {
         const cache = this.opts.remote ? (await this.remote()).cache : undefined;
@@ -263,10 +267,8 @@ export class Daemon {
       // Image reads for the CLI, through the cache this daemon owns. Not queued behind mounts:
       // they only read, and an export may take long.
       case 'browse':
-        this.refuseWhileDraining('browse');
         return browseForClient(req, await this.remote(), io.write ?? (async () => {}));
       case 'export':
-        this.refuseWhileDraining('export');
         return exportForClient(req, await this.remote(), io.signal ?? new AbortController().signal);
       case 'shutdown':
         // Answer first, then tear down.
@@ -599,10 +601,6 @@ export class Daemon {
   /** The log of one device: its messages tagged with its id; those that warn at warn level. */
   private deviceLog(id: string): (message: string) => void {
     return (m) => (/^warning\b/i.test(m) ? this.logger.warn(m, { device: id }) : this.logger.info(`${id}: ${m}`));
-  }
-
-  private refuseWhileDraining(what: string): void {
-    if (this.draining) throw new DadiError('EINVAL', `${what}: the daemon is stopping`);
   }
 
   /** Apply reloaded settings (SIGHUP): devices mounted from now on, and the next SIGTERM, use them. */
