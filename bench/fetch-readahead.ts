@@ -34,8 +34,13 @@ interface Setting {
   fuseReadAheadKb: number;
   /** undefined: the kernel's default for the loop device. */
   loopReadAheadKb?: number;
+  /** The loop device reads the FUSE file with O_DIRECT (the default since the direct-I/O change); the older settings are buffered. */
+  loopDirectIo?: boolean;
   ext4Options: string[];
 }
+
+/** Today's defaults: 16 KiB refills, 1 MiB cache readahead, loop direct I/O (the FUSE bdi readahead then does not apply). */
+const TODAY = { refillSize: 16 * KiB, readahead: MiB, fuseReadAheadKb: 1024, loopDirectIo: true, ext4Options: [] };
 
 const SETTINGS: Setting[] = [
   { name: 'before', refillSize: 256 * KiB, readahead: MiB, fuseReadAheadKb: 1024, ext4Options: [] },
@@ -97,6 +102,16 @@ const SETTINGS: Setting[] = [
     loopReadAheadKb: 128,
     ext4Options: [],
   },
+  { name: 'buffered-loop', ...TODAY, loopDirectIo: false },
+  { name: 'dio', ...TODAY },
+  { name: 'dio+loop-ra-0', ...TODAY, loopReadAheadKb: 0 },
+  { name: 'dio+loop-ra-32', ...TODAY, loopReadAheadKb: 32 },
+  { name: 'dio+loop-ra-64', ...TODAY, loopReadAheadKb: 64 },
+  { name: 'dio+loop-ra-256', ...TODAY, loopReadAheadKb: 256 },
+  { name: 'dio+loop-ra-512', ...TODAY, loopReadAheadKb: 512 },
+  { name: 'dio+refill-4k', ...TODAY, refillSize: 4 * KiB },
+  { name: 'dio+refill-64k', ...TODAY, refillSize: 64 * KiB },
+  { name: 'dio+no-cache-ra', ...TODAY, readahead: 0 },
 ];
 
 interface Workload {
@@ -238,6 +253,7 @@ async function coldStart(root: string, w: Workload, s: Setting): Promise<Sample>
       readOnly: false,
       readAheadKb: s.fuseReadAheadKb,
       loopReadAheadKb: s.loopReadAheadKb,
+      loopDirectIo: s.loopDirectIo ?? false,
       options: s.ext4Options,
     });
     const t1 = performance.now();

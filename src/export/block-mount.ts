@@ -24,6 +24,8 @@ export interface BlockMountOptions
   options?: string[];
   /** The loop device's read_ahead_kb (ext4's file readahead); default: the kernel's. */
   loopReadAheadKb?: number;
+  /** The loop device's direct I/O on the FUSE file (default true; see loop.ts AttachLoopOptions). */
+  loopDirectIo?: boolean;
 }
 
 export interface BlockMount {
@@ -49,6 +51,7 @@ export async function mountBlockFile(file: BlockFile, dir: string, opts: BlockMo
       type: opts.type,
       options: opts.options,
       loopReadAheadKb: opts.loopReadAheadKb,
+      loopDirectIo: opts.loopDirectIo,
     });
   } catch (e) {
     await fuse.unmount();

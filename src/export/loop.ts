@@ -7,7 +7,7 @@
 //   ...
 //   await m.unmount(); // umount /mnt/x, then losetup -d
 
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { DadiError } from '../errors.js';
 import { StepTimer, type TimedStep } from '../util/step-timer.js';
@@ -18,6 +18,8 @@ export interface LoopDevice {
   device: string;
   backingFile: string;
   readOnly: boolean;
+  /** Whether the loop device reads and writes its backing file with direct I/O (the kernel's `loop/dio`). */
+  directIo: boolean;
 }
 
 export interface AttachLoopOptions {
@@ -28,23 +30,47 @@ export interface AttachLoopOptions {
    * Set before the filesystem is mounted, so that its first reads follow it.
    */
   readAheadKb?: number;
+  /**
+   * Default true: the loop device reads its backing file with O_DIRECT (`losetup --direct-io=on`).
+   * Over a FUSE file this takes the FUSE file's page cache and its readahead out of the stack, so
+   * a READ request is what ext4 asked the loop device for (its own file-aware readahead included)
+   * instead of being widened again to the FUSE bdi's readahead window; the data is cached once, in
+   * the loop device's and ext4's caches. When the kernel refuses direct I/O for the file (a backing
+   * filesystem without O_DIRECT), the device stays attached with buffered I/O: `directIo` says
+   * which one it got.
+   */
+  directIo?: boolean;
 }
 
-/** `losetup -f --show [-r] FILE`: attach the first free loop device. */
+/** `losetup -f --show [-r] [--direct-io=on] FILE`: attach the first free loop device. */
 export async function attachLoop(file: string, opts: AttachLoopOptions = {}): Promise<LoopDevice> {
   const readOnly = opts.readOnly ?? true;
-  const args = ['-f', '--show', ...(readOnly ? ['-r'] : []), resolve(file)];
-  const device = (await runChecked('losetup', args, `attach loop device to ${file}`)).trim();
+  const wantDio = opts.directIo ?? true;
+  const base = ['-f', '--show', ...(readOnly ? ['-r'] : [])];
+  let device = wantDio ? await tryLosetup([...base, '--direct-io=on', resolve(file)]) : undefined;
+  device ??= (await runChecked('losetup', [...base, resolve(file)], `attach loop device to ${file}`)).trim();
   if (!device.startsWith('/dev/loop')) throw new DadiError('EIO', `losetup printed no device for ${file}: ${device}`);
-  if (opts.readAheadKb !== undefined) {
-    try {
-      await setReadAheadKb(device, opts.readAheadKb);
-    } catch (e) {
-      await detachLoop(device).catch(() => {});
-      throw e;
-    }
+  try {
+    if (opts.readAheadKb !== undefined) await setReadAheadKb(device, opts.readAheadKb);
+    const directIo = wantDio && (await loopDirectIo(device));
+    return { device, backingFile: resolve(file), readOnly, directIo };
+  } catch (e) {
+    await detachLoop(device).catch(() => {});
+    throw e;
   }
-  return { device, backingFile: resolve(file), readOnly };
+}
+
+/** losetup's device when it attached one, undefined when it failed (e.g. direct I/O refused). */
+async function tryLosetup(args: string[]): Promise<string | undefined> {
+  const r = await runProgram('losetup', args, { timeoutMs: 30_000 });
+  const device = r.stdout.trim();
+  return r.code === 0 && device.startsWith('/dev/loop') ? device : undefined;
+}
+
+/** Whether a loop device does direct I/O on its backing file (sysfs `loop/dio`). */
+export async function loopDirectIo(device: string): Promise<boolean> {
+  const text = await readFile(`/sys/block/${basename(device)}/loop/dio`, 'utf8').catch(() => '0');
+  return text.trim() === '1';
 }
 
 /** Set a block device's read_ahead_kb (sysfs queue attribute). */
@@ -114,11 +140,22 @@ export interface ImageMount {
 export async function mountImage(
   imageFile: string,
   dir: string,
-  opts: { readOnly?: boolean; type?: string; options?: string[]; loopReadAheadKb?: number } = {},
+  opts: {
+    readOnly?: boolean;
+    type?: string;
+    options?: string[];
+    loopReadAheadKb?: number;
+    /** The loop device's direct I/O (default true; see AttachLoopOptions). */
+    loopDirectIo?: boolean;
+  } = {},
 ): Promise<ImageMount> {
   const readOnly = opts.readOnly ?? true;
   const timer = new StepTimer();
-  const loop = await attachLoop(imageFile, { readOnly, readAheadKb: opts.loopReadAheadKb });
+  const loop = await attachLoop(imageFile, {
+    readOnly,
+    readAheadKb: opts.loopReadAheadKb,
+    directIo: opts.loopDirectIo,
+  });
   timer.lap('loop');
   try {
     await mountFilesystem(loop.device, dir, { ...opts, readOnly });

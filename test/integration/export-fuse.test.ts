@@ -49,6 +49,13 @@ interface Server {
   stop(): Promise<Record<string, number>>;
 }
 
+/** The loop device's direct I/O flag as losetup reports it ("1" or "0"). */
+async function losetupDio(device: string): Promise<string> {
+  const r = await run('losetup', ['--list', '--noheadings', '-O', 'DIO', device]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.trim();
+}
+
 async function startServer(args: string[]): Promise<Server> {
   const child = spawn(process.execPath, ['--import', 'tsx', serverScript, ...args], {
     env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
@@ -156,6 +163,9 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
     expect(m.loop.device).toMatch(/^\/dev\/loop\d+$/);
     const ra = await readFile(`/sys/block/${m.loop.device.slice('/dev/'.length)}/queue/read_ahead_kb`, 'utf8');
     expect(ra.trim()).toBe('48');
+    // Direct I/O by default: the kernel reads the FUSE file with O_DIRECT, past its page cache.
+    expect(m.loop.directIo).toBe(true);
+    expect(await losetupDio(m.loop.device)).toBe('1');
     expect(m.steps.map((x) => x.step)).toEqual(['loop', 'ext4']);
     for (const rel of ['etc/hostname', 'etc/deep/er/blob.bin', 'small.txt']) {
       expect(Buffer.compare(await readFile(join(mnt, rel)), await readFile(join(srcDir, rel))), rel).toBe(0);
@@ -168,12 +178,13 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
   });
 
   it.each([
-    ['LocalFile', false, true],
-    ['MemoryFile', true, true],
-    ['LocalFile, not durable', false, false],
+    ['LocalFile', false, true, true],
+    ['MemoryFile', true, true, true],
+    ['LocalFile, not durable', false, false, true],
+    ['LocalFile, buffered loop', false, true, false],
   ])(
     'read-write (%s): writes in the mounted ext4 reach the BlockFile; e2fsck clean',
-    async (_kind, memory, durable) => {
+    async (_kind, memory, durable, dio) => {
       const img = join(root, `rw-${memory ? 'mem' : 'local'}${durable ? '' : '-volatile'}.img`);
       const dump = join(root, 'dump.img');
       await writeFile(img, await readFile(image));
@@ -187,7 +198,9 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
         ...(memory ? ['--memory', '--dump', dump] : []),
       ]);
       servers.push(s);
-      const m = await mountImage(join(fuseDir, 'disk.img'), mnt, { readOnly: false });
+      const m = await mountImage(join(fuseDir, 'disk.img'), mnt, { readOnly: false, loopDirectIo: dio });
+      expect(m.loop.directIo).toBe(dio);
+      expect(await losetupDio(m.loop.device)).toBe(dio ? '1' : '0');
       const payload = randomBytes(1 << 20);
       await writeFile(join(mnt, 'new.bin'), payload);
       await writeFile(join(mnt, 'etc/hostname'), 'changed\n');
