@@ -3,7 +3,6 @@
 
 import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
-import { DEFAULT_HOSTS_DIR } from '../snapshotter/hosts-config.js';
 import { printJson } from './output.js';
 
 export function registerSnapshotterCommands(program: Command): void {
@@ -23,7 +22,7 @@ export function registerSnapshotterCommands(program: Command): void {
         throw new DadiError('EINVAL', `--rw-mode ${flags.rwMode}: use overlayfs or block`);
       }
       const { loadConfig } = await import('../config/index.js');
-      const { config } = await loadConfig({ file: flags.config });
+      const config = await loadConfigOf(flags.config);
       const o = {
         address: flags.address ?? config.snapshotter.address,
         root: flags.root ?? config.snapshotter.root,
@@ -38,7 +37,10 @@ export function registerSnapshotterCommands(program: Command): void {
         log: (m) => logger.info(m),
         rwMode: o.rwMode,
       });
-      const svc = await serveSnapshots(snap, o.address, (m) => logger.warn(m));
+      const svc = await serveSnapshots(snap, o.address, {
+        warn: (m) => logger.warn(m),
+        debug: (m, f) => logger.debug(m, f),
+      });
       logger.info(`serving ${o.address} (root ${o.root})`);
       // SIGHUP: the log settings again (the other snapshotter keys need a restart).
       const reload = () =>
@@ -66,7 +68,11 @@ export function registerSnapshotterCommands(program: Command): void {
     .requiredOption('--containerd-address <sock>', "containerd's socket")
     .option('-n, --namespace <ns>', 'containerd namespace', 'default')
     .option('--snapshotter <name>', "the dadi snapshotter's name in containerd's config", 'dadi')
-    .option('--hosts-dir <dir>', "containerd's registry hosts configuration", DEFAULT_HOSTS_DIR)
+    .option(
+      '--hosts-dir <dir>',
+      "containerd's registry hosts folder (<dir>/<host>/hosts.toml; default: registry.hostsDir of the config file)",
+    )
+    .option('--config <file>', 'config file (default: $DADI_CONFIG or /etc/dadi/config.yaml)')
     .option('--insecure', 'use plain HTTP for the registry')
     .option('--platform <os/arch>', 'platform to select from a multi-platform image (default: this machine)')
     .option('--json', 'print the result as JSON')
@@ -78,21 +84,21 @@ export function registerSnapshotterCommands(program: Command): void {
           containerdAddress: string;
           namespace: string;
           snapshotter: string;
-          hostsDir: string;
+          hostsDir?: string;
+          config?: string;
           insecure?: boolean;
           platform?: string;
         },
       ) => {
-        const { parseReference, RegistryClient } = await import('../registry/index.js');
+        const { hostsDirLookup, RegistryClient } = await import('../registry/index.js');
         const { parsePlatform } = await import('../oci/index.js');
         const { pullIntoContainerd } = await import('../snapshotter/pull.js');
-        const { plainHttpInHostsConfig } = await import('../snapshotter/hosts-config.js');
         const { terminalProgress } = await import('./progress.js');
-        const registry = parseReference(ref).registry;
-        const plain = o.insecure || (await plainHttpInHostsConfig(o.hostsDir, registry));
+        const hostsDir = o.hostsDir ?? (await loadConfigOf(o.config)).registry.hostsDir;
         const client = new RegistryClient({
-          insecure: plain ? [registry] : undefined,
+          insecure: o.insecure ? true : undefined,
           platform: o.platform ? parsePlatform(o.platform) : undefined,
+          hosts: hostsDir ? hostsDirLookup(hostsDir) : undefined,
         });
         const bars = await terminalProgress();
         let bar: ReturnType<NonNullable<typeof bars>['bar']> | undefined;
@@ -116,4 +122,9 @@ export function registerSnapshotterCommands(program: Command): void {
         }
       },
     );
+}
+
+async function loadConfigOf(file: string | undefined) {
+  const { loadConfig } = await import('../config/index.js');
+  return (await loadConfig({ file })).config;
 }

@@ -187,6 +187,14 @@ export const configSchema = z
         apply: 'reload',
       }),
     }),
+    registry: section({
+      hostsDir: leaf(z.string().default('/etc/containerd/certs.d'), {
+        doc: "containerd's registry hosts folder (`<dir>/<host>/hosts.toml`: mirrors, server, ca, client, skip_verify, plain HTTP), honoured by the daemon's reads and `dadi pull --containerd-address`; empty: none.",
+        env: 'DADI_HOSTS_DIR',
+        apply: 'restart',
+        envKind: 'string',
+      }),
+    }),
     snapshotter: section({
       address: leaf(z.string().min(1).default('/run/dadi-snapshotter/dadi.sock'), {
         doc: "Unix socket containerd's proxy_plugins entry points at.",

@@ -5,7 +5,7 @@
 
 import type { BlockCache } from '../cache/index.js';
 import { type Platform, parsePlatform } from '../oci/index.js';
-import { defaultCredentials, RegistryClient } from '../registry/index.js';
+import { defaultCredentials, hostsDirLookup, RegistryClient } from '../registry/index.js';
 import type { TransportOptions } from '../registry/transport.js';
 import { type AgentOptions, P2PAgent } from '../swarm/agent.js';
 import { hostCache } from './cache-dir.js';
@@ -38,6 +38,8 @@ export interface RemoteContextOptions {
   p2p?: P2PSettings;
   /** The registry client's own messages (per-request trace lines included; see TransportOptions.log). */
   registryLog?: TransportOptions['log'];
+  /** containerd's registry hosts folder (registry/hosts.ts): mirrors, TLS and plain HTTP per registry. */
+  hostsDir?: string;
 }
 
 /** The agent's settings (daemon flags or the config file's p2pConfig). */
@@ -61,6 +63,7 @@ export async function openRemoteContext(o: RemoteContextOptions = {}): Promise<R
     onRangeRead: o.onFetch && ((bytes, seconds) => o.onFetch?.('registry', bytes, seconds)),
     p2pProxy: o.p2pProxy,
     log: o.registryLog,
+    hosts: o.hostsDir ? hostsDirLookup(o.hostsDir) : undefined,
   });
   let cache: BlockCache | undefined;
   let p2p: P2PAgent | undefined;

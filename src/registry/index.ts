@@ -5,6 +5,7 @@ export * from './blob-reads.js';
 export * from './blob-uploads.js';
 export * from './client.js';
 export * from './credentials.js';
+export * from './hosts.js';
 export * from './image-endpoint.js';
 export * from './login.js';
 export * from './manifests.js';

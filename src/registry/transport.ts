@@ -11,6 +11,7 @@ import { DadiError, type DadiErrorCode } from '../errors.js';
 import { accessDenied, authFailed, noCredentials, parseWwwAuthenticate, RegistryAuth } from './auth.js';
 import { countBodyBytes } from './body-bytes.js';
 import type { CredentialProvider } from './credentials.js';
+import type { HostCapability, HostsLookup, HostTls } from './hosts.js';
 import { p2pProxyUrl, parseP2pProxy } from './p2p-proxy.js';
 import { registryOrigin, type SchemeOptions } from './reference.js';
 
@@ -42,6 +43,11 @@ export interface TransportOptions extends SchemeOptions {
    * cannot be reached, the request goes to the registry directly (warned once, counted).
    */
   p2pProxy?: string;
+  /**
+   * containerd-style registry hosts (hosts.ts): the mirrors and server a registry's requests go to,
+   * tried in order, with their own TLS settings and credentials.
+   */
+  hosts?: HostsLookup;
   /**
    * Trace/debug/warning messages. Trace lines carry each request's URL and headers, credentials
    * included: the receiver must redact them (src/log does).
@@ -81,6 +87,8 @@ export interface RequestSpec {
   keepBody?: boolean;
   /** A GET the P2P proxy may serve (a blob read), when one is configured. */
   viaP2pProxy?: boolean;
+  /** The origin `auth` belongs to, when not the registry's own (a mirror's); redirects elsewhere drop it. */
+  authOrigin?: string;
 }
 
 /** Thrown (by handlers too) for failures worth retrying. */
@@ -241,6 +249,8 @@ export class Transport {
   private warnedProxyDown = false;
   private readonly pools = new Map<string, Dispatcher>();
   private readonly auths = new Map<string, RegistryAuth>();
+  /** TLS settings of the hosts configured for registries, by origin. */
+  private readonly hostTls = new Map<string, HostTls>();
   private closed = false;
   private readonly o: Required<
     Pick<
@@ -302,6 +312,62 @@ export class Transport {
    * discarded.
    */
   async request<T>(spec: RequestSpec, handle: (res: HttpResponse) => Promise<T>): Promise<T> {
+    const route = await this.route(spec);
+    if (!route) return this.requestHere(spec, handle);
+    let last: unknown;
+    for (const [i, s] of route.entries()) {
+      try {
+        return await this.requestHere(s, handle);
+      } catch (e) {
+        if (spec.signal?.aborted) throw e;
+        last = e;
+        if (i < route.length - 1) {
+          this.options.log?.('debug', `${(e as Error).message}; trying the next host of ${spec.auth!.registry}`);
+        }
+      }
+    }
+    throw last;
+  }
+
+  /**
+   * The requests to try in turn for `spec` when hosts are configured for its registry: one per
+   * host that may do what it does (resolve a manifest, pull a blob, push), mirrors first, each
+   * with the host's URL, headers and credentials. Only the last is retried on transient failures:
+   * an unreachable mirror passes to the next host at once. Pushes go to the first push host only,
+   * as an upload session lives on one host.
+   */
+  private async route(spec: RequestSpec): Promise<RequestSpec[] | undefined> {
+    if (!spec.auth || !this.options.hosts) return undefined;
+    const registry = spec.auth.registry;
+    const base = `${this.origin(registry)}/v2/`;
+    if (!spec.url.startsWith(base)) return undefined;
+    const hosts = await this.options.hosts(registry);
+    if (!hosts) return undefined;
+    const tail = spec.url.slice(base.length - 1);
+    const cap: HostCapability =
+      spec.method !== 'GET' && spec.method !== 'HEAD' ? 'push' : tail.includes('/manifests/') ? 'resolve' : 'pull';
+    const server = hosts[hosts.length - 1];
+    let usable = hosts.filter((h) => h.capabilities.has(cap));
+    if (usable.length === 0) {
+      throw new DadiError('EINVAL', `${spec.what}: no host configured for ${registry} may ${cap} (hosts.toml)`);
+    }
+    if (cap === 'push') usable = usable.slice(0, 1);
+    return usable.map((h, i) => {
+      if (h.tls) this.hostTls.set(h.origin, h.tls);
+      const s: RequestSpec = {
+        ...spec,
+        url: `${h.origin}${h.path}${tail}`,
+        // The server answers for the registry's own name (its credentials); a mirror for its host.
+        auth: { registry: h === server ? registry : new URL(h.origin).host, scopes: spec.auth!.scopes },
+        authOrigin: h.origin,
+      };
+      if (h.headers) s.headers = { ...h.headers, ...spec.headers };
+      if (i < usable.length - 1) s.retry = false;
+      return s;
+    });
+  }
+
+  private async requestHere<T>(spec: RequestSpec, handle: (res: HttpResponse) => Promise<T>): Promise<T> {
     const started = Date.now();
     const deadline = spec.deadline ?? started + this.o.deadlineMs;
     const timer = Number.isFinite(deadline) ? AbortSignal.timeout(Math.max(1, deadline - started)) : undefined;
@@ -447,7 +513,7 @@ export class Transport {
     let challenged = false;
     let hops = 0;
     const follow = spec.followRedirects ?? (spec.method === 'GET' || spec.method === 'HEAD');
-    const registryOriginUrl = spec.auth ? this.origin(spec.auth.registry) : undefined;
+    const registryOriginUrl = spec.auth ? (spec.authOrigin ?? this.origin(spec.auth.registry)) : undefined;
     for (;;) {
       const auth = useAuth && spec.auth ? this.auth(spec.auth.registry) : undefined;
       const authz = auth ? await auth.header(spec.auth!.scopes) : undefined;
@@ -528,10 +594,14 @@ export class Transport {
       const connect: Record<string, unknown> = {};
       if (origin.startsWith('https:')) {
         const o = this.options;
-        if (o.ca) connect.ca = [...rootCertificates, ...(Array.isArray(o.ca) ? o.ca : [o.ca])];
-        if (o.cert) connect.cert = o.cert;
-        if (o.key) connect.key = o.key;
-        if (o.skipTlsVerify) connect.rejectUnauthorized = false;
+        const h = this.hostTls.get(origin);
+        const ca = [...(o.ca === undefined ? [] : Array.isArray(o.ca) ? o.ca : [o.ca]), ...(h?.ca ?? [])];
+        if (ca.length > 0) connect.ca = [...rootCertificates, ...ca];
+        const cert = h?.cert ?? o.cert;
+        if (cert) connect.cert = cert;
+        const key = h?.key ?? o.key;
+        if (key) connect.key = key;
+        if (h?.skipVerify ?? o.skipTlsVerify) connect.rejectUnauthorized = false;
       }
       p = new Pool(origin, {
         connections: this.o.connections,

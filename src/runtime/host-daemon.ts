@@ -69,6 +69,7 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
       onFetch,
       registryLog,
       p2p,
+      hostsDir: config.registry.hostsDir || undefined,
     }));
   const reload = async (d: Daemon) => {
     let next: DadiConfig;

@@ -34,16 +34,37 @@ export interface SnapshotService {
   stop(): Promise<void>;
 }
 
+/** Where the service reports: failures as warnings, and every call with its duration at debug level. */
+export interface ServiceLog {
+  warn(message: string): void;
+  debug?(message: string, fields?: Record<string, unknown>): void;
+}
+
 /** Serve `snap` on the unix socket `address` (a stale socket file is replaced). */
-export async function serveSnapshots(snap: Snapshotter, address: string, log = logToStderr): Promise<SnapshotService> {
+export async function serveSnapshots(
+  snap: Snapshotter,
+  address: string,
+  log: ServiceLog = { warn: logToStderr },
+): Promise<SnapshotService> {
   const server = new Server();
   const unary =
     <T>(name: string, fn: (req: Req) => Promise<T>) =>
     (call: ServerUnaryCall<Req, T>, cb: sendUnaryData<T>) => {
+      const t0 = performance.now();
+      // What a container start waits for shows here (profile with logConfig.logLevel: debug).
+      const done = (outcome: string) =>
+        log.debug?.(`${name} ${call.request.key ?? call.request.name ?? ''}: ${outcome}`, {
+          ms: Math.round(performance.now() - t0),
+        });
       fn(call.request).then(
-        (r) => cb(null, r),
+        (r) => {
+          done('ok');
+          cb(null, r);
+        },
         (e) => {
-          if (!(e instanceof SnapshotError && e.status === 'ALREADY_EXISTS')) log(`${name}: ${(e as Error).message}`);
+          const exists = e instanceof SnapshotError && e.status === 'ALREADY_EXISTS';
+          done(exists ? 'already exists' : 'failed');
+          if (!exists) log.warn(`${name}: ${(e as Error).message}`);
           cb(toGrpcError(e));
         },
       );

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeJson, MediaType, OverlaybdAnnotation, sha256Of } from '../../src/oci/index.js';
 import { chunkDigestsAnnotations, computeChunkDigests, encodeChunkDigests } from '../../src/p2p/chunk-digests.js';
-import { RegistryClient } from '../../src/registry/index.js';
+import { RegistryClient, type RegistryClientOptions } from '../../src/registry/index.js';
 
 export interface PushedImage {
   ref: string;
@@ -19,9 +19,9 @@ export async function pushImage(
   tag: string,
   layerPaths: string[],
   runConfig: Record<string, unknown> = {},
-  opts: { chunkDigests?: boolean } = {},
+  opts: { chunkDigests?: boolean; client?: RegistryClientOptions } = {},
 ): Promise<PushedImage> {
-  const client = new RegistryClient();
+  const client = new RegistryClient(opts.client);
   const repo = { registry, repository };
   try {
     const layers: Array<{ digest: string; size: number; extra?: Record<string, string> }> = [];
