@@ -270,7 +270,12 @@ export class Cluster {
     const state = this.stateDir(i);
     await mkdir(state, { recursive: true });
     const [node, ...args] = dadiCommand();
-    const argv = [node!, ...args, 'daemon', '--state', state, '--cache-dir', this.cacheDir(i)];
+    // DADI_P2P_BENCH_PROFILE=<host>: that host's daemon writes a CPU profile (.cpuprofile) at exit.
+    const profile =
+      process.env.DADI_P2P_BENCH_PROFILE === String(i)
+        ? ['--cpu-prof', `--cpu-prof-dir=${join(this.opts.workDir, '..', 'profiles')}`]
+        : [];
+    const argv = [node!, ...profile, ...args, 'daemon', '--state', state, '--cache-dir', this.cacheDir(i)];
     if (this.opts.p2p) argv.push(...p2pFlags.agent(this.net.rootAddr, this.net.hostAddr(i), `h${i}`));
     const env = { ...this.env(join(this.opts.workDir, `h${i}`), this.hasAccess(i)) };
     env.UV_THREADPOOL_SIZE = String(DAEMON_THREADPOOL_SIZE);
@@ -329,6 +334,13 @@ export class Cluster {
   }
 
   /** SIGKILL host `i`'s daemon (a parent dying mid-transfer); its devices are scrubbed at close. */
+  /** PIDs of the running daemons and of the root (for their CPU time). */
+  pids(): { daemons: number[]; root?: number } {
+    const alive = (s: Started | undefined) => (s?.child.exitCode === null ? s.child.pid : undefined);
+    const daemons = [...this.daemons.values()].map(alive).filter((p): p is number => p !== undefined);
+    return { daemons, root: alive(this.root) };
+  }
+
   async killDaemon(i: number): Promise<void> {
     const d = this.daemons.get(i);
     if (!d) return;

@@ -7,7 +7,8 @@
 //   npm run bench:p2p -- [--hosts 20] [--big 50] [--workload cat|python] [--modes baseline,p2p]
 //                        [--no-faults] [--uplink-mbit 1000] [--host-mbit 1000] [--registry-rtt-ms 2] [--fanout 4]
 // DADI_BENCH_CLI=path/to/cli/entry.js measures that build instead of building this tree's
-// (DADI_BENCH_BUILD names it in the report).
+// (DADI_BENCH_BUILD names it in the report). DADI_P2P_BENCH_PROFILE=<host> writes that host's
+// daemon CPU profiles under $DADI_P2P_BENCH_DIR/profiles.
 
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -129,7 +130,9 @@ async function runMode(
     const show = (o: StartOutcome) =>
       log(
         `${mode} ${o.hosts} host(s) [${o.fault}]: all printed ${o.allStartedS?.toFixed(2) ?? '—'} s, ` +
-          `registry ${o.registryBytes} B in ${o.registryRequests} requests, wrong ${o.wrongBytes} B, stuck ${o.stuckHosts}`,
+          `registry ${o.registryBytes} B in ${o.registryRequests} requests, wrong ${o.wrongBytes} B, stuck ${o.stuckHosts}` +
+          `; cpu s ${JSON.stringify(o.cpuSeconds)}` +
+          (o.tally ? `; p2p ${JSON.stringify(o.tally)}` : ''),
       );
     await coldCluster(c);
     const single = await startAll(c, ref, ctx.w, { hosts: [0] });

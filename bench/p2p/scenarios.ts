@@ -48,6 +48,25 @@ export interface StartOutcome {
   notes: string[];
   /** Share of the machine's CPU time that was busy during the run (1 = every core saturated). */
   cpuBusy: number;
+  /** CPU seconds used during the run: by all the daemons, by the root, by everything on the machine. */
+  cpuSeconds?: { daemons: number; root: number; machine: number };
+  /** With P2P: where the bytes came from, summed from the root's and every agent's counters. */
+  tally?: P2PTally;
+}
+
+/** The root's and the agents' counters after a run (agents that do not answer are left out). */
+export interface P2PTally {
+  /** Bytes the root read from the registry for peers. */
+  rootRegistryBytes: number;
+  rootServedBytes: number;
+  /** Summed over the agents that answered. */
+  agents: number;
+  agentBytes: { registry: number; root: number; peer: number };
+  agentFailures: { registry: number; root: number; peer: number };
+  registryFallbacks: number;
+  corruptChunks: number;
+  reparents: number;
+  pushedBytes: number;
 }
 
 /** Busy and total CPU time of the machine so far (jiffies, from /proc/stat). */
@@ -57,6 +76,29 @@ async function cpuTimes(): Promise<{ busy: number; total: number }> {
   const total = v.reduce((a, b) => a + b, 0);
   // idle + iowait
   return { busy: total - v[3]! - (v[4] ?? 0), total };
+}
+
+/** CPU seconds (user + system) process `pid` used so far; 0 once it is gone. */
+async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // Fields after the command (which may hold spaces) in parentheses; utime and stime are 14 and 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return f.length > 13 ? (Number(f[11]) + Number(f[12])) / 100 : 0;
+}
+
+/** CPU seconds each daemon and the root used so far, by PID. */
+async function clusterCpu(c: Cluster): Promise<{ daemons: Map<number, number>; root: Map<number, number> }> {
+  const p = c.pids();
+  const of = async (pids: number[]) =>
+    new Map(await Promise.all(pids.map(async (x) => [x, await cpuSecondsOf(x)] as const)));
+  return { daemons: await of(p.daemons), root: await of(p.root ? [p.root] : []) };
+}
+
+/** CPU seconds used between two readings, by processes alive at the first (a gone one counts 0). */
+function cpuUsed(before: Map<number, number>, after: Map<number, number>): number {
+  let s = 0;
+  for (const [pid, t] of before) s += Math.max(0, (after.get(pid) ?? t) - t);
+  return s;
 }
 
 /** A fault made while the hosts start; `excuse` marks hosts it took out. */
@@ -125,6 +167,7 @@ export async function startAll(
   await dropCaches();
   c.resetRegistryStats();
   const cpuBefore = await cpuTimes();
+  const clusterBefore = await clusterCpu(c);
   const t0 = performance.now();
   const start = (i: number) => c.run(i, ref, w.cmd, w.firstLine, { t0, timeoutMs: opts.timeoutMs });
   let runs: Promise<TimedRun>[];
@@ -150,6 +193,7 @@ export async function startAll(
   const results = await Promise.all(runs);
   await faultDone;
   const cpuAfter = await cpuTimes();
+  const clusterAfter = await clusterCpu(c);
   const reg = await c.registryStats();
   const linkAfter = await Promise.all(hosts.map((i) => c.net.linkBytes(c.net.hostNs(i))));
   const perHost: HostOutcome[] = results.map((r, k) => {
@@ -181,10 +225,68 @@ export async function startAll(
     perHost,
     notes,
     cpuBusy: (cpuAfter.busy - cpuBefore.busy) / Math.max(1, cpuAfter.total - cpuBefore.total),
+    cpuSeconds: {
+      daemons: cpuUsed(clusterBefore.daemons, clusterAfter.daemons),
+      root: cpuUsed(clusterBefore.root, clusterAfter.root),
+      machine: (cpuAfter.busy - cpuBefore.busy) / 100,
+    },
   };
+  if (c.opts.p2p) out.tally = await p2pTally(c, hosts);
   if (times.length) out.firstStartedS = Math.min(...times);
   if (counted.length && counted.every(ok)) out.allStartedS = Math.max(...times);
   return out;
+}
+
+/** GET a JSON status page from inside namespace `ns`; undefined when it does not answer. */
+async function statusOf(ns: string, url: string): Promise<Record<string, unknown> | undefined> {
+  const r = await sh('curl', ['-sf', '-m', '5', url], { netns: ns, allowFail: true });
+  if (r.code !== 0) return undefined;
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+interface CountersJson {
+  bytes: Record<'registry' | 'root' | 'peer', number>;
+  failures: Record<'registry' | 'root' | 'peer', number>;
+  registryFallbacks: number;
+  corruptChunks: number;
+  reparents: number;
+  pushedBytes: number;
+  servedBytes: number;
+}
+
+/** Sum the root's and the agents' P2P counters (what each read from where). */
+async function p2pTally(c: Cluster, hosts: number[]): Promise<P2PTally> {
+  const root = (await statusOf(c.net.rootNs, `http://${c.net.rootAddr}:${ROOT_PORT}/p2p/v1/status`))?.counters as
+    | CountersJson
+    | undefined;
+  const t: P2PTally = {
+    rootRegistryBytes: root?.bytes.registry ?? 0,
+    rootServedBytes: root?.servedBytes ?? 0,
+    agents: 0,
+    agentBytes: { registry: 0, root: 0, peer: 0 },
+    agentFailures: { registry: 0, root: 0, peer: 0 },
+    registryFallbacks: 0,
+    corruptChunks: 0,
+    reparents: 0,
+    pushedBytes: 0,
+  };
+  const agents = await Promise.all(
+    hosts.map((i) => statusOf(c.net.hostNs(i), `http://${c.net.hostAddr(i)}:${AGENT_PORT}/p2p/v1/status`)),
+  );
+  for (const a of agents) {
+    const k = a?.counters as CountersJson | undefined;
+    if (!k) continue;
+    t.agents++;
+    for (const s of ['registry', 'root', 'peer'] as const) {
+      t.agentBytes[s] += k.bytes[s];
+      t.agentFailures[s] += k.failures[s];
+    }
+    t.registryFallbacks += k.registryFallbacks;
+    t.corruptChunks += k.corruptChunks;
+    t.reparents += k.reparents;
+    t.pushedBytes += k.pushedBytes;
+  }
+  return t;
 }
 
 /** Hosts in the root's trees, summed over blobs (0 when it does not answer). */

@@ -7,7 +7,8 @@ import { runHostDaemon } from './host-daemon.js';
 
 try {
   await runHostDaemon();
-  process.exit(0);
+  // 0, or 1 when an uncaught exception made the daemon drain (runtime/process-faults.ts).
+  process.exit();
 } catch (e) {
   process.stderr.write(`dadi daemon: ${(e as Error).message}\n`);
   process.exit(1);

@@ -47,6 +47,7 @@ import { browseForClient, exportForClient } from './image-reads.js';
 import { type LayerSpec, layerBlobSourceOf, normalizeLayerSpec } from './layer-source.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
 import { type MetricsAddress, type MetricsServer, serveMetrics } from './metrics-server.js';
+import { type FaultKind, installFaultPolicy } from './process-faults.js';
 import {
   type DeviceInfo,
   type DeviceTraceInfo,
@@ -151,7 +152,7 @@ export class Daemon {
   readonly stopped: Promise<void>;
   private readonly devices = new Map<string, Device>();
   private readonly readers: number;
-  private readonly logger: Logger;
+  readonly logger: Logger;
   private settings: DaemonSettings;
   private server: Server | undefined;
   /** Open client connections, and how many of them wait for an answer. */
@@ -516,6 +517,16 @@ export class Daemon {
     return status;
   }
 
+  /** An error nobody handled (process-faults.ts): counted with the rest, by kind and code. */
+  countFault(kind: FaultKind, code: string): void {
+    this.countError(kind, 1, code);
+  }
+
+  /** How long a drain may take (SIGTERM, or after an uncaught exception). */
+  get drainTimeoutMs(): number {
+    return this.settings.drainTimeoutMs;
+  }
+
   private countError(kind: ErrorKind, n: number, code = ''): void {
     if (n > 0) this.errors.set(errorKey(kind, code), (this.errors.get(errorKey(kind, code)) ?? 0) + n);
   }
@@ -701,6 +712,14 @@ export async function runDaemonForeground(
   hooks: { reload?: (d: Daemon) => Promise<void>; started?: (d: Daemon) => void } = {},
 ): Promise<void> {
   const d = await Daemon.start(opts);
+  // One stray error must not take down every mounted rootfs (see process-faults.ts).
+  const unfault = installFaultPolicy({
+    log: (m) => d.logger.error(m),
+    count: (kind, code) => d.countFault(kind, code),
+    drain: () => d.stop(),
+    // The drain's own deadline, then time to unmount and close.
+    drainDeadlineMs: d.drainTimeoutMs + 15_000,
+  });
   hooks.started?.(d);
   const stop = () => void d.stop();
   const reload = () => void hooks.reload?.(d);
@@ -712,5 +731,6 @@ export async function runDaemonForeground(
   } finally {
     for (const s of signals) process.off(s, stop);
     process.off('SIGHUP', reload);
+    unfault();
   }
 }

@@ -15,7 +15,16 @@ export type FetchSource = (typeof FETCH_SOURCES)[number];
 export const CONTAINER_STATES = ['created', 'running', 'exited'] as const;
 
 /** Kinds of errors counted by `dadi_errors_total` (and `errors` here). */
-export type ErrorKind = 'request' | 'fetch' | 'verify' | 'cache_write' | 'cache_read' | 'pull' | 'replay';
+export type ErrorKind =
+  | 'request'
+  | 'fetch'
+  | 'verify'
+  | 'cache_write'
+  | 'cache_read'
+  | 'pull'
+  | 'replay'
+  | 'unhandled_rejection'
+  | 'uncaught_exception';
 
 export interface DaemonStatus {
   daemon: {
