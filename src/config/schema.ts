@@ -164,7 +164,7 @@ export const configSchema = z
         apply: 'restart',
       }),
       chunkSize: leaf(powerOfTwoChunk.default(1 << 20), {
-        doc: 'Bytes per chunk moved between hosts (a power of two, 4 KiB–64 MiB).',
+        doc: "Bytes per chunk moved between hosts and the P2P cache's refill unit (a power of two, 4 KiB–64 MiB); peers' chunks are checked by the image's digest list only when its chunk size is the same, else by ZFile CRCs.",
         apply: 'restart',
       }),
     }),

@@ -43,7 +43,10 @@ export interface RemoteContextOptions {
 }
 
 /** The agent's settings (daemon flags or the config file's p2pConfig). */
-export type P2PSettings = Pick<AgentOptions, 'root' | 'listen' | 'advertise' | 'hostId' | 'upload' | 'log'>;
+export type P2PSettings = Pick<
+  AgentOptions,
+  'root' | 'listen' | 'advertise' | 'hostId' | 'upload' | 'log' | 'chunkSize'
+>;
 
 export interface RemoteContext {
   client: RegistryClient;

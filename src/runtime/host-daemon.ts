@@ -12,7 +12,6 @@ import { defaultCacheDir, openRemoteContext, type P2PSettings, type RemoteContex
 import { resolveRunImage } from '../image/resolve-image.js';
 import { type Logger, RootLogger } from '../log/logger.js';
 import { parsePlatform } from '../oci/index.js';
-import { CHUNK_SIZE } from '../p2p/chunks.js';
 import { type Daemon, type DaemonSettings, runDaemonForeground } from './daemon.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { type MetricsAddress, parseMetricsAddress } from './metrics-server.js';
@@ -43,12 +42,16 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
   const cacheDir = opts.cacheDir ?? config.cacheConfig.cacheDir ?? defaultCacheDir();
   const p2pWanted = opts.p2p ?? p2pFromConfig(config.p2pConfig);
   const p2pLog = logger.child('p2p');
-  const p2p = p2pWanted && { log: (m: string) => p2pLog.info(m), ...p2pWanted };
+  const p2p = p2pWanted && {
+    log: (m: string) => p2pLog.info(m),
+    chunkSize: config.p2pConfig.chunkSize,
+    ...p2pWanted,
+  };
   const capacity = Math.round(config.cacheConfig.cacheSizeGB * 2 ** 30);
   // With P2P the cache refills in whole chunks: one miss is one chunk request to the parent.
   const claimed = await claimHostCache(cacheDir, 'the dadi daemon', {
     capacity,
-    ...(p2p ? { refillSize: CHUNK_SIZE } : {}),
+    ...(p2p ? { refillSize: p2p.chunkSize } : {}),
   });
   let claim: CacheClaim | undefined;
   if ('heldBy' in claimed) logger.warn(`${cacheHeldNote(cacheDir, claimed.heldBy)}; reading without it`);

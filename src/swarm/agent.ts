@@ -23,6 +23,7 @@ import { decodeChunkDigests } from '../p2p/chunk-digests.js';
 import { ChunkVerifier } from '../p2p/chunk-verify.js';
 import { CHUNK_SIZE, chunkRange, chunksCovering } from '../p2p/chunks.js';
 import { type ChunkSource, P2PCounters } from '../p2p/counters.js';
+import { TransferDeadline } from '../p2p/deadline.js';
 import { checkGrant } from '../p2p/grant.js';
 import { type PushOrder, PushPlanner } from '../p2p/push.js';
 import { ChunkFetch, type FailureVerdict, type Hop, routeOf } from '../p2p/schedule.js';
@@ -56,9 +57,18 @@ export interface AgentOptions {
   client: RegistryClient;
   /** This host's registry credentials, forwarded to the root (and nowhere else). */
   credentials: CredentialProvider;
-  /** The host's block cache; refilling in CHUNK_SIZE units. */
+  /** The host's block cache; refilling in `chunkSize` units. */
   cache: BlockCache;
-  /** Deadline of one chunk request to a peer or the root (default 10 s). */
+  /**
+   * Bytes per chunk moved between hosts (p2pConfig.chunkSize; default CHUNK_SIZE): a power of two,
+   * equal to the cache's refill size. Chunks are verified against the image's digest list only
+   * when its chunk size is the same (else by ZFile CRCs, with a warning).
+   */
+  chunkSize?: number;
+  /**
+   * Longest a chunk request to a peer or the root may take (default 10 s). The deadline of each
+   * request follows the measured transfer rate (p2p/deadline.ts), from 1 s up to this.
+   */
   chunkTimeoutMs?: number;
   /** Pushes in flight per child (default 2). */
   pushWindow?: number;
@@ -113,6 +123,9 @@ export class P2PAgent {
   private readonly proxyGrants = new Map<string, number>();
   readonly hostId: string;
   readonly address: string;
+  readonly chunkSize: number;
+  /** When a chunk request to a peer or the root is too slow (measured from successful ones). */
+  private readonly deadline: TransferDeadline;
 
   private constructor(
     private readonly opts: AgentOptions,
@@ -123,10 +136,20 @@ export class P2PAgent {
     this.address = (opts.advertise ?? `http://${host}:${a.port}`).replace(/\/$/, '');
     this.hostId = opts.hostId ?? `${hostname()}:${a.port}`;
     this.planner = new PushPlanner({ window: opts.pushWindow ?? 2, idleMs: 60_000 });
+    this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
+    const cap = opts.chunkTimeoutMs ?? 10_000;
+    this.deadline = new TransferDeadline({ minMs: Math.min(1000, cap), maxMs: cap });
   }
 
   static async start(opts: AgentOptions): Promise<P2PAgent> {
     const { host, port } = parseListen(opts.listen);
+    const cs = opts.chunkSize ?? CHUNK_SIZE;
+    if (!Number.isSafeInteger(cs) || cs < 4096 || (cs & (cs - 1)) !== 0 || cs !== opts.cache.refillSize) {
+      throw new DadiError(
+        'EINVAL',
+        `p2p chunk size ${cs} must be a power of two ≥ 4096 and equal the cache's refill size (${opts.cache.refillSize})`,
+      );
+    }
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) =>
@@ -163,6 +186,7 @@ export class P2PAgent {
     (this.opts.log ?? ((x) => process.stderr.write(`dadi p2p: ${x}\n`)))(m);
   }
 
+  /** Deadline of requests other than chunk transfers (joins, reports, hellos, pushes). */
   private get timeout(): number {
     return this.opts.chunkTimeoutMs ?? 10_000;
   }
@@ -297,12 +321,12 @@ export class P2PAgent {
     const end = Math.min(s.size, offset + buf.length);
     if (end <= offset) return 0;
     s.lastUsed = Date.now();
-    const { first, end: last } = chunksCovering(s.size, offset, end - offset);
+    const { first, end: last } = chunksCovering(s.size, offset, end - offset, this.chunkSize);
     await Promise.all(
       Array.from({ length: last - first }, async (_, k) => {
         const i = first + k;
         const bytes = await this.chunk(s, i);
-        const at = i * CHUNK_SIZE;
+        const at = i * this.chunkSize;
         const from = Math.max(offset, at);
         const to = Math.min(end, at + bytes.length);
         buf.set(bytes.subarray(from - at, to - at), from - offset);
@@ -328,11 +352,27 @@ export class P2PAgent {
 
   private async fetchChunk(s: BlobState, i: number): Promise<Buffer> {
     await this.ensureJoined(s);
-    const { offset, length } = chunkRange(s.size, i);
+    const { offset, length } = chunkRange(s.size, i, this.chunkSize);
     const rootUsable = Date.now() >= this.rootDownUntil;
     // Without the root, still the parent and ancestors (their grants hold), then the registry.
     let route: Hop[] = s.grant ? routeOf({ path: s.path }) : [{ kind: 'registry' }];
     if (!rootUsable) route = route.filter((h) => h.kind !== 'root');
+    // What peers' chunks are checked against, loaded before asking anyone: failing to load it is
+    // this host's own failure (say, the registry timed out on the digest list), never a peer's.
+    // Then this chunk comes from trusted sources only (the root, whose bytes are the registry's,
+    // as for the ZFile layout), and the next chunk tries loading it again.
+    let verifier: ChunkVerifier | undefined;
+    if (route.some((h) => h.kind !== 'registry')) {
+      try {
+        verifier = await this.verifier(s);
+      } catch (e) {
+        this.log(
+          `${s.name}: chunk ${i}: cannot load what peers' chunks are checked against (${(e as Error).message}); ` +
+            "this host's own failure, no peer blamed: reading the chunk from the root, trying again for the next one",
+        );
+        route = route.filter((h) => h.kind !== 'peer');
+      }
+    }
     const f = new ChunkFetch(route);
     for (let next = f.current; next; ) {
       const hop: Hop = next;
@@ -343,8 +383,8 @@ export class P2PAgent {
       try {
         const started = performance.now();
         const bytes = await this.fetchFrom(s, hop, offset, length);
-        if (hop.kind !== 'registry') {
-          const check = (await this.verifier(s)).verify(offset, bytes);
+        if (hop.kind !== 'registry' && verifier) {
+          const check = verifier.verify(offset, bytes);
           if (!check.ok) {
             this.counters.corrupt();
             this.counters.failed(source);
@@ -405,6 +445,7 @@ export class P2PAgent {
     }
   }
 
+  /** Bytes [offset, offset+length) of the blob from `hop`; a peer or the root slower than the deadline fails as 'timeout'. */
   private async fetchFrom(s: BlobState, hop: Hop, offset: number, length: number): Promise<Buffer> {
     if (hop.kind === 'registry') {
       const buf = Buffer.allocUnsafe(length);
@@ -418,13 +459,15 @@ export class P2PAgent {
       return buf;
     }
     const base = hop.kind === 'root' ? this.root : hop.address;
-    return getRange(
+    const a = await getRange(
       `${base}${PATHS.blob}?${blobQuery(s.ref)}`,
       offset,
       length,
       { [HEADERS.grant]: s.grant ?? '', [HEADERS.host]: this.hostId, [HEADERS.address]: this.address },
-      this.timeout,
+      this.deadline.deadlineMs(length),
     );
+    this.deadline.observe(length, a.firstByteMs, a.totalMs);
+    return a.bytes;
   }
 
   /** What peers' chunks of this blob are checked against: its digest list, else ZFile CRCs. */
@@ -436,7 +479,12 @@ export class P2PAgent {
       if (s.chunkDigests) {
         const d = s.chunkDigests;
         const bytes = await this.opts.client.fetchBlob(repo, d.digest, { maxSize: d.size });
-        return new ChunkVerifier({ blob, digests: decodeChunkDigests(bytes, `${s.name} chunk digests`, blob), warn });
+        const digests = decodeChunkDigests(bytes, `${s.name} chunk digests`, blob);
+        if (digests.chunkSize === this.chunkSize) return new ChunkVerifier({ blob, digests, warn });
+        this.log(
+          `${s.name}: the image's chunk digest list has ${digests.chunkSize}-byte chunks, this agent moves ` +
+            `${this.chunkSize}-byte chunks (p2pConfig.chunkSize): checking peer chunks by ZFile block CRCs instead`,
+        );
       }
       // The ZFile layout is read from trusted sources only (root, else registry): a peer could forge it.
       const trusted: BlockFile = {
@@ -470,22 +518,24 @@ export class P2PAgent {
 
   private async push(s: BlobState, o: PushOrder, bytes?: Buffer): Promise<void> {
     const address = s.children.get(o.child);
+    // 'had': the child holds or fetches the chunk already, as good as kept for the planner.
     let ok = false;
     if (address) {
       try {
         let data = bytes;
         if (!data) {
-          const r = chunkRange(s.size, o.chunk);
+          const r = chunkRange(s.size, o.chunk, this.chunkSize);
           data = Buffer.allocUnsafe(r.length);
           await s.cached.read(data, r.offset);
         }
-        ok = await pushChunk(
+        const answer = await pushChunk(
           `${address}${PATHS.push}?${blobQuery(s.ref)}&chunk=${o.chunk}`,
           data,
           this.hostId,
           this.timeout,
         );
-        if (ok) this.counters.pushed(data.length);
+        ok = answer !== 'failed';
+        if (answer === 'kept') this.counters.pushed(data.length);
       } catch {
         ok = false;
       }
@@ -550,13 +600,13 @@ export class P2PAgent {
   private async serveChild(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const s = this.known(url, req);
     const range = parseRange(req.headers.range);
-    if (!range || range.offset >= s.size || range.length > 16 * CHUNK_SIZE) {
+    if (!range || range.offset >= s.size || range.length > 16 * this.chunkSize) {
       throw new DadiError('ERANGE', `${s.name}: bad or too large range ${req.headers.range ?? '(none)'}`);
     }
     const child = headerOf(req, HEADERS.host);
     const length = Math.min(range.length, s.size - range.offset);
     if (child) {
-      const { first, end } = chunksCovering(s.size, range.offset, length);
+      const { first, end } = chunksCovering(s.size, range.offset, length, this.chunkSize);
       for (let i = first; i < end; i++) this.planner.requested(s.ref.digest, child, i, Date.now());
       const address = headerOf(req, HEADERS.address);
       if (address && /^https?:\/\//.test(address) && !s.children.has(child)) s.children.set(child, address);
@@ -579,14 +629,24 @@ export class P2PAgent {
     const from = headerOf(req, HEADERS.host);
     if (!s || !from || s.path[0]?.id !== from) {
       req.resume();
-      return sendJson(res, 409, { error: `${ref.digest}: pushes are taken from this host's parent only` });
+      return sendJson(res, 403, { error: `${ref.digest}: pushes are taken from this host's parent only` });
     }
-    const { offset, length } = chunkRange(s.size, i);
-    const bytes = await readRequestBody(req, CHUNK_SIZE);
-    if (s.inbox.size >= MAX_INBOX || s.inbox.has(i) || (await s.cached.holds(offset, length))) {
+    const { offset, length } = chunkRange(s.size, i, this.chunkSize);
+    // Refused before the body is read: a chunk this host holds or is fetching costs no copy.
+    if (s.inbox.size >= MAX_INBOX || s.inbox.has(i) || s.inflight.has(i) || (await s.cached.holds(offset, length))) {
+      req.resume();
       return sendJson(res, 409, { error: 'not needed' });
     }
-    const check = bytes.length === length ? (await this.verifier(s)).verify(offset, bytes) : undefined;
+    let verifier: ChunkVerifier;
+    try {
+      verifier = await this.verifier(s);
+    } catch (e) {
+      // This host cannot check it (its own failure): refused, the parent is not blamed.
+      req.resume();
+      return sendJson(res, 503, { error: `cannot check pushed chunks now: ${(e as Error).message}` });
+    }
+    const bytes = await readRequestBody(req, this.chunkSize);
+    const check = bytes.length === length ? verifier.verify(offset, bytes) : undefined;
     if (!check?.ok) {
       this.counters.corrupt();
       this.log(`${s.name}: wrong pushed chunk ${i} from ${from}: ${check?.reason ?? `${bytes.length} bytes`}`);

@@ -34,16 +34,28 @@ function statusFailure(status: number, what: string, body: string): PeerError {
   return new PeerError(why, `${what}: HTTP ${status}${detail ? `: ${detail}` : ''}`, status);
 }
 
-/** GET `url` for bytes [offset, offset+length) into a new buffer; exactly that length or 'corrupt'. */
+/** A ranged GET's bytes and when they came (ms after the request started). */
+export interface RangeAnswer {
+  bytes: Buffer;
+  firstByteMs: number;
+  totalMs: number;
+}
+
+/**
+ * GET `url` for bytes [offset, offset+length) into a new buffer; exactly that length or 'corrupt'.
+ * `timeoutMs` bounds the whole transfer, first byte to last ('timeout' past it).
+ */
 export async function getRange(
   url: string,
   offset: number,
   length: number,
   headers: Record<string, string>,
   timeoutMs: number,
-): Promise<Buffer> {
+): Promise<RangeAnswer> {
   const what = `GET ${url.replace(/\?.*/, '')} bytes ${offset}-${offset + length - 1}`;
   const signal = AbortSignal.timeout(timeoutMs);
+  const started = performance.now();
+  let firstByteMs: number | undefined;
   try {
     const res = await request(url, {
       method: 'GET',
@@ -56,6 +68,7 @@ export async function getRange(
     const buf = Buffer.allocUnsafe(length);
     let n = 0;
     for await (const c of res.body as AsyncIterable<Buffer>) {
+      firstByteMs ??= performance.now() - started;
       if (n + c.length > length) {
         res.body.destroy();
         throw new PeerError('corrupt', `${what}: more bytes than asked for`);
@@ -64,8 +77,10 @@ export async function getRange(
       n += c.length;
     }
     if (n !== length) throw new PeerError('corrupt', `${what}: ${n} of ${length} bytes`);
-    return buf;
+    const totalMs = performance.now() - started;
+    return { bytes: buf, firstByteMs: firstByteMs ?? totalMs, totalMs };
   } catch (e) {
+    if (signal.aborted) throw new PeerError('timeout', `${what}: no complete answer within ${timeoutMs} ms`);
     throw failureOf(e, what);
   }
 }
@@ -96,8 +111,13 @@ export async function postJson(
   }
 }
 
-/** PUT a pushed chunk to a child; true when the child kept it. */
-export async function pushChunk(url: string, bytes: Uint8Array, from: string, timeoutMs: number): Promise<boolean> {
+/** PUT a pushed chunk to a child: it kept it, it had (or was fetching) it already, or the push failed. */
+export async function pushChunk(
+  url: string,
+  bytes: Uint8Array,
+  from: string,
+  timeoutMs: number,
+): Promise<'kept' | 'had' | 'failed'> {
   try {
     const res = await request(url, {
       method: 'PUT',
@@ -108,8 +128,8 @@ export async function pushChunk(url: string, bytes: Uint8Array, from: string, ti
       bodyTimeout: timeoutMs,
     });
     await res.body.dump();
-    return res.statusCode === 204;
+    return res.statusCode === 204 ? 'kept' : res.statusCode === 409 ? 'had' : 'failed';
   } catch {
-    return false;
+    return 'failed';
   }
 }

@@ -1,0 +1,73 @@
+// How long a chunk request to a peer or the root may take before that source counts as slow.
+// A fixed deadline (the old 10 s) is either too long to notice a parent that crawls or too short
+// for a slow link; instead the deadline follows what the link gives: a moving estimate of the
+// time per byte and the time to the first byte of successful transfers, times a slack, never
+// below `minMs` (scheduling noise on a busy host) nor above `maxMs` (the hard cap, also used until
+// a first transfer was measured). A request past its deadline fails as 'timeout', which the
+// scheduler (schedule.ts) reports as 'slow' and the tracker answers with a new parent. Pure: the
+// caller measures and passes durations in; no clock, no I/O. The scale simulator can drive it.
+//
+//   const d = new TransferDeadline({ minMs: 1000, maxMs: 10_000 });
+//   const ms = d.deadlineMs(1 << 20);         // before asking for 1 MiB
+//   d.observe(1 << 20, firstByteMs, totalMs);  // after a successful transfer
+//
+// Only successful transfers are observed: a slow source that timed out does not slow the estimate
+// down (or every later deadline would stretch to fit it).
+
+import { DadiError } from '../errors.js';
+
+export interface TransferDeadlineOptions {
+  /** Lower bound of every deadline (default 1000 ms). */
+  minMs?: number;
+  /** Upper bound, and the deadline before any transfer was measured (default 10 000 ms). */
+  maxMs?: number;
+  /** How many times the expected duration a transfer may take (default 4). */
+  slack?: number;
+  /** Weight of the newest sample in the moving averages (default 0.2). */
+  weight?: number;
+}
+
+export class TransferDeadline {
+  readonly minMs: number;
+  readonly maxMs: number;
+  private readonly slack: number;
+  private readonly weight: number;
+  /** Moving averages; undefined until the first sample. */
+  private msPerByte: number | undefined;
+  private firstByteMs: number | undefined;
+
+  constructor(o: TransferDeadlineOptions = {}) {
+    this.minMs = o.minMs ?? 1000;
+    this.maxMs = o.maxMs ?? 10_000;
+    this.slack = o.slack ?? 4;
+    this.weight = o.weight ?? 0.2;
+    if (!(this.minMs > 0 && this.maxMs >= this.minMs && this.slack >= 1 && this.weight > 0 && this.weight <= 1)) {
+      throw new DadiError('EINVAL', `transfer deadline: bad options ${JSON.stringify(o)}`);
+    }
+  }
+
+  /** The deadline in ms for a request of `bytes`. */
+  deadlineMs(bytes: number): number {
+    if (this.msPerByte === undefined || this.firstByteMs === undefined) return this.maxMs;
+    const expected = this.firstByteMs + bytes * this.msPerByte;
+    return Math.round(Math.min(this.maxMs, Math.max(this.minMs, expected * this.slack)));
+  }
+
+  /** A transfer of `bytes` succeeded: first byte after `firstByteMs`, done after `totalMs`. */
+  observe(bytes: number, firstByteMs: number, totalMs: number): void {
+    if (!(bytes > 0) || !(firstByteMs >= 0) || !(totalMs >= firstByteMs)) return;
+    const perByte = (totalMs - firstByteMs) / bytes;
+    const w = this.weight;
+    this.msPerByte = this.msPerByte === undefined ? perByte : (1 - w) * this.msPerByte + w * perByte;
+    this.firstByteMs = this.firstByteMs === undefined ? firstByteMs : (1 - w) * this.firstByteMs + w * firstByteMs;
+  }
+
+  /** The current estimate, for status pages: undefined until measured. */
+  estimate(): { bytesPerSecond: number; firstByteMs: number } | undefined {
+    if (this.msPerByte === undefined || this.firstByteMs === undefined) return undefined;
+    return {
+      bytesPerSecond: this.msPerByte > 0 ? 1000 / this.msPerByte : Number.POSITIVE_INFINITY,
+      firstByteMs: this.firstByteMs,
+    };
+  }
+}

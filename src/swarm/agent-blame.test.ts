@@ -1,0 +1,183 @@
+// Whom the P2P agent blames, in process on loopback (a root, agents, an in-memory registry):
+// - failing to load what peers' chunks are checked against (the digest list cannot be read) is the
+//   host's own failure: no peer is reported, the chunk comes from the root, the bytes are right;
+// - a parent that crawls is reported slow at a deadline from the measured transfer rate (1 s
+//   here), not the 10 s cap, and the child moves on and reads the right bytes;
+// - a digest list whose chunk size differs from the agent's (p2pConfig.chunkSize) is not used:
+//   the agent says so and checks by ZFile CRCs (none here) instead, still reading the right bytes.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlockCache } from '../cache/index.js';
+import type { Digest } from '../oci/digest.js';
+import { CHUNK_DIGESTS_MEDIA_TYPE, computeChunkDigests, encodeChunkDigests } from '../p2p/chunk-digests.js';
+import { CHUNK_SIZE } from '../p2p/chunks.js';
+import { RegistryClient } from '../registry/index.js';
+import { MemoryRegistry, serveRoute } from '../registry/testing.js';
+import { P2PAgent } from './agent.js';
+import { P2PRoot } from './root.js';
+
+const SIZE = 3 * CHUNK_SIZE + 777;
+
+describe('P2P agent: whom it blames', () => {
+  let dir: string;
+  let registry: { host: string; close: () => Promise<void> };
+  let reg: MemoryRegistry;
+  let root: P2PRoot;
+  const agents: P2PAgent[] = [];
+  const clients: RegistryClient[] = [];
+  const caches: BlockCache[] = [];
+  const servers: Server[] = [];
+  const rootLog: string[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dadi-agent-blame-'));
+    reg = new MemoryRegistry();
+    registry = await serveRoute(reg.route);
+    root = await P2PRoot.start({
+      listen: '127.0.0.1:0',
+      cacheDir: join(dir, 'root'),
+      insecure: true,
+      fanout: 2,
+      rootFanout: 1,
+      log: (m) => rootLog.push(m),
+    });
+  });
+
+  afterAll(async () => {
+    for (const s of servers) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+    for (const a of agents) await a.close().catch(() => {});
+    for (const c of clients) await c.close();
+    for (const c of caches) await c.close();
+    await root?.close();
+    await registry?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const startAgent = async (id: string, chunkSize = CHUNK_SIZE) => {
+    const log: string[] = [];
+    const cache = await BlockCache.open(join(dir, id), { refillSize: chunkSize });
+    const client = new RegistryClient({ insecure: true });
+    caches.push(cache);
+    clients.push(client);
+    const agent = await P2PAgent.start({
+      root: root.url,
+      listen: '127.0.0.1:0',
+      hostId: id,
+      client,
+      credentials: async () => undefined,
+      cache,
+      chunkSize,
+      log: (m) => log.push(m),
+    });
+    agents.push(agent);
+    return { agent, log };
+  };
+
+  /** A blob in the registry, with its chunk digest list (or a descriptor of a list that is not there). */
+  const blob = (listThere: boolean) => {
+    const bytes = randomBytes(SIZE);
+    const digest = reg.putBlob('r', bytes);
+    const list = encodeChunkDigests(computeChunkDigests(bytes, digest));
+    const listDigest = listThere
+      ? reg.putBlob('r', list)
+      : (`sha256:${createHash('sha256').update('not published').digest('hex')}` as Digest);
+    return {
+      bytes,
+      digest,
+      chunkDigests: { mediaType: CHUNK_DIGESTS_MEDIA_TYPE, digest: listDigest, size: list.length },
+    };
+  };
+
+  const read = async (a: P2PAgent, b: ReturnType<typeof blob>, offset: number, length: number) => {
+    const f = await a.open(
+      { registry: registry.host, repository: 'r', digest: b.digest, size: SIZE, chunkDigests: b.chunkDigests },
+      SIZE,
+    );
+    const buf = Buffer.alloc(length);
+    expect(await f.read(buf, offset)).toBe(length);
+    await f.close();
+    return buf.equals(b.bytes.subarray(offset, offset + length));
+  };
+  const parentOf = (a: P2PAgent) => (a.status() as { blobs: { parent: string | null }[] }).blobs.at(-1)?.parent;
+
+  it('does not blame its parent when it cannot load the digest list: the chunk comes from the root', async () => {
+    const b = blob(false);
+    const d = await startAgent('D');
+    expect(await read(d.agent, b, 0, CHUNK_SIZE)).toBe(true);
+    const e = await startAgent('E');
+    expect(await read(e.agent, b, CHUNK_SIZE, 2 * CHUNK_SIZE)).toBe(true);
+    expect(parentOf(e.agent)).toBe('D');
+    const c = e.agent.counters.snapshot();
+    expect(c.bytes.peer).toBe(0);
+    expect(c.bytes.root).toBe(2 * CHUNK_SIZE);
+    expect(c.failures.peer).toBe(0);
+    expect(c.reparents).toBe(0);
+    expect(e.log.some((m) => /chunk 1: cannot load .* this host's own failure, no peer blamed/.test(m))).toBe(true);
+    expect(rootLog.filter((m) => m.includes('reports'))).toEqual([]);
+  });
+
+  it('reports a parent that crawls as slow at the measured deadline, and reads on', async () => {
+    const b = blob(true);
+    const f = await startAgent('F');
+    expect(await read(f.agent, b, 0, SIZE)).toBe(true);
+    const g = await startAgent('G');
+    expect(await read(g.agent, b, 0, CHUNK_SIZE)).toBe(true);
+    expect(parentOf(g.agent)).toBe('F');
+    // F goes; in its place a parent that answers at once and then sends a byte every 100 ms.
+    const port = Number(new URL(f.agent.address).port);
+    await f.agent.close();
+    const crawl = createServer((req, res) => {
+      res.writeHead(206, { 'content-length': CHUNK_SIZE, 'content-range': `bytes 0-${CHUNK_SIZE - 1}/${SIZE}` });
+      const t = setInterval(() => res.write('x'), 100);
+      res.on('close', () => clearInterval(t));
+      req.resume();
+    });
+    servers.push(crawl);
+    await new Promise<void>((r) => crawl.listen(port, '127.0.0.1', () => r()));
+    expect(await read(g.agent, b, CHUNK_SIZE, CHUNK_SIZE)).toBe(true);
+    const failed = g.log.find((m) => m.includes('chunk 1 from peer F failed'));
+    expect(failed).toMatch(/no complete answer within 1000 ms/);
+    expect(parentOf(g.agent)).not.toBe('F');
+    expect(rootLog.some((m) => m.startsWith('G reports F slow'))).toBe(true);
+    expect(g.agent.counters.snapshot().reparents).toBe(1);
+  });
+
+  it('does not check by a digest list of another chunk size, and says so', async () => {
+    const b = blob(true);
+    const h = await startAgent('H', 256 << 10);
+    expect(await read(h.agent, b, 0, SIZE)).toBe(true);
+    expect(
+      h.log.some((m) =>
+        m.includes("the image's chunk digest list has 1048576-byte chunks, this agent moves 262144-byte chunks"),
+      ),
+    ).toBe(true);
+    expect(h.agent.counters.snapshot().bytes.root).toBe(SIZE);
+  });
+
+  it('refuses a chunk size other than its cache refill size', async () => {
+    const cache = await BlockCache.open(join(dir, 'bad'), { refillSize: CHUNK_SIZE });
+    caches.push(cache);
+    const client = new RegistryClient({ insecure: true });
+    clients.push(client);
+    await expect(
+      P2PAgent.start({
+        root: root.url,
+        listen: '127.0.0.1:0',
+        client,
+        credentials: async () => undefined,
+        cache,
+        chunkSize: 64 << 10,
+      }),
+    ).rejects.toThrow(
+      /p2p chunk size 65536 must be a power of two ≥ 4096 and equal the cache's refill size \(1048576\)/,
+    );
+  });
+});
