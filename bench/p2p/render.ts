@@ -129,6 +129,27 @@ export function renderMarkdown(r: BenchReport): string {
       `| ${m.mode === 'baseline' ? 'no P2P (baseline)' : 'P2P'} | ${m.hosts} | ${MB(m.single.registryBytes)} | ${MB(m.all.registryBytes)} | ${X(q.registry_egress_ratio)} | ${S(m.single.allStartedS)} | ${S(m.all.firstStartedS)} | ${S(m.all.allStartedS)} | ${X(q.all_started_ratio)} | ${PCT(m.all.cpuBusy)} | ${MB(u.min)} / ${MB(u.median)} / ${MB(u.max)} |`,
     );
   }
+  lines.push(
+    '',
+    '### Where the CPU time went, where the bytes came from',
+    '',
+    `CPU floor = CPU seconds the whole machine was busy during the run ÷ its ${r.machine.cpus} cores: the shortest the run could have taken with that work; an all-printed time near it means the start was bound by this machine's cores. Daemons / root = CPU seconds of those processes (the rest: the \`dadi run\` clients, runc, the registry, and whatever else ran on the machine). Bytes by source are the agents' counters (verified chunks, pushes included).`,
+    '',
+    '| mode | hosts | run | all printed s | CPU floor s | machine CPU s | daemons CPU s | root CPU s | root ← registry MB | agents ← root / peers / registry MB | fallbacks | re-parents | pushed MB |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const m of r.modes) {
+    for (const [run, o] of [
+      ['1 host', m.single],
+      ['all', m.all],
+    ] as const) {
+      const c = o.cpuSeconds;
+      const t = o.tally;
+      lines.push(
+        `| ${m.mode} | ${m.hosts} | ${run} | ${S(o.allStartedS)} | ${c ? S(c.machine / r.machine.cpus) : '—'} | ${S(c?.machine)} | ${S(c?.daemons)} | ${S(c?.root)} | ${t ? MB(t.rootRegistryBytes) : '—'} | ${t ? `${MB(t.agentBytes.root)} / ${MB(t.agentBytes.peer)} / ${MB(t.agentBytes.registry)}` : '—'} | ${t?.registryFallbacks ?? '—'} | ${t?.reparents ?? '—'} | ${t ? MB(t.pushedBytes) : '—'} |`,
+      );
+    }
+  }
   const faulty = r.modes.filter((m) => m.faults.length);
   if (faulty.length) {
     lines.push(

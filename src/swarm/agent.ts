@@ -66,8 +66,8 @@ export interface AgentOptions {
    */
   chunkSize?: number;
   /**
-   * Longest a chunk request to a peer or the root may take (default 10 s). The deadline of each
-   * request follows the measured transfer rate (p2p/deadline.ts), from 1 s up to this.
+   * Longest a chunk request to a peer or the root may take (default 10 s). The deadline of a
+   * request to a peer follows the measured transfer rate (p2p/deadline.ts), from 1 s up to this.
    */
   chunkTimeoutMs?: number;
   /** Pushes in flight per child (default 2). */
@@ -464,7 +464,9 @@ export class P2PAgent {
       offset,
       length,
       { [HEADERS.grant]: s.grant ?? '', [HEADERS.host]: this.hostId, [HEADERS.address]: this.address },
-      this.deadline.deadlineMs(length),
+      // A slow peer is left for another (re-parenting is cheap); a slow root only for the
+      // registry, which costs egress: the root gets the whole cap.
+      hop.kind === 'peer' ? this.deadline.deadlineMs(length) : this.timeout,
     );
     this.deadline.observe(length, a.firstByteMs, a.totalMs);
     return a.bytes;
