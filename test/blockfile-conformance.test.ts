@@ -13,6 +13,7 @@ import { CONFORMANCE_CASES, type ConformanceSubject } from '../src/blockfile/con
 import { LocalFile } from '../src/blockfile/local.js';
 import { MemoryFile } from '../src/blockfile/memory.js';
 import { SliceFile } from '../src/blockfile/range.js';
+import { ScratchFile } from '../src/blockfile/scratch.js';
 import { MemorySink } from '../src/blockfile/sink.js';
 import { BlockCache } from '../src/cache/cache.js';
 import { patternBytes } from '../src/cache/testing.js';
@@ -166,6 +167,12 @@ const IMPLEMENTATIONS: Record<string, () => Promise<ConformanceSubject>> = {
     const file = new SparseMemoryFile(DATA.length);
     await file.write(DATA, 0);
     return { file, expected: DATA };
+  },
+  'ScratchFile (64 KiB pages in memory, the rest spilled to a file)': async () => {
+    const t = await tempDir();
+    const file = new ScratchFile(join(t.dir, 'spill'), 3 * 65_536, 65_536);
+    for (let p = 0; p < DATA.length; p += 50_000) await file.write(DATA.subarray(p, p + 50_000), p);
+    return { file, expected: DATA, cleanup: t.cleanup };
   },
 };
 

@@ -13,6 +13,7 @@ import type { Digest } from '../oci/digest.js';
 import type { ImageSource, ImageTarget } from '../oci/image-source.js';
 import type { Platform } from '../oci/manifest.js';
 import { formatPlatform } from '../oci/platform.js';
+import type { ChunkDigests } from '../p2p/chunk-digests.js';
 import { layerTar, startDownloads } from './fetch.js';
 import { convertLayer } from './layer.js';
 import { layerLabel, withLabel } from './layer-label.js';
@@ -24,6 +25,12 @@ import { defaultWorkDir, LayerRecords } from './record.js';
 import type { LayerTar } from './unpack.js';
 
 export { DEFAULT_VSIZE } from './plan.js';
+
+/**
+ * Bytes of a layer's written data (its ext4, uncompressed) held in memory by default: a Debian
+ * base layer (~220 MB) fits; a bigger layer keeps the rest in its scratch file.
+ */
+export const DEFAULT_SCRATCH_MEMORY = 256 << 20;
 
 /** Source bytes to convert from which the compression workers are started ahead of the commits. */
 const WARM_COMPRESS_AT = 8 << 20;
@@ -45,6 +52,8 @@ export interface ConvertOptions extends EndpointOptions {
   reuse?: boolean;
   /** Source layers downloaded at once (default 4). */
   downloads?: number;
+  /** Bytes of a layer's ext4 writes kept in memory before they go to its scratch file (default 256 MiB). */
+  scratchMemory?: number;
   /** Check each layer's uncompressed sha256 against the config's diff_id (default true). */
   verifyDiffIds?: boolean;
   progress?: (e: ProgressEvent) => void;
@@ -178,6 +187,7 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
       const info = infos[i]!;
       const rec = plan.reused[i];
       let path: string;
+      let chunks: ChunkDigests | undefined;
       if (rec) {
         path = records.blobPath(rec.digest);
         emit({ kind: 'layer', layer: i, layers: n, phase: 'reused', digest: d.digest, bytes: rec.size });
@@ -194,9 +204,11 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
             vsize: plan.vsize,
             settings: plan.settings,
             verifyDiffId: opts.verifyDiffIds ?? true,
+            scratchMemory: opts.scratchMemory ?? DEFAULT_SCRATCH_MEMORY,
             emit: (phase, bytes, seconds) => layerEvent(i, phase, bytes, seconds),
           });
           path = out.path;
+          chunks = out.chunks;
           info.digest = out.digest;
           info.size = out.size;
           info.seconds.apply = out.seconds.apply;
@@ -207,11 +219,17 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
         if (downloaded) await rm(downloaded, { force: true });
       }
       committed.push(path);
-      uploads.add(path, { digest: info.digest, size: info.size }, label, (seconds, chunkDigests) => {
-        info.seconds.upload = seconds;
-        info.chunkDigests = chunkDigests;
-        emit({ kind: 'layer', layer: i, layers: n, phase: 'upload', digest: d.digest, bytes: info.size, seconds });
-      });
+      uploads.add(
+        path,
+        { digest: info.digest, size: info.size },
+        label,
+        (seconds, chunkDigests) => {
+          info.seconds.upload = seconds;
+          info.chunkDigests = chunkDigests;
+          emit({ kind: 'layer', layer: i, layers: n, phase: 'upload', digest: d.digest, bytes: info.size, seconds });
+        },
+        chunks,
+      );
     }
     await uploads.done();
 

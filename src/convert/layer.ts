@@ -12,9 +12,11 @@ import { DADI_LAYER_OUTPUT, wrapLayerOutput } from '../image/layer-output.js';
 import { openLayerStack } from '../image/layer-stack.js';
 import { createWritableLayer, stackWritable } from '../image/writable.js';
 import type { Digest } from '../oci/digest.js';
+import type { ChunkDigests } from '../p2p/chunk-digests.js';
 import { uuidFromChainId } from './manifest.js';
 import { clock } from './progress.js';
-import { digestFile, type LayerRecords } from './record.js';
+import { digestLayerFile } from './publish.js';
+import type { LayerRecords } from './record.js';
 import type { LayerTar } from './unpack.js';
 
 /** The tar member mode of converted layers: fixed, so the output does not depend on the umask. */
@@ -29,6 +31,8 @@ export interface LayerJob {
   vsize: number;
   settings: string;
   verifyDiffId: boolean;
+  /** Bytes of the layer's written data kept in memory rather than in its scratch files. */
+  scratchMemory: number;
   /** Progress: the phase finished, with its bytes and seconds. */
   emit: (phase: 'apply' | 'commit', bytes: number, seconds: number) => void;
 }
@@ -38,6 +42,8 @@ export interface ConvertedLayerFile {
   path: string;
   digest: Digest;
   size: number;
+  /** Its chunk digest list, hashed with its digest. */
+  chunks: ChunkDigests;
   seconds: { apply: number; commit: number };
 }
 
@@ -61,6 +67,7 @@ export async function convertLayer(
     { data: join(dir, 'data'), index: join(dir, 'index') },
     {
       virtualSize: i === 0 ? job.vsize : 0,
+      scratchMemory: job.scratchMemory,
       uuid,
       ...(parentUuid ? { parentUuid } : {}),
     },
@@ -103,10 +110,11 @@ export async function convertLayer(
     await tar.close();
     await device.close();
   }
-  const { digest, size } = await digestFile(out);
+  const chunks = await digestLayerFile(out);
+  const { digest, size } = chunks.blob;
   seconds.commit = clock() - commitStart;
   const path = await records.save({ chainId: job.chainId, settings: job.settings, digest, size, uuid }, out);
   await rm(dir, { recursive: true, force: true });
   job.emit('commit', size, seconds.commit);
-  return { path, digest, size, seconds };
+  return { path, digest, size, chunks, seconds };
 }

@@ -5,10 +5,10 @@
 // tag untouched (uploaded blobs stay, unreferenced, for the registry's garbage collector).
 
 import { createReadStream } from 'node:fs';
-import type { Digest } from '../oci/digest.js';
+import { type Digest, Digester } from '../oci/digest.js';
 import type { ImageTarget } from '../oci/image-source.js';
 import type { ImageConfig } from '../oci/manifest.js';
-import { ChunkHasher, encodeChunkDigests } from '../p2p/chunk-digests.js';
+import { type ChunkDigests, ChunkHasher, encodeChunkDigests } from '../p2p/chunk-digests.js';
 import { withLabel } from './layer-label.js';
 import { type ConvertedLayer, convertedConfig, convertedManifest, outputMediaTypes } from './manifest.js';
 import { clock } from './progress.js';
@@ -41,15 +41,17 @@ export async function publishImage(
 }
 
 /**
- * Upload the layer blob at `path` (digest and size `layer`) with its chunk digest list; returns the
- * list's blob, for the layer descriptor's annotations. Both are no-ops when the target has them.
+ * Upload the layer blob at `path` (digest and size `layer`) with its chunk digest list (`chunks`,
+ * or hashed from the file); returns the list's blob, for the layer descriptor's annotations. Both
+ * are no-ops when the target has them.
  */
 export async function putLayerBlob(
   dst: ImageTarget,
   path: string,
   layer: { digest: Digest; size: number },
+  chunks?: ChunkDigests,
 ): Promise<{ digest: Digest; size: number }> {
-  const [, list] = await Promise.all([dst.putBlobFile(path, layer), chunkDigestsOfFile(path, layer.digest)]);
+  const [, list] = await Promise.all([dst.putBlobFile(path, layer), chunks ?? chunkDigestsOfFile(path, layer.digest)]);
   return dst.putBlob(encodeChunkDigests(list));
 }
 
@@ -57,6 +59,20 @@ async function chunkDigestsOfFile(path: string, digest: Digest) {
   const h = new ChunkHasher();
   for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
   return h.finish(digest);
+}
+
+/**
+ * A new layer blob's sha256, size and chunk digest list, from one read of the file (its header is
+ * written last, so nothing can be hashed while it is written).
+ */
+export async function digestLayerFile(path: string): Promise<ChunkDigests> {
+  const whole = new Digester();
+  const chunks = new ChunkHasher();
+  for await (const c of createReadStream(path, { highWaterMark: 4 << 20 })) {
+    whole.update(c as Buffer);
+    chunks.update(c as Buffer);
+  }
+  return chunks.finish(whole.digest());
 }
 
 /**
@@ -75,20 +91,21 @@ export class LayerUploads {
   ) {}
 
   /**
-   * Upload the file at `path` as blob `desc` with its chunk digest list; errors name `label`; `done`
-   * gets the seconds taken and the list's blob.
+   * Upload the file at `path` as blob `desc` with its chunk digest list (`chunks`, or hashed from
+   * the file); errors name `label`; `done` gets the seconds taken and the list's blob.
    */
   add(
     path: string,
     desc: { digest: Digest; size: number },
     label: string,
     done: (seconds: number, chunkDigests: { digest: Digest; size: number }) => void,
+    chunks?: ChunkDigests,
   ): void {
     const up = (async () => {
       const t = clock();
       let list: { digest: Digest; size: number };
       try {
-        list = await putLayerBlob(this.dst, path, desc);
+        list = await putLayerBlob(this.dst, path, desc, chunks);
       } catch (e) {
         throw withLabel(e, `${this.dst.name}: upload of ${label}`, desc.digest);
       }

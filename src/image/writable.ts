@@ -3,6 +3,7 @@
 // place WritableLayer and ComboDevice are constructed outside their own modules.
 
 import { access } from 'node:fs/promises';
+import { ScratchFile } from '../blockfile/scratch.js';
 import {
   ComboDevice,
   type CreateWritableOptions,
@@ -18,8 +19,22 @@ export interface WritableFiles {
   index: string;
 }
 
-export function createWritableLayer(files: WritableFiles, opts: CreateWritableOptions): Promise<WritableLayer> {
-  return WritableLayer.create(files.data, files.index, opts);
+/**
+ * A new writable layer in `files`; with `scratchMemory`, a throwaway one (a conversion's) whose
+ * first that many bytes of data stay in memory, the files holding only what does not fit.
+ */
+export function createWritableLayer(
+  files: WritableFiles,
+  opts: CreateWritableOptions & { scratchMemory?: number },
+): Promise<WritableLayer> {
+  const { scratchMemory, ...create } = opts;
+  if (scratchMemory === undefined) return WritableLayer.create(files.data, files.index, create);
+  // The index gets a page of its own: records are 24 bytes per write, a page holds ~350 000 of them.
+  return WritableLayer.createIn(
+    new ScratchFile(files.data, scratchMemory),
+    new ScratchFile(files.index, 8 << 20),
+    create,
+  );
 }
 
 export function openWritableLayer(files: WritableFiles, opts: OpenWritableOptions = {}): Promise<WritableLayer> {

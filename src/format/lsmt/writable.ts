@@ -4,7 +4,7 @@
 // Not a stack: combo.ts puts one of these over lower layers.
 
 import { unlink } from 'node:fs/promises';
-import type { ExtentSource, WritableBlockFile } from '../../blockfile/blockfile.js';
+import type { BlockFile, ExtentSource, WritableBlockFile } from '../../blockfile/blockfile.js';
 import { LocalFile } from '../../blockfile/local.js';
 import { alignUp, checkRead, readExact } from '../../blockfile/range.js';
 import type { Sink } from '../../blockfile/sink.js';
@@ -56,19 +56,22 @@ const REPLAY_BATCH = 65536; // index entries read per batch at open
 const SCAN_CHUNK = 1 << 20; // sparse scan read size
 const SCAN_BLOCK = 4096; // sparse scan granularity
 
+/** What a writable layer keeps its data and index in: a LocalFile, or scratch memory (blockfile/scratch.ts). */
+export type LayerFile = WritableBlockFile & { truncate(size: number): Promise<void> };
+
 export class WritableLayer implements WritableBlockFile, ExtentSource {
   private vsize: number;
   private dataEnd: number;
   private indexEnd: number;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
-  private readonly files: LocalFile[];
+  private readonly files: BlockFile[];
 
   private constructor(
     /** The data file (header, then appended data; or the sparse image). */
-    readonly dataFile: LocalFile,
+    readonly dataFile: LayerFile,
     /** The index file (absent for sparse layers). */
-    readonly indexFile: LocalFile | undefined,
+    readonly indexFile: LayerFile | undefined,
     /** The in-memory index (tag 0). */
     readonly index: MutableIndex,
     readonly sparse: boolean,
@@ -90,25 +93,12 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
    * @example const rw = await WritableLayer.create('l.data', 'l.index', { virtualSize: 64 * 2 ** 30 });
    */
   static async create(dataPath: string, indexPath: string, opts: CreateWritableOptions): Promise<WritableLayer> {
-    const { virtualSize } = opts;
-    checkRange(dataPath, 0, virtualSize);
-    checkVirtualSize(dataPath, virtualSize);
-    const uuid = opts.uuid !== undefined ? normalizeUuid(opts.uuid) : randomUuid();
-    const parentUuid = opts.parentUuid !== undefined ? normalizeUuid(opts.parentUuid, 'parent uuid') : NULL_UUID;
-    const sparse = !!opts.sparse;
+    checkCreate(dataPath, opts);
     const data = await LocalFile.create(dataPath);
     let index: LocalFile | undefined;
     try {
       index = await LocalFile.create(indexPath);
-      const fields = { virtualSize, uuid, parentUuid };
-      await data.write(encodeHeader({ flags: sparse ? Flags.rwDataSparse : Flags.rwData, ...fields }), 0);
-      if (sparse) {
-        await data.truncate(virtualSize + HT_SPACE);
-        await index.close();
-        index = undefined;
-      } else {
-        await index.write(encodeHeader({ flags: Flags.rwIndex, indexOffset: HT_SPACE, ...fields }), 0);
-      }
+      return await WritableLayer.createIn(data, index, opts);
     } catch (e) {
       await data.close();
       await index?.close();
@@ -116,7 +106,43 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
       if (index) await unlink(indexPath).catch(() => {});
       throw e;
     }
-    return new WritableLayer(data, index, new MutableIndex(), sparse, false, uuid, parentUuid, virtualSize, HT_SPACE);
+  }
+
+  /**
+   * Create a new RW layer in two empty files of the caller's (a conversion's scratch memory); the
+   * layer owns them from here: closing it closes them, also when creating fails.
+   */
+  static async createIn(data: LayerFile, index: LayerFile, opts: CreateWritableOptions): Promise<WritableLayer> {
+    const { virtualSize } = opts;
+    try {
+      checkCreate(data.name, opts);
+      const uuid = opts.uuid !== undefined ? normalizeUuid(opts.uuid) : randomUuid();
+      const parentUuid = opts.parentUuid !== undefined ? normalizeUuid(opts.parentUuid, 'parent uuid') : NULL_UUID;
+      const sparse = !!opts.sparse;
+      const fields = { virtualSize, uuid, parentUuid };
+      await data.write(encodeHeader({ flags: sparse ? Flags.rwDataSparse : Flags.rwData, ...fields }), 0);
+      if (sparse) {
+        await data.truncate(virtualSize + HT_SPACE);
+        await index.close();
+      } else {
+        await index.write(encodeHeader({ flags: Flags.rwIndex, indexOffset: HT_SPACE, ...fields }), 0);
+      }
+      return new WritableLayer(
+        data,
+        sparse ? undefined : index,
+        new MutableIndex(),
+        sparse,
+        false,
+        uuid,
+        parentUuid,
+        virtualSize,
+        HT_SPACE,
+      );
+    } catch (e) {
+      await data.close();
+      await index.close();
+      throw e;
+    }
   }
 
   /**
@@ -354,7 +380,12 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
   }
 }
 
-async function readHeader(f: LocalFile, what: string): Promise<LsmtHeader> {
+function checkCreate(name: string, opts: CreateWritableOptions): void {
+  checkRange(name, 0, opts.virtualSize);
+  checkVirtualSize(name, opts.virtualSize);
+}
+
+async function readHeader(f: BlockFile, what: string): Promise<LsmtHeader> {
   if (f.size < HT_SPACE) throw new DadiError('EFORMAT', `${f.name}: lsmt ${what}: file is only ${f.size} bytes`);
   const h = decodeHeader(await readExact(f, 0, HT_SPACE, `lsmt ${what}`), `${f.name}: lsmt ${what}`);
   checkVirtualSize(`${f.name}: lsmt ${what}`, h.virtualSize);
