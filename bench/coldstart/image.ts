@@ -8,10 +8,11 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { bundleClientCommands } from '../../scripts/bundle-cli.js';
 import { log, sh } from './util.js';
 
 export const WORK = process.env.DADI_BENCH_DIR ?? '/var/tmp/dadi-bench';
@@ -140,10 +141,16 @@ async function describe(tag: string): Promise<ImageInfo> {
   };
 }
 
-/** The dadi CLI as argv (built JS when `dist/` is fresh, else the TypeScript entry through tsx). */
+/**
+ * The dadi CLI as argv: a build's `bin/dadi` launcher (what `npm ci` installs as the command), else
+ * its `cli/entry.js` through node, else the TypeScript entry through tsx.
+ */
 export function dadiCommand(): string[] {
   const built = process.env.DADI_BENCH_CLI;
-  if (built) return [process.execPath, built];
+  if (built) {
+    const launcher = join(built, '../../../bin/dadi');
+    return existsSync(launcher) ? [launcher] : [process.execPath, built];
+  }
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   return [process.execPath, '--import', tsx, join(REPO_ROOT, 'src/cli/entry.ts')];
 }
@@ -154,14 +161,23 @@ export function dadiCommand(): string[] {
  * node_modules/.cache (one per benchmark, so two benchmarks running at once do not collide).
  */
 export async function buildCli(name = 'dadi-bench'): Promise<void> {
-  const out = join(REPO_ROOT, 'node_modules/.cache', name, 'dist');
-  log('building the dadi CLI (tsc) for the benchmark');
-  await rm(out, { recursive: true, force: true });
+  const top = join(REPO_ROOT, 'node_modules/.cache', name);
+  const out = join(top, 'dist');
+  log('building the dadi CLI (tsc, then the client bundle) for the benchmark');
+  await rm(top, { recursive: true, force: true });
   await sh(join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', out], {
     allowFail: true,
   });
   const entry = join(out, 'cli/entry.js');
   if (!existsSync(entry)) throw new Error(`tsc did not produce ${entry}`);
+  // The rest of `npm run build`, and the launcher beside it, as an installed dadi has them.
+  await bundleClientCommands({
+    entry: join(out, 'cli/client-entry.js'),
+    outfile: join(out, 'cli/client.bundle.js'),
+    from: { root: out, runtimeRoot: out },
+  });
+  await mkdir(join(top, 'bin'), { recursive: true });
+  for (const f of ['dadi', 'dadi.js']) await copyFile(join(REPO_ROOT, 'bin', f), join(top, 'bin', f));
   process.env.DADI_BENCH_CLI = entry;
 }
 

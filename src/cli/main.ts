@@ -37,13 +37,18 @@ const GROUPS: Array<{ commands: string[]; load: () => Promise<Register> }> = [
   { commands: ['ls', 'cat', 'stat'], load: async () => (await import('./browse.js')).registerBrowseCommands },
 ];
 
-/** Build the program with the groups `argv` needs (all of them for help or an unknown command). */
-export async function buildProgram(argv: string[] = []): Promise<Command> {
-  const program = new Command('dadi')
+/** The program with no command yet. */
+export function newProgram(): Command {
+  return new Command('dadi')
     .description('Block-level container images (DADI, overlaybd-compatible): layers, ZFile, registries')
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
+}
+
+/** Build the program with the groups `argv` needs (all of them for help or an unknown command). */
+export async function buildProgram(argv: string[] = []): Promise<Command> {
+  const program = newProgram();
   const first = argv.find((a) => !a.startsWith('-'));
   const wanted = GROUPS.filter((g) => first !== undefined && g.commands.includes(first));
   const versionOnly = argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V');
@@ -51,9 +56,13 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
+/** Run `argv` on the program `build` makes (default: the whole CLI), mapping errors to the exit code. */
+export async function main(
+  argv: string[],
+  build: (argv: string[]) => Command | Promise<Command> = buildProgram,
+): Promise<void> {
   try {
-    const program = await buildProgram(argv);
+    const program = await build(argv);
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
     process.exitCode = reportError(e);

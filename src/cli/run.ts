@@ -9,7 +9,7 @@ import { listContainers, type RootfsMode, removeContainer, runContainer } from '
 import { registryLayerSpecs } from '../runtime/layer-spec.js';
 import type { DeviceStatus } from '../runtime/status.js';
 import { formatSize } from '../util/size.js';
-import { StepTimer } from '../util/step-timer.js';
+import { StepTimer, type TimedStep } from '../util/step-timer.js';
 import { printJson } from './output.js';
 import { type TraceCliOptions, traceOptions, traceRequest } from './trace-options.js';
 
@@ -23,8 +23,9 @@ const configOption = ['--config <file>', 'config file (default: $DADI_CONFIG or 
 async function resolveLayers(ref: string, o: { platform?: string; state?: string }, timer?: StepTimer) {
   const client = await DaemonClient.connect({ stateDir: o.state });
   timer?.lap('daemon connect');
-  const img = await client.resolve<ResolvedRunImage>(ref, o.platform);
+  const img = await client.resolve<ResolvedRunImage & { timings?: TimedStep[] }>(ref, o.platform);
   timer?.lap('resolve');
+  timer?.detail('resolve', img.timings);
   return { img, client, specs: registryLayerSpecs(img.registry, img.repository, img.layers) };
 }
 

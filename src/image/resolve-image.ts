@@ -2,10 +2,12 @@
 // daemon layer specs (bottom first), the image config, and a pinned `host/repo@digest` reference.
 // An acceleration layer on top is set apart: it holds a trace to replay, not a disk layer.
 
-import type { Descriptor, ImageConfig, ImageManifest } from '../oci/index.js';
+import { type Descriptor, type ImageConfig, type ImageManifest, parseImageConfig } from '../oci/index.js';
 import { splitAccelerationLayer } from '../prefetch/accel-layer.js';
-import { parseReference } from '../registry/index.js';
+import { parseReference, type Reference } from '../registry/index.js';
+import type { StepTimer } from '../util/step-timer.js';
 import { chunkDigestsDescriptor } from './chunk-integrity.js';
+import type { DigestStore } from './digest-store.js';
 import type { RemoteContext } from './remote-context.js';
 
 export interface ResolvedRunImage {
@@ -25,11 +27,32 @@ export interface ResolvedRunImage {
   accelerationLayer?: { digest: string; size: number };
 }
 
-export async function resolveRunImage(ref: string, ctx: RemoteContext): Promise<ResolvedRunImage> {
+export interface ResolveRunOptions {
+  /**
+   * Told the layers as soon as the manifest names them, before the config arrives: a daemon starts
+   * opening them then, so that their index fetches overlap the rest of the launch.
+   */
+  onLayers?: (image: Pick<ResolvedRunImage, 'registry' | 'repository' | 'layers'>) => void;
+  /** Image configs fetched before, by digest (read first, and kept there after a fetch). */
+  configs?: DigestStore;
+  /** Laps `manifest` and `config`. */
+  timer?: StepTimer;
+}
+
+/** The tag is always looked up in the registry (it may have moved); the config only when not kept. */
+export async function resolveRunImage(
+  ref: string,
+  ctx: RemoteContext,
+  opts: ResolveRunOptions = {},
+): Promise<ResolvedRunImage> {
   const r = parseReference(ref);
   const resolved = await ctx.client.resolveImage(r, { platform: ctx.platform });
-  const { config } = await ctx.client.getImageConfig(r, resolved.manifest.config);
+  opts.timer?.lap('manifest');
   const { lowers, accel } = splitAccelerationLayer(resolved.manifest.layers);
+  const layers = lowers.map((l) => ({ digest: l.digest, size: l.size, ...chunkDigestsOf(l, ref) }));
+  opts.onLayers?.({ registry: r.registry, repository: r.repository, layers });
+  const config = await imageConfig(r, resolved.manifest.config, ctx, opts.configs);
+  opts.timer?.lap('config');
   return {
     pinned: `${r.registry}/${r.repository}@${resolved.digest}`,
     registry: r.registry,
@@ -37,9 +60,25 @@ export async function resolveRunImage(ref: string, ctx: RemoteContext): Promise<
     manifest: resolved.manifest,
     mediaType: resolved.mediaType,
     config,
-    layers: lowers.map((l) => ({ digest: l.digest, size: l.size, ...chunkDigestsOf(l, ref) })),
+    layers,
     accelerationLayer: accel && { digest: accel.digest, size: accel.size },
   };
+}
+
+/** The image config from `store` when it holds that digest, else from the registry (then kept, in the background). */
+async function imageConfig(
+  r: Reference,
+  desc: Descriptor,
+  ctx: RemoteContext,
+  store: DigestStore | undefined,
+): Promise<ImageConfig> {
+  const kept = await store?.get(desc.digest);
+  if (kept && kept.length === desc.size)
+    return parseImageConfig(kept, `config ${r.registry}/${r.repository}@${desc.digest}`);
+  const { config, bytes } = await ctx.client.getImageConfig(r, desc);
+  // Off the launch path: the write syncs, and the run needs only the config.
+  void store?.put(desc.digest, bytes).catch(() => {});
+  return config;
 }
 
 /** `{chunkDigests}` for a layer whose annotations name a list; nothing for none or a malformed one (CRC checks then). */

@@ -228,8 +228,10 @@ const isNum = (s: string) => /^\d+$/.test(s);
  * /etc/group membership when the user is known by name. Also returns the home directory.
  */
 export async function resolveUser(rootfs: string, spec: string | undefined): Promise<OciUser & { home: string }> {
-  const passwd = parsePasswd(await readTable(rootfs, 'etc/passwd'));
-  const groups = parseGroup(await readTable(rootfs, 'etc/group'));
+  // Both at once: on a lazily fetched rootfs each read may wait for the registry.
+  const [passwdRows, groupRows] = await Promise.all([readTable(rootfs, 'etc/passwd'), readTable(rootfs, 'etc/group')]);
+  const passwd = parsePasswd(passwdRows);
+  const groups = parseGroup(groupRows);
   const [u = '', g] = (spec ?? '').split(':', 2) as [string, string | undefined];
   let uid = 0;
   let gid = 0;
@@ -304,9 +306,9 @@ export async function buildSpec(opts: BundleOptions): Promise<OciSpec> {
   };
 }
 
-/** Write `<dir>/config.json`. */
-export async function writeBundle(dir: string, spec: OciSpec): Promise<string> {
-  await mkdir(dir, { recursive: true });
+/** Write `<dir>/config.json` (`dirMade`: the caller made `dir` already). */
+export async function writeBundle(dir: string, spec: OciSpec, opts: { dirMade?: boolean } = {}): Promise<string> {
+  if (!opts.dirMade) await mkdir(dir, { recursive: true });
   const path = join(dir, 'config.json');
   await writeFile(path, `${JSON.stringify(spec, null, 2)}\n`);
   return path;

@@ -3,13 +3,14 @@
 // daemon here is a stand-in that records each start and listens after a delay; the real one runs
 // in test/integration/runtime-container.test.ts.
 
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../log/logger.js';
-import { DaemonClient } from './client.js';
+import { DAEMON_THREADPOOL_SIZE, DaemonClient, daemonEnvironment, defaultDaemonCommand } from './client.js';
 import { Daemon } from './daemon.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
 import { statePaths } from './state.js';
@@ -99,5 +100,31 @@ describe('DaemonClient.connect starting a daemon', () => {
     }
     const again = await Daemon.start(quiet); // the lock went with the first daemon
     await again.shutdown();
+  });
+});
+
+describe('daemonEnvironment', () => {
+  it('gives the daemon back the CA file bin/dadi set aside for the client', () => {
+    const env = daemonEnvironment({ PATH: '/bin', DADI_NODE_EXTRA_CA_CERTS: '/etc/ca.pem' }, '/run/x');
+    expect(env).toEqual({
+      PATH: '/bin',
+      NODE_EXTRA_CA_CERTS: '/etc/ca.pem',
+      DADI_STATE: '/run/x',
+      UV_THREADPOOL_SIZE: String(DAEMON_THREADPOOL_SIZE),
+    });
+  });
+
+  it("keeps a CA file the client's environment still has", () => {
+    expect(daemonEnvironment({ NODE_EXTRA_CA_CERTS: '/etc/ca.pem' }, '/run/x').NODE_EXTRA_CA_CERTS).toBe('/etc/ca.pem');
+    expect(daemonEnvironment({}, '/run/x')).not.toHaveProperty('NODE_EXTRA_CA_CERTS');
+  });
+});
+
+describe('defaultDaemonCommand', () => {
+  it("names this tree's daemon entry", () => {
+    const cmd = defaultDaemonCommand();
+    expect(cmd[0]).toBe(process.execPath);
+    expect(existsSync(cmd.at(-1)!)).toBe(true);
+    expect(cmd.at(-1)).toMatch(/[/]runtime[/]daemon-main\.ts$/);
   });
 });

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DadiError, type DadiErrorCode } from '../errors.js';
 import { normalizeLayerSpec } from './layer-spec.js';
@@ -184,7 +184,7 @@ export class DaemonClient {
         detached: true,
         cwd: '/',
         stdio: ['ignore', log.fd, log.fd],
-        env: { ...process.env, DADI_STATE: p.root, UV_THREADPOOL_SIZE: String(DAEMON_THREADPOOL_SIZE) },
+        env: daemonEnvironment(process.env, p.root),
       });
       child.unref();
       this.startedPid = child.pid;
@@ -296,11 +296,28 @@ export function sendRequest<T>(
   });
 }
 
-/** `node [--import tsx] <daemon-main>` next to this module (.js when built, .ts from source). */
+/**
+ * The environment of a daemon a client starts: the client's, with the state folder, a threadpool
+ * for the FUSE readers, and the CA file that bin/dadi set aside for the client (the daemon talks
+ * TLS to registries) given back.
+ */
+export function daemonEnvironment(env: NodeJS.ProcessEnv, stateDir: string): NodeJS.ProcessEnv {
+  const { DADI_NODE_EXTRA_CA_CERTS: ca, ...rest } = env;
+  return {
+    ...rest,
+    ...(ca !== undefined ? { NODE_EXTRA_CA_CERTS: ca } : {}),
+    DADI_STATE: stateDir,
+    UV_THREADPOOL_SIZE: String(DAEMON_THREADPOOL_SIZE),
+  };
+}
+
+/**
+ * `node [--import tsx] <daemon-main>` of this build (.js when built, .ts from source), found from a
+ * folder one level under the tree's root, as this module's and the client bundle's (dist/cli) are.
+ */
 export function defaultDaemonCommand(): string[] {
-  const here = fileURLToPath(import.meta.url);
-  const ext = here.endsWith('.ts') ? '.ts' : '.js';
-  const main = join(dirname(here), `daemon-main${ext}`);
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  const main = fileURLToPath(new URL(`../runtime/daemon-main${ext}`, import.meta.url));
   if (ext === '.js') return [process.execPath, main];
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   return [process.execPath, '--import', tsx, main];

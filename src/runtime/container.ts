@@ -192,8 +192,9 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
   try {
     const timer = opts.timer;
     const client = opts.daemon ?? (await DaemonClient.connect({ ...opts.client, stateDir }));
+    const bundle = join(dir, 'bundle');
+    await Promise.all([rec.rootfs, bundle].map((d) => mkdir(d, { recursive: true })));
     timer?.lap(opts.daemon ? 'container record' : 'container record, daemon connect');
-    await mkdir(rec.rootfs, { recursive: true });
     if (mode === 'block') {
       const dev = await client.mount({
         layers: rec.layers,
@@ -209,7 +210,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
       timer?.detail('mount', dev.timings);
     } else {
       const o = rec.overlay!;
-      for (const d of [o.lower, o.upper, o.work]) await mkdir(d, { recursive: true });
+      await Promise.all([o.lower, o.upper, o.work].map((d) => mkdir(d, { recursive: true })));
       const dev = await client.mount({
         layers: rec.layers,
         target: o.lower,
@@ -228,21 +229,23 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
       timer?.detail('mount', dev.timings);
     }
     rec.status = 'running';
-    await saveRecord(stateDir, rec);
-    const spec = await buildSpec({
-      rootfs: rec.rootfs,
-      image: rec.image,
-      cmd: opts.cmd,
-      entrypoint: opts.entrypoint,
-      env: opts.env,
-      user: opts.user,
-      workingDir: opts.workingDir,
-      hostname: opts.hostname ?? name,
-      readonlyRootfs: opts.readonlyRootfs,
-      cgroupsPath: rec.cgroupsPath,
-    });
-    const bundle = join(dir, 'bundle');
-    await writeBundle(bundle, spec);
+    // Settled both, so that no record write is still in flight when a failure's cleanup starts.
+    const [spec] = await allSettled([
+      buildSpec({
+        rootfs: rec.rootfs,
+        image: rec.image,
+        cmd: opts.cmd,
+        entrypoint: opts.entrypoint,
+        env: opts.env,
+        user: opts.user,
+        workingDir: opts.workingDir,
+        hostname: opts.hostname ?? name,
+        readonlyRootfs: opts.readonlyRootfs,
+        cgroupsPath: rec.cgroupsPath,
+      }),
+      saveRecord(stateDir, rec),
+    ]);
+    await writeBundle(bundle, spec, { dirMade: true });
     timer?.lap('bundle');
     if (!interrupted) {
       started = true;
@@ -281,6 +284,14 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
   opts.timer?.lap('cleanup');
   if (failure) throw failure;
   return { name, exitCode, interrupted, record: opts.rm ? undefined : rec, trace };
+}
+
+/** Like Promise.all, but waits for every promise before throwing the first failure. */
+async function allSettled<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const r = await Promise.allSettled(ps);
+  const failed = r.find((x) => x.status === 'rejected');
+  if (failed) throw failed.reason;
+  return r.map((x) => (x as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /** runc delete, cgroup folders, overlay, daemon device: each step even if another failed. */

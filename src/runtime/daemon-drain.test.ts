@@ -48,7 +48,7 @@ describe('daemon drain on SIGTERM', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(stopped).toBe(false);
     release[0]!();
-    expect(await answer).toEqual({ ref: 'r/x:1' });
+    expect(await answer).toEqual({ ref: 'r/x:1', timings: [] });
     await stopping;
     await d.stopped;
   });

@@ -31,7 +31,7 @@ import {
 } from '../export/index.js';
 import { ComboDevice, type LayerStack } from '../format/lsmt/index.js';
 import { cacheReport } from '../image/host-cache.js';
-import type { OpenedLayerBlob } from '../image/layer-blob.js';
+import { type OpenedLayerBlob, openLayerBlob } from '../image/layer-blob.js';
 import { type OpenedLayerStack, openLayerStack } from '../image/layer-stack.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { openWritableDevice } from '../image/writable.js';
@@ -73,13 +73,21 @@ export interface DaemonOptions {
   /** The block cache directory `remote` uses (reported by ping, so clients can hand their reads over). */
   cacheDir?: string;
   /** Resolve an image reference for `run`/`mount` clients (manifest layers, config). */
-  resolveImage?: (ref: string, platform?: string) => Promise<unknown>;
+  resolveImage?: (ref: string, platform: string | undefined, hooks: ResolveHooks) => Promise<object>;
   /** What SIGHUP may change while the daemon runs (DaemonSettings). */
   settings?: Partial<DaemonSettings>;
   /** The daemon's metrics (made earlier when the registry client must report to them; default: its own). */
   metrics?: DaemonMetrics;
   /** Serve Prometheus metrics at http://ADDRESS/metrics (default: off). */
   metricsAddress?: MetricsAddress;
+}
+
+/** What the daemon gives an image resolution. */
+export interface ResolveHooks {
+  /** Laps each step (they are answered with the resolution, as `timings`). */
+  timer: StepTimer;
+  /** The image's layers, once known: the daemon starts opening them for the mount that follows. */
+  layersKnown(specs: LayerSpec[]): void;
 }
 
 /** The daemon's settings that a reload (SIGHUP) applies; devices mounted before keep theirs. */
@@ -96,6 +104,9 @@ export interface DaemonSettings {
   /** How long SIGTERM waits for requests in flight (and stopped containers' clean-up) before tearing down. */
   drainTimeoutMs: number;
 }
+
+/** Layers opened for a mount that never came are closed after this long. */
+const UNCLAIMED_EARLY_OPEN_MS = 30_000;
 
 /** A stopped container gets this long after SIGTERM before SIGKILL. */
 const CONTAINER_KILL_GRACE_MS = 5_000;
@@ -166,6 +177,8 @@ export class Daemon {
   private resolveStopped!: () => void;
   /** One rate for every background pull of this host. */
   private pullLimiter: RateLimiter | undefined;
+  /** Registry layers opened ahead of their mount (openEarly), by spec ref. */
+  private readonly opening = new Map<string, Promise<OpenedLayerBlob | undefined>>();
   /** Blobs a pull verified in this daemon's life (pulled again only if the cache lost some of them). */
   private readonly pulled = new Set<string>();
   readonly metrics: DaemonMetrics;
@@ -258,7 +271,7 @@ export class Daemon {
         // Image resolution in the daemon, which already holds the registry client and its tokens:
         // the CLI then need not load the registry code at all (it counts in the time to start).
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
-        return this.opts.resolveImage(req.ref, req.platform);
+        return this.resolve(req.ref, req.platform, this.opts.resolveImage);
       case 'cache': {
         const cache = this.opts.remote ? (await this.remote()).cache : undefined;
         return cache ? cacheReport(cache) : null;
@@ -327,6 +340,7 @@ export class Daemon {
       await closed;
       await this.metricsServer?.close();
       await this.queue.catch(() => {});
+      await this.closeEarly([...this.opening.keys()]);
       for (const d of [...this.devices.values()]) {
         await this.teardown(d, true).catch((e) => this.logger.error(`teardown of ${d.id}: ${(e as Error).message}`));
       }
@@ -337,6 +351,47 @@ export class Daemon {
       this.resolveStopped();
     })();
     return this.stopping;
+  }
+
+  /** Resolve with the steps timed (answered as `timings`, and logged) and the layers opened early. */
+  private async resolve(
+    ref: string,
+    platform: string | undefined,
+    resolveImage: NonNullable<DaemonOptions['resolveImage']>,
+  ): Promise<object> {
+    const timer = new StepTimer();
+    const resolved = await resolveImage(ref, platform, { timer, layersKnown: (specs) => this.openEarly(specs) });
+    this.logger.debug(`resolved ${ref} (${formatSteps(timer.steps)})`);
+    return { ...resolved, timings: timer.steps };
+  }
+
+  /**
+   * Open registry layers that a mount will soon ask for, so that their headers and indexes are in
+   * the host cache by then: their fetches overlap the config fetch and the client's own steps
+   * instead of starting with the mount. The mount waits for these (so the two never fetch the same
+   * ranges twice) and closes them once its own stack is open; unclaimed ones close after a while.
+   * Failures are the mount's to report.
+   */
+  private openEarly(specs: LayerSpec[]): void {
+    for (const spec of specs) {
+      if (spec.kind !== 'registry' || this.opening.has(spec.ref)) continue;
+      const opened = (async () => openLayerBlob(layerBlobSourceOf(spec), await this.remote()))().catch((e) => {
+        this.logger.debug(`opening ${spec.ref} early failed: ${(e as Error).message}`);
+        return undefined;
+      });
+      this.opening.set(spec.ref, opened);
+      setTimeout(() => void this.closeEarly([spec.ref]), UNCLAIMED_EARLY_OPEN_MS).unref();
+    }
+  }
+
+  /** Close what openEarly opened for these layers (spec refs). */
+  private async closeEarly(refs: readonly string[]): Promise<void> {
+    for (const ref of refs) {
+      const opened = this.opening.get(ref);
+      if (!opened) continue;
+      this.opening.delete(ref);
+      await (await opened)?.layer.close().catch(() => {});
+    }
   }
 
   private async mount(req: MountRequest): Promise<DeviceInfo> {
@@ -377,7 +432,10 @@ export class Daemon {
         log: this.deviceLog(id),
         workers: this.settings.replayWorkers,
       });
-      const stack = await openLayerStack(sources, remote, trace?.stackOptions);
+      await Promise.all(specs.map((s) => this.opening.get(s.ref)));
+      const stack = await openLayerStack(sources, remote, trace?.stackOptions).finally(() =>
+        this.closeEarly(specs.map((s) => s.ref)),
+      );
       timer.lap('open layers');
       cleanup.unshift(() => stack.close());
       const layers = specs.map((spec, i) => ({ spec, blob: stack.blobs[i]! }));

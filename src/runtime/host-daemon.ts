@@ -5,7 +5,9 @@
 // SIGHUP reads the file again and applies the keys marked `reload` (log level and path, background
 // pull, trace replay, stop behaviour), logging which changed keys wait for a restart.
 
+import { join } from 'node:path';
 import { changedKeys, type DadiConfig, layerPullConfigOf, loadConfig } from '../config/index.js';
+import { DigestStore } from '../image/digest-store.js';
 import { type CacheClaim, cacheHeldNote, claimHostCache } from '../image/host-cache.js';
 import { ImageRecords, resolveWithRecord } from '../image/image-records.js';
 import { defaultCacheDir, openRemoteContext, type P2PSettings, type RemoteContext } from '../image/remote-context.js';
@@ -14,6 +16,7 @@ import { type Logger, RootLogger } from '../log/logger.js';
 import { parsePlatform } from '../oci/index.js';
 import { type Daemon, type DaemonSettings, runDaemonForeground } from './daemon.js';
 import { DaemonMetrics } from './daemon-metrics.js';
+import { registryLayerSpecs } from './layer-spec.js';
 import { type MetricsAddress, parseMetricsAddress } from './metrics-server.js';
 import type { FetchSource } from './status.js';
 
@@ -58,6 +61,7 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
   else claim = claimed;
   // Only the cache's owner writes beside it.
   const records = claim ? new ImageRecords(cacheDir) : undefined;
+  const configs = claim ? new DigestStore(join(cacheDir, 'images')) : undefined;
   const registryLog = registryLogOf(logger.child('registry'));
   let ctx: Promise<RemoteContext> | undefined;
   const metrics = new DaemonMetrics();
@@ -110,9 +114,19 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
         cacheDir,
         metrics,
         metricsAddress,
-        resolveImage: async (ref, platform) => {
+        resolveImage: async (ref, platform, hooks) => {
           const c = await remote();
-          const resolve = () => resolveRunImage(ref, platform ? { ...c, platform: parsePlatform(platform) } : c);
+          hooks.timer.lap('registry client');
+          const ctx = platform ? { ...c, platform: parsePlatform(platform) } : c;
+          const resolve = () =>
+            resolveRunImage(ref, ctx, {
+              configs,
+              timer: hooks.timer,
+              // Registry layers open through the cache only: without it the fetches would be lost.
+              onLayers: c.cache
+                ? (img) => hooks.layersKnown(registryLayerSpecs(img.registry, img.repository, img.layers))
+                : undefined,
+            });
           return records ? resolveWithRecord(records, ref, platform, resolve, (m) => logger.info(m)) : resolve();
         },
       },

@@ -81,8 +81,15 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
       totalMs: number;
     };
     const steps = out.timings.map((s) => s.step);
-    for (const s of ['cli start', 'resolve', 'mount', 'mount: open layers', 'mount: ext4', 'bundle', 'cleanup']) {
+    for (const s of ['cli start', 'resolve', 'resolve: manifest', 'resolve: config', 'mount', 'mount: open layers']) {
       expect(steps).toContain(s);
+    }
+    for (const s of ['mount: ext4', 'bundle', 'cleanup']) expect(steps).toContain(s);
+    // The daemon's own steps of a request fit in the client's time for it.
+    for (const parent of ['resolve', 'mount']) {
+      const own = out.timings.find((s) => s.step === parent)!.ms;
+      const parts = out.timings.filter((s) => s.step.startsWith(`${parent}: `)).reduce((a, s) => a + s.ms, 0);
+      expect(parts, parent).toBeLessThanOrEqual(own + 1);
     }
     // No output: the run is one step. The top-level steps fit in the total (details are parts of "mount").
     expect(steps).toContain('runc run (no output)');
