@@ -5,7 +5,14 @@ import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import type { ResolvedRunImage } from '../image/resolve-image.js';
 import { DAEMON_THREADPOOL_SIZE, DaemonClient } from '../runtime/client.js';
-import { listContainers, type RootfsMode, removeContainer, runContainer } from '../runtime/container.js';
+import {
+  createContainer,
+  discardContainer,
+  listContainers,
+  type RootfsMode,
+  removeContainer,
+  runContainer,
+} from '../runtime/container.js';
 import { registryLayerSpecs } from '../runtime/layer-spec.js';
 import type { DeviceStatus } from '../runtime/status.js';
 import { formatSize } from '../util/size.js';
@@ -201,8 +208,16 @@ export function registerRunCommands(program: Command): void {
         // From the process start (performance's time origin): the first step is the CLI's own start.
         const timer = o.timings ? new StepTimer(0) : undefined;
         timer?.lap('cli start');
-        const { specs, img, client } = await resolveLayers(ref, o, timer);
+        const rootfsMode: RootfsMode = o.overlay ? 'overlay' : 'block';
+        // The container's record and folders are made while the daemon resolves the image.
+        const created = createContainer({ name: o.name, rootfsMode, stateDir: o.state });
+        created.catch(() => {}); // its failure is runContainer's to report
+        const { specs, img, client } = await resolveLayers(ref, o, timer).catch(async (e) => {
+          await discardContainer(created, { stateDir: o.state });
+          throw e;
+        });
         const r = await runContainer({
+          created,
           daemon: client,
           timer,
           layers: specs,
@@ -212,9 +227,7 @@ export function registerRunCommands(program: Command): void {
           env: o.env,
           user: o.user,
           workingDir: o.workdir,
-          name: o.name,
           rm: !!o.rm,
-          rootfsMode: (o.overlay ? 'overlay' : 'block') as RootfsMode,
           imageRef: img.pinned,
           stateDir: o.state,
           trace: traceRequest(img, o),

@@ -51,6 +51,8 @@ export interface RunContainerOptions {
   stateDir?: string;
   /** Daemon client options (the client auto-starts the daemon). */
   client?: Omit<ClientOptions, 'stateDir'>;
+  /** The container, made beforehand by createContainer (default: made here, named `name`). */
+  created?: Promise<ContainerRecord>;
   /** A client already connected to the state folder's daemon (saves a connect round trip). */
   daemon?: DaemonClient;
   /** Default: this process's stdout/stderr. */
@@ -144,10 +146,14 @@ export async function listContainers(opts: { stateDir?: string } = {}): Promise<
   return out;
 }
 
-/** Run a container to completion and return its exit code. */
-export async function runContainer(opts: RunContainerOptions): Promise<ContainerExit> {
+/**
+ * Reserve a container: its name (the record, written exclusively; no image yet) and its folders.
+ * `dadi run` does this while the daemon resolves the image, then hands it to runContainer.
+ */
+export async function createContainer(
+  opts: Pick<RunContainerOptions, 'name' | 'rootfsMode' | 'stateDir'>,
+): Promise<ContainerRecord> {
   const paths = statePaths(opts.stateDir);
-  const stateDir = paths.root;
   const name = checkName(opts.name ?? `c-${randomBytes(4).toString('hex')}`);
   const mode: RootfsMode = opts.rootfsMode ?? 'block';
   const dir = join(paths.containers, name);
@@ -157,9 +163,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
     createdAt: new Date().toISOString(),
     status: 'created',
     rootfsMode: mode,
-    layers: opts.layers.map((l) => normalizeLayerSpec(l)),
-    imageRef: opts.imageRef,
-    image: runConfigOf(opts.config),
+    layers: [],
     dir,
     rootfs: join(dir, 'rootfs'),
     writable: mode === 'block' ? { data: join(dir, 'layer.data'), index: join(dir, 'layer.index') } : undefined,
@@ -170,7 +174,32 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
     cgroupsPath: `/dadi/${name}`,
     runcRoot: paths.runc,
   };
-  await saveRecord(stateDir, rec, true);
+  await saveRecord(paths.root, rec, true);
+  try {
+    await Promise.all([rec.rootfs, join(dir, 'bundle')].map((d) => mkdir(d, { recursive: true })));
+  } catch (e) {
+    await removeFiles(rec, paths.root).catch(() => {});
+    throw e;
+  }
+  return rec;
+}
+
+/** Remove a container createContainer made that will not run (its image could not be resolved). */
+export async function discardContainer(created: Promise<ContainerRecord>, opts: { stateDir?: string } = {}) {
+  const rec = await created.catch(() => undefined);
+  if (rec) await removeFiles(rec, statePaths(opts.stateDir).root);
+}
+
+/** Run a container to completion and return its exit code. */
+export async function runContainer(opts: RunContainerOptions): Promise<ContainerExit> {
+  const paths = statePaths(opts.stateDir);
+  const stateDir = paths.root;
+  const rec = await (opts.created ?? createContainer(opts));
+  const { name, dir } = rec;
+  const mode = rec.rootfsMode;
+  rec.layers = opts.layers.map((l) => normalizeLayerSpec(l));
+  rec.imageRef = opts.imageRef;
+  rec.image = runConfigOf(opts.config);
 
   let interrupted = false;
   let started = false;
@@ -193,7 +222,6 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
     const timer = opts.timer;
     const client = opts.daemon ?? (await DaemonClient.connect({ ...opts.client, stateDir }));
     const bundle = join(dir, 'bundle');
-    await Promise.all([rec.rootfs, bundle].map((d) => mkdir(d, { recursive: true })));
     timer?.lap(opts.daemon ? 'container record' : 'container record, daemon connect');
     if (mode === 'block') {
       const dev = await client.mount({

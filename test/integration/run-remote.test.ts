@@ -21,7 +21,7 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
   let ref: string;
   let state: string;
   let cacheDir: string;
-  const names = ['c-remote-commit'];
+  const names = ['c-remote-commit', 'c-remote-missing'];
   const dadi = (args: string[]) => runDadi([...args], { env: { DADI_STATE: state, DADI_CACHE_DIR: cacheDir } });
 
   beforeAll(async () => {
@@ -62,6 +62,16 @@ describe.skipIf(!HAVE)('dadi run/mount/commit from a registry', () => {
     const d = await dadi(['run', '--rm', ref]);
     expect(d.stdout).toContain('default cmd');
     expect(d.code).toBe(0);
+  });
+
+  it('an image that cannot be resolved leaves no container behind (its record is made meanwhile)', async () => {
+    const r = await dadi(['run', '--rm', '--name', 'c-remote-missing', `${reg.host}/dadi/run:no-such-tag`]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^dadi: .*no-such-tag.*not found/m);
+    const ps = await dadi(['ps', '--json']);
+    expect((JSON.parse(ps.stdout) as { containers: { name: string }[] }).containers.map((c) => c.name)).not.toContain(
+      'c-remote-missing',
+    );
   });
 
   it('--timings shows where the launch went, as text and as JSON on stderr; output and exit code unchanged', async () => {
