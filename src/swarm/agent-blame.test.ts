@@ -3,8 +3,9 @@
 //   host's own failure: no peer is reported, the chunk comes from the root, the bytes are right;
 // - a parent that crawls is reported slow at a deadline from the measured transfer rate (1 s
 //   here), not the 10 s cap, and the child moves on and reads the right bytes;
-// - a digest list whose chunk size differs from the agent's (p2pConfig.chunkSize) is not used:
-//   the agent says so and checks by ZFile CRCs (none here) instead, still reading the right bytes.
+// - a digest list with chunks larger than the agent's (p2pConfig.chunkSize) cannot check them: the
+//   agent says so and checks by ZFile CRCs (none here) instead, still reading the right bytes; one
+//   with smaller chunks checks each of the agent's chunks by the several digests it spans.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { RegistryClient } from '../registry/index.js';
 import { MemoryRegistry, serveRoute } from '../registry/testing.js';
 import { P2PAgent } from './agent.js';
 import { P2PRoot } from './root.js';
+import { TestAgents } from './testing.js';
 
 const SIZE = 3 * CHUNK_SIZE + 777;
 
@@ -28,14 +30,15 @@ describe('P2P agent: whom it blames', () => {
   let registry: { host: string; close: () => Promise<void> };
   let reg: MemoryRegistry;
   let root: P2PRoot;
-  const agents: P2PAgent[] = [];
-  const clients: RegistryClient[] = [];
+  let agents: TestAgents;
   const caches: BlockCache[] = [];
+  const clients: RegistryClient[] = [];
   const servers: Server[] = [];
   const rootLog: string[] = [];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dadi-agent-blame-'));
+    agents = new TestAgents(dir, () => root.url);
     reg = new MemoryRegistry();
     registry = await serveRoute(reg.route);
     root = await P2PRoot.start({
@@ -53,7 +56,7 @@ describe('P2P agent: whom it blames', () => {
       s.closeAllConnections();
       await new Promise<void>((r) => s.close(() => r()));
     }
-    for (const a of agents) await a.close().catch(() => {});
+    await agents?.close();
     for (const c of clients) await c.close();
     for (const c of caches) await c.close();
     await root?.close();
@@ -63,21 +66,7 @@ describe('P2P agent: whom it blames', () => {
 
   const startAgent = async (id: string, chunkSize = CHUNK_SIZE) => {
     const log: string[] = [];
-    const cache = await BlockCache.open(join(dir, id), { refillSize: chunkSize });
-    const client = new RegistryClient({ insecure: true });
-    caches.push(cache);
-    clients.push(client);
-    const agent = await P2PAgent.start({
-      root: root.url,
-      listen: '127.0.0.1:0',
-      hostId: id,
-      client,
-      credentials: async () => undefined,
-      cache,
-      chunkSize,
-      log: (m) => log.push(m),
-    });
-    agents.push(agent);
+    const agent = await agents.start(id, { chunkSize, log: (m) => log.push(m) });
     return { agent, log };
   };
 
@@ -150,13 +139,26 @@ describe('P2P agent: whom it blames', () => {
     expect(g.agent.counters.snapshot().reparents).toBe(1);
   });
 
-  it('does not check by a digest list of another chunk size, and says so', async () => {
+  it('checks 2 MiB chunks by the 1 MiB digests they span (no fallback to CRCs)', async () => {
+    // A flipped byte inside such a span: chunk-verify.test.ts.
+    const b = blob(true);
+    const j = await startAgent('J', 2 * CHUNK_SIZE);
+    expect(await read(j.agent, b, 0, SIZE)).toBe(true);
+    expect(j.log.filter((m) => /digest list|CRC/.test(m))).toEqual([]);
+    const c = j.agent.counters.snapshot();
+    expect(c.bytes.root).toBe(SIZE);
+    expect(c.corruptChunks).toBe(0);
+  });
+
+  it('does not check by a digest list of larger chunks, and says so', async () => {
     const b = blob(true);
     const h = await startAgent('H', 256 << 10);
     expect(await read(h.agent, b, 0, SIZE)).toBe(true);
     expect(
       h.log.some((m) =>
-        m.includes("the image's chunk digest list has 1048576-byte chunks, this agent moves 262144-byte chunks"),
+        m.includes(
+          "the image's chunk digest list has 1048576-byte chunks, larger than the 262144-byte chunks this agent moves",
+        ),
       ),
     ).toBe(true);
     expect(h.agent.counters.snapshot().bytes.root).toBe(SIZE);

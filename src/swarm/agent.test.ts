@@ -12,15 +12,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BlockCache } from '../cache/index.js';
 import type { Digest } from '../oci/digest.js';
 import { CHUNK_DIGESTS_MEDIA_TYPE, computeChunkDigests, encodeChunkDigests } from '../p2p/chunk-digests.js';
 import { CHUNK_SIZE } from '../p2p/chunks.js';
-import { RegistryClient } from '../registry/index.js';
 import { MemoryRegistry, serveRoute } from '../registry/testing.js';
-import { P2PAgent } from './agent.js';
+import type { P2PAgent } from './agent.js';
 import { HEADERS, PATHS } from './protocol.js';
 import { P2PRoot } from './root.js';
+import { TestAgents } from './testing.js';
 
 const SIZE = 4 * CHUNK_SIZE + 4321;
 const TIMEOUT_MS = 400;
@@ -29,9 +28,7 @@ describe('P2P agent under misbehaving clients and parents', () => {
   let dir: string;
   let registry: { host: string; close: () => Promise<void> };
   let root: P2PRoot;
-  const agents: P2PAgent[] = [];
-  const clients: RegistryClient[] = [];
-  const caches: BlockCache[] = [];
+  let agents: TestAgents;
   let stall: NetServer | undefined;
   const stalled: Socket[] = [];
   const unhandled: unknown[] = [];
@@ -40,24 +37,7 @@ describe('P2P agent under misbehaving clients and parents', () => {
   let digest: Digest;
   let chunkDigests: { mediaType: string; digest: Digest; size: number };
 
-  const startAgent = async (id: string): Promise<P2PAgent> => {
-    const cache = await BlockCache.open(join(dir, id), { refillSize: CHUNK_SIZE });
-    const client = new RegistryClient({ insecure: true });
-    caches.push(cache);
-    clients.push(client);
-    const a = await P2PAgent.start({
-      root: root.url,
-      listen: '127.0.0.1:0',
-      hostId: id,
-      client,
-      credentials: async () => undefined,
-      cache,
-      chunkTimeoutMs: TIMEOUT_MS,
-      log: () => {},
-    });
-    agents.push(a);
-    return a;
-  };
+  const startAgent = (id: string) => agents.start(id, { chunkTimeoutMs: TIMEOUT_MS });
 
   /** sha256 of what `a` reads at [offset, offset+length), to compare with the blob's (toEqual on MiBs is slow). */
   const read = async (a: P2PAgent, offset: number, length: number): Promise<string> => {
@@ -73,6 +53,7 @@ describe('P2P agent under misbehaving clients and parents', () => {
   beforeAll(async () => {
     process.on('unhandledRejection', onUnhandled);
     dir = await mkdtemp(join(tmpdir(), 'dadi-agent-test-'));
+    agents = new TestAgents(dir, () => root.url);
     const reg = new MemoryRegistry();
     digest = reg.putBlob('r', bytes);
     const list = encodeChunkDigests(computeChunkDigests(bytes, digest));
@@ -92,9 +73,7 @@ describe('P2P agent under misbehaving clients and parents', () => {
   afterAll(async () => {
     for (const s of stalled) s.destroy();
     await new Promise<void>((r) => (stall ? stall.close(() => r()) : r()));
-    for (const a of agents) await a.close().catch(() => {});
-    for (const c of clients) await c.close();
-    for (const c of caches) await c.close();
+    await agents?.close();
     await root?.close();
     await registry?.close();
     await rm(dir, { recursive: true, force: true });
@@ -147,6 +126,9 @@ describe('P2P agent under misbehaving clients and parents', () => {
     // resets (every later one). B meets the staller, C the resetter: each reports A and reads on.
     const aPort = Number(new URL(a.address).port);
     await a.close();
+    // Let B's and C's HTTP clients see A's connections close: a request sent on a pooled socket
+    // that is closing fails without ever meeting the stand-in below.
+    await sleep(200);
     let connections = 0;
     stall = createNetServer((s) => {
       s.on('error', () => {});

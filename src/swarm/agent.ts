@@ -61,8 +61,8 @@ export interface AgentOptions {
   cache: BlockCache;
   /**
    * Bytes per chunk moved between hosts (p2pConfig.chunkSize; default CHUNK_SIZE): a power of two,
-   * equal to the cache's refill size. Chunks are verified against the image's digest list only
-   * when its chunk size is the same (else by ZFile CRCs, with a warning).
+   * equal to the cache's refill size. Chunks are verified against the image's digest list when
+   * its chunks are the same size or smaller (else by ZFile CRCs, with a warning).
    */
   chunkSize?: number;
   /**
@@ -482,10 +482,11 @@ export class P2PAgent {
         const d = s.chunkDigests;
         const bytes = await this.opts.client.fetchBlob(repo, d.digest, { maxSize: d.size });
         const digests = decodeChunkDigests(bytes, `${s.name} chunk digests`, blob);
-        if (digests.chunkSize === this.chunkSize) return new ChunkVerifier({ blob, digests, warn });
+        // A chunk of ours is a whole number of the list's chunks (both powers of two) or not checkable by it.
+        if (this.chunkSize % digests.chunkSize === 0) return new ChunkVerifier({ blob, digests, warn });
         this.log(
-          `${s.name}: the image's chunk digest list has ${digests.chunkSize}-byte chunks, this agent moves ` +
-            `${this.chunkSize}-byte chunks (p2pConfig.chunkSize): checking peer chunks by ZFile block CRCs instead`,
+          `${s.name}: the image's chunk digest list has ${digests.chunkSize}-byte chunks, larger than the ` +
+            `${this.chunkSize}-byte chunks this agent moves (p2pConfig.chunkSize): checking peer chunks by ZFile block CRCs instead`,
         );
       }
       // The ZFile layout is read from trusted sources only (root, else registry): a peer could forge it.

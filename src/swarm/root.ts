@@ -82,9 +82,12 @@ export class P2PRoot {
   /** Claim the cache, load (or make) the signing key, listen. */
   static async start(opts: RootOptions): Promise<P2PRoot> {
     const { host, port } = parseListen(opts.listen);
+    // No readahead: agents ask for exactly the chunks their hosts read, and a chunk fetched ahead
+    // of every ask is registry egress nobody may need (the root's fetches are the tree's egress).
     const claimed = await claimHostCache(opts.cacheDir, 'dadi p2p root', {
       refillSize: CHUNK_SIZE,
       capacity: opts.cacheSize,
+      readahead: 0,
     });
     if ('heldBy' in claimed) throw new DadiError('EEXIST', cacheHeldNote(opts.cacheDir, claimed.heldBy));
     let client: RegistryClient | undefined;

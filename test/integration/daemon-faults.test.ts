@@ -5,7 +5,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,20 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendRequest } from '../../src/runtime/client.js';
 import { statePaths } from '../../src/runtime/state.js';
 import type { DaemonStatus } from '../../src/runtime/status.js';
+import { type LogLine, readJsonLog, until } from './daemon-process.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const entry = join(here, '../../src/cli/entry.ts');
 const injector = join(here, 'daemon-fault-injector.ts');
-
-type LogLine = { level: string; msg: string };
-
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('daemon: errors nobody handled', () => {
   let dir: string;
@@ -61,11 +52,7 @@ describe('daemon: errors nobody handled', () => {
     let stderr = '';
     c.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((r) => c.on('exit', (code) => r(code)));
-    const log = async (): Promise<LogLine[]> =>
-      (await readFile(logPath, 'utf8').catch(() => ''))
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as LogLine);
+    const log = async (): Promise<LogLine[]> => readJsonLog(logPath);
     await until(`the daemon listening (${stderr})`, async () =>
       (await log()).some((l) => l.msg.startsWith('listening')),
     );

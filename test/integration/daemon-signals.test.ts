@@ -4,13 +4,14 @@
 // up, and leaves nothing behind (no mount, loop device, runc container, cgroup or process).
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonClient, listContainers } from '../../src/runtime/index.js';
 import { missing, requireOrSkip } from '../require.js';
+import { type LogLine, readJsonLog, until } from './daemon-process.js';
 import { buildRootfs, emergencyCleanup, imageToLayer, leftovers, makeExt4, pidAlive } from './runtime-helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -24,16 +25,6 @@ const canRun = requireOrSkip(
     hint: 'apt-get install runc fuse3 e2fsprogs mount',
   }),
 );
-
-type LogLine = { level: string; msg: string; [k: string]: unknown };
-
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe.skipIf(!canRun)('daemon signals', () => {
   let root: string;
@@ -75,11 +66,7 @@ describe.skipIf(!canRun)('daemon signals', () => {
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const log = async (): Promise<LogLine[]> =>
-      (await readFile(logPath, 'utf8').catch(() => ''))
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as LogLine);
+    const log = async (): Promise<LogLine[]> => readJsonLog(logPath);
     await until(`the daemon on ${state} (${stderr})`, async () =>
       (await log()).some((l) => l.msg.startsWith('listening')),
     );
