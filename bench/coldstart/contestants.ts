@@ -200,15 +200,24 @@ export async function dadiSnapshotter(x: Ctx, i: number): Promise<Sample> {
   try {
     await startClock(x.net);
     const t0 = performance.now();
-    await sh(dadi[0]!, [...dadi.slice(1), 'pull', '--containerd-address', x.ctd.sock, '-n', 'bench', x.refs.dadi], {
-      netns: HOST_NS,
-      env: { ...process.env, HOME: WORK },
-    });
+    const pull = await sh(
+      dadi[0]!,
+      [...dadi.slice(1), 'pull', '--containerd-address', x.ctd.sock, '-n', 'bench', '--timings', '--json', x.refs.dadi],
+      { netns: HOST_NS, env: { ...process.env, HOME: WORK } },
+    );
+    const pullMs = performance.now() - t0;
     const [c, a] = x.ctd.ctr(['run', '--rm', '--snapshotter', 'dadi', x.refs.dadi, id, ...x.workload.cmd]);
     const r = await timedRun(c, a, x.workload.firstLine, { t0 });
     if (r.code !== 0 || r.firstOutputS === undefined) throw failed('ctr run --snapshotter dadi', r);
     const s = await x.net.stats();
-    return { seconds: r.firstOutputS, registryBytes: s.responseBodyBytes, registryRequests: s.requests };
+    const pulled = (JSON.parse(pull.stdout) as { steps?: { step: string; ms: number }[] }).steps ?? [];
+    const inCli = pulled.reduce((n, p) => n + p.ms, 0);
+    const steps = [
+      { step: 'pull: spawn → node → CLI', ms: Math.round(pullMs - inCli) },
+      ...pulled.map((p) => ({ step: `pull: ${p.step}`, ms: p.ms })),
+      { step: 'ctr run to first output', ms: Math.round(r.firstOutputS * 1000 - pullMs) },
+    ];
+    return { seconds: r.firstOutputS, registryBytes: s.responseBodyBytes, registryRequests: s.requests, steps };
   } finally {
     await x.ctd.stop();
   }

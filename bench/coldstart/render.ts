@@ -194,25 +194,30 @@ export function renderMarkdown(r: BenchResult): string {
       ),
     );
     if (goalRows.length) lines.push('| link | goal | measured | limit | |', '|---|---|---|---|---|', ...goalRows, '');
-    const stepRows = cells.flatMap((c) => {
-      const s = c.contestants['dadi-cold']?.steps_ms;
-      return s
-        ? [
-            `| ${linkLabel(c)} | ${Object.entries(s)
-              .map(([k, v]) => `${k} ${v} ms`)
-              .join(', ')} |`,
-          ]
-        : [];
-    });
-    if (stepRows.length) {
-      lines.push(
+    const stepRows = (who: string) =>
+      cells.flatMap((c) => {
+        const s = c.contestants[who]?.steps_ms;
+        return s
+          ? [
+              `| ${linkLabel(c)} | ${Object.entries(s)
+                .map(([k, v]) => `${k} ${v} ms`)
+                .join(', ')} |`,
+            ]
+          : [];
+      });
+    const stepTables: [string, string][] = [
+      [
+        'dadi-cold',
         "Where dadi cold's time goes (medians, one clock: `spawn → node` is the benchmark's first-output time minus the CLI's own `--timings` steps):",
-        '',
-        '| link | steps until the first output |',
-        '|---|---|',
-        ...stepRows,
-        '',
-      );
+      ],
+      [
+        'dadi-snapshotter',
+        "Where the dadi snapshotter's time goes (medians, one clock: `dadi pull` from spawn to exit, split by its `--timings` steps, then `ctr run` to the first output):",
+      ],
+    ];
+    for (const [who, title] of stepTables) {
+      const rows = stepRows(who);
+      if (rows.length) lines.push(title, '', '| link | steps until the first output |', '|---|---|', ...rows, '');
     }
     const devRows = cells.flatMap((c) => {
       const x = c.contestants['dadi-cold'];

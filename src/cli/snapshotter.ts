@@ -1,6 +1,7 @@
 // `dadi snapshotter` (containerd's proxy snapshotter, in the foreground) and
 // `dadi pull --containerd-address` (an image into containerd, its DADI layers left remote).
 
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { DadiError } from '../errors.js';
 import { printJson } from './output.js';
@@ -76,11 +77,13 @@ export function registerSnapshotterCommands(program: Command): void {
     .option('--insecure', 'use plain HTTP for the registry')
     .option('--platform <os/arch>', 'platform to select from a multi-platform image (default: this machine)')
     .option('--json', 'print the result as JSON')
+    .option('--timings', 'print where the time went (milliseconds per step) to stderr, or into the JSON')
     .action(
       async (
         ref: string,
         o: {
           json?: boolean;
+          timings?: boolean;
           containerdAddress: string;
           namespace: string;
           snapshotter: string;
@@ -94,7 +97,7 @@ export function registerSnapshotterCommands(program: Command): void {
         const { parsePlatform } = await import('../oci/index.js');
         const { pullIntoContainerd } = await import('../snapshotter/pull.js');
         const { terminalProgress } = await import('./progress.js');
-        const hostsDir = o.hostsDir ?? (await loadConfigOf(o.config)).registry.hostsDir;
+        const hostsDir = o.hostsDir ?? (await hostsDirOf(o.config));
         const client = new RegistryClient({
           insecure: o.insecure ? true : undefined,
           platform: o.platform ? parsePlatform(o.platform) : undefined,
@@ -102,6 +105,7 @@ export function registerSnapshotterCommands(program: Command): void {
         });
         const bars = await terminalProgress();
         let bar: ReturnType<NonNullable<typeof bars>['bar']> | undefined;
+        const steps: { step: string; ms: number }[] = [];
         try {
           const r = await pullIntoContainerd(ref, client, {
             address: o.containerdAddress,
@@ -111,8 +115,10 @@ export function registerSnapshotterCommands(program: Command): void {
               bar ??= bars?.bar('layer snapshots', total);
               bar?.update(done);
             },
+            onStep: o.timings ? (step, ms) => steps.push({ step, ms }) : undefined,
           }).finally(() => bars?.stop());
-          if (o.json) return printJson(r);
+          if (o.json) return printJson(o.timings ? { ...r, steps } : r);
+          for (const s of steps) console.error(`${String(s.ms).padStart(6)} ms  ${s.step}`);
           console.log(r.name);
           console.error(
             `pulled ${r.name} (${r.manifestDigest}, ${r.layers} DADI layers left remote; ${r.registryBytes} bytes fetched)`,
@@ -127,4 +133,18 @@ export function registerSnapshotterCommands(program: Command): void {
 async function loadConfigOf(file: string | undefined) {
   const { loadConfig } = await import('../config/index.js');
   return (await loadConfig({ file })).config;
+}
+
+/**
+ * registry.hostsDir of the config file; without a file, $DADI_HOSTS_DIR or the default, without
+ * loading the config code (a pull is on a container's start path).
+ */
+async function hostsDirOf(file: string | undefined): Promise<string> {
+  const { configFileOf } = await import('../config/file.js');
+  const f = configFileOf({ file });
+  // A named file that is missing is the loader's error to report.
+  if (!f.required && !existsSync(f.path)) {
+    return process.env.DADI_HOSTS_DIR ?? (await import('../registry/hosts.js')).DEFAULT_HOSTS_DIR;
+  }
+  return (await loadConfigOf(file)).registry.hostsDir;
 }

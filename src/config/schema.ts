@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { DEFAULT_LAYER_PULL } from '../prefetch/layer-pull-plan.js';
 import { DEFAULT_REPLAY_WORKERS } from '../prefetch/trace-replay.js';
+import { DEFAULT_HOSTS_DIR } from '../registry/hosts.js';
 import { parseSize } from '../util/size.js';
 
 /** What the docs and the environment overrides need to know about one key. */
@@ -188,7 +189,7 @@ export const configSchema = z
       }),
     }),
     registry: section({
-      hostsDir: leaf(z.string().default('/etc/containerd/certs.d'), {
+      hostsDir: leaf(z.string().default(DEFAULT_HOSTS_DIR), {
         doc: "containerd's registry hosts folder (`<dir>/<host>/hosts.toml`: mirrors, server, ca, client, skip_verify, plain HTTP), honoured by the daemon's reads and `dadi pull --containerd-address`; empty: none.",
         env: 'DADI_HOSTS_DIR',
         apply: 'restart',

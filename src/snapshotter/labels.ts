@@ -15,6 +15,11 @@ export const Label = {
   criImageRef: 'containerd.io/snapshot/cri.image-ref',
   /** Set on snapshots committed without their data (the reference's value). */
   remote: 'containerd.io/snapshot/remote',
+  /**
+   * Ours, set by `dadi pull` on an image's top layer: mount the image's stack as soon as the layer
+   * is committed (as stargz mounts its layers at pull time), so a container's Prepare finds it ready.
+   */
+  mountAhead: 'containerd.io/snapshot/dadi.mount-ahead',
   /** Per snapshot: `dir` = writable block layer mounted as the rootfs, `overlayfs` = upper directory. */
   writable: 'containerd.io/snapshot/overlaybd.writable',
 } as const;

@@ -22,6 +22,8 @@ export interface PullOptions {
   snapshotter?: string;
   /** Told after each layer snapshot is prepared (`done` of `total`), for progress bars. */
   onLayer?: (done: number, total: number) => void;
+  /** Told as each step ends, with its milliseconds (`dadi pull --timings`). */
+  onStep?: (step: string, ms: number) => void;
 }
 
 export interface PullResult {
@@ -38,57 +40,80 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
   const r = parseReference(ref);
   const name = formatReference(r.tag === undefined && r.digest === undefined ? { ...r, tag: 'latest' } : r);
   const snapshotter = o.snapshotter ?? 'dadi';
-  const img = await client.resolveImage(r);
-  const layers = img.manifest.layers;
-  const notDadi = layers.findIndex((l) => !l.annotations?.[OverlaybdAnnotation.blobDigest]);
-  if (notDadi >= 0) {
-    throw new DadiError(
-      'EUNSUPPORTED',
-      `${name}: layer ${notDadi} (${layers[notDadi]!.digest}) is not a DADI layer; pull ordinary images with ctr pull --snapshotter ${snapshotter}`,
-    );
-  }
-  const configBytes = await client.fetchBlob(r, img.manifest.config.digest, { maxSize: MAX_CONFIG_BYTES });
-  const config = JSON.parse(configBytes.toString()) as ImageConfig;
-  const diffIds = config.rootfs?.diff_ids ?? [];
-  if (diffIds.length !== layers.length) {
-    throw new DadiError('EFORMAT', `${name}: config lists ${diffIds.length} diff_ids for ${layers.length} layers`);
-  }
-  const chains = chainIds(diffIds);
+  let mark = performance.now();
+  const step = (name: string) => {
+    const t = performance.now();
+    o.onStep?.(name, Math.round(t - mark));
+    mark = t;
+  };
+  const resolving = client.resolveImage(r);
+  resolving.catch(() => {});
+  // containerd's API definitions load (CPU) while the manifest request is out, and the lease is
+  // taken while the registry answers.
+  await new Promise((res) => setImmediate(res));
   const ctrd = new ContainerdClient(o.address, o.namespace ?? 'default');
+  const leased = ctrd.beginLease(`dadi-pull-${randomBytes(8).toString('hex')}`);
+  leased.catch(() => {});
   try {
-    await ctrd.beginLease(`dadi-pull-${randomBytes(8).toString('hex')}`);
-    try {
-      const source = { [`containerd.io/distribution.source.${r.registry}`]: r.repository };
-      await ctrd.writeContent(img.manifest.config.digest, configBytes, {
+    const img = await resolving;
+    step('resolve');
+    const layers = img.manifest.layers;
+    const notDadi = layers.findIndex((l) => !l.annotations?.[OverlaybdAnnotation.blobDigest]);
+    if (notDadi >= 0) {
+      throw new DadiError(
+        'EUNSUPPORTED',
+        `${name}: layer ${notDadi} (${layers[notDadi]!.digest}) is not a DADI layer; pull ordinary images with ctr pull --snapshotter ${snapshotter}`,
+      );
+    }
+    const configBytes = await client.fetchBlob(r, img.manifest.config.digest, { maxSize: MAX_CONFIG_BYTES });
+    const config = JSON.parse(configBytes.toString()) as ImageConfig;
+    step('config');
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== layers.length) {
+      throw new DadiError('EFORMAT', `${name}: config lists ${diffIds.length} diff_ids for ${layers.length} layers`);
+    }
+    const chains = chainIds(diffIds);
+    await leased;
+    step('lease');
+    const source = { [`containerd.io/distribution.source.${r.registry}`]: r.repository };
+    await Promise.all([
+      ctrd.writeContent(img.manifest.config.digest, configBytes, {
         ...source,
         // What keeps the layer snapshots alive as long as the image is (containerd's GC).
         [`containerd.io/gc.ref.snapshot.${snapshotter}`]: chains[chains.length - 1]!,
-      });
-      await ctrd.writeContent(img.digest, img.bytes, {
+      }),
+      ctrd.writeContent(img.digest, img.bytes, {
         ...source,
         'containerd.io/gc.ref.content.config': img.manifest.config.digest,
+      }),
+    ]);
+    step('content');
+    for (const [i, layer] of layers.entries()) {
+      await prepareRemoteLayer(ctrd, snapshotter, name, {
+        chainId: chains[i]!,
+        parent: chains[i - 1] ?? '',
+        annotations: layer.annotations ?? {},
+        top: i === layers.length - 1,
       });
-      for (const [i, layer] of layers.entries()) {
-        await prepareRemoteLayer(ctrd, snapshotter, name, chains[i]!, chains[i - 1] ?? '', layer.annotations ?? {});
-        o.onLayer?.(i + 1, layers.length);
-      }
-      const image = { name, target: { media_type: img.mediaType, digest: img.digest, size: img.bytes.length } };
-      await ctrd.call('images', 'Create', { image }).catch(async (e) => {
-        if (!(e instanceof ContainerdError && e.code === 'EEXIST')) throw e;
-        await ctrd.call('images', 'Update', { image, update_mask: { paths: ['target'] } });
-      });
-    } finally {
-      await ctrd.endLease().catch(() => {});
+      o.onLayer?.(i + 1, layers.length);
     }
+    step('layer snapshots');
+    const image = { name, target: { media_type: img.mediaType, digest: img.digest, size: img.bytes.length } };
+    await ctrd.call('images', 'Create', { image }).catch(async (e) => {
+      if (!(e instanceof ContainerdError && e.code === 'EEXIST')) throw e;
+      await ctrd.call('images', 'Update', { image, update_mask: { paths: ['target'] } });
+    });
+    step('image record');
+    return {
+      name,
+      manifestDigest: img.digest,
+      layers: layers.length,
+      registryBytes: img.bytes.length + configBytes.length + img.indexes.reduce((n, m) => n + m.bytes.length, 0),
+    };
   } finally {
+    await leased.then(() => ctrd.endLease()).catch(() => {});
     ctrd.close();
   }
-  return {
-    name,
-    manifestDigest: img.digest,
-    layers: layers.length,
-    registryBytes: img.bytes.length + configBytes.length + img.indexes.reduce((n, m) => n + m.bytes.length, 0),
-  };
 }
 
 /**
@@ -100,16 +125,16 @@ async function prepareRemoteLayer(
   ctrd: ContainerdClient,
   snapshotter: string,
   image: string,
-  chainId: string,
-  parent: string,
-  annotations: Record<string, string>,
+  {
+    chainId,
+    parent,
+    annotations,
+    top,
+  }: { chainId: string; parent: string; annotations: Record<string, string>; top: boolean },
 ): Promise<void> {
-  const exists = await ctrd.call('snapshots', 'Stat', { snapshotter, key: chainId }).then(
-    () => true,
-    (e) => (e instanceof ContainerdError && e.code === 'ENOTFOUND' ? false : Promise.reject(e)),
-  );
-  if (exists) return;
+  // A layer containerd already has is refused by containerd itself (ALREADY_EXISTS): no Stat first.
   const labels: Record<string, string> = { [Label.targetRef]: chainId, [Label.imageRef]: image };
+  if (top) labels[Label.mountAhead] = 'yes';
   for (const [k, v] of Object.entries(annotations)) if (k.startsWith('containerd.io/snapshot/')) labels[k] = v;
   const key = `extract-${randomBytes(6).toString('hex')}-${chainId}`;
   try {

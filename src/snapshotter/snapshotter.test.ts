@@ -2,10 +2,11 @@
 // DADI chains, ALREADY_EXISTS for DADI layers, state that survives a reopen, filters, labels,
 // refusals. A fake device set records what would be mounted.
 
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OverlaybdAnnotation } from '../oci/index.js';
 import { Label } from './labels.js';
 import { type DeviceSet, matchesFilters, SnapshotError, Snapshotter, type WritableFiles } from './snapshotter.js';
@@ -72,6 +73,38 @@ describe('Snapshotter', () => {
     expect(v1).toEqual({ type: 'bind', source: join(root, 'snapshots/1/fs'), options: ['ro', 'rbind'] });
     expect((await s.stat('l1')).labels).toEqual({ a: 'b' });
     expect((await s.stat('l1')).kind).toBe('COMMITTED');
+  });
+
+  it("mounts an image's stack when its top layer is committed with mount-ahead; a Prepare joins that mount", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const mounts: string[] = [];
+    const devices: DeviceSet = {
+      async mount(_layers, target) {
+        mounts.push(target);
+        await held;
+      },
+      async umount() {},
+    };
+    const s = await Snapshotter.open(root, devices);
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    expect(mounts).toEqual([]);
+    await rejectsWith(
+      s.prepare('extract-2', 'chain1', { ...dadiLabels('chain2', digest('b')), [Label.mountAhead]: 'yes' }),
+      'ALREADY_EXISTS',
+    );
+    // The stack of the top layer is being mounted before any container asks for it.
+    await vi.waitFor(() => expect(mounts).toEqual([join(root, 'snapshots/2/mnt')]));
+    const rootfs = s.prepare('ctr-1', 'chain2', {});
+    // The container's Prepare waits for that mount instead of starting another.
+    await vi.waitFor(() => expect(existsSync(join(root, 'snapshots/3/work'))).toBe(true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(mounts).toHaveLength(1);
+    release();
+    const [m] = await rootfs;
+    expect(m!.options).toContain(`lowerdir=${join(root, 'snapshots/2/mnt')}`);
   });
 
   it('DADI layers are committed without data (ALREADY_EXISTS); a rootfs overlays the mounted stack', async () => {

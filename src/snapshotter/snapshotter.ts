@@ -56,12 +56,15 @@ export class SnapshotError extends DadiError {
 
 export class Snapshotter {
   private queue: Promise<unknown> = Promise.resolve();
+  /** Stacks being mounted, by the top layer's id: a Prepare joins a mount started ahead of it. */
+  private readonly mounting = new Map<string, Promise<string>>();
 
   private constructor(
     readonly root: string,
     private readonly store: MetadataStore,
     private readonly devices: DeviceSet,
     private readonly rwMode: RwMode,
+    private readonly log?: (m: string) => void,
   ) {}
 
   /**
@@ -74,7 +77,7 @@ export class Snapshotter {
     opts: { log?: (m: string) => void; rwMode?: RwMode } = {},
   ): Promise<Snapshotter> {
     await mkdir(join(root, 'snapshots'), { recursive: true });
-    const s = new Snapshotter(root, await MetadataStore.open(root), devices, opts.rwMode ?? 'overlayfs');
+    const s = new Snapshotter(root, await MetadataStore.open(root), devices, opts.rwMode ?? 'overlayfs', opts.log);
     for (const rec of s.store.all()) {
       if (rec.kind === 'COMMITTED') continue;
       await s.mountsOf(rec).catch((e) => opts.log?.(`snapshot ${rec.key}: ${(e as Error).message}`));
@@ -199,7 +202,7 @@ export class Snapshotter {
     if (remote && (!parentRec || parentRec.remote)) {
       if (this.store.get(target!)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${target} already exists`);
       const t = now();
-      this.store.put({
+      const committed: SnapshotRecord = {
         id: this.store.newId(),
         key: target!,
         parent: parent || undefined,
@@ -208,8 +211,14 @@ export class Snapshotter {
         updatedAt: t,
         labels: { ...labels, [Label.remote]: 'remote snapshot' },
         remote,
-      });
+      };
+      this.store.put(committed);
       await this.store.save();
+      if (labels[Label.mountAhead] === 'yes') {
+        this.ensureDevice(committed).catch((e) =>
+          this.log?.(`mounting ${target} ahead of its containers: ${(e as Error).message} (tried again at Prepare)`),
+        );
+      }
       throw new SnapshotError('ALREADY_EXISTS', `snapshot ${target} already exists (DADI layer ${remote.digest})`);
     }
     const id = this.store.newId();
@@ -279,14 +288,20 @@ export class Snapshotter {
     return undefined;
   }
 
-  /** Mount the stack ending at `top` unless it is mounted; returns the mount point. */
-  private async ensureDevice(top: SnapshotRecord): Promise<string> {
+  /** Mount the stack ending at `top` unless it is mounted (or being mounted); returns the mount point. */
+  private ensureDevice(top: SnapshotRecord): Promise<string> {
+    const inFlight = this.mounting.get(top.id);
+    if (inFlight) return inFlight;
     const target = join(this.folder(top.id), 'mnt');
-    if (await findMount(target)) return target;
-    const layers = this.remoteStack(top);
-    await mkdir(target, { recursive: true });
-    await this.devices.mount(layers, target, `snapshot ${top.key} (${describe(layers)})`);
-    return target;
+    const mounted = (async () => {
+      if (await findMount(target)) return target;
+      const layers = this.remoteStack(top);
+      await mkdir(target, { recursive: true });
+      await this.devices.mount(layers, target, `snapshot ${top.key} (${describe(layers)})`);
+      return target;
+    })().finally(() => this.mounting.delete(top.id));
+    this.mounting.set(top.id, mounted);
+    return mounted;
   }
 
   /** Mount a block-layer snapshot's own read-write device unless it is mounted; returns the mount point. */
@@ -318,11 +333,13 @@ export class Snapshotter {
   }
 
   private async releaseDevice(top: SnapshotRecord): Promise<void> {
+    await this.mounting.get(top.id)?.catch(() => {});
     const target = join(this.folder(top.id), 'mnt');
     if (await findMount(target)) await this.devices.umount(target);
   }
 
   private async removeFolder(id: string): Promise<void> {
+    await this.mounting.get(id)?.catch(() => {});
     const dir = this.folder(id);
     // Never delete through a mount: a stack still mounted here is unmounted first.
     const mnt = join(dir, 'mnt');
