@@ -5,12 +5,23 @@
 // mode, loads traces, and writes the recording when the device goes. A trace that cannot be used
 // is dropped with a warning in the daemon log: the device works without it.
 
-import { writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import { DadiError } from '../errors.js';
 import type { OpenedLayerStack, StackOptions } from '../image/layer-stack.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { MAX_ACCEL_LAYER_BYTES, traceOfAccelerationLayer } from '../prefetch/accel-layer.js';
-import { encodeTrace, type TraceRecord } from '../prefetch/trace-format.js';
+
+/** Largest trace file replayed: the most records a trace may hold, and its header. */
+const MAX_TRACE_FILE_BYTES = TRACE_HEADER_SIZE + MAX_TRACE_RECORDS * TRACE_RECORD_SIZE;
+
+import {
+  decodeTrace,
+  encodeTrace,
+  MAX_TRACE_RECORDS,
+  TRACE_HEADER_SIZE,
+  TRACE_RECORD_SIZE,
+  type TraceRecord,
+} from '../prefetch/trace-format.js';
 import { TraceRecorder } from '../prefetch/trace-recorder.js';
 import type { TraceStore } from '../prefetch/trace-store.js';
 import { layerBlobSourceOf } from './layer-source.js';
@@ -66,7 +77,31 @@ export async function prepareDeviceTrace(
     if (!path.startsWith('/')) throw new DadiError('EINVAL', `mount: trace record path must be absolute: ${path}`);
     return recordMode('record-trace', ctx, (records) => writeFile(path, encodeTrace(records)));
   }
+  if (typeof req.replay === 'string') {
+    const path = req.replay;
+    if (!path.startsWith('/')) throw new DadiError('EINVAL', `mount: trace replay path must be absolute: ${path}`);
+    return replayMode('record-trace', loadTraceFile(path, ctx), workers, ctx);
+  }
   return undefined;
+}
+
+/** A trace file `record` wrote; undefined (and a warning) when unusable. */
+async function loadTraceFile(path: string, ctx: DeviceTraceContext): Promise<TraceRecord[] | undefined> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      const { size } = await fh.stat();
+      if (size > MAX_TRACE_FILE_BYTES) throw new DadiError('EFORMAT', `${path}: ${size} bytes, larger than a trace`);
+      const bytes = Buffer.alloc(size);
+      await fh.read(bytes, 0, size, 0);
+      return decodeTrace(bytes, path);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    ctx.log(`warning: trace ${path} dropped (no prefetch): ${(e as Error).message}`);
+    return undefined;
+  }
 }
 
 /** Fetch an acceleration layer and decode its trace; undefined (and a warning) when unusable. */

@@ -50,6 +50,8 @@ export interface MountTraceRequest {
   auto?: { image: string; manifestDigest: string };
   /** Record the lower layers' reads; the trace file is written here (absolute) at umount. */
   record?: string;
+  /** Replay the trace in this file (absolute; one `record` wrote), e.g. the snapshotter's record-trace-path. */
+  replay?: string;
   /** Replay workers (default 16). */
   workers?: number;
 }

@@ -5,16 +5,22 @@
 
 import { DaemonClient } from '../runtime/client.js';
 import { registryLayerSpecs } from '../runtime/layer-spec.js';
-import type { DeviceSet, WritableFiles } from './snapshotter.js';
+import type { MountTraceRequest } from '../runtime/protocol.js';
+import type { DeviceSet, StackTrace, WritableFiles } from './snapshotter.js';
 import type { RemoteLayer } from './store.js';
 
 export function daemonDevices(stateDir?: string): DeviceSet {
   const client = () => DaemonClient.connect({ stateDir });
   return {
-    async mount(layers: RemoteLayer[], target: string, label: string, writable?: WritableFiles) {
+    async mount(layers: RemoteLayer[], target: string, label: string, writable?: WritableFiles, trace?: StackTrace) {
       const c = await client();
-      const specs = layers.flatMap((l) => registryLayerSpecs(l.registry, l.repository, [l]));
-      await c.mount({ layers: specs, target, rw: !!writable, writable, label });
+      const spec = (l: RemoteLayer) => registryLayerSpecs(l.registry, l.repository, [l])[0]!;
+      const req: MountTraceRequest | undefined = trace && {
+        ...(trace.accelerationLayer ? { accelerationLayer: spec(trace.accelerationLayer) } : {}),
+        ...(trace.record ? { record: trace.record } : {}),
+        ...(trace.replay ? { replay: trace.replay } : {}),
+      };
+      await c.mount({ layers: layers.map(spec), target, rw: !!writable, writable, label, trace: req });
     },
     async umount(target: string) {
       const c = await DaemonClient.connect({ stateDir, autoStart: false });

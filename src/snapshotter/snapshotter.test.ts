@@ -9,16 +9,23 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OverlaybdAnnotation } from '../oci/index.js';
 import { Label } from './labels.js';
-import { type DeviceSet, matchesFilters, SnapshotError, Snapshotter, type WritableFiles } from './snapshotter.js';
+import {
+  type DeviceSet,
+  matchesFilters,
+  SnapshotError,
+  Snapshotter,
+  type StackTrace,
+  type WritableFiles,
+} from './snapshotter.js';
 import type { RemoteLayer } from './store.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 
 function fakeDevices() {
-  const mounts: Array<{ layers: RemoteLayer[]; target: string; writable?: WritableFiles }> = [];
+  const mounts: Array<{ layers: RemoteLayer[]; target: string; writable?: WritableFiles; trace?: StackTrace }> = [];
   const devices: DeviceSet = {
-    async mount(layers, target, _label, writable) {
-      mounts.push(writable ? { layers, target, writable } : { layers, target });
+    async mount(layers, target, _label, writable, trace) {
+      mounts.push({ layers, target, ...(writable ? { writable } : {}), ...(trace ? { trace } : {}) });
     },
     async umount() {},
   };
@@ -107,6 +114,46 @@ describe('Snapshotter', () => {
     expect(m!.options).toContain(`lowerdir=${join(root, 'snapshots/2/mnt')}`);
   });
 
+  it("an image's acceleration layer is committed without data and replayed, never stacked", async () => {
+    const { devices, mounts } = fakeDevices();
+    const s = await Snapshotter.open(root, devices);
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    const accel = { ...dadiLabels('chain2', digest('b')), [OverlaybdAnnotation.accelerationLayer]: 'yes' };
+    await rejectsWith(s.prepare('extract-2', 'chain1', accel), 'ALREADY_EXISTS');
+    await s.prepare('ctr-1', 'chain2', {});
+    const layer = (d: string) => ({ registry: '127.0.0.1:5000', repository: 'app', digest: d, size: 4096 });
+    expect(mounts).toEqual([
+      {
+        layers: [layer(digest('a'))],
+        target: join(root, 'snapshots/2/mnt'),
+        trace: { accelerationLayer: { ...layer(digest('b')), acceleration: true } },
+      },
+    ]);
+  });
+
+  it('record-trace labels: a container records into an absent or empty file, replays a full one, on its own device', async () => {
+    const { devices, mounts } = fakeDevices();
+    const s = await Snapshotter.open(root, devices);
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    const traceLabels = (path: string) => ({ [Label.recordTrace]: 'yes', [Label.recordTracePath]: path });
+    const fresh = join(root, 'fresh.trace');
+    const [m] = await s.prepare('ctr-rec', 'chain1', traceLabels(fresh));
+    // Its own device, not the image's shared one: the reads recorded are this container's.
+    expect(m!.options).toContain(`lowerdir=${join(root, 'snapshots/2/mnt')}`);
+    expect(mounts.at(-1)).toMatchObject({ target: join(root, 'snapshots/2/mnt'), trace: { record: fresh } });
+    const full = join(root, 'full.trace');
+    await writeFile(full, 'recorded before');
+    await s.prepare('ctr-replay', 'chain1', traceLabels(full));
+    expect(mounts.at(-1)).toMatchObject({ target: join(root, 'snapshots/3/mnt'), trace: { replay: full } });
+    // A container without the labels uses the image's device.
+    await s.prepare('ctr-plain', 'chain1', {});
+    expect(mounts.at(-1)).toEqual({ layers: [expect.anything()], target: join(root, 'snapshots/1/mnt') });
+    await expect(s.prepare('ctr-bad', 'chain1', traceLabels('relative.trace'))).rejects.toThrow(
+      /record-trace-path: an absolute path is needed/,
+    );
+    expect(existsSync(join(root, 'snapshots/5'))).toBe(false);
+  });
+
   it('DADI layers are committed without data (ALREADY_EXISTS); a rootfs overlays the mounted stack', async () => {
     const { devices, mounts } = fakeDevices();
     const s = await Snapshotter.open(root, devices);
@@ -157,7 +204,7 @@ describe('Snapshotter', () => {
     expect(m!.type).toBe('bind');
   });
 
-  it('TurboOCI and trace layers are unpacked, not taken as remote LSMT layers', async () => {
+  it('TurboOCI layers, and trace layers not over DADI layers, are unpacked, not taken as remote LSMT layers', async () => {
     const s = await Snapshotter.open(root, fakeDevices().devices);
     const turbo = { ...dadiLabels('chain1', digest('a')), [OverlaybdAnnotation.version]: '0.1.0-turbo.ociv1' };
     expect((await s.prepare('extract-1', '', turbo))[0]!.type).toBe('bind');

@@ -9,7 +9,7 @@ import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DadiError } from '../errors.js';
 import { findMount } from '../export/system.js';
-import { Label, remoteLayerOf } from './labels.js';
+import { Label, remoteLayerOf, traceOf } from './labels.js';
 import { MetadataStore, type RemoteLayer, type SnapshotKind, type SnapshotRecord } from './store.js';
 
 /** Where DADI layer stacks are mounted: the dadi daemon, normally (devices.ts). */
@@ -18,8 +18,23 @@ export interface DeviceSet {
    * Mount the stack (bottom first) on `target` (an existing empty folder): read-only, or with
    * `writable` read-write through a writable block layer in those files (reopened if present).
    */
-  mount(layers: RemoteLayer[], target: string, label: string, writable?: WritableFiles): Promise<void>;
+  mount(
+    layers: RemoteLayer[],
+    target: string,
+    label: string,
+    writable?: WritableFiles,
+    trace?: StackTrace,
+  ): Promise<void>;
   umount(target: string): Promise<void>;
+}
+
+/** The trace prefetch of a mounted stack: the image's acceleration layer, or a container's own trace file. */
+export interface StackTrace {
+  accelerationLayer?: RemoteLayer;
+  /** Record the reads into this file (written when the device goes). */
+  record?: string;
+  /** Replay the trace in this file. */
+  replay?: string;
 }
 
 export interface WritableFiles {
@@ -112,8 +127,17 @@ export class Snapshotter {
         );
       }
       if (this.store.get(name)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${name} already exists`);
+      // A container's own trace device goes now (its recording is written): the layer keeps the files only.
+      if (rec.trace) await this.unmountOwn(rec.id);
+      const { trace: _, ...layer } = rec;
       this.store.delete(key);
-      this.store.put({ ...rec, key: name, kind: 'COMMITTED', labels: { ...rec.labels, ...labels }, updatedAt: now() });
+      this.store.put({
+        ...layer,
+        key: name,
+        kind: 'COMMITTED',
+        labels: { ...rec.labels, ...labels },
+        updatedAt: now(),
+      });
       await this.store.save();
     });
   }
@@ -198,8 +222,9 @@ export class Snapshotter {
     }
     const target = labels[Label.targetRef];
     const remote = kind === 'ACTIVE' && target ? remoteLayerOf(labels) : undefined;
-    // A DADI layer over DADI layers (or none) is committed at once, without its data.
-    if (remote && (!parentRec || parentRec.remote)) {
+    // A DADI layer over DADI layers (or none) is committed at once, without its data; an
+    // acceleration layer only over DADI layers (its trace is of theirs).
+    if (remote && (parentRec ? parentRec.remote : !remote.acceleration)) {
       if (this.store.get(target!)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${target} already exists`);
       const t = now();
       const committed: SnapshotRecord = {
@@ -227,7 +252,8 @@ export class Snapshotter {
     const t = now();
     const mode =
       labels[Label.writable] === 'dir' ? 'block' : labels[Label.writable] === 'overlayfs' ? 'overlayfs' : this.rwMode;
-    const blockLayer = kind === 'ACTIVE' && mode === 'block' && parentRec?.remote !== undefined ? true : undefined;
+    const overDadi = kind === 'ACTIVE' && parentRec?.remote !== undefined;
+    const blockLayer = overDadi && mode === 'block' ? true : undefined;
     const rec: SnapshotRecord = {
       id,
       key,
@@ -238,6 +264,15 @@ export class Snapshotter {
       labels,
       blockLayer,
     };
+    try {
+      if (overDadi) {
+        const trace = await traceOf(labels);
+        if (trace) rec.trace = trace;
+      }
+    } catch (e) {
+      await this.removeFolder(id).catch(() => {});
+      throw e;
+    }
     this.store.put(rec);
     try {
       await this.store.save();
@@ -262,7 +297,8 @@ export class Snapshotter {
       }
       lowers.push(join(this.folder(p.id), 'fs'));
     }
-    if (top) lowers.push(await this.ensureDevice(top));
+    // A container with its own trace gets its own device: its reads are its own to record.
+    if (top) lowers.push(rec.trace ? await this.ensureOwnDevice(rec) : await this.ensureDevice(top));
     const fs = join(this.folder(rec.id), 'fs');
     if (rec.kind === 'ACTIVE') {
       if (lowers.length === 0) return [{ type: 'bind', source: fs, options: ['rw', 'rbind'] }];
@@ -295,9 +331,10 @@ export class Snapshotter {
     const target = join(this.folder(top.id), 'mnt');
     const mounted = (async () => {
       if (await findMount(target)) return target;
-      const layers = this.remoteStack(top);
+      const { layers, accel } = this.remoteStack(top);
       await mkdir(target, { recursive: true });
-      await this.devices.mount(layers, target, `snapshot ${top.key} (${describe(layers)})`);
+      const trace = accel ? { accelerationLayer: accel } : undefined;
+      await this.devices.mount(layers, target, `snapshot ${top.key} (${describe(layers)})`, undefined, trace);
       return target;
     })().finally(() => this.mounting.delete(top.id));
     this.mounting.set(top.id, mounted);
@@ -306,45 +343,66 @@ export class Snapshotter {
 
   /** Mount a block-layer snapshot's own read-write device unless it is mounted; returns the mount point. */
   private async ensureBlockLayer(rec: SnapshotRecord): Promise<string> {
-    const target = join(this.folder(rec.id), 'mnt');
-    if (await findMount(target)) return target;
-    const layers = this.remoteStack(this.need(rec.parent!));
     const block = join(this.folder(rec.id), 'block');
-    await mkdir(target, { recursive: true });
     await mkdir(block, { recursive: true });
     const writable = { data: join(block, 'writable_data'), index: join(block, 'writable_index') };
-    await this.devices.mount(layers, target, `snapshot ${rec.key} (rw over ${describe(layers)})`, writable);
+    return this.ensureOwnDevice(rec, writable);
+  }
+
+  /**
+   * Mount a container snapshot's own device (read-write over its writable block layer, or
+   * read-only for its own trace) unless it is mounted; returns the mount point.
+   */
+  private async ensureOwnDevice(rec: SnapshotRecord, writable?: WritableFiles): Promise<string> {
+    const target = join(this.folder(rec.id), 'mnt');
+    if (await findMount(target)) return target;
+    const { layers, accel } = this.remoteStack(this.need(rec.parent!));
+    await mkdir(target, { recursive: true });
+    const trace: StackTrace | undefined = rec.trace
+      ? { [rec.trace.mode]: rec.trace.path }
+      : accel
+        ? { accelerationLayer: accel }
+        : undefined;
+    const what = `${writable ? 'rw' : rec.trace?.mode === 'record' ? 'recording a trace' : 'replaying a trace'} over`;
+    await this.devices.mount(layers, target, `snapshot ${rec.key} (${what} ${describe(layers)})`, writable, trace);
     return target;
   }
 
-  /** The DADI layers from the bottom up to `top` (all of them must be DADI layers). */
-  private remoteStack(top: SnapshotRecord): RemoteLayer[] {
+  /**
+   * The DADI layers from the bottom up to `top` (all of them must be DADI layers), and the image's
+   * acceleration layer when `top` is one (never stacked).
+   */
+  private remoteStack(top: SnapshotRecord): { layers: RemoteLayer[]; accel?: RemoteLayer } {
     const layers: RemoteLayer[] = [];
     for (let p: SnapshotRecord | undefined = top; p; p = p.parent ? this.store.get(p.parent) : undefined) {
       if (!p.remote)
         throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${p.key}: ordinary layer under a DADI layer`);
-      layers.unshift(p.remote);
+      if (!p.remote.acceleration) layers.unshift(p.remote);
     }
-    return layers;
+    return top.remote?.acceleration ? { layers, accel: top.remote } : { layers };
   }
 
   private deviceInUse(top: SnapshotRecord): boolean {
-    return this.store.all().some((s) => s.kind !== 'COMMITTED' && !s.blockLayer && this.dadiTop(s.parent) === top);
+    return this.store
+      .all()
+      .some((s) => s.kind !== 'COMMITTED' && !s.blockLayer && !s.trace && this.dadiTop(s.parent) === top);
   }
 
-  private async releaseDevice(top: SnapshotRecord): Promise<void> {
-    await this.mounting.get(top.id)?.catch(() => {});
-    const target = join(this.folder(top.id), 'mnt');
-    if (await findMount(target)) await this.devices.umount(target);
+  private releaseDevice(top: SnapshotRecord): Promise<void> {
+    return this.unmountOwn(top.id);
   }
 
   private async removeFolder(id: string): Promise<void> {
-    await this.mounting.get(id)?.catch(() => {});
-    const dir = this.folder(id);
     // Never delete through a mount: a stack still mounted here is unmounted first.
-    const mnt = join(dir, 'mnt');
+    await this.unmountOwn(id);
+    await rm(this.folder(id), { recursive: true, force: true });
+  }
+
+  /** Unmount the device mounted in a snapshot's folder, if any (waiting for one being mounted). */
+  private async unmountOwn(id: string): Promise<void> {
+    await this.mounting.get(id)?.catch(() => {});
+    const mnt = join(this.folder(id), 'mnt');
     if (await findMount(mnt)) await this.devices.umount(mnt);
-    await rm(dir, { recursive: true, force: true });
   }
 
   private folder(id: string): string {

@@ -16,6 +16,14 @@ export interface RemoteLayer {
   repository: string;
   digest: string;
   size: number;
+  /** The image's acceleration layer: its trace is replayed, it is never stacked. */
+  acceleration?: true;
+}
+
+/** A container's own trace (the reference's record-trace labels): recorded into, or replayed from, a file. */
+export interface SnapshotTrace {
+  mode: 'record' | 'replay';
+  path: string;
 }
 
 export interface SnapshotRecord {
@@ -30,6 +38,8 @@ export interface SnapshotRecord {
   remote?: RemoteLayer;
   /** An active snapshot over DADI layers whose writes go to its own writable block layer (no overlayfs). */
   blockLayer?: boolean;
+  /** An active snapshot over DADI layers with its own device, recording or replaying this trace. */
+  trace?: SnapshotTrace;
 }
 
 interface StoreFile {

@@ -10,8 +10,10 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMounts } from '../../src/export/system.js';
+import { decodeTrace } from '../../src/prefetch/trace-format.js';
 import { DaemonClient } from '../../src/runtime/index.js';
 import { ContainerdClient } from '../../src/snapshotter/containerd-client.js';
+import { Label } from '../../src/snapshotter/labels.js';
 import { run, runDadi } from '../cli.js';
 import { fixture, haveFixtures } from '../fixtures.js';
 import { requireOrSkip, slowTestsOff } from '../require.js';
@@ -282,6 +284,71 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
       await snap!.stop();
       await startSnap();
     }
+  }, 180_000);
+
+  it("record-trace labels record a container's reads into the file; the file, or an acceleration layer made of it, is replayed", async () => {
+    await dadiPull(small.ref);
+    const file = join(root, 'containerd.trace');
+    const traceLabels = (f: string) => [
+      '--snapshotter-label',
+      `${Label.recordTrace}=yes`,
+      '--snapshotter-label',
+      `${Label.recordTracePath}=${f}`,
+    ];
+    const daemon = await DaemonClient.connect({ stateDir: env.DADI_STATE, autoStart: false });
+    const traceOfDevice = async () =>
+      (await daemon.ps()).filter((d) => d.target.startsWith(`${snapRoot()}/`) && d.trace).map((d) => d.trace);
+    // An absent file: the container's own device records; its snapshot's removal (containerd's GC
+    // after `containers rm`) writes the trace.
+    await ok([
+      'containers',
+      'create',
+      '--snapshotter',
+      'dadi',
+      ...traceLabels(file),
+      small.ref,
+      'c-rec',
+      'cat',
+      '/data/keep.txt',
+    ]);
+    expect(await traceOfDevice()).toEqual([expect.objectContaining({ mode: 'record', source: 'record-trace' })]);
+    expect((await ok(['task', 'start', 'c-rec'])).stdout).toBe('keep me\n');
+    await ok(['containers', 'rm', 'c-rec']);
+    for (let i = 0; i < 100 && !(existsSync(file) && (await readFile(file)).length > 0); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const recorded = await readFile(file);
+    const records = decodeTrace(recorded, file);
+    expect(records.length).toBeGreaterThan(0);
+
+    // The same labels on a file with a trace: replayed on the container's own device.
+    await ok(['containers', 'create', '--snapshotter', 'dadi', ...traceLabels(file), small.ref, 'c-replay', 'true']);
+    expect(await traceOfDevice()).toEqual([expect.objectContaining({ mode: 'replay', source: 'record-trace' })]);
+    await ok(['containers', 'rm', 'c-replay']);
+
+    // The trace as the image's acceleration layer: pulled without its data, replayed by the image's device.
+    const layer = [join(root, 'layer.tar')];
+    await pushImage(
+      reg.host,
+      'dadi/small',
+      'v1-trace',
+      layer,
+      { Env: ['PATH=/usr/bin:/bin'] },
+      {
+        accelerationTrace: recorded,
+      },
+    );
+    const ref = `${proxy.host}/dadi/small:v1-trace`;
+    await dadiPull(ref);
+    await ok(['containers', 'create', '--snapshotter', 'dadi', ref, 'c-accel', 'cat', '/data/keep.txt']);
+    const devices = (await daemon.ps()).filter((d) => d.target.startsWith(`${snapRoot()}/`) && d.trace);
+    // One layer stacked: the acceleration layer is replayed, never mounted.
+    expect(devices.map((d) => [d.layers.length, d.trace?.mode, d.trace?.source])).toEqual([
+      [1, 'replay', 'acceleration-layer'],
+    ]);
+    expect((await ok(['task', 'start', 'c-accel'])).stdout).toBe('keep me\n');
+    await ok(['containers', 'rm', 'c-accel']);
+    await ok(['images', 'rm', ref]);
   }, 180_000);
 
   it.skipIf(!SLOW)(

@@ -4,7 +4,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeJson, MediaType, OverlaybdAnnotation, sha256Of } from '../../src/oci/index.js';
+import type { Descriptor } from '../../src/oci/manifest.js';
 import { chunkDigestsAnnotations, computeChunkDigests, encodeChunkDigests } from '../../src/p2p/chunk-digests.js';
+import { accelerationLayerBlob, accelerationLayerDescriptor } from '../../src/prefetch/accel-layer.js';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/index.js';
 
 export interface PushedImage {
@@ -19,7 +21,12 @@ export async function pushImage(
   tag: string,
   layerPaths: string[],
   runConfig: Record<string, unknown> = {},
-  opts: { chunkDigests?: boolean; client?: RegistryClientOptions } = {},
+  opts: {
+    chunkDigests?: boolean;
+    client?: RegistryClientOptions;
+    /** A trace file's bytes: appended as the acceleration layer, as `ctr record-trace` does. */
+    accelerationTrace?: Uint8Array;
+  } = {},
 ): Promise<PushedImage> {
   const client = new RegistryClient(opts.client);
   const repo = { registry, repository };
@@ -37,29 +44,40 @@ export async function pushImage(
       }
       layers.push({ digest: r.digest, size: blob.length, extra });
     }
+    let accel: Descriptor | undefined;
+    if (opts.accelerationTrace) {
+      const blob = accelerationLayerBlob(opts.accelerationTrace);
+      accel = accelerationLayerDescriptor(await client.pushBlob(repo, blob));
+    }
     const config = encodeJson({
       architecture: 'amd64',
       os: 'linux',
       config: runConfig,
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
-      history: layers.map(() => ({ created_by: 'test' })),
+      rootfs: { type: 'layers', diff_ids: [...layers.map((l) => l.digest), ...(accel ? [accel.digest] : [])] },
+      history: [
+        ...(accel ? [{ created_by: 'Acceleration Layer' }] : []),
+        ...layers.map(() => ({ created_by: 'test' })),
+      ],
     });
     await client.pushBlob(repo, config);
     const manifest = encodeJson({
       schemaVersion: 2,
       mediaType: MediaType.dockerManifest,
       config: { mediaType: MediaType.dockerConfig, digest: sha256Of(config), size: config.length },
-      layers: layers.map((l) => ({
-        mediaType: MediaType.dockerLayer,
-        digest: l.digest,
-        size: l.size,
-        annotations: {
-          [OverlaybdAnnotation.blobDigest]: l.digest,
-          [OverlaybdAnnotation.blobSize]: String(l.size),
-          [OverlaybdAnnotation.version]: '0.1.0',
-          ...l.extra,
-        },
-      })),
+      layers: [
+        ...layers.map((l) => ({
+          mediaType: MediaType.dockerLayer,
+          digest: l.digest,
+          size: l.size,
+          annotations: {
+            [OverlaybdAnnotation.blobDigest]: l.digest,
+            [OverlaybdAnnotation.blobSize]: String(l.size),
+            [OverlaybdAnnotation.version]: '0.1.0',
+            ...l.extra,
+          },
+        })),
+        ...(accel ? [accel] : []),
+      ],
     });
     const manifestDigest = await client.putManifest({ ...repo, tag }, manifest, MediaType.dockerManifest);
     return {
