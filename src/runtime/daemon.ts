@@ -361,7 +361,7 @@ export class Daemon {
   ): Promise<object> {
     const timer = new StepTimer();
     const resolved = await resolveImage(ref, platform, { timer, layersKnown: (specs) => this.openEarly(specs) });
-    this.logger.debug(`resolved ${ref} (${formatSteps(timer.steps)})`);
+    this.logger.info(`resolved ${ref} (${formatSteps(timer.steps)})`);
     return { ...resolved, timings: timer.steps };
   }
 
@@ -395,6 +395,8 @@ export class Daemon {
   }
 
   private async mount(req: MountRequest): Promise<DeviceInfo> {
+    // From the request on, so that the steps add up to the whole mount (checks count in the first).
+    const timer = new StepTimer();
     if (this.stopping) throw new DadiError('EINVAL', 'the daemon is shutting down');
     if (!Array.isArray(req.layers) || req.layers.length === 0) {
       throw new DadiError('EINVAL', 'mount: no layers');
@@ -422,7 +424,6 @@ export class Daemon {
     const dir = join(this.paths.devices, id);
     await mkdir(dir, { recursive: true });
     const cleanup: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
-    const timer = new StepTimer();
     try {
       const sources = specs.map(layerBlobSourceOf);
       const remote = sources.some((s) => s.kind === 'registry') ? await this.remote() : undefined;
