@@ -4,12 +4,12 @@
 // prints `ready`, reads the whole blob through the tree after a `go` line, prints one JSON line
 // (time, bytes by source, digest check), keeps serving its children until stdin closes.
 //
-//   node agent-proc.mjs DIST ROOT_URL REGISTRY REPO DIGEST SIZE ID CACHE_DIR
+//   node agent-proc.mjs DIST ROOT_URL REGISTRY REPO DIGEST SIZE ID CACHE_DIR CHUNK_TIMEOUT_MS
 
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 
-const [dist, root, registry, repository, digest, sizeText, id, cacheDir] = process.argv.slice(2);
+const [dist, root, registry, repository, digest, sizeText, id, cacheDir, timeoutText] = process.argv.slice(2);
 const size = Number(sizeText);
 const { P2PAgent } = await import(`${dist}/swarm/agent.js`);
 const { BlockCache } = await import(`${dist}/cache/index.js`);
@@ -25,6 +25,7 @@ const agent = await P2PAgent.start({
   client,
   credentials: async () => undefined,
   cache,
+  chunkTimeoutMs: Number(timeoutText),
   log: () => {},
 });
 const lines = createInterface({ input: process.stdin });
@@ -53,7 +54,11 @@ try {
 const ms = performance.now() - start;
 const ok = !error && `sha256:${createHash('sha256').update(buf).digest('hex')}` === digest;
 const c = agent.counters.snapshot();
-process.stdout.write(`${JSON.stringify({ id, ms, ok, error, bytes: c.bytes, fallbacks: c.registryFallbacks })}\n`);
+// Chunks this agent took in (fetched or pushed): the unit of its CPU cost.
+const chunks = c.requests.registry + c.requests.root + c.requests.peer + c.receivedPushes;
+process.stdout.write(
+  `${JSON.stringify({ id, ms, ok, error, bytes: c.bytes, chunks, served: c.servedRequests + c.pushedChunks, fallbacks: c.registryFallbacks })}\n`,
+);
 
 // Children may still be reading from this agent: serve until told to stop.
 await new Promise((resolve) => lines.once('close', resolve));

@@ -5,38 +5,62 @@
 // Writes docs/bench/scale-agents.json (run.ts folds it into the scale report). Every process it
 // starts is stopped by PID, and its folders removed, also on failure or Ctrl-C.
 //
-//   node --import tsx bench/scale/agents.ts [--agents 200] [--mib 16]
+//   node --import tsx bench/scale/agents.ts [--agents 20,200] [--mib 16]
+//   node --import tsx bench/scale/agents.ts --host-cost     # one agent's CPU per chunk
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { request } from 'undici';
+import { PATHS } from '../../src/swarm/protocol.js';
 import { startRegistry, type TestRegistry } from '../../test/integration/registry-harness.js';
 import { buildCli, REPO_ROOT } from '../coldstart/image.js';
-import type { RealAgents } from './render.js';
+import type { AgentRun, HostCost, JoinCost, RealAgents } from './render.js';
 
 const { values } = parseArgs({
   options: {
-    agents: { type: 'string', default: '200' },
+    /** One run per count, each with a fresh registry and root; two or more give per-peer slopes. */
+    agents: { type: 'string', default: '20,200' },
     mib: { type: 'string', default: '16' },
-    out: { type: 'string', default: join(REPO_ROOT, 'docs/bench/scale-agents.json') },
+    /**
+     * The agents' chunk deadline. On one loaded machine a slow answer is CPU contention, not a slow
+     * link: a long deadline keeps the agents on the tree instead of stampeding the registry.
+     */
+    'chunk-timeout-ms': { type: 'string', default: '60000' },
+    /**
+     * Measure one agent's CPU per chunk instead: 5 agents fetch a small and a large blob, and the
+     * per-agent CPU is fitted as fixed + per chunk (written to docs/bench/scale-host-cost.json).
+     */
+    'host-cost': { type: 'boolean', default: false },
+    /** Joins of distinct hosts sent straight to the root (its CPU and memory per peer, no chunk traffic). */
+    joins: { type: 'string', default: '2000' },
+    out: { type: 'string' },
   },
 });
-const AGENTS = Number(values.agents);
+const COUNTS = values.agents!.split(',').map(Number);
 const SIZE = Number(values.mib) << 20;
+const HOST_COST = values['host-cost'] === true;
+const OUT =
+  values.out ?? join(REPO_ROOT, HOST_COST ? 'docs/bench/scale-host-cost.json' : 'docs/bench/scale-agents.json');
+const CHUNK_TIMEOUT_MS = Number(values['chunk-timeout-ms']);
 const REPO = 'scale/blob';
 /** Bounds on waiting (the test never hangs). */
 const READY_MS = 600_000;
-const RUN_MS = 600_000;
+const RUN_MS = 900_000;
+/** Agents started at once: 200 node processes loading at the same moment would starve the root. */
+const SPAWN_BATCH = 10;
 
 const children = new Set<ChildProcess>();
 /** Signal every process this run started (by PID) that is still running. */
-const signalAll = (signal: NodeJS.Signals) => {
-  for (const c of children) {
+const signalAll = (signal: NodeJS.Signals) => signalSome(children, signal);
+/** Signal the given processes (by PID) that are still running. */
+function signalSome(procs: Iterable<ChildProcess>, signal: NodeJS.Signals): void {
+  for (const c of procs) {
     if (c.exitCode !== null || c.signalCode !== null || !c.pid) continue;
     try {
       process.kill(c.pid, signal);
@@ -44,8 +68,7 @@ const signalAll = (signal: NodeJS.Signals) => {
       // It exited meanwhile.
     }
   }
-};
-const stopAll = () => signalAll('SIGKILL');
+}
 
 /** utime + stime of a process in seconds, and its RSS in MB (Linux /proc). */
 function usage(pid: number): { cpu: number; rssMb: number } {
@@ -89,69 +112,77 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
-async function main(): Promise<void> {
+interface AgentResult {
+  ms: number;
+  ok: boolean;
+  error?: string;
+  bytes: Record<string, number>;
+  chunks: number;
+  served: number;
+  fallbacks: number;
+}
+
+/** Start the root on `reg` and wait for its URL. */
+async function startRoot(entry: string, cacheDir: string): Promise<{ root: ChildProcess; url: string }> {
+  const root = spawn(
+    process.execPath,
+    [entry, 'p2p', 'root', '--listen', '127.0.0.1:0', '--cache', cacheDir, '--insecure'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  children.add(root);
+  const url = await within(
+    new Promise<string>((resolve, reject) => {
+      let err = '';
+      root.stderr!.on('data', (d: Buffer) => {
+        // Keep only the start of the log: the root logs every report and would fill memory.
+        if (err.length < 64 << 10) err += d.toString();
+        const m = /listening on (\S+)/.exec(err);
+        if (m) resolve(m[1]!);
+      });
+      root.once('exit', (code) => reject(new Error(`dadi p2p root exited (${code}): ${err}`)));
+    }),
+    60_000,
+    'dadi p2p root',
+  );
+  return { root, url };
+}
+
+/** One run: a fresh registry, root and `n` agents fetching one blob at once; every process stopped after. */
+async function runOnce(n: number, size: number, entry: string, dist: string): Promise<AgentRun> {
   const work = await mkdtemp(join(tmpdir(), 'dadi-scale-agents-'));
-  process.once('SIGINT', () => {
-    stopAll();
-    process.exit(130);
-  });
+  const mine = new Set<ChildProcess>();
   let reg: TestRegistry | undefined;
   try {
-    await buildCli('dadi-scale');
-    const entry = process.env.DADI_BENCH_CLI!;
-    const dist = join(entry, '../..');
     reg = await startRegistry();
-    const digest = await seedBlob(reg, randomBytes(SIZE));
-
-    const root = spawn(
-      process.execPath,
-      [entry, 'p2p', 'root', '--listen', '127.0.0.1:0', '--cache', join(work, 'root-cache'), '--insecure'],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    children.add(root);
-    const rootUrl = await within(
-      new Promise<string>((resolve, reject) => {
-        let err = '';
-        root.stderr!.on('data', (d: Buffer) => {
-          err += d.toString();
-          const m = /listening on (\S+)/.exec(err);
-          if (m) resolve(m[1]!);
-        });
-        root.once('exit', (code) => reject(new Error(`dadi p2p root exited (${code}): ${err}`)));
-      }),
-      60_000,
-      'dadi p2p root',
-    );
-    console.error(`root ${rootUrl} (pid ${root.pid}); starting ${AGENTS} agents`);
-
+    const digest = await seedBlob(reg, randomBytes(size));
+    const { root, url: rootUrl } = await startRoot(entry, join(work, 'root-cache'));
+    mine.add(root);
+    console.error(`${n} agents: root ${rootUrl} (pid ${root.pid})`);
     const agents: { c: ChildProcess; next: () => Promise<string> }[] = [];
-    for (let i = 0; i < AGENTS; i++) {
-      const c = spawn(
-        process.execPath,
-        [
-          '--max-old-space-size=96',
-          join(REPO_ROOT, 'bench/scale/agent-proc.mjs'),
-          dist,
-          rootUrl,
-          reg.host,
-          REPO,
-          digest,
-          String(SIZE),
-          `agent${i}`,
-          join(work, `cache${i}`),
-        ],
-        { stdio: ['pipe', 'pipe', 'inherit'] },
-      );
-      children.add(c);
-      agents.push({ c, next: lineReader(c) });
+    for (let i = 0; i < n; i += SPAWN_BATCH) {
+      const batch: typeof agents = [];
+      for (let k = i; k < Math.min(n, i + SPAWN_BATCH); k++) {
+        const args = [dist, rootUrl, reg.host, REPO, digest, String(size), `agent${k}`, join(work, `cache${k}`)];
+        const c = spawn(
+          process.execPath,
+          ['--max-old-space-size=96', join(REPO_ROOT, 'bench/scale/agent-proc.mjs'), ...args, String(CHUNK_TIMEOUT_MS)],
+          { stdio: ['pipe', 'pipe', 'inherit'] },
+        );
+        children.add(c);
+        mine.add(c);
+        batch.push({ c, next: lineReader(c) });
+      }
+      for (const a of batch) {
+        const l = await within(a.next(), READY_MS, 'agent start');
+        if (l !== 'ready') throw new Error(`agent said ${l}`);
+      }
+      agents.push(...batch);
     }
-    for (const a of agents) {
-      const l = await within(a.next(), READY_MS, 'agent start');
-      if (l !== 'ready') throw new Error(`agent said ${l}`);
-    }
+    const agentCpu = () => agents.reduce((sum, a) => sum + usage(a.c.pid!).cpu, 0);
     const before = usage(root.pid!);
+    const agentsBefore = agentCpu();
     let peak = before.rssMb;
     let rootGone = false;
     const sampler = setInterval(() => {
@@ -162,28 +193,21 @@ async function main(): Promise<void> {
       }
     }, 100);
     const t0 = performance.now();
-    for (const a of agents) a.c.stdin!.write('go\n');
-    const results = await within(
-      Promise.all(
-        agents.map((a) =>
-          a.next().then(
-            (l) =>
-              JSON.parse(l) as {
-                ms: number;
-                ok: boolean;
-                error?: string;
-                bytes: Record<string, number>;
-                fallbacks: number;
-              },
-          ),
-        ),
-      ),
-      RUN_MS,
-      'agents fetching',
-    );
+    let results: AgentResult[];
+    try {
+      for (const a of agents) a.c.stdin!.write('go\n');
+      results = await within(
+        Promise.all(agents.map((a) => a.next().then((l) => JSON.parse(l) as AgentResult))),
+        RUN_MS,
+        'agents fetching',
+      );
+    } finally {
+      clearInterval(sampler);
+    }
     const wall = (performance.now() - t0) / 1000;
-    clearInterval(sampler);
     if (rootGone || root.exitCode !== null) throw new Error('dadi p2p root exited during the run');
+    // Every agent has the blob, so no one is serving any more: their CPU since `go` is the fetch's.
+    const agentCpuS = agentCpu() - agentsBefore;
     const after = usage(root.pid!);
     peak = Math.max(peak, after.rssMb);
     const bad = results.filter((r) => !r.ok);
@@ -192,37 +216,191 @@ async function main(): Promise<void> {
         `${bad.length} agents failed (wrong bytes or errors), e.g. ${bad[0]!.error ?? 'digest mismatch'}`,
       );
     }
-    const sum = (k: string) => results.reduce((a, r) => a + (r.bytes[k] ?? 0), 0);
-    const cpu = after.cpu - before.cpu;
-    const report: RealAgents = {
-      agents: AGENTS,
-      blob_bytes: SIZE,
+    const sum = (f: (r: AgentResult) => number) => results.reduce((a, r) => a + f(r), 0);
+    const times = results.map((r) => r.ms / 1000).sort((a, b) => a - b);
+    const run: AgentRun = {
+      agents: n,
+      blob_bytes: size,
       all_finished_s: wall,
-      root_cpu_s: cpu,
+      slowest_agent_s: times[times.length - 1]!,
+      median_agent_s: times[times.length >> 1]!,
+      root_cpu_s: after.cpu - before.cpu,
       root_rss_mb_idle: before.rssMb,
       root_rss_mb_peak: peak,
-      // Cores the root used while serving N peers, scaled to 1,000 peers served at the same pace.
-      root_cpu_core_per_1000_peers: (cpu / wall) * (1000 / AGENTS),
-      // The idle root plus what each peer added at the peak.
-      root_mb_per_1000_peers: before.rssMb + ((peak - before.rssMb) / AGENTS) * 1000,
-      registry_bytes: sum('registry'),
-      note:
-        `Agents got ${(sum('root') / 1e6).toFixed(1)} MB from the root, ${(sum('peer') / 1e6).toFixed(1)} MB from peers, ` +
-        `${(sum('registry') / 1e6).toFixed(1)} MB from the registry (${results.reduce((a, r) => a + r.fallbacks, 0)} fallbacks); ` +
-        `every copy matched the blob's digest. Slowest agent ${(Math.max(...results.map((r) => r.ms)) / 1000).toFixed(2)} s, ` +
-        `median ${(results.map((r) => r.ms).sort((a, b) => a - b)[results.length >> 1]! / 1000).toFixed(2)} s. ` +
-        'All processes share one 2-core machine, so the times are CPU-bound, not network-bound.',
+      agent_cpu_s: agentCpuS,
+      agent_chunks: sum((r) => r.chunks),
+      agent_cpu_ms_per_chunk:
+        (agentCpuS * 1000) /
+        Math.max(
+          1,
+          sum((r) => r.chunks),
+        ),
+      bytes: {
+        root: sum((r) => r.bytes.root ?? 0),
+        peer: sum((r) => r.bytes.peer ?? 0),
+        registry: sum((r) => r.bytes.registry ?? 0),
+      },
+      fallbacks: sum((r) => r.fallbacks),
+      load_average: loadavg()[0]!,
     };
-    console.log(JSON.stringify(report, null, 2));
-    await writeFile(values.out!, `${JSON.stringify(report, null, 2)}\n`);
+    console.error(JSON.stringify(run));
+    return run;
   } finally {
-    for (const c of children) c.stdin?.end();
-    signalAll('SIGTERM');
+    for (const c of mine) c.stdin?.end();
+    signalSome(mine, 'SIGTERM');
     await new Promise((r) => setTimeout(r, 2000));
-    stopAll();
+    signalSome(mine, 'SIGKILL');
+    for (const c of mine) children.delete(c);
     await reg?.stop();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The root alone under `n` joins of distinct hosts for one blob (16 at a time, keep-alive): its CPU
+ * and RSS per join, i.e. per peer, without the chunk serving the fetch runs mix in.
+ */
+async function measureJoins(n: number, entry: string): Promise<JoinCost> {
+  const work = await mkdtemp(join(tmpdir(), 'dadi-scale-joins-'));
+  const mine = new Set<ChildProcess>();
+  let reg: TestRegistry | undefined;
+  try {
+    reg = await startRegistry();
+    const digest = await seedBlob(reg, randomBytes(1 << 20));
+    const { root, url } = await startRoot(entry, join(work, 'root-cache'));
+    mine.add(root);
+    const blob = { registry: reg.host, repository: REPO, digest };
+    const joinAs = async (i: number) => {
+      const body = { blob, host: { id: `peer${i}`, address: `http://127.0.0.2:${1024 + i}`, upload: 1 } };
+      const res = await request(`${url}${PATHS.join}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        headersTimeout: 60_000,
+        bodyTimeout: 60_000,
+      });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`join ${i}: ${res.statusCode} ${text}`);
+    };
+    await joinAs(-1); // the registry access check, cached for the rest
+    const before = usage(root.pid!);
+    let next = 0;
+    const t0 = performance.now();
+    await within(
+      Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < n) await joinAs(next++);
+        }),
+      ),
+      RUN_MS,
+      'joins',
+    );
+    const wall = (performance.now() - t0) / 1000;
+    const after = usage(root.pid!);
+    const cost: JoinCost = {
+      joins: n,
+      wall_s: wall,
+      root_cpu_ms_per_join: ((after.cpu - before.cpu) * 1000) / n,
+      root_rss_mb_before: before.rssMb,
+      root_rss_mb_after: after.rssMb,
+      root_kb_per_peer: ((after.rssMb - before.rssMb) * 1024) / n,
+      load_average: loadavg()[0]!,
+    };
+    console.error(JSON.stringify(cost));
+    return cost;
+  } finally {
+    signalSome(mine, 'SIGKILL');
+    await reg?.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** The slope and intercept of `y` over `x` (least squares). */
+function fit(xs: number[], ys: number[]): { slope: number; intercept: number } {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  const sxx = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+  const sxy = xs.reduce((a, x, i) => a + (x - mx) * (ys[i]! - my), 0);
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  return { slope, intercept: my - slope * mx };
+}
+
+async function main(): Promise<void> {
+  process.once('SIGINT', () => {
+    signalAll('SIGKILL');
+    process.exit(130);
+  });
+  await buildCli('dadi-scale');
+  const entry = process.env.DADI_BENCH_CLI!;
+  const dist = join(entry, '../..');
+  if (HOST_COST) return measureHostCost(entry, dist);
+  const runs: AgentRun[] = [];
+  for (const n of COUNTS) runs.push(await runOnce(n, SIZE, entry, dist));
+  const joins = await measureJoins(Number(values.joins), entry);
+  const xs = runs.map((r) => r.agents);
+  // With one run the whole growth over the idle root is charged to its peers (an upper bound).
+  const cpu =
+    runs.length > 1
+      ? fit(
+          xs,
+          runs.map((r) => r.root_cpu_s),
+        )
+      : { slope: runs[0]!.root_cpu_s / xs[0]!, intercept: 0 };
+  const rss =
+    runs.length > 1
+      ? fit(
+          xs,
+          runs.map((r) => r.root_rss_mb_peak),
+        )
+      : {
+          slope: (runs[0]!.root_rss_mb_peak - runs[0]!.root_rss_mb_idle) / xs[0]!,
+          intercept: runs[0]!.root_rss_mb_idle,
+        };
+  const largest = runs.reduce((a, r) => (r.agents > a.agents ? r : a));
+  const chunks = runs.reduce((a, r) => a + r.agent_chunks, 0);
+  const report: RealAgents = {
+    agents: largest.agents,
+    blob_bytes: SIZE,
+    chunk_timeout_ms: CHUNK_TIMEOUT_MS,
+    runs,
+    root_cpu_s_per_peer: cpu.slope,
+    root_cpu_s_fixed: cpu.intercept,
+    root_mb_per_peer: rss.slope,
+    root_mb_fixed: rss.intercept,
+    joins,
+    root_cpu_s_per_1000_peers: cpu.intercept + 1000 * cpu.slope,
+    root_mb_per_1000_peers: rss.intercept + 1000 * rss.slope,
+    agent_cpu_ms_per_chunk: (runs.reduce((a, r) => a + r.agent_cpu_s, 0) * 1000) / Math.max(1, chunks),
+    note:
+      runs.length > 1
+        ? `Root CPU seconds and peak RSS fitted as a line over the runs' agent counts (${xs.join(', ')}): per-peer = slope, fixed = intercept.`
+        : 'One run: all of the root’s CPU and RSS growth charged to its peers (an upper bound).',
+  };
+  console.log(JSON.stringify(report, null, 2));
+  await writeFile(OUT, `${JSON.stringify(report, null, 2)}\n`);
+}
+
+/** One agent's CPU: a fixed part (a fresh process's first use, join) and a part per chunk taken in. */
+async function measureHostCost(entry: string, dist: string): Promise<void> {
+  const runs: AgentRun[] = [];
+  for (const mib of [16, 128]) runs.push(await runOnce(5, mib << 20, entry, dist));
+  const line = fit(
+    runs.map((r) => r.agent_chunks / r.agents),
+    runs.map((r) => r.agent_cpu_s / r.agents),
+  );
+  const report: HostCost = {
+    date: new Date().toISOString(),
+    runs,
+    agent_cpu_ms_per_chunk: line.slope * 1000,
+    agent_fixed_cpu_s: line.intercept,
+    note:
+      'Per-agent CPU (utime + stime from `go` until every agent had the blob, serving its children included) ' +
+      `fitted over chunks taken in per agent, 5 agents on a ${runs.map((r) => `${r.blob_bytes >> 20} MiB`).join(' and a ')} blob ` +
+      `(load average ${runs.map((r) => r.load_average.toFixed(1)).join(', ')}).`,
+  };
+  console.log(JSON.stringify(report, null, 2));
+  await writeFile(OUT, `${JSON.stringify(report, null, 2)}\n`);
 }
 
 await main();

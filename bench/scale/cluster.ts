@@ -19,6 +19,7 @@ import {
   routeOf,
   Tracker,
 } from '../../src/p2p/index.js';
+import type { Cpu } from './cpu.js';
 import type { Network, Nic } from './network.js';
 import type { Simulation } from './simulation.js';
 
@@ -37,14 +38,35 @@ export interface ClusterOptions {
   registryRequestS: number;
   rootRequestS: number;
   peerRequestS: number;
-  /** How long a request to a dead host, or a stalled transfer, takes to be noticed (seconds). */
-  failureDetectS: number;
-  /** Host work per received chunk (seconds, one chunk at a time per host). */
+  /**
+   * Each host's deadline for a chunk request to a peer or the root (one per host, as the agent
+   * keeps one): asked before each request, told of each success. A request past it fails as
+   * 'timeout' — a dead host is noticed only that way (its machine stalls, nothing resets).
+   */
+  deadline: () => DeadlinePolicy;
+  /** The agent's CPU per received chunk (seconds of one core), and once per host before its first. */
   hostChunkS: number;
+  hostFixedS: number;
+  /** Where that work runs: each host's own cores, or cores all hosts share (cpu.ts). */
+  cpu: Cpu;
   random: Random;
 }
 
 type Waiter = () => void;
+
+/** What a chunk request's deadline follows: the shape of src/p2p's TransferDeadline. */
+export interface DeadlinePolicy {
+  deadlineMs(bytes: number): number;
+  observe(bytes: number, firstByteMs: number, totalMs: number): void;
+}
+
+/** The same deadline for every request (the agent's old fixed 10 s). */
+export function fixedDeadline(ms: number): () => DeadlinePolicy {
+  return () => ({ deadlineMs: () => ms, observe: () => {} });
+}
+
+/** Answers a chunk request: whether the bytes arrived, and when the first of them was sent. */
+type Reply = (ok: boolean, firstByteAt?: number) => void;
 
 /** The registry: bytes of any chunk, after its per-request service time. */
 export class SimRegistry {
@@ -69,7 +91,7 @@ export class SimRegistry {
 interface ChunkServer {
   readonly nic: Nic;
   alive(): boolean;
-  serve(child: SimHost, layer: number, chunk: number, reply: (ok: boolean) => void): void;
+  serve(child: SimHost, layer: number, chunk: number, reply: Reply): void;
 }
 
 /** One blob as a node sees it: chunks held or in flight, and who waits for which chunk. */
@@ -134,14 +156,15 @@ abstract class Node implements ChunkServer {
   /** The serving overhead of this kind of node. */
   protected abstract requestS(): number;
 
-  serve(child: SimHost, layer: number, chunk: number, reply: (ok: boolean) => void): void {
+  serve(child: SimHost, layer: number, chunk: number, reply: Reply): void {
     const c = this.c;
     if (this.c.options.push) this.planner.requested(c.blobName(layer), child.id, chunk, c.nowMs());
     this.need(layer, chunk, () =>
       c.sim.after(this.requestS(), () => {
         const bytes = c.chunkBytes(layer, chunk);
+        const at = c.sim.now;
         this.counters.served(bytes);
-        c.net.send(this.nic, child.nic, bytes, { onDone: () => reply(true), onFail: () => reply(false) });
+        c.net.send(this.nic, child.nic, bytes, { onDone: () => reply(true, at), onFail: () => reply(false) });
       }),
     );
   }
@@ -217,10 +240,9 @@ export class SimRoot extends Node {
 export class SimHost extends Node {
   private readonly placements: (Placement | undefined)[];
   private readonly joining: Waiter[][];
-  /** Requests this host holds for children and has not answered: failed if it dies. */
-  private readonly pending = new Set<() => void>();
-  /** When this host's chunk work queue is free (simulated seconds). */
-  private busyUntil = 0;
+  private readonly deadline: DeadlinePolicy;
+  /** Whether the agent's one-time work (measured: a fresh agent's first chunks) is done. */
+  private warmedUp = false;
 
   constructor(
     id: string,
@@ -231,33 +253,23 @@ export class SimHost extends Node {
     super(id, nic, c);
     this.placements = c.options.layerSizes.map(() => undefined);
     this.joining = c.options.layerSizes.map(() => []);
+    this.deadline = c.options.deadline();
   }
 
   protected requestS(): number {
     return this.c.options.peerRequestS;
   }
 
-  override serve(child: SimHost, layer: number, chunk: number, reply: (ok: boolean) => void): void {
-    // A child whose request this host held, or whose bytes were flowing, when it died notices
-    // only after the detection time (a stalled connection, not a reset).
-    let answered = false;
-    const answer = (ok: boolean) => {
-      if (answered) return;
-      answered = true;
-      this.pending.delete(onDeath);
-      reply(ok);
-    };
-    const onDeath = () => this.c.sim.after(this.c.options.failureDetectS, () => answer(false));
-    this.pending.add(onDeath);
-    super.serve(child, layer, chunk, (ok) => {
-      if (ok || this.alive()) answer(ok);
+  override serve(child: SimHost, layer: number, chunk: number, reply: Reply): void {
+    // A host that died answers nothing, not even a failure: its children notice by their deadline.
+    super.serve(child, layer, chunk, (ok, at) => {
+      if (ok || this.alive()) reply(ok, at);
     });
   }
 
-  /** The host dies: its transfers stop, children waiting on it notice after the detection time. */
+  /** The host dies: its transfers stop; requests to it stall until the asker's deadline. */
   die(): void {
     this.c.net.fail(this.nic);
-    for (const f of [...this.pending]) f();
   }
 
   pushStarting(layer: number, chunk: number): void {
@@ -274,18 +286,14 @@ export class SimHost extends Node {
   }
 
   /**
-   * Run `then` after this host's per-chunk work (verify, decompress-on-read, cache write), one
-   * chunk at a time: `hostChunkS` each, calibrated against a measured single-host cold start.
+   * Run `then` after the agent's CPU work on one received chunk (verify, cache write, serving its
+   * share to children), measured per chunk by agents.ts; where it runs is the cluster's `cpu`.
    */
   private processed(then: () => void): void {
-    const cost = this.c.options.hostChunkS;
-    if (cost <= 0) {
-      then();
-      return;
-    }
-    const c = this.c;
-    this.busyUntil = Math.max(c.sim.now, this.busyUntil) + cost;
-    c.sim.at(this.busyUntil, () => {
+    const o = this.c.options;
+    const cost = o.hostChunkS + (this.warmedUp ? 0 : o.hostFixedS);
+    this.warmedUp = true;
+    o.cpu.daemon(this.id, cost, () => {
       if (this.alive()) then();
     });
   }
@@ -336,14 +344,17 @@ export class SimHost extends Node {
     if (!hop) {
       // Every hop failed (cannot happen while the registry answers): start over.
       this.c.failedFetches++;
-      this.c.sim.after(this.c.options.failureDetectS, () => this.fetch(layer, chunk));
+      this.c.sim.after(this.deadline.deadlineMs(this.c.chunkBytes(layer, chunk)) / 1000, () =>
+        this.fetch(layer, chunk),
+      );
       return;
     }
-    const bytes = this.c.chunkBytes(layer, chunk);
-    const done = (ok: boolean) => {
+    const c = this.c;
+    const bytes = c.chunkBytes(layer, chunk);
+    const done = (ok: boolean, why: FetchFailure = 'unreachable') => {
       if (!this.alive()) return;
       const st = this.blobs[layer]!;
-      if (!ok) return this.failed(layer, chunk, f, hop, 'unreachable');
+      if (!ok) return this.failed(layer, chunk, f, hop, why);
       if (st.book.has(chunk)) {
         // A push got here first; the request was wasted but harmless.
         st.book.settle(chunk, true);
@@ -353,7 +364,7 @@ export class SimHost extends Node {
       this.processed(() => this.stored(layer, chunk));
     };
     if (hop.kind === 'registry') {
-      this.c.registry.fetch(
+      c.registry.fetch(
         this.nic,
         bytes,
         () => done(true),
@@ -361,12 +372,25 @@ export class SimHost extends Node {
       );
       return;
     }
-    const server: ChunkServer = hop.kind === 'root' ? this.root : this.c.hostById.get(hop.id)!;
-    if (!server.alive()) {
-      this.c.sim.after(this.c.options.failureDetectS, () => done(false));
-      return;
-    }
-    this.c.net.message(this.nic, server.nic, () => server.serve(this, layer, chunk, done));
+    const server: ChunkServer = hop.kind === 'root' ? this.root : c.hostById.get(hop.id)!;
+    // The first of the answer and the deadline wins; a late answer is dropped (the agent aborted it).
+    const sent = c.sim.now;
+    let settled = false;
+    const timer = c.sim.after(this.deadline.deadlineMs(bytes) / 1000, () => {
+      if (settled) return;
+      settled = true;
+      done(false, 'timeout');
+    });
+    const reply: Reply = (ok, firstByteAt) => {
+      if (settled) return;
+      settled = true;
+      timer.cancel();
+      if (ok && firstByteAt !== undefined) {
+        this.deadline.observe(bytes, (firstByteAt - sent) * 1000, (c.sim.now - sent) * 1000);
+      }
+      done(ok);
+    };
+    c.net.message(this.nic, server.nic, () => server.serve(this, layer, chunk, reply));
   }
 
   private failed(layer: number, chunk: number, f: ChunkFetch, hop: Hop, why: FetchFailure): void {

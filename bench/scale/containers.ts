@@ -27,6 +27,9 @@ export function needAll(source: ChunkSource, refs: readonly ChunkRef[], then: ()
   }
 }
 
+/** Runs `seconds` of a container's compute, then `then` (a delay, or shared cores: cpu.ts). */
+export type Compute = (seconds: number, then: () => void) => void;
+
 /** Start one container now; `onStarted` gets the simulated time its start finished. */
 export function startContainer(
   sim: Simulation,
@@ -34,6 +37,7 @@ export function startContainer(
   plan: Pick<StartPlan, 'steps'>,
   warmStartS: number,
   onStarted: (at: number) => void,
+  compute: Compute = (seconds, then) => sim.after(seconds, then),
 ): void {
   const steps = plan.steps;
   const slice = warmStartS / (steps.length + 1);
@@ -43,7 +47,7 @@ export function startContainer(
   const run = (i: number) => {
     let j = i;
     while (j < steps.length && local(steps[j]!)) j++;
-    sim.after(slice * (j - i + 1), () => {
+    compute(slice * (j - i + 1), () => {
       if (j === steps.length) onStarted(sim.now);
       else needAll(source, steps[j]!, () => run(j + 1));
     });

@@ -2,8 +2,9 @@
 // the Debian + python3 image through the real src/p2p logic (scenario.ts); sweeps of fan-out,
 // chunk size, pull-push, trace prefetch and roots; 5% of hosts dying mid-transfer; the simulator
 // checked against the real network-namespace runs of bench/p2p (docs/bench/p2p.json, when it
-// exists); and the real-process test's numbers (agents.ts → docs/bench/scale-agents.json).
-// Writes docs/bench/scale.{json,md,svg}.
+// exists); and the real-process test's numbers (agents.ts → docs/bench/scale-agents.json). Each
+// host's agent does the CPU per chunk measured by `agents.ts --host-cost`
+// (docs/bench/scale-host-cost.json) on a core of its own. Writes docs/bench/scale.{json,md,svg}.
 //
 //   npm run bench:scale -- [--hosts 10,20,50,100,200,500,1000] [--sweep-hosts 1000] [--quick]
 //   npm run bench:scale -- --refresh     # after bench/p2p or agents.ts ran: only those sections anew
@@ -13,9 +14,17 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../coldstart/image.js';
-import { type RealAgents, renderMarkdown, renderSvg, type ScaleReport, type SweepRow } from './render.js';
+import {
+  type HostCost,
+  type RealAgents,
+  renderMarkdown,
+  renderSvg,
+  rootPer1000Peers,
+  type ScaleReport,
+  type SweepRow,
+} from './render.js';
 import { DEFAULT_SCENARIO, runScenario, type ScenarioConfig, type ScenarioResult } from './scenario.js';
-import { calibrateHostChunk, validate, warmStartOf } from './validate.js';
+import { validate, warmStartOf } from './validate.js';
 import { loadStartReads, planStart, type StartPlan } from './workload.js';
 
 const { values } = parseArgs({
@@ -34,15 +43,11 @@ const quick = values.quick === true;
 const hostCounts = (quick ? '10,100' : values.hosts!).split(',').map(Number);
 const sweepHosts = quick ? 100 : Number(values['sweep-hosts']);
 
-/** The measured dadi-trace python cold start on the 1 Gbit/s, 2 ms RTT link (docs/bench/coldstart.json). */
-function measuredColdTrace(): number {
-  const cs = JSON.parse(readFileSync(join(REPO_ROOT, 'docs/bench/coldstart.json'), 'utf8')) as {
-    cells: { workload: string; link: string; contestants: Record<string, { seconds: { median: number } }> }[];
-  };
-  const cell = cs.cells.find((c) => c.workload === 'python' && c.link === '1gbit-2ms');
-  const s = cell?.contestants['dadi-trace']?.seconds.median;
-  if (s === undefined) throw new Error('docs/bench/coldstart.json has no dadi-trace python run at 1gbit-2ms');
-  return s;
+/** One agent's measured CPU per chunk (agents.ts --host-cost). */
+function hostCost(): HostCost {
+  const path = join(DOCS, 'scale-host-cost.json');
+  if (!existsSync(path)) throw new Error(`${path} is missing: run node --import tsx bench/scale/agents.ts --host-cost`);
+  return JSON.parse(readFileSync(path, 'utf8')) as HostCost;
 }
 
 function row(name: string, value: string | number, r: ScenarioResult): SweepRow {
@@ -65,8 +70,8 @@ function log(r: ScenarioResult, what: string): void {
 }
 
 /** Validation against docs/bench/p2p.json and the real-process numbers, into `report`. */
-function addMeasured(report: ScaleReport, base: ScenarioConfig): void {
-  const validation = validate(join(DOCS, 'p2p.json'), base);
+function addMeasured(report: ScaleReport, base: ScenarioConfig, cost: HostCost): void {
+  const validation = validate(join(DOCS, 'p2p.json'), { ...base, hostFixedS: cost.agent_fixed_cpu_s });
   for (const v of validation.rows) console.error(`validation ${v.hosts} hosts: ${JSON.stringify(v)}`);
   const agentsPath = join(DOCS, 'scale-agents.json');
   const agents = existsSync(agentsPath) ? (JSON.parse(readFileSync(agentsPath, 'utf8')) as RealAgents) : null;
@@ -75,8 +80,9 @@ function addMeasured(report: ScaleReport, base: ScenarioConfig): void {
   report.validation_max_rel_error = validation.maxRelError;
   report.real = agents;
   report.real_agents = agents?.agents ?? null;
-  report.root_cpu_core_per_1000_peers = agents?.root_cpu_core_per_1000_peers ?? null;
-  report.root_mb_per_1000_peers = agents?.root_mb_per_1000_peers ?? null;
+  const root = agents ? rootPer1000Peers(agents, report.sim_all_started_s) : null;
+  report.root_cpu_core_per_1000_peers = root?.cores ?? null;
+  report.root_mb_per_1000_peers = root?.mb ?? null;
 }
 
 async function write(report: ScaleReport): Promise<void> {
@@ -90,14 +96,17 @@ async function write(report: ScaleReport): Promise<void> {
 async function main(): Promise<void> {
   const started = performance.now();
   const warm = warmStartOf('python');
+  const cost = hostCost();
+  const hostChunkS = cost.agent_cpu_ms_per_chunk / 1000;
+  // The ideal model: network and start time only. The measured one adds the agent's CPU per chunk.
   const base: ScenarioConfig = { ...DEFAULT_SCENARIO, warmStartS: warm };
+  const measured: ScenarioConfig = { ...base, hostChunkS };
   if (values.refresh) {
     const report = JSON.parse(readFileSync(join(DOCS, 'scale.json'), 'utf8')) as ScaleReport;
-    addMeasured(report, base);
+    addMeasured(report, measured, cost);
     await write(report);
     return;
   }
-  const coldTrace = measuredColdTrace();
   const reads = loadStartReads('python');
   const plans = new Map<number, StartPlan>();
   const planFor = (chunkSize: number) => {
@@ -106,41 +115,36 @@ async function main(): Promise<void> {
     return p;
   };
   const plan = planFor(DEFAULT_SCENARIO.chunkSize);
-  // The measured single host: a 1 Gbit/s registry 2 ms away.
-  const single = { ...base, registryGbit: 1, registryRequestS: base.registryRequestS + 0.002 };
-  const hostChunkS = calibrateHostChunk(single, plan, coldTrace);
-  console.error(`warm start ${warm.toFixed(3)} s; calibrated host work per chunk ${(hostChunkS * 1000).toFixed(1)} ms`);
-  const calibrated: ScenarioConfig = { ...base, hostChunkS };
+  console.error(`warm start ${warm.toFixed(3)} s; measured agent CPU per chunk ${(hostChunkS * 1000).toFixed(2)} ms`);
   const run = (c: ScenarioConfig, what: string, p = plan) => {
     const r = runScenario(c, p);
     log(r, what);
     return r;
   };
 
-  // Time to started against hosts: the calibrated model (our implementation's per-chunk cost) and
-  // the ideal one (no per-chunk cost: network and start time only).
+  // Time to started against hosts: the measured model (our agent's CPU per chunk) and the ideal
+  // one (no per-chunk cost: network and start time only).
   const scaling = hostCounts.map((hosts) => ({
     hosts,
-    calibrated: strip(run({ ...calibrated, hosts }, 'scaling')),
+    measured: strip(run({ ...measured, hosts }, 'scaling')),
     ideal: strip(run({ ...base, hosts }, 'scaling ideal')),
   }));
 
-  const at = { ...calibrated, hosts: sweepHosts };
+  const at = { ...measured, hosts: sweepHosts };
   const headline = run(at, 'headline');
   const sweeps: SweepRow[] = [];
   for (const fanout of [2, 4, 8, 16]) {
     sweeps.push(row('fan-out', fanout, run({ ...at, fanout, rootFanout: fanout }, `fanout ${fanout}`)));
   }
-  for (const chunkSize of [256 << 10, 1 << 20, 4 << 20]) {
-    const r = run({ ...at, chunkSize }, `chunk ${chunkSize}`, planFor(chunkSize));
+  for (const chunkSize of [256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20]) {
+    // Measured at 1 MiB only: the agent's CPU is taken to scale with the chunk's bytes.
+    const chunkS = hostChunkS * (chunkSize / DEFAULT_SCENARIO.chunkSize);
+    const r = run({ ...at, chunkSize, hostChunkS: chunkS }, `chunk ${chunkSize}`, planFor(chunkSize));
     sweeps.push(row('chunk size', `${chunkSize >> 10} KiB`, r));
   }
   // Pull-push only matters when a child has not asked yet: hosts starting at different moments,
   // without their own trace prefetch; shown in the ideal model too (no per-chunk host work).
-  for (const [model, c] of [
-    ['calibrated', at],
-    ['ideal', { ...base, hosts: sweepHosts }],
-  ] as const) {
+  for (const [model, c] of [['measured', at]] as const) {
     for (const prefetch of [true, false]) {
       for (const push of [true, false]) {
         const r = run(
@@ -156,9 +160,9 @@ async function main(): Promise<void> {
   // 5% of hosts die when half of all chunk arrivals of the fault-free run have happened.
   const failAtS = headline.arrival_median_s;
   const failures: SweepRow[] = [];
-  for (const failureDetectS of [DEFAULT_SCENARIO.failureDetectS, 1, 0.1]) {
-    const r = run({ ...at, failFraction: 0.05, failAtS, failureDetectS }, `5% die, detect ${failureDetectS} s`);
-    failures.push(row('5% of hosts die mid-transfer', `detected after ${failureDetectS} s`, r));
+  for (const deadlineMs of [DEFAULT_SCENARIO.deadlineMs, 1000, 100]) {
+    const r = run({ ...at, failFraction: 0.05, failAtS, deadlineMs }, `5% die, deadline ${deadlineMs} ms`);
+    failures.push(row('5% of hosts die mid-transfer', `fixed deadline ${deadlineMs / 1000} s`, r));
   }
 
   const withFailures = failures[0]!.result;
@@ -180,12 +184,14 @@ async function main(): Promise<void> {
     model: {
       workload: reads.note,
       warm_start_s: warm,
-      warm_start_source: 'docs/bench/coldstart.json: median of the dadi-warm python medians over its links',
+      warm_start_source:
+        'docs/bench/coldstart.json: the fastest dadi-warm python run over its links (its machine was loaded: the others are slower by contention)',
       host_chunk_s: hostChunkS,
-      host_chunk_source: `calibrated: one simulated host (trace prefetch, 1 Gbit/s registry 2 ms away) takes the measured dadi-trace python cold start at 1gbit-2ms, ${coldTrace.toFixed(2)} s (docs/bench/coldstart.json)`,
+      host_fixed_s: cost.agent_fixed_cpu_s,
+      host_chunk_source: `measured: one agent's CPU per chunk (bench/scale/agents.ts --host-cost, docs/bench/scale-host-cost.json: ${cost.note}), on a core of the host's own`,
       needed_bytes: plan.neededBytes,
       ideal_all_started_s: scaling.find((s) => s.hosts === sweepHosts)?.ideal.all_started_s ?? null,
-      defaults: calibrated,
+      defaults: measured,
       failure_at_s: failAtS,
     },
     headline: strip(headline),
@@ -197,7 +203,7 @@ async function main(): Promise<void> {
     real: null,
     total_s: (performance.now() - started) / 1000,
   };
-  addMeasured(report, base);
+  addMeasured(report, measured, cost);
   await write(report);
 }
 

@@ -9,7 +9,7 @@ const small: ScenarioConfig = {
   hosts: 30,
   containersPerHost: 2,
   warmStartS: 1,
-  failureDetectS: 0.2,
+  deadlineMs: 1000,
   seed: TEST_SEED,
 };
 
@@ -55,6 +55,29 @@ describe('runScenario (the real src/p2p logic in simulated time)', () => {
     expect(r.failed_requests).toBeGreaterThan(0);
     expect(r.reparents).toBeGreaterThan(0);
     expect(r.registry_bytes).toBe(plan.neededBytes);
+  });
+
+  it('hosts sharing a few cores start later than hosts with their own, by about the CPU they share', () => {
+    const cpu = { ...small, containersPerHost: 1, prefetchWorkers: 0, hostChunkS: 0.01 };
+    const own = runScenario(cpu, plan);
+    const shared = runScenario({ ...cpu, sharedCores: 2 }, plan);
+    expect(shared.started).toBe(30);
+    // 30 hosts × (1 s of start + 35 chunks × 10 ms) of CPU on 2 cores: at least 20 s.
+    const work = 30 * (cpu.warmStartS + (plan.neededBytes / cpu.chunkSize) * cpu.hostChunkS);
+    expect(shared.all_started_s).toBeGreaterThanOrEqual(work / 2);
+    expect(shared.all_started_s).toBeLessThan(work / 2 + 2);
+    expect(own.all_started_s).toBeLessThan(3);
+  });
+
+  it('a dead parent is noticed by the deadline only: a longer deadline delays its children', () => {
+    const clean = runScenario(small, plan);
+    const at = { ...small, failFraction: 0.2, failAtS: clean.arrival_median_s };
+    const short = runScenario({ ...at, deadlineMs: 500 }, plan);
+    const long = runScenario({ ...at, deadlineMs: 4000 }, plan);
+    expect(short.started).toBe(48);
+    expect(long.started).toBe(48);
+    expect(long.all_started_s).toBeGreaterThan(clean.arrival_median_s + 4);
+    expect(short.all_started_s).toBeLessThan(long.all_started_s);
   });
 
   it('is reproducible: the same seed gives the same run', () => {

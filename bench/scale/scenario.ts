@@ -7,8 +7,9 @@
 
 import { CHUNK_SIZE, seededRandom } from '../../src/p2p/index.js';
 import { DEFAULT_REPLAY_WORKERS } from '../../src/prefetch/trace-replay.js';
-import { Cluster, type SimRoot } from './cluster.js';
+import { Cluster, fixedDeadline, type SimRoot } from './cluster.js';
 import { replayTrace, startContainer } from './containers.js';
+import { ownCores, sharedCores } from './cpu.js';
 import { gbit, Network } from './network.js';
 import { Simulation } from './simulation.js';
 import type { StartPlan } from './workload.js';
@@ -39,9 +40,17 @@ export interface ScenarioConfig {
   registryRequestS: number;
   rootRequestS: number;
   peerRequestS: number;
-  failureDetectS: number;
-  /** Host work per received chunk, one at a time (seconds); calibrated, see run.ts. */
+  /** Every host's deadline for a chunk request to a peer or the root (ms; see cluster.ts). */
+  deadlineMs: number;
+  /** The agent's CPU per received chunk (seconds of one core), measured by agents.ts; see run.ts. */
   hostChunkS: number;
+  /** A fresh agent's one-time CPU before its first chunk (seconds); 0 for long-running daemons. */
+  hostFixedS: number;
+  /**
+   * 0: each host has cores of its own (a datacenter). Otherwise every host's daemon and container
+   * work shares this many cores (the validation machine: bench/p2p's hosts on one 2-core machine).
+   */
+  sharedCores: number;
   /** Fraction of hosts that die at `failAtS` (0 = none). */
   failFraction: number;
   failAtS: number;
@@ -70,8 +79,10 @@ export const DEFAULT_SCENARIO: ScenarioConfig = {
   rootRequestS: 0.0005,
   peerRequestS: 0.0005,
   // The agent's deadline for one chunk request (src/swarm/agent.ts chunkTimeoutMs default).
-  failureDetectS: 10,
+  deadlineMs: 10_000,
   hostChunkS: 0,
+  hostFixedS: 0,
+  sharedCores: 0,
   failFraction: 0,
   failAtS: 0,
   seed: 1,
@@ -118,6 +129,7 @@ export function runScenario(config: ScenarioConfig, plan: StartPlan): ScenarioRe
   const sim = new Simulation();
   const net = new Network(sim, { latency: config.latencyS });
   const random = seededRandom(config.seed);
+  const cpu = config.sharedCores > 0 ? sharedCores(sim, config.sharedCores, config.containersPerHost) : ownCores(sim);
   const cluster = new Cluster(sim, net, {
     layerSizes: plan.layerSizes,
     chunkSize: config.chunkSize,
@@ -128,8 +140,10 @@ export function runScenario(config: ScenarioConfig, plan: StartPlan): ScenarioRe
     registryRequestS: config.registryRequestS,
     rootRequestS: config.rootRequestS,
     peerRequestS: config.peerRequestS,
-    failureDetectS: config.failureDetectS,
+    deadline: fixedDeadline(config.deadlineMs),
     hostChunkS: config.hostChunkS,
+    hostFixedS: config.hostFixedS,
+    cpu,
     random,
   });
   cluster.addRegistry(net.nic('registry', { up: gbit(config.registryGbit) }));
@@ -144,10 +158,17 @@ export function runScenario(config: ScenarioConfig, plan: StartPlan): ScenarioRe
     sim.at(config.startSpreadS * random(), () => {
       if (config.prefetchWorkers > 0) replayTrace(host, plan.chunks, config.prefetchWorkers);
       for (let k = 0; k < config.containersPerHost; k++) {
-        startContainer(sim, host, plan, config.warmStartS, (t) => {
-          startTimes.push(t);
-          hostOf.push(i);
-        });
+        startContainer(
+          sim,
+          host,
+          plan,
+          config.warmStartS,
+          (t) => {
+            startTimes.push(t);
+            hostOf.push(i);
+          },
+          (seconds, then) => cpu.container(host.id, seconds, then),
+        );
       }
     });
   }
