@@ -316,7 +316,7 @@ async function measureJoins(n: number, entry: string): Promise<JoinCost> {
 }
 
 /** The slope and intercept of `y` over `x` (least squares). */
-function fit(xs: number[], ys: number[]): { slope: number; intercept: number } {
+function fitLine(xs: number[], ys: number[]): { slope: number; intercept: number } {
   const n = xs.length;
   const mx = xs.reduce((a, b) => a + b, 0) / n;
   const my = ys.reduce((a, b) => a + b, 0) / n;
@@ -342,14 +342,14 @@ async function main(): Promise<void> {
   // With one run the whole growth over the idle root is charged to its peers (an upper bound).
   const cpu =
     runs.length > 1
-      ? fit(
+      ? fitLine(
           xs,
           runs.map((r) => r.root_cpu_s),
         )
       : { slope: runs[0]!.root_cpu_s / xs[0]!, intercept: 0 };
   const rss =
     runs.length > 1
-      ? fit(
+      ? fitLine(
           xs,
           runs.map((r) => r.root_rss_mb_peak),
         )
@@ -385,7 +385,7 @@ async function main(): Promise<void> {
 async function measureHostCost(entry: string, dist: string): Promise<void> {
   const runs: AgentRun[] = [];
   for (const mib of [16, 128]) runs.push(await runOnce(5, mib << 20, entry, dist));
-  const line = fit(
+  const line = fitLine(
     runs.map((r) => r.agent_chunks / r.agents),
     runs.map((r) => r.agent_cpu_s / r.agents),
   );
