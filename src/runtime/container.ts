@@ -8,7 +8,6 @@
 // @example
 //   const { exitCode } = await runContainer({ layers: ['/l/base.tar'], config, cmd: ['sh', '-c', 'echo hi'], rm: true });
 
-import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -147,6 +146,16 @@ export async function listContainers(opts: { stateDir?: string } = {}): Promise<
 }
 
 /**
+ * `c-` and 8 hex digits. Not from node:crypto, whose first use costs `dadi run` ~10 ms of its start:
+ * a name need not be unpredictable, and a taken one is refused (saveRecord), never reused.
+ */
+function randomName(): string {
+  return `c-${Math.floor(Math.random() * 2 ** 32)
+    .toString(16)
+    .padStart(8, '0')}`;
+}
+
+/**
  * Reserve a container: its name (the record, written exclusively; no image yet) and its folders.
  * `dadi run` does this while the daemon resolves the image, then hands it to runContainer.
  */
@@ -154,7 +163,7 @@ export async function createContainer(
   opts: Pick<RunContainerOptions, 'name' | 'rootfsMode' | 'stateDir'>,
 ): Promise<ContainerRecord> {
   const paths = statePaths(opts.stateDir);
-  const name = checkName(opts.name ?? `c-${randomBytes(4).toString('hex')}`);
+  const name = checkName(opts.name ?? randomName());
   const mode: RootfsMode = opts.rootfsMode ?? 'block';
   const dir = join(paths.containers, name);
   await mkdir(paths.containers, { recursive: true, mode: 0o700 });

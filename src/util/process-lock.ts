@@ -12,11 +12,15 @@
 //
 // A holder may leave a short note (who it is) that others read with `holder()`, for messages.
 
-import { createHash } from 'node:crypto';
 import { connect, createServer, type Server } from 'node:net';
 
-/** The abstract socket name of a lock: a NUL byte, then a fixed prefix and a digest of `key`. */
-function socketName(key: string): string {
+/**
+ * The abstract socket name of a lock: a NUL byte, then a fixed prefix and a digest of `key`.
+ * node:crypto loads only here: `dadi run` imports this module and, with a daemon up, takes no lock
+ * (loading crypto costs it ~6 ms of its start).
+ */
+async function socketName(key: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
   return `\0dadi-lock-${createHash('sha256').update(key).digest('hex')}`;
 }
 
@@ -30,7 +34,8 @@ export class ProcessLock {
    * Take the lock named `key`, or undefined when another process (or holder) has it. `about`
    * (a line of text: who holds it) is what `holder()` tells others.
    */
-  static tryAcquire(key: string, about = ''): Promise<ProcessLock | undefined> {
+  static async tryAcquire(key: string, about = ''): Promise<ProcessLock | undefined> {
+    const name = await socketName(key);
     return new Promise((resolve, reject) => {
       // A connection gets the note and is closed: it only tells the prober who holds the lock.
       const server = createServer((sock) => {
@@ -41,7 +46,7 @@ export class ProcessLock {
         if (e.code === 'EADDRINUSE') resolve(undefined);
         else reject(e);
       });
-      server.listen(socketName(key), () => {
+      server.listen(name, () => {
         server.unref(); // holding a lock must not keep the process alive
         resolve(new ProcessLock(key, server));
       });
@@ -49,9 +54,10 @@ export class ProcessLock {
   }
 
   /** True when some process holds the lock named `key`. */
-  static isHeld(key: string): Promise<boolean> {
+  static async isHeld(key: string): Promise<boolean> {
+    const name = await socketName(key);
     return new Promise((resolve) => {
-      const c = connect(socketName(key));
+      const c = connect(name);
       c.once('connect', () => {
         c.destroy();
         resolve(true);
@@ -61,9 +67,10 @@ export class ProcessLock {
   }
 
   /** The note of the process holding `key` ('' when it left none), or undefined when it is free. */
-  static holder(key: string): Promise<string | undefined> {
+  static async holder(key: string): Promise<string | undefined> {
+    const name = await socketName(key);
     return new Promise((resolve) => {
-      const c = connect(socketName(key));
+      const c = connect(name);
       let note = '';
       c.setEncoding('utf8');
       c.setTimeout(2000, () => c.destroy());
