@@ -4,11 +4,14 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readMounts } from '../../src/export/system.js';
+import { DaemonClient } from '../../src/runtime/client.js';
 import { type RunResult, run } from '../cli.js';
 import { missing, requireOrSkip } from '../require.js';
+import { emergencyCleanup } from './runtime-helpers.js';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../..');
 
@@ -170,4 +173,28 @@ export async function processesMentioning(needle: string): Promise<string[]> {
     if (cmd.includes(needle) || environ.includes(needle)) out.push(`${p} ${cmd.replaceAll('\0', ' ').slice(0, 200)}`);
   }
   return out;
+}
+
+/**
+ * The end of a containerd test: stop the snapshotter, containerd and the dadi daemon of
+ * `stateDir`, say which processes and mounts of ours are left under `root` (to assert there are
+ * none), then remove them and `root` whatever happened.
+ */
+export async function stopAndScrub(
+  root: string,
+  stateDir: string,
+  started: { snap?: SnapshotterProcess; ctrd?: Containerd },
+): Promise<{ processes: string[]; mounts: string[] }> {
+  const ours = async () => (await readMounts()).filter((m) => m.mountPoint.startsWith(`${root}/`));
+  try {
+    await started.snap?.stop();
+    await started.ctrd?.stop();
+    const client = await DaemonClient.connect({ stateDir, autoStart: false }).catch(() => undefined);
+    await client?.shutdown();
+    return { processes: await processesMentioning(root), mounts: (await ours()).map((m) => m.mountPoint) };
+  } finally {
+    await emergencyCleanup(stateDir, []);
+    for (const m of (await ours()).reverse()) await run('umount', ['-l', m.mountPoint]);
+    await rm(root, { recursive: true, force: true });
+  }
 }

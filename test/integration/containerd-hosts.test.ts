@@ -6,24 +6,22 @@
 // mirror; an image only the server holds starts after both mirrors are passed over.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readMounts } from '../../src/export/system.js';
-import { DaemonClient } from '../../src/runtime/index.js';
-import { run, runDadi } from '../cli.js';
+import { runDadi } from '../cli.js';
 import {
   type Containerd,
   haveContainerd,
-  processesMentioning,
   type SnapshotterProcess,
   startContainerd,
   startSnapshotter,
+  stopAndScrub,
 } from './containerd-harness.js';
 import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
-import { buildRootfs, emergencyCleanup, imageToLayer, makeExt4 } from './runtime-helpers.js';
+import { buildRootfs, imageToLayer, makeExt4 } from './runtime-helpers.js';
 
 const WHAT = 'containerd hosts.toml';
 const HAVE = haveRegistry(WHAT) && haveContainerd(WHAT);
@@ -90,20 +88,10 @@ describe.skipIf(!HAVE)('dadi snapshotter and dadi pull with hosts.toml, TLS and 
 
   afterAll(async () => {
     try {
-      await snap?.stop();
-      await ctrd?.stop();
-      const client = await DaemonClient.connect({ stateDir: env.DADI_STATE, autoStart: false }).catch(() => undefined);
-      await client?.shutdown();
-      expect(await processesMentioning(root)).toEqual([]);
-      expect((await readMounts()).filter((m) => m.mountPoint.startsWith(`${root}/`))).toEqual([]);
+      // Nothing of ours is left running (containerd, its shims, the snapshotter, the daemon) or mounted.
+      if (root)
+        expect(await stopAndScrub(root, env.DADI_STATE!, { snap, ctrd })).toEqual({ processes: [], mounts: [] });
     } finally {
-      if (root) {
-        await emergencyCleanup(env.DADI_STATE!, []);
-        for (const m of (await readMounts()).reverse()) {
-          if (m.mountPoint.startsWith(`${root}/`)) await run('umount', ['-l', m.mountPoint]);
-        }
-        await rm(root, { recursive: true, force: true });
-      }
       await mirror?.stop();
       await server?.stop();
     }

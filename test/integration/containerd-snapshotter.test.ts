@@ -6,7 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMounts } from '../../src/export/system.js';
@@ -20,16 +20,16 @@ import { requireOrSkip, slowTestsOff } from '../require.js';
 import {
   type Containerd,
   haveContainerd,
-  processesMentioning,
   type SnapshotterProcess,
   startContainerd,
   startSnapshotter,
+  stopAndScrub,
 } from './containerd-harness.js';
 import { debianLayout, haveDebianTools } from './debian-image.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import { pushImage, pushLayoutImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
-import { buildRootfs, emergencyCleanup, imageToLayer, makeExt4 } from './runtime-helpers.js';
+import { buildRootfs, imageToLayer, makeExt4 } from './runtime-helpers.js';
 
 const WHAT = 'containerd snapshotter';
 const HAVE = haveRegistry(WHAT) && haveContainerd(WHAT) && haveFixtures(WHAT);
@@ -81,21 +81,10 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
 
   afterAll(async () => {
     try {
-      await snap?.stop();
-      await ctrd?.stop();
-      const client = await DaemonClient.connect({ stateDir: env.DADI_STATE, autoStart: false }).catch(() => undefined);
-      await client?.shutdown();
       // Nothing of ours is left running (containerd, its shims, the snapshotter, the daemon) or mounted.
-      expect(await processesMentioning(root)).toEqual([]);
-      expect((await readMounts()).filter((m) => m.mountPoint.startsWith(`${root}/`))).toEqual([]);
+      if (root)
+        expect(await stopAndScrub(root, env.DADI_STATE!, { snap, ctrd })).toEqual({ processes: [], mounts: [] });
     } finally {
-      if (root) {
-        await emergencyCleanup(env.DADI_STATE!, []);
-        for (const m of (await readMounts()).reverse()) {
-          if (m.mountPoint.startsWith(`${root}/`)) await run('umount', ['-l', m.mountPoint]);
-        }
-        await rm(root, { recursive: true, force: true });
-      }
       await proxy?.stop();
       await reg?.stop();
     }
