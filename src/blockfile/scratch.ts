@@ -1,8 +1,8 @@
 // A throwaway WritableBlockFile (a conversion's writable layer): its first `memory` bytes live in
-// memory pages, the rest in a file created on first need. Writing a layer's data to the kernel's
-// page cache and reading it back for the commit cost more CPU than applying the layer (measured,
-// docs/bench/convert.md); a layer that fits the budget never makes a syscall. Not durable: flush
-// does nothing, and the file is removed on close.
+// memory pages, the rest in a file created on first need. Through a file, the 220 MB of the Debian
+// base layer's data went into the kernel's page cache and back out for the commit (~0.45 s of
+// kernel copies on the 2-vCPU VM, perf); in memory they cost the first touch of their pages only,
+// and no syscalls. Not durable: flush does nothing, and the file is removed on close.
 
 import { rm } from 'node:fs/promises';
 import { DadiError } from '../errors.js';
