@@ -26,6 +26,7 @@ export function registerP2PCommands(program: Command): void {
         listen: o.listen,
         cacheDir: o.cache ?? config.cacheConfig.cacheDir ?? defaultCacheDir(),
         cacheSize: o.cacheSize ? parseSize(o.cacheSize) : undefined,
+        chunkSize: config.p2pConfig.chunkSize,
         fanout: o.fanout === undefined ? config.p2pConfig.fanOut : positive(o.fanout, '--fanout'),
         rootFanout: o.rootFanout === undefined ? undefined : positive(o.rootFanout, '--root-fanout'),
         insecure: o.insecure === true,

@@ -51,10 +51,12 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
     ...p2pWanted,
   };
   const capacity = Math.round(config.cacheConfig.cacheSizeGB * 2 ** 30);
-  // With P2P the cache refills in whole chunks: one miss is one chunk request to the parent.
+  // With P2P the cache refills in whole chunks: one miss is one chunk request to the parent. No
+  // readahead on top: a chunk is already a large unit, and one fetched ahead of any read travels
+  // the tree up to the root and becomes registry egress for bytes no container may read.
   const claimed = await claimHostCache(cacheDir, 'the dadi daemon', {
     capacity,
-    ...(p2p ? { refillSize: p2p.chunkSize } : {}),
+    ...(p2p ? { refillSize: p2p.chunkSize, readahead: 0 } : {}),
   });
   let claim: CacheClaim | undefined;
   if ('heldBy' in claimed) logger.warn(`${cacheHeldNote(cacheDir, claimed.heldBy)}; reading without it`);

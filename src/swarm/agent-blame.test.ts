@@ -71,10 +71,10 @@ describe('P2P agent: whom it blames', () => {
   };
 
   /** A blob in the registry, with its chunk digest list (or a descriptor of a list that is not there). */
-  const blob = (listThere: boolean) => {
+  const blob = (listThere: boolean, listChunk = CHUNK_SIZE) => {
     const bytes = randomBytes(SIZE);
     const digest = reg.putBlob('r', bytes);
-    const list = encodeChunkDigests(computeChunkDigests(bytes, digest));
+    const list = encodeChunkDigests(computeChunkDigests(bytes, digest, listChunk));
     const listDigest = listThere
       ? reg.putBlob('r', list)
       : (`sha256:${createHash('sha256').update('not published').digest('hex')}` as Digest);
@@ -162,6 +162,31 @@ describe('P2P agent: whom it blames', () => {
       ),
     ).toBe(true);
     expect(h.agent.counters.snapshot().bytes.root).toBe(SIZE);
+  });
+
+  it("a root told the agents' chunk size fetches from the registry only the chunks they ask for", async () => {
+    // A list of 256 KiB chunks: checking needs nothing else from the blob (the ZFile CRC fallback would).
+    const b = blob(true, 256 << 10);
+    const small = await P2PRoot.start({
+      listen: '127.0.0.1:0',
+      cacheDir: join(dir, 'root-small'),
+      insecure: true,
+      chunkSize: 256 << 10,
+      log: () => {},
+    });
+    try {
+      const others = new TestAgents(join(dir, 'small'), () => small.url);
+      try {
+        const k = await others.start('K', { chunkSize: 256 << 10 });
+        expect(await read(k, b, 3 * (256 << 10), 256 << 10)).toBe(true);
+        // One 256 KiB chunk, not the 1 MiB a root refilling in default chunks would fetch.
+        expect(small.counters.snapshot().bytes.registry).toBe(256 << 10);
+      } finally {
+        await others.close();
+      }
+    } finally {
+      await small.close();
+    }
   });
 
   it('refuses a chunk size other than its cache refill size', async () => {

@@ -38,6 +38,11 @@ export interface RootOptions {
   /** Persistent chunk cache (claimed: one owner per directory). */
   cacheDir: string;
   cacheSize?: number;
+  /**
+   * The agents' chunk size (p2pConfig.chunkSize; default CHUNK_SIZE): the unit the root's cache
+   * fetches from the registry, so a smaller chunk costs the registry no more than it carries.
+   */
+  chunkSize?: number;
   /** Children per host per blob (default 4) and under the root (default = fanout). */
   fanout?: number;
   rootFanout?: number;
@@ -52,8 +57,8 @@ export interface RootOptions {
   log?: (message: string) => void;
 }
 
-/** Sent at most per chunk request (a child asks one chunk at a time). */
-const MAX_RANGE = 16 * CHUNK_SIZE;
+/** Sent at most per chunk request, in chunks (a child asks one chunk at a time). */
+const MAX_RANGE_CHUNKS = 16;
 
 export class P2PRoot {
   readonly counters = new P2PCounters();
@@ -91,7 +96,7 @@ export class P2PRoot {
     // No readahead: agents ask for exactly the chunks their hosts read, and a chunk fetched ahead
     // of every ask is registry egress nobody may need (the root's fetches are the tree's egress).
     const claimed = await claimHostCache(opts.cacheDir, 'dadi p2p root', {
-      refillSize: CHUNK_SIZE,
+      refillSize: opts.chunkSize ?? CHUNK_SIZE,
       capacity: opts.cacheSize,
       readahead: 0,
     });
@@ -203,7 +208,8 @@ export class P2PRoot {
     const range = parseRange(req.headers.range) ?? { offset: 0, length: blob.size };
     if (range.offset >= blob.size && blob.size > 0) throw new DadiError('ERANGE', `${ref.digest}: range past the end`);
     const length = Math.min(range.length, blob.size - range.offset);
-    if (length > MAX_RANGE) throw new DadiError('ERANGE', `${ref.digest}: ranges above ${MAX_RANGE} bytes are refused`);
+    const max = MAX_RANGE_CHUNKS * (this.opts.chunkSize ?? CHUNK_SIZE);
+    if (length > max) throw new DadiError('ERANGE', `${ref.digest}: ranges above ${max} bytes are refused`);
     const buf = Buffer.allocUnsafe(length);
     const n = await blob.read(buf, range.offset);
     this.counters.served(n);
