@@ -1,7 +1,7 @@
 // A pass-through BlockFile that tells an observer about every read (offset, bytes returned, bytes
 // asked for): for counters and recorders that sit on the read path without changing it.
 
-import type { BlockFile } from './blockfile.js';
+import { type BlockFile, isWritable, type WritableBlockFile } from './blockfile.js';
 
 export type ReadObserver = (offset: number, returned: number, requested: number) => void;
 
@@ -22,3 +22,34 @@ export function observeReads(inner: BlockFile, observe: ReadObserver): BlockFile
     close: () => inner.close(),
   };
 }
+
+/**
+ * `inner`, with `before(offset, length)` called as each read starts (before `inner` sees it), so
+ * that work the read makes likely can start beside it. A writable `inner` stays writable (writes,
+ * discards and flushes pass straight through); closing closes `inner`.
+ */
+export function announceReads(inner: WritableBlockFile, before: ReadAnnouncer): WritableBlockFile;
+export function announceReads(inner: BlockFile, before: ReadAnnouncer): BlockFile;
+export function announceReads(inner: BlockFile, before: ReadAnnouncer): BlockFile {
+  const file: BlockFile & Partial<WritableBlockFile> = {
+    get name() {
+      return inner.name;
+    },
+    get size() {
+      return inner.size;
+    },
+    read(buf: Uint8Array, offset: number): Promise<number> {
+      before(offset, buf.length);
+      return inner.read(buf, offset);
+    },
+    close: () => inner.close(),
+  };
+  if (isWritable(inner)) {
+    file.write = (buf, offset) => inner.write(buf, offset);
+    file.discard = (offset, length) => inner.discard(offset, length);
+    file.flush = () => inner.flush();
+  }
+  return file;
+}
+
+export type ReadAnnouncer = (offset: number, length: number) => void;

@@ -8,6 +8,7 @@
 // ours differ and why.
 
 import { z } from 'zod';
+import { DEFAULT_FILE_READAHEAD } from '../prefetch/ext4-prefetch.js';
 import { DEFAULT_LAYER_PULL } from '../prefetch/layer-pull-plan.js';
 import { DEFAULT_REPLAY_WORKERS } from '../prefetch/trace-replay.js';
 import { DEFAULT_HOSTS_DIR } from '../registry/hosts.js';
@@ -133,6 +134,17 @@ export const configSchema = z
       concurrency: leaf(z.number().int().min(1).max(256).default(DEFAULT_REPLAY_WORKERS), {
         doc: 'Reads in flight when a trace is replayed (a request may ask for another count).',
         apply: 'reload',
+      }),
+      ext4Metadata: leaf(z.boolean().default(true), {
+        doc: "Without a trace to replay: read a mounted image's ext4 metadata (inode tables, directories) in the background as it opens.",
+        env: 'DADI_EXT4_PREFETCH',
+        apply: 'reload',
+      }),
+      fileReadahead: leaf(z.union([z.literal(0), byteSize]).default(DEFAULT_FILE_READAHEAD), {
+        doc: 'With ext4Metadata: when part of a file extent up to this size is read, read the rest at once (0: off; "2M" works).',
+        env: 'DADI_FILE_READAHEAD',
+        apply: 'reload',
+        envKind: 'size',
       }),
     }),
     metrics: section({

@@ -6,6 +6,7 @@
 
 import { DadiError } from '../errors.js';
 import { LayerStack, MAX_STACK_LAYERS } from '../format/lsmt/index.js';
+import { Ext4Prefetch, type Ext4PrefetchOptions } from '../prefetch/ext4-prefetch.js';
 import type { TraceRecorder } from '../prefetch/trace-recorder.js';
 import { type ReplayOptions, type ReplayStats, TraceReplay } from '../prefetch/trace-replay.js';
 import {
@@ -24,7 +25,12 @@ export interface OpenedLayerStack {
   stats(): FetchStats;
   /** The trace replay started by the `replay` option. */
   replay?: TraceReplay;
-  /** Cancel the replay and wait for its reads in flight (before closing a device over this stack). */
+  /**
+   * The ext4 prefetch started by the `ext4Prefetch` option: metadata now; file readahead on the
+   * reads of a device it watches (`ext4.watch(device)` is what to export).
+   */
+  ext4?: Ext4Prefetch;
+  /** Cancel the replay and the ext4 prefetch and wait for their reads in flight (before closing a device over this stack). */
   stopPrefetch(): Promise<ReplayStats | undefined>;
   close(): Promise<void>;
 }
@@ -38,6 +44,8 @@ export interface StackOptions {
   record?: TraceRecorder;
   /** Replay these trace records through the layers (and the cache below them), in the background. */
   replay?: { records: ConstructorParameters<typeof TraceReplay>[1] } & ReplayOptions;
+  /** Prefetch the ext4 metadata of the stack's disk now, and offer file readahead (ext4-prefetch.ts). */
+  ext4Prefetch?: Ext4PrefetchOptions;
 }
 
 export async function openLayerStack(
@@ -72,12 +80,17 @@ export async function openLayerStack(
           opts.replay,
         )
       : undefined;
-    const stopPrefetch = async () => replay?.cancel();
+    const ext4 = opts.ext4Prefetch ? new Ext4Prefetch(device, opts.ext4Prefetch) : undefined;
+    const stopPrefetch = async () => {
+      await ext4?.cancel();
+      return replay?.cancel();
+    };
     return {
       blobs,
       device,
       stats: () => fetchStats(blobs),
       replay,
+      ext4,
       stopPrefetch,
       close: async () => {
         await stopPrefetch();

@@ -36,6 +36,7 @@ import { type OpenedLayerStack, openLayerStack } from '../image/layer-stack.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { openWritableDevice } from '../image/writable.js';
 import { type Logger, RootLogger } from '../log/logger.js';
+import type { Ext4PrefetchOptions } from '../prefetch/ext4-prefetch.js';
 import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
 import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
 import { TraceStore } from '../prefetch/trace-store.js';
@@ -96,6 +97,11 @@ export interface DaemonSettings {
   backgroundPull?: LayerPullConfig;
   /** Trace replay reads in flight when a mount request names no count (default 16). */
   replayWorkers?: number;
+  /**
+   * Ext4 metadata prefetch and file readahead of a device that replays no trace (image/layer-stack.ts
+   * `ext4Prefetch`; undefined: off). Whether the mount is read-write is the request's.
+   */
+  ext4Prefetch?: Omit<Ext4PrefetchOptions, 'writableMount' | 'log'>;
   /**
    * SIGTERM, once requests in flight are done: 'unmount' stops the containers on the devices and
    * unmounts everything; 'wait' keeps serving (no new mounts) until their users released every device.
@@ -434,9 +440,14 @@ export class Daemon {
         workers: this.settings.replayWorkers,
       });
       await Promise.all(specs.map((s) => this.opening.get(s.ref)));
-      const stack = await openLayerStack(sources, remote, trace?.stackOptions).finally(() =>
-        this.closeEarly(specs.map((s) => s.ref)),
-      );
+      const ext4 = this.settings.ext4Prefetch;
+      const stack = await openLayerStack(sources, remote, {
+        ...trace?.stackOptions,
+        ext4Prefetch:
+          ext4 && !trace?.stackOptions.replay
+            ? { ...ext4, writableMount: !!req.rw, log: this.deviceLog(id) }
+            : undefined,
+      }).finally(() => this.closeEarly(specs.map((s) => s.ref)));
       timer.lap('open layers');
       cleanup.unshift(() => stack.close());
       const layers = specs.map((spec, i) => ({ spec, blob: stack.blobs[i]! }));
@@ -454,7 +465,8 @@ export class Daemon {
         file = combo;
         timer.lap('writable layer');
       }
-      const mount = await mountBlockFile(file as typeof file & Partial<WritableBlockFile>, target, {
+      const exported = stack.ext4?.watch(file) ?? file;
+      const mount = await mountBlockFile(exported as typeof exported & Partial<WritableBlockFile>, target, {
         stateDir: dir,
         readOnly: !req.rw,
         durable: !(writable?.ephemeral || req.discardable === true),
@@ -510,6 +522,8 @@ export class Daemon {
     this.devices.delete(dev.id);
     let first: unknown;
     await dev.pull?.stop();
+    const ext4 = await dev.stack.ext4?.cancel();
+    if (ext4) this.deviceLog(dev.id)(`ext4 prefetch: ${JSON.stringify(ext4)}`);
     await dev.mount.unmount().catch((e) => (first = e));
     if (dev.file instanceof ComboDevice) await dev.file.flush().catch((e) => (first ??= e));
     // After the last read through the device, before its layers close: stop the replay, save a recording.

@@ -149,6 +149,7 @@ function daemonSettingsOf(c: DadiConfig): DaemonSettings {
   return {
     backgroundPull: layerPullConfigOf(c),
     replayWorkers: c.prefetchConfig.concurrency,
+    ext4Prefetch: c.prefetchConfig.ext4Metadata ? { maxFileBytes: c.prefetchConfig.fileReadahead } : undefined,
     onStop: c.daemon.onStop,
     drainTimeoutMs: c.daemon.drainTimeout * 1000,
   };

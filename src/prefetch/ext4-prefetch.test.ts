@@ -1,0 +1,196 @@
+import { describe, expect, it } from 'vitest';
+import type { BlockFile } from '../blockfile/blockfile.js';
+import { MemoryFile } from '../blockfile/memory.js';
+import { Ext4, mkfs, SparseMemoryFile } from '../ext4/index.js';
+import { Ext4Prefetch } from './ext4-prefetch.js';
+import { coalesce, decodeExtentNode, ext4Geometry, MAX_GDT_BYTES, usedInodeTables } from './ext4-prefetch-plan.js';
+
+const MiB = 1 << 20;
+
+/** Records every read; `gate` can hold reads back. */
+class LoggingFile implements BlockFile {
+  readonly reads: Array<[offset: number, length: number]> = [];
+  constructor(readonly inner: BlockFile) {}
+  get name() {
+    return this.inner.name;
+  }
+  get size() {
+    return this.inner.size;
+  }
+  read(buf: Uint8Array, offset: number) {
+    this.reads.push([offset, buf.length]);
+    return this.inner.read(buf, offset);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+const covered = (reads: ReadonlyArray<[number, number]>, offset: number, length: number) => {
+  // Whole ranges only: a read is covered when the union of earlier reads holds every byte of it.
+  let at = offset;
+  const end = offset + length;
+  for (const [o, l] of [...reads].sort((a, b) => a[0] - b[0])) {
+    if (o <= at && o + l > at) at = o + l;
+    if (at >= end) return true;
+  }
+  return at >= end;
+};
+
+/** A 1 GiB filesystem with nested directories, files of several sizes and one directory of 2000 entries. */
+async function buildFs(): Promise<{ file: SparseMemoryFile; files: Map<string, number> }> {
+  const file = new SparseMemoryFile(1024 * MiB);
+  await mkfs(file, { size: 1024 * MiB, time: 1700000000 });
+  const fs = await Ext4.open(file);
+  const files = new Map<string, number>();
+  let dir = 2;
+  for (const name of ['usr', 'lib', 'x86_64-linux-gnu']) dir = await fs.mkdir(dir, name);
+  for (const [name, size] of [
+    ['libc.so.6', 1_900_000],
+    ['ld.so', 210_000],
+    ['big.bin', 3 * MiB],
+    ['tiny', 100],
+  ] as const) {
+    const w = await fs.createFile(dir, name);
+    await w.write(Buffer.alloc(size, name.length));
+    await w.end();
+    files.set(name, size);
+  }
+  const many = await fs.mkdir(2, 'many');
+  await fs.close();
+  // Grown in rounds with file data between them: its blocks form more extents than an inode holds,
+  // so its extent tree has an index block.
+  for (let round = 0; round < 8; round++) {
+    const fs2 = await Ext4.open(file);
+    for (let i = 0; i < 300; i++) await fs2.mknod(many, `entry-with-a-longer-name-${round}-${i}`, 0o010600);
+    const w = await fs2.createFile(2, `spacer-${round}`);
+    await w.write(Buffer.alloc(8192, 1));
+    await w.end();
+    await fs2.close();
+  }
+  return { file, files };
+}
+
+describe('ext4 prefetch', () => {
+  it('reads what a mount and a walk of every directory read, in a few large reads', async () => {
+    const { file } = await buildFs();
+    const log = new LoggingFile(file);
+    const p = new Ext4Prefetch(log, { writableMount: true });
+    const s = await p.done;
+    expect(s).toMatchObject({ failed: 0, cancelled: false, finished: true });
+    expect(s.dirs).toBeGreaterThanOrEqual(5);
+    // Three dependent steps of coalesced reads (plus index levels of big directories), not one a block.
+    expect(log.reads.length).toBeLessThan(40);
+    const prefetched = [...log.reads];
+    // Every read a full walk makes (superblock, descriptors, inodes, extent trees, directory blocks)
+    // is one the prefetch already made.
+    const check = new LoggingFile(file);
+    const fs = await Ext4.open(check);
+    const walk = async (path: string): Promise<number> => {
+      let n = 0;
+      for (const e of await fs.readdir(path)) {
+        const child = `${path === '/' ? '' : path}/${e.name}`;
+        await fs.stat(child);
+        n++;
+        if (e.kind === 'dir') n += await walk(child);
+      }
+      return n;
+    };
+    expect(await walk('/')).toBeGreaterThan(2000);
+    // The big directory's extent tree has index blocks: the step that walks them is exercised.
+    const many = await fs.inode((await fs.lookup('/many'))!);
+    expect(decodeExtentNode(many.iblock)?.depth).toBeGreaterThan(0);
+    const missed = check.reads.filter(([o, l]) => !covered(prefetched, o, l));
+    expect(missed).toEqual([]);
+    // A read-write mount also reads the backup superblocks (groups 1, 3, 5, 7 of 8).
+    for (const g of [1, 3, 5, 7]) expect(covered(prefetched, g * 32768 * 4096, 4096), `group ${g}`).toBe(true);
+  });
+
+  it('reads the rest of a file extent when part of it is read, once, and not for files above the bound', async () => {
+    const { file } = await buildFs();
+    const fs = await Ext4.open(file);
+    const extentOf = async (name: string) => {
+      const ino = (await fs.lookup(`/usr/lib/x86_64-linux-gnu/${name}`))!;
+      const [e] = await fs.extents(ino);
+      return { offset: e!.pblk * 4096, length: e!.len * 4096 };
+    };
+    const libc = await extentOf('libc.so.6');
+    const big = await extentOf('big.bin');
+    const log = new LoggingFile(file);
+    const p = new Ext4Prefetch(log, { maxFileBytes: 2 * MiB });
+    await p.done;
+    const before = log.reads.length;
+    expect(p.fileExtentAt(libc.offset + 5000)).toEqual(libc);
+    const at = libc.offset + 64 * 1024;
+    p.willRead(at, 16384);
+    p.willRead(at + 16384, 16384); // the same extent again: nothing more
+    p.willRead(big.offset, 4096); // 3 MiB > the bound
+    const s = await p.cancel();
+    expect(log.reads.slice(before).sort((a, b) => a[0] - b[0])).toEqual([
+      [libc.offset, 64 * 1024],
+      [at + 16384, libc.offset + libc.length - (at + 16384)],
+    ]);
+    expect(s.fileReadaheads).toBe(2);
+    expect(s.fileReadaheadBytes).toBe(libc.length - 16384);
+    // Cancelled: no more readahead.
+    p.willRead(big.offset + 1, 1);
+    expect(log.reads.length).toBe(before + 2);
+  });
+
+  it('a device that is not ext4 costs one probe read and no error', async () => {
+    const log = new LoggingFile(new MemoryFile(new Uint8Array(4 * MiB).fill(0x5a), 'raw'));
+    const messages: string[] = [];
+    const p = new Ext4Prefetch(log, { log: (m) => messages.push(m) });
+    expect(await p.done).toMatchObject({ reads: 1, failed: 0, finished: true });
+    expect(messages).toEqual([]);
+    p.willRead(0, 4096);
+    expect(log.reads.length).toBe(1);
+  });
+
+  it('a failing device stops the prefetch with one logged message', async () => {
+    const failing: BlockFile = {
+      name: 'bad',
+      size: MiB,
+      read: async () => {
+        throw new Error('injected failure');
+      },
+      close: async () => {},
+    };
+    const messages: string[] = [];
+    const s = await new Ext4Prefetch(failing, { log: (m) => messages.push(m) }).done;
+    expect(s).toMatchObject({ failed: 1, finished: true });
+    expect(messages).toEqual([expect.stringMatching(/bad.*injected failure/)]);
+  });
+});
+
+describe('ext4 prefetch plan', () => {
+  it('bounds what a hostile superblock asks for', async () => {
+    const { file } = await buildFs();
+    const sb = new Uint8Array(1024);
+    await file.read(sb, 1024);
+    const dv = new DataView(sb.buffer);
+    dv.setUint32(0x4, 0xffffffff, true); // blocks count lo
+    dv.setUint32(0x150, 0xffff, true); // blocks count hi: 2^48 blocks
+    dv.setUint32(0x28, 0x7fffffff, true); // inodes per group
+    const geo = ext4Geometry(sb)!;
+    expect(geo.headBytes).toBeLessThanOrEqual(MAX_GDT_BYTES + 2 * 4096);
+    expect(geo.backupGroups.length).toBeLessThanOrEqual(64);
+    const head = new Uint8Array(geo.headBytes);
+    await file.read(head, 0);
+    const tables = usedInodeTables(geo, head, 8 * MiB);
+    expect(tables.reduce((a, t) => a + t.length, 0)).toBeLessThanOrEqual(8 * MiB);
+    dv.setUint16(0x38, 0, true); // no magic
+    expect(ext4Geometry(sb)).toBeUndefined();
+  });
+
+  it('coalesces near ranges up to a size and a total', () => {
+    const r = (offset: number, length: number) => ({ offset, length });
+    expect(coalesce([r(100, 10), r(0, 10), r(15, 5), r(50, 10)], 5, 1000, 1000)).toEqual([
+      r(0, 20),
+      r(50, 10),
+      r(100, 10),
+    ]);
+    expect(coalesce([r(0, 10), r(10, 10), r(20, 10)], 0, 20, 1000)).toEqual([r(0, 20), r(20, 10)]);
+    expect(coalesce([r(0, 10), r(100, 10), r(200, 10)], 0, 1000, 15)).toEqual([r(0, 10), r(100, 10)]);
+  });
+});

@@ -1,0 +1,239 @@
+// Metadata prefetch: when an image's layers are open, read in the background what mounting its
+// ext4 and walking its paths will read — superblock and group descriptors, the used inode tables,
+// every directory block (and, for a read-write mount, the backup superblocks the kernel reads) —
+// through the stack and so into the block cache, in three dependent steps of parallel, coalesced
+// reads instead of one round trip per directory level as the kernel would go. It runs while the
+// FUSE export, loop device and mount are set up. Also keeps, from the inode tables, where each
+// regular file's extents lie (fileExtentAt), for file-aware readahead.
+// What to read is ext4-metadata-plan.ts; not ext4 itself (src/ext4) nor the cache.
+
+import type { BlockFile, WritableBlockFile } from '../blockfile/blockfile.js';
+import { announceReads } from '../blockfile/observed.js';
+import {
+  type ByteRange,
+  backupSuperblocks,
+  coalesce,
+  decodeExtentNode,
+  emptyScan,
+  ext4Geometry,
+  type InodeScan,
+  scanInodes,
+  usedInodeTables,
+} from './ext4-prefetch-plan.js';
+
+export interface Ext4PrefetchOptions {
+  /** Also read what a read-write mount reads (the backup superblocks). Default false. */
+  writableMount?: boolean;
+  /** Reads in flight (default 8). */
+  parallel?: number;
+  /** Inode table bytes read at most (default 8 MiB: 32 Ki inodes of 256 bytes). */
+  maxInodeTableBytes?: number;
+  /** Directory and extent-tree bytes read at most (default 8 MiB). */
+  maxDirBytes?: number;
+  /** Read the rest of a file extent of at most this many bytes when part of it is read (default DEFAULT_FILE_READAHEAD; 0: off). */
+  maxFileBytes?: number;
+  /** Told about the first failure (the prefetch then stops; reads go on as without it). */
+  log?: (message: string) => void;
+}
+
+export interface Ext4PrefetchStats {
+  /** Reads done, and their bytes (uncompressed, device bytes). */
+  reads: number;
+  bytes: number;
+  /** Directories and regular files found in the inode tables. */
+  dirs: number;
+  files: number;
+  /** File readaheads started, and their bytes (part of reads/bytes). */
+  fileReadaheads: number;
+  fileReadaheadBytes: number;
+  failed: number;
+  cancelled: boolean;
+  finished: boolean;
+  ms: number;
+}
+
+/** File extents up to this size are read whole once part of them is (libc-sized: one round trip, not three). */
+export const DEFAULT_FILE_READAHEAD = 2 << 20;
+
+/** Probe read: the superblock and, for up to ~500 groups of 64-byte descriptors, the whole table. */
+const HEAD_PROBE = 64 * 1024;
+/** Gap between directory blocks still read as one range, and the largest such range. */
+const MERGE_GAP = 32 * 1024;
+const MAX_RANGE = 1 << 20;
+
+export class Ext4Prefetch {
+  /** Resolves when the metadata prefetch has stopped (finished, failed or cancelled); never rejects. */
+  readonly done: Promise<Ext4PrefetchStats>;
+  private readonly s: Ext4PrefetchStats = {
+    reads: 0,
+    bytes: 0,
+    dirs: 0,
+    files: 0,
+    fileReadaheads: 0,
+    fileReadaheadBytes: 0,
+    failed: 0,
+    cancelled: false,
+    finished: false,
+    ms: 0,
+  };
+  private readonly started = Date.now();
+  private cancelled = false;
+  /** Regular files' extents, sorted by offset (empty until the inode tables are read). */
+  private files: ByteRange[] = [];
+  /** Offsets of the file extents already read ahead (each once). */
+  private readonly readAhead = new Set<number>();
+  private readonly background = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly device: BlockFile,
+    private readonly opts: Ext4PrefetchOptions = {},
+  ) {
+    this.done = this.run()
+      .catch((e) => {
+        if (this.s.failed++ === 0)
+          this.opts.log?.(`metadata prefetch of ${device.name} stopped: ${(e as Error).message}`);
+      })
+      .then(() => {
+        this.s.finished = true;
+        this.s.ms = Date.now() - this.started;
+        return this.stats();
+      });
+  }
+
+  stats(): Ext4PrefetchStats {
+    return { ...this.s, ms: this.s.finished ? this.s.ms : Date.now() - this.started };
+  }
+
+  /** Take no more reads (metadata or file readahead); resolves once the reads in flight have settled. */
+  async cancel(): Promise<Ext4PrefetchStats> {
+    if (!this.s.finished) this.s.cancelled = true;
+    this.cancelled = true;
+    await this.done;
+    // None may read after the layers close.
+    while (this.background.size) await Promise.all(this.background);
+    return this.stats();
+  }
+
+  /** `file` (the stack's device, or a writable device over it), with its reads starting file readahead. */
+  watch(file: WritableBlockFile): WritableBlockFile;
+  watch(file: BlockFile): BlockFile;
+  watch(file: BlockFile): BlockFile {
+    return announceReads(file, (offset, length) => this.willRead(offset, length));
+  }
+
+  /**
+   * A read of [offset, offset + length) of the device is starting: when it lies in a file extent
+   * of at most `maxFileBytes` and does not cover it, read the rest of the extent in the background.
+   */
+  willRead(offset: number, length: number): void {
+    if (this.cancelled || !this.files.length) return;
+    const ext = this.fileExtentAt(offset);
+    if (!ext || ext.length > (this.opts.maxFileBytes ?? DEFAULT_FILE_READAHEAD) || this.readAhead.has(ext.offset))
+      return;
+    this.readAhead.add(ext.offset);
+    const end = ext.offset + ext.length;
+    // The parts before and after the read: the read fetches its own part, not waiting for the rest.
+    const parts = [
+      { offset: ext.offset, length: offset - ext.offset },
+      { offset: offset + length, length: end - (offset + length) },
+    ].filter((r) => r.length > 0);
+    for (const r of parts) {
+      this.s.fileReadaheads++;
+      this.s.fileReadaheadBytes += r.length;
+      const p = this.read(r)
+        .catch((e) => {
+          if (this.s.failed++ === 0) this.opts.log?.(`file readahead in ${this.device.name}: ${(e as Error).message}`);
+        })
+        .finally(() => this.background.delete(p));
+      this.background.add(p);
+    }
+  }
+
+  /** The regular file extent holding device byte `offset`, once the inode tables are read. */
+  fileExtentAt(offset: number): ByteRange | undefined {
+    const f = this.files;
+    let lo = 0;
+    let hi = f.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const r = f[mid]!;
+      if (offset < r.offset) hi = mid - 1;
+      else if (offset >= r.offset + r.length) lo = mid + 1;
+      else return r;
+    }
+    return undefined;
+  }
+
+  private async run(): Promise<void> {
+    // Step 1: superblock and group descriptors.
+    let head = await this.read({ offset: 0, length: Math.min(HEAD_PROBE, this.device.size) });
+    const geo = head && ext4Geometry(head.subarray(1024, 2048));
+    if (!head || !geo) return;
+    if (geo.headBytes > head.length) {
+      const rest = await this.read({ offset: head.length, length: geo.headBytes - head.length });
+      if (!rest) return;
+      head = Buffer.concat([head, rest]);
+    }
+    // Step 2: the used inode tables (and the backup superblocks), in parallel.
+    const tables = usedInodeTables(geo, head, this.opts.maxInodeTableBytes ?? 8 << 20);
+    const scan: InodeScan = emptyScan();
+    const backups = this.opts.writableMount ? backupSuperblocks(geo) : [];
+    await this.readAll([...tables, ...backups], (r, bytes) => {
+      const t = tables.find((x) => x.offset === r.offset);
+      if (t) scanInodes(geo, bytes, t.firstIno, scan);
+    });
+    this.files = scan.fileExtents.sort((a, b) => a.offset - b.offset);
+    this.s.files = scan.fileExtents.length;
+    this.s.dirs = scan.dirBlocks.length + scan.dirTrees.length;
+    // Step 3: every directory block and file extent-tree block; trees of big directories walked.
+    const maxDir = this.opts.maxDirBytes ?? 8 << 20;
+    const treeLeaves: ByteRange[] = [];
+    const trees = scan.dirTrees.flatMap((t) =>
+      (decodeExtentNode(t.iblock)?.entries ?? []).map((e) => ({
+        offset: e.pblk * geo.blockSize,
+        length: geo.blockSize,
+      })),
+    );
+    await this.readAll(
+      coalesce([...scan.dirBlocks, ...scan.fileTreeBlocks, ...trees], MERGE_GAP, MAX_RANGE, maxDir),
+      (r, bytes) => {
+        // An index block of a big directory: its leaves name more directory blocks (one level a step).
+        for (const t of trees) {
+          if (t.offset < r.offset || t.offset >= r.offset + r.length) continue;
+          const node = decodeExtentNode(bytes.subarray(t.offset - r.offset, t.offset - r.offset + geo.blockSize));
+          if (node?.depth === 0) {
+            for (const e of node.entries)
+              treeLeaves.push({ offset: e.pblk * geo.blockSize, length: e.len * geo.blockSize });
+          }
+        }
+      },
+    );
+    if (treeLeaves.length) await this.readAll(coalesce(treeLeaves, MERGE_GAP, MAX_RANGE, maxDir), () => {});
+  }
+
+  /** Read `ranges` with `parallel` reads in flight; `use` sees each range's bytes. */
+  private async readAll(ranges: ByteRange[], use: (r: ByteRange, bytes: Buffer) => void): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (!this.cancelled && next < ranges.length) {
+        const r = ranges[next++]!;
+        const bytes = await this.read(r);
+        if (bytes) use(r, bytes);
+      }
+    };
+    const n = Math.max(1, Math.min(this.opts.parallel ?? 8, ranges.length));
+    await Promise.all(Array.from({ length: n }, worker));
+  }
+
+  /** One read of the device, clipped to its end; undefined once cancelled. */
+  private async read(r: ByteRange): Promise<Buffer | undefined> {
+    if (this.cancelled) return undefined;
+    const length = Math.max(0, Math.min(r.length, this.device.size - r.offset));
+    if (length === 0) return Buffer.alloc(0);
+    const buf = Buffer.allocUnsafe(length);
+    const n = await this.device.read(buf, r.offset);
+    this.s.reads++;
+    this.s.bytes += n;
+    return buf.subarray(0, n);
+  }
+}
