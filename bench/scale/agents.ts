@@ -37,6 +37,8 @@ const { values } = parseArgs({
      * per-agent CPU is fitted as fixed + per chunk (written to docs/bench/scale-host-cost.json).
      */
     'host-cost': { type: 'boolean', default: false },
+    /** Write a CPU profile of each root (node --cpu-prof) into this folder. */
+    'profile-root': { type: 'string' },
     /** Joins of distinct hosts sent straight to the root (its CPU and memory per peer, no chunk traffic). */
     joins: { type: 'string', default: '2000' },
     out: { type: 'string' },
@@ -124,9 +126,10 @@ interface AgentResult {
 
 /** Start the root on `reg` and wait for its URL. */
 async function startRoot(entry: string, cacheDir: string): Promise<{ root: ChildProcess; url: string }> {
+  const profile = values['profile-root'] ? ['--cpu-prof', '--cpu-prof-dir', values['profile-root']] : [];
   const root = spawn(
     process.execPath,
-    [entry, 'p2p', 'root', '--listen', '127.0.0.1:0', '--cache', cacheDir, '--insecure'],
+    [...profile, entry, 'p2p', 'root', '--listen', '127.0.0.1:0', '--cache', cacheDir, '--insecure'],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },

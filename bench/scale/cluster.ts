@@ -6,6 +6,7 @@
 // the messages and bytes those decisions ask for over the simulated network (network.ts) and
 // applies the timeouts a real agent would. Not the containers (containers.ts) nor the scenarios.
 
+import { TransferDeadline } from '../../src/p2p/deadline.js';
 import {
   ChunkBook,
   ChunkFetch,
@@ -54,15 +55,30 @@ export interface ClusterOptions {
 
 type Waiter = () => void;
 
-/** What a chunk request's deadline follows: the shape of src/p2p's TransferDeadline. */
+/** A host's deadlines for chunk requests, told of each success. */
 export interface DeadlinePolicy {
-  deadlineMs(bytes: number): number;
+  deadlineMs(hop: 'peer' | 'root', bytes: number): number;
   observe(bytes: number, firstByteMs: number, totalMs: number): void;
 }
 
 /** The same deadline for every request (the agent's old fixed 10 s). */
 export function fixedDeadline(ms: number): () => DeadlinePolicy {
   return () => ({ deadlineMs: () => ms, observe: () => {} });
+}
+
+/**
+ * As the agent sets them (src/swarm/agent.ts): a peer gets src/p2p's TransferDeadline (the
+ * measured rate, `floorMs` floor (the agent's: 1 s), `capMs` cap), the root the whole cap
+ * (leaving it costs egress).
+ */
+export function agentDeadline(capMs: number, floorMs = 1000): () => DeadlinePolicy {
+  return () => {
+    const d = new TransferDeadline({ minMs: Math.min(floorMs, capMs), maxMs: capMs });
+    return {
+      deadlineMs: (hop, bytes) => (hop === 'peer' ? d.deadlineMs(bytes) : capMs),
+      observe: (bytes, firstByteMs, totalMs) => d.observe(bytes, firstByteMs, totalMs),
+    };
+  };
 }
 
 /** Answers a chunk request: whether the bytes arrived, and when the first of them was sent. */
@@ -344,7 +360,7 @@ export class SimHost extends Node {
     if (!hop) {
       // Every hop failed (cannot happen while the registry answers): start over.
       this.c.failedFetches++;
-      this.c.sim.after(this.deadline.deadlineMs(this.c.chunkBytes(layer, chunk)) / 1000, () =>
+      this.c.sim.after(this.deadline.deadlineMs('root', this.c.chunkBytes(layer, chunk)) / 1000, () =>
         this.fetch(layer, chunk),
       );
       return;
@@ -376,7 +392,7 @@ export class SimHost extends Node {
     // The first of the answer and the deadline wins; a late answer is dropped (the agent aborted it).
     const sent = c.sim.now;
     let settled = false;
-    const timer = c.sim.after(this.deadline.deadlineMs(bytes) / 1000, () => {
+    const timer = c.sim.after(this.deadline.deadlineMs(hop.kind, bytes) / 1000, () => {
       if (settled) return;
       settled = true;
       done(false, 'timeout');

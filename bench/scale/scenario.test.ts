@@ -69,15 +69,27 @@ describe('runScenario (the real src/p2p logic in simulated time)', () => {
     expect(own.all_started_s).toBeLessThan(3);
   });
 
-  it('a dead parent is noticed by the deadline only: a longer deadline delays its children', () => {
+  it('a dead parent is noticed by the deadline only: a longer fixed deadline delays its children', () => {
     const clean = runScenario(small, plan);
-    const at = { ...small, failFraction: 0.2, failAtS: clean.arrival_median_s };
+    const at = { ...small, failFraction: 0.2, failAtS: clean.arrival_median_s, adaptiveDeadline: false };
     const short = runScenario({ ...at, deadlineMs: 500 }, plan);
     const long = runScenario({ ...at, deadlineMs: 4000 }, plan);
     expect(short.started).toBe(48);
     expect(long.started).toBe(48);
     expect(long.all_started_s).toBeGreaterThan(clean.arrival_median_s + 4);
     expect(short.all_started_s).toBeLessThan(long.all_started_s);
+  });
+
+  it("the agent's deadline (measured rate for peers, 1 s floor) notices a dead parent long before its 10 s cap", () => {
+    const clean = runScenario(small, plan);
+    const at = { ...small, failFraction: 0.2, failAtS: clean.arrival_median_s, deadlineMs: 10_000 };
+    const adaptive = runScenario({ ...at, adaptiveDeadline: true, deadlineFloorMs: 1000 }, plan);
+    const fixed = runScenario({ ...at, adaptiveDeadline: false }, plan);
+    expect(adaptive.started).toBe(48);
+    expect(fixed.started).toBe(48);
+    expect(fixed.all_started_s).toBeGreaterThan(clean.arrival_median_s + 10);
+    expect(adaptive.all_started_s).toBeLessThan(clean.arrival_median_s + 10);
+    expect(adaptive.registry_bytes).toBe(plan.neededBytes);
   });
 
   it('is reproducible: the same seed gives the same run', () => {

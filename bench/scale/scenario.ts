@@ -7,7 +7,7 @@
 
 import { CHUNK_SIZE, seededRandom } from '../../src/p2p/index.js';
 import { DEFAULT_REPLAY_WORKERS } from '../../src/prefetch/trace-replay.js';
-import { Cluster, fixedDeadline, type SimRoot } from './cluster.js';
+import { agentDeadline, Cluster, fixedDeadline, type SimRoot } from './cluster.js';
 import { replayTrace, startContainer } from './containers.js';
 import { ownCores, sharedCores } from './cpu.js';
 import { gbit, Network } from './network.js';
@@ -40,8 +40,15 @@ export interface ScenarioConfig {
   registryRequestS: number;
   rootRequestS: number;
   peerRequestS: number;
-  /** Every host's deadline for a chunk request to a peer or the root (ms; see cluster.ts). */
+  /**
+   * Every host's deadline for a chunk request (ms; see cluster.ts): with `adaptiveDeadline`, the
+   * agent's — src/p2p's TransferDeadline for peers, capped at this, the root gets all of it; else
+   * this for every request (the agent's old fixed deadline).
+   */
   deadlineMs: number;
+  adaptiveDeadline: boolean;
+  /** The adaptive deadline's floor (ms; the agent's is 1 s). */
+  deadlineFloorMs: number;
   /** The agent's CPU per received chunk (seconds of one core), measured by agents.ts; see run.ts. */
   hostChunkS: number;
   /** A fresh agent's one-time CPU before its first chunk (seconds); 0 for long-running daemons. */
@@ -80,6 +87,8 @@ export const DEFAULT_SCENARIO: ScenarioConfig = {
   peerRequestS: 0.0005,
   // The agent's deadline for one chunk request (src/swarm/agent.ts chunkTimeoutMs default).
   deadlineMs: 10_000,
+  adaptiveDeadline: true,
+  deadlineFloorMs: 1000,
   hostChunkS: 0,
   hostFixedS: 0,
   sharedCores: 0,
@@ -140,7 +149,9 @@ export function runScenario(config: ScenarioConfig, plan: StartPlan): ScenarioRe
     registryRequestS: config.registryRequestS,
     rootRequestS: config.rootRequestS,
     peerRequestS: config.peerRequestS,
-    deadline: fixedDeadline(config.deadlineMs),
+    deadline: config.adaptiveDeadline
+      ? agentDeadline(config.deadlineMs, config.deadlineFloorMs)
+      : fixedDeadline(config.deadlineMs),
     hostChunkS: config.hostChunkS,
     hostFixedS: config.hostFixedS,
     cpu,

@@ -1,9 +1,10 @@
 // The P2P agent inside `dadi daemon`. For a registry blob it joins the blob's tree through the
 // root (forwarding this host's registry credentials to the root only), and becomes the source
-// under the host's block cache: each cache miss is one 1 MiB chunk (the daemon's cache refills in
-// chunks), fetched from the parent, walking up on failure to the root, and from the registry only
-// when the root is unusable (logged and counted). Every chunk from a peer or the root is verified
-// (p2p/chunk-verify.ts) before use; a bad one blames the peer and is fetched elsewhere. The agent
+// under the host's block cache: each cache miss is one chunk (p2pConfig.chunkSize, 1 MiB by
+// default; the daemon's cache refills in chunks), fetched from the parent, walking up on failure
+// to the root, and from the registry only when the root is unusable (logged and counted). Every
+// chunk from a peer or the root is verified (p2p/chunk-verify.ts) before use; a bad one blames the
+// peer and is fetched elsewhere, a slow one (p2p/deadline.ts) is reported and left. The agent
 // also serves its children (Range GETs, grant-checked), pushes them each chunk it gets (pull-push,
 // p2p/push.ts), and serves overlaybd's P2P proxy URL form. Decisions are src/p2p's; this is I/O.
 
@@ -124,7 +125,7 @@ export class P2PAgent {
   readonly hostId: string;
   readonly address: string;
   readonly chunkSize: number;
-  /** When a chunk request to a peer or the root is too slow (measured from successful ones). */
+  /** When a chunk request to a peer is too slow (measured from successful ones). */
   private readonly deadline: TransferDeadline;
 
   private constructor(
