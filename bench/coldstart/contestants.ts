@@ -213,7 +213,7 @@ export async function dadiSnapshotter(x: Ctx, i: number): Promise<Sample> {
     const pulled = (JSON.parse(pull.stdout) as { steps?: { step: string; ms: number }[] }).steps ?? [];
     const inCli = pulled.reduce((n, p) => n + p.ms, 0);
     const steps = [
-      { step: 'pull: spawn → node → CLI', ms: Math.round(pullMs - inCli) },
+      { step: 'pull: spawn, exit', ms: Math.round(pullMs - inCli) },
       ...pulled.map((p) => ({ step: `pull: ${p.step}`, ms: p.ms })),
       { step: 'ctr run to first output', ms: Math.round(r.firstOutputS * 1000 - pullMs) },
     ];

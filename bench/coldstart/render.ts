@@ -212,7 +212,7 @@ export function renderMarkdown(r: BenchResult): string {
       ],
       [
         'dadi-snapshotter',
-        "Where the dadi snapshotter's time goes (medians, one clock: `dadi pull` from spawn to exit, split by its `--timings` steps, then `ctr run` to the first output):",
+        "Where the dadi snapshotter's time goes (medians, one clock: `dadi pull` from spawn to exit, split by its `--timings` steps (the rest is `spawn, exit`), then `ctr run` to the first output):",
       ],
     ];
     for (const [who, title] of stepTables) {
