@@ -1,9 +1,10 @@
-// The build's second step (after tsc): the daemon's client commands (`dadi run|mount|umount|ps|rm`,
-// dispatched by bin/dadi) as ONE file, dist/cli/client.bundle.js. Node loads a module graph file by
-// file, and `dadi run` counts every millisecond of its start: one file with commander inside loads
-// in about half the time of the ~20 modules it replaces. Only the static graph is bundled; a dynamic
-// import (the daemon, commit, progress bars) stays an import of the tsc output next to it, so each
-// module still loads once per process.
+// The build's second step (after tsc): the commands on a container's start path as one file each,
+// dispatched by bin/dadi: the daemon's client commands (`dadi run|mount|umount|ps|rm`) as
+// dist/cli/client.bundle.js, and `dadi pull` (containerd's lazy pull) as dist/cli/pull.bundle.js.
+// Node loads a module graph file by file, and these commands count every millisecond of their
+// start: one file with commander inside loads in about half the time of the ~20 modules it
+// replaces. Only the static graph is bundled; a dynamic import (the daemon, commit, progress bars)
+// stays an import of the tsc output next to it, so each module still loads once per process.
 //
 //   node --import tsx scripts/bundle-cli.ts [DIST]      # default: dist
 
@@ -17,7 +18,15 @@ export interface BundleOptions {
   outfile: string;
   /** Where the entry's tree lives, and where its dynamic imports are to be loaded from at run time. */
   from: { root: string; runtimeRoot: string };
+  /** Packages left in node_modules (default: those the client commands need as they are). */
+  external?: string[];
 }
+
+/** Packages with native code stay in node_modules, always. */
+const NATIVE = ['lz4', 'zstd-napi', '@node-rs/*'];
+/** The client commands load these only through the daemon's code (dynamic imports) or not at all. */
+const PULL_EXTERNAL = NATIVE;
+const CLIENT_EXTERNAL = [...NATIVE, '@grpc/*', 'undici', 'pino', 'prom-client', 'zod', 'yaml'];
 
 /** Dynamic imports of our own modules stay imports, re-aimed from the bundle's place at runtimeRoot. */
 function dynamicImportsOutside(o: BundleOptions): Plugin {
@@ -42,9 +51,8 @@ export async function bundleClientCommands(o: BundleOptions): Promise<void> {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    // Packages with native code stay in node_modules; commander (pure JS, CommonJS) comes inside,
-    // and CommonJS inside an ES module needs a `require`.
-    external: ['lz4', 'zstd-napi', '@node-rs/*', '@grpc/*', 'undici', 'pino', 'prom-client', 'zod', 'yaml'],
+    // commander (pure JS, CommonJS) comes inside, and CommonJS inside an ES module needs a `require`.
+    external: o.external ?? CLIENT_EXTERNAL,
     banner: { js: "import { createRequire as __dadiRequire } from 'node:module'; const require = __dadiRequire(import.meta.url);" },
     plugins: [dynamicImportsOutside(o)],
     logLevel: 'warning',
@@ -52,11 +60,28 @@ export async function bundleClientCommands(o: BundleOptions): Promise<void> {
   });
 }
 
+/**
+ * Both bundles of a tree (tsc's output, or the sources with `ext` '.ts') into `outDir`/cli, their
+ * dynamic imports aimed at `runtimeRoot`.
+ */
+export async function bundleStartCommands(tree: { root: string; runtimeRoot: string; outDir: string; ext?: string }) {
+  const ext = tree.ext ?? '.js';
+  const from = { root: tree.root, runtimeRoot: tree.runtimeRoot };
+  await bundleClientCommands({
+    entry: join(tree.root, `cli/client-entry${ext}`),
+    outfile: join(tree.outDir, 'cli/client.bundle.js'),
+    from,
+  });
+  // The pull loads containerd's API through gRPC and talks to the registry: all of it inside.
+  await bundleClientCommands({
+    entry: join(tree.root, `cli/pull-entry${ext}`),
+    outfile: join(tree.outDir, 'cli/pull.bundle.js'),
+    from,
+    external: PULL_EXTERNAL,
+  });
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const dist = resolve(process.argv[2] ?? 'dist');
-  await bundleClientCommands({
-    entry: join(dist, 'cli/client-entry.js'),
-    outfile: join(dist, 'cli/client.bundle.js'),
-    from: { root: dist, runtimeRoot: dist },
-  });
+  await bundleStartCommands({ root: dist, runtimeRoot: dist, outDir: dist });
 }

@@ -12,7 +12,7 @@ import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs
 import { createRequire } from 'node:module';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { bundleClientCommands } from '../../scripts/bundle-cli.js';
+import { bundleStartCommands } from '../../scripts/bundle-cli.js';
 import { log, sh } from './util.js';
 
 export const WORK = process.env.DADI_BENCH_DIR ?? '/var/tmp/dadi-bench';
@@ -163,7 +163,7 @@ export function dadiCommand(): string[] {
 export async function buildCli(name = 'dadi-bench'): Promise<void> {
   const top = join(REPO_ROOT, 'node_modules/.cache', name);
   const out = join(top, 'dist');
-  log('building the dadi CLI (tsc, then the client bundle) for the benchmark');
+  log('building the dadi CLI (tsc, then the bundles) for the benchmark');
   await rm(top, { recursive: true, force: true });
   await sh(join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', out], {
     allowFail: true,
@@ -171,11 +171,7 @@ export async function buildCli(name = 'dadi-bench'): Promise<void> {
   const entry = join(out, 'cli/entry.js');
   if (!existsSync(entry)) throw new Error(`tsc did not produce ${entry}`);
   // The rest of `npm run build`, and the launcher beside it, as an installed dadi has them.
-  await bundleClientCommands({
-    entry: join(out, 'cli/client-entry.js'),
-    outfile: join(out, 'cli/client.bundle.js'),
-    from: { root: out, runtimeRoot: out },
-  });
+  await bundleStartCommands({ root: out, runtimeRoot: out, outDir: out });
   await mkdir(join(top, 'bin'), { recursive: true });
   for (const f of ['dadi', 'dadi.js']) await copyFile(join(REPO_ROOT, 'bin', f), join(top, 'bin', f));
   process.env.DADI_BENCH_CLI = entry;

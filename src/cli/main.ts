@@ -29,10 +29,8 @@ const GROUPS: Array<{ commands: string[]; load: () => Promise<Register> }> = [
   { commands: ['status'], load: async () => (await import('./status.js')).registerStatusCommand },
   { commands: ['record-trace', 'trace'], load: async () => (await import('./trace.js')).registerTraceCommands },
   { commands: ['convert', 'digests'], load: async () => (await import('./convert.js')).registerConvertCommands },
-  {
-    commands: ['snapshotter', 'pull'],
-    load: async () => (await import('./snapshotter.js')).registerSnapshotterCommands,
-  },
+  { commands: ['snapshotter'], load: async () => (await import('./snapshotter.js')).registerSnapshotterCommand },
+  { commands: ['pull'], load: async () => (await import('./pull.js')).registerPullCommand },
   { commands: ['p2p'], load: async () => (await import('./p2p.js')).registerP2PCommands },
   { commands: ['ls', 'cat', 'stat'], load: async () => (await import('./browse.js')).registerBrowseCommands },
 ];

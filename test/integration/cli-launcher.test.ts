@@ -1,13 +1,14 @@
-// bin/dadi, the installed command: the daemon's client commands start from the one-file bundle
+// bin/dadi, the installed command: the daemon's client commands start from their one-file bundle
 // (scripts/bundle-cli.ts) without $NODE_EXTRA_CA_CERTS (moved aside for the daemon they may start),
-// every other command from bin/dadi.js with the environment untouched. Here both are built from
+// `dadi pull` from its own bundle and every other command from bin/dadi.js, both with the
+// environment untouched. Here both are built from
 // the sources into a private tree laid out as an installed dadi (bin/, dist/cli/).
 
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleClientCommands } from '../../scripts/bundle-cli.js';
+import { bundleClientCommands, bundleStartCommands } from '../../scripts/bundle-cli.js';
 import { run } from '../cli.js';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -22,10 +23,12 @@ beforeAll(async () => {
   const src = join(repo, 'src');
   const dist = join(dir, 'dist');
   // The bundles' dynamic imports point at the sources here (never reached by these commands).
-  const bundle = (entry: string, out: string) =>
-    bundleClientCommands({ entry: join(src, entry), outfile: join(dist, out), from: { root: src, runtimeRoot: src } });
-  await bundle('cli/client-entry.ts', 'cli/client.bundle.js');
-  await bundle('cli/entry.ts', 'cli/entry.js');
+  await bundleStartCommands({ root: src, runtimeRoot: src, outDir: dist, ext: '.ts' });
+  await bundleClientCommands({
+    entry: join(src, 'cli/entry.ts'),
+    outfile: join(dist, 'cli/entry.js'),
+    from: { root: src, runtimeRoot: src },
+  });
   await mkdir(join(dir, 'bin'));
   for (const f of ['dadi', 'dadi.js']) await copyFile(join(repo, 'bin', f), join(dir, 'bin', f));
   launcher = join(dir, 'bin/dadi');
@@ -47,6 +50,20 @@ describe('bin/dadi', () => {
     const r = await run(launcher, ['umount', join(dir, 'nothing'), '--state', join(dir, 'state')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^dadi: no dadi daemon answers on .*dadi\.sock$/m);
+  });
+
+  it("runs dadi pull from its bundle (gRPC and containerd's API loader inside), environment untouched", async () => {
+    // The whole-CLI bundle here cannot load the pull (its dynamic imports point at .ts sources), so
+    // an answer from the containerd API loader is the pull bundle's. Without the .proto files it
+    // stops there, before any connection.
+    const r = await run(
+      launcher,
+      ['pull', '--containerd-address', join(dir, 'no-containerd.sock'), '127.0.0.1:1/app:v1'],
+      { env: { NODE_EXTRA_CA_CERTS: MISSING_CA, DADI_CONTAINERD_PROTOS: join(dir, 'no-protos') } },
+    );
+    expect(r.stderr).toMatch(CA_WARNING);
+    expect(r.stderr).toMatch(/^dadi: .*no-protos\/.*snapshots\.proto: containerd's API definitions are missing/m);
+    expect(r.code).toBe(1);
   });
 
   it('gives every other command the environment as it is', async () => {
