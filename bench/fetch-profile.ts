@@ -67,15 +67,17 @@ async function main(): Promise<void> {
     const env = { DADI_CACHE_DIR: join(root, 'convert-cache'), DADI_STATE: join(root, 'state') };
     let image: string;
     let argv: string[];
+    // The coldstart benchmark's images (bench/coldstart/image.ts) when built; else the test image.
+    const layout = join(process.env.DADI_BENCH_DIR ?? '/var/tmp/dadi-bench', 'oci');
+    const benchImage = existsSync(join(layout, '..', 'oci-with-base.done'));
     if (values.workload === 'python') {
-      const layout = join(process.env.DADI_BENCH_DIR ?? '/var/tmp/dadi-bench', 'oci');
-      if (!existsSync(join(layout, '..', 'oci.done'))) throw new Error(`no built image at ${layout}`);
+      if (!benchImage) throw new Error(`no built image at ${layout} (node --import tsx bench/coldstart/image.ts)`);
       image = `${reg.host}/debian/python:dadi`;
       await dadi(['convert', '-q', `oci:${layout}:app`, image], env);
       argv = ['/usr/bin/python3', '-c', 'import json, http.server'];
     } else {
       image = `${reg.host}/debian/min:dadi`;
-      await dadi(['convert', '-q', `oci:${await debianLayout()}:v1`, image], env);
+      await dadi(['convert', '-q', benchImage ? `oci:${layout}:base` : `oci:${await debianLayout()}:v1`, image], env);
       argv = ['/bin/cat', '/etc/os-release'];
     }
     const raw = join(root, 'flat.img');

@@ -304,6 +304,9 @@ export function renderSvg(r: BenchResult): string {
   workloads.forEach((w, p) => {
     const cells = r.cells.filter((c) => c.workload === w);
     const all = cells.flatMap((c) => Object.values(c.contestants).flatMap((x) => [x.seconds.min, x.seconds.max]));
+    // No samples yet (or a run of only dadi-warm, which needs dadi-cold): an empty 0.1–1 s axis, not
+    // an infinite one (the tick loop below would never end).
+    if (!all.length) all.push(0.1, 1);
     const lo = 10 ** Math.floor(Math.log10(Math.max(Math.min(...all), 0.01)));
     const hi = 10 ** Math.ceil(Math.log10(Math.max(...all, lo * 10)));
     const py = top + p * (panelH + 50) + 20;
