@@ -33,6 +33,31 @@ export interface Headline {
   egress_vs_one_host_without_p2p: number | null;
   /** P2P: time until all printed ÷ the same without P2P. */
   all_started_vs_without_p2p: number | null;
+  /** How much of the headline's all-started time this machine's cores alone explain. */
+  cpu_accounting: CpuAccounting | null;
+}
+
+/**
+ * The headline run's CPU: N hosts' starts share this machine's cores, so the time until all printed
+ * is at least their CPU seconds ÷ the cores (the floor). What remains above the floor is waiting
+ * (network, the P2P path, ordering), not contention.
+ */
+export interface CpuAccounting {
+  cores: number;
+  /** Machine CPU seconds (all processes, /proc/stat) of the one-host start and of the all-host start. */
+  one_host_cpu_s: number;
+  all_hosts_cpu_s: number;
+  /** all_hosts_cpu_s ÷ hosts: one start's CPU when N run at once. */
+  per_host_cpu_s: number;
+  /** Daemons' and the root's share of all_hosts_cpu_s (the rest: runc, `dadi run`, registry, kernel…). */
+  daemons_cpu_s: number;
+  root_cpu_s: number;
+  /** all_hosts_cpu_s ÷ cores: the shortest the all-host start could take on this machine. */
+  floor_s: number;
+  /** floor_s ÷ one host's cold start: the all_started_ratio the cores alone force. */
+  floor_ratio: number;
+  /** all printed − floor_s: time not explained by CPU contention. */
+  above_floor_s: number;
 }
 
 export interface UploadSpread {
@@ -75,7 +100,7 @@ export function uploadSpread(o: StartOutcome): UploadSpread {
 }
 
 /** The headline: from the P2P run of `hosts` hosts when there is one, else from the baseline. */
-export function summarizeFaults(hosts: number, results: ModeResult[]): Headline {
+export function summarizeFaults(hosts: number, results: ModeResult[], cores?: number): Headline {
   const of = (mode: string) => results.find((r) => r.mode === mode && r.hosts === hosts);
   const p2p = of('p2p');
   const base = of('baseline');
@@ -99,6 +124,25 @@ export function summarizeFaults(hosts: number, results: ModeResult[]): Headline 
     egress_vs_one_host_without_p2p: p2p && base ? p2p.all.registryBytes / base.single.registryBytes : null,
     all_started_vs_without_p2p:
       p2p?.all.allStartedS !== undefined && base?.all.allStartedS ? p2p.all.allStartedS / base.all.allStartedS : null,
+    cpu_accounting: head && cores ? cpuAccounting(head, cores) : null,
+  };
+}
+
+function cpuAccounting(m: ModeResult, cores: number): CpuAccounting | null {
+  const one = m.single.cpuSeconds;
+  const all = m.all.cpuSeconds;
+  if (!one || !all || m.all.allStartedS === undefined || !m.single.allStartedS) return null;
+  const floor = all.machine / cores;
+  return {
+    cores,
+    one_host_cpu_s: one.machine,
+    all_hosts_cpu_s: all.machine,
+    per_host_cpu_s: all.machine / m.hosts,
+    daemons_cpu_s: all.daemons,
+    root_cpu_s: all.root,
+    floor_s: floor,
+    floor_ratio: floor / m.single.allStartedS,
+    above_floor_s: m.all.allStartedS - floor,
   };
 }
 
@@ -106,6 +150,15 @@ const MB = (b: number) => (b / 1e6).toFixed(1);
 const S = (s: number | undefined) => (s === undefined ? '—' : s.toFixed(2));
 const PCT = (x: number | undefined) => (x === undefined ? '—' : `${Math.round(x * 100)}%`);
 const X = (x: number | null | undefined) => (x === null || x === undefined ? '—' : `${x.toFixed(2)}×`);
+
+function cpuParagraph(c: CpuAccounting, r: BenchReport): string {
+  return (
+    `CPU accounting (headline run): one host's cold start used ${S(c.one_host_cpu_s)} CPU s of the machine; the ${r.hosts} hosts at once used ${S(c.all_hosts_cpu_s)} CPU s ` +
+    `(${S(c.per_host_cpu_s)} s per host; daemons ${S(c.daemons_cpu_s)} s, root ${S(c.root_cpu_s)} s, the rest runc, \`dadi run\`, the registry and the kernel). ` +
+    `On ${c.cores} cores that is a floor of ${S(c.floor_s)} s, ${X(c.floor_ratio)} one host's cold start: the all started ratio this machine's cores force before any network or P2P wait. ` +
+    `The run took ${S(c.above_floor_s)} s more than that floor. The ≤ 1.5× goal needs hosts with cores of their own (bench/scale simulates them).`
+  );
+}
 
 export function renderMarkdown(r: BenchReport): string {
   const lines = [
@@ -118,6 +171,7 @@ export function renderMarkdown(r: BenchReport): string {
       (r.egress_vs_one_host_without_p2p !== null
         ? ` Against no P2P: registry egress of all ${r.hosts} hosts ${X(r.egress_vs_one_host_without_p2p)} one host's without P2P, time until all printed ${X(r.all_started_vs_without_p2p)} the no-P2P time.`
         : ''),
+    ...(r.cpu_accounting ? ['', cpuParagraph(r.cpu_accounting, r)] : []),
     '',
     '| mode | hosts | registry MB, 1 host | registry MB, all | egress ratio | 1 host cold s | first printed s | all printed s | ratio | CPU busy | upload min / median / max MB |',
     '|---|---|---|---|---|---|---|---|---|---|---|',

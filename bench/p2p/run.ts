@@ -242,7 +242,7 @@ async function main(): Promise<void> {
       },
       unavailable,
       complete,
-      ...summarizeFaults(HOSTS, results),
+      ...summarizeFaults(HOSTS, results, cpus().length),
       modes: results,
       total_s: (performance.now() - started) / 1000,
     };

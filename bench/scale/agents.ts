@@ -7,10 +7,11 @@
 //
 //   node --import tsx bench/scale/agents.ts [--agents 20,200] [--mib 16]
 //   node --import tsx bench/scale/agents.ts --host-cost     # one agent's CPU per chunk
+//   DADI_BENCH_CLI=…/dist/cli/entry.js node --import tsx bench/scale/agents.ts   # reuse a built CLI
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +57,9 @@ const READY_MS = 600_000;
 const RUN_MS = 900_000;
 /** Agents started at once: 200 node processes loading at the same moment would starve the root. */
 const SPAWN_BATCH = 10;
+/** A run starts once the load average is below this, or after waiting this long. */
+const QUIET_LOAD = 1.5;
+const QUIET_WAIT_MS = 90_000;
 
 const children = new Set<ChildProcess>();
 /** Signal every process this run started (by PID) that is still running. */
@@ -152,8 +156,21 @@ async function startRoot(entry: string, cacheDir: string): Promise<{ root: Child
   return { root, url };
 }
 
+/**
+ * The 1-minute load average once it is below QUIET_LOAD (the previous run's processes, or anyone's,
+ * settle), waiting at most QUIET_WAIT_MS: a run's own processes then raise it, others' should not.
+ */
+async function quietLoad(): Promise<number> {
+  const until = performance.now() + QUIET_WAIT_MS;
+  while (loadavg()[0]! > QUIET_LOAD && performance.now() < until) await new Promise((r) => setTimeout(r, 2000));
+  const load = loadavg()[0]!;
+  console.error(`load average ${load.toFixed(2)} at the start of a run`);
+  return load;
+}
+
 /** One run: a fresh registry, root and `n` agents fetching one blob at once; every process stopped after. */
 async function runOnce(n: number, size: number, entry: string, dist: string): Promise<AgentRun> {
+  const loadBefore = await quietLoad();
   const work = await mkdtemp(join(tmpdir(), 'dadi-scale-agents-'));
   const mine = new Set<ChildProcess>();
   let reg: TestRegistry | undefined;
@@ -245,6 +262,7 @@ async function runOnce(n: number, size: number, entry: string, dist: string): Pr
       },
       fallbacks: sum((r) => r.fallbacks),
       load_average: loadavg()[0]!,
+      load_average_before: loadBefore,
     };
     console.error(JSON.stringify(run));
     return run;
@@ -264,6 +282,7 @@ async function runOnce(n: number, size: number, entry: string, dist: string): Pr
  * and RSS per join, i.e. per peer, without the chunk serving the fetch runs mix in.
  */
 async function measureJoins(n: number, entry: string): Promise<JoinCost> {
+  const loadBefore = await quietLoad();
   const work = await mkdtemp(join(tmpdir(), 'dadi-scale-joins-'));
   const mine = new Set<ChildProcess>();
   let reg: TestRegistry | undefined;
@@ -308,6 +327,7 @@ async function measureJoins(n: number, entry: string): Promise<JoinCost> {
       root_rss_mb_after: after.rssMb,
       root_kb_per_peer: ((after.rssMb - before.rssMb) * 1024) / n,
       load_average: loadavg()[0]!,
+      load_average_before: loadBefore,
     };
     console.error(JSON.stringify(cost));
     return cost;
@@ -334,7 +354,8 @@ async function main(): Promise<void> {
     signalAll('SIGKILL');
     process.exit(130);
   });
-  await buildCli('dadi-scale');
+  // DADI_BENCH_CLI names a CLI built before (e.g. outside a timed, exclusive run); else build one.
+  if (!process.env.DADI_BENCH_CLI || !existsSync(process.env.DADI_BENCH_CLI)) await buildCli('dadi-scale');
   const entry = process.env.DADI_BENCH_CLI!;
   const dist = join(entry, '../..');
   if (HOST_COST) return measureHostCost(entry, dist);

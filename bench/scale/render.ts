@@ -29,7 +29,9 @@ export interface AgentRun {
   /** Bytes agents received by source (registry: their own fallback reads). */
   bytes: { root: number; peer: number; registry: number };
   fallbacks: number;
+  /** 1-minute load average when the run ended (its own processes included) and before it started. */
   load_average: number;
+  load_average_before?: number;
 }
 
 /** The root alone under many joins (agents.ts). */
@@ -41,6 +43,7 @@ export interface JoinCost {
   root_rss_mb_after: number;
   root_kb_per_peer: number;
   load_average: number;
+  load_average_before?: number;
 }
 
 /** One agent's CPU cost, measured by `agents.ts --host-cost`. */
@@ -229,11 +232,11 @@ export function renderMarkdown(r: ScaleReport): string {
       `at once through the tree of one \`dadi p2p root\`; every copy matched the blob's digest. Agents' chunk deadline ${a.chunk_timeout_ms / 1000} s: on one`,
       'shared machine a slow answer is CPU contention, not a slow link.',
       '',
-      '| agents | all finished | median agent | root CPU | root RSS idle → peak | agents CPU per chunk | bytes from root / peers / registry | fallbacks | load avg |',
+      '| agents | all finished | median agent | root CPU | root RSS idle → peak | agents CPU per chunk | bytes from root / peers / registry | fallbacks | load avg before / at the end (its own processes) |',
       '|---|---|---|---|---|---|---|---|---|',
       ...a.runs.map(
         (x) =>
-          `| ${x.agents} | ${x.all_finished_s.toFixed(2)} s | ${x.median_agent_s.toFixed(2)} s | ${x.root_cpu_s.toFixed(2)} s | ${x.root_rss_mb_idle.toFixed(0)} → ${x.root_rss_mb_peak.toFixed(0)} MB | ${x.agent_cpu_ms_per_chunk.toFixed(1)} ms | ${mb(x.bytes.root)} / ${mb(x.bytes.peer)} / ${mb(x.bytes.registry)} MB | ${x.fallbacks} | ${x.load_average.toFixed(0)} |`,
+          `| ${x.agents} | ${x.all_finished_s.toFixed(2)} s | ${x.median_agent_s.toFixed(2)} s | ${x.root_cpu_s.toFixed(2)} s | ${x.root_rss_mb_idle.toFixed(0)} → ${x.root_rss_mb_peak.toFixed(0)} MB | ${x.agent_cpu_ms_per_chunk.toFixed(1)} ms | ${mb(x.bytes.root)} / ${mb(x.bytes.peer)} / ${mb(x.bytes.registry)} MB | ${x.fallbacks} | ${x.load_average_before?.toFixed(2) ?? '—'} / ${x.load_average.toFixed(1)} |`,
       ),
       '',
       `The root alone under ${a.joins.joins} joins of distinct hosts (16 at a time): ${a.joins.root_cpu_ms_per_join.toFixed(3)} ms of CPU per join,`,
