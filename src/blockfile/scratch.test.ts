@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ScratchFile } from './scratch.js';
@@ -49,7 +50,8 @@ describe('ScratchFile', () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 20 }), async (ops) => {
-        const f = new ScratchFile(join(dir, `spill-${run++}`), 3 * PAGE, PAGE);
+        // Every other run with pages made ahead on a worker thread.
+        const f = new ScratchFile(join(dir, `spill-${run}`), 3 * PAGE, PAGE, run++ % 2 ? 2 : 0);
         const model = new Uint8Array(8 * PAGE);
         let size = 0;
         try {
@@ -77,5 +79,35 @@ describe('ScratchFile', () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  it('with pages made ahead on a worker: they are used, hold the same bytes, and a one-page file starts none', async () => {
+    const small = new ScratchFile(join(dir, 'small'), 64 * PAGE, PAGE, 4);
+    await small.write(new Uint8Array(100).fill(9), 0);
+    await small.close();
+    expect(small.prefaultedPages).toBe(0);
+
+    const pages = 400;
+    const f = new ScratchFile(join(dir, 'big'), pages * PAGE, PAGE, 4);
+    const model = new Uint8Array(pages * PAGE);
+    try {
+      let seed = 7;
+      let written = 0;
+      // One page at a time, giving the worker time, until it has served a few (bounded: ~8 s).
+      while (written < pages && (f.prefaultedPages < 3 || written < 8)) {
+        const data = new Uint8Array(PAGE);
+        for (let i = 0; i < data.length; i++) data[i] = seed = (seed * 1103515245 + 12345) >>> 24;
+        await f.write(data, written * PAGE);
+        model.set(data, written * PAGE);
+        written++;
+        await sleep(20);
+      }
+      expect(f.prefaultedPages).toBeGreaterThanOrEqual(3);
+      const back = new Uint8Array(written * PAGE);
+      expect(await f.read(back, 0)).toBe(back.length);
+      expect(Buffer.from(back).equals(Buffer.from(model.subarray(0, back.length)))).toBe(true);
+    } finally {
+      await f.close();
+    }
   });
 });

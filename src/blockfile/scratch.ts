@@ -2,12 +2,15 @@
 // memory pages, the rest in a file created on first need. Through a file, the 220 MB of the Debian
 // base layer's data went into the kernel's page cache and back out for the commit (~0.45 s of
 // kernel copies on the 2-vCPU VM, perf); in memory they cost the first touch of their pages only,
-// and no syscalls. Not durable: flush does nothing, and the file is removed on close.
+// and no syscalls. That first touch is a page fault per 4 KiB, and costly on the VM: with
+// `ahead`, a PageMaker faults pages in on a worker thread before they are needed (page-maker.ts).
+// Not durable: flush does nothing, and the file is removed on close.
 
 import { rm } from 'node:fs/promises';
 import { DadiError } from '../errors.js';
 import type { WritableBlockFile } from './blockfile.js';
 import { LocalFile } from './local.js';
+import { PageMaker } from './page-maker.js';
 import { checkRead } from './range.js';
 
 /** Memory is taken in pages of this size (default), each on its first write. */
@@ -21,17 +24,27 @@ export class ScratchFile implements WritableBlockFile {
   private spilling: Promise<LocalFile> | undefined;
   private _size = 0;
   private closed = false;
+  private readonly maker: PageMaker | undefined;
 
   /**
    * `spillPath` is where bytes past `memory` (rounded down to whole pages) go; it must not exist.
+   * With `ahead` > 0, up to that many pages are made ahead of need on a worker thread.
    * @example const f = new ScratchFile(join(dir, 'data'), 256 << 20);
    */
   constructor(
     readonly spillPath: string,
     memory: number,
     private readonly page = PAGE,
+    ahead = 0,
   ) {
     this.limit = Math.max(0, Math.floor(memory / page) * page);
+    const pages = this.limit / page;
+    if (ahead > 0 && pages > 1) this.maker = new PageMaker(page, ahead, pages);
+  }
+
+  /** Pages that came faulted in from the worker (see `ahead`). */
+  get prefaultedPages(): number {
+    return this.maker?.prefaulted ?? 0;
   }
 
   get name(): string {
@@ -77,7 +90,7 @@ export class ScratchFile implements WritableBlockFile {
       const at = pos % this.page;
       const take = Math.min(this.page - at, inMemory - done);
       let page = this.pages[i];
-      if (!page) this.pages[i] = page = new Uint8Array(this.page);
+      if (!page) this.pages[i] = page = this.maker?.take() ?? new Uint8Array(this.page);
       page.set(data.subarray(done, done + take), at);
       done += take;
     }
@@ -117,6 +130,7 @@ export class ScratchFile implements WritableBlockFile {
     if (this.closed) return;
     this.closed = true;
     this.pages.length = 0;
+    await this.maker?.close();
     const spill = await this.spilling?.catch(() => undefined);
     if (spill) {
       await spill.close();

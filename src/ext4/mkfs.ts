@@ -57,8 +57,16 @@ export interface MkfsOptions {
   inodeRatio?: number;
 }
 
+/** Set bits [from, from + count) of `bm`: whole bytes at once (inode tables are thousands of blocks). */
 function setBits(bm: Uint8Array, from: number, count: number): void {
-  for (let i = from; i < from + count; i++) bm[i >> 3]! |= 1 << (i & 7);
+  const end = from + count;
+  let i = from;
+  for (; i < end && i & 7; i++) bm[i >> 3]! |= 1 << (i & 7);
+  if (end - i >= 8) {
+    bm.fill(0xff, i >> 3, end >> 3);
+    i = end & ~7;
+  }
+  for (; i < end; i++) bm[i >> 3]! |= 1 << (i & 7);
 }
 
 /**
@@ -79,10 +87,19 @@ export async function mkfs(file: WritableBlockFile, opts: MkfsOptions = {}): Pro
   ] as const)
     if (v && v.length !== 16) throw new DadiError('EINVAL', `mkfs: ${k} must be 16 bytes`);
 
-  // Used blocks per group: backups, flex metadata, then root and lost+found in group 0.
-  const used: number[][] = Array.from({ length: geo.groupCount }, () => []);
+  // Used blocks per group, as runs [first block, count]: backups, flex metadata, then root and
+  // lost+found in group 0. (Runs, not blocks: a 64 GiB disk has 262 144 inode table blocks.)
+  const used: [number, number][][] = Array.from({ length: geo.groupCount }, () => []);
+  const usedCount = new Array<number>(geo.groupCount).fill(0);
   const markUsed = (blk: number, count: number) => {
-    for (let b = blk; b < blk + count; b++) used[Math.floor(b / BLOCKS_PER_GROUP)]!.push(b);
+    while (count > 0) {
+      const g = Math.floor(blk / BLOCKS_PER_GROUP);
+      const take = Math.min(count, (g + 1) * BLOCKS_PER_GROUP - blk);
+      used[g]!.push([blk, take]);
+      usedCount[g]! += take;
+      blk += take;
+      count -= take;
+    }
   };
   for (let g = 0; g < geo.groupCount; g++) if (hasSuper(g)) markUsed(g * BLOCKS_PER_GROUP, 1 + geo.gdtBlocks);
   for (const m of meta) {
@@ -90,7 +107,7 @@ export async function mkfs(file: WritableBlockFile, opts: MkfsOptions = {}): Pro
     markUsed(m.inodeBitmap, 1);
     markUsed(m.inodeTable, geo.inodeTableBlocks);
   }
-  const firstFree = Math.max(...used[0]!) + 1;
+  const firstFree = Math.max(...used[0]!.map(([b, n]) => b + n));
   const rootBlk = firstFree;
   const lfBlk = firstFree + 1;
   markUsed(rootBlk, 1);
@@ -100,13 +117,15 @@ export async function mkfs(file: WritableBlockFile, opts: MkfsOptions = {}): Pro
   const descs: GroupDesc[] = [];
   let freeBlocks = 0;
   for (let g = 0; g < geo.groupCount; g++) {
-    const bm = new Uint8Array(BLOCK_SIZE);
-    const start = g * BLOCKS_PER_GROUP;
-    for (const b of used[g]!) setBits(bm, b - start, 1);
     const n = groupBlocks(geo, g);
-    setBits(bm, n, BLOCKS_PER_GROUP - n); // padding past the end of the last group
-    if (bm.some((x) => x !== 0)) writes.set(meta[g]!.blockBitmap, bm);
-    const free = n - used[g]!.length;
+    if (usedCount[g]! > 0 || n < BLOCKS_PER_GROUP) {
+      const bm = new Uint8Array(BLOCK_SIZE);
+      const start = g * BLOCKS_PER_GROUP;
+      for (const [b, count] of used[g]!) setBits(bm, b - start, count);
+      setBits(bm, n, BLOCKS_PER_GROUP - n); // padding past the end of the last group
+      writes.set(meta[g]!.blockBitmap, bm);
+    }
+    const free = n - usedCount[g]!;
     freeBlocks += free;
     descs.push({
       ...meta[g]!,
@@ -119,10 +138,11 @@ export async function mkfs(file: WritableBlockFile, opts: MkfsOptions = {}): Pro
   // Inode bitmaps: every group needs its padding bits set.
   const ipgBytes = geo.inodesPerGroup / 8;
   for (let g = 0; g < geo.groupCount; g++) {
+    if (ipgBytes >= BLOCK_SIZE && g !== 0) continue; // all zero: not written
     const bm = new Uint8Array(BLOCK_SIZE);
     bm.fill(0xff, ipgBytes);
     if (g === 0) setBits(bm, 0, FIRST_INO);
-    if (bm.some((x) => x !== 0)) writes.set(meta[g]!.inodeBitmap, bm);
+    writes.set(meta[g]!.inodeBitmap, bm);
   }
   descs[0]!.freeInodes -= FIRST_INO;
   descs[0]!.usedDirs = 2;
