@@ -62,6 +62,16 @@ describe('ChunkFetch', () => {
     expect(f.failures.map((x) => x.why)).toEqual(['unreachable', 'corrupt', 'timeout', 'http']);
   });
 
+  it('goes straight to the root after a peer timed out (the ancestors above it are suspect)', () => {
+    const f = new ChunkFetch(routeOf({ path }));
+    expect(f.fail('timeout')).toEqual({
+      report: { peer: 'p', problem: 'slow' },
+      next: { kind: 'root' },
+      registryFallback: false,
+    });
+    expect(f.failures.map((x) => x.hop)).toEqual([{ kind: 'peer', id: 'p', address: 'http://p' }]);
+  });
+
   it('gives up when access is denied, without trying the registry', () => {
     const f = new ChunkFetch(routeOf(undefined));
     expect(f.current).toEqual({ kind: 'root' });
@@ -85,7 +95,20 @@ describe('ChunkFetch', () => {
           expect(v.registryFallback).toBe(hop.kind === 'root' && w !== 'denied');
           if (w === 'denied') expect(v.next).toBeUndefined();
         }
-        expect(asked).toEqual(route.slice(0, asked.length));
+        // In route order, each hop at most once; only a peer's timeout skips hops (the peers above it).
+        let at = 0;
+        for (let k = 0; k < asked.length; k++) {
+          const i = route.indexOf(asked[k]!, at);
+          expect(i).toBeGreaterThanOrEqual(at);
+          const skipped = route.slice(at, i);
+          if (skipped.length > 0) {
+            expect(failures[k - 1]).toBe('timeout');
+            expect(asked[k - 1]!.kind).toBe('peer');
+            expect(skipped.every((h) => h.kind === 'peer')).toBe(true);
+            expect(asked[k]!.kind).toBe('root');
+          }
+          at = i + 1;
+        }
       }),
     );
   });
