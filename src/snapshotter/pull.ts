@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { chainIds } from '../convert/manifest.js';
 import { DadiError } from '../errors.js';
-import { type ImageConfig, OverlaybdAnnotation } from '../oci/index.js';
+import { type Digest, type ImageConfig, isTarLayerType, OverlaybdAnnotation } from '../oci/index.js';
 import { formatReference, parseReference, type RegistryClient } from '../registry/index.js';
 import { ContainerdClient, ContainerdError } from './containerd-client.js';
 import { Label } from './labels.js';
@@ -65,12 +65,39 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
         `${name}: layer ${notDadi} (${layers[notDadi]!.digest}) is not a DADI layer; pull ordinary images with ctr pull --snapshotter ${snapshotter}`,
       );
     }
-    const configBytes = await client.fetchBlob(r, img.manifest.config.digest, { maxSize: MAX_CONFIG_BYTES });
+    // The layer snapshots start the image's mount (the top one mounts ahead): they go as soon as
+    // their chain ids are known, beside the config's fetch and the content writes, not after them.
+    const configFetch = client.fetchBlob(r, img.manifest.config.digest, { maxSize: MAX_CONFIG_BYTES });
+    configFetch.catch(() => {});
+    const predicted = diffIdsOfUncompressed(layers);
+    const snapshots = async (chains: string[]) => {
+      await leased;
+      for (const [i, layer] of layers.entries()) {
+        await prepareRemoteLayer(ctrd, snapshotter, name, {
+          chainId: chains[i]!,
+          parent: chains[i - 1] ?? '',
+          annotations: layer.annotations ?? {},
+          top: i === layers.length - 1,
+        });
+        o.onLayer?.(i + 1, layers.length);
+      }
+      step('layer snapshots');
+    };
+    const early = predicted ? snapshots(chainIds(predicted)) : undefined;
+    early?.catch(() => {});
+    const configBytes = await configFetch;
     const config = JSON.parse(configBytes.toString()) as ImageConfig;
     step('config');
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== layers.length) {
       throw new DadiError('EFORMAT', `${name}: config lists ${diffIds.length} diff_ids for ${layers.length} layers`);
+    }
+    const mismatch = predicted ? diffIds.findIndex((d, i) => d !== predicted[i]) : -1;
+    if (mismatch >= 0) {
+      throw new DadiError(
+        'EFORMAT',
+        `${name}: config diff_id ${mismatch} is ${diffIds[mismatch]}, but layer ${mismatch} is an uncompressed tar with digest ${predicted![mismatch]}`,
+      );
     }
     const chains = chainIds(diffIds);
     await leased;
@@ -86,18 +113,9 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
         ...source,
         'containerd.io/gc.ref.content.config': img.manifest.config.digest,
       }),
+      early ?? snapshots(chains),
     ]);
     step('content');
-    for (const [i, layer] of layers.entries()) {
-      await prepareRemoteLayer(ctrd, snapshotter, name, {
-        chainId: chains[i]!,
-        parent: chains[i - 1] ?? '',
-        annotations: layer.annotations ?? {},
-        top: i === layers.length - 1,
-      });
-      o.onLayer?.(i + 1, layers.length);
-    }
-    step('layer snapshots');
     const image = { name, target: { media_type: img.mediaType, digest: img.digest, size: img.bytes.length } };
     await ctrd.call('images', 'Create', { image }).catch(async (e) => {
       if (!(e instanceof ContainerdError && e.code === 'EEXIST')) throw e;
@@ -114,6 +132,15 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     await leased.then(() => ctrd.endLease()).catch(() => {});
     ctrd.close();
   }
+}
+
+/**
+ * The diff_ids of the layers when every one is an uncompressed tar (a native DADI layer): an
+ * uncompressed layer's diff_id is its digest, so its chain is known before the config arrives.
+ * Undefined when a layer is compressed (a TurboOCI layer: its diff_id is in the config only).
+ */
+export function diffIdsOfUncompressed(layers: readonly { mediaType: string; digest: Digest }[]): Digest[] | undefined {
+  return layers.every((l) => isTarLayerType(l.mediaType)) ? layers.map((l) => l.digest) : undefined;
 }
 
 /**
