@@ -156,7 +156,8 @@ function cpuParagraph(c: CpuAccounting, r: BenchReport): string {
     `CPU accounting (headline run): one host's cold start used ${S(c.one_host_cpu_s)} CPU s of the machine; the ${r.hosts} hosts at once used ${S(c.all_hosts_cpu_s)} CPU s ` +
     `(${S(c.per_host_cpu_s)} s per host; daemons ${S(c.daemons_cpu_s)} s, root ${S(c.root_cpu_s)} s, the rest runc, \`dadi run\`, the registry and the kernel). ` +
     `On ${c.cores} cores that is a floor of ${S(c.floor_s)} s, ${X(c.floor_ratio)} one host's cold start: the all started ratio this machine's cores force before any network or P2P wait. ` +
-    `The run took ${S(c.above_floor_s)} s more than that floor. The ≤ 1.5× goal needs hosts with cores of their own (bench/scale simulates them).`
+    `The run took ${S(c.above_floor_s)} s more than that floor (the CPU is counted from the start until every \`dadi run\` ended, containers' exit and \`--rm\` included, so the floor is an upper bound of the CPU before the last print). ` +
+    "Near zero or below: the start is bound by this machine's cores, not by the network or the P2P path. The ≤ 1.5× goal needs hosts with cores of their own (bench/scale simulates them)."
   );
 }
 

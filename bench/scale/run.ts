@@ -20,6 +20,7 @@ import {
   renderMarkdown,
   renderSvg,
   rootPer1000Peers,
+  rootWork,
   type ScaleReport,
   type SweepRow,
 } from './render.js';
@@ -80,9 +81,10 @@ function addMeasured(report: ScaleReport, base: ScenarioConfig, cost: HostCost):
   report.validation_max_rel_error = validation.maxRelError;
   report.real = agents;
   report.real_agents = agents?.agents ?? null;
-  const root = agents ? rootPer1000Peers(agents, report.sim_all_started_s) : null;
+  const root = agents ? rootPer1000Peers(agents, rootWork(report)) : null;
   report.root_cpu_core_per_1000_peers = root?.cores ?? null;
   report.root_mb_per_1000_peers = root?.mb ?? null;
+  report.root_per_1000_peers = root;
 }
 
 async function write(report: ScaleReport): Promise<void> {
@@ -195,6 +197,7 @@ async function main(): Promise<void> {
       host_fixed_s: cost.agent_fixed_cpu_s,
       host_chunk_source: `measured: one agent's CPU per chunk (bench/scale/agents.ts --host-cost, docs/bench/scale-host-cost.json: ${cost.note}), on a core of the host's own`,
       needed_bytes: plan.neededBytes,
+      layers: plan.layerSizes.length,
       ideal_all_started_s: scaling.find((s) => s.hosts === sweepHosts)?.ideal.all_started_s ?? null,
       defaults: measured,
       failure_at_s: failAtS,
