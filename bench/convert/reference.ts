@@ -3,8 +3,9 @@
 // hand over an OCI layout, one process per step as that convertor runs them. Per layer: decompress
 // the blob into layer.tar while checking its digest (the convertor's download tees into a
 // verifier), `overlaybd-create -s [--mkfs] data index 64`, a config.json of the committed layers
-// below and the new upper, `overlaybd-apply layer.tar config.json`, `overlaybd-commit -z -t --uuid
-// [--parent-uuid]`, then the commit file's digest (the convertor's getFileDesc). No uploads.
+// below and the new upper, `overlaybd-apply layer.tar config.json`, `overlaybd-commit -z --algorithm
+// A --bs B -t --uuid [--parent-uuid]` (A, B: dadi convert's own ZFile settings), then the commit
+// file's digest (the convertor's getFileDesc). No uploads.
 //
 // The tools build offline from containerd/overlaybd with its dependencies' sources at the commits
 // its CMake files pin (PhotonLibOS, photon-libtcmu, erofs-utils; Open-CAS ocf in its submodule
@@ -19,6 +20,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chainIds, uuidFromChainId } from '../../src/convert/manifest.js';
+import { DADI_LAYER_OUTPUT } from '../../src/image/layer-output.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { sh } from '../coldstart/util.js';
 
@@ -128,7 +130,10 @@ export async function runReference(img: LayoutImage, bin: string, work: string):
       const commit = join(dir, 'overlaybd.commit');
       const uuid = uuidFromChainId(chains[i]!);
       const parent = i > 0 ? ['--parent-uuid', uuidFromChainId(chains[i - 1]!)] : [];
-      await step(tool('overlaybd-commit'), [data, index, commit, '-z', '-t', '--uuid', uuid, ...parent]);
+      // The ZFile settings dadi convert uses (DADI_LAYER_OUTPUT), so both sides compress alike.
+      const { algorithm, blockSize } = DADI_LAYER_OUTPUT.zfile;
+      const zfile = ['-z', '--algorithm', algorithm, '--bs', String(blockSize / 1024)];
+      await step(tool('overlaybd-commit'), [data, index, commit, ...zfile, '-t', '--uuid', uuid, ...parent]);
       await step('sha256sum', [commit]);
       await rm(tar, { force: true });
       layerBytes.push((await stat(commit)).size);

@@ -150,7 +150,7 @@ try {
       ...(baselineCli ? { dadi_baseline: `the same with an earlier build of the CLI: ${baselineCli}` } : {}),
       dadi: '`dadi convert --no-reuse --json oci:LAYOUT:TAG oci:OUT:TAG`, the CLI built with tsc, one process per conversion (wall time of the process)',
       reference:
-        "the reference userspace convertor's steps per layer: gzip -dc + sha256sum of the blob (concurrently), overlaybd-create -s [--mkfs] 64, overlaybd-apply, overlaybd-commit -z -t --uuid [--parent-uuid], sha256sum of the commit file (wall time of all steps)",
+        "the reference userspace convertor's steps per layer: gzip -dc + sha256sum of the blob (concurrently), overlaybd-create -s [--mkfs] 64, overlaybd-apply, overlaybd-commit -z --algorithm/--bs as dadi convert (DADI_LAYER_OUTPUT) -t --uuid [--parent-uuid], sha256sum of the commit file (wall time of all steps)",
     },
     images: {} as Record<ImageKey, ImageResult>,
   };

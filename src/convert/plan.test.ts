@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DadiError } from '../errors.js';
+import { DADI_LAYER_OUTPUT } from '../image/layer-output.js';
 import { type Digest, sha256Of } from '../oci/digest.js';
 import type { ImageSource, ResolvedManifest } from '../oci/image-source.js';
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/manifest.js';
@@ -14,6 +15,9 @@ import { parsePlatform } from '../oci/platform.js';
 import { chainIds } from './manifest.js';
 import { planConversion } from './plan.js';
 import { LayerRecords } from './record.js';
+
+/** The layer output settings' key as the plan computes it (`obd1-zstd-4k`). */
+const SETTINGS = `obd1-${DADI_LAYER_OUTPUT.zfile.algorithm}-${DADI_LAYER_OUTPUT.zfile.blockSize / 1024}k`;
 
 const MiB = 1 << 20;
 const diff = (i: number): Digest => sha256Of(Buffer.from(`diff ${i}`));
@@ -140,7 +144,7 @@ describe('planConversion', () => {
     await records.save(
       {
         chainId: chains[0]!,
-        settings: `obd1-lz4-4k-${vsize}`,
+        settings: `${SETTINGS}-${vsize}`,
         digest: sha256Of(Buffer.from('a converted layer')),
         size: 17,
         uuid: 'u',
@@ -149,7 +153,7 @@ describe('planConversion', () => {
     );
     const src = memorySource([layer(0), layer(1)], diffs);
     const plan = await planConversion(src, records, { vsize, platform: parsePlatform('linux/amd64') });
-    expect(plan.settings).toBe(`obd1-lz4-4k-${vsize}`);
+    expect(plan.settings).toBe(`${SETTINGS}-${vsize}`);
     expect(plan.chainIds).toEqual(chains);
     expect(plan.reused.map((r) => r?.size)).toEqual([17, undefined]);
     // Another vsize is another setting: nothing to reuse.

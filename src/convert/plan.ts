@@ -17,7 +17,7 @@ import type { LayerRecord, LayerRecords } from './record.js';
 export const DEFAULT_VSIZE = 64 * 1024 ** 3;
 
 /**
- * The record key of the layer output settings (`obd1-lz4-4k`): a converted layer is reused only
+ * The record key of the layer output settings (`obd1-zstd-4k`): a converted layer is reused only
  * when it was made with the same ones.
  */
 const SETTINGS_VERSION = `obd1-${DADI_LAYER_OUTPUT.zfile.algorithm}-${DADI_LAYER_OUTPUT.zfile.blockSize / 1024}k`;
