@@ -22,6 +22,7 @@ import { RegistryClient } from '../src/registry/client.js';
 import { run, runDadi } from '../test/cli.js';
 import { debianLayout } from '../test/integration/debian-image.js';
 import { startRegistry } from '../test/integration/registry-harness.js';
+import { runWithThreadpool } from './threadpool.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,15 +42,7 @@ const { values } = parseArgs({
 });
 const rttMs = Number(values['rtt-ms']);
 
-if (!process.env.UV_THREADPOOL_SIZE) {
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
-  });
-  process.exitCode = await new Promise<number>((res) => child.on('exit', (c) => res(c ?? 1)));
-} else {
-  await main();
-}
+await runWithThreadpool(main);
 
 interface Event {
   kind: 'device' | 'registry';

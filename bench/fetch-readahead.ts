@@ -23,6 +23,7 @@ import { runDadi } from '../test/cli.js';
 import { debianLayout } from '../test/integration/debian-image.js';
 import { startRegistry } from '../test/integration/registry-harness.js';
 import { type BenchRow, report } from './report.js';
+import { runWithThreadpool } from './threadpool.js';
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -133,16 +134,7 @@ interface Sample {
 const runs = Number(process.argv[2] ?? 3);
 const only = process.argv.slice(3);
 
-if (!process.env.UV_THREADPOOL_SIZE) {
-  // The FUSE readers pin threadpool threads; the size must be set before Node starts the pool.
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
-  });
-  process.exitCode = await new Promise<number>((res) => child.on('exit', (c) => res(c ?? 1)));
-} else {
-  await main();
-}
+await runWithThreadpool(main);
 
 async function main(): Promise<void> {
   const root = await mkdtemp('/var/tmp/dadi-bench-fetch-');
