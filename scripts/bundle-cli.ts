@@ -72,7 +72,7 @@ export async function bundleStartCommands(tree: { root: string; runtimeRoot: str
     outfile: join(tree.outDir, 'cli/client.bundle.js'),
     from,
   });
-  // The pull loads containerd's API through gRPC and talks to the registry: all of it inside.
+  // The pull is a request to the snapshotter (node built-ins); its in-process fallback is a dynamic import.
   await bundleClientCommands({
     entry: join(tree.root, `cli/pull-entry${ext}`),
     outfile: join(tree.outDir, 'cli/pull.bundle.js'),

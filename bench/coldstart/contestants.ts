@@ -186,7 +186,7 @@ async function containerdRun(
 
 /**
  * containerd + the dadi snapshotter (issue #12), on the same containerd as stargz: `dadi pull
- * --containerd-address` then `ctr run --snapshotter dadi`. The dadi daemon (the snapshotter's device
+ * --containerd-address` (performed by the snapshotter, the CLI its client) then `ctr run --snapshotter dadi`. The dadi daemon (the snapshotter's device
  * owner) starts anew with an empty block cache, like stargz's snapshotter.
  */
 export async function dadiSnapshotter(x: Ctx, i: number): Promise<Sample> {
@@ -202,7 +202,20 @@ export async function dadiSnapshotter(x: Ctx, i: number): Promise<Sample> {
     const t0 = performance.now();
     const pull = await sh(
       dadi[0]!,
-      [...dadi.slice(1), 'pull', '--containerd-address', x.ctd.sock, '-n', 'bench', '--timings', '--json', x.refs.dadi],
+      [
+        ...dadi.slice(1),
+        'pull',
+        '--containerd-address',
+        x.ctd.sock,
+        // The running snapshotter performs the pull (the CLI sends the request).
+        '--snapshotter-address',
+        x.ctd.dadiSock,
+        '-n',
+        'bench',
+        '--timings',
+        '--json',
+        x.refs.dadi,
+      ],
       { netns: HOST_NS, env: { ...process.env, HOME: WORK } },
     );
     const pullMs = performance.now() - t0;

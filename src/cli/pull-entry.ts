@@ -1,12 +1,13 @@
 // Process entry of `dadi pull` (bin/dadi sends it here): the same command as the whole CLI's, with
-// its action imported statically, so that the build bundles the pull — registry client, gRPC,
-// containerd's API loader — into one file (scripts/bundle-cli.ts).
+// its action imported statically, so that the build bundles it into one small file
+// (scripts/bundle-cli.ts): the request to the snapshotter needs node's built-ins only. The
+// in-process pull (registry client, gRPC) stays a dynamic import, loaded only when no snapshotter answers.
 import { main, newProgram } from './main.js';
 import { registerPullCommand } from './pull.js';
-import { pullAction } from './pull-action.js';
+import { pullRemoteAction } from './pull-remote.js';
 
 await main(process.argv.slice(2), () => {
   const program = newProgram();
-  registerPullCommand(program, async () => pullAction);
+  registerPullCommand(program, async () => pullRemoteAction);
   return program;
 });

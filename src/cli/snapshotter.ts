@@ -28,7 +28,7 @@ export function registerSnapshotterCommand(program: Command): void {
         state: flags.state,
         rwMode: (flags.rwMode ?? config.snapshotter.rwMode) as 'overlayfs' | 'block',
       };
-      const { Snapshotter, daemonDevices, serveSnapshots } = await import('../snapshotter/index.js');
+      const { PullService, Snapshotter, daemonDevices, serveSnapshots } = await import('../snapshotter/index.js');
       const { RootLogger } = await import('../log/logger.js');
       const logSettings = (c: typeof config) => ({ level: c.logConfig.logLevel, path: c.logConfig.logPath });
       const logger = RootLogger.create(logSettings(config), 'snapshotter');
@@ -36,10 +36,14 @@ export function registerSnapshotterCommand(program: Command): void {
         log: (m) => logger.info(m),
         rwMode: o.rwMode,
       });
-      const svc = await serveSnapshots(snap, o.address, {
-        warn: (m) => logger.warn(m),
-        debug: (m, f) => logger.debug(m, f),
-      });
+      // `dadi pull` asks this process to pull: its registry credentials and hosts are this config's.
+      const pulls = new PullService({ hostsDir: config.registry.hostsDir });
+      const svc = await serveSnapshots(
+        snap,
+        o.address,
+        { warn: (m) => logger.warn(m), debug: (m, f) => logger.debug(m, f) },
+        pulls,
+      );
       logger.info(`serving ${o.address} (root ${o.root})`);
       // SIGHUP: the log settings again (the other snapshotter keys need a restart).
       const reload = () =>

@@ -4,6 +4,9 @@
 
 export const DEFAULT_CONFIG_FILE = '/etc/dadi/config.yaml';
 
+/** snapshotter.address's default (here, so that `dadi pull` finds it without the schema). */
+export const DEFAULT_SNAPSHOTTER_ADDRESS = '/run/dadi-snapshotter/dadi.sock';
+
 export interface LoadConfigOptions {
   /** The --config flag: this file must exist. */
   file?: string;

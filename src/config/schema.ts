@@ -13,6 +13,7 @@ import { DEFAULT_LAYER_PULL } from '../prefetch/layer-pull-plan.js';
 import { DEFAULT_REPLAY_WORKERS } from '../prefetch/trace-replay.js';
 import { DEFAULT_HOSTS_DIR } from '../registry/hosts.js';
 import { parseSize } from '../util/size.js';
+import { DEFAULT_SNAPSHOTTER_ADDRESS } from './file.js';
 
 /** What the docs and the environment overrides need to know about one key. */
 export interface FieldMeta {
@@ -209,7 +210,7 @@ export const configSchema = z
       }),
     }),
     snapshotter: section({
-      address: leaf(z.string().min(1).default('/run/dadi-snapshotter/dadi.sock'), {
+      address: leaf(z.string().min(1).default(DEFAULT_SNAPSHOTTER_ADDRESS), {
         doc: "Unix socket containerd's proxy_plugins entry points at.",
         apply: 'restart',
       }),

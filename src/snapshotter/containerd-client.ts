@@ -16,15 +16,24 @@ export class ContainerdError extends DadiError {
 }
 
 type Unary = (req: unknown, md: Metadata, cb: (e: ServiceError | null, r: unknown) => void) => void;
+type Clients = Record<'snapshots' | 'content' | 'images' | 'leases', Client>;
 
 export class ContainerdClient {
-  private readonly clients: Record<'snapshots' | 'content' | 'images' | 'leases', Client>;
+  private readonly clients: Clients;
+  /** Whether `close` closes the channels (not for a view made by `inNamespace`). */
+  private readonly owner: boolean;
   private lease: string | undefined;
 
   constructor(
     readonly address: string,
     readonly namespace: string,
+    shared?: Clients,
   ) {
+    this.owner = !shared;
+    if (shared) {
+      this.clients = shared;
+      return;
+    }
     const api = containerdApi();
     const target = `unix:${address}`;
     const creds = credentials.createInsecure();
@@ -34,6 +43,11 @@ export class ContainerdClient {
       images: new api.Images(target, creds),
       leases: new api.Leases(target, creds),
     };
+  }
+
+  /** A client for `namespace` (with its own lease) over this one's channels; closing it leaves them open. */
+  inNamespace(namespace: string): ContainerdClient {
+    return new ContainerdClient(this.address, namespace, this.clients);
   }
 
   /** Calls after this carry a lease, so that containerd's GC keeps what they create until `endLease`. */
@@ -96,6 +110,7 @@ export class ContainerdClient {
   }
 
   close(): void {
+    if (!this.owner) return;
     for (const c of Object.values(this.clients)) c.close();
   }
 

@@ -2,5 +2,6 @@
 // mounted lazily by the dadi daemon, and the pull that sets containerd up for it.
 
 export { daemonDevices } from './devices.js';
+export { PullService } from './pull-service.js';
 export { type SnapshotService, serveSnapshots } from './service.js';
 export { type DeviceSet, type Mount, SnapshotError, Snapshotter } from './snapshotter.js';

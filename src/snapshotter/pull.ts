@@ -18,6 +18,8 @@ export interface PullOptions {
   /** containerd's socket. */
   address: string;
   namespace?: string;
+  /** A client of containerd at `address` to use (and leave open), as the snapshotter keeps one. */
+  connection?: ContainerdClient;
   /** The snapshotter's name in containerd's configuration (default `dadi`). */
   snapshotter?: string;
   /** Told after each layer snapshot is prepared (`done` of `total`), for progress bars. */
@@ -51,7 +53,8 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
   // containerd's API definitions load (CPU) while the manifest request is out, and the lease is
   // taken while the registry answers.
   await new Promise((res) => setImmediate(res));
-  const ctrd = new ContainerdClient(o.address, o.namespace ?? 'default');
+  const namespace = o.namespace ?? 'default';
+  const ctrd = o.connection ? o.connection.inNamespace(namespace) : new ContainerdClient(o.address, namespace);
   const leased = ctrd.beginLease(`dadi-pull-${randomBytes(8).toString('hex')}`);
   leased.catch(() => {});
   try {

@@ -16,6 +16,8 @@ import {
 } from '@grpc/grpc-js';
 import { DadiError } from '../errors.js';
 import { containerdApi } from './protos.js';
+import { type PullService, pullServiceDefinition } from './pull-service.js';
+import type { PullRequest } from './pull-wire.js';
 import { SnapshotError, type SnapshotInfo, type Snapshotter } from './snapshotter.js';
 
 interface WireInfo {
@@ -40,11 +42,15 @@ export interface ServiceLog {
   debug?(message: string, fields?: Record<string, unknown>): void;
 }
 
-/** Serve `snap` on the unix socket `address` (a stale socket file is replaced). */
+/**
+ * Serve `snap` on the unix socket `address` (a stale socket file is replaced), and with `pull`
+ * the pulls `dadi pull` asks of the snapshotter (pull-service.ts) on the same socket.
+ */
 export async function serveSnapshots(
   snap: Snapshotter,
   address: string,
   log: ServiceLog = { warn: logToStderr },
+  pull?: Pick<PullService, 'pull' | 'close'>,
 ): Promise<SnapshotService> {
   const server = new Server();
   const unary =
@@ -53,7 +59,7 @@ export async function serveSnapshots(
       const t0 = performance.now();
       // What a container start waits for shows here (profile with logConfig.logLevel: debug).
       const done = (outcome: string) =>
-        log.debug?.(`${name} ${call.request.key ?? call.request.name ?? ''}: ${outcome}`, {
+        log.debug?.(`${name} ${call.request.key ?? call.request.name ?? call.request.ref ?? ''}: ${outcome}`, {
           ms: Math.round(performance.now() - t0),
         });
       fn(call.request).then(
@@ -106,6 +112,8 @@ export async function serveSnapshots(
     },
   };
   server.addService(containerdApi().Snapshots.service, impl);
+  if (pull)
+    server.addService(pullServiceDefinition, { Pull: unary('Pull', (r) => pull.pull(r as unknown as PullRequest)) });
   await mkdir(dirname(address), { recursive: true, mode: 0o700 });
   await unlink(address).catch(() => {});
   await new Promise<void>((res, rej) =>
@@ -115,11 +123,13 @@ export async function serveSnapshots(
   );
   return {
     address,
-    stop: () =>
-      new Promise<void>((res) => {
+    stop: async () => {
+      await new Promise<void>((res) => {
         server.tryShutdown(() => res());
         setTimeout(() => server.forceShutdown(), 5000).unref();
-      }),
+      });
+      await pull?.close();
+    },
   };
 }
 

@@ -52,17 +52,23 @@ describe('bin/dadi', () => {
     expect(r.stderr).toMatch(/^dadi: no dadi daemon answers on .*dadi\.sock$/m);
   });
 
-  it("runs dadi pull from its bundle (gRPC and containerd's API loader inside), environment untouched", async () => {
-    // The whole-CLI bundle here cannot load the pull (its dynamic imports point at .ts sources), so
-    // an answer from the containerd API loader is the pull bundle's. Without the .proto files it
-    // stops there, before any connection.
+  it('runs dadi pull from its bundle (a request to the snapshotter), environment untouched', async () => {
+    // The bundle's first step is the request to the snapshotter named here, which is not running:
+    // that answer is the pull bundle's (the whole CLI would name its loader's failure instead).
     const r = await run(
       launcher,
-      ['pull', '--containerd-address', join(dir, 'no-containerd.sock'), '127.0.0.1:1/app:v1'],
-      { env: { NODE_EXTRA_CA_CERTS: MISSING_CA, DADI_CONTAINERD_PROTOS: join(dir, 'no-protos') } },
+      [
+        'pull',
+        '--containerd-address',
+        join(dir, 'no-containerd.sock'),
+        '--snapshotter-address',
+        join(dir, 'no-snapshotter.sock'),
+        '127.0.0.1:1/app:v1',
+      ],
+      { env: { NODE_EXTRA_CA_CERTS: MISSING_CA } },
     );
     expect(r.stderr).toMatch(CA_WARNING);
-    expect(r.stderr).toMatch(/^dadi: .*no-protos\/.*snapshots\.proto: containerd's API definitions are missing/m);
+    expect(r.stderr).toMatch(/^dadi: dadi snapshotter .*no-snapshotter\.sock: not running \(ENOENT\)$/m);
     expect(r.code).toBe(1);
   });
 

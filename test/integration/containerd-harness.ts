@@ -198,3 +198,24 @@ export async function stopAndScrub(
     await rm(root, { recursive: true, force: true });
   }
 }
+
+/**
+ * A containerd test file's afterAll: fail when anything of ours is left running (containerd, its
+ * shims, the snapshotter, the daemon) or mounted under `root` (stopAndScrub), then stop `servers`
+ * (registries, proxies) whatever happened. A file whose beforeAll failed before making `root` only
+ * stops what it started.
+ */
+export async function tearDownContainerd(
+  started: { root?: string; stateDir?: string; snap?: SnapshotterProcess; ctrd?: Containerd },
+  servers: Array<{ stop(): Promise<void> } | undefined>,
+): Promise<void> {
+  try {
+    const { root, stateDir, ...procs } = started;
+    const left = root && stateDir ? await stopAndScrub(root, stateDir, procs) : { processes: [], mounts: [] };
+    if (left.processes.length > 0 || left.mounts.length > 0) {
+      throw new Error(`left behind under ${root}: ${JSON.stringify(left)}`);
+    }
+  } finally {
+    for (const s of servers) await s?.stop();
+  }
+}

@@ -17,7 +17,7 @@ import {
   type SnapshotterProcess,
   startContainerd,
   startSnapshotter,
-  stopAndScrub,
+  tearDownContainerd,
 } from './containerd-harness.js';
 import { pushImage } from './push-image.js';
 import { haveRegistry, startRegistry, type TestRegistry } from './registry-harness.js';
@@ -86,19 +86,26 @@ describe.skipIf(!HAVE)('dadi snapshotter and dadi pull with hosts.toml, TLS and 
     ctrd = await startContainerd(join(root, 'containerd'), join(root, 'snap.sock'));
   }, 120_000);
 
-  afterAll(async () => {
-    try {
-      // Nothing of ours is left running (containerd, its shims, the snapshotter, the daemon) or mounted.
-      if (root)
-        expect(await stopAndScrub(root, env.DADI_STATE!, { snap, ctrd })).toEqual({ processes: [], mounts: [] });
-    } finally {
-      await mirror?.stop();
-      await server?.stop();
-    }
-  });
+  afterAll(() => tearDownContainerd({ root, stateDir: env?.DADI_STATE, snap, ctrd }, [mirror, server]));
 
-  const pullAndRun = async (ref: string, id: string) => {
-    const pulled = await runDadi(['pull', '--containerd-address', ctrd.socket, '-n', 'dadi-test', ref], { env });
+  /**
+   * Pulled by the snapshotter, which finds the hosts folder and the password in its own
+   * environment (the CLI's has neither), or in the CLI's process with them in its environment.
+   */
+  const pullAndRun = async (ref: string, id: string, by: 'snapshotter' | 'in-process') => {
+    const pulled =
+      by === 'snapshotter'
+        ? await runDadi([
+            'pull',
+            '--containerd-address',
+            ctrd.socket,
+            '-n',
+            'dadi-test',
+            '--snapshotter-address',
+            join(root, 'snap.sock'),
+            ref,
+          ])
+        : await runDadi(['pull', '--containerd-address', ctrd.socket, '-n', 'dadi-test', ref], { env });
     expect(pulled.code, `${pulled.stderr}\n${snap?.logs() ?? ''}`).toBe(0);
     const r = await ctrd.ctr(['run', '--rm', '--snapshotter', 'dadi', ref, id, 'cat', '/data/keep.txt']);
     expect(r.code, `${r.stderr}\n${snap?.logs() ?? ''}`).toBe(0);
@@ -106,11 +113,11 @@ describe.skipIf(!HAVE)('dadi snapshotter and dadi pull with hosts.toml, TLS and 
   };
 
   it('starts an image over TLS with the CA from hosts.toml and the password from config.json, past both mirrors', async () => {
-    expect(await pullAndRun(`${server.host}/dadi/on-server:v1`, 'on-server')).toBe('keep me\n');
+    expect(await pullAndRun(`${server.host}/dadi/on-server:v1`, 'on-server', 'snapshotter')).toBe('keep me\n');
   }, 120_000);
 
   it('starts an image only the mirror holds from the mirror', async () => {
-    expect(await pullAndRun(`${server.host}/dadi/on-mirror:v1`, 'on-mirror')).toBe('keep me\n');
+    expect(await pullAndRun(`${server.host}/dadi/on-mirror:v1`, 'on-mirror', 'in-process')).toBe('keep me\n');
   }, 120_000);
 
   it('without the hosts configuration the TLS registry is not trusted, and the error says so', async () => {

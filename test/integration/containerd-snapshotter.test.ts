@@ -23,7 +23,7 @@ import {
   type SnapshotterProcess,
   startContainerd,
   startSnapshotter,
-  stopAndScrub,
+  tearDownContainerd,
 } from './containerd-harness.js';
 import { debianLayout, haveDebianTools } from './debian-image.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
@@ -79,16 +79,7 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     ctrd = await startContainerd(join(root, 'containerd'), snapSocket());
   }, 120_000);
 
-  afterAll(async () => {
-    try {
-      // Nothing of ours is left running (containerd, its shims, the snapshotter, the daemon) or mounted.
-      if (root)
-        expect(await stopAndScrub(root, env.DADI_STATE!, { snap, ctrd })).toEqual({ processes: [], mounts: [] });
-    } finally {
-      await proxy?.stop();
-      await reg?.stop();
-    }
-  });
+  afterAll(() => tearDownContainerd({ root, stateDir: env?.DADI_STATE, snap, ctrd }, [proxy, reg]));
 
   it('pulls and runs an ordinary image through overlayfs snapshots', async () => {
     const ref = `${reg.host}/library/hello-world:plain`;
@@ -101,11 +92,31 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     const refused = await runDadi(['pull', '--containerd-address', ctrd.socket, '-n', 'dadi-refused', ref]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^dadi: .*hello-world:plain: layer 0 \(sha256:[0-9a-f]{64}\) is not a DADI layer/);
+    // The same refusal when the snapshotter performs the pull: its message reaches the CLI as it is.
+    const refusedThere = await runDadi([
+      'pull',
+      '--containerd-address',
+      ctrd.socket,
+      '-n',
+      'dadi-refused',
+      '--snapshotter-address',
+      snapSocket(),
+      ref,
+    ]);
+    expect(refusedThere.code).toBe(1);
+    expect(refusedThere.stderr).toMatch(
+      /^dadi: .*hello-world:plain: layer 0 \(sha256:[0-9a-f]{64}\) is not a DADI layer/,
+    );
     expect((await ctrd.ctr(['images', 'ls', '-q'], 'dadi-refused')).stdout.trim()).toBe('');
   }, 120_000);
 
-  const dadiPull = async (ref: string) => {
-    const r = await runDadi(['pull', '--containerd-address', ctrd.socket, '-n', 'dadi-test', ref]);
+  /**
+   * `dadi pull`, performed by the running snapshotter (named by --snapshotter-address), or in the
+   * CLI's own process when no snapshotter answers at the default address (none does here).
+   */
+  const dadiPull = async (ref: string, by: 'snapshotter' | 'in-process' = 'snapshotter', args: string[] = []) => {
+    const at = by === 'snapshotter' ? ['--snapshotter-address', snapSocket()] : [];
+    const r = await runDadi(['pull', '--containerd-address', ctrd.socket, '-n', 'dadi-test', ...at, ...args, ref]);
     expect(r.code, `${r.stderr}\n${snap?.logs() ?? ''}`).toBe(0);
     return r;
   };
@@ -117,18 +128,23 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     );
     expect(conv.code, conv.stderr).toBe(0);
     const ref = `${proxy.host}/library/hello-world:dadi`;
-    await dadiPull(ref);
+    // In the CLI's process: `dadi pull` keeps working where it finds no snapshotter to ask.
+    await dadiPull(ref, 'in-process');
     const r = await ok(['run', '--rm', '--snapshotter', 'dadi', ref, 'hello-dadi']);
     expect(r.stdout).toContain('Hello from Docker!');
   }, 180_000);
 
   it('pulls without downloading layers; a run fetches a fraction of the image', async () => {
     const before = proxy.bodyBytes;
-    const r0 = await runDadi(['pull', '--containerd-address', ctrd.socket, '-n', 'dadi-test', '--json', small.ref]);
-    expect(r0.code, `${r0.stderr}\n${snap?.logs() ?? ''}`).toBe(0);
+    const r0 = await dadiPull(small.ref, 'snapshotter', ['--json', '--timings']);
     // The pull itself fetches the manifest and config only; the snapshotter then mounts the image
     // ahead of its containers, reading the layer's index and the file system's metadata.
-    const own = (JSON.parse(r0.stdout) as { registryBytes: number }).registryBytes;
+    const pulled0 = JSON.parse(r0.stdout) as { registryBytes: number; steps: { step: string }[] };
+    // The snapshotter did the work: its steps come back after the CLI's own.
+    expect(pulled0.steps.map((s) => s.step)).toEqual(
+      expect.arrayContaining(['node + CLI start', 'request to the snapshotter', 'resolve', 'layer snapshots']),
+    );
+    const own = pulled0.registryBytes;
     expect(own).toBeGreaterThan(0);
     expect(own).toBeLessThan(8192);
     const pulled = proxy.bodyBytes - before;

@@ -1,0 +1,106 @@
+// The pull request between `dadi pull` (node:http2, pull-client.ts) and the snapshotter (grpc-js,
+// pull-service.ts's definition): a reply arrives whole, a failed pull's message arrives as the
+// error, and a snapshotter that is absent or lacks the method is told apart from a failed pull.
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DadiError } from '../errors.js';
+import { pullThroughSnapshotter, SnapshotterUnavailable } from './pull-client.js';
+import { pullServiceDefinition } from './pull-service.js';
+import type { PullReply, PullRequest } from './pull-wire.js';
+
+const request: PullRequest = {
+  ref: 'reg.lan:5000/app:v1',
+  containerdAddress: '/run/containerd/containerd.sock',
+  namespace: 'default',
+  snapshotter: 'dadi',
+  insecure: true,
+};
+
+describe('pull through the snapshotter', () => {
+  let dir: string;
+  let server: Server | undefined;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dadi-pull-client-'));
+  });
+  afterEach(async () => {
+    server?.forceShutdown();
+    server = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A server on a socket in `dir` answering Pull with `answer` (or without the method at all). */
+  const serve = async (answer?: (req: PullRequest) => PullReply) => {
+    server = new Server();
+    if (answer) {
+      server.addService(pullServiceDefinition, {
+        Pull: (call: ServerUnaryCall<PullRequest, PullReply>, cb: sendUnaryData<PullReply>) => {
+          try {
+            cb(null, answer(call.request));
+          } catch (e) {
+            cb({ code: status.UNKNOWN, details: (e as Error).message });
+          }
+        },
+      });
+    }
+    const address = join(dir, 'snap.sock');
+    await new Promise<void>((res, rej) =>
+      server!.bindAsync(`unix:${address}`, ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())),
+    );
+    return address;
+  };
+
+  it('sends the request and returns the reply', async () => {
+    const seen: PullRequest[] = [];
+    const steps = Array.from({ length: 300 }, (_, i) => ({ step: `step ${i} ${'x'.repeat(50)}`, ms: i }));
+    const address = await serve((req) => {
+      seen.push(req);
+      return { name: req.ref, manifestDigest: `sha256:${'a'.repeat(64)}`, layers: 2, registryBytes: 1234, steps };
+    });
+    const r = await pullThroughSnapshotter(address, request);
+    expect(seen).toEqual([request]);
+    expect(r).toEqual({
+      name: request.ref,
+      manifestDigest: `sha256:${'a'.repeat(64)}`,
+      layers: 2,
+      registryBytes: 1234,
+      steps,
+    });
+  });
+
+  it("a failed pull's message (any characters) becomes the error", async () => {
+    const why = 'reg.lan:5000/app:v1: layer 0 (sha256:…) is not a DADI layer; 100% sure, ünïcode';
+    const address = await serve(() => {
+      throw new Error(why);
+    });
+    const e = await pullThroughSnapshotter(address, request).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(DadiError);
+    expect(e).not.toBeInstanceOf(SnapshotterUnavailable);
+    expect((e as Error).message).toBe(why);
+  });
+
+  it('no socket, a socket nobody listens on, and a server without the method are "unavailable"', async () => {
+    const none = join(dir, 'none.sock');
+    await expect(pullThroughSnapshotter(none, request)).rejects.toThrow(SnapshotterUnavailable);
+    const stale = join(dir, 'stale.sock');
+    await writeFile(stale, '');
+    await expect(pullThroughSnapshotter(stale, request)).rejects.toBeInstanceOf(SnapshotterUnavailable);
+    const bare = await serve();
+    await expect(pullThroughSnapshotter(bare, request)).rejects.toThrow(/has no pull method/);
+    await expect(pullThroughSnapshotter(bare, request)).rejects.toBeInstanceOf(SnapshotterUnavailable);
+  });
+
+  it('a pull that does not answer in time is an error, not a hang', async () => {
+    server = new Server();
+    server.addService(pullServiceDefinition, { Pull: () => {} });
+    const address = join(dir, 'slow.sock');
+    await new Promise<void>((res, rej) =>
+      server!.bindAsync(`unix:${address}`, ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())),
+    );
+    await expect(pullThroughSnapshotter(address, request, 200)).rejects.toThrow(/no answer to the pull within 200 ms/);
+  });
+});
