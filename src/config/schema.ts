@@ -203,7 +203,7 @@ export const configSchema = z
     }),
     registry: section({
       hostsDir: leaf(z.string().default(DEFAULT_HOSTS_DIR), {
-        doc: "containerd's registry hosts folder (`<dir>/<host>/hosts.toml`: mirrors, server, ca, client, skip_verify, plain HTTP), honoured by the daemon's reads and `dadi pull --containerd-address`; empty: none.",
+        doc: "containerd's registry hosts folder (`<dir>/<host>/hosts.toml`: mirrors, server, ca, client, skip_verify, plain HTTP), honoured by the daemon's reads and the snapshotter's pulls (`dadi pull --containerd-address`); empty: none.",
         env: 'DADI_HOSTS_DIR',
         apply: 'restart',
         envKind: 'string',
@@ -211,7 +211,7 @@ export const configSchema = z
     }),
     snapshotter: section({
       address: leaf(z.string().min(1).default(DEFAULT_SNAPSHOTTER_ADDRESS), {
-        doc: "Unix socket containerd's proxy_plugins entry points at.",
+        doc: "Unix socket containerd's proxy_plugins entry points at; `dadi pull --containerd-address` sends its pulls there too.",
         apply: 'restart',
       }),
       root: leaf(z.string().min(1).default('/var/lib/containerd/io.containerd.snapshotter.v1.dadi'), {
