@@ -205,6 +205,28 @@ export function renderMarkdown(r: BenchReport): string {
       );
     }
   }
+  const byCommand = r.modes.flatMap((m) =>
+    (
+      [
+        ['1 host', m.single],
+        ['all', m.all],
+      ] as const
+    ).flatMap(([run, o]) =>
+      o.cpuByCommand?.length
+        ? [`| ${m.mode} | ${m.hosts} | ${run} | ${o.cpuByCommand.map((c) => `${c.command} ${S(c.cpuS)}`).join(', ')} |`]
+        : [],
+    ),
+  );
+  if (byCommand.length) {
+    lines.push(
+      '',
+      'CPU seconds by command (/proc: each process\'s own time, and "X children" for what process X reaped: `dadi run`, runc and the containers end during the run and show under the benchmark\'s node), largest first:',
+      '',
+      '| mode | hosts | run | CPU s by command |',
+      '|---|---|---|---|',
+      ...byCommand,
+    );
+  }
   const faulty = r.modes.filter((m) => m.faults.length);
   if (faulty.length) {
     lines.push(

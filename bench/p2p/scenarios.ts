@@ -6,6 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { sh, sleep, type TimedRun } from '../coldstart/util.js';
 import { AGENT_PORT, type Cluster, ROOT_PORT } from './cluster.js';
+import { cpuByCommand, cpuSnapshot } from './cpu-by-command.js';
 
 export interface Workload {
   name: string;
@@ -50,6 +51,8 @@ export interface StartOutcome {
   cpuBusy: number;
   /** CPU seconds used during the run: by all the daemons, by the root, by everything on the machine. */
   cpuSeconds?: { daemons: number; root: number; machine: number };
+  /** The same CPU seconds by command name, largest first (cpu-by-command.ts). */
+  cpuByCommand?: Array<{ command: string; cpuS: number }>;
   /** With P2P: where the bytes came from, summed from the root's and every agent's counters. */
   tally?: P2PTally;
 }
@@ -168,6 +171,7 @@ export async function startAll(
   c.resetRegistryStats();
   const cpuBefore = await cpuTimes();
   const clusterBefore = await clusterCpu(c);
+  const procsBefore = await cpuSnapshot();
   const t0 = performance.now();
   const start = (i: number) => c.run(i, ref, w.cmd, w.firstLine, { t0, timeoutMs: opts.timeoutMs });
   let runs: Promise<TimedRun>[];
@@ -194,6 +198,7 @@ export async function startAll(
   await faultDone;
   const cpuAfter = await cpuTimes();
   const clusterAfter = await clusterCpu(c);
+  const procsAfter = await cpuSnapshot();
   const reg = await c.registryStats();
   const linkAfter = await Promise.all(hosts.map((i) => c.net.linkBytes(c.net.hostNs(i))));
   const perHost: HostOutcome[] = results.map((r, k) => {
@@ -230,6 +235,7 @@ export async function startAll(
       root: cpuUsed(clusterBefore.root, clusterAfter.root),
       machine: (cpuAfter.busy - cpuBefore.busy) / 100,
     },
+    cpuByCommand: cpuByCommand(procsBefore, procsAfter),
   };
   if (c.opts.p2p) out.tally = await p2pTally(c, hosts);
   if (times.length) out.firstStartedS = Math.min(...times);
