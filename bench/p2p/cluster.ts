@@ -271,11 +271,17 @@ export class Cluster {
     await mkdir(state, { recursive: true });
     const [node, ...args] = dadiCommand();
     // DADI_P2P_BENCH_PROFILE=<host>: that host's daemon writes a CPU profile (.cpuprofile) at exit.
-    const profile =
-      process.env.DADI_P2P_BENCH_PROFILE === String(i)
-        ? ['--cpu-prof', `--cpu-prof-dir=${join(this.opts.workDir, '..', 'profiles')}`]
-        : [];
-    const argv = [node!, ...profile, ...args, 'daemon', '--state', state, '--cache-dir', this.cacheDir(i)];
+    // The built CLI starts from a launcher script (bin/dadi), which runs the daemon as bin/dadi.js.
+    const profiled = process.env.DADI_P2P_BENCH_PROFILE === String(i);
+    const command = profiled
+      ? [
+          process.execPath,
+          '--cpu-prof',
+          `--cpu-prof-dir=${join(this.opts.workDir, '..', 'profiles')}`,
+          ...(node === process.execPath ? args : [`${node}.js`]),
+        ]
+      : [node!, ...args];
+    const argv = [...command, 'daemon', '--state', state, '--cache-dir', this.cacheDir(i)];
     if (this.opts.p2p) argv.push(...p2pFlags.agent(this.net.rootAddr, this.net.hostAddr(i), `h${i}`));
     const env = { ...this.env(join(this.opts.workDir, `h${i}`), this.hasAccess(i)) };
     env.UV_THREADPOOL_SIZE = String(DAEMON_THREADPOOL_SIZE);
