@@ -32,12 +32,17 @@ export function registerSnapshotterCommand(program: Command): void {
       const { RootLogger } = await import('../log/logger.js');
       const logSettings = (c: typeof config) => ({ level: c.logConfig.logLevel, path: c.logConfig.logPath });
       const logger = RootLogger.create(logSettings(config), 'snapshotter');
-      const snap = await Snapshotter.open(o.root, daemonDevices(o.state), {
+      const devices = daemonDevices(o.state);
+      const snap = await Snapshotter.open(o.root, devices, {
         log: (m) => logger.info(m),
         rwMode: o.rwMode,
       });
       // `dadi pull` asks this process to pull: its registry credentials and hosts are this config's.
-      const pulls = new PullService({ hostsDir: config.registry.hostsDir });
+      const pulls = new PullService({
+        hostsDir: config.registry.hostsDir,
+        devices,
+        log: (m) => logger.warn(m),
+      });
       const svc = await serveSnapshots(
         snap,
         o.address,

@@ -16,7 +16,7 @@ import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DadiError, type DadiErrorCode } from '../errors.js';
-import { normalizeLayerSpec } from './layer-spec.js';
+import { type LayerSpec, normalizeLayerSpec } from './layer-spec.js';
 import { daemonLockKey, ProcessLock, startLockKey } from './lock.js';
 import type {
   BrowseRequest,
@@ -87,6 +87,11 @@ export class DaemonClient {
     const layers = req.layers.map((l) => normalizeLayerSpec(l));
     const writable = req.writable && { data: resolve(req.writable.data), index: resolve(req.writable.index) };
     return this.request({ ...req, op: 'mount', layers, target: resolve(req.target), writable });
+  }
+
+  /** Have the daemon start opening registry layers that a mount will soon ask for. */
+  openAhead(layers: LayerSpec[]): Promise<{ opening: number }> {
+    return this.request({ op: 'open', layers });
   }
 
   /** Unmount by target folder or device id. */

@@ -153,7 +153,15 @@ const KNOWN_OPS = new Set<string>([
 ] satisfies Request['op'][]);
 
 /** New work a draining daemon refuses; ps, umount, status and the rest still answer. */
-const REFUSED_WHILE_DRAINING = new Set<string>(['mount', 'resolve', 'browse', 'export'] satisfies Request['op'][]);
+const REFUSED_WHILE_DRAINING = new Set<string>([
+  'mount',
+  'resolve',
+  'open',
+  'browse',
+  'export',
+] satisfies Request['op'][]);
+/** Bound on the layers one `open` request may name (an image has at most a few hundred). */
+const MAX_OPEN_LAYERS = 256;
 
 /** What a request may stream back, and whether its client is still there. */
 export interface RequestIo {
@@ -278,6 +286,14 @@ export class Daemon {
         // the CLI then need not load the registry code at all (it counts in the time to start).
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
         return this.resolve(req.ref, req.platform, this.opts.resolveImage);
+      case 'open': {
+        if (!Array.isArray(req.layers) || req.layers.length > MAX_OPEN_LAYERS) {
+          throw new DadiError('EINVAL', `open: layers must be a list of at most ${MAX_OPEN_LAYERS}`);
+        }
+        const specs = req.layers.map((l) => normalizeLayerSpec(l, '/')).filter((s) => s.kind === 'registry');
+        this.openEarly(specs);
+        return { opening: specs.length };
+      }
       case 'cache': {
         const cache = this.opts.remote ? (await this.remote()).cache : undefined;
         return cache ? cacheReport(cache) : null;

@@ -73,6 +73,12 @@ export type Request =
   | { op: 'umount' /** A target dir or a device id. */; target: string }
   | { op: 'ps' }
   | { op: 'resolve'; ref: string; platform?: string }
+  /**
+   * Registry layers a mount will soon ask for (the snapshotter's pull knows them before its
+   * Prepares): the daemon starts opening them now (their headers and indexes), and the mount
+   * claims them. Answers `{opening: N}`; failures are the mount's to report.
+   */
+  | { op: 'open'; layers: (string | LayerSpec)[] }
   /** The block cache the daemon owns, after writing what it fetched: a CacheReport, or null without one. */
   | { op: 'cache' }
   /** The daemon's figures (`dadi status`, the same as its /metrics): a DaemonStatus (status.ts). */

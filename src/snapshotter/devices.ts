@@ -22,6 +22,10 @@ export function daemonDevices(stateDir?: string): DeviceSet {
       };
       await c.mount({ layers: layers.map(spec), target, rw: !!writable, writable, label, trace: req });
     },
+    async openAhead(layers: RemoteLayer[]) {
+      const c = await client();
+      await c.openAhead(layers.map((l) => registryLayerSpecs(l.registry, l.repository, [l])[0]!));
+    },
     async umount(target: string) {
       const c = await DaemonClient.connect({ stateDir, autoStart: false });
       await c.umount(target);

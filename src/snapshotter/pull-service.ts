@@ -13,6 +13,7 @@ import { hostsDirLookup } from '../registry/hosts.js';
 import { ContainerdClient } from './containerd-client.js';
 import { pullIntoContainerd } from './pull.js';
 import { MAX_PULL_MESSAGE_BYTES, PULL_METHOD_PATH, type PullReply, type PullRequest } from './pull-wire.js';
+import type { DeviceSet } from './snapshotter.js';
 
 /** Clients kept per distinct setting (containerd socket; registry hosts folder, plain HTTP, platform). */
 const MAX_KEPT = 16;
@@ -20,6 +21,9 @@ const MAX_KEPT = 16;
 export interface PullServiceOptions {
   /** containerd's registry hosts folder when a request names none ('' for none). */
   hostsDir: string;
+  /** The snapshotter's devices: told to open an image's layers once its manifest is in. */
+  devices?: DeviceSet;
+  log?: (m: string) => void;
 }
 
 export class PullService {
@@ -37,6 +41,11 @@ export class PullService {
       snapshotter: req.snapshotter,
       connection: this.containerdFor(req.containerdAddress),
       onStep: (step, ms) => steps.push({ step, ms }),
+      // The daemon opens the layers while containerd is asked for the snapshots that mount them.
+      onLayersKnown: (layers) =>
+        void this.o.devices
+          ?.openAhead?.(layers)
+          .catch((e) => this.o.log?.(`opening ${req.ref}'s layers ahead: ${(e as Error).message}`)),
     });
     return { ...r, steps };
   }

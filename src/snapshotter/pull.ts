@@ -12,7 +12,8 @@ import { DadiError } from '../errors.js';
 import { type Digest, type ImageConfig, isTarLayerType, OverlaybdAnnotation } from '../oci/index.js';
 import { formatReference, parseReference, type RegistryClient } from '../registry/index.js';
 import { ContainerdClient, ContainerdError } from './containerd-client.js';
-import { Label } from './labels.js';
+import { Label, remoteLayerOf } from './labels.js';
+import type { RemoteLayer } from './store.js';
 
 export interface PullOptions {
   /** containerd's socket. */
@@ -22,6 +23,11 @@ export interface PullOptions {
   connection?: ContainerdClient;
   /** The snapshotter's name in containerd's configuration (default `dadi`). */
   snapshotter?: string;
+  /**
+   * Told the image's DADI layers (bottom first, the acceleration layer left out) as soon as the
+   * manifest is in, before containerd is asked anything: the snapshotter starts opening them.
+   */
+  onLayersKnown?: (layers: RemoteLayer[]) => void;
   /** Told after each layer snapshot is prepared (`done` of `total`), for progress bars. */
   onLayer?: (done: number, total: number) => void;
   /** Told as each step ends, with its milliseconds (`dadi pull --timings`). */
@@ -67,6 +73,10 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
         'EUNSUPPORTED',
         `${name}: layer ${notDadi} (${layers[notDadi]!.digest}) is not a DADI layer; pull ordinary images with ctr pull --snapshotter ${snapshotter}`,
       );
+    }
+    if (o.onLayersKnown) {
+      const remote = layers.map((l) => remoteLayerOf(layerLabels(name, l.annotations ?? {})));
+      o.onLayersKnown(remote.filter((l): l is RemoteLayer => l !== undefined && !l.acceleration));
     }
     // The layer snapshots start the image's mount (the top one mounts ahead): they go as soon as
     // their chain ids are known, beside the config's fetch and the content writes, not after them.
@@ -146,6 +156,13 @@ export function diffIdsOfUncompressed(layers: readonly { mediaType: string; dige
   return layers.every((l) => isTarLayerType(l.mediaType)) ? layers.map((l) => l.digest) : undefined;
 }
 
+/** The labels containerd's unpacker passes on for a layer: its snapshot annotations and the image reference. */
+function layerLabels(image: string, annotations: Record<string, string>): Record<string, string> {
+  const labels: Record<string, string> = { [Label.imageRef]: image };
+  for (const [k, v] of Object.entries(annotations)) if (k.startsWith('containerd.io/snapshot/')) labels[k] = v;
+  return labels;
+}
+
 /**
  * What containerd's unpacker does for a layer, with the labels it would pass on: a Prepare keyed
  * for extraction whose target is the chain id. The dadi snapshotter commits it at once and says
@@ -163,9 +180,8 @@ async function prepareRemoteLayer(
   }: { chainId: string; parent: string; annotations: Record<string, string>; top: boolean },
 ): Promise<void> {
   // A layer containerd already has is refused by containerd itself (ALREADY_EXISTS): no Stat first.
-  const labels: Record<string, string> = { [Label.targetRef]: chainId, [Label.imageRef]: image };
+  const labels: Record<string, string> = { [Label.targetRef]: chainId, ...layerLabels(image, annotations) };
   if (top) labels[Label.mountAhead] = 'yes';
-  for (const [k, v] of Object.entries(annotations)) if (k.startsWith('containerd.io/snapshot/')) labels[k] = v;
   const key = `extract-${randomBytes(6).toString('hex')}-${chainId}`;
   try {
     await ctrd.call('snapshots', 'Prepare', { snapshotter, key, parent, labels });

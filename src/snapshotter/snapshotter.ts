@@ -26,6 +26,8 @@ export interface DeviceSet {
     trace?: StackTrace,
   ): Promise<void>;
   umount(target: string): Promise<void>;
+  /** Start opening these layers (bottom first) for a mount that will soon ask for them. */
+  openAhead?(layers: RemoteLayer[]): Promise<void>;
 }
 
 /** The trace prefetch of a mounted stack: the image's acceleration layer, or a container's own trace file. */
