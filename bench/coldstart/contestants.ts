@@ -61,9 +61,22 @@ function failed(who: string, r: { code: number; stderr: string }): Error {
 // --- dadi ---
 
 async function startDaemon(): Promise<DaemonClient> {
-  const [node, ...args] = dadiCommand();
+  const [node, ...args] = daemonCommand();
   const [c, a] = inNetns(HOST_NS, node!, [...args, 'daemon', '--state', STATE, '--cache-dir', CACHE]);
   return DaemonClient.connect({ stateDir: STATE, daemonCommand: [c, ...a], startTimeoutMs: 60_000 });
+}
+
+/**
+ * The daemon's command: the CLI's, or with $DADI_BENCH_DAEMON_PROFILE=DIR the whole CLI under
+ * `node --cpu-prof` writing one profile per daemon into DIR (for finding where a start's CPU goes).
+ */
+function daemonCommand(): string[] {
+  const dir = process.env.DADI_BENCH_DAEMON_PROFILE;
+  const cmd = dadiCommand();
+  if (!dir) return cmd;
+  const cli = cmd.length === 1 ? join(cmd[0]!, '../dadi.js') : cmd[cmd.length - 1]!;
+  const prefix = cmd.length === 1 ? [] : cmd.slice(1, -1);
+  return [process.execPath, '--cpu-prof', '--cpu-prof-dir', dir, ...prefix, cli];
 }
 
 export async function stopDaemon(): Promise<void> {

@@ -9,7 +9,8 @@
 //   stargz           containerd 1.6 + stargz snapshotter: `ctr-remote image rpull` + `ctr run`
 //   containerd       containerd 1.6: `ctr images pull` (download + unpack) + `ctr run` on overlayfs
 //   waterfall        skopeo copy → OCI layout, umoci unpack, runc run
-// Root only. Writes docs/bench/coldstart.{json,md,svg} (or --out).
+// Root only. Writes docs/bench/coldstart.{json,md,svg} (or --out). With DADI_BENCH_DAEMON_PROFILE=DIR
+// each dadi daemon runs under `node --cpu-prof` and leaves its CPU profile in DIR.
 //
 //   npm run bench:coldstart -- [--runs 3] [--links loopback,100mbit-20ms] [--workloads cat]
 //                              [--contestants dadi-cold,dadi-warm,stargz] [--name coldstart]

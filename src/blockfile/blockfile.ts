@@ -28,6 +28,16 @@ export interface BlockFile {
   close(): Promise<void>;
 }
 
+/**
+ * A BlockFile that can bring a range close (into a cache below it) without handing its bytes back:
+ * no copy, no decode. Advice only: what it fetched is read later through `read`, which still
+ * checks it (e.g. a ZFile block's CRC).
+ */
+export interface PrefetchableBlockFile extends BlockFile {
+  /** Fetch [offset, offset+length) (clipped to the file) into the cache; resolves once it is there. */
+  prefetch(offset: number, length: number): Promise<void>;
+}
+
 /** A BlockFile that also takes writes. */
 export interface WritableBlockFile extends BlockFile {
   /** Write `buf` at `offset`; may grow `size`. */

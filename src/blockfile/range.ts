@@ -1,7 +1,8 @@
 // Helpers every stage shares: exact reads with clear errors, and a window (slice) view.
 
 import { DadiError } from '../errors.js';
-import type { BlockFile } from './blockfile.js';
+import type { BlockFile, PrefetchableBlockFile } from './blockfile.js';
+import { prefetchRange } from './prefetch.js';
 
 /**
  * What every `read` checks first (the BlockFile contract): the file is still open (else EINVAL)
@@ -40,7 +41,7 @@ export async function readInto(file: BlockFile, buf: Uint8Array, offset: number,
 }
 
 /** A read-only window [start, start+size) of another BlockFile. Closing it closes the inner file. */
-export class SliceFile implements BlockFile {
+export class SliceFile implements PrefetchableBlockFile {
   constructor(
     private readonly inner: BlockFile,
     readonly start: number,
@@ -59,6 +60,12 @@ export class SliceFile implements BlockFile {
     if (offset >= this.size) return 0;
     const n = Math.min(buf.length, this.size - offset);
     return this.inner.read(n === buf.length ? buf : buf.subarray(0, n), this.start + offset);
+  }
+
+  async prefetch(offset: number, length: number): Promise<void> {
+    checkRead(this.name, offset, this.closed);
+    const n = Math.max(0, Math.min(length, this.size - offset));
+    return prefetchRange(this.inner, this.start + offset, n);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BlockFile } from '../blockfile/blockfile.js';
+import type { BlockFile, PrefetchableBlockFile } from '../blockfile/blockfile.js';
 import { MemoryFile } from '../blockfile/memory.js';
 import { Ext4, mkfs, SparseMemoryFile } from '../ext4/index.js';
 import { Ext4Prefetch } from './ext4-prefetch.js';
@@ -7,9 +7,10 @@ import { coalesce, decodeExtentNode, ext4Geometry, MAX_GDT_BYTES, usedInodeTable
 
 const MiB = 1 << 20;
 
-/** Records every read; `gate` can hold reads back. */
-class LoggingFile implements BlockFile {
+/** Records every read and prefetch (both in `reads`: what was fetched), prefetches also in `warmed`. */
+class LoggingFile implements PrefetchableBlockFile {
   readonly reads: Array<[offset: number, length: number]> = [];
+  readonly warmed: Array<[offset: number, length: number]> = [];
   constructor(readonly inner: BlockFile) {}
   get name() {
     return this.inner.name;
@@ -20,6 +21,11 @@ class LoggingFile implements BlockFile {
   read(buf: Uint8Array, offset: number) {
     this.reads.push([offset, buf.length]);
     return this.inner.read(buf, offset);
+  }
+  async prefetch(offset: number, length: number) {
+    const r: [number, number] = [offset, length];
+    this.reads.push(r);
+    this.warmed.push(r);
   }
   close() {
     return this.inner.close();
@@ -102,6 +108,18 @@ describe('ext4 prefetch', () => {
     expect(decodeExtentNode(many.iblock)?.depth).toBeGreaterThan(0);
     const missed = check.reads.filter(([o, l]) => !covered(prefetched, o, l));
     expect(missed).toEqual([]);
+    // Directory blocks are only fetched (the kernel decodes them), not read: only the superblock,
+    // descriptors, inode tables and the big directory's index blocks are read here.
+    const dirBlocks = check.reads.filter(
+      ([o, l]) =>
+        !covered(
+          log.reads.filter((r) => !log.warmed.includes(r)),
+          o,
+          l,
+        ),
+    );
+    expect(dirBlocks.length).toBeGreaterThan(0);
+    expect(dirBlocks.every(([o, l]) => covered(log.warmed, o, l))).toBe(true);
     // A read-write mount also reads the backup superblocks (groups 1, 3, 5, 7 of 8).
     for (const g of [1, 3, 5, 7]) expect(covered(prefetched, g * 32768 * 4096, 4096), `group ${g}`).toBe(true);
   });
@@ -126,10 +144,13 @@ describe('ext4 prefetch', () => {
     p.willRead(at + 16384, 16384); // the same extent again: nothing more
     p.willRead(big.offset, 4096); // 3 MiB > the bound
     const s = await p.cancel();
-    expect(log.reads.slice(before).sort((a, b) => a[0] - b[0])).toEqual([
+    const expected = [
       [libc.offset, 64 * 1024],
       [at + 16384, libc.offset + libc.length - (at + 16384)],
-    ]);
+    ];
+    expect(log.reads.slice(before).sort((a, b) => a[0] - b[0])).toEqual(expected);
+    // Fetched into the cache, not decoded: the file's bytes are the kernel's to read.
+    expect(log.warmed.slice(-2).sort((a, b) => a[0] - b[0])).toEqual(expected);
     expect(s.fileReadaheads).toBe(2);
     expect(s.fileReadaheadBytes).toBe(libc.length - 16384);
     // Cancelled: no more readahead.

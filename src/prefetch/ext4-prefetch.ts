@@ -4,11 +4,14 @@
 // through the stack and so into the block cache, in three dependent steps of parallel, coalesced
 // reads instead of one round trip per directory level as the kernel would go. It runs while the
 // FUSE export, loop device and mount are set up. Also keeps, from the inode tables, where each
-// regular file's extents lie (fileExtentAt), for file-aware readahead.
+// regular file's extents lie (fileExtentAt), for file-aware readahead. What it needs no bytes of
+// (directory blocks, file readahead) it only fetches into the cache (prefetch(), undecoded): the
+// kernel decodes it when it reads it, and the daemon's one thread stays free for the mount.
 // What to read is ext4-metadata-plan.ts; not ext4 itself (src/ext4) nor the cache.
 
 import type { BlockFile, WritableBlockFile } from '../blockfile/blockfile.js';
 import { announceReads } from '../blockfile/observed.js';
+import { prefetchRange } from '../blockfile/prefetch.js';
 import {
   type ByteRange,
   backupSuperblocks,
@@ -140,7 +143,7 @@ export class Ext4Prefetch {
     for (const r of parts) {
       this.s.fileReadaheads++;
       this.s.fileReadaheadBytes += r.length;
-      const p = this.read(r)
+      const p = this.warm(r)
         .catch((e) => {
           if (this.s.failed++ === 0) this.opts.log?.(`file readahead in ${this.device.name}: ${(e as Error).message}`);
         })
@@ -178,14 +181,21 @@ export class Ext4Prefetch {
     const tables = usedInodeTables(geo, head, this.opts.maxInodeTableBytes ?? 8 << 20);
     const scan: InodeScan = emptyScan();
     const backups = this.opts.writableMount ? backupSuperblocks(geo) : [];
-    await this.readAll([...tables, ...backups], (r, bytes) => {
-      const t = tables.find((x) => x.offset === r.offset);
-      if (t) scanInodes(geo, bytes, t.firstIno, scan);
-    });
+    const tableAt = (r: ByteRange) => tables.find((x) => x.offset === r.offset);
+    await this.readAll(
+      [...tables, ...backups],
+      (r) => !!tableAt(r),
+      (r, bytes) => {
+        const t = tableAt(r);
+        if (t) scanInodes(geo, bytes, t.firstIno, scan);
+      },
+    );
     this.files = scan.fileExtents.sort((a, b) => a.offset - b.offset);
     this.s.files = scan.fileExtents.length;
     this.s.dirs = scan.dirBlocks.length + scan.dirTrees.length;
     // Step 3: every directory block and file extent-tree block; trees of big directories walked.
+    // Only the ranges holding a big directory's index block are read here; the rest is fetched
+    // into the cache undecoded, for the kernel to read.
     const maxDir = this.opts.maxDirBytes ?? 8 << 20;
     const treeLeaves: ByteRange[] = [];
     const trees = scan.dirTrees.flatMap((t) =>
@@ -194,8 +204,10 @@ export class Ext4Prefetch {
         length: geo.blockSize,
       })),
     );
+    const holdsTree = (r: ByteRange) => trees.some((t) => t.offset >= r.offset && t.offset < r.offset + r.length);
     await this.readAll(
       coalesce([...scan.dirBlocks, ...scan.fileTreeBlocks, ...trees], MERGE_GAP, MAX_RANGE, maxDir),
+      holdsTree,
       (r, bytes) => {
         // An index block of a big directory: its leaves name more directory blocks (one level a step).
         for (const t of trees) {
@@ -208,21 +220,42 @@ export class Ext4Prefetch {
         }
       },
     );
-    if (treeLeaves.length) await this.readAll(coalesce(treeLeaves, MERGE_GAP, MAX_RANGE, maxDir), () => {});
+    if (treeLeaves.length) await this.readAll(coalesce(treeLeaves, MERGE_GAP, MAX_RANGE, maxDir), () => false);
   }
 
-  /** Read `ranges` with `parallel` reads in flight; `use` sees each range's bytes. */
-  private async readAll(ranges: ByteRange[], use: (r: ByteRange, bytes: Buffer) => void): Promise<void> {
+  /**
+   * Read `ranges` with `parallel` reads in flight; `use` sees the bytes of each range `wanted`
+   * says it needs; the other ranges are only fetched into the cache (warm).
+   */
+  private async readAll(
+    ranges: ByteRange[],
+    wanted: (r: ByteRange) => boolean,
+    use: (r: ByteRange, bytes: Buffer) => void = () => {},
+  ): Promise<void> {
     let next = 0;
     const worker = async () => {
       while (!this.cancelled && next < ranges.length) {
         const r = ranges[next++]!;
+        if (!wanted(r)) {
+          await this.warm(r);
+          continue;
+        }
         const bytes = await this.read(r);
         if (bytes) use(r, bytes);
       }
     };
     const n = Math.max(1, Math.min(this.opts.parallel ?? 8, ranges.length));
     await Promise.all(Array.from({ length: n }, worker));
+  }
+
+  /** Fetch a range of the device into the cache below without decoding it (counted as a read). */
+  private async warm(r: ByteRange): Promise<void> {
+    if (this.cancelled) return;
+    const length = Math.max(0, Math.min(r.length, this.device.size - r.offset));
+    if (length === 0) return;
+    await prefetchRange(this.device, r.offset, length);
+    this.s.reads++;
+    this.s.bytes += length;
   }
 
   /** One read of the device, clipped to its end; undefined once cancelled. */

@@ -4,6 +4,7 @@
 // Not an index: the caller passes a lookup function.
 
 import type { BlockFile } from '../../blockfile/blockfile.js';
+import { prefetchRange } from '../../blockfile/prefetch.js';
 import { DadiError } from '../../errors.js';
 import { MAX_IO_SIZE, SECTOR } from './constants.js';
 import type { Segment } from './segment.js';
@@ -80,6 +81,44 @@ async function readOrZero(files: readonly BlockFile[], tag: number, dst: Uint8Ar
   if (n < dst.length) dst.fill(0, n);
 }
 
+/**
+ * Prefetch device bytes [offset, offset + length) (see PrefetchableBlockFile): each mapped,
+ * non-zeroed piece from files[tag], physically contiguous pieces as one range; holes and zeroed
+ * mappings need nothing.
+ */
+export async function prefetchMapped(
+  offset: number,
+  length: number,
+  lookup: SegmentLookup,
+  files: readonly BlockFile[],
+): Promise<void> {
+  const jobs: Promise<void>[] = [];
+  let run: { tag: number; pos: number; length: number } | undefined;
+  const flush = () => {
+    if (!run) return;
+    const f = files[run.tag];
+    if (f === undefined)
+      throw new DadiError('EFORMAT', `lsmt: mapping refers to layer ${run.tag}, which does not exist`);
+    jobs.push(prefetchRange(f, run.pos, run.length));
+    run = undefined;
+  };
+  const end = offset + length;
+  for (const s of lookup(Math.floor(offset / SECTOR), Math.ceil(end / SECTOR))) {
+    const segStart = s.offset * SECTOR;
+    const s0 = Math.max(segStart, offset);
+    const s1 = Math.min(segStart + s.length * SECTOR, end);
+    if (s1 <= s0 || s.zeroed) continue;
+    const pos = s.moffset * SECTOR + (s0 - segStart);
+    if (run && run.tag === s.tag && run.pos + run.length === pos) run.length += s1 - s0;
+    else {
+      flush();
+      run = { tag: s.tag, pos, length: s1 - s0 };
+    }
+  }
+  flush();
+  await Promise.all(jobs);
+}
+
 const EXTENT_WINDOW_SECTORS = 2 ** 21; // 1 GiB per lookup
 
 /**
@@ -142,6 +181,13 @@ export async function readIndexed(dev: IndexedDevice, buf: Uint8Array, offset: n
   const n = Math.max(0, Math.min(buf.length, dev.size - offset));
   if (n > 0) await readMapped(buf.subarray(0, n), offset, (b, e) => dev.index.overlapping(b, e), dev.files);
   return n;
+}
+
+/** `prefetch()` of an indexed device: clamp to its size, then prefetch through the index. */
+export async function prefetchIndexed(dev: IndexedDevice, offset: number, length: number): Promise<void> {
+  checkRange(dev.name, offset, length);
+  const n = Math.max(0, Math.min(length, dev.size - offset));
+  if (n > 0) await prefetchMapped(offset, n, (b, e) => dev.index.overlapping(b, e), dev.files);
 }
 
 /** `extents()` of an indexed device: non-zeroed mapped byte ranges within its size. */

@@ -2,14 +2,14 @@
 // each mapping to the layer it came from (tag k = k-th layer from the top). Not writable: see
 // combo.ts for a writable layer over a stack.
 
-import type { BlockFile, ExtentSource } from '../../blockfile/blockfile.js';
+import type { BlockFile, ExtentSource, PrefetchableBlockFile } from '../../blockfile/blockfile.js';
 import { checkRead } from '../../blockfile/range.js';
 import type { Sink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import { type CommitOptions, type CommitResult, commitLayer } from './commit.js';
 import { MAX_STACK_LAYERS } from './constants.js';
 import { mergeIndexes } from './merge.js';
-import { indexedExtents, readIndexed } from './read.js';
+import { indexedExtents, prefetchIndexed, readIndexed } from './read.js';
 import { SealedLayer } from './sealed.js';
 import type { SegmentIndex } from './segment-index.js';
 import { isNullUuid } from './uuid.js';
@@ -19,7 +19,7 @@ export interface StackOptions {
   checkChain?: boolean;
 }
 
-export class LayerStack implements BlockFile, ExtentSource {
+export class LayerStack implements PrefetchableBlockFile, ExtentSource {
   private closed = false;
   /** Raw LSMT byte streams, top first (index = tag). */
   readonly files: readonly BlockFile[];
@@ -63,6 +63,12 @@ export class LayerStack implements BlockFile, ExtentSource {
   async read(buf: Uint8Array, offset: number): Promise<number> {
     checkRead(this.name, offset, this.closed);
     return readIndexed(this, buf, offset);
+  }
+
+  /** Bring [offset, offset + length) into the layers' caches without decoding it (see PrefetchableBlockFile). */
+  async prefetch(offset: number, length: number): Promise<void> {
+    checkRead(this.name, offset, this.closed);
+    return prefetchIndexed(this, offset, length);
   }
 
   /** Non-zeroed mapped byte ranges; holes and zeroed (discarded) ranges are left out. */

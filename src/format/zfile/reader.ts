@@ -2,7 +2,8 @@
 // per-block CRC checks and bounded decoding; plus `isZFile` detection (§3.6).
 // Not a cache: it keeps no decompressed data between reads (the block cache sits below it).
 
-import type { BlockFile } from '../../blockfile/blockfile.js';
+import type { BlockFile, PrefetchableBlockFile } from '../../blockfile/blockfile.js';
+import { prefetchRange } from '../../blockfile/prefetch.js';
 import { checkRead, readInto } from '../../blockfile/range.js';
 import { DadiError } from '../../errors.js';
 import { crc32cRaw } from '../../util/crc32c.js';
@@ -61,7 +62,7 @@ interface Scratch {
   raw: Uint8Array;
 }
 
-export class ZFileReader implements BlockFile {
+export class ZFileReader implements PrefetchableBlockFile {
   readonly name: string;
   /** The uncompressed size (original_file_size). */
   readonly size: number;
@@ -186,6 +187,20 @@ export class ZFileReader implements BlockFile {
       if (this.pool.length < POOL_MAX) this.pool.push(s);
       if (big && this.bigWindows.length < BIG_POOL_MAX) this.bigWindows.push(big);
     }
+  }
+
+  /**
+   * Bring the stored blocks holding [offset, offset+length) into the cache below, undecoded: a
+   * prefetcher that needs no bytes in hand pays no decompression (a later read checks and decodes).
+   */
+  async prefetch(offset: number, length: number): Promise<void> {
+    checkRead(this.name, offset, this.closed);
+    const end = Math.min(this.size, offset + length);
+    if (end <= offset) return;
+    const first = Math.floor(offset / this.blockSize);
+    const last = Math.floor((end - 1) / this.blockSize);
+    const start = this.offsets[first]!;
+    await prefetchRange(this.inner, start, this.offsets[last + 1]! - start);
   }
 
   /**
