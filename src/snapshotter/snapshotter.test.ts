@@ -114,6 +114,32 @@ describe('Snapshotter', () => {
     expect(m!.options).toContain(`lowerdir=${join(root, 'snapshots/2/mnt')}`);
   });
 
+  it('a mount ahead that fails is tried again at Prepare, whose failure names the image and leaves no snapshot', async () => {
+    const tried: string[] = [];
+    const devices: DeviceSet = {
+      async mount(_layers, target) {
+        tried.push(target);
+        throw new Error('registry unreachable');
+      },
+      async umount() {},
+    };
+    const logged: string[] = [];
+    const s = await Snapshotter.open(root, devices, { log: (m) => logged.push(m) });
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    await rejectsWith(
+      s.prepare('extract-2', 'chain1', { ...dadiLabels('chain2', digest('b')), [Label.mountAhead]: 'yes' }),
+      'ALREADY_EXISTS',
+    );
+    await vi.waitFor(() => expect(logged.join('\n')).toMatch(/ahead of its containers: .*registry unreachable/));
+    await expect(s.prepare('ctr-1', 'chain2', {})).rejects.toThrow(
+      'mounting 127.0.0.1:5000/app, 2 layers (snapshot chain2): registry unreachable',
+    );
+    expect(tried).toHaveLength(2);
+    await rejectsWith(s.stat('ctr-1'), 'NOT_FOUND');
+    // Only the image's top layer keeps a folder (its empty mount point); the container's is gone.
+    expect(await readdir(join(root, 'snapshots'))).toEqual(['2']);
+  });
+
   it("an image's acceleration layer is committed without data and replayed, never stacked", async () => {
     const { devices, mounts } = fakeDevices();
     const s = await Snapshotter.open(root, devices);
@@ -245,7 +271,9 @@ describe('Snapshotter', () => {
     };
     const said: string[] = [];
     const reopened = await Snapshotter.open(root, failing, { log: (m) => said.push(m) });
-    expect(said).toEqual(['snapshot container: registry unreachable']);
+    expect(said).toEqual([
+      'snapshot container: mounting 127.0.0.1:5000/app, 1 layers (snapshot chain1): registry unreachable',
+    ]);
     await expect(reopened.mounts('container')).rejects.toThrow('registry unreachable');
   });
 

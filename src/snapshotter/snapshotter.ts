@@ -336,7 +336,16 @@ export class Snapshotter {
       const { layers, accel } = this.remoteStack(top);
       await mkdir(target, { recursive: true });
       const trace = accel ? { accelerationLayer: accel } : undefined;
-      await this.devices.mount(layers, target, `snapshot ${top.key} (${describe(layers)})`, undefined, trace);
+      // A failure names the image: it reaches containerd (and `ctr run`) as the Prepare's error.
+      await this.devices
+        .mount(layers, target, `snapshot ${top.key} (${describe(layers)})`, undefined, trace)
+        .catch((e: Error) => {
+          throw new DadiError(
+            e instanceof DadiError ? e.code : 'EIO',
+            `mounting ${describe(layers)} (snapshot ${top.key}): ${e.message}`,
+            { cause: e },
+          );
+        });
       return target;
     })().finally(() => this.mounting.delete(top.id));
     this.mounting.set(top.id, mounted);
