@@ -214,6 +214,14 @@ export function renderMarkdown(r: BenchResult): string {
         'dadi-snapshotter',
         "Where the dadi snapshotter's time goes (medians, one clock: `dadi pull` from spawn to exit, split by its `--timings` steps (the rest is `spawn, exit`), then `ctr run` to the first output):",
       ],
+      [
+        'stargz',
+        "Where stargz's time goes (medians, one clock: `ctr-remote image rpull`, which mounts the layers, from spawn to exit, then `ctr run` to the first output):",
+      ],
+      [
+        'containerd',
+        "Where containerd's time goes (medians, one clock: `ctr images pull` (download and unpack) from spawn to exit, then `ctr run` to the first output):",
+      ],
     ];
     for (const [who, title] of stepTables) {
       const rows = stepRows(who);
