@@ -17,7 +17,7 @@ export interface ProgramResult {
 export function runProgram(
   cmd: string,
   args: string[],
-  opts: { stdio3?: number; timeoutMs?: number } = {},
+  opts: { stdio3?: number; timeoutMs?: number; onStdout?: (chunk: Buffer) => void } = {},
 ): Promise<ProgramResult> {
   return new Promise((res, rej) => {
     const stdio: (number | 'pipe' | 'ignore')[] = ['ignore', 'pipe', 'pipe'];
@@ -25,7 +25,10 @@ export function runProgram(
     const child = spawn(cmd, args, { stdio });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stdout!.on('data', (d: Buffer) => {
+      out.push(d);
+      opts.onStdout?.(d);
+    });
     child.stderr!.on('data', (d: Buffer) => err.push(d));
     const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
     child.on('error', (e) => {

@@ -264,6 +264,18 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
     await expectNothingLeft();
   });
 
+  it('a filesystem that does not mount fails naming the mount, and leaves no loop device attached', async () => {
+    const blank = join(root, 'blank.img');
+    await writeFile(blank, Buffer.alloc(8 << 20));
+    // The cleanup would detach a leaked device: check before it runs.
+    await expect(mountImage(blank, mnt, { readOnly: true })).rejects.toThrow(
+      /^mount \/dev\/loop\d+ on .*failed \(exit \d+\)/,
+    );
+    expect(await loopDevicesUnder(root)).toEqual([]);
+    await expect(mountImage(join(root, 'missing.img'), mnt)).rejects.toThrow(/attach loop device to .*missing\.img/);
+    expect(await loopDevicesUnder(root)).toEqual([]);
+  });
+
   it('refuses to mount with a threadpool too small for its readers', async () => {
     await expect(FuseExport.mount(new MemoryFile(4096), resolve(fuseDir), { readers: 64 })).rejects.toThrow(
       /UV_THREADPOOL_SIZE/,
