@@ -21,6 +21,42 @@ export interface Sink {
   end(): Promise<void>;
 }
 
+/**
+ * Blocks of a file compressed ahead of a commit (format/zfile/compress-ahead.ts), in the framing a
+ * BlockSink of the same `format` stores them: what that sink would write for `blockSize` bytes of
+ * the file at a block boundary, for the blocks that were made ahead.
+ */
+export interface CompressedBlocks {
+  readonly format: string;
+  readonly blockSize: number;
+  /** Wait for blocks still being compressed. */
+  settle(): Promise<void>;
+  /** How many consecutive blocks from `offset`, `max` at most, were made ahead (0 off a boundary). */
+  heldRun(offset: number, max: number): number;
+  /** The stored bytes of `count` such blocks (views of a buffer the next call may reuse). */
+  readStored(offset: number, count: number): Promise<Uint8Array[]>;
+}
+
+/** A sink that stores its input in blocks (the ZFile writer) and takes blocks already stored. */
+export interface BlockSink extends Sink {
+  /** Names the block framing: blocks stored elsewhere in the same format are byte-identical. */
+  readonly blockFormat: string;
+  readonly blockSize: number;
+  /**
+   * Append whole blocks given as their stored bytes (each stands for `blockSize` input bytes).
+   * Only at a block boundary of the input (`position` a multiple of `blockSize`).
+   */
+  writeStored(blocks: readonly Uint8Array[]): Promise<void>;
+}
+
+export function hasCompressedBlocks<T extends object>(f: T): f is T & CompressedBlocks {
+  return typeof (f as Partial<CompressedBlocks>).readStored === 'function';
+}
+
+export function isBlockSink(s: Sink): s is BlockSink {
+  return typeof (s as Partial<BlockSink>).writeStored === 'function';
+}
+
 /** A sink writing a local file, buffering small appends into 1 MiB writes. */
 export class FileSink implements Sink {
   private pos = 0;

@@ -14,16 +14,16 @@ import type { Digest } from '../oci/digest.js';
 import type { ImageSource, ImageTarget } from '../oci/image-source.js';
 import { hostPlatform } from '../oci/platform.js';
 import { BlobSharingTarget, type SharedBlobs } from './blob-sharing.js';
-import { type ConvertOptions, type ConvertResult, convertImage, DEFAULT_SCRATCH_MEMORY } from './convert.js';
+import { type ConvertOptions, type ConvertResult, convertImage } from './convert.js';
 import { chainIds } from './manifest.js';
 import { clock } from './progress.js';
 
 /**
  * What one conversion is assumed to hold in memory (decode and compression buffers, the ext4
- * writer's metadata, worker threads, and its layer's data up to DEFAULT_SCRATCH_MEMORY); the
- * memory budget admits `budget / this` images at once.
+ * writer's metadata, worker threads; a layer's data goes to scratch files); the memory budget
+ * admits `budget / this` images at once.
  */
-export const IMAGE_MEMORY_ESTIMATE = 512 * 1024 ** 2 + DEFAULT_SCRATCH_MEMORY;
+export const IMAGE_MEMORY_ESTIMATE = 512 * 1024 ** 2;
 
 export interface BatchJob {
   source: string;

@@ -26,16 +26,6 @@ import type { LayerTar } from './unpack.js';
 
 export { DEFAULT_VSIZE } from './plan.js';
 
-/**
- * Bytes of a layer's written data (its ext4, uncompressed) held in memory by default: none, the
- * scratch file (page cache, removed before writeback) holds it all. On the 2-vCPU VM a first touch
- * of fresh memory is a costly fault per 4 KiB (220 MB: ~0.85 s CPU on one thread, ~2 s on a busy
- * worker), writing the same bytes to a file ~0.55 s and reading them back 0.01 s: debian_1layer
- * converted in 2.76–2.85 s wall, 4.1–4.3 s CPU with the file against 2.99–3.09 s, 5.0–5.3 s with
- * 256 MiB of memory (3 alternated pairs, load 2.4), and in half the RSS.
- */
-export const DEFAULT_SCRATCH_MEMORY = 0;
-
 /** Source bytes to convert from which the compression workers are started ahead of the commits. */
 const WARM_COMPRESS_AT = 8 << 20;
 
@@ -56,8 +46,6 @@ export interface ConvertOptions extends EndpointOptions {
   reuse?: boolean;
   /** Source layers downloaded at once (default 4). */
   downloads?: number;
-  /** Bytes of a layer's ext4 writes kept in memory before they go to its scratch file (default 256 MiB). */
-  scratchMemory?: number;
   /** Check each layer's uncompressed sha256 against the config's diff_id (default true). */
   verifyDiffIds?: boolean;
   progress?: (e: ProgressEvent) => void;
@@ -208,7 +196,6 @@ async function run(src: ImageSource, dst: ImageTarget, opts: ConvertOptions, sta
             vsize: plan.vsize,
             settings: plan.settings,
             verifyDiffId: opts.verifyDiffIds ?? true,
-            scratchMemory: opts.scratchMemory ?? DEFAULT_SCRATCH_MEMORY,
             emit: (phase, bytes, seconds) => layerEvent(i, phase, bytes, seconds),
           });
           path = out.path;

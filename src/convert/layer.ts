@@ -31,8 +31,6 @@ export interface LayerJob {
   vsize: number;
   settings: string;
   verifyDiffId: boolean;
-  /** Bytes of the layer's written data kept in memory rather than in its scratch files. */
-  scratchMemory: number;
   /** Progress: the phase finished, with its bytes and seconds. */
   emit: (phase: 'apply' | 'commit', bytes: number, seconds: number) => void;
 }
@@ -67,7 +65,8 @@ export async function convertLayer(
     { data: join(dir, 'data'), index: join(dir, 'index') },
     {
       virtualSize: i === 0 ? job.vsize : 0,
-      scratchMemory: job.scratchMemory,
+      // The commit below writes DADI_LAYER_OUTPUT: compress its blocks while the apply writes them.
+      scratch: { compressAhead: DADI_LAYER_OUTPUT.zfile },
       uuid,
       ...(parentUuid ? { parentUuid } : {}),
     },

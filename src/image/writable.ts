@@ -12,6 +12,7 @@ import {
   type OpenWritableOptions,
   WritableLayer,
 } from '../format/lsmt/index.js';
+import { CompressAheadFile, type CompressAheadOptions } from '../format/zfile/index.js';
 
 /** Where a writable layer lives. */
 export interface WritableFiles {
@@ -20,26 +21,22 @@ export interface WritableFiles {
 }
 
 /**
- * Scratch data pages (8 MiB) made ahead of a conversion's apply: the apply can fill one in ~25 ms,
- * a worker faults one in in ~30 ms on an idle core, so it needs a head start.
- */
-const SCRATCH_PAGES_AHEAD = 8;
-
-/**
- * A new writable layer in `files`; with `scratchMemory`, a throwaway one (a conversion's) whose
- * first that many bytes of data stay in memory, the files holding only what does not fit.
+ * A new writable layer in `files`; with `scratch`, a throwaway one (a conversion's): its files are
+ * removed on close and, with `scratch.compressAhead`, its data is compressed as ZFile blocks of
+ * those settings while it is written, for the commit to copy (format/zfile/compress-ahead.ts).
  */
 export function createWritableLayer(
   files: WritableFiles,
-  opts: CreateWritableOptions & { scratchMemory?: number },
+  opts: CreateWritableOptions & { scratch?: { compressAhead?: Omit<CompressAheadOptions, 'spillPath'> } },
 ): Promise<WritableLayer> {
-  const { scratchMemory, ...create } = opts;
-  if (scratchMemory === undefined) return WritableLayer.create(files.data, files.index, create);
-  // The index gets a page of its own: records are 24 bytes per write, a page holds ~350 000 of them.
-  // The data's pages are faulted in ahead on a worker thread (blockfile/page-maker.ts).
+  const { scratch, ...create } = opts;
+  if (!scratch) return WritableLayer.create(files.data, files.index, create);
+  const data = new ScratchFile(files.data);
   return WritableLayer.createIn(
-    new ScratchFile(files.data, scratchMemory, undefined, SCRATCH_PAGES_AHEAD),
-    new ScratchFile(files.index, 8 << 20),
+    scratch.compressAhead
+      ? new CompressAheadFile(data, { ...scratch.compressAhead, spillPath: `${files.data}.zfile` })
+      : data,
+    new ScratchFile(files.index),
     create,
   );
 }

@@ -4,7 +4,7 @@
 
 import type { BlockFile } from '../../blockfile/blockfile.js';
 import { readExact, readInto } from '../../blockfile/range.js';
-import type { Sink } from '../../blockfile/sink.js';
+import { type BlockSink, type CompressedBlocks, isBlockSink, type Sink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import {
   COMMIT_STEP_SECTORS,
@@ -31,6 +31,11 @@ export interface CommitOptions {
   virtualSize?: number;
   /** Call `sink.end()` when done (default true). */
   endSink?: boolean;
+  /**
+   * Blocks of `sources[tag]` compressed ahead: where a block of the output is one of them and the
+   * sink stores blocks in their format, the sink takes the stored bytes instead of the data.
+   */
+  precompressed?: { tag: number; blocks: CompressedBlocks };
 }
 
 export interface CommitResult {
@@ -82,6 +87,12 @@ export async function commitLayer(
     userTag: userTagBytes(opts.userTag),
   };
   const start = sink.position;
+  // Blocks compressed ahead count only when the sink stores blocks alike and from its start.
+  let pre = opts.precompressed;
+  if (pre && !(isBlockSink(sink) && sink.blockFormat === pre.blocks.format && start % sink.blockSize === 0)) {
+    pre = undefined;
+  }
+  await pre?.blocks.settle();
   await sink.write(encodeHeader({ flags: Flags.committedHeader, ...info }));
 
   // Emitted entries, coalesced on the fly (the reference's compress_raw_index, greedily).
@@ -121,9 +132,27 @@ export async function commitLayer(
     }
     let pos = mappings.moffsets[i]! * SECTOR;
     let left = len * SECTOR;
+    const blocks = pre && tag === pre.tag ? pre.blocks : undefined;
     while (left > 0) {
+      if (blocks) {
+        // Output offset (from the sink's start) of the next byte: the header, then the data.
+        const at = (cursor + len) * SECTOR - left;
+        const run =
+          at % blocks.blockSize === 0
+            ? blocks.heldRun(pos, Math.min(STORED_RUN, Math.floor(left / blocks.blockSize)))
+            : 0;
+        if (run > 0) {
+          await flushStage();
+          if (writing) await writing;
+          writing = undefined;
+          await (sink as BlockSink).writeStored(await blocks.readStored(pos, run));
+          pos += run * blocks.blockSize;
+          left -= run * blocks.blockSize;
+          continue;
+        }
+      }
       if (fill === STAGE_BYTES) await flushStage();
-      const n = Math.min(STAGE_BYTES - fill, left);
+      const n = Math.min(STAGE_BYTES - fill, blocks ? rawRun(blocks, (cursor + len) * SECTOR - left, pos, left) : left);
       const r = readInto(src, stage.subarray(fill, fill + n), pos, 'lsmt commit: mapped data');
       r.catch(() => {}); // awaited by flushStage
       reads.push(r);
@@ -177,6 +206,18 @@ export async function commitLayer(
     parentUuid: info.parentUuid,
     virtualSize: info.virtualSize,
   };
+}
+
+/** Stored blocks queued per writeStored call at most. */
+const STORED_RUN = 256;
+
+/** Bytes from output offset `at` to copy raw: up to the next block held compressed. */
+function rawRun(blocks: CompressedBlocks, at: number, pos: number, left: number): number {
+  const bs = blocks.blockSize;
+  if ((pos - at) % bs !== 0) return left; // the mapping's data lies across output blocks: all raw
+  let n = at % bs === 0 ? bs : bs - (at % bs); // at least up to the next boundary
+  while (n + bs <= left && blocks.heldRun(pos + n, 1) === 0) n += bs;
+  return Math.min(n, left);
 }
 
 /**

@@ -7,7 +7,7 @@ import { unlink } from 'node:fs/promises';
 import type { BlockFile, ExtentSource, WritableBlockFile } from '../../blockfile/blockfile.js';
 import { LocalFile } from '../../blockfile/local.js';
 import { alignUp, checkRead, readExact } from '../../blockfile/range.js';
-import type { Sink } from '../../blockfile/sink.js';
+import { hasCompressedBlocks, type Sink } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import { type CommitOptions, type CommitResult, commitLayer } from './commit.js';
 import {
@@ -56,7 +56,7 @@ const REPLAY_BATCH = 65536; // index entries read per batch at open
 const SCAN_CHUNK = 1 << 20; // sparse scan read size
 const SCAN_BLOCK = 4096; // sparse scan granularity
 
-/** What a writable layer keeps its data and index in: a LocalFile, or scratch memory (blockfile/scratch.ts). */
+/** What a writable layer keeps its data and index in: a LocalFile, or a scratch file (blockfile/scratch.ts). */
 export type LayerFile = WritableBlockFile & { truncate(size: number): Promise<void> };
 
 export class WritableLayer implements WritableBlockFile, ExtentSource {
@@ -109,7 +109,7 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
   }
 
   /**
-   * Create a new RW layer in two empty files of the caller's (a conversion's scratch memory); the
+   * Create a new RW layer in two empty files of the caller's (a conversion's scratch files); the
    * layer owns them from here: closing it closes them, also when creating fails.
    */
   static async createIn(data: LayerFile, index: LayerFile, opts: CreateWritableOptions): Promise<WritableLayer> {
@@ -308,7 +308,11 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
 
   /** Compact this layer into `sink` (`overlaybd-commit data index out`), byte-identical. */
   commit(sink: Sink, opts: CommitOptions = {}): Promise<CommitResult> {
-    return this.exclusive(() => commitLayer(this.snapshot(0), this.files, sink, opts));
+    // A data file that compressed its blocks as they were written (a conversion's) saves the
+    // ZFile writer compressing them again.
+    const data = this.dataFile;
+    const pre = hasCompressedBlocks(data) ? { precompressed: { tag: 0, blocks: data } } : {};
+    return this.exclusive(() => commitLayer(this.snapshot(0), this.files, sink, { ...pre, ...opts }));
   }
 
   /**

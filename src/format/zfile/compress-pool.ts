@@ -18,6 +18,13 @@ export interface CompressJob {
   length: number;
   /** A spare buffer to compress into (the worker allocates one if it is missing or too small). */
   output?: ArrayBuffer;
+  /**
+   * Append the stored blocks to a file instead of replying with them: the worker takes `bytes`
+   * at the offset `end[0]` holds (adding to it atomically, so workers sharing the file never
+   * overlap) and writes them there with `fd` (open in this process). Writing into the page cache
+   * costs far less than holding the bytes in fresh memory (a page fault per 4 KiB on the VM).
+   */
+  spill?: { fd: number; end: BigInt64Array };
 }
 
 /** The result (worker → main): `input` comes back for reuse, and either the output or an error. */
@@ -25,11 +32,21 @@ export interface CompressReply {
   id: number;
   input: ArrayBuffer;
   output?: ArrayBuffer;
-  /** Bytes of `output` written. */
+  /** With `spill`: where in the file the blocks went. */
+  offset?: number;
+  /** Bytes of `output` (or of the file from `offset`) written. */
   length?: number;
   /** Stored length of every block (compressed + CRC). */
   lengths?: Uint32Array;
   error?: { code?: string; message: string };
+}
+
+/** A spilled job's result: its blocks are `length` bytes of the spill file from `offset`. */
+export interface SpilledResult {
+  input: ArrayBuffer;
+  offset: number;
+  length: number;
+  lengths: Uint32Array;
 }
 
 export interface CompressResult {
@@ -40,7 +57,7 @@ export interface CompressResult {
 }
 
 interface Pending {
-  resolve(r: CompressResult): void;
+  resolve(r: CompressReply): void;
   reject(e: Error): void;
 }
 
@@ -112,7 +129,22 @@ export class CompressPool {
    * Run a job on the ready worker with the fewest jobs queued. Throws if the pool is broken or no
    * worker is ready yet (callers compress inline meanwhile).
    */
-  run(job: Omit<CompressJob, 'id'>): Promise<CompressResult> {
+  run(job: Omit<CompressJob, 'id' | 'spill'>): Promise<CompressResult> {
+    return this.dispatch(job).then((m) => {
+      if (!m.output) throw new DadiError('EIO', 'zfile compress worker: no output in its reply');
+      return { input: m.input, output: m.output, length: m.length!, lengths: m.lengths! };
+    });
+  }
+
+  /** Run a job whose blocks the worker appends to `job.spill`'s file (see CompressJob.spill). */
+  runToFile(job: Omit<CompressJob, 'id' | 'output'> & Required<Pick<CompressJob, 'spill'>>): Promise<SpilledResult> {
+    return this.dispatch(job).then((m) => {
+      if (m.offset === undefined) throw new DadiError('EIO', 'zfile compress worker: no file offset in its reply');
+      return { input: m.input, offset: m.offset, length: m.length!, lengths: m.lengths! };
+    });
+  }
+
+  private dispatch(job: Omit<CompressJob, 'id'>): Promise<CompressReply> {
     if (this.broken) throw this.broken;
     let best: Slot | undefined;
     for (const s of this.slots) if (s.ready && (!best || s.jobs.size < best.jobs.size)) best = s;
@@ -120,7 +152,7 @@ export class CompressPool {
     const slot = best;
     const id = this.nextId++;
     const msg: CompressJob = { ...job, id };
-    return new Promise<CompressResult>((resolve, reject) => {
+    return new Promise<CompressReply>((resolve, reject) => {
       if (slot.jobs.size === 0) slot.worker.ref();
       slot.jobs.set(id, { resolve, reject });
       slot.worker.postMessage(msg, job.output ? [job.input, job.output] : [job.input]);
@@ -154,11 +186,11 @@ export class CompressPool {
       if (!p) return;
       slot.jobs.delete(m.id);
       if (slot.jobs.size === 0) worker.unref();
-      if (m.error || !m.output || !m.lengths || m.length === undefined) {
+      if (m.error || !m.lengths || m.length === undefined) {
         const code = (m.error?.code ?? 'EIO') as DadiErrorCode;
         p.reject(new DadiError(code, m.error?.message ?? 'bad reply'));
       } else {
-        p.resolve({ input: m.input, output: m.output, length: m.length, lengths: m.lengths });
+        p.resolve(m);
       }
     });
     const die = (err: Error) => {

@@ -2,6 +2,7 @@
 // addons) in this thread, then compresses batches of blocks posted by the main thread and posts the
 // results back, transferring every buffer in both directions. Not to be imported.
 
+import { writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { batchBound, compressBatch } from './blocks.js';
 import { codecFor } from './codec.js';
@@ -10,16 +11,36 @@ import type { CompressJob, CompressReply } from './compress-pool.js';
 const port = parentPort;
 if (!port) throw new Error('compress-worker: not running in a worker thread');
 
+/** This thread's own output buffer for `spill` jobs. */
+let own: ArrayBuffer | undefined;
+
 port.on('message', (job: CompressJob) => {
-  let output = job.output;
+  let output = job.spill ? own : job.output;
   try {
     const codec = codecFor(job.algorithm);
     const src = new Uint8Array(job.input, 0, job.length);
     const need = batchBound(codec, job.blockSize, job.length);
     if (!output || output.byteLength < need) output = new ArrayBuffer(need);
     const r = compressBatch(codec, job.blockSize, job.verify, src, new Uint8Array(output));
+    const lengths = r.lengths.buffer as ArrayBuffer;
+    if (job.spill) {
+      own = output;
+      const offset = Number(Atomics.add(job.spill.end, 0, BigInt(r.length)));
+      for (let done = 0; done < r.length; ) {
+        done += writeSync(
+          job.spill.fd,
+          new Uint8Array(output, done, r.length - done),
+          0,
+          r.length - done,
+          offset + done,
+        );
+      }
+      const reply: CompressReply = { id: job.id, input: job.input, offset, length: r.length, lengths: r.lengths };
+      port.postMessage(reply, [job.input, lengths]);
+      return;
+    }
     const reply: CompressReply = { id: job.id, input: job.input, output, length: r.length, lengths: r.lengths };
-    port.postMessage(reply, [job.input, output, r.lengths.buffer as ArrayBuffer]);
+    port.postMessage(reply, [job.input, output, lengths]);
   } catch (e) {
     const err = e as { code?: unknown; message?: unknown };
     const reply: CompressReply = {

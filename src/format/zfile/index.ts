@@ -1,5 +1,6 @@
 // ZFile (overlaybd's seekable compressed file format, spec §3): reader, writer, detection.
 export { type BlockCodec, codecFor, type ZFileAlgorithm } from './codec.js';
+export { CompressAheadFile, type CompressAheadOptions } from './compress-ahead.js';
 export {
   decodeZFileHeader,
   encodeZFileHeader,

@@ -17,7 +17,7 @@
 // flight, their output written in order. The bytes are the same as inline (same codec calls, see
 // blocks.ts); `threads: 0` keeps everything on the calling thread.
 
-import type { Sink } from '../../blockfile/sink.js';
+import type { BlockSink, Sink } from '../../blockfile/sink.js';
 import { DadiError, type DadiErrorCode } from '../../errors.js';
 import { crc32cRaw } from '../../util/crc32c.js';
 import { batchBound, compressBatch, compressBlock } from './blocks.js';
@@ -74,6 +74,11 @@ export function warmCompressThreads(): void {
   if (n > 0) compressPool(n);
 }
 
+/** Names a ZFile block framing (see BlockSink.blockFormat): blocks stored alike are byte-identical. */
+export function blockFormat(algorithm: ZFileAlgorithm, blockSize: number, verify: boolean): string {
+  return `zfile/${algorithm}/${blockSize}/${verify ? 'crc' : 'nocrc'}`;
+}
+
 export interface ZFileWriterStats {
   blocks: number;
   /** Bytes written to the inner sink so far. */
@@ -84,6 +89,8 @@ export interface ZFileWriterStats {
   headerOverwritten: boolean;
   /** Batches of blocks compressed on worker threads (0 when everything ran inline). */
   workerBatches: number;
+  /** Blocks taken already stored (writeStored), not compressed here. */
+  storedBlocks: number;
 }
 
 /** Output is staged and handed to the inner sink in pieces of about this size. */
@@ -105,8 +112,9 @@ interface Job {
   settled: boolean;
 }
 
-export class ZFileWriter implements Sink {
+export class ZFileWriter implements BlockSink {
   readonly name: string;
+  readonly blockFormat: string;
   readonly blockSize: number;
   readonly algorithm: ZFileAlgorithm;
   private readonly codec: BlockCodec;
@@ -141,6 +149,7 @@ export class ZFileWriter implements Sink {
   private readonly freeOutputs: ArrayBuffer[] = [];
   private failed: Error | undefined;
   private workerBatches = 0;
+  private storedBlocks = 0;
 
   constructor(
     private readonly inner: Sink,
@@ -155,6 +164,7 @@ export class ZFileWriter implements Sink {
     this.codec = codecFor(opts.algorithm ?? 'lz4', inner.name);
     this.algorithm = this.codec.algorithm;
     this.verify = opts.verify ?? true;
+    this.blockFormat = blockFormat(this.algorithm, bs, this.verify);
     this.overwriteHeader = opts.overwriteHeader ?? false;
     const threads = opts.threads ?? defaultThreads();
     if (!Number.isInteger(threads) || threads < 0) {
@@ -194,6 +204,7 @@ export class ZFileWriter implements Sink {
       oversizedBlocks: this.oversized,
       headerOverwritten: this.overwritten,
       workerBatches: this.workerBatches,
+      storedBlocks: this.storedBlocks,
     };
   }
 
@@ -223,6 +234,33 @@ export class ZFileWriter implements Sink {
       this.reserve.set(chunk.subarray(p));
       this.reserved = chunk.length - p;
     }
+  }
+
+  /**
+   * Append whole blocks already stored in this writer's format (compressed ahead, see
+   * compress-ahead.ts): the same bytes as writing their input, without compressing it again.
+   */
+  async writeStored(blocks: readonly Uint8Array[]): Promise<void> {
+    if (this.ended) throw new DadiError('EINVAL', `${this.name}: write after end`);
+    if (this.failed) throw this.failed;
+    this.start();
+    if (this.reserved > 0 || this.batchFill % this.blockSize !== 0) {
+      throw new DadiError('EINVAL', `${this.name}: stored blocks must start at a block boundary`);
+    }
+    // Batches of raw input before these go out first, in order.
+    if (this.pool) {
+      if (this.batchFill > 0) await this.submit();
+      while (this.jobs.length > 0) await this.retire();
+    }
+    for (const b of blocks) {
+      if (b.length > this.maxStored) throw new DadiError('EINVAL', `${this.name}: a stored block of ${b.length} bytes`);
+      if (this.outLen + b.length > this.out.length) await this.flushOut();
+      this.out.set(b, this.outLen);
+      this.outLen += b.length;
+      this.record(b.length);
+    }
+    this.rawBytes += blocks.length * this.blockSize;
+    this.storedBlocks += blocks.length;
   }
 
   /** Compress the last partial block, write the jump table and trailer, then end the inner sink. */
