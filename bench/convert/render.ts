@@ -59,9 +59,10 @@ export function renderMarkdown(r: ConvertBenchResult): string {
     '',
     'Wall and CPU (user + system, every thread and child) seconds: median (min–max) of the rounds.',
     'dadi decodes a layer (gunzip, blob sha256, diff_id sha256) on a worker thread while the main thread',
-    'applies it, and compresses the commit on two more: its wall time drops below its CPU time only when',
-    'the machine has a free core for them. On a machine busier than its cores (see the load above), every',
-    "contestant's wall time follows its CPU time instead, and the ratio says little about an idle machine.",
+    "applies it, and compresses the layer's ZFile blocks on two more as the apply writes them (the commit",
+    'copies them): its wall time drops below its CPU time only when the machine has free cores for them.',
+    "On a machine busier than its cores (see the load above), every contestant's wall time follows its",
+    'CPU time instead, and the ratio says little about an idle machine.',
     ...Object.entries(r.images)
       .filter(([, i]) => i.dadi_baseline_s)
       .map(
