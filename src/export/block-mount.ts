@@ -24,7 +24,7 @@ export interface BlockMountOptions
   options?: string[];
   /** The loop device's read_ahead_kb (ext4's file readahead); default: the kernel's. */
   loopReadAheadKb?: number;
-  /** The loop device's direct I/O on the FUSE file (default true; see loop.ts AttachLoopOptions). */
+  /** The loop device's direct I/O on the FUSE file (default true; see loop.ts mountImage). */
   loopDirectIo?: boolean;
 }
 

@@ -7,11 +7,11 @@
 //   ...
 //   await m.unmount(); // umount /mnt/x, then losetup -d
 
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { DadiError } from '../errors.js';
 import { StepTimer, type TimedStep } from '../util/step-timer.js';
-import { findMount, runChecked, runProgram } from './system.js';
+import { findMount, runProgram } from './system.js';
 
 export interface LoopDevice {
   /** e.g. /dev/loop3 */
@@ -22,64 +22,10 @@ export interface LoopDevice {
   directIo: boolean;
 }
 
-export interface AttachLoopOptions {
-  /** Default true. */
-  readOnly?: boolean;
-  /**
-   * The device's read_ahead_kb (what ext4 file readahead on it uses); default: the kernel's.
-   * Set before the filesystem is mounted, so that its first reads follow it.
-   */
-  readAheadKb?: number;
-  /**
-   * Default true: the loop device reads its backing file with O_DIRECT (`losetup --direct-io=on`).
-   * Over a FUSE file this takes the FUSE file's page cache and its readahead out of the stack, so
-   * a READ request is what ext4 asked the loop device for (its own file-aware readahead included)
-   * instead of being widened again to the FUSE bdi's readahead window; the data is cached once, in
-   * the loop device's and ext4's caches. When the kernel refuses direct I/O for the file (a backing
-   * filesystem without O_DIRECT), the device stays attached with buffered I/O: `directIo` says
-   * which one it got.
-   */
-  directIo?: boolean;
-}
-
-/** `losetup -f --show [-r] [--direct-io=on] FILE`: attach the first free loop device. */
-export async function attachLoop(file: string, opts: AttachLoopOptions = {}): Promise<LoopDevice> {
-  const readOnly = opts.readOnly ?? true;
-  const wantDio = opts.directIo ?? true;
-  const base = ['-f', '--show', ...(readOnly ? ['-r'] : [])];
-  let device = wantDio ? await tryLosetup([...base, '--direct-io=on', resolve(file)]) : undefined;
-  device ??= (await runChecked('losetup', [...base, resolve(file)], `attach loop device to ${file}`)).trim();
-  if (!device.startsWith('/dev/loop')) throw new DadiError('EIO', `losetup printed no device for ${file}: ${device}`);
-  try {
-    if (opts.readAheadKb !== undefined) await setReadAheadKb(device, opts.readAheadKb);
-    const directIo = wantDio && (await loopDirectIo(device));
-    return { device, backingFile: resolve(file), readOnly, directIo };
-  } catch (e) {
-    await detachLoop(device).catch(() => {});
-    throw e;
-  }
-}
-
-/** losetup's device when it attached one, undefined when it failed (e.g. direct I/O refused). */
-async function tryLosetup(args: string[]): Promise<string | undefined> {
-  const r = await runProgram('losetup', args, { timeoutMs: 30_000 });
-  const device = r.stdout.trim();
-  return r.code === 0 && device.startsWith('/dev/loop') ? device : undefined;
-}
-
 /** Whether a loop device does direct I/O on its backing file (sysfs `loop/dio`). */
 export async function loopDirectIo(device: string): Promise<boolean> {
   const text = await readFile(`/sys/block/${basename(device)}/loop/dio`, 'utf8').catch(() => '0');
   return text.trim() === '1';
-}
-
-/** Set a block device's read_ahead_kb (sysfs queue attribute). */
-async function setReadAheadKb(device: string, kb: number): Promise<void> {
-  if (!Number.isSafeInteger(kb) || kb < 0) throw new DadiError('EINVAL', `${device}: bad read_ahead_kb ${kb}`);
-  const path = `/sys/block/${basename(device)}/queue/read_ahead_kb`;
-  await writeFile(path, String(kb)).catch((e) => {
-    throw new DadiError('EIO', `${device}: cannot set read_ahead_kb to ${kb}: ${(e as Error).message}`, { cause: e });
-  });
 }
 
 /** `losetup -d DEV` (the kernel defers the detach while the device is still open). */
@@ -102,17 +48,6 @@ export async function loopDevicesUnder(prefix: string): Promise<string[]> {
     if (back === abs || back.startsWith(`${abs}/`)) out.push(m[1]!);
   }
   return out;
-}
-
-/** `mount -t TYPE -o ro|rw[,OPTS] DEV DIR`. */
-export async function mountFilesystem(
-  device: string,
-  dir: string,
-  opts: { readOnly?: boolean; type?: string; options?: string[] } = {},
-): Promise<void> {
-  const readOnly = opts.readOnly ?? true;
-  const o = [readOnly ? 'ro' : 'rw', ...(opts.options ?? [])].join(',');
-  await runChecked('mount', ['-t', opts.type ?? 'ext4', '-o', o, device, resolve(dir)], `mount ${device} on ${dir}`);
 }
 
 /** Unmount `dir`; when busy and `lazy`, detach lazily instead. Harmless if nothing is mounted there. */
@@ -162,8 +97,17 @@ export async function mountImage(
     readOnly?: boolean;
     type?: string;
     options?: string[];
+    /** The loop device's read_ahead_kb (what ext4 file readahead on it uses), set before the mount. */
     loopReadAheadKb?: number;
-    /** The loop device's direct I/O (default true; see AttachLoopOptions). */
+    /**
+     * Default true: the loop device reads its backing file with O_DIRECT (`losetup --direct-io=on`).
+     * Over a FUSE file this takes the FUSE file's page cache and its readahead out of the stack, so
+     * a READ request is what ext4 asked the loop device for (its own file-aware readahead included)
+     * instead of being widened again to the FUSE bdi's readahead window; the data is cached once, in
+     * the loop device's and ext4's caches. When the kernel refuses direct I/O for the file (a backing
+     * filesystem without O_DIRECT), the device stays attached with buffered I/O: `loop.directIo`
+     * says which one it got.
+     */
     loopDirectIo?: boolean;
   } = {},
 ): Promise<ImageMount> {
