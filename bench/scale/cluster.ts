@@ -58,27 +58,24 @@ type Waiter = () => void;
 /** A host's deadlines for chunk requests, told of each success. */
 export interface DeadlinePolicy {
   deadlineMs(hop: 'peer' | 'root', bytes: number): number;
-  /** When to hedge a request to a peer (ask the next hop up too); undefined: never. */
-  hedgeMs(bytes: number): number | undefined;
   observe(bytes: number, firstByteMs: number, totalMs: number): void;
 }
 
 /** The same deadline for every request (the agent's old fixed 10 s). */
 export function fixedDeadline(ms: number): () => DeadlinePolicy {
-  return () => ({ deadlineMs: () => ms, hedgeMs: () => undefined, observe: () => {} });
+  return () => ({ deadlineMs: () => ms, observe: () => {} });
 }
 
 /**
  * As the agent sets them (src/swarm/agent.ts): a peer gets src/p2p's TransferDeadline (the
- * measured rate, `floorMs` floor (the agent's: 1 s), `capMs` cap) and is hedged at its hedgeMs,
- * the root the whole cap (leaving it costs egress).
+ * measured rate, `floorMs` floor (the agent's: 1 s), `capMs` cap), the root the whole cap
+ * (leaving it costs egress).
  */
 export function agentDeadline(capMs: number, floorMs = 1000): () => DeadlinePolicy {
   return () => {
     const d = new TransferDeadline({ minMs: Math.min(floorMs, capMs), maxMs: capMs });
     return {
       deadlineMs: (hop, bytes) => (hop === 'peer' ? d.deadlineMs(bytes) : capMs),
-      hedgeMs: (bytes) => d.hedgeMs(bytes),
       observe: (bytes, firstByteMs, totalMs) => d.observe(bytes, firstByteMs, totalMs),
     };
   };
@@ -410,35 +407,6 @@ export class SimHost extends Node {
       done(ok);
     };
     c.net.message(this.nic, server.nic, () => server.serve(this, layer, chunk, reply));
-    const hedge = f.hedge;
-    const hedgeMs = hop.kind === 'peer' ? this.deadline.hedgeMs(bytes) : undefined;
-    if (hop.kind !== 'peer' || !hedge || hedge.kind === 'registry' || hedgeMs === undefined) return;
-    // As the agent: still unanswered after the hedge delay, ask the next hop up too; the first
-    // good answer wins, and a hedge that won reports the peer slow (it gets a new parent).
-    const peer = hop.id;
-    c.sim.after(hedgeMs / 1000, () => {
-      if (settled || !this.alive()) return;
-      const up: ChunkServer = hedge.kind === 'root' ? this.root : c.hostById.get(hedge.id)!;
-      this.counters.hedged();
-      c.net.message(this.nic, up.nic, () =>
-        up.serve(this, layer, chunk, (ok) => {
-          if (settled || !ok || !this.alive()) return;
-          settled = true;
-          timer.cancel();
-          this.reportSlow(layer, peer);
-          this.counters.fetched(hedge.kind === 'peer' ? 'peer' : 'root', bytes);
-          this.processed(() => this.stored(layer, chunk));
-        }),
-      );
-    });
-  }
-
-  private reportSlow(layer: number, peer: string): void {
-    const c = this.c;
-    c.net.message(this.nic, this.root.nic, () => {
-      const p = this.root.tracker.report(c.blobName(layer), this.id, peer, 'slow', c.nowMs());
-      c.net.message(this.root.nic, this.nic, () => this.adopt(layer, p));
-    });
   }
 
   private failed(layer: number, chunk: number, f: ChunkFetch, hop: Hop, why: FetchFailure): void {

@@ -124,8 +124,6 @@ export interface ScenarioResult {
   pushed_chunks: number;
   /** Chunk requests hosts sent that were answered (pushed chunks need none). */
   host_requests: number;
-  /** Chunk requests to a slow peer that were also sent to the next hop up (hedged). */
-  hedged_requests: number;
   /** When half of all chunk arrivals (at hosts and roots) had happened: "mid-transfer". */
   arrival_median_s: number;
   /** Simulated events and the wall time the simulation took. */
@@ -229,7 +227,6 @@ export function runScenario(config: ScenarioConfig, plan: StartPlan): ScenarioRe
     registry_fallbacks: sum((s) => s.registryFallbacks),
     pushed_chunks: sum((s) => s.pushedChunks) + roots.reduce((a, r) => a + r.counters.snapshot().pushedChunks, 0),
     host_requests: sum((s) => s.requests.peer + s.requests.root + s.requests.registry),
-    hedged_requests: sum((s) => s.hedgedRequests),
     arrival_median_s: quantile(cluster.arrivals, 0.5),
     events: sim.events,
     wall_s: (performance.now() - wall) / 1000,

@@ -93,7 +93,6 @@ describe('DaemonMetrics', () => {
           corruptChunks: 5,
           registryFallbacks: 6,
           reparents: 0,
-          hedgedRequests: 0,
           pushedChunks: 0,
           pushedBytes: 0,
           receivedPushes: 0,

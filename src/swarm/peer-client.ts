@@ -43,8 +43,7 @@ export interface RangeAnswer {
 
 /**
  * GET `url` for bytes [offset, offset+length) into a new buffer; exactly that length or 'corrupt'.
- * `timeoutMs` bounds the whole transfer, first byte to last ('timeout' past it); `abort` ends it
- * early (a hedged request that lost), also as 'timeout'.
+ * `timeoutMs` bounds the whole transfer, first byte to last ('timeout' past it).
  */
 export async function getRange(
   url: string,
@@ -52,10 +51,9 @@ export async function getRange(
   length: number,
   headers: Record<string, string>,
   timeoutMs: number,
-  abort?: AbortSignal,
 ): Promise<RangeAnswer> {
   const what = `GET ${url.replace(/\?.*/, '')} bytes ${offset}-${offset + length - 1}`;
-  const signal = abort ? AbortSignal.any([AbortSignal.timeout(timeoutMs), abort]) : AbortSignal.timeout(timeoutMs);
+  const signal = AbortSignal.timeout(timeoutMs);
   const started = performance.now();
   let firstByteMs: number | undefined;
   try {
