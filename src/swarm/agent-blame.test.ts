@@ -20,8 +20,8 @@ import { CHUNK_SIZE } from '../p2p/chunks.js';
 import { RegistryClient } from '../registry/index.js';
 import { MemoryRegistry, serveRoute } from '../registry/testing.js';
 import { P2PAgent } from './agent.js';
-import { P2PRoot } from './root.js';
-import { TestAgents } from './testing.js';
+import type { P2PRoot } from './root.js';
+import { startTestRoot, TestAgents } from './testing.js';
 
 const SIZE = 3 * CHUNK_SIZE + 777;
 
@@ -41,14 +41,7 @@ describe('P2P agent: whom it blames', () => {
     agents = new TestAgents(dir, () => root.url);
     reg = new MemoryRegistry();
     registry = await serveRoute(reg.route);
-    root = await P2PRoot.start({
-      listen: '127.0.0.1:0',
-      cacheDir: join(dir, 'root'),
-      insecure: true,
-      fanout: 2,
-      rootFanout: 1,
-      log: (m) => rootLog.push(m),
-    });
+    root = await startTestRoot(join(dir, 'root'), { log: (m) => rootLog.push(m) });
   });
 
   afterAll(async () => {
@@ -167,13 +160,7 @@ describe('P2P agent: whom it blames', () => {
   it("a root told the agents' chunk size fetches from the registry only the chunks they ask for", async () => {
     // A list of 256 KiB chunks: checking needs nothing else from the blob (the ZFile CRC fallback would).
     const b = blob(true, 256 << 10);
-    const small = await P2PRoot.start({
-      listen: '127.0.0.1:0',
-      cacheDir: join(dir, 'root-small'),
-      insecure: true,
-      chunkSize: 256 << 10,
-      log: () => {},
-    });
+    const small = await startTestRoot(join(dir, 'root-small'), { chunkSize: 256 << 10 });
     try {
       const others = new TestAgents(join(dir, 'small'), () => small.url);
       try {

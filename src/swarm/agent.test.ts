@@ -18,8 +18,8 @@ import { CHUNK_SIZE } from '../p2p/chunks.js';
 import { MemoryRegistry, serveRoute } from '../registry/testing.js';
 import type { P2PAgent } from './agent.js';
 import { HEADERS, PATHS } from './protocol.js';
-import { P2PRoot } from './root.js';
-import { TestAgents } from './testing.js';
+import type { P2PRoot } from './root.js';
+import { startTestRoot, TestAgents } from './testing.js';
 
 const SIZE = 4 * CHUNK_SIZE + 4321;
 const TIMEOUT_MS = 400;
@@ -60,14 +60,7 @@ describe('P2P agent under misbehaving clients and parents', () => {
     chunkDigests = { mediaType: CHUNK_DIGESTS_MEDIA_TYPE, digest: reg.putBlob('r', list), size: list.length };
     registry = await serveRoute(reg.route);
     // One host under the root: the second host joins under the first.
-    root = await P2PRoot.start({
-      listen: '127.0.0.1:0',
-      cacheDir: join(dir, 'root'),
-      insecure: true,
-      fanout: 2,
-      rootFanout: 1,
-      log: () => {},
-    });
+    root = await startTestRoot(join(dir, 'root'));
   });
 
   afterAll(async () => {

@@ -1,6 +1,7 @@
 // For tests: P2P agents in process on loopback, each with a block cache and a registry client of
-// its own under `dir`, all closed by close(). Not for production use.
+// its own under `dir`, all closed by close(), and a root for them. Not for production use.
 //
+//   const root = await startTestRoot(join(dir, 'root'));
 //   const agents = new TestAgents(dir, () => root.url);
 //   const a = await agents.start('A', { log: (m) => lines.push(m) });
 //   … await agents.close();
@@ -10,6 +11,23 @@ import { BlockCache } from '../cache/index.js';
 import { CHUNK_SIZE } from '../p2p/chunks.js';
 import { RegistryClient } from '../registry/index.js';
 import { type AgentOptions, P2PAgent } from './agent.js';
+import { P2PRoot, type RootOptions } from './root.js';
+
+/**
+ * A root on loopback with its cache in `cacheDir`, reading a plain-HTTP registry, logging nowhere
+ * unless told: fan-out 2 and one child under the root itself unless `opts` say otherwise.
+ */
+export function startTestRoot(cacheDir: string, opts: Partial<RootOptions> = {}): Promise<P2PRoot> {
+  return P2PRoot.start({
+    listen: '127.0.0.1:0',
+    cacheDir,
+    insecure: true,
+    fanout: 2,
+    rootFanout: 1,
+    log: () => {},
+    ...opts,
+  });
+}
 
 export class TestAgents {
   private readonly agents: P2PAgent[] = [];
