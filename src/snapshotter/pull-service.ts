@@ -27,75 +27,99 @@ export interface PullServiceOptions {
 }
 
 export class PullService {
-  private readonly registries = new Map<string, RegistryClient>();
-  private readonly containerds = new Map<string, ContainerdClient>();
+  private readonly registries = new KeptClients<RegistryClient>((c) => c.close());
+  private readonly containerds = new KeptClients<ContainerdClient>((c) => c.close());
 
   constructor(private readonly o: PullServiceOptions) {}
 
   async pull(req: PullRequest): Promise<PullReply> {
     checkRequest(req);
     const steps: PullReply['steps'] = [];
-    const r = await pullIntoContainerd(req.ref, this.registryFor(req), {
-      address: req.containerdAddress,
-      namespace: req.namespace,
-      snapshotter: req.snapshotter,
-      connection: this.containerdFor(req.containerdAddress),
-      onStep: (step, ms) => steps.push({ step, ms }),
-      // The daemon opens the layers while containerd is asked for the snapshots that mount them.
-      onLayersKnown: (layers) =>
-        void this.o.devices
-          ?.openAhead?.(layers)
-          .catch((e) => this.o.log?.(`opening ${req.ref}'s layers ahead: ${(e as Error).message}`)),
-    });
-    return { ...r, steps };
-  }
-
-  async close(): Promise<void> {
-    for (const c of this.containerds.values()) c.close();
-    this.containerds.clear();
-    await Promise.all([...this.registries.values()].map((c) => c.close()));
-    this.registries.clear();
-  }
-
-  private registryFor(req: PullRequest): RegistryClient {
     const hostsDir = req.hostsDir ?? this.o.hostsDir;
-    const key = JSON.stringify([hostsDir, !!req.insecure, req.platform ?? '']);
-    return kept(
-      this.registries,
-      key,
-      (old) => void old.close().catch(() => {}),
-      () => {
-        return new RegistryClient({
+    const registry = this.registries.acquire(
+      JSON.stringify([hostsDir, !!req.insecure, req.platform ?? '']),
+      () =>
+        new RegistryClient({
           insecure: req.insecure ? true : undefined,
           platform: req.platform ? parsePlatform(req.platform) : undefined,
           hosts: hostsDir ? hostsDirLookup(hostsDir) : undefined,
-        });
-      },
+        }),
     );
+    const containerd = this.containerds.acquire(
+      req.containerdAddress,
+      () => new ContainerdClient(req.containerdAddress, 'default'),
+    );
+    try {
+      const r = await pullIntoContainerd(req.ref, registry.client, {
+        address: req.containerdAddress,
+        namespace: req.namespace,
+        snapshotter: req.snapshotter,
+        connection: containerd.client,
+        onStep: (step, ms) => steps.push({ step, ms }),
+        // The daemon opens the layers while containerd is asked for the snapshots that mount them.
+        onLayersKnown: (layers) =>
+          void this.o.devices
+            ?.openAhead?.(layers)
+            .catch((e) => this.o.log?.(`opening ${req.ref}'s layers ahead: ${(e as Error).message}`)),
+      });
+      return { ...r, steps };
+    } finally {
+      registry.release();
+      containerd.release();
+    }
   }
 
-  private containerdFor(address: string): ContainerdClient {
-    return kept(
-      this.containerds,
-      address,
-      (old) => old.close(),
-      () => new ContainerdClient(address, 'default'),
-    );
+  async close(): Promise<void> {
+    await Promise.all([this.containerds.closeAll(), this.registries.closeAll()]);
   }
 }
 
-/** The value for `key`, made and remembered when missing; the oldest goes (closed) beyond MAX_KEPT. */
-function kept<T>(map: Map<string, T>, key: string, close: (old: T) => void, make: () => T): T {
-  const hit = map.get(key);
-  if (hit) return hit;
-  const made = make();
-  map.set(key, made);
-  if (map.size > MAX_KEPT) {
-    const [oldest, old] = map.entries().next().value as [string, T];
-    map.delete(oldest);
-    close(old);
+/**
+ * Clients kept per distinct setting, at most MAX_KEPT: beyond that the oldest is forgotten, and
+ * closed once the last pull using it has released it, never under a pull still running.
+ */
+export class KeptClients<T> {
+  private readonly entries = new Map<string, { client: T; users: number; evicted: boolean }>();
+
+  constructor(private readonly close: (client: T) => Promise<void> | void) {}
+
+  acquire(key: string, make: () => T): { client: T; release(): void } {
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = { client: make(), users: 0, evicted: false };
+      this.entries.set(key, entry);
+      if (this.entries.size > MAX_KEPT) {
+        const [oldestKey, oldest] = this.entries.entries().next().value as [string, typeof entry];
+        this.entries.delete(oldestKey);
+        oldest.evicted = true;
+        if (oldest.users === 0) this.closeQuietly(oldest.client);
+      }
+    }
+    const held = entry;
+    held.users++;
+    let released = false;
+    return {
+      client: held.client,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--held.users === 0 && held.evicted) this.closeQuietly(held.client);
+      },
+    };
   }
-  return made;
+
+  async closeAll(): Promise<void> {
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(all.map((e) => this.close(e.client)));
+  }
+
+  /** An evicted client's close: nobody waits for it, so a failure is dropped. */
+  private closeQuietly(client: T): void {
+    void Promise.resolve()
+      .then(() => this.close(client))
+      .catch(() => {});
+  }
 }
 
 function checkRequest(req: PullRequest): void {
