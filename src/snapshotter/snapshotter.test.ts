@@ -109,6 +109,11 @@ describe('Snapshotter', () => {
     await vi.waitFor(() => expect(existsSync(join(root, 'snapshots/3/work'))).toBe(true));
     await new Promise((r) => setTimeout(r, 50));
     expect(mounts).toHaveLength(1);
+    // Meanwhile the snapshotter answers other calls: a Prepare waits for its mount outside the queue.
+    expect((await s.stat('chain2')).kind).toBe('COMMITTED');
+    expect(await s.prepare('plain-1', '', {})).toEqual([
+      { type: 'bind', source: join(root, 'snapshots/4/fs'), options: ['rw', 'rbind'] },
+    ]);
     release();
     const [m] = await rootfs;
     expect(m!.options).toContain(`lowerdir=${join(root, 'snapshots/2/mnt')}`);

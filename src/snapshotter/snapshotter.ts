@@ -103,19 +103,20 @@ export class Snapshotter {
   }
 
   prepare(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
-    return this.serial(() => this.create('ACTIVE', key, parent, labels));
+    return this.createThenMount('ACTIVE', key, parent, labels);
   }
 
   view(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
-    return this.serial(() => this.create('VIEW', key, parent, labels));
+    return this.createThenMount('VIEW', key, parent, labels);
   }
 
-  mounts(key: string): Promise<Mount[]> {
-    return this.serial(() => {
+  async mounts(key: string): Promise<Mount[]> {
+    const rec = await this.serial(async () => {
       const rec = this.need(key);
       if (rec.kind === 'COMMITTED') throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${key} is committed`);
-      return this.mountsOf(rec);
+      return rec;
     });
+    return this.mountsOf(rec);
   }
 
   commit(name: string, key: string, labels: Record<string, string>): Promise<void> {
@@ -210,12 +211,37 @@ export class Snapshotter {
     });
   }
 
-  private async create(
+  /**
+   * Record the snapshot in the queue, then wait for its device outside it: an image's mount takes
+   * a lazy fetch's round trips, and calls for other snapshots must not queue behind it. A failed
+   * mount removes the snapshot again (in the queue), so containerd sees no half-made one.
+   */
+  private async createThenMount(
     kind: 'ACTIVE' | 'VIEW',
     key: string,
     parent: string,
     labels: Record<string, string>,
   ): Promise<Mount[]> {
+    const rec = await this.serial(() => this.create(kind, key, parent, labels));
+    try {
+      return await this.mountsOf(rec);
+    } catch (e) {
+      await this.serial(async () => {
+        if (this.store.get(key)?.id !== rec.id) return; // removed meanwhile
+        this.store.delete(key);
+        await this.store.save().catch(() => {});
+        await this.removeFolder(rec.id).catch(() => {});
+      });
+      throw e;
+    }
+  }
+
+  private async create(
+    kind: 'ACTIVE' | 'VIEW',
+    key: string,
+    parent: string,
+    labels: Record<string, string>,
+  ): Promise<SnapshotRecord> {
     if (!key) throw new SnapshotError('INVALID_ARGUMENT', 'snapshot key is empty');
     if (this.store.get(key)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${key} already exists`);
     const parentRec = parent ? this.need(parent) : undefined;
@@ -278,13 +304,13 @@ export class Snapshotter {
     this.store.put(rec);
     try {
       await this.store.save();
-      return await this.mountsOf(rec);
     } catch (e) {
       this.store.delete(key);
       await this.store.save().catch(() => {});
       await this.removeFolder(id).catch(() => {});
       throw e;
     }
+    return rec;
   }
 
   /** The mounts for an active or view snapshot: its lowers (top first), then its own folder. */
@@ -328,10 +354,8 @@ export class Snapshotter {
 
   /** Mount the stack ending at `top` unless it is mounted (or being mounted); returns the mount point. */
   private ensureDevice(top: SnapshotRecord): Promise<string> {
-    const inFlight = this.mounting.get(top.id);
-    if (inFlight) return inFlight;
-    const target = join(this.folder(top.id), 'mnt');
-    const mounted = (async () => {
+    return this.mountOnce(top.id, async () => {
+      const target = join(this.folder(top.id), 'mnt');
       if (await findMount(target)) return target;
       const { layers, accel } = this.remoteStack(top);
       await mkdir(target, { recursive: true });
@@ -347,8 +371,15 @@ export class Snapshotter {
           );
         });
       return target;
-    })().finally(() => this.mounting.delete(top.id));
-    this.mounting.set(top.id, mounted);
+    });
+  }
+
+  /** Run `mount` for a snapshot's folder unless one is in flight there, which the caller then joins. */
+  private mountOnce(id: string, mount: () => Promise<string>): Promise<string> {
+    const inFlight = this.mounting.get(id);
+    if (inFlight) return inFlight;
+    const mounted = mount().finally(() => this.mounting.delete(id));
+    this.mounting.set(id, mounted);
     return mounted;
   }
 
@@ -364,7 +395,11 @@ export class Snapshotter {
    * Mount a container snapshot's own device (read-write over its writable block layer, or
    * read-only for its own trace) unless it is mounted; returns the mount point.
    */
-  private async ensureOwnDevice(rec: SnapshotRecord, writable?: WritableFiles): Promise<string> {
+  private ensureOwnDevice(rec: SnapshotRecord, writable?: WritableFiles): Promise<string> {
+    return this.mountOnce(rec.id, () => this.mountOwnDevice(rec, writable));
+  }
+
+  private async mountOwnDevice(rec: SnapshotRecord, writable?: WritableFiles): Promise<string> {
     const target = join(this.folder(rec.id), 'mnt');
     if (await findMount(target)) return target;
     const { layers, accel } = this.remoteStack(this.need(rec.parent!));
