@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { PATHS } from '../../src/swarm/protocol.js';
+import { CHUNK_SIZE } from '../../src/p2p/chunks.js';
+import { type BlobRef, blobQuery, HEADERS, type JoinAnswer, PATHS } from '../../src/swarm/protocol.js';
 import { startRegistry, type TestRegistry } from '../../test/integration/registry-harness.js';
 import { buildCli, REPO_ROOT } from '../coldstart/image.js';
 import type { AgentRun, HostCost, JoinCost, RealAgents } from './render.js';
@@ -292,8 +293,8 @@ async function measureJoins(n: number, entry: string): Promise<JoinCost> {
     const { root, url } = await startRoot(entry, join(work, 'root-cache'));
     mine.add(root);
     const blob = { registry: reg.host, repository: REPO, digest };
-    const joinAs = async (i: number) => {
-      const body = { blob, host: { id: `peer${i}`, address: `http://127.0.0.2:${1024 + i}`, upload: 1 } };
+    const joinAs = async (i: number, b: BlobRef = blob): Promise<JoinAnswer> => {
+      const body = { blob: b, host: { id: `peer${i}`, address: `http://127.0.0.2:${1024 + i}`, upload: 1 } };
       const res = await request(`${url}${PATHS.join}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -303,6 +304,7 @@ async function measureJoins(n: number, entry: string): Promise<JoinCost> {
       });
       const text = await res.body.text();
       if (res.statusCode !== 200) throw new Error(`join ${i}: ${res.statusCode} ${text}`);
+      return JSON.parse(text) as JoinAnswer;
     };
     await joinAs(-1); // the registry access check, cached for the rest
     const before = usage(root.pid!);
@@ -319,6 +321,7 @@ async function measureJoins(n: number, entry: string): Promise<JoinCost> {
     );
     const wall = (performance.now() - t0) / 1000;
     const after = usage(root.pid!);
+    const serving = await measureServing(url, reg, root.pid!, joinAs);
     const cost: JoinCost = {
       joins: n,
       wall_s: wall,
@@ -326,16 +329,75 @@ async function measureJoins(n: number, entry: string): Promise<JoinCost> {
       root_rss_mb_before: before.rssMb,
       root_rss_mb_after: after.rssMb,
       root_kb_per_peer: ((after.rssMb - before.rssMb) * 1024) / n,
+      ...serving,
       load_average: loadavg()[0]!,
       load_average_before: loadBefore,
     };
     console.error(JSON.stringify(cost));
     return cost;
   } finally {
+    // SIGTERM first: the root exits cleanly and writes its CPU profile (--profile-root), if asked.
+    signalSome(mine, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 2000));
     signalSome(mine, 'SIGKILL');
     await reg?.stop();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** Chunks of the serving blob, and how many times each is read from the warm cache. */
+const SERVE_CHUNKS = 16;
+const SERVE_ROUNDS = 8;
+
+/**
+ * The root's CPU for chunks apart from joins: once filling its cache (the registry fetch and the
+ * cache write, paid once per blob however many peers there are) and then serving the same chunks
+ * from its warm cache, 16 requests at a time (paid per chunk served: the per-peer part).
+ */
+async function measureServing(
+  url: string,
+  reg: TestRegistry,
+  pid: number,
+  joinAs: (i: number, b: BlobRef) => Promise<JoinAnswer>,
+): Promise<Pick<JoinCost, 'root_cpu_ms_fill_per_chunk' | 'root_cpu_ms_per_served_chunk' | 'served_chunks'>> {
+  const ref: BlobRef = {
+    registry: reg.host,
+    repository: REPO,
+    digest: await seedBlob(reg, randomBytes(SERVE_CHUNKS * CHUNK_SIZE)),
+  };
+  const { grant } = await joinAs(-2, ref);
+  const get = async (chunk: number) => {
+    const res = await request(`${url}${PATHS.blob}?${blobQuery(ref)}`, {
+      headers: { range: `bytes=${chunk * CHUNK_SIZE}-${(chunk + 1) * CHUNK_SIZE - 1}`, [HEADERS.grant]: grant },
+      headersTimeout: 60_000,
+      bodyTimeout: 60_000,
+    });
+    const got = (await res.body.arrayBuffer()).byteLength;
+    if (res.statusCode !== 206 || got !== CHUNK_SIZE)
+      throw new Error(`chunk ${chunk}: ${res.statusCode}, ${got} bytes`);
+  };
+  const inParallel = async (n: number) => {
+    let next = 0;
+    await within(
+      Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < n) await get(next++ % SERVE_CHUNKS);
+        }),
+      ),
+      RUN_MS,
+      'chunk reads',
+    );
+  };
+  const c0 = usage(pid).cpu;
+  await inParallel(SERVE_CHUNKS);
+  const c1 = usage(pid).cpu;
+  await inParallel(SERVE_CHUNKS * SERVE_ROUNDS);
+  const c2 = usage(pid).cpu;
+  return {
+    root_cpu_ms_fill_per_chunk: ((c1 - c0) * 1000) / SERVE_CHUNKS,
+    root_cpu_ms_per_served_chunk: ((c2 - c1) * 1000) / (SERVE_CHUNKS * SERVE_ROUNDS),
+    served_chunks: SERVE_CHUNKS * SERVE_ROUNDS,
+  };
 }
 
 /** The slope and intercept of `y` over `x` (least squares). */
