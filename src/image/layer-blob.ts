@@ -10,7 +10,11 @@ import type { CachedBlob } from '../cache/blob.js';
 import { DadiError } from '../errors.js';
 import type { SealedLayer } from '../format/lsmt/index.js';
 import { type Descriptor, isDigest } from '../oci/index.js';
-import { parseReference, RemoteBlob, type RepoRef } from '../registry/index.js';
+// The modules themselves, not registry/index.js: a stack of local files (a conversion's) does not
+// load the registry client's transport.
+import { parseReference } from '../registry/reference.js';
+import { RemoteBlob } from '../registry/remote-blob.js';
+import type { RepoRef } from '../registry/repo-request.js';
 import { type OpenLayerOptions, openLayer } from './open-layer.js';
 import type { RemoteContext } from './remote-context.js';
 
