@@ -35,6 +35,14 @@ const GROUPS: Array<{ commands: string[]; load: () => Promise<Register> }> = [
   { commands: ['ls', 'cat', 'stat'], load: async () => (await import('./browse.js')).registerBrowseCommands },
 ];
 
+/**
+ * Work a command starts before its group's modules load: `convert` starts its worker threads, so
+ * that they load beside the converter's modules (convert/prestart.ts). Not for `--help`.
+ */
+const PRESTART = new Map<string, () => Promise<void>>([
+  ['convert', async () => (await import('../convert/prestart.js')).prestartConversion()],
+]);
+
 /** The program with no command yet. */
 export function newProgram(): Command {
   return new Command('dadi')
@@ -50,6 +58,8 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
   const first = argv.find((a) => !a.startsWith('-'));
   const wanted = GROUPS.filter((g) => first !== undefined && g.commands.includes(first));
   const versionOnly = argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V');
+  const help = argv.includes('--help') || argv.includes('-h');
+  if (first !== undefined && wanted.length > 0 && !help) await PRESTART.get(first)?.();
   if (!versionOnly) for (const g of wanted.length > 0 ? wanted : GROUPS) (await g.load())(program);
   return program;
 }

@@ -8,6 +8,7 @@ import { compress as zstdCompress } from 'zstd-napi';
 import { testRandom } from '../../test/seed.js';
 import { sha256Of } from '../oci/digest.js';
 import { type LayerTar, unpackLayerFile, unpackStream } from './unpack.js';
+import { prestartUnpackThread } from './unpack-thread.js';
 
 let dir: string;
 /** 3 MiB of half-compressible bytes: several input reads and many zlib output chunks. */
@@ -40,6 +41,26 @@ async function file(name: string, bytes: Uint8Array): Promise<string> {
 }
 
 describe('a layer tar decoded on a worker thread', () => {
+  it('a thread started ahead takes the next job (the one after starts its own); a bad blob still fails', async () => {
+    const blob = gzipSync(plain);
+    const path = await file('layer.ahead.gz', blob);
+    prestartUnpackThread();
+    await new Promise((r) => setTimeout(r, 200)); // let it load before its job comes
+    const verify = { digest: sha256Of(blob), size: blob.length };
+    const [ahead, fresh] = await Promise.all([
+      chunksOf(unpackLayerFile(path, 'layer 1/2', verify)),
+      chunksOf(unpackLayerFile(path, 'layer 2/2', verify)),
+    ]);
+    for (const r of [ahead, fresh]) {
+      expect(r.bytes.equals(plain)).toBe(true);
+      expect(r.end).toEqual({ digest: sha256Of(plain), size: plain.length });
+    }
+    prestartUnpackThread();
+    await expect(chunksOf(unpackLayerFile(path, 'layer 1/1', { digest: sha256Of(plain) }))).rejects.toThrow(
+      /layer\.ahead\.gz: content hashes to/,
+    );
+  });
+
   for (const [kind, encode] of [
     ['gzip', (b: Buffer) => gzipSync(b)],
     ['zstd', (b: Buffer) => zstdCompress(b)],

@@ -4,11 +4,12 @@
 // errors) when the layer only comes as a stream. The worker runs up to `window` chunks ahead, so
 // a later layer can be started while an earlier one is still applied, in bounded memory.
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { DadiError, type DadiErrorCode } from '../errors.js';
 import { decompress } from '../ext4/decompress.js';
 import { type Digest, Digester } from '../oci/digest.js';
 import { Tap } from '../util/tap.js';
+import { unpackThread } from './unpack-thread.js';
 
 export interface LayerTar extends AsyncIterable<Uint8Array> {
   /** Read whatever the consumer left (the tar's end padding); the whole tar's digest and size. */
@@ -17,7 +18,7 @@ export interface LayerTar extends AsyncIterable<Uint8Array> {
   close(): Promise<void>;
 }
 
-/** What the worker is asked to do (its workerData). */
+/** What the worker is asked to do (its first message). */
 export interface UnpackJob {
   path: string;
   /** Names the layer in errors. */
@@ -52,12 +53,6 @@ const ERROR_CODES: ReadonlySet<string> = new Set<DadiErrorCode>([
   'EUNSUPPORTED',
 ]);
 
-/** The worker entry beside this module: compiled .js in dist/, or the .ts sources through tsx. */
-function workerEntry(): URL {
-  const fromSource = import.meta.url.endsWith('.ts');
-  return new URL(fromSource ? './unpack-worker.boot.mjs' : './unpack-worker.js', import.meta.url);
-}
-
 /** The tar of the layer file at `path` (gzip, zstd or plain), decoded on a worker thread. */
 export function unpackLayerFile(path: string, name: string, verify?: { digest: string; size?: number }): LayerTar {
   const job: UnpackJob = { path, name, window: WINDOW, ...(verify ? { verify } : {}) };
@@ -90,7 +85,7 @@ class WorkerTar implements LayerTar {
   private taken = 0;
 
   constructor(job: UnpackJob) {
-    this.worker = new Worker(workerEntry(), { name: 'dadi-unpack', workerData: job });
+    this.worker = unpackThread();
     this.worker.on('message', (m: UnpackReply) => {
       if ('chunk' in m) this.chunks.push(new Uint8Array(m.chunk, 0, m.length));
       else if ('end' in m) this.end = m.end;
@@ -109,6 +104,7 @@ class WorkerTar implements LayerTar {
         this.failure ??= new DadiError('EIO', `${job.name}: unpack worker exited (${code})`);
       this.notify();
     });
+    this.worker.postMessage(job);
   }
 
   private notify(): void {

@@ -27,8 +27,8 @@ import { checkRead } from '../../blockfile/range.js';
 import type { CompressedBlocks } from '../../blockfile/sink.js';
 import { DadiError } from '../../errors.js';
 import { type BlockCodec, codecFor, type ZFileAlgorithm } from './codec.js';
-import { type CompressPool, compressPool, type SpilledResult } from './compress-pool.js';
-import { blockFormat, defaultThreads } from './writer.js';
+import { type CompressPool, compressPool, defaultThreads, type SpilledResult } from './compress-pool.js';
+import { blockFormat } from './writer.js';
 
 /** A data file a writable layer can own: it also truncates. */
 export type TruncatableFile = WritableBlockFile & { truncate(size: number): Promise<void> };

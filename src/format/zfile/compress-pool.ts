@@ -242,3 +242,22 @@ export function defaultCompressThreads(): number {
   const cores = availableParallelism();
   return cores < 2 ? 0 : 2;
 }
+
+/** Default worker threads of a ZFile stream: $DADI_ZFILE_THREADS, else defaultCompressThreads(). */
+export function defaultThreads(): number {
+  const env = process.env.DADI_ZFILE_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (Number.isInteger(n) && n >= 0 && n <= 64) return n;
+  }
+  return defaultCompressThreads();
+}
+
+/**
+ * Start the default compression workers now (they load in the background), for a caller that
+ * knows a large stream comes soon: its writer then finds them ready instead of waiting inline.
+ */
+export function warmCompressThreads(): void {
+  const n = defaultThreads();
+  if (n > 0) compressPool(n);
+}

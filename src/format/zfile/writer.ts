@@ -22,7 +22,7 @@ import { DadiError, type DadiErrorCode } from '../../errors.js';
 import { crc32cRaw } from '../../util/crc32c.js';
 import { batchBound, compressBatch, compressBlock } from './blocks.js';
 import { type BlockCodec, codecFor, type ZFileAlgorithm } from './codec.js';
-import { type CompressPool, type CompressResult, compressPool, defaultCompressThreads } from './compress-pool.js';
+import { type CompressPool, type CompressResult, compressPool, defaultThreads } from './compress-pool.js';
 import {
   encodeZFileHeader,
   ZFILE_FLAGS_HEADER,
@@ -55,24 +55,8 @@ export interface ZFileWriterOptions {
   parallelAfter?: number;
 }
 
-/** Default `threads`: see the measurements in the module comment of compress-pool.ts. */
-export function defaultThreads(): number {
-  const env = process.env.DADI_ZFILE_THREADS;
-  if (env !== undefined && env !== '') {
-    const n = Number(env);
-    if (Number.isInteger(n) && n >= 0 && n <= 64) return n;
-  }
-  return defaultCompressThreads();
-}
-
-/**
- * Start the default compression workers now (they load in the background), for a caller that
- * knows a large stream comes soon: its writer then finds them ready instead of waiting inline.
- */
-export function warmCompressThreads(): void {
-  const n = defaultThreads();
-  if (n > 0) compressPool(n);
-}
+// In compress-pool.ts (which loads no codec), so a command can start the workers before it loads the rest.
+export { defaultThreads, warmCompressThreads } from './compress-pool.js';
 
 /** Names a ZFile block framing (see BlockSink.blockFormat): blocks stored alike are byte-identical. */
 export function blockFormat(algorithm: ZFileAlgorithm, blockSize: number, verify: boolean): string {
