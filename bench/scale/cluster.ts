@@ -11,6 +11,7 @@ import {
   ChunkBook,
   ChunkFetch,
   type FetchFailure,
+  HedgeGate,
   type Hop,
   P2PCounters,
   type Placement,
@@ -19,9 +20,10 @@ import {
   type Random,
   routeOf,
   Tracker,
+  WAIT_HEARTBEAT_MS,
 } from '../../src/p2p/index.js';
 import type { Cpu } from './cpu.js';
-import type { Network, Nic } from './network.js';
+import type { Network, Nic, Transfer } from './network.js';
 import type { Simulation } from './simulation.js';
 
 export interface ClusterOptions {
@@ -58,24 +60,27 @@ type Waiter = () => void;
 /** A host's deadlines for chunk requests, told of each success. */
 export interface DeadlinePolicy {
   deadlineMs(hop: 'peer' | 'root', bytes: number): number;
+  /** When to hedge a request to a peer (ask the next hop up too); undefined: never. */
+  hedgeMs(bytes: number): number | undefined;
   observe(bytes: number, firstByteMs: number, totalMs: number): void;
 }
 
 /** The same deadline for every request (the agent's old fixed 10 s). */
 export function fixedDeadline(ms: number): () => DeadlinePolicy {
-  return () => ({ deadlineMs: () => ms, observe: () => {} });
+  return () => ({ deadlineMs: () => ms, hedgeMs: () => undefined, observe: () => {} });
 }
 
 /**
  * As the agent sets them (src/swarm/agent.ts): a peer gets src/p2p's TransferDeadline (the
- * measured rate, `floorMs` floor (the agent's: 1 s), `capMs` cap), the root the whole cap
- * (leaving it costs egress).
+ * measured rate, `floorMs` floor (the agent's: 1 s), `capMs` cap) and is hedged at its hedgeMs,
+ * the root the whole cap (leaving it costs egress).
  */
-export function agentDeadline(capMs: number, floorMs = 1000): () => DeadlinePolicy {
+export function agentDeadline(capMs: number, floorMs = 1000, hedge = true): () => DeadlinePolicy {
   return () => {
     const d = new TransferDeadline({ minMs: Math.min(floorMs, capMs), maxMs: capMs });
     return {
       deadlineMs: (hop, bytes) => (hop === 'peer' ? d.deadlineMs(bytes) : capMs),
+      hedgeMs: (bytes) => (hedge ? d.hedgeMs(bytes) : undefined),
       observe: (bytes, firstByteMs, totalMs) => d.observe(bytes, firstByteMs, totalMs),
     };
   };
@@ -107,7 +112,20 @@ export class SimRegistry {
 interface ChunkServer {
   readonly nic: Nic;
   alive(): boolean;
-  serve(child: SimHost, layer: number, chunk: number, reply: Reply): void;
+  serve(child: SimHost, layer: number, chunk: number, reply: Reply, abort?: Abort): void;
+}
+
+/** Lets the asker abort a request (the agent aborts a hedge race's loser): nothing more is sent. */
+class Abort {
+  aborted = false;
+  transfer: Transfer | undefined;
+  /** When the server took the request (from then on a live peer sends heartbeats). */
+  acceptedAt: number | undefined;
+
+  abort(): void {
+    this.aborted = true;
+    this.transfer?.cancel();
+  }
 }
 
 /** One blob as a node sees it: chunks held or in flight, and who waits for which chunk. */
@@ -172,15 +190,18 @@ abstract class Node implements ChunkServer {
   /** The serving overhead of this kind of node. */
   protected abstract requestS(): number;
 
-  serve(child: SimHost, layer: number, chunk: number, reply: Reply): void {
+  serve(child: SimHost, layer: number, chunk: number, reply: Reply, abort?: Abort): void {
     const c = this.c;
+    if (abort) abort.acceptedAt = c.sim.now;
     if (this.c.options.push) this.planner.requested(c.blobName(layer), child.id, chunk, c.nowMs());
     this.need(layer, chunk, () =>
       c.sim.after(this.requestS(), () => {
+        if (abort?.aborted) return;
         const bytes = c.chunkBytes(layer, chunk);
         const at = c.sim.now;
         this.counters.served(bytes);
-        c.net.send(this.nic, child.nic, bytes, { onDone: () => reply(true, at), onFail: () => reply(false) });
+        const t = c.net.send(this.nic, child.nic, bytes, { onDone: () => reply(true, at), onFail: () => reply(false) });
+        if (abort) abort.transfer = t;
       }),
     );
   }
@@ -210,7 +231,7 @@ abstract class Node implements ChunkServer {
       this.counters.pushed(bytes);
       c.net.send(this.nic, child.nic, bytes, {
         onDone: () => {
-          child.pushArrived(layer, o.chunk);
+          child.pushArrived(layer, o.chunk, this.id);
           this.startPushes(this.planner.done(o, true, c.nowMs()));
         },
         onFail: () => {
@@ -257,6 +278,10 @@ export class SimHost extends Node {
   private readonly placements: (Placement | undefined)[];
   private readonly joining: Waiter[][];
   private readonly deadline: DeadlinePolicy;
+  /** When a silent peer's request may be hedged (src/p2p HedgeGate), as the agent keeps one. */
+  readonly gate = new HedgeGate();
+  /** When it died (seconds), if it did. */
+  private diedAt: number | undefined;
   /** Whether the agent's one-time work (measured: a fresh agent's first chunks) is done. */
   private warmedUp = false;
 
@@ -276,16 +301,35 @@ export class SimHost extends Node {
     return this.c.options.peerRequestS;
   }
 
-  override serve(child: SimHost, layer: number, chunk: number, reply: Reply): void {
+  override serve(child: SimHost, layer: number, chunk: number, reply: Reply, abort?: Abort): void {
     // A host that died answers nothing, not even a failure: its children notice by their deadline.
-    super.serve(child, layer, chunk, (ok, at) => {
-      if (ok || this.alive()) reply(ok, at);
-    });
+    super.serve(
+      child,
+      layer,
+      chunk,
+      (ok, at) => {
+        if (ok || this.alive()) reply(ok, at);
+      },
+      abort,
+    );
   }
 
   /** The host dies: its transfers stop; requests to it stall until the asker's deadline. */
   die(): void {
+    this.diedAt = this.c.sim.now;
     this.c.net.fail(this.nic);
+  }
+
+  /**
+   * When the asker last got a heartbeat for a request this host took at `acceptedAt` (seconds):
+   * one every WAIT_HEARTBEAT_MS while it lives, arriving a hop's latency later.
+   */
+  lastHeartbeat(acceptedAt: number | undefined): number | undefined {
+    if (acceptedAt === undefined) return undefined;
+    const until = Math.min(this.c.sim.now - this.c.net.options.latency, this.diedAt ?? Number.POSITIVE_INFINITY);
+    if (until < acceptedAt) return undefined;
+    const every = WAIT_HEARTBEAT_MS / 1000;
+    return acceptedAt + Math.floor((until - acceptedAt) / every) * every + this.c.net.options.latency;
   }
 
   pushStarting(layer: number, chunk: number): void {
@@ -293,8 +337,9 @@ export class SimHost extends Node {
     if (!st.book.has(chunk)) st.incoming.add(chunk);
   }
 
-  pushArrived(layer: number, chunk: number): void {
+  pushArrived(layer: number, chunk: number, from: string): void {
     if (!this.alive()) return;
+    this.gate.heard(from, this.c.nowMs());
     const st = this.blobs[layer]!;
     if (st.book.has(chunk)) return;
     this.counters.receivedPush(this.c.chunkBytes(layer, chunk));
@@ -392,21 +437,87 @@ export class SimHost extends Node {
     // The first of the answer and the deadline wins; a late answer is dropped (the agent aborted it).
     const sent = c.sim.now;
     let settled = false;
+    // A hedge in flight (see below); the gate is told how each race ended.
+    let hedging = false;
+    const asked = new Abort();
+    const hedged = new Abort();
+    // The race is over: abort the loser; the gate learns whether the peer proved silent.
+    const endHedge = (hedgeWon: boolean, peerSilent: boolean) => {
+      if (!hedging || hop.kind !== 'peer') return;
+      hedging = false;
+      (hedgeWon ? asked : hedged).abort();
+      this.gate.settled(hop.id, peerSilent);
+    };
     const timer = c.sim.after(this.deadline.deadlineMs(hop.kind, bytes) / 1000, () => {
       if (settled) return;
       settled = true;
+      endHedge(false, true);
       done(false, 'timeout');
     });
     const reply: Reply = (ok, firstByteAt) => {
       if (settled) return;
       settled = true;
       timer.cancel();
+      endHedge(false, !ok);
       if (ok && firstByteAt !== undefined) {
         this.deadline.observe(bytes, (firstByteAt - sent) * 1000, (c.sim.now - sent) * 1000);
       }
+      if (ok && hop.kind === 'peer') this.gate.heard(hop.id, c.nowMs());
       done(ok);
     };
-    c.net.message(this.nic, server.nic, () => server.serve(this, layer, chunk, reply));
+    c.net.message(this.nic, server.nic, () => server.serve(this, layer, chunk, reply, asked));
+    const up = f.hedge;
+    if (hop.kind !== 'peer' || !up || up.kind === 'registry') return;
+    // As the agent: a request to a peer silent for the hedge delay (src/p2p HedgeGate: nothing
+    // heard from it at all, caps, back-off, the root's budget) is asked of the next hop up too;
+    // the first good answer wins, and a hedge that won reports the peer slow (a new parent).
+    const peer = hop.id;
+    const sentMs = c.nowMs();
+    const check = () => {
+      if (settled || !this.alive()) return;
+      // Bytes still arriving from the peer (any request, a push) are progress: it is alive; so
+      // are the heartbeats a live peer sends while it waits for the chunk itself (the agent's
+      // serveChild: WAIT_HEARTBEAT_MS); a dead one stopped both when it died.
+      if (c.net.flowing(server.nic, this.nic)) this.gate.heard(peer, c.nowMs());
+      const beat = (server as SimHost).lastHeartbeat(asked.acceptedAt);
+      if (beat !== undefined) this.gate.heard(peer, beat * 1000);
+      const d = this.gate.decide(peer, up.kind, sentMs, c.nowMs(), this.deadline.hedgeMs(bytes));
+      if (!d.hedge) {
+        if (d.recheckInMs !== undefined) c.sim.after(d.recheckInMs / 1000, check);
+        return;
+      }
+      hedging = true;
+      this.counters.hedged();
+      const upper: ChunkServer = up.kind === 'root' ? this.root : c.hostById.get(up.id)!;
+      c.net.message(this.nic, upper.nic, () =>
+        upper.serve(
+          this,
+          layer,
+          chunk,
+          (ok) => {
+            if (settled || !hedging || !this.alive()) return;
+            if (!ok) return endHedge(false, false);
+            settled = true;
+            timer.cancel();
+            endHedge(true, true);
+            if (up.kind === 'peer') this.gate.heard(up.id, c.nowMs());
+            this.reportSlow(layer, peer);
+            this.counters.fetched(up.kind === 'peer' ? 'peer' : 'root', bytes);
+            this.processed(() => this.stored(layer, chunk));
+          },
+          hedged,
+        ),
+      );
+    };
+    check();
+  }
+
+  private reportSlow(layer: number, peer: string): void {
+    const c = this.c;
+    c.net.message(this.nic, this.root.nic, () => {
+      const p = this.root.tracker.report(c.blobName(layer), this.id, peer, 'slow', c.nowMs());
+      c.net.message(this.root.nic, this.nic, () => this.adopt(layer, p));
+    });
   }
 
   private failed(layer: number, chunk: number, f: ChunkFetch, hop: Hop, why: FetchFailure): void {

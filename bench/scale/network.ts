@@ -200,6 +200,12 @@ export class Network {
     for (const f of failed) f.callbacks.onFail?.();
   }
 
+  /** Whether bytes are moving from `from` to `to` right now (what a receiver sees as progress). */
+  flowing(from: Nic, to: Nic): boolean {
+    const g = this.groups.get(`${from.name}>${to.name}`);
+    return g !== undefined && g.size > 0 && g.rate > 0;
+  }
+
   /** The current rate of every flow on `link` (for tests and reports). */
   rates(link: Link): number[] {
     return [...link.groups].flatMap((g) => Array<number>(g.size).fill(g.rate));

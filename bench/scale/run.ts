@@ -162,9 +162,16 @@ async function main(): Promise<void> {
   // 5% of hosts die when half of all chunk arrivals of the fault-free run have happened.
   const failAtS = headline.arrival_median_s;
   const failures: SweepRow[] = [];
-  // The agent's deadline first (the headline), then fixed ones: the old 10 s, and 1 s.
+  // The agent's deadline and hedging first (the headline), then without hedging, then fixed
+  // deadlines (no hedging either): the old 10 s, and 1 s.
   for (const [value, c] of [
-    [`agent: TransferDeadline for peers (1 s floor), ${at.deadlineMs / 1000} s for the root`, {}],
+    [`agent: hedge a parent silent for 1.5× the expected transfer (250 ms floor), deadline as below`, {}],
+    [`the same at fan-out 8`, { fanout: 8, rootFanout: 8 }],
+    [`the same at fan-out 16`, { fanout: 16, rootFanout: 16 }],
+    [
+      `agent without hedging: TransferDeadline for peers (1 s floor), ${at.deadlineMs / 1000} s for the root`,
+      { hedge: false },
+    ],
     ['fixed 10 s', { adaptiveDeadline: false, deadlineMs: 10_000 }],
     ['fixed 1 s', { adaptiveDeadline: false, deadlineMs: 1000 }],
   ] as const) {

@@ -47,6 +47,8 @@ export interface ScenarioConfig {
    */
   deadlineMs: number;
   adaptiveDeadline: boolean;
+  /** With the adaptive deadline: hedge a silent peer's request to the next hop up (the agent does). */
+  hedge: boolean;
   /** The adaptive deadline's floor (ms; the agent's is 1 s). */
   deadlineFloorMs: number;
   /** The agent's CPU per received chunk (seconds of one core), measured by agents.ts; see run.ts. */
@@ -88,6 +90,7 @@ export const DEFAULT_SCENARIO: ScenarioConfig = {
   // The agent's deadline for one chunk request (src/swarm/agent.ts chunkTimeoutMs default).
   deadlineMs: 10_000,
   adaptiveDeadline: true,
+  hedge: true,
   deadlineFloorMs: 1000,
   hostChunkS: 0,
   hostFixedS: 0,
@@ -124,6 +127,10 @@ export interface ScenarioResult {
   pushed_chunks: number;
   /** Chunk requests hosts sent that were answered (pushed chunks need none). */
   host_requests: number;
+  /** Chunk requests to a slow peer that were also sent to the next hop up (hedged). */
+  hedged_requests: number;
+  /** Hedge races won and lost, and the gate's refusals (src/p2p HedgeGate: in-flight cap, the root's budget). */
+  hedge_gate: { won: number; lost: number; capped: number; root_denied: number };
   /** When half of all chunk arrivals (at hosts and roots) had happened: "mid-transfer". */
   arrival_median_s: number;
   /** Simulated events and the wall time the simulation took. */
@@ -150,7 +157,7 @@ export function runScenario(config: ScenarioConfig, plan: StartPlan): ScenarioRe
     rootRequestS: config.rootRequestS,
     peerRequestS: config.peerRequestS,
     deadline: config.adaptiveDeadline
-      ? agentDeadline(config.deadlineMs, config.deadlineFloorMs)
+      ? agentDeadline(config.deadlineMs, config.deadlineFloorMs, config.hedge)
       : fixedDeadline(config.deadlineMs),
     hostChunkS: config.hostChunkS,
     hostFixedS: config.hostFixedS,
@@ -227,6 +234,16 @@ export function runScenario(config: ScenarioConfig, plan: StartPlan): ScenarioRe
     registry_fallbacks: sum((s) => s.registryFallbacks),
     pushed_chunks: sum((s) => s.pushedChunks) + roots.reduce((a, r) => a + r.counters.snapshot().pushedChunks, 0),
     host_requests: sum((s) => s.requests.peer + s.requests.root + s.requests.registry),
+    hedged_requests: sum((s) => s.hedgedRequests),
+    hedge_gate: cluster.hosts.reduce(
+      (a, h) => ({
+        won: a.won + h.gate.stats.won,
+        lost: a.lost + h.gate.stats.lost,
+        capped: a.capped + h.gate.stats.capped,
+        root_denied: a.root_denied + h.gate.stats.rootDenied,
+      }),
+      { won: 0, lost: 0, capped: 0, root_denied: 0 },
+    ),
     arrival_median_s: quantile(cluster.arrivals, 0.5),
     events: sim.events,
     wall_s: (performance.now() - wall) / 1000,

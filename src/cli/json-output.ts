@@ -110,6 +110,7 @@ const status = z.strictObject({
       corruptChunks: count,
       registryFallbacks: count,
       reparents: count,
+      hedgedRequests: count,
       pushedChunks: count,
       pushedBytes: count,
       receivedPushes: count,

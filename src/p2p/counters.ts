@@ -25,6 +25,8 @@ export interface P2PCountersSnapshot {
   registryFallbacks: number;
   /** Times this host was given a new parent (slow, gone or blamed parent). */
   reparents: number;
+  /** Chunk requests to a peer also sent to the next hop up because the peer was slow to answer. */
+  hedgedRequests: number;
   /** Chunks pushed to children (pull-push) and bytes they carried. */
   pushedChunks: number;
   pushedBytes: number;
@@ -47,6 +49,7 @@ export class P2PCounters {
     corruptChunks: 0,
     registryFallbacks: 0,
     reparents: 0,
+    hedgedRequests: 0,
     pushedChunks: 0,
     pushedBytes: 0,
     receivedPushes: 0,
@@ -65,6 +68,10 @@ export class P2PCounters {
 
   corrupt(): void {
     this.s.corruptChunks++;
+  }
+
+  hedged(): void {
+    this.s.hedgedRequests++;
   }
 
   fallback(): void {

@@ -25,6 +25,25 @@ describe('TransferDeadline', () => {
     expect(slow.deadlineMs(1 << 20)).toBe(10_000);
   });
 
+  it('hedges after the expected duration times 1.5, from 250 ms, and only before the deadline', () => {
+    const d = new TransferDeadline({ minMs: 1000, maxMs: 10_000 });
+    expect(d.hedgeMs(1 << 20)).toBe(250); // nothing measured: the floor (silence is what counts)
+    d.observe(1 << 20, 100, 600); // expected 600 ms: hedge at 900, deadline 2400
+    expect(d.hedgeMs(1 << 20)).toBe(900);
+    const fast = new TransferDeadline({ minMs: 1000, maxMs: 10_000 });
+    fast.observe(1 << 20, 1, 5);
+    expect(fast.hedgeMs(1 << 20)).toBe(250);
+    // A hedge no earlier than the deadline is none: the capped crawl, or a floor at the hedge's.
+    const slow = new TransferDeadline({ minMs: 1000, maxMs: 10_000 });
+    slow.observe(1 << 20, 100, 60_000);
+    expect(slow.hedgeMs(1 << 20)).toBeUndefined();
+    const low = new TransferDeadline({ minMs: 200, maxMs: 10_000, hedgeMinMs: 250 });
+    low.observe(1 << 20, 1, 5);
+    expect(low.hedgeMs(1 << 20)).toBeUndefined();
+    expect(() => new TransferDeadline({ hedgeSlack: 0.5 })).toThrow(/bad options/);
+    expect(() => new TransferDeadline({ hedgeMinMs: 0 })).toThrow(/bad options/);
+  });
+
   it('moves towards new measurements and ignores nonsense', () => {
     const d = new TransferDeadline({ minMs: 10, maxMs: 100_000, slack: 1, weight: 0.5 });
     d.observe(1000, 0, 1000); // 1 ms per byte
@@ -51,7 +70,9 @@ describe('TransferDeadline', () => {
           const d = new TransferDeadline({ minMs: 1000, maxMs: 10_000 });
           for (const [b, first, total] of samples) d.observe(b, first, first + total);
           const ms = d.deadlineMs(bytes);
-          return ms >= 1000 && ms <= 10_000 && Number.isInteger(ms);
+          const hedge = d.hedgeMs(bytes);
+          const hedgeOk = hedge === undefined || (hedge >= 250 && hedge < ms && Number.isInteger(hedge));
+          return ms >= 1000 && ms <= 10_000 && Number.isInteger(ms) && hedgeOk;
         },
       ),
     );

@@ -11,6 +11,15 @@
 //   const ms = d.deadlineMs(1 << 20);         // before asking for 1 MiB
 //   d.observe(1 << 20, firstByteMs, totalMs);  // after a successful transfer
 //
+// Hedging: a request to a peer that has gone silent for `hedgeMs` (the expected duration times a
+// smaller slack, never below `hedgeMinMs`) is sent a second time to the next hop up (schedule.ts
+// ChunkFetch.hedge), and the first good answer wins. Silence is the peer's, not the request's,
+// and hedge.ts HedgeGate decides (heartbeats, caps, back-off, the root's budget): hedging on the
+// request's own wait fed on itself in a synchronized start, where a live parent waiting on its
+// own parent looks the same (bench/scale, fault-free fan-out 8: 1.3 → 4.7 s, 16: 1.6 → 8.1 s).
+// With the gate, 5% of 1,000 hosts dying at the median chunk arrival: all started 2.97 → 1.07 s
+// (fault-free 0.93 s), no hedge in any fault-free run.
+//
 // Only successful transfers are observed: a slow source that timed out does not slow the estimate
 // down (or every later deadline would stretch to fit it).
 
@@ -25,6 +34,10 @@ export interface TransferDeadlineOptions {
   slack?: number;
   /** Weight of the newest sample in the moving averages (default 0.2). */
   weight?: number;
+  /** Lower bound of the hedge delay (default 250 ms). */
+  hedgeMinMs?: number;
+  /** How many times the expected duration a request waits before it is hedged (default 1.5). */
+  hedgeSlack?: number;
 }
 
 export class TransferDeadline {
@@ -32,6 +45,8 @@ export class TransferDeadline {
   readonly maxMs: number;
   private readonly slack: number;
   private readonly weight: number;
+  private readonly hedgeMinMs: number;
+  private readonly hedgeSlack: number;
   /** Moving averages; undefined until the first sample. */
   private msPerByte: number | undefined;
   private firstByteMs: number | undefined;
@@ -41,7 +56,10 @@ export class TransferDeadline {
     this.maxMs = o.maxMs ?? 10_000;
     this.slack = o.slack ?? 4;
     this.weight = o.weight ?? 0.2;
-    if (!(this.minMs > 0 && this.maxMs >= this.minMs && this.slack >= 1 && this.weight > 0 && this.weight <= 1)) {
+    this.hedgeMinMs = o.hedgeMinMs ?? 250;
+    this.hedgeSlack = o.hedgeSlack ?? 1.5;
+    const ok = this.minMs > 0 && this.maxMs >= this.minMs && this.slack >= 1 && this.weight > 0 && this.weight <= 1;
+    if (!(ok && this.hedgeMinMs > 0 && this.hedgeSlack >= 1)) {
       throw new DadiError('EINVAL', `transfer deadline: bad options ${JSON.stringify(o)}`);
     }
   }
@@ -51,6 +69,21 @@ export class TransferDeadline {
     if (this.msPerByte === undefined || this.firstByteMs === undefined) return this.maxMs;
     const expected = this.firstByteMs + bytes * this.msPerByte;
     return Math.round(Math.min(this.maxMs, Math.max(this.minMs, expected * this.slack)));
+  }
+
+  /**
+   * When to hedge a request of `bytes` (ms): the floor until a transfer was measured (what counts
+   * is the peer's silence, hedge.ts: a live peer sends progress or heartbeats, so a first request
+   * to a peer that died is rescued too); undefined when the hedge would come no earlier than the
+   * deadline itself.
+   */
+  hedgeMs(bytes: number): number | undefined {
+    if (this.msPerByte === undefined || this.firstByteMs === undefined) {
+      return this.hedgeMinMs < this.deadlineMs(bytes) ? this.hedgeMinMs : undefined;
+    }
+    const expected = this.firstByteMs + bytes * this.msPerByte;
+    const ms = Math.round(Math.max(this.hedgeMinMs, expected * this.hedgeSlack));
+    return ms < this.deadlineMs(bytes) ? ms : undefined;
   }
 
   /** A transfer of `bytes` succeeded: first byte after `firstByteMs`, done after `totalMs`. */

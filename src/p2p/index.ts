@@ -21,6 +21,7 @@ export {
 } from './chunk-verify.js';
 export { type ByteRange, CHUNK_SIZE, chunkCount, chunkRange, chunksCovering } from './chunks.js';
 export { CHUNK_SOURCES, type ChunkSource, P2PCounters, type P2PCountersSnapshot } from './counters.js';
+export { type HedgeDecision, HedgeGate, type HedgeOptions, WAIT_HEARTBEAT_MS } from './hedge.js';
 export { type PushOptions, type PushOrder, PushPlanner } from './push.js';
 export { pick, type Random, seededRandom } from './random.js';
 export { ChunkBook, ChunkFetch, type FailureVerdict, type FetchFailure, type Hop, routeOf } from './schedule.js';

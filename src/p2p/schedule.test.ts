@@ -72,6 +72,16 @@ describe('ChunkFetch', () => {
     expect(f.failures.map((x) => x.hop)).toEqual([{ kind: 'peer', id: 'p', address: 'http://p' }]);
   });
 
+  it('hedges a request to a peer to the next hop up: an ancestor, else the root; never the root itself', () => {
+    const f = new ChunkFetch(routeOf({ path }));
+    expect(f.hedge).toEqual({ kind: 'peer', id: 'g', address: 'http://g' });
+    f.fail('unreachable');
+    expect(f.hedge).toEqual({ kind: 'root' });
+    f.fail('unreachable');
+    expect(f.current).toEqual({ kind: 'root' });
+    expect(f.hedge).toBeUndefined();
+  });
+
   it('gives up when access is denied, without trying the registry', () => {
     const f = new ChunkFetch(routeOf(undefined));
     expect(f.current).toEqual({ kind: 'root' });

@@ -342,6 +342,12 @@ export class DaemonMetrics {
       p2pOne((p) => p.reparents),
     );
     counter(
+      'dadi_p2p_hedged_requests_total',
+      'P2P: chunk requests to a slow peer also sent to the next hop up',
+      [],
+      p2pOne((p) => p.hedgedRequests),
+    );
+    counter(
       'dadi_p2p_pushed_bytes_total',
       'P2P: bytes pushed to children',
       [],

@@ -93,6 +93,7 @@ describe('DaemonMetrics', () => {
           corruptChunks: 5,
           registryFallbacks: 6,
           reparents: 0,
+          hedgedRequests: 0,
           pushedChunks: 0,
           pushedBytes: 0,
           receivedPushes: 0,

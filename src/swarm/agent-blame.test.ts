@@ -1,8 +1,10 @@
 // Whom the P2P agent blames, in process on loopback (a root, agents, an in-memory registry):
 // - failing to load what peers' chunks are checked against (the digest list cannot be read) is the
 //   host's own failure: no peer is reported, the chunk comes from the root, the bytes are right;
-// - a parent that crawls is reported slow at a deadline from the measured transfer rate (1 s
-//   here), not the 10 s cap, and the child moves on and reads the right bytes;
+// - a parent that waits for the chunk itself and says so (heartbeats) is waited for; one that says
+//   nothing (a dead host) is hedged to the next hop up once silent for the hedge delay (250 ms
+//   here), long before the deadline (1 s) or the 10 s cap; the hedge's bytes are used, the parent
+//   is reported slow;
 // - a digest list with chunks larger than the agent's (p2pConfig.chunkSize) cannot check them: the
 //   agent says so and checks by ZFile CRCs (none here) instead, still reading the right bytes; one
 //   with smaller chunks checks each of the agent's chunks by the several digests it spans.
@@ -12,6 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlockCache } from '../cache/index.js';
 import type { Digest } from '../oci/digest.js';
@@ -106,27 +109,51 @@ describe('P2P agent: whom it blames', () => {
     expect(rootLog.filter((m) => m.includes('reports'))).toEqual([]);
   });
 
-  it('reports a parent that crawls as slow at the measured deadline, and reads on', async () => {
+  it('waits for a parent that sends heartbeats; hedges one that went silent to the root, reports it slow', async () => {
     const b = blob(true);
     const f = await startAgent('F');
     expect(await read(f.agent, b, 0, SIZE)).toBe(true);
     const g = await startAgent('G');
     expect(await read(g.agent, b, 0, CHUNK_SIZE)).toBe(true);
     expect(parentOf(g.agent)).toBe('F');
-    // F goes; in its place a parent that answers at once and then sends a byte every 100 ms.
+    // F goes; in its place a parent that first waits 600 ms for each chunk itself, telling the
+    // child so every 100 ms (HTTP 102, as serveChild does), then goes silent (a dead host).
     const port = Number(new URL(f.agent.address).port);
     await f.agent.close();
-    const crawl = createServer((req, res) => {
-      res.writeHead(206, { 'content-length': CHUNK_SIZE, 'content-range': `bytes 0-${CHUNK_SIZE - 1}/${SIZE}` });
-      const t = setInterval(() => res.write('x'), 100);
-      res.on('close', () => clearInterval(t));
+    let silent = false;
+    const fake = createServer((req, res) => {
       req.resume();
+      if (silent) return;
+      const [from, to] = /bytes=(\d+)-(\d+)/
+        .exec(req.headers.range ?? '')!
+        .slice(1)
+        .map(Number) as [number, number];
+      let beats = 0;
+      const t = setInterval(() => {
+        if (++beats < 6) return res.writeProcessing();
+        clearInterval(t);
+        res.writeHead(206, { 'content-length': to - from + 1, 'content-range': `bytes ${from}-${to}/${SIZE}` });
+        res.end(b.bytes.subarray(from, to + 1));
+      }, 100);
+      res.on('close', () => clearInterval(t));
     });
-    servers.push(crawl);
-    await new Promise<void>((r) => crawl.listen(port, '127.0.0.1', () => r()));
+    servers.push(fake);
+    await new Promise<void>((r) => fake.listen(port, '127.0.0.1', () => r()));
+    const peerBytes = g.agent.counters.snapshot().bytes.peer;
     expect(await read(g.agent, b, CHUNK_SIZE, CHUNK_SIZE)).toBe(true);
-    const failed = g.log.find((m) => m.includes('chunk 1 from peer F failed'));
-    expect(failed).toMatch(/no complete answer within 1000 ms/);
+    // Past the 250 ms hedge delay but never silent that long: not hedged, the parent's bytes used.
+    expect(g.agent.counters.snapshot().hedgedRequests).toBe(0);
+    expect(g.agent.counters.snapshot().bytes.peer - peerBytes).toBe(CHUNK_SIZE);
+    silent = true;
+    const rootBytes = g.agent.counters.snapshot().bytes.root;
+    expect(await read(g.agent, b, 2 * CHUNK_SIZE, CHUNK_SIZE)).toBe(true);
+    // No deadline passed (1 s here): the hedge answered first.
+    expect(g.log.filter((m) => m.includes('from peer F failed'))).toEqual([]);
+    const c = g.agent.counters.snapshot();
+    expect(c.hedgedRequests).toBe(1);
+    expect(c.bytes.root - rootBytes).toBe(CHUNK_SIZE);
+    // The report runs beside the read: wait for it (bounded).
+    for (let i = 0; i < 100 && parentOf(g.agent) === 'F'; i++) await sleep(20);
     expect(parentOf(g.agent)).not.toBe('F');
     expect(rootLog.some((m) => m.startsWith('G reports F slow'))).toBe(true);
     expect(g.agent.counters.snapshot().reparents).toBe(1);

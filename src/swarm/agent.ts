@@ -4,7 +4,8 @@
 // default; the daemon's cache refills in chunks), fetched from the parent, walking up on failure
 // to the root, and from the registry only when the root is unusable (logged and counted). Every
 // chunk from a peer or the root is verified (p2p/chunk-verify.ts) before use; a bad one blames the
-// peer and is fetched elsewhere, a slow one (p2p/deadline.ts) is reported and left. The agent
+// peer and is fetched elsewhere, a slow one (p2p/deadline.ts) is reported and left; a request to
+// a peer still silent after the hedge delay is also sent to the next hop up (fetchHedged). The agent
 // also serves its children (Range GETs, grant-checked), pushes them each chunk it gets (pull-push,
 // p2p/push.ts), and serves overlaybd's P2P proxy URL form. Decisions are src/p2p's; this is I/O.
 
@@ -26,9 +27,10 @@ import { CHUNK_SIZE, chunkRange, chunksCovering } from '../p2p/chunks.js';
 import { type ChunkSource, P2PCounters } from '../p2p/counters.js';
 import { TransferDeadline } from '../p2p/deadline.js';
 import { checkGrant } from '../p2p/grant.js';
+import { HedgeGate, WAIT_HEARTBEAT_MS } from '../p2p/hedge.js';
 import { type PushOrder, PushPlanner } from '../p2p/push.js';
 import { ChunkFetch, type FailureVerdict, type Hop, routeOf } from '../p2p/schedule.js';
-import type { HostRef } from '../p2p/tracker.js';
+import type { HostRef, PeerProblem } from '../p2p/tracker.js';
 import { basicAuthorization, type CredentialProvider, type RegistryClient } from '../registry/index.js';
 import { parseListen, readRequestBody, sendError, sendJson, serveRequests } from './http.js';
 import { getRange, PeerError, postJson, pushChunk } from './peer-client.js';
@@ -127,6 +129,8 @@ export class P2PAgent {
   readonly chunkSize: number;
   /** When a chunk request to a peer is too slow (measured from successful ones). */
   private readonly deadline: TransferDeadline;
+  /** When a request to a silent peer may be hedged to the next hop up. */
+  private readonly hedges = new HedgeGate();
 
   private constructor(
     private readonly opts: AgentOptions,
@@ -383,7 +387,16 @@ export class P2PAgent {
       let v: FailureVerdict;
       try {
         const started = performance.now();
-        const bytes = await this.fetchFrom(s, hop, offset, length);
+        const got = await this.fetchHedged(s, hop, f.hedge, offset, length, verifier);
+        if (got.from !== hop) {
+          // The hedge won: its bytes are verified, the silent peer is reported slow.
+          const from: ChunkSource = got.from.kind === 'peer' ? 'peer' : 'root';
+          this.counters.fetched(from, got.bytes.length);
+          this.opts.onFetch?.(from, got.bytes.length, (performance.now() - started) / 1000);
+          this.arrived(s, i, got.bytes);
+          return got.bytes;
+        }
+        const bytes = got.bytes;
         if (hop.kind !== 'registry' && verifier) {
           const check = verifier.verify(offset, bytes);
           if (!check.ok) {
@@ -446,8 +459,110 @@ export class P2PAgent {
     }
   }
 
+  /**
+   * `hop`'s answer or, when `hop` is a peer that went silent (p2p/hedge.ts HedgeGate: nothing at
+   * all from it, no bytes and no heartbeat, for the hedge delay, within the gate's caps), the first
+   * good one of it and `up` (the next hop on the route: ChunkFetch.hedge). A dead parent then costs
+   * one hedge delay, not a whole deadline and a re-fetch from the root; a live one that is still
+   * fetching the chunk itself sends heartbeats (serveChild) and is not hedged. A hedge that wins
+   * aborts the peer's request and reports the peer slow (a new parent); the hedge's bytes are
+   * verified here, wrong ones blame their sender and are dropped. When the peer's request fails
+   * while the hedge runs, the hedge's answer decides.
+   */
+  private fetchHedged(
+    s: BlobState,
+    hop: Hop,
+    up: Hop | undefined,
+    offset: number,
+    length: number,
+    verifier: ChunkVerifier | undefined,
+  ): Promise<{ bytes: Buffer; from: Hop }> {
+    const upUsable = up?.kind === 'peer' || (up?.kind === 'root' && Date.now() >= this.rootDownUntil);
+    if (hop.kind !== 'peer' || !up || up.kind === 'registry' || !upUsable || !verifier) {
+      return this.fetchFrom(s, hop, offset, length).then((bytes) => ({ bytes, from: hop }));
+    }
+    const peer = hop.id;
+    const upKind = up.kind;
+    const sentMs = performance.now();
+    const stopPeer = new AbortController();
+    const stopHedge = new AbortController();
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let hedging = false;
+      let peerError: unknown;
+      let timer: NodeJS.Timeout | undefined;
+      /** The race is over: the gate learns whether the peer proved silent. */
+      const endHedge = (peerSilent: boolean) => {
+        if (!hedging) return;
+        hedging = false;
+        this.hedges.settled(peer, peerSilent);
+      };
+      const win = (bytes: Buffer, from: Hop) => {
+        settled = true;
+        clearTimeout(timer);
+        endHedge(from !== hop);
+        (from === hop ? stopHedge : stopPeer).abort();
+        resolve({ bytes, from });
+      };
+      const hedge = async () => {
+        hedging = true;
+        this.counters.hedged();
+        let bytes: Buffer | undefined;
+        try {
+          bytes = await this.fetchFrom(s, up, offset, length, stopHedge.signal);
+        } catch {
+          if (!settled) this.counters.failed(upKind);
+        }
+        if (settled) return;
+        if (bytes) {
+          const check = verifier.verify(offset, bytes);
+          if (check.ok) {
+            win(bytes, up);
+            this.background(this.after(s, blame(peer, 'slow')), `${s.name}: report`);
+            return;
+          }
+          this.counters.corrupt();
+          this.log(`${s.name}: wrong bytes from ${hopName(up)} (hedge): ${check.reason}`);
+          if (up.kind === 'peer') this.background(this.after(s, blame(up.id, 'corrupt')), `${s.name}: report`);
+        }
+        endHedge(false);
+        if (peerError !== undefined) {
+          settled = true;
+          reject(peerError);
+        }
+      };
+      const check = () => {
+        if (settled) return;
+        const d = this.hedges.decide(peer, upKind, sentMs, performance.now(), this.deadline.hedgeMs(length));
+        if (d.hedge) void hedge();
+        else if (d.recheckInMs !== undefined) timer = setTimeout(check, d.recheckInMs);
+      };
+      this.fetchFrom(s, hop, offset, length, stopPeer.signal).then(
+        (bytes) => {
+          if (!settled) win(bytes, hop);
+        },
+        (e: unknown) => {
+          if (settled) return;
+          clearTimeout(timer);
+          if (hedging) peerError = e;
+          else {
+            settled = true;
+            reject(e);
+          }
+        },
+      );
+      check();
+    });
+  }
+
   /** Bytes [offset, offset+length) of the blob from `hop`; a peer or the root slower than the deadline fails as 'timeout'. */
-  private async fetchFrom(s: BlobState, hop: Hop, offset: number, length: number): Promise<Buffer> {
+  private async fetchFrom(
+    s: BlobState,
+    hop: Hop,
+    offset: number,
+    length: number,
+    abort?: AbortSignal,
+  ): Promise<Buffer> {
     if (hop.kind === 'registry') {
       const buf = Buffer.allocUnsafe(length);
       const n = await this.opts.client.readBlob(
@@ -468,6 +583,9 @@ export class P2PAgent {
       // A slow peer is left for another (re-parenting is cheap); a slow root only for the
       // registry, which costs egress: the root gets the whole cap.
       hop.kind === 'peer' ? this.deadline.deadlineMs(length) : this.timeout,
+      abort,
+      // Bytes or heartbeats from a peer: it is alive (the hedge gate's silence starts anew).
+      hop.kind === 'peer' ? () => this.hedges.heard(hop.id, performance.now()) : undefined,
     );
     this.deadline.observe(length, a.firstByteMs, a.totalMs);
     return a.bytes;
@@ -616,7 +734,17 @@ export class P2PAgent {
       if (address && /^https?:\/\//.test(address) && !s.children.has(child)) s.children.set(child, address);
     }
     const buf = Buffer.allocUnsafe(length);
-    const n = await s.cached.read(buf, range.offset);
+    // While the read waits (this host fetching the chunk itself), the child gets a heartbeat (an
+    // HTTP 102) every WAIT_HEARTBEAT_MS: a parent waiting on its own parent is alive, not hedged against.
+    const beat = setInterval(() => {
+      if (!res.destroyed && !res.headersSent) res.writeProcessing();
+    }, WAIT_HEARTBEAT_MS);
+    let n: number;
+    try {
+      n = await s.cached.read(buf, range.offset);
+    } finally {
+      clearInterval(beat);
+    }
     this.counters.served(n);
     res.writeHead(206, {
       'content-length': n,
@@ -654,10 +782,11 @@ export class P2PAgent {
     if (!check?.ok) {
       this.counters.corrupt();
       this.log(`${s.name}: wrong pushed chunk ${i} from ${from}: ${check?.reason ?? `${bytes.length} bytes`}`);
-      await this.after(s, { report: { peer: from, problem: 'corrupt' }, next: undefined, registryFallback: false });
+      await this.after(s, blame(from, 'corrupt'));
       return sendJson(res, 422, { error: 'chunk failed verification' });
     }
     s.inbox.set(i, bytes);
+    this.hedges.heard(from, performance.now());
     this.counters.receivedPush(bytes.length);
     res.writeHead(204).end();
     // The cache takes it through the ordinary fill path (its source finds it in the inbox).
@@ -773,6 +902,11 @@ export class P2PAgent {
       counters: this.counters.snapshot(),
     };
   }
+}
+
+/** A verdict that only reports `peer` to the root (nothing is fetched on its account). */
+function blame(peer: string, problem: PeerProblem): FailureVerdict {
+  return { report: { peer, problem }, next: undefined, registryFallback: false };
 }
 
 function hopName(h: Hop): string {

@@ -43,7 +43,9 @@ export interface RangeAnswer {
 
 /**
  * GET `url` for bytes [offset, offset+length) into a new buffer; exactly that length or 'corrupt'.
- * `timeoutMs` bounds the whole transfer, first byte to last ('timeout' past it).
+ * `timeoutMs` bounds the whole transfer, first byte to last ('timeout' past it); `abort` ends it
+ * early (a hedged request that lost), also as 'timeout'. `onProgress` runs on each heartbeat (an
+ * HTTP 1xx the server sends while it waits for the bytes itself) and each piece of the body.
  */
 export async function getRange(
   url: string,
@@ -51,9 +53,11 @@ export async function getRange(
   length: number,
   headers: Record<string, string>,
   timeoutMs: number,
+  abort?: AbortSignal,
+  onProgress?: () => void,
 ): Promise<RangeAnswer> {
   const what = `GET ${url.replace(/\?.*/, '')} bytes ${offset}-${offset + length - 1}`;
-  const signal = AbortSignal.timeout(timeoutMs);
+  const signal = abort ? AbortSignal.any([AbortSignal.timeout(timeoutMs), abort]) : AbortSignal.timeout(timeoutMs);
   const started = performance.now();
   let firstByteMs: number | undefined;
   try {
@@ -61,6 +65,7 @@ export async function getRange(
       method: 'GET',
       headers: { ...headers, range: `bytes=${offset}-${offset + length - 1}` },
       signal,
+      onInfo: onProgress && (() => onProgress()),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });
@@ -69,6 +74,7 @@ export async function getRange(
     let n = 0;
     for await (const c of res.body as AsyncIterable<Buffer>) {
       firstByteMs ??= performance.now() - started;
+      onProgress?.();
       if (n + c.length > length) {
         res.body.destroy();
         throw new PeerError('corrupt', `${what}: more bytes than asked for`);

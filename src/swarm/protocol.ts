@@ -7,6 +7,7 @@
 //        GET  /p2p/v1/blob?registry=&repository=&digest=  + Range + X-P2P-Grant → bytes (206)
 //        GET  /p2p/v1/status  → tracker and counters, for people and tests
 // Agent: GET  /p2p/v1/blob?…  as above, served to its children (X-P2P-Host names the child)
+//        (while the agent fetches the chunk itself, an HTTP 102 every 100 ms: it is alive, p2p/hedge.ts)
 //        POST /p2p/v1/hello?digest=  + X-P2P-Host, X-P2P-Address, X-P2P-Grant: a child joined
 //        PUT  /p2p/v1/push?digest=&chunk=N  + X-P2P-Host (the parent): a pushed chunk
 //        GET  /[dadip2p/]<upstream blob URL>  overlaybd's P2P proxy form, Range + Authorization
