@@ -6,6 +6,7 @@
 //
 //   npm run bench:p2p -- [--hosts 20] [--big 50] [--workload cat|python] [--modes baseline,p2p]
 //                        [--no-faults] [--uplink-mbit 1000] [--host-mbit 1000] [--registry-rtt-ms 2] [--fanout 4]
+//   npm run bench:p2p -- --hosts 20 --big 50 --big-only …   (only the 50; the report's 20-host runs are kept)
 // DADI_BENCH_CLI=path/to/cli/entry.js measures that build instead of building this tree's
 // (DADI_BENCH_BUILD names it in the report). DADI_P2P_BENCH_PROFILE=<host> writes that host's
 // daemon CPU profiles under $DADI_P2P_BENCH_DIR/profiles.
@@ -34,6 +35,8 @@ const { values } = parseArgs({
   options: {
     hosts: { type: 'string', default: '20' },
     big: { type: 'string' },
+    /** Run only the --big cluster; the --hosts runs are kept from the existing report (a long run split in two). */
+    'big-only': { type: 'boolean', default: false },
     workload: { type: 'string', default: 'cat' },
     modes: { type: 'string', default: 'baseline,p2p' },
     'no-faults': { type: 'boolean', default: false },
@@ -253,9 +256,17 @@ async function main(): Promise<void> {
     return report;
   };
   try {
-    for (const m of modes) {
-      results.push(await runMode(m, HOSTS, !values['no-faults'], ctx));
-      await write(false);
+    if (values['big-only']) {
+      if (BIG === undefined) throw new Error('--big-only needs --big');
+      const path = join(values.out!, `${values.name}.json`);
+      const kept = (JSON.parse(await readFile(path, 'utf8')) as BenchReport).modes.filter((m) => m.hosts === HOSTS);
+      if (kept.length === 0) throw new Error(`--big-only: ${path} has no ${HOSTS}-host runs to keep`);
+      results.push(...kept);
+    } else {
+      for (const m of modes) {
+        results.push(await runMode(m, HOSTS, !values['no-faults'], ctx));
+        await write(false);
+      }
     }
     if (BIG !== undefined) {
       for (const m of modes) {
