@@ -60,6 +60,8 @@ export interface ScenarioConfig {
    * work shares this many cores (the validation machine: bench/p2p's hosts on one 2-core machine).
    */
   sharedCores: number;
+  /** With shared cores: CPU seconds other processes (the root, the registry) take from them, from the start. */
+  sharedBackgroundS: number;
   /** Fraction of hosts that die at `failAtS` (0 = none). */
   failFraction: number;
   failAtS: number;
@@ -95,6 +97,7 @@ export const DEFAULT_SCENARIO: ScenarioConfig = {
   hostChunkS: 0,
   hostFixedS: 0,
   sharedCores: 0,
+  sharedBackgroundS: 0,
   failFraction: 0,
   failAtS: 0,
   seed: 1,
@@ -168,6 +171,8 @@ export function runScenario(config: ScenarioConfig, plan: StartPlan): ScenarioRe
   const roots: SimRoot[] = [];
   for (let r = 0; r < config.roots; r++)
     roots.push(cluster.addRoot(`root${r}`, net.nic(`root${r}`, { up: gbit(config.rootGbit) })));
+  if (config.sharedCores > 0 && config.sharedBackgroundS > 0)
+    cpu.daemon('background', config.sharedBackgroundS, () => {});
   const startTimes: number[] = [];
   const hostOf: number[] = [];
   for (let i = 0; i < config.hosts; i++) {
