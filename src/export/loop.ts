@@ -72,14 +72,17 @@ export interface ImageMount {
 }
 
 /**
- * Attach and mount in one shell: the caller forks once instead of twice. A fork blocks the forking
- * process for as long as copying its page tables takes: ~15 ms for the daemon (its cold-start CPU
- * profile, bench/coldstart with DADI_BENCH_DAEMON_PROFILE), on the launch path, while the FUSE
- * requests of that same attach and mount wait for the daemon's one thread.
- * Args: file dir type options ro-flag dio read-ahead-kb. Prints the device once attached, then
- * mounts. Exit ATTACH_FAILED or READAHEAD_FAILED, or mount's own code (the device then detached).
+ * Attach and mount in one shell: the caller forks once instead of two or three times. A fork
+ * blocks the forking process for as long as copying its page tables takes: ~15 ms for the daemon
+ * (its cold-start CPU profile, bench/coldstart with DADI_BENCH_DAEMON_PROFILE), on the launch path,
+ * while the FUSE requests of that same attach and mount wait for the daemon's one thread.
+ * Args: file dir type options ro-flag dio read-ahead-kb [fuse-dir fuse-options]. With a FUSE folder,
+ * first mounts the FUSE export there (its /dev/fuse descriptor is fd 3) and prints `fuse`. Prints the
+ * device once attached, then mounts. Exit FUSE_FAILED, ATTACH_FAILED or READAHEAD_FAILED, or
+ * mount's own code (the device then detached).
  */
-const ATTACH_AND_MOUNT = `f=$1 dir=$2 type=$3 opts=$4 ro=$5 dio=$6 ra=$7
+const ATTACH_AND_MOUNT = `f=$1 dir=$2 type=$3 opts=$4 ro=$5 dio=$6 ra=$7 fusedir=$8 fuseopts=$9
+if [ -n "$fusedir" ]; then mount -i -n -t fuse.dadi -o "$fuseopts" dadi "$fusedir" || exit 92; exec 3<&-; echo fuse; fi
 dev=
 if [ "$dio" = 1 ]; then dev=$(losetup -f --show $ro --direct-io=on "$f" 2>/dev/null) || dev=; fi
 if [ -z "$dev" ]; then dev=$(losetup -f --show $ro "$f") || exit 90; fi
@@ -88,6 +91,18 @@ if [ -n "$ra" ]; then echo "$ra" >"/sys/block/\${dev#/dev/}/queue/read_ahead_kb"
 mount -t "$type" -o "$opts" "$dev" "$dir" || { rc=$?; losetup -d "$dev"; exit $rc; }`;
 const ATTACH_FAILED = 90;
 const READAHEAD_FAILED = 91;
+const FUSE_FAILED = 92;
+
+/** A FUSE export the attaching shell mounts first (fuse/export.ts FuseExport.open). */
+export interface FuseToMount {
+  /** The /dev/fuse descriptor (the shell's fd 3). */
+  fd: number;
+  dir: string;
+  /** `mount -t fuse.dadi -o` options. */
+  options: string;
+  /** mount(2) of the export succeeded (before the loop device is attached). */
+  onMounted: () => void;
+}
 
 /** Attach `imageFile` to a loop device and mount its filesystem (ext4 by default) on `dir`. */
 export async function mountImage(
@@ -109,6 +124,8 @@ export async function mountImage(
      * says which one it got.
      */
     loopDirectIo?: boolean;
+    /** Mount this FUSE export first, in the same shell (the image file lies in it). */
+    fuse?: FuseToMount;
   } = {},
 ): Promise<ImageMount> {
   const readOnly = opts.readOnly ?? true;
@@ -121,7 +138,10 @@ export async function mountImage(
   const file = resolve(imageFile);
   const options = [readOnly ? 'ro' : 'rw', ...(opts.options ?? [])].join(',');
   const timer = new StepTimer();
+  let out = '';
+  let fuseMounted = false;
   let attached = false;
+  const fuse = opts.fuse;
   const r = await runProgram(
     'sh',
     [
@@ -135,17 +155,29 @@ export async function mountImage(
       readOnly ? '-r' : '',
       wantDio ? '1' : '0',
       kb === undefined ? '' : String(kb),
+      ...(fuse ? [resolve(fuse.dir), fuse.options] : []),
     ],
     {
       timeoutMs: 60_000,
-      onStdout: () => {
-        if (!attached) timer.lap('loop');
-        attached = true;
+      stdio3: fuse?.fd,
+      onStdout: (chunk) => {
+        out += chunk.toString();
+        const lines = out.split('\n').slice(0, -1);
+        if (fuse && !fuseMounted && lines.includes('fuse')) {
+          fuseMounted = true;
+          timer.lap('fuse');
+          fuse.onMounted();
+        }
+        if (!attached && lines.some((l) => l.startsWith('/dev/'))) {
+          attached = true;
+          timer.lap('loop');
+        }
       },
     },
   );
-  const device = r.stdout.split('\n')[0]!.trim();
+  const device = r.stdout.split('\n').find((l) => l.startsWith('/dev/')) ?? '';
   const stderr = r.stderr.trim();
+  if (r.code === FUSE_FAILED) throw new DadiError('EIO', `FUSE mount on ${fuse?.dir} failed: ${stderr}`);
   if (r.code === ATTACH_FAILED) throw new DadiError('EIO', `attach loop device to ${file}: losetup failed: ${stderr}`);
   if (r.code === READAHEAD_FAILED)
     throw new DadiError('EIO', `${device}: cannot set read_ahead_kb to ${kb}: ${stderr}`);

@@ -23,6 +23,7 @@ import {
   scanInodes,
   usedInodeTables,
 } from './ext4-prefetch-plan.js';
+import { type LaunchFiles, prefetchLaunchFiles } from './launch-files.js';
 
 export interface Ext4PrefetchOptions {
   /** Also read what a read-write mount reads (the backup superblocks). Default false. */
@@ -49,6 +50,9 @@ export interface Ext4PrefetchStats {
   /** File readaheads started, and their bytes (part of reads/bytes). */
   fileReadaheads: number;
   fileReadaheadBytes: number;
+  /** Launch files fetched (libraries included), and their bytes (not part of reads/bytes). */
+  launchFiles: number;
+  launchBytes: number;
   failed: number;
   cancelled: boolean;
   finished: boolean;
@@ -74,6 +78,8 @@ export class Ext4Prefetch {
     files: 0,
     fileReadaheads: 0,
     fileReadaheadBytes: 0,
+    launchFiles: 0,
+    launchBytes: 0,
     failed: 0,
     cancelled: false,
     finished: false,
@@ -86,17 +92,22 @@ export class Ext4Prefetch {
   /** Offsets of the file extents already read ahead (each once). */
   private readonly readAhead = new Set<number>();
   private readonly background = new Set<Promise<unknown>>();
+  /** Resolves once the inode tables are read (or the metadata prefetch stopped before). */
+  private readonly tables: Promise<void>;
+  private tablesRead!: () => void;
 
   constructor(
     private readonly device: BlockFile,
     private readonly opts: Ext4PrefetchOptions = {},
   ) {
+    this.tables = new Promise((r) => (this.tablesRead = r));
     this.done = this.run()
       .catch((e) => {
         if (this.s.failed++ === 0)
           this.opts.log?.(`metadata prefetch of ${device.name} stopped: ${(e as Error).message}`);
       })
       .then(() => {
+        this.tablesRead();
         this.s.finished = true;
         this.s.ms = Date.now() - this.started;
         return this.stats();
@@ -192,6 +203,7 @@ export class Ext4Prefetch {
     );
     this.files = scan.fileExtents.sort((a, b) => a.offset - b.offset);
     this.s.files = scan.fileExtents.length;
+    this.tablesRead();
     this.s.dirs = scan.dirBlocks.length + scan.dirTrees.length;
     // Step 3: every directory block and file extent-tree block; trees of big directories walked.
     // Only the ranges holding a big directory's index block are read here; the rest is fetched
@@ -221,6 +233,40 @@ export class Ext4Prefetch {
       },
     );
     if (treeLeaves.length) await this.readAll(coalesce(treeLeaves, MERGE_GAP, MAX_RANGE, maxDir), () => false);
+  }
+
+  /**
+   * Fetch the files a start reads first (launch-files.ts) in the background, once the inode tables
+   * are in (their lookups then read only directory blocks, which step 3 fetches too; the cache
+   * merges the two). The daemon asks once the filesystem is mounted: before, these reads would
+   * only compete with the mount's own. cancel() waits for them.
+   */
+  launch(launch: LaunchFiles): void {
+    const p = this.tables
+      .then(() => (this.cancelled ? undefined : this.fetchLaunchFiles(launch)))
+      .finally(() => this.background.delete(p));
+    this.background.add(p);
+  }
+
+  private fetchLaunchFiles(launch: LaunchFiles): Promise<void> {
+    return prefetchLaunchFiles(this.device, launch, {
+      maxFileBytes: this.opts.maxFileBytes || DEFAULT_FILE_READAHEAD,
+      cancelled: () => this.cancelled,
+      warm: async (offset, length) => {
+        if (this.cancelled) return;
+        // What file readahead would fetch again when the kernel reads these files.
+        const ext = this.fileExtentAt(offset);
+        if (ext) this.readAhead.add(ext.offset);
+        await prefetchRange(this.device, offset, length);
+      },
+    })
+      .then((s) => {
+        this.s.launchFiles = s.files;
+        this.s.launchBytes = s.bytes;
+      })
+      .catch((e) => {
+        if (this.s.failed++ === 0) this.opts.log?.(`launch files of ${this.device.name}: ${(e as Error).message}`);
+      });
   }
 
   /**

@@ -172,6 +172,33 @@ export function resolveArgs(image: ImageRunConfig | undefined, cmd?: string[], e
   return args;
 }
 
+/**
+ * The paths a start of this container reads first, for the daemon to fetch while it mounts: the
+ * command's candidates (itself, or on the PATH the container gets, in order: the first found runs)
+ * and the files buildSpec reads. Undefined when the command cannot be resolved (no command given).
+ */
+export function launchFiles(
+  opts: Pick<BundleOptions, 'image' | 'cmd' | 'entrypoint' | 'env' | 'workingDir'>,
+): { files: string[]; exec: string[] } | undefined {
+  let args: string[];
+  try {
+    args = resolveArgs(opts.image, opts.cmd, opts.entrypoint);
+  } catch {
+    return undefined;
+  }
+  const exe = args[0]!;
+  const env = mergeEnv([`PATH=${DEFAULT_PATH}`], opts.image?.Env, opts.env);
+  const path = env.find((e) => e.startsWith('PATH='))!.slice('PATH='.length);
+  const cwd = opts.workingDir || opts.image?.WorkingDir || '/';
+  const exec = exe.includes('/')
+    ? [posix.resolve(cwd.startsWith('/') ? cwd : '/', exe)]
+    : path
+        .split(':')
+        .filter((d) => d.startsWith('/'))
+        .map((d) => posix.join(d, exe));
+  return { files: ['/etc/passwd', '/etc/group'], exec: exec.slice(0, 32) };
+}
+
 /** Merge KEY=value lists; later entries win, order of first appearance kept. */
 export function mergeEnv(...lists: (string[] | null | undefined)[]): string[] {
   const m = new Map<string, string>();

@@ -17,7 +17,7 @@ import { unmountFilesystem } from '../export/loop.js';
 import { readMounts, runProgram } from '../export/system.js';
 import type { CommitResult } from '../format/lsmt/index.js';
 import type { StepTimer } from '../util/step-timer.js';
-import { buildSpec, type ImageRunConfig, writeBundle } from './bundle.js';
+import { buildSpec, type ImageRunConfig, launchFiles, writeBundle } from './bundle.js';
 import { type ClientOptions, DaemonClient } from './client.js';
 import { type LayerSpec, normalizeLayerSpec } from './layer-spec.js';
 import type { DeviceTraceInfo, MountTraceRequest } from './protocol.js';
@@ -232,6 +232,13 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
     const client = opts.daemon ?? (await DaemonClient.connect({ ...opts.client, stateDir }));
     const bundle = join(dir, 'bundle');
     timer?.lap(opts.daemon ? 'container record' : 'container record, daemon connect');
+    const launch = launchFiles({
+      image: rec.image,
+      cmd: opts.cmd,
+      entrypoint: opts.entrypoint,
+      env: opts.env,
+      workingDir: opts.workingDir,
+    });
     if (mode === 'block') {
       const dev = await client.mount({
         layers: rec.layers,
@@ -241,6 +248,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
         discardable: !!opts.rm,
         label: name,
         trace: opts.trace,
+        launch,
       });
       rec.deviceId = dev.id;
       timer?.lap('mount');
@@ -254,6 +262,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
         rw: false,
         label: name,
         trace: opts.trace,
+        launch,
       });
       rec.deviceId = dev.id;
       const r = await runProgram(

@@ -37,6 +37,7 @@ import type { RemoteContext } from '../image/remote-context.js';
 import { openWritableDevice } from '../image/writable.js';
 import { type Logger, RootLogger } from '../log/logger.js';
 import type { Ext4PrefetchOptions } from '../prefetch/ext4-prefetch.js';
+import type { LaunchFiles } from '../prefetch/launch-files.js';
 import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
 import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
 import { TraceStore } from '../prefetch/trace-store.js';
@@ -442,53 +443,70 @@ export class Daemon {
       );
     }
     const specs = req.layers.map((l) => normalizeLayerSpec(l, '/'));
+    const launch = launchFilesOf(req.launch);
     const id = `d-${randomBytes(4).toString('hex')}`;
     const dir = join(this.paths.devices, id);
     await mkdir(dir, { recursive: true });
     const cleanup: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
     try {
-      const sources = specs.map(layerBlobSourceOf);
-      const remote = sources.some((s) => s.kind === 'registry') ? await this.remote() : undefined;
-      const trace = await prepareDeviceTrace(req.trace, {
-        remote: () => this.remote(),
-        store: new TraceStore(this.paths.traces),
-        log: this.deviceLog(id),
-        workers: this.settings.replayWorkers,
-      });
-      await Promise.all(specs.map((s) => this.opening.get(s.ref)));
-      const ext4 = this.settings.ext4Prefetch;
-      const stack = await openLayerStack(sources, remote, {
-        ...trace?.stackOptions,
-        ext4Prefetch:
-          ext4 && !trace?.stackOptions.replay
-            ? { ...ext4, writableMount: !!req.rw, log: this.deviceLog(id) }
-            : undefined,
-      }).finally(() => this.closeEarly(specs.map((s) => s.ref)));
-      timer.lap('open layers');
-      cleanup.unshift(() => stack.close());
-      const layers = specs.map((spec, i) => ({ spec, blob: stack.blobs[i]! }));
-      let file: LayerStack | ComboDevice = stack.device;
-      let writable: Device['writable'];
-      if (req.rw) {
-        writable = req.writable
-          ? { data: resolve(req.writable.data), index: resolve(req.writable.index), ephemeral: false }
-          : { data: join(dir, 'rw.data'), index: join(dir, 'rw.index'), ephemeral: true };
-        const combo = await openWritableDevice(stack.device, writable, { reuse: true });
-        cleanup[0] = async () => {
-          await stack.stopPrefetch();
-          await combo.close();
-        };
-        file = combo;
-        timer.lap('writable layer');
+      // The layers open (and the writable layer is made) while the FUSE export is mounted.
+      const opening = (async () => {
+        const sources = specs.map(layerBlobSourceOf);
+        const remote = sources.some((s) => s.kind === 'registry') ? await this.remote() : undefined;
+        const trace = await prepareDeviceTrace(req.trace, {
+          remote: () => this.remote(),
+          store: new TraceStore(this.paths.traces),
+          log: this.deviceLog(id),
+          workers: this.settings.replayWorkers,
+        });
+        await Promise.all(specs.map((s) => this.opening.get(s.ref)));
+        const ext4 = this.settings.ext4Prefetch;
+        const stack = await openLayerStack(sources, remote, {
+          ...trace?.stackOptions,
+          ext4Prefetch:
+            ext4 && !trace?.stackOptions.replay
+              ? { ...ext4, writableMount: !!req.rw, log: this.deviceLog(id) }
+              : undefined,
+        }).finally(() => this.closeEarly(specs.map((s) => s.ref)));
+        timer.lap('open layers');
+        cleanup.unshift(() => stack.close());
+        let file: LayerStack | ComboDevice = stack.device;
+        let writable: Device['writable'];
+        if (req.rw) {
+          writable = req.writable
+            ? { data: resolve(req.writable.data), index: resolve(req.writable.index), ephemeral: false }
+            : { data: join(dir, 'rw.data'), index: join(dir, 'rw.index'), ephemeral: true };
+          const combo = await openWritableDevice(stack.device, writable, { reuse: true });
+          cleanup[0] = async () => {
+            await stack.stopPrefetch();
+            await combo.close();
+          };
+          file = combo;
+          timer.lap('writable layer');
+        }
+        return { stack, trace, file, writable, exported: stack.ext4?.watch(file) ?? file };
+      })();
+      let mount: BlockMount;
+      try {
+        mount = await mountBlockFile(
+          opening.then((o) => o.exported as typeof o.exported & Partial<WritableBlockFile>),
+          target,
+          {
+            stateDir: dir,
+            readOnly: !req.rw,
+            // An ephemeral writable layer (no files named) or one deleted with the device need no syncs.
+            durable: !((req.rw && !req.writable) || req.discardable === true),
+            readers: this.readers,
+            log: this.deviceLog(id),
+          },
+        );
+      } finally {
+        // Settled before any cleanup runs: its steps register what to close.
+        await opening.catch(() => {});
       }
-      const exported = stack.ext4?.watch(file) ?? file;
-      const mount = await mountBlockFile(exported as typeof exported & Partial<WritableBlockFile>, target, {
-        stateDir: dir,
-        readOnly: !req.rw,
-        durable: !(writable?.ephemeral || req.discardable === true),
-        readers: this.readers,
-        log: this.deviceLog(id),
-      });
+      const { stack, trace, file, writable } = await opening;
+      if (launch) stack.ext4?.launch(launch);
+      const layers = specs.map((spec, i) => ({ spec, blob: stack.blobs[i]! }));
       const dev: Device = {
         id,
         target,
@@ -783,6 +801,30 @@ function frameWriter(sock: Socket): (chunk: Uint8Array) => Promise<void> {
       sock.on('close', done);
     });
   };
+}
+
+/** Bounds on a mount request's launch files (a start names a handful). */
+const MAX_LAUNCH_PATHS = 64;
+const MAX_LAUNCH_PATH_LENGTH = 4096;
+
+/** The request's launch files, checked (absolute paths, bounded), or an error naming the problem. */
+function launchFilesOf(launch: MountRequest['launch']): LaunchFiles | undefined {
+  if (launch === undefined) return undefined;
+  const list = (what: 'files' | 'exec'): string[] => {
+    const v = launch?.[what] ?? [];
+    const ok =
+      Array.isArray(v) &&
+      v.length <= MAX_LAUNCH_PATHS &&
+      v.every((p) => typeof p === 'string' && p.startsWith('/') && p.length <= MAX_LAUNCH_PATH_LENGTH);
+    if (!ok) {
+      throw new DadiError(
+        'EINVAL',
+        `mount: launch.${what} must be at most ${MAX_LAUNCH_PATHS} absolute paths of at most ${MAX_LAUNCH_PATH_LENGTH} characters`,
+      );
+    }
+    return v;
+  };
+  return { files: list('files'), exec: list('exec') };
 }
 
 function reply(sock: Socket, res: Response): void {

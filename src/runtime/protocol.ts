@@ -40,6 +40,11 @@ export interface MountRequest {
   label?: string;
   /** Trace prefetch for this device (replay or record). */
   trace?: MountTraceRequest;
+  /**
+   * Paths in the image a start reads first (the command's candidates on PATH, /etc/passwd):
+   * fetched with the ext4 metadata while the device mounts (prefetch/launch-files.ts).
+   */
+  launch?: { files?: string[]; exec?: string[] };
 }
 
 /** Trace prefetch of a device: the first that applies of acceleration layer, auto, record. */

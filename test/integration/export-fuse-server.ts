@@ -4,6 +4,7 @@
 //
 //   node --import tsx export-fuse-server.ts --image IMG --dir DIR [--rw [--not-durable]] [--memory [--dump OUT]] [--readers N]
 //     [--delay-ms MS] [--target DIR  (mountBlockFile: FUSE in dirname(--dir), loop, ext4 on DIR)]
+//     [--open-delay-ms MS | --open-fail]  (with --target: the file is handed over still opening)
 // stdout: "ready <connection>\n" once mounted, then a JSON stats line at exit.
 
 import { readFile, writeFile } from 'node:fs/promises';
@@ -23,6 +24,8 @@ const { values } = parseArgs({
     readers: { type: 'string', default: '4' },
     'delay-ms': { type: 'string', default: '0' },
     target: { type: 'string' },
+    'open-delay-ms': { type: 'string', default: '0' },
+    'open-fail': { type: 'boolean', default: false },
   },
 });
 
@@ -43,8 +46,20 @@ if (delay > 0) {
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
 // --target T: the whole stack in this process (FUSE in dirname(--dir), loop, ext4 on T).
+// --open-delay-ms / --open-fail: mountBlockFile gets the file as a promise (as the daemon opens a
+// device's layers while its mount is being set up), settling after that long.
+const openDelay = Number(values['open-delay-ms']);
+const opening =
+  openDelay > 0 || values['open-fail']
+    ? new Promise<BlockFile>((res, rej) =>
+        setTimeout(
+          () => (values['open-fail'] ? rej(new Error('the layers could not be opened (test)')) : res(file)),
+          openDelay,
+        ),
+      )
+    : file;
 const stack = values.target
-  ? await mountBlockFile(file, values.target, {
+  ? await mountBlockFile(opening, values.target, {
       stateDir: dirname(values.dir!),
       readOnly: !values.rw,
       durable: !values['not-durable'],

@@ -239,6 +239,42 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
     expect((await run('debugfs', ['-R', 'cat /stacked.txt', img])).stdout).toBe('through the stack\n');
   });
 
+  it('mountBlockFile sets up FUSE, loop and ext4 while the file is still opening', async () => {
+    const s = await startServer([
+      '--image',
+      image,
+      '--dir',
+      fuseDir,
+      '--target',
+      mnt,
+      '--memory',
+      '--open-delay-ms',
+      '400',
+    ]);
+    servers.push(s);
+    expect(await readFile(join(mnt, 'etc/hostname'), 'utf8')).toBe('dadi\n');
+    await s.stop();
+    await expectNothingLeft();
+  });
+
+  it("mountBlockFile fails with the file's error when it cannot be opened, and leaves nothing mounted", async () => {
+    await expect(
+      startServer([
+        '--image',
+        image,
+        '--dir',
+        fuseDir,
+        '--target',
+        mnt,
+        '--memory',
+        '--open-fail',
+        '--open-delay-ms',
+        '200',
+      ]),
+    ).rejects.toThrow(/the layers could not be opened \(test\)/);
+    await expectNothingLeft();
+  });
+
   it('a killed server leaves ext4 failing with EIO and everything removable', async () => {
     const s = await startServer(['--image', image, '--dir', fuseDir, '--memory']);
     servers.push(s);

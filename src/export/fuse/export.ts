@@ -15,11 +15,11 @@
 //   await fx.unmount(); // lazy umount from this (still serving) process; loops end on ENODEV
 
 import { close, open, read, writeSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type BlockFile, isWritable, type WritableBlockFile } from '../../blockfile/index.js';
 import { DadiError } from '../../errors.js';
-import { abortFuseConnection, findMount, runProgram } from '../system.js';
+import { abortFuseConnection, runProgram } from '../system.js';
 import * as A from './abi.js';
 
 export interface FuseMountOptions {
@@ -69,6 +69,9 @@ const ATTR_VALID_S = 3600;
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 
+/** Requests answered before the exported file is open (the mount itself sends INIT). */
+const WITHOUT_FILE = new Set<number>([A.OP.INIT, A.OP.FORGET, A.OP.BATCH_FORGET, A.OP.INTERRUPT, A.OP.DESTROY]);
+
 /** The minimum UV_THREADPOOL_SIZE for `readers` FUSE readers (readers + 4 for the BlockFile and the rest). */
 export function threadpoolNeeded(readers: number): number {
   return readers + 4;
@@ -101,8 +104,12 @@ export class FuseExport {
   private minor = -1;
   private unmounting: Promise<void> | undefined;
 
+  /** The exported file; set once `fileReady` resolves (requests on the file wait for it). */
+  private file!: BlockFile;
+  private readonly fileReady: Promise<void>;
+
   private constructor(
-    private readonly file: BlockFile,
+    file: BlockFile | Promise<BlockFile>,
     dir: string,
     private readonly fd: number,
     private readonly opts: Required<Pick<FuseMountOptions, 'readers' | 'unmountTimeoutMs'>> & FuseMountOptions,
@@ -112,16 +119,56 @@ export class FuseExport {
     this.path = `${this.dir}/${this.fileName}`;
     this.readOnly = opts.readOnly ?? true;
     this.log = opts.log ?? (() => {});
+    this.fileReady = Promise.resolve(file).then((f) => {
+      if (!this.readOnly && !isWritable(f)) {
+        throw new DadiError('EINVAL', `FUSE export of ${f.name}: the file is not writable`);
+      }
+      this.file = f;
+    });
+    // Its failure is the mounter's to report (mountBlockFile awaits the file itself).
+    this.fileReady.catch(() => {});
     const loops: Promise<void>[] = [];
     for (let i = 0; i < opts.readers; i++) loops.push(this.loop());
     this.done = Promise.all(loops).then(() => {});
   }
 
-  /** Mount `file` as `<dir>/<fileName>`; `dir` must exist and be empty (keep it deep in a private folder). */
-  static async mount(file: BlockFile, dir: string, opts: FuseMountOptions = {}): Promise<FuseExport> {
+  /**
+   * Mount `file` as `<dir>/<fileName>`; `dir` must exist and be empty (keep it deep in a private
+   * folder). `file` may still be opening: the mount is made meanwhile, and requests that need the
+   * file wait for it (they fail with EIO if it fails to open; the caller then unmounts).
+   */
+  static async mount(
+    file: BlockFile | Promise<BlockFile>,
+    dir: string,
+    opts: FuseMountOptions = {},
+  ): Promise<FuseExport> {
+    const fx = await FuseExport.open(file, dir, opts);
+    const r = await runProgram('mount', ['-i', '-n', '-t', 'fuse.dadi', '-o', fx.mountOptions, 'dadi', fx.dir], {
+      stdio3: fx.fd,
+      timeoutMs: 30_000,
+    });
+    if (r.code !== 0) {
+      await fx.abandon();
+      throw new DadiError('EIO', `FUSE mount on ${fx.dir} failed (exit ${r.code}): ${r.stderr.trim()}`);
+    }
+    await fx.attached();
+    return fx;
+  }
+
+  /**
+   * The export's connection, not mounted yet: its reader loops wait for the mount. Whoever mounts it
+   * (`mount -t fuse.dadi -o MOUNTOPTIONS dadi DIR` with `fd` as the program's fd 3, e.g. in the
+   * shell that then attaches the loop device: one fork instead of two) calls attached() once
+   * mount(2) succeeded, or abandon() if it never will.
+   */
+  static async open(
+    file: BlockFile | Promise<BlockFile>,
+    dir: string,
+    opts: FuseMountOptions = {},
+  ): Promise<FuseExport> {
     const readers = opts.readers ?? 4;
     const readOnly = opts.readOnly ?? true;
-    if (!readOnly && !isWritable(file)) {
+    if (!(file instanceof Promise) && !readOnly && !isWritable(file)) {
       throw new DadiError('EINVAL', `FUSE export of ${file.name}: the file is not writable`);
     }
     if (!opts.skipThreadpoolCheck) {
@@ -129,7 +176,7 @@ export class FuseExport {
       if (!(pool >= threadpoolNeeded(readers))) {
         throw new DadiError(
           'EINVAL',
-          `FUSE export of ${file.name}: UV_THREADPOOL_SIZE is ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}, ` +
+          `FUSE export on ${resolve(dir)}: UV_THREADPOOL_SIZE is ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}, ` +
             `need >= ${threadpoolNeeded(readers)} for ${readers} readers; set it in the environment before Node starts`,
         );
       }
@@ -139,37 +186,50 @@ export class FuseExport {
         e ? rej(new DadiError('EIO', `/dev/fuse: cannot open: ${e.message}`, { cause: e })) : res(fd),
       ),
     );
-    const fx = new FuseExport(file, dir, fd, { ...opts, readers, unmountTimeoutMs: opts.unmountTimeoutMs ?? 5000 });
+    return new FuseExport(file, dir, fd, { ...opts, readers, unmountTimeoutMs: opts.unmountTimeoutMs ?? 5000 });
+  }
+
+  /** The options for `mount -t fuse.dadi` (the /dev/fuse descriptor as the program's fd 3). */
+  get mountOptions(): string {
     const uid = process.getuid?.() ?? 0;
     const gid = process.getgid?.() ?? 0;
-    const options = [
+    return [
       'fd=3',
       'rootmode=40000',
       `user_id=${uid}`,
       `group_id=${gid}`,
       'allow_other',
-      ...(fx.readOnly ? ['ro'] : []),
+      ...(this.readOnly ? ['ro'] : []),
     ].join(',');
-    const r = await runProgram('mount', ['-i', '-n', '-t', 'fuse.dadi', '-o', options, 'dadi', fx.dir], {
-      stdio3: fd,
-      timeoutMs: 30_000,
-    });
-    if (r.code !== 0) {
-      fx.stopping = true;
-      await fx.done;
-      await new Promise<void>((res) => close(fd, () => res()));
-      throw new DadiError('EIO', `FUSE mount on ${fx.dir} failed (exit ${r.code}): ${r.stderr.trim()}`);
-    }
-    fx.mounted = true;
-    const m = await findMount(fx.dir);
-    fx.minor = m?.minor ?? -1;
-    if (m) {
-      const ra = String(opts.readAheadKb ?? 1024);
-      await writeFile(`/sys/class/bdi/${m.major}:${m.minor}/read_ahead_kb`, ra).catch((e) =>
-        fx.log(`FUSE ${fx.dir}: cannot set read_ahead_kb: ${(e as Error).message}`),
-      );
-    }
-    return fx;
+  }
+
+  /** The /dev/fuse descriptor (for the mounting program's fd 3). */
+  get deviceFd(): number {
+    return this.fd;
+  }
+
+  /**
+   * mount(2) of this export succeeded: learn its connection (the mount's device number, from a
+   * stat of the folder rather than the mount table) and set its read-ahead.
+   */
+  async attached(): Promise<void> {
+    this.mounted = true;
+    const st = await stat(this.dir).catch(() => undefined);
+    if (!st) return;
+    const major = Math.floor(st.dev / 256) & 0xfff;
+    const minor = (st.dev & 0xff) | ((st.dev >> 12) & 0xfff00);
+    this.minor = minor;
+    const ra = String(this.opts.readAheadKb ?? 1024);
+    await writeFile(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`, ra).catch((e) =>
+      this.log(`FUSE ${this.dir}: cannot set read_ahead_kb: ${(e as Error).message}`),
+    );
+  }
+
+  /** The mount never happened: stop the reader loops and close the descriptor. */
+  async abandon(): Promise<void> {
+    this.stopping = true;
+    await this.done;
+    await new Promise<void>((res) => close(this.fd, () => res()));
   }
 
   /** The FUSE connection number (/sys/fs/fuse/connections/<n>), -1 if unknown. */
@@ -288,6 +348,13 @@ export class FuseExport {
     const body = req.subarray(A.IN_HEADER_SIZE);
     const B = A.OUT_HEADER_SIZE;
     this.stats.requests++;
+    if (!this.file && !WITHOUT_FILE.has(h.opcode)) {
+      try {
+        await this.fileReady;
+      } catch {
+        return this.reply(out, h.unique, A.ERRNO.EIO);
+      }
+    }
     switch (h.opcode) {
       case A.OP.INIT: {
         const init = A.decodeInitIn(body);
