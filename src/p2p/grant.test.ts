@@ -1,6 +1,7 @@
+import { createPublicKey } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkGrant, newGrantKeys, publicKeyOf, signGrant } from './grant.js';
+import { checkGrant, GrantChecker, newGrantKeys, publicKeyOf, signGrant } from './grant.js';
 
 const D = `sha256:${'ab'.repeat(32)}`;
 
@@ -30,5 +31,30 @@ describe('grants', () => {
         if (!same) expect(checkGrant(keys.publicKeyPem, bad, D, 0)).toBeDefined();
       }),
     );
+  });
+
+  it('GrantChecker answers as checkGrant, also for a grant it verified before', () => {
+    const checker = new GrantChecker(createPublicKey(keys.publicKeyPem), 2);
+    const other = signGrant(newGrantKeys().privateKeyPem, { digest: D, host: 'h1', expiresAt: 1000 });
+    const g2 = signGrant(keys.privateKeyPem, { digest: D, host: 'h2', expiresAt: 2000 });
+    const g3 = signGrant(keys.privateKeyPem, { digest: D, host: 'h3', expiresAt: 3000 });
+    const tamper = `${g.slice(0, -2)}${g.endsWith('AA') ? 'BA' : 'AA'}`;
+    // Twice each, in an order that also makes it forget (it keeps 2): the answers never change.
+    for (const round of [0, 1]) {
+      for (const [grant, digest, now] of [
+        [g, D, 999],
+        [g, D, 1000],
+        [g, `sha256:${'cd'.repeat(32)}`, 0],
+        [g2, D, 1500],
+        [g3, D, 2500],
+        [other, D, 0],
+        [tamper, D, 0],
+        [undefined, D, 0],
+      ] as const) {
+        expect(checker.check(grant, digest, now), `round ${round}`).toBe(
+          checkGrant(keys.publicKeyPem, grant, digest, now),
+        );
+      }
+    }
   });
 });

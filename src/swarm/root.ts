@@ -14,7 +14,7 @@ import { DadiError } from '../errors.js';
 import { type CacheClaim, cacheHeldNote, claimHostCache } from '../image/host-cache.js';
 import { CHUNK_SIZE } from '../p2p/chunks.js';
 import { P2PCounters } from '../p2p/counters.js';
-import { checkGrant, newGrantKeys, publicKeyOf, signGrant } from '../p2p/grant.js';
+import { GrantChecker, newGrantKeys, publicKeyOf, signGrant } from '../p2p/grant.js';
 import { type Random, seededRandom } from '../p2p/random.js';
 import { Tracker } from '../p2p/tracker.js';
 import { RegistryClient, RemoteBlob } from '../registry/index.js';
@@ -70,7 +70,7 @@ export class P2PRoot {
   private expireTimer: NodeJS.Timeout | undefined;
   /** Parsed once: parsing the PEM on every grant or check cost ~10× the signature itself. */
   private readonly privateKey: KeyObject;
-  private readonly publicKey: KeyObject;
+  private readonly grants: GrantChecker;
   /** Chunk answers' buffers, reused (a new one each made the GC a fifth of the root's CPU). */
   private readonly buffers: BufferPool;
 
@@ -90,7 +90,7 @@ export class P2PRoot {
     });
     this.access = new AccessCheck({ ttlMs: opts.accessTtlMs, insecure: opts.insecure });
     this.privateKey = createPrivateKey(keys.privateKeyPem);
-    this.publicKey = createPublicKey(keys.publicKeyPem);
+    this.grants = new GrantChecker(createPublicKey(keys.publicKeyPem));
     // One chunk each (a child asks one chunk at a time); 32 idle at most (32 MiB at 1 MiB chunks).
     this.buffers = new BufferPool(opts.chunkSize ?? CHUNK_SIZE, 32);
   }
@@ -202,7 +202,7 @@ export class P2PRoot {
   }
 
   private requireGrant(req: IncomingMessage, digest: string): void {
-    const why = checkGrant(this.publicKey, header(req, HEADERS.grant), digest, Date.now());
+    const why = this.grants.check(header(req, HEADERS.grant), digest, Date.now());
     if (why) throw new DadiError('EAUTH', `${digest}: ${why}`);
   }
 
