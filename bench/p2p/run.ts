@@ -7,6 +7,7 @@
 //   npm run bench:p2p -- [--hosts 20] [--big 50] [--workload cat|python] [--modes baseline,p2p]
 //                        [--no-faults] [--uplink-mbit 1000] [--host-mbit 1000] [--registry-rtt-ms 2] [--fanout 4]
 //   npm run bench:p2p -- --hosts 20 --big 50 --big-only …   (only the 50; the report's 20-host runs are kept)
+//   npm run bench:p2p -- --hosts 20 --keep-others …          (the 20 anew; the report's other runs are kept)
 // DADI_BENCH_CLI=path/to/cli/entry.js measures that build instead of building this tree's
 // (DADI_BENCH_BUILD names it in the report). DADI_P2P_BENCH_PROFILE=<host> writes that host's
 // daemon CPU profiles under $DADI_P2P_BENCH_DIR/profiles.
@@ -37,6 +38,8 @@ const { values } = parseArgs({
     big: { type: 'string' },
     /** Run only the --big cluster; the --hosts runs are kept from the existing report (a long run split in two). */
     'big-only': { type: 'boolean', default: false },
+    /** Keep the existing report's runs at host counts this invocation does not run. */
+    'keep-others': { type: 'boolean', default: false },
     workload: { type: 'string', default: 'cat' },
     modes: { type: 'string', default: 'baseline,p2p' },
     'no-faults': { type: 'boolean', default: false },
@@ -221,6 +224,12 @@ async function main(): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const results: ModeResult[] = [];
+  const reportPath = join(values.out!, `${values.name}.json`);
+  const others = values['keep-others']
+    ? (JSON.parse(await readFile(reportPath, 'utf8')) as BenchReport).modes.filter(
+        (m) => m.hosts !== HOSTS && m.hosts !== BIG,
+      )
+    : [];
   const ctx = { layout, tag, w, key, cleanups };
   const write = async (complete: boolean) => {
     const report: BenchReport = {
@@ -246,7 +255,7 @@ async function main(): Promise<void> {
       unavailable,
       complete,
       ...summarizeFaults(HOSTS, results, cpus().length),
-      modes: results,
+      modes: [...results, ...others].sort((a, b) => a.hosts - b.hosts),
       total_s: (performance.now() - started) / 1000,
     };
     await mkdir(values.out!, { recursive: true });
@@ -258,9 +267,10 @@ async function main(): Promise<void> {
   try {
     if (values['big-only']) {
       if (BIG === undefined) throw new Error('--big-only needs --big');
-      const path = join(values.out!, `${values.name}.json`);
-      const kept = (JSON.parse(await readFile(path, 'utf8')) as BenchReport).modes.filter((m) => m.hosts === HOSTS);
-      if (kept.length === 0) throw new Error(`--big-only: ${path} has no ${HOSTS}-host runs to keep`);
+      const kept = (JSON.parse(await readFile(reportPath, 'utf8')) as BenchReport).modes.filter(
+        (m) => m.hosts === HOSTS,
+      );
+      if (kept.length === 0) throw new Error(`--big-only: ${reportPath} has no ${HOSTS}-host runs to keep`);
       results.push(...kept);
     } else {
       for (const m of modes) {
