@@ -2,10 +2,14 @@
 // by the first bytes. Yields the decompressed bytes; corrupt input becomes a DadiError naming it,
 // and an error of the source itself (a digest mismatch, a network failure) comes out unchanged.
 
+import { createRequire } from 'node:module';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
+import type * as Zstd from 'zstd-napi';
 import { DadiError } from '../errors.js';
+
+// require, not import: see util/crc32c.ts (the unpack thread loads this).
+const { DecompressStream } = createRequire(import.meta.url)('zstd-napi') as typeof Zstd;
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
