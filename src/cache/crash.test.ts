@@ -98,13 +98,15 @@ describe('crash safety', () => {
     ]);
     const random = testRandom();
     let recorded = 0;
+    let lastRound = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const r = await runChild(cacheDir, a, b, round + 1, 100 + Math.floor(random() * 500));
       expect(r.stderr).not.toContain('WRONG BYTES');
       expect(r.signal, r.stderr).toBe('SIGKILL');
       // Pages checked over all rounds: a single round may legitimately end with nothing recorded
       // (killed early on a starved machine, or right after evicting a whole blob).
-      recorded += await checkRecordedPages(cacheDir, truth);
+      lastRound = await checkRecordedPages(cacheDir, truth);
+      recorded += lastRound;
     }
     expect(recorded).toBeGreaterThan(0);
 
@@ -124,7 +126,9 @@ describe('crash safety', () => {
     }
     const s = cache.stats();
     expect(s.readBytes).toBe(truthA.length + truthB.length);
-    expect(s.hitBytes).toBeGreaterThan(0); // the cache survived the kills
+    // The cache survived the kills: what the last round left recorded is served from it. (The last
+    // round alone may have left nothing on a loaded machine; the sum over rounds is checked above.)
+    if (lastRound > 0) expect(s.hitBytes).toBeGreaterThan(0);
     await cache.close();
     await sleep(0);
   });
