@@ -239,18 +239,20 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
     expect((await run('debugfs', ['-R', 'cat /stacked.txt', img])).stdout).toBe('through the stack\n');
   });
 
+  /** The server's arguments for mountBlockFile over the test image, in memory, plus `extra`. */
+  const mountWhileOpening = (...extra: string[]): string[] => [
+    '--image',
+    image,
+    '--dir',
+    fuseDir,
+    '--target',
+    mnt,
+    '--memory',
+    ...extra,
+  ];
+
   it('mountBlockFile sets up FUSE, loop and ext4 while the file is still opening', async () => {
-    const s = await startServer([
-      '--image',
-      image,
-      '--dir',
-      fuseDir,
-      '--target',
-      mnt,
-      '--memory',
-      '--open-delay-ms',
-      '400',
-    ]);
+    const s = await startServer(mountWhileOpening('--open-delay-ms', '400'));
     servers.push(s);
     expect(await readFile(join(mnt, 'etc/hostname'), 'utf8')).toBe('dadi\n');
     await s.stop();
@@ -258,20 +260,9 @@ describe.skipIf(!canRun)('FUSE export + loop + ext4', () => {
   });
 
   it("mountBlockFile fails with the file's error when it cannot be opened, and leaves nothing mounted", async () => {
-    await expect(
-      startServer([
-        '--image',
-        image,
-        '--dir',
-        fuseDir,
-        '--target',
-        mnt,
-        '--memory',
-        '--open-fail',
-        '--open-delay-ms',
-        '200',
-      ]),
-    ).rejects.toThrow(/the layers could not be opened \(test\)/);
+    await expect(startServer(mountWhileOpening('--open-fail', '--open-delay-ms', '200'))).rejects.toThrow(
+      /the layers could not be opened \(test\)/,
+    );
     await expectNothingLeft();
   });
 
