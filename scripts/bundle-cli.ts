@@ -1,13 +1,17 @@
-// The build's second step (after tsc): the commands on a container's start path as one file each,
+// The build's second step (after tsc): the commands whose start counts as one file each,
 // dispatched by bin/dadi: the daemon's client commands (`dadi run|mount|umount|ps|rm`) as
-// dist/cli/client.bundle.js, and `dadi pull` (containerd's lazy pull) as dist/cli/pull.bundle.js.
+// dist/cli/client.bundle.js, `dadi pull` (containerd's lazy pull) as dist/cli/pull.bundle.js, and
+// `dadi convert` (its wall time is the conversion's) as dist/cli/convert.bundle.js.
 // Node loads a module graph file by file, and these commands count every millisecond of their
 // start: one file with commander inside loads in about half the time of the ~20 modules it
 // replaces. Only the static graph is bundled; a dynamic import (the daemon, commit, progress bars)
 // stays an import of the tsc output next to it, so each module still loads once per process.
+// `import.meta.url` in a bundled module is the URL its tsc output has (where its worker threads'
+// entries and daemon-main.js lie beside it), not the bundle's.
 //
 //   node --import tsx scripts/bundle-cli.ts [DIST]      # default: dist
 
+import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
@@ -24,6 +28,8 @@ export interface BundleOptions {
 
 /** Packages with native code stay in node_modules, always. */
 const NATIVE = ['lz4', 'zstd-napi', '@node-rs/*'];
+/** The converter needs the registry client and the rest of its modules as it starts. */
+const CONVERT_EXTERNAL = NATIVE;
 /** The client commands load these only through the daemon's code (dynamic imports) or not at all. */
 const PULL_EXTERNAL = NATIVE;
 const CLIENT_EXTERNAL = [...NATIVE, '@grpc/*', 'undici', 'pino', 'prom-client', 'zod', 'yaml'];
@@ -36,8 +42,30 @@ function dynamicImportsOutside(o: BundleOptions): Plugin {
       b.onResolve({ filter: /^\.\.?\// }, (args) => {
         if (args.kind !== 'dynamic-import') return undefined;
         const target = join(o.from.runtimeRoot, relative(o.from.root, resolve(args.resolveDir, args.path)));
-        const path = relative(dirname(o.outfile), target).split(sep).join('/');
-        return { path: path.startsWith('.') ? path : `./${path}`, external: true };
+        return { path: fromBundle(o, target), external: true };
+      });
+    },
+  };
+}
+
+/** The bundle-relative path of `target`, as an import specifier. */
+function fromBundle(o: BundleOptions, target: string): string {
+  const path = relative(dirname(o.outfile), target).split(sep).join('/');
+  return path.startsWith('.') ? path : `./${path}`;
+}
+
+/** `import.meta.url` of a module of our tree is its URL at runtimeRoot, as if it were not bundled. */
+function moduleUrlsOutside(o: BundleOptions): Plugin {
+  return {
+    name: 'module-urls-outside',
+    setup(b) {
+      b.onLoad({ filter: /\.[cm]?[jt]s$/ }, async (args) => {
+        const rel = relative(o.from.root, args.path);
+        if (rel.startsWith('..') || rel.includes(`node_modules${sep}`)) return undefined;
+        const text = await readFile(args.path, 'utf8');
+        if (!text.includes('import.meta.url')) return undefined;
+        const url = `new URL(${JSON.stringify(fromBundle(o, join(o.from.runtimeRoot, rel)))}, import.meta.url).href`;
+        return { contents: text.replaceAll('import.meta.url', url), loader: args.path.endsWith('ts') ? 'ts' : 'js' };
       });
     },
   };
@@ -54,14 +82,14 @@ export async function bundleClientCommands(o: BundleOptions): Promise<void> {
     // commander (pure JS, CommonJS) comes inside, and CommonJS inside an ES module needs a `require`.
     external: o.external ?? CLIENT_EXTERNAL,
     banner: { js: "import { createRequire as __dadiRequire } from 'node:module'; const require = __dadiRequire(import.meta.url);" },
-    plugins: [dynamicImportsOutside(o)],
+    plugins: [dynamicImportsOutside(o), moduleUrlsOutside(o)],
     logLevel: 'warning',
     legalComments: 'none',
   });
 }
 
 /**
- * Both bundles of a tree (tsc's output, or the sources with `ext` '.ts') into `outDir`/cli, their
+ * The bundles of a tree (tsc's output, or the sources with `ext` '.ts') into `outDir`/cli, their
  * dynamic imports aimed at `runtimeRoot`.
  */
 export async function bundleStartCommands(tree: { root: string; runtimeRoot: string; outDir: string; ext?: string }) {
@@ -78,6 +106,12 @@ export async function bundleStartCommands(tree: { root: string; runtimeRoot: str
     outfile: join(tree.outDir, 'cli/pull.bundle.js'),
     from,
     external: PULL_EXTERNAL,
+  });
+  await bundleClientCommands({
+    entry: join(tree.root, `cli/convert-entry${ext}`),
+    outfile: join(tree.outDir, 'cli/convert.bundle.js'),
+    from,
+    external: CONVERT_EXTERNAL,
   });
 }
 

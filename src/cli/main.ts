@@ -43,6 +43,12 @@ const PRESTART = new Map<string, () => Promise<void>>([
   ['convert', async () => (await import('../convert/prestart.js')).prestartConversion()],
 ]);
 
+/** Whether `argv` runs `command` (its first word) for real, not just asking for help. */
+export function prestartWanted(argv: readonly string[], command: string): boolean {
+  const help = argv.includes('--help') || argv.includes('-h');
+  return !help && argv.find((a) => !a.startsWith('-')) === command;
+}
+
 /** The program with no command yet. */
 export function newProgram(): Command {
   return new Command('dadi')
@@ -58,8 +64,7 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
   const first = argv.find((a) => !a.startsWith('-'));
   const wanted = GROUPS.filter((g) => first !== undefined && g.commands.includes(first));
   const versionOnly = argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V');
-  const help = argv.includes('--help') || argv.includes('-h');
-  if (first !== undefined && wanted.length > 0 && !help) await PRESTART.get(first)?.();
+  if (first !== undefined && prestartWanted(argv, first)) await PRESTART.get(first)?.();
   if (!versionOnly) for (const g of wanted.length > 0 ? wanted : GROUPS) (await g.load())(program);
   return program;
 }

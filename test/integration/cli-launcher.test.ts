@@ -1,15 +1,20 @@
 // bin/dadi, the installed command: the daemon's client commands start from their one-file bundle
 // (scripts/bundle-cli.ts) without $NODE_EXTRA_CA_CERTS (moved aside for the daemon they may start),
-// `dadi pull` from its own bundle and every other command from bin/dadi.js, both with the
-// environment untouched. Here both are built from
+// `dadi pull` and `dadi convert` from their own bundles and every other command from bin/dadi.js,
+// all with the environment untouched. Here they are built from
 // the sources into a private tree laid out as an installed dadi (bin/, dist/cli/).
 
+import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleClientCommands, bundleStartCommands } from '../../scripts/bundle-cli.js';
+import { convertImage } from '../../src/convert/index.js';
 import { run } from '../cli.js';
+import { tarOf } from '../tar-build.js';
+import { writeImageLayout } from './convert-helpers.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 /** A CA file that does not exist: node warns about it at start when it tries to load it. */
@@ -71,6 +76,38 @@ describe('bin/dadi', () => {
     expect(r.stderr).toMatch(/^dadi: dadi snapshotter .*no-snapshotter\.sock: not running \(ENOENT\)$/m);
     expect(r.code).toBe(1);
   });
+
+  it('runs dadi convert from its bundle, its worker threads from the tree: the image the library makes', async () => {
+    // 10 MiB that gzip cannot shrink: the conversion decodes on its unpack thread and compresses
+    // ahead on the ZFile workers (both started from the bundle), as a real layer's does.
+    const layer = gzipSync(
+      tarOf([
+        { name: 'data/', type: '5', mode: 0o755 },
+        { name: 'data/noise', type: '0', data: randomBytes(10 << 20), mode: 0o644 },
+        { name: 'data/hello', type: '0', data: Buffer.from('hello\n'), mode: 0o644 },
+      ]),
+    );
+    const layout = join(dir, 'src-layout');
+    await writeImageLayout(layout, [layer], 'v1');
+    const viaBundle = join(dir, 'out-bundle');
+    const r = await run(launcher, [
+      'convert',
+      '--no-reuse',
+      '--json',
+      '--workdir',
+      join(dir, 'wd-bundle'),
+      `oci:${layout}:v1`,
+      `oci:${viaBundle}:c`,
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const got = JSON.parse(r.stdout) as { manifest: { digest: string } };
+    const want = await convertImage(`oci:${layout}:v1`, `oci:${join(dir, 'out-library')}:c`, {
+      reuse: false,
+      workDir: join(dir, 'wd-library'),
+    });
+    expect(got.manifest.digest).toBe(want.manifest.digest);
+  }, 120_000);
 
   it('gives every other command the environment as it is', async () => {
     const r = await run(launcher, ['--version'], { env: { NODE_EXTRA_CA_CERTS: MISSING_CA } });
