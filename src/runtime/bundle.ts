@@ -11,6 +11,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
 import { DadiError } from '../errors.js';
+import { glibcDataFiles } from '../prefetch/glibc-files.js';
 
 /** The `config` object of an OCI image config (the fields a runtime uses). */
 export interface ImageRunConfig {
@@ -174,8 +175,10 @@ export function resolveArgs(image: ImageRunConfig | undefined, cmd?: string[], e
 
 /**
  * The paths a start of this container reads first, for the daemon to fetch while it mounts: the
- * command's candidates (itself, or on the PATH the container gets, in order: the first found runs)
- * and the files buildSpec reads. Undefined when the command cannot be resolved (no command given).
+ * command's candidates (itself, or on the PATH the container gets, in order: the first found runs),
+ * the files buildSpec reads and the data files glibc reads under the container's environment
+ * (its locale, gconv cache, /etc/localtime: glibc-files.ts). Undefined when the command cannot be
+ * resolved (no command given).
  */
 export function launchFiles(
   opts: Pick<BundleOptions, 'image' | 'cmd' | 'entrypoint' | 'env' | 'workingDir'>,
@@ -196,7 +199,7 @@ export function launchFiles(
         .split(':')
         .filter((d) => d.startsWith('/'))
         .map((d) => posix.join(d, exe));
-  return { files: ['/etc/passwd', '/etc/group'], exec: exec.slice(0, 32) };
+  return { files: ['/etc/passwd', '/etc/group', ...glibcDataFiles(env)], exec: exec.slice(0, 32) };
 }
 
 /** Merge KEY=value lists; later entries win, order of first appearance kept. */
