@@ -1,17 +1,22 @@
-// Publishing: config then manifest into a real layout target (tag set only by the manifest), and
-// background layer uploads, each with its chunk digest list, that keep the first failure and name the layer.
+// Publishing: config then manifest into a real layout target (tag set only by the manifest),
+// background layer uploads, each with its chunk digest list, that keep the first failure and name
+// the layer, and a new layer file's digests, inline and with the chunks hashed on a worker.
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRandom } from '../../test/seed.js';
 import { DadiError } from '../errors.js';
+import { closeCompressPool, compressPool, readyCompressPool } from '../format/zfile/compress-pool.js';
 import { type Digest, sha256Of } from '../oci/digest.js';
 import type { ImageTarget } from '../oci/image-source.js';
 import { LayoutTarget, OciLayout } from '../oci/layout.js';
 import type { ImageConfig } from '../oci/manifest.js';
 import { MediaType, OverlaybdAnnotation } from '../oci/media-types.js';
-import { LayerUploads, publishImage } from './publish.js';
+import { computeChunkDigests } from '../p2p/chunk-digests.js';
+import { CHUNK_SIZE } from '../p2p/chunks.js';
+import { digestLayerFile, LayerUploads, publishImage } from './publish.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -22,6 +27,34 @@ afterAll(async () => {
 });
 
 const CONFIG: ImageConfig = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } };
+
+describe('digestLayerFile', () => {
+  // Empty, within one chunk, chunk and read-buffer (4 chunks) boundaries.
+  const sizes = [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, 2 * CHUNK_SIZE + 1, 4 * CHUNK_SIZE, 9 * CHUNK_SIZE + 12345];
+  afterAll(closeCompressPool);
+
+  for (const where of ['inline', 'on a compression worker']) {
+    it(`gives the blob's sha256, size and chunk list as hashing it in memory does, ${where}`, async () => {
+      if (where === 'inline') expect(readyCompressPool()).toBeUndefined();
+      else await compressPool(1).whenReady();
+      const random = testRandom(16);
+      const all = Buffer.alloc(sizes.at(-1)!);
+      for (let i = 0; i < all.length; i++) all[i] = Math.floor(random() * 256);
+      for (const size of sizes) {
+        const bytes = all.subarray(0, size);
+        const f = join(dir, `layer-${size}`);
+        await writeFile(f, bytes);
+        const got = await digestLayerFile(f);
+        const want = computeChunkDigests(bytes, sha256Of(bytes));
+        expect(got.blob).toEqual(want.blob);
+        expect(got.chunkSize).toBe(want.chunkSize);
+        expect(Buffer.from(got.digests).equals(Buffer.from(want.digests))).toBe(true);
+        expect(got.digests.length).toBe(32 * Math.ceil(size / CHUNK_SIZE));
+        await rm(f);
+      }
+    });
+  }
+});
 
 describe('publishImage', () => {
   for (const oci of [false, true]) {

@@ -1,6 +1,8 @@
 // A small pool of worker threads that compress batches of ZFile blocks for ZFileWriter, so a long
-// commit/convert uses more than one core. One pool per process, created on first use; its workers
-// are unref'd whenever idle, so they never keep the process alive. Not a general task queue.
+// commit/convert uses more than one core, and hash the chunks of the file a conversion made while
+// the main thread hashes the whole file (hashFileChunks). One pool per process, created on first
+// use; its workers are unref'd whenever idle, so they never keep the process alive. Not a general
+// task queue.
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -25,6 +27,20 @@ export interface CompressJob {
    * costs far less than holding the bytes in fresh memory (a page fault per 4 KiB on the VM).
    */
   spill?: { fd: number; end: BigInt64Array };
+}
+
+/** Hash the file at `path` in chunks of `chunkSize` bytes, each with sha256 (main → worker). */
+export interface HashJob {
+  id: number;
+  hash: { path: string; chunkSize: number };
+}
+
+/** A HashJob's result (worker → main): 32 bytes per chunk, and the bytes the worker read. */
+export interface HashReply {
+  id: number;
+  digests?: Uint8Array;
+  size?: number;
+  error?: { code?: string; message: string };
 }
 
 /** The result (worker → main): `input` comes back for reuse, and either the output or an error. */
@@ -57,7 +73,7 @@ export interface CompressResult {
 }
 
 interface Pending {
-  resolve(r: CompressReply): void;
+  resolve(r: CompressReply & HashReply): void;
   reject(e: Error): void;
 }
 
@@ -130,32 +146,47 @@ export class CompressPool {
    * worker is ready yet (callers compress inline meanwhile).
    */
   run(job: Omit<CompressJob, 'id' | 'spill'>): Promise<CompressResult> {
-    return this.dispatch(job).then((m) => {
+    return this.dispatch(job, job.output ? [job.input, job.output] : [job.input]).then((m) => {
       if (!m.output) throw new DadiError('EIO', 'zfile compress worker: no output in its reply');
-      return { input: m.input, output: m.output, length: m.length!, lengths: m.lengths! };
+      return { input: m.input, output: m.output, ...compressed(m) };
     });
   }
 
   /** Run a job whose blocks the worker appends to `job.spill`'s file (see CompressJob.spill). */
   runToFile(job: Omit<CompressJob, 'id' | 'output'> & Required<Pick<CompressJob, 'spill'>>): Promise<SpilledResult> {
-    return this.dispatch(job).then((m) => {
+    return this.dispatch(job, [job.input]).then((m) => {
       if (m.offset === undefined) throw new DadiError('EIO', 'zfile compress worker: no file offset in its reply');
-      return { input: m.input, offset: m.offset, length: m.length!, lengths: m.lengths! };
+      return { input: m.input, offset: m.offset, ...compressed(m) };
     });
   }
 
-  private dispatch(job: Omit<CompressJob, 'id'>): Promise<CompressReply> {
+  /**
+   * The sha256 of every `chunkSize` bytes of the file at `path` (32 bytes each, the last chunk may
+   * be shorter), hashed on a worker, and the file's size as the worker read it.
+   */
+  hashFileChunks(path: string, chunkSize: number): Promise<{ digests: Uint8Array; size: number }> {
+    return this.dispatch({ hash: { path, chunkSize } }, []).then((m) => {
+      if (!m.digests || m.size === undefined)
+        throw new DadiError('EIO', 'zfile compress worker: no digests in its reply');
+      return { digests: m.digests, size: m.size };
+    });
+  }
+
+  private dispatch(
+    job: Omit<CompressJob, 'id'> | Omit<HashJob, 'id'>,
+    transfer: ArrayBuffer[],
+  ): Promise<CompressReply & HashReply> {
     if (this.broken) throw this.broken;
     let best: Slot | undefined;
     for (const s of this.slots) if (s.ready && (!best || s.jobs.size < best.jobs.size)) best = s;
     if (!best) throw new DadiError('EINVAL', 'zfile compress pool: no worker is ready');
     const slot = best;
     const id = this.nextId++;
-    const msg: CompressJob = { ...job, id };
-    return new Promise<CompressReply>((resolve, reject) => {
+    const msg: CompressJob | HashJob = { ...job, id };
+    return new Promise<CompressReply & HashReply>((resolve, reject) => {
       if (slot.jobs.size === 0) slot.worker.ref();
       slot.jobs.set(id, { resolve, reject });
-      slot.worker.postMessage(msg, job.output ? [job.input, job.output] : [job.input]);
+      slot.worker.postMessage(msg, transfer);
     });
   }
 
@@ -176,7 +207,7 @@ export class CompressPool {
     const worker = new Worker(workerEntry(), { name: 'dadi-zfile-compress' });
     const slot: Slot = { worker, ready: false, closed: false, jobs: new Map() };
     this.slots.push(slot);
-    worker.on('message', (m: CompressReply | { ready: true }) => {
+    worker.on('message', (m: (CompressReply & HashReply) | { ready: true }) => {
       if ('ready' in m) {
         slot.ready = true;
         for (const w of this.waiters.splice(0)) w.resolve();
@@ -186,12 +217,8 @@ export class CompressPool {
       if (!p) return;
       slot.jobs.delete(m.id);
       if (slot.jobs.size === 0) worker.unref();
-      if (m.error || !m.lengths || m.length === undefined) {
-        const code = (m.error?.code ?? 'EIO') as DadiErrorCode;
-        p.reject(new DadiError(code, m.error?.message ?? 'bad reply'));
-      } else {
-        p.resolve(m);
-      }
+      if (m.error) p.reject(new DadiError((m.error.code ?? 'EIO') as DadiErrorCode, m.error.message));
+      else p.resolve(m);
     });
     const die = (err: Error) => {
       if (slot.closed) return;
@@ -217,7 +244,18 @@ export class CompressPool {
   }
 }
 
+/** A compression reply's lengths, checked. */
+function compressed(m: CompressReply): { length: number; lengths: Uint32Array } {
+  if (!m.lengths || m.length === undefined) throw new DadiError('EIO', 'zfile compress worker: bad reply');
+  return { length: m.length, lengths: m.lengths };
+}
+
 let shared: CompressPool | undefined;
+
+/** The process-wide pool if it has a worker ready now (nothing is started). */
+export function readyCompressPool(): CompressPool | undefined {
+  return shared?.ready ? shared : undefined;
+}
 
 /** The process-wide pool, grown to at least `threads` workers. */
 export function compressPool(threads: number): CompressPool {

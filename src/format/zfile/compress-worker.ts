@@ -1,20 +1,59 @@
 // Worker-thread entry of the ZFile compression pool (compress-pool.ts): loads the codecs (native
 // addons) in this thread, then compresses batches of blocks posted by the main thread and posts the
-// results back, transferring every buffer in both directions. Not to be imported.
+// results back, transferring every buffer in both directions; or hashes a file's chunks. Not to be
+// imported.
 
-import { writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { batchBound, compressBatch } from './blocks.js';
 import { codecFor } from './codec.js';
-import type { CompressJob, CompressReply } from './compress-pool.js';
+import type { CompressJob, CompressReply, HashJob, HashReply } from './compress-pool.js';
 
 const port = parentPort;
 if (!port) throw new Error('compress-worker: not running in a worker thread');
 
 /** This thread's own output buffer for `spill` jobs. */
 let own: ArrayBuffer | undefined;
+/** This thread's read buffer for hash jobs (one chunk). */
+let chunkBuf: Buffer | undefined;
 
-port.on('message', (job: CompressJob) => {
+/** The sha256 of every chunk of the file at `path`, read with one buffer, and the bytes read. */
+function hashChunks(path: string, chunkSize: number): { digests: Uint8Array; size: number } {
+  if (chunkBuf?.length !== chunkSize) chunkBuf = Buffer.allocUnsafeSlow(chunkSize);
+  const buf = chunkBuf;
+  const digests: Buffer[] = [];
+  let size = 0;
+  const fd = openSync(path, 'r');
+  try {
+    for (let fill = chunkSize; fill === chunkSize; ) {
+      fill = 0;
+      for (let n = -1; fill < chunkSize && n !== 0; fill += n)
+        n = readSync(fd, buf, fill, chunkSize - fill, size + fill);
+      if (fill > 0) digests.push(createHash('sha256').update(buf.subarray(0, fill)).digest());
+      size += fill;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { digests: new Uint8Array(Buffer.concat(digests)), size };
+}
+
+port.on('message', (job: CompressJob | HashJob) => {
+  if ('hash' in job) {
+    let reply: HashReply;
+    try {
+      reply = { id: job.id, ...hashChunks(job.hash.path, job.hash.chunkSize) };
+    } catch (e) {
+      const err = e as { code?: unknown; message?: unknown };
+      reply = {
+        id: job.id,
+        error: { code: typeof err?.code === 'string' ? err.code : undefined, message: String(err?.message ?? e) },
+      };
+    }
+    port.postMessage(reply);
+    return;
+  }
   let output = job.spill ? own : job.output;
   try {
     const codec = codecFor(job.algorithm);
