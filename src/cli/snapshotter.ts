@@ -41,6 +41,7 @@ export function registerSnapshotterCommand(program: Command): void {
       const pulls = new PullService({
         hostsDir: config.registry.hostsDir,
         devices,
+        launchAhead: (top, launch) => snap.launchAhead(top, launch),
         log: (m) => logger.warn(m),
       });
       const svc = await serveSnapshots(

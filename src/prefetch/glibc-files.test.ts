@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { glibcDataFiles, normalizeLocale } from './glibc-files.js';
+import { glibcDataFiles, glibcStartFiles, normalizeLocale } from './glibc-files.js';
 
 describe('glibcDataFiles', () => {
   it('names the locale directory as written and normalized, the gconv cache and /etc/localtime', () => {
@@ -38,5 +38,19 @@ describe('normalizeLocale', () => {
     expect(normalizeLocale('ja_JP.EUC-JP@mod')).toBe('ja_JP.eucjp@mod');
     expect(normalizeLocale('sv_SE.8859-1')).toBe('sv_SE.iso88591');
     expect(normalizeLocale('en_US')).toBe('en_US');
+  });
+});
+
+describe('glibcStartFiles', () => {
+  it("names the loader, its cache and libc of the config's architecture, nothing for others", () => {
+    expect(glibcStartFiles('amd64')).toEqual([
+      '/lib64/ld-linux-x86-64.so.2',
+      '/etc/ld.so.cache',
+      '/lib/x86_64-linux-gnu/libc.so.6',
+      '/usr/lib/x86_64-linux-gnu/libc.so.6',
+    ]);
+    expect(glibcStartFiles('arm64')[0]).toBe('/lib/ld-linux-aarch64.so.1');
+    expect(glibcStartFiles('s390x')).toEqual([]);
+    expect(glibcStartFiles(undefined)).toEqual([]);
   });
 });

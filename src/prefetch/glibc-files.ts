@@ -3,7 +3,8 @@
 // bash, …) under a locale such as LANG=C.UTF-8 opens that locale's LC_* files and the gconv module
 // cache one after another, each a dependent round trip to the registry on a cold start (4 of the 5
 // round trips after libc in `cat /etc/os-release`, bench/coldstart at 50 ms RTT); localtime() reads
-// /etc/localtime. Pure and without imports: the `dadi run` client computes this list.
+// /etc/localtime. Pure and without imports: the `dadi run` client computes this list, and the
+// snapshotter's pull from the image's config, with the loader and libc (glibcStartFiles).
 
 /** The categories glibc loads for setlocale(LC_ALL, ""), as files of a locale directory (LC_CTYPE, the largest, first). */
 const CATEGORY_FILES = [
@@ -59,6 +60,23 @@ export function glibcDataFiles(env: readonly string[]): string[] {
   if (locales.length) files.push(...GCONV_CACHES);
   files.push('/etc/localtime');
   return files;
+}
+
+/** The dynamic loader (its ABI path) and libc by OCI architecture, glibc's multiarch names. */
+const START_FILES: Record<string, { triplet: string; loader: string }> = {
+  amd64: { triplet: 'x86_64-linux-gnu', loader: '/lib64/ld-linux-x86-64.so.2' },
+  arm64: { triplet: 'aarch64-linux-gnu', loader: '/lib/ld-linux-aarch64.so.1' },
+};
+
+/**
+ * What every dynamically linked glibc program of `architecture` (an OCI config's) loads before its
+ * own code runs, whatever the program: the loader, its cache and libc. For a start whose command
+ * is not known (the snapshotter: `ctr run` names it). None for an architecture not listed.
+ */
+export function glibcStartFiles(architecture: string | undefined): string[] {
+  const a = START_FILES[architecture ?? ''];
+  if (!a) return [];
+  return [a.loader, '/etc/ld.so.cache', `/lib/${a.triplet}/libc.so.6`, `/usr/lib/${a.triplet}/libc.so.6`];
 }
 
 /** A locale name glibc would look up as a directory (no path of its own). */

@@ -26,6 +26,7 @@ import type {
   DeviceTraceInfo,
   ExportRequest,
   ExportResult,
+  LaunchRequest,
   MountRequest,
   PingResult,
   Request,
@@ -92,6 +93,11 @@ export class DaemonClient {
   /** Have the daemon start opening registry layers that a mount will soon ask for. */
   openAhead(layers: LayerSpec[]): Promise<{ opening: number }> {
     return this.request({ op: 'open', layers });
+  }
+
+  /** Fetch these launch files on the device mounted at `target`, in the background (answers at once). */
+  launch(target: string, launch: LaunchRequest): Promise<{ started: boolean }> {
+    return this.request({ op: 'launch', target: resolve(target), launch });
   }
 
   /** Unmount by target folder or device id. */

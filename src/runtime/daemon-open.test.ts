@@ -1,6 +1,6 @@
 // The daemon's `open` request (the snapshotter's pull names an image's layers before containerd
 // asks for their mount): registry layers start opening, other kinds are left to the mount, and
-// malformed or oversized requests are refused with a clear error.
+// malformed or oversized requests are refused with a clear error. Also the `launch` request's refusals.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -53,5 +53,14 @@ describe('daemon open request', () => {
       Array.from({ length: 257 }, () => ({ digest: digest('c'), size: 1 })),
     );
     await expect(sendRequest(socket, { op: 'open', layers: many })).rejects.toThrow(/at most 256/);
+  });
+
+  it('launch: refuses a target where nothing is mounted, and launch files that are not bounded absolute paths', async () => {
+    await expect(
+      sendRequest(socket, { op: 'launch', target: join(dir, 'nothing'), launch: { files: ['/etc/ld.so.cache'] } }),
+    ).rejects.toThrow(`launch: nothing is mounted at ${join(dir, 'nothing')}`);
+    await expect(
+      sendRequest(socket, { op: 'launch', target: join(dir, 'nothing'), launch: { files: ['etc/passwd'] } }),
+    ).rejects.toThrow(/launch.files must be at most 64 absolute paths/);
   });
 });

@@ -295,6 +295,17 @@ export class Daemon {
         this.openEarly(specs);
         return { opening: specs.length };
       }
+      case 'launch': {
+        const launch = launchFilesOf(req.launch) ?? {};
+        // In the mount queue: a launch sent while its device mounts runs once the mount is done.
+        return this.exclusive(async () => {
+          const t = resolve(String(req.target));
+          const dev = [...this.devices.values()].find((d) => d.target === t);
+          if (!dev) throw new DadiError('ENOTFOUND', `launch: nothing is mounted at ${t}`);
+          dev.stack.ext4?.launch(launch);
+          return { started: !!dev.stack.ext4 };
+        });
+      }
       case 'cache': {
         const cache = this.opts.remote ? (await this.remote()).cache : undefined;
         return cache ? cacheReport(cache) : null;

@@ -44,7 +44,13 @@ export interface MountRequest {
    * Paths in the image a start reads first (the command's candidates on PATH, /etc/passwd):
    * fetched with the ext4 metadata while the device mounts (prefetch/launch-files.ts).
    */
-  launch?: { files?: string[]; exec?: string[] };
+  launch?: LaunchRequest;
+}
+
+/** Paths in an image a start reads first: plain files, and the command's candidates (the first found runs). */
+export interface LaunchRequest {
+  files?: string[];
+  exec?: string[];
 }
 
 /** Trace prefetch of a device: the first that applies of acceleration layer, auto, record. */
@@ -84,6 +90,13 @@ export type Request =
    * claims them. Answers `{opening: N}`; failures are the mount's to report.
    */
   | { op: 'open'; layers: (string | LayerSpec)[] }
+  /**
+   * Launch files for the device mounted (or being mounted) at `target`, fetched in the background
+   * as a mount's `launch` is: the snapshotter's pull names them from the image's config, which
+   * arrives after the image's mount started. Answers `{started: boolean}` (false: the device does
+   * no ext4 prefetch).
+   */
+  | { op: 'launch'; target: string; launch: LaunchRequest }
   /** The block cache the daemon owns, after writing what it fetched: a CacheReport, or null without one. */
   | { op: 'cache' }
   /** The daemon's figures (`dadi status`, the same as its /metrics): a DaemonStatus (status.ts). */

@@ -5,7 +5,7 @@
 
 import { DaemonClient } from '../runtime/client.js';
 import { registryLayerSpecs } from '../runtime/layer-spec.js';
-import type { MountTraceRequest } from '../runtime/protocol.js';
+import type { LaunchRequest, MountTraceRequest } from '../runtime/protocol.js';
 import type { DeviceSet, StackTrace, WritableFiles } from './snapshotter.js';
 import type { RemoteLayer } from './store.js';
 
@@ -25,6 +25,10 @@ export function daemonDevices(stateDir?: string): DeviceSet {
     async openAhead(layers: RemoteLayer[]) {
       const c = await client();
       await c.openAhead(layers.map((l) => registryLayerSpecs(l.registry, l.repository, [l])[0]!));
+    },
+    async launch(target: string, launch: LaunchRequest) {
+      const c = await DaemonClient.connect({ stateDir, autoStart: false });
+      await c.launch(target, launch);
     },
     async umount(target: string) {
       const c = await DaemonClient.connect({ stateDir, autoStart: false });

@@ -10,6 +10,7 @@ import { DadiError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { RegistryClient } from '../registry/client.js';
 import { hostsDirLookup } from '../registry/hosts.js';
+import type { LaunchRequest } from '../runtime/protocol.js';
 import { ContainerdClient } from './containerd-client.js';
 import { pullIntoContainerd } from './pull.js';
 import { MAX_PULL_MESSAGE_BYTES, PULL_METHOD_PATH, type PullReply, type PullRequest } from './pull-wire.js';
@@ -23,6 +24,8 @@ export interface PullServiceOptions {
   hostsDir: string;
   /** The snapshotter's devices: told to open an image's layers once its manifest is in. */
   devices?: DeviceSet;
+  /** The snapshotter's launchAhead: told the image's top layer and its launch files once the config is in. */
+  launchAhead?: (topChainId: string, launch: LaunchRequest) => Promise<void>;
   log?: (m: string) => void;
 }
 
@@ -61,6 +64,10 @@ export class PullService {
           void this.o.devices
             ?.openAhead?.(layers)
             .catch((e) => this.o.log?.(`opening ${req.ref}'s layers ahead: ${(e as Error).message}`)),
+        onLaunchKnown: (top, launch) =>
+          void this.o
+            .launchAhead?.(top, launch)
+            .catch((e) => this.o.log?.(`fetching ${req.ref}'s launch files ahead: ${(e as Error).message}`)),
       });
       return { ...r, steps };
     } finally {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Digest, MediaType } from '../oci/index.js';
-import { diffIdsOfUncompressed } from './pull.js';
+import { diffIdsOfUncompressed, imageLaunchFiles } from './pull.js';
 
 const digest = (c: string): Digest => `sha256:${c.repeat(64)}`;
 
@@ -20,5 +20,22 @@ describe('diffIdsOfUncompressed', () => {
     ];
     expect(diffIdsOfUncompressed(layers)).toBeUndefined();
     expect(diffIdsOfUncompressed([{ mediaType: MediaType.ociLayerZstd, digest: digest('c') }])).toBeUndefined();
+  });
+});
+
+describe('imageLaunchFiles', () => {
+  it("names glibc's start files of the config's architecture and the locale of its Env", () => {
+    const files = imageLaunchFiles({
+      architecture: 'amd64',
+      config: { Env: ['PATH=/usr/bin', 'LANG=C.UTF-8', 42] },
+      rootfs: { type: 'layers', diff_ids: [] },
+    }).files!;
+    expect(files.slice(0, 2)).toEqual(['/lib64/ld-linux-x86-64.so.2', '/etc/ld.so.cache']);
+    expect(files).toContain('/usr/lib/locale/C.utf8/LC_CTYPE');
+    expect(files.length).toBeLessThanOrEqual(64); // the daemon's bound on a request's launch files
+  });
+
+  it('a config without Env or of an unknown architecture names only /etc/localtime', () => {
+    expect(imageLaunchFiles({ rootfs: { type: 'layers', diff_ids: [] } })).toEqual({ files: ['/etc/localtime'] });
   });
 });

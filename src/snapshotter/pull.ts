@@ -10,7 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { chainIds } from '../convert/manifest.js';
 import { DadiError } from '../errors.js';
 import { type Digest, type ImageConfig, isTarLayerType, OverlaybdAnnotation } from '../oci/index.js';
+import { glibcDataFiles, glibcStartFiles } from '../prefetch/glibc-files.js';
 import { formatReference, parseReference, type RegistryClient } from '../registry/index.js';
+import type { LaunchRequest } from '../runtime/protocol.js';
 import { ContainerdClient, ContainerdError } from './containerd-client.js';
 import { Label, remoteLayerOf } from './labels.js';
 import type { RemoteLayer } from './store.js';
@@ -28,6 +30,12 @@ export interface PullOptions {
    * manifest is in, before containerd is asked anything: the snapshotter starts opening them.
    */
   onLayersKnown?: (layers: RemoteLayer[]) => void;
+  /**
+   * Told, once the config is in, the image's top layer snapshot (its chain id) and the files any
+   * start of it reads first (glibc's loader, libc and the data files its Env names; glibc-files.ts):
+   * the snapshotter fetches them on the image's device, whose mount the top layer started.
+   */
+  onLaunchKnown?: (topChainId: string, launch: LaunchRequest) => void;
   /** Told after each layer snapshot is prepared (`done` of `total`), for progress bars. */
   onLayer?: (done: number, total: number) => void;
   /** Told as each step ends, with its milliseconds (`dadi pull --timings`). */
@@ -113,6 +121,7 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
       );
     }
     const chains = chainIds(diffIds);
+    o.onLaunchKnown?.(chains[chains.length - 1]!, imageLaunchFiles(config));
     await leased;
     step('lease');
     const source = { [`containerd.io/distribution.source.${r.registry}`]: r.repository };
@@ -145,6 +154,17 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     await leased.then(() => ctrd.endLease()).catch(() => {});
     ctrd.close();
   }
+}
+
+/**
+ * What any start of the image reads first whatever its command (`ctr run` may name any): the
+ * dynamic loader, its cache and libc for the config's architecture, and glibc's data files under
+ * the config's Env. Paths the image lacks are skipped by the prefetch.
+ */
+export function imageLaunchFiles(config: ImageConfig): LaunchRequest {
+  const env = (config.config as { Env?: unknown } | undefined)?.Env;
+  const list = Array.isArray(env) ? env.filter((e): e is string => typeof e === 'string') : [];
+  return { files: [...glibcStartFiles(config.architecture), ...glibcDataFiles(list)] };
 }
 
 /**

@@ -119,6 +119,45 @@ describe('Snapshotter', () => {
     expect(m!.options).toContain(`lowerdir=${join(root, 'snapshots/2/mnt')}`);
   });
 
+  it("launch files told ahead go to the image's device once its mount ahead is done, and nowhere before", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const events: string[] = [];
+    const devices: DeviceSet = {
+      async mount(_layers, target) {
+        events.push(`mount ${target}`);
+        await held;
+        events.push('mounted');
+      },
+      async launch(target, launch) {
+        events.push(`launch ${target} ${launch.files?.join(',')}`);
+      },
+      async umount() {},
+    };
+    const s = await Snapshotter.open(root, devices);
+    // Not a DADI layer snapshot yet, or not mounting: nothing is sent.
+    await s.launchAhead('chain2', { files: ['/x'] });
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    await s.launchAhead('chain1', { files: ['/x'] });
+    expect(events).toEqual([]);
+    await rejectsWith(
+      s.prepare('extract-2', 'chain1', { ...dadiLabels('chain2', digest('b')), [Label.mountAhead]: 'yes' }),
+      'ALREADY_EXISTS',
+    );
+    const told = s.launchAhead('chain2', { files: ['/lib64/ld-linux-x86-64.so.2', '/etc/ld.so.cache'] });
+    await vi.waitFor(() => expect(events).toHaveLength(1));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(events).toHaveLength(1);
+    release();
+    await told;
+    const target = join(root, 'snapshots/2/mnt');
+    expect(events).toEqual([
+      `mount ${target}`,
+      'mounted',
+      `launch ${target} /lib64/ld-linux-x86-64.so.2,/etc/ld.so.cache`,
+    ]);
+  });
+
   it('a mount ahead that fails is tried again at Prepare, whose failure names the image and leaves no snapshot', async () => {
     const tried: string[] = [];
     const devices: DeviceSet = {

@@ -9,6 +9,7 @@ import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DadiError } from '../errors.js';
 import { findMount } from '../export/system.js';
+import type { LaunchRequest } from '../runtime/protocol.js';
 import { Label, remoteLayerOf, traceOf } from './labels.js';
 import { MetadataStore, type RemoteLayer, type SnapshotKind, type SnapshotRecord } from './store.js';
 
@@ -28,6 +29,8 @@ export interface DeviceSet {
   umount(target: string): Promise<void>;
   /** Start opening these layers (bottom first) for a mount that will soon ask for them. */
   openAhead?(layers: RemoteLayer[]): Promise<void>;
+  /** Fetch these launch files on the device mounted at `target`, in the background. */
+  launch?(target: string, launch: LaunchRequest): Promise<void>;
 }
 
 /** The trace prefetch of a mounted stack: the image's acceleration layer, or a container's own trace file. */
@@ -372,6 +375,21 @@ export class Snapshotter {
         });
       return target;
     });
+  }
+
+  /**
+   * Fetch `launch` on the device of the DADI layer snapshot `key` (an image's top layer; the pull
+   * names the files once it has the image's config): once its mount in flight is done, or at once
+   * when it is mounted; nothing when it is neither (its Prepare mounts it later).
+   */
+  async launchAhead(key: string, launch: LaunchRequest): Promise<void> {
+    const rec = this.store.get(key);
+    if (!rec?.remote || !this.devices.launch) return;
+    const target = join(this.folder(rec.id), 'mnt');
+    const inFlight = this.mounting.get(rec.id);
+    if (inFlight) await inFlight;
+    else if (!(await findMount(target))) return;
+    await this.devices.launch(target, launch);
   }
 
   /** Run `mount` for a snapshot's folder unless one is in flight there, which the caller then joins. */
