@@ -14,8 +14,9 @@
 //
 //   npm run bench:coldstart -- [--runs 3] [--links loopback,100mbit-20ms] [--workloads cat]
 //                              [--contestants dadi-cold,dadi-warm,stargz] [--name coldstart]
+//                              [--keep-others]  (keep the report's cells of the other workloads)
 
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -83,6 +84,11 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(REPO_ROOT, 'docs/bench') },
     /** Report file names: NAME.{json,md,svg} (a partial matrix can go beside the full one). */
     name: { type: 'string', default: 'coldstart' },
+    /**
+     * Keep the existing NAME.json's cells of the workloads this invocation does not run (a full
+     * matrix measured in several shorter holds of the machine, one workload each).
+     */
+    'keep-others': { type: 'boolean', default: false },
   },
 });
 
@@ -150,6 +156,7 @@ async function writeReports(
   started: number,
   complete: boolean,
 ): Promise<BenchResult> {
+  const kept = values['keep-others'] ? await otherWorkloads() : undefined;
   const result: BenchResult = {
     name: 'coldstart',
     title: 'Cold start: dadi against containerd + stargz, containerd and the pull/unpack/run waterfall',
@@ -157,8 +164,8 @@ async function writeReports(
     node: process.version,
     machine: { cpus: cpus().length, loadavg_start: loadStart, loadavg_end: loadavg() },
     runs,
-    workloads: Object.fromEntries(workloads.map((w) => [w.name, w.cmd])),
-    images: imageInfo,
+    workloads: { ...kept?.workloads, ...Object.fromEntries(workloads.map((w) => [w.name, w.cmd])) },
+    images: { ...kept?.images, ...imageInfo },
     unavailable,
     method: {
       timing: "from the first spawn of the contestant's first command until the workload's first line on stdout",
@@ -170,8 +177,9 @@ async function writeReports(
       network:
         'registry and host in separate network namespaces joined by a veth pair, tbf on both ends (none on loopback); latency added by a user-space proxy on the host side',
     },
+    ...(kept ? { note: kept.note } : {}),
     complete,
-    cells,
+    cells: [...(kept?.cells ?? []), ...cells],
     total_s: (performance.now() - started) / 1000,
   };
   await mkdir(values.out!, { recursive: true });
@@ -179,6 +187,25 @@ async function writeReports(
   await writeFile(join(values.out!, `${values.name}.md`), renderMarkdown(result));
   await writeFile(join(values.out!, `${values.name}.svg`), renderSvg(result));
   return result;
+}
+
+/** With --keep-others: the existing report's cells (and their images) of the workloads not run now. */
+async function otherWorkloads(): Promise<Pick<BenchResult, 'cells' | 'images' | 'workloads' | 'note'> | undefined> {
+  const file = join(values.out!, `${values.name}.json`);
+  const old = JSON.parse(await readFile(file, 'utf8').catch(() => 'null')) as BenchResult | null;
+  if (!old) return undefined;
+  const running = new Set(workloads.map((w) => w.name));
+  const cells = old.cells.filter((c) => !running.has(c.workload));
+  const keptNames = new Set(cells.map((c) => c.workload));
+  const pickNames = <T>(r: Record<string, T>) =>
+    Object.fromEntries(Object.entries(r).filter(([k]) => keptNames.has(k)));
+  const when = [...keptNames].map((w) => `${w} from the run of ${old.date}`).join(', ');
+  return {
+    cells,
+    images: pickNames(old.images),
+    workloads: pickNames(old.workloads),
+    note: keptNames.size ? `kept from an earlier invocation (--keep-others): ${when}` : '',
+  };
 }
 
 /**
