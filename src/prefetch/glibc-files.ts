@@ -31,13 +31,13 @@ const GCONV_CACHES = [
 ];
 /** Locale names glibc builds in (no files). */
 const BUILTIN = new Set(['', 'C', 'POSIX']);
-/** Locales named at most (each is up to 2 directories of 12 files). */
+/** Locales named at most (each a directory of 12 files). */
 const MAX_LOCALES = 2;
 
 /**
  * The files glibc reads at start-up under `env` (KEY=value list, later entries win): the locale
- * directories of the locales it names (as written and with glibc's normalized codeset, e.g.
- * C.UTF-8 → C.utf8), the gconv module cache when a locale is named, and /etc/localtime. Paths that
+ * directories of the locales it names (by glibc's normalized codeset, e.g. C.UTF-8 → C.utf8), the
+ * gconv module cache when a locale is named, and /etc/localtime. Paths that
  * do not exist in the image are skipped by the prefetch; a locale-archive is not fetched (it can
  * hold every locale: too big to fetch blind).
  */
@@ -52,10 +52,10 @@ export function glibcDataFiles(env: readonly string[]): string[] {
   const names = all ? [all] : CATEGORY_VARS.map((c) => vars.get(c) || vars.get('LANG') || '');
   const locales = [...new Set(names)].filter((n) => !BUILTIN.has(n) && isPlainName(n)).slice(0, MAX_LOCALES);
   const files: string[] = [];
-  for (const name of locales) {
-    for (const dir of new Set([name, normalizeLocale(name)])) {
-      for (const f of CATEGORY_FILES) files.push(`${LOCALE_DIR}/${dir}/${f}`);
-    }
+  // Only the normalized name: localedef names the folders so (C.utf8, en_US.utf8), and each lookup
+  // of a path the image lacks costs the daemon's thread about as much as one it has.
+  for (const dir of new Set(locales.map(normalizeLocale))) {
+    for (const f of CATEGORY_FILES) files.push(`${LOCALE_DIR}/${dir}/${f}`);
   }
   if (locales.length) files.push(...GCONV_CACHES);
   files.push('/etc/localtime');
