@@ -10,9 +10,11 @@
 //   npm run bench:p2p -- --hosts 20 --keep-others …          (the 20 anew; the report's other runs are kept)
 // DADI_BENCH_CLI=path/to/cli/entry.js measures that build instead of building this tree's
 // (DADI_BENCH_BUILD names it in the report). DADI_P2P_BENCH_PROFILE=<host> writes that host's
-// daemon CPU profiles under $DADI_P2P_BENCH_DIR/profiles.
+// daemon CPU profiles under $DADI_P2P_BENCH_DIR/profiles. DADI_P2P_BENCH_KEEP_LOGS=<dir> keeps each
+// cluster's logs (registry, root, every daemon: why an agent fell back to the registry) in
+// <dir>/<mode>-<hosts> instead of removing them with the run's folder.
 
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -126,6 +128,12 @@ async function runMode(
   });
   const close = async () => {
     await c.close();
+    const keep = process.env.DADI_P2P_BENCH_KEEP_LOGS;
+    if (keep) {
+      await cp(join(workDir, 'logs'), join(keep, `${mode}-${hosts}`), { recursive: true }).catch((e: unknown) =>
+        log(`keeping the logs failed: ${(e as Error).message}`),
+      );
+    }
     await rm(workDir, { recursive: true, force: true });
   };
   ctx.cleanups.push(close);

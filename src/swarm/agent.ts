@@ -4,7 +4,8 @@
 // default; the daemon's cache refills in chunks), fetched from the parent, walking up on failure
 // to the root, and from the registry only when the root is unusable (logged and counted). Every
 // chunk from a peer or the root is verified (p2p/chunk-verify.ts) before use; a bad one blames the
-// peer and is fetched elsewhere, a slow one (p2p/deadline.ts) is reported and left; a request to
+// peer and is fetched elsewhere, a slow one (p2p/deadline.ts) is reported and left (a slow root
+// is asked once more before the registry: patientRoot); a request to
 // a peer still silent after the hedge delay is also sent to the next hop up (fetchHedged). The agent
 // also serves its children (Range GETs, grant-checked), pushes them each chunk it gets (pull-push,
 // p2p/push.ts), and serves overlaybd's P2P proxy URL form. Decisions are src/p2p's; this is I/O.
@@ -255,7 +256,9 @@ export class P2PAgent {
     const body = { blob: s.ref, host: { id: this.hostId, address: this.address, upload: this.opts.upload ?? 1 } };
     let a: JoinAnswer;
     try {
-      a = (await postJson(`${this.root}${PATHS.join}`, body, headers, this.timeout)) as JoinAnswer;
+      a = (await this.patientRoot('join', () =>
+        postJson(`${this.root}${PATHS.join}`, body, headers, this.timeout),
+      )) as JoinAnswer;
     } catch (e) {
       if (e instanceof PeerError && e.why === 'denied') {
         throw new DadiError('EAUTH', `${s.name}: the p2p root denied access: ${e.message}`);
@@ -301,6 +304,26 @@ export class P2PAgent {
       }
     })();
     return s.joined;
+  }
+
+  /**
+   * A call to the root, asked once more when it timed out: a root past the deadline on a busy
+   * machine is slow, not gone, and declaring it down sends this host's chunks to the registry for
+   * ROOT_RETRY_MS (bench/p2p at 6980c9c, 50 hosts on 2 cores at load 7: one failed root request,
+   * then 3 chunks from the registry, +3.1 MB on the root's 9.0, while the root served everyone
+   * else). A root that is really down refuses the connection (no second wait: a connection closed
+   * under the request is retried by peer-client.ts itself) or times out twice; then the caller
+   * falls back. Counted as a root failure, logged.
+   */
+  private async patientRoot<T>(what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (e) {
+      if (!(e instanceof PeerError && e.why === 'timeout')) throw e;
+      this.counters.failed('root');
+      this.log(`root ${this.root} slow (${what}: ${e.message}): asking it once more before the registry`);
+      return call();
+    }
   }
 
   private rootDown(e: unknown): void {
@@ -575,18 +598,21 @@ export class P2PAgent {
       return buf;
     }
     const base = hop.kind === 'root' ? this.root : hop.address;
-    const a = await getRange(
-      `${base}${PATHS.blob}?${blobQuery(s.ref)}`,
-      offset,
-      length,
-      { [HEADERS.grant]: s.grant ?? '', [HEADERS.host]: this.hostId, [HEADERS.address]: this.address },
-      // A slow peer is left for another (re-parenting is cheap); a slow root only for the
-      // registry, which costs egress: the root gets the whole cap.
-      hop.kind === 'peer' ? this.deadline.deadlineMs(length) : this.timeout,
-      abort,
-      // Bytes or heartbeats from a peer: it is alive (the hedge gate's silence starts anew).
-      hop.kind === 'peer' ? () => this.hedges.heard(hop.id, performance.now()) : undefined,
-    );
+    const get = () =>
+      getRange(
+        `${base}${PATHS.blob}?${blobQuery(s.ref)}`,
+        offset,
+        length,
+        { [HEADERS.grant]: s.grant ?? '', [HEADERS.host]: this.hostId, [HEADERS.address]: this.address },
+        // A slow peer is left for another (re-parenting is cheap); a slow root only for the
+        // registry, which costs egress: the root gets the whole cap, twice (patientRoot).
+        hop.kind === 'peer' ? this.deadline.deadlineMs(length) : this.timeout,
+        abort,
+        // Bytes or heartbeats from a peer: it is alive (the hedge gate's silence starts anew).
+        hop.kind === 'peer' ? () => this.hedges.heard(hop.id, performance.now()) : undefined,
+      );
+    // A hedge to the root (abort given) is not waited on twice: the peer's request still runs.
+    const a = hop.kind === 'root' && !abort ? await this.patientRoot(`chunk at ${offset}`, get) : await get();
     this.deadline.observe(length, a.firstByteMs, a.totalMs);
     return a.bytes;
   }

@@ -1,8 +1,10 @@
 // The client side of the P2P protocol: ranged chunk GETs from a peer or the root, JSON calls to
 // the root, chunk pushes to children. Every request has a deadline; failures come back classified
-// (src/p2p/schedule.ts FetchFailure) so the scheduler decides what happens next. Not a retry loop.
+// (src/p2p/schedule.ts FetchFailure) so the scheduler decides what happens next. Not a retry loop,
+// with one exception below the scheduler: a request whose connection closed before any answer
+// came is sent once more on a new connection (`once`).
 
-import { request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import type { FetchFailure } from '../p2p/schedule.js';
 import { HEADERS, MAX_JSON_BYTES } from './protocol.js';
 
@@ -34,6 +36,35 @@ function statusFailure(status: number, what: string, body: string): PeerError {
   return new PeerError(why, `${what}: HTTP ${status}${detail ? `: ${detail}` : ''}`, status);
 }
 
+/**
+ * Errors of a connection that closed under a request before any answer came: on a pooled
+ * keep-alive socket this is mostly the other side closing it as idle just as the request went
+ * out (a host whose event loop is late on a busy machine sees that close too late). Blaming the
+ * peer for it re-parents a live host, and a root "unreachable" for it sends chunks to the registry.
+ */
+const CLOSED_UNDER_REQUEST = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * `attempt(dispatcher)`, and once more on a connection of its own when the first attempt's
+ * connection closed before any answer (CLOSED_UNDER_REQUEST) and `signal` has not fired. A host
+ * that is really down refuses the new connection (or closes it again): that failure is the answer.
+ * Only for requests the other side may see twice (GETs; joins and reports are idempotent).
+ */
+async function once<T>(signal: AbortSignal, attempt: (dispatcher: Dispatcher | undefined) => Promise<T>): Promise<T> {
+  try {
+    return await attempt(undefined);
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? '';
+    if (signal.aborted || !CLOSED_UNDER_REQUEST.has(code) || e instanceof PeerError) throw e;
+  }
+  const fresh = new Agent({ connections: 1 });
+  try {
+    return await attempt(fresh);
+  } finally {
+    fresh.close().catch(() => {});
+  }
+}
+
 /** A ranged GET's bytes and when they came (ms after the request started). */
 export interface RangeAnswer {
   bytes: Buffer;
@@ -61,14 +92,17 @@ export async function getRange(
   const started = performance.now();
   let firstByteMs: number | undefined;
   try {
-    const res = await request(url, {
-      method: 'GET',
-      headers: { ...headers, range: `bytes=${offset}-${offset + length - 1}` },
-      signal,
-      onInfo: onProgress && (() => onProgress()),
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-    });
+    const res = await once(signal, (dispatcher) =>
+      request(url, {
+        method: 'GET',
+        headers: { ...headers, range: `bytes=${offset}-${offset + length - 1}` },
+        signal,
+        onInfo: onProgress && (() => onProgress()),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        dispatcher,
+      }),
+    );
     if (res.statusCode !== 206) throw statusFailure(res.statusCode, what, await res.body.text());
     const buf = Buffer.allocUnsafe(length);
     let n = 0;
@@ -99,15 +133,19 @@ export async function postJson(
   timeoutMs: number,
 ): Promise<unknown> {
   const what = `POST ${url}`;
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    const res = await request(url, {
-      method: 'POST',
-      headers: { ...headers, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-    });
+    const res = await once(signal, (dispatcher) =>
+      request(url, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        dispatcher,
+      }),
+    );
     const text = await res.body.text();
     if (res.statusCode < 200 || res.statusCode > 299) throw statusFailure(res.statusCode, what, text);
     if (text.length > MAX_JSON_BYTES) throw new PeerError('http', `${what}: answer too large`);
