@@ -156,7 +156,9 @@ async function writeReports(
   started: number,
   complete: boolean,
 ): Promise<BenchResult> {
-  const kept = values['keep-others'] ? await otherWorkloads() : undefined;
+  // Read once, before this invocation's first write replaces the file.
+  keptCells ??= values['keep-others'] ? otherWorkloads() : Promise.resolve(undefined);
+  const kept = await keptCells;
   const result: BenchResult = {
     name: 'coldstart',
     title: 'Cold start: dadi against containerd + stargz, containerd and the pull/unpack/run waterfall',
@@ -188,6 +190,8 @@ async function writeReports(
   await writeFile(join(values.out!, `${values.name}.svg`), renderSvg(result));
   return result;
 }
+
+let keptCells: ReturnType<typeof otherWorkloads> | undefined;
 
 /** With --keep-others: the existing report's cells (and their images) of the workloads not run now. */
 async function otherWorkloads(): Promise<Pick<BenchResult, 'cells' | 'images' | 'workloads' | 'note'> | undefined> {
