@@ -15,7 +15,12 @@ interface Lz4Binding {
   encodeBound(n: number): number;
 }
 const require = createRequire(import.meta.url);
-const lz4 = require('lz4') as Lz4Binding;
+/**
+ * Loaded on first use: the lz4 package loads its stream classes with its binding (~15 ms a thread),
+ * and dadi's own layers are zstd, so a conversion's main thread and compression workers need none.
+ */
+let lz4Binding: Lz4Binding | undefined;
+const lz4 = (): Lz4Binding => (lz4Binding ??= require('lz4') as Lz4Binding);
 // CommonJS native binding: its names are not visible to ESM named imports.
 const zstd = require('zstd-napi/binding') as typeof ZstdBinding;
 
@@ -42,15 +47,15 @@ export interface BlockCodec {
 const lz4Codec: BlockCodec = {
   algorithm: 'lz4',
   code: ZFileAlgo.LZ4,
-  bound: (n) => lz4.encodeBound(n),
+  bound: (n) => lz4().encodeBound(n),
   compress(src, dst) {
-    const n = lz4.encodeBlock(src, dst);
+    const n = lz4().encodeBlock(src, dst);
     if (n <= 0) throw new DadiError('EINVAL', `lz4: output buffer too small (${dst.length} for ${src.length})`);
     return n;
   },
   decompress(src, dst) {
     if (src.length === 0 || dst.length === 0) return -1;
-    const n = lz4.decodeBlock(src, dst);
+    const n = lz4().decodeBlock(src, dst);
     return n > 0 ? n : -1;
   },
 };
