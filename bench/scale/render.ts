@@ -318,15 +318,16 @@ export function renderMarkdown(r: ScaleReport): string {
   ];
   if (r.validation.length) {
     out.push(
-      '| hosts | workload | all started: measured | simulated | error | registry bytes: measured | simulated | error | CPU per start (one-host run): daemon + start, + once | machine CPU: measured / modelled | one host: measured / simulated |',
-      '|---|---|---|---|---|---|---|---|---|---|---|',
+      '| hosts | workload | all started: measured | simulated | error | registry bytes: measured | simulated | error | CPU per start (one-host run): daemon + start, + once | machine CPU: measured / modelled | one host: measured / simulated | chunks per start: recorded / one-host run |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...r.validation.map(
         (v) =>
           `| ${v.hosts} | ${v.workload} | ${s3(v.measured_all_started_s)} s | ${s3(v.sim_all_started_s)} s | ${pct(v.time_rel_error)} | ${mb(v.measured_registry_bytes)} MB | ${mb(v.sim_registry_bytes)} MB | ${pct(v.egress_rel_error)} | ` +
           (v.start_cpu
             ? `${v.start_cpu.daemon_s.toFixed(2)} + ${v.start_cpu.start_s.toFixed(2)} s, + ${v.start_cpu.background_s.toFixed(2)} s | ${v.measured_machine_cpu_s?.toFixed(1) ?? '—'} / ${v.sim_machine_cpu_s.toFixed(1)} s | `
             : '— | — | ') +
-          `${s3(v.measured_single_s)} / ${s3(v.sim_single_s)} s |`,
+          `${s3(v.measured_single_s)} / ${s3(v.sim_single_s)} s | ` +
+          (v.chunks ? `${v.chunks.recorded} / ${v.chunks.one_host} |` : '— |'),
       ),
       '',
     );

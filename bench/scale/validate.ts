@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { REPO_ROOT } from '../coldstart/image.js';
 import { runScenario, type ScenarioConfig } from './scenario.js';
-import { loadStartReads, planStart, type WorkloadName } from './workload.js';
+import { type ChunkRef, loadStartReads, planStart, type StartPlan, type WorkloadName } from './workload.js';
 
 export interface ValidationRow {
   hosts: number;
@@ -35,6 +35,11 @@ export interface ValidationRow {
   /** The N-host run's CPU: the whole machine, and as simulated (hosts × per-start + background). */
   measured_machine_cpu_s: number | null;
   sim_machine_cpu_s: number;
+  /**
+   * Chunks one start needs: by the recorded reads (WORKLOAD-start.reads.json), and as the one-host
+   * run fetched them; the model's start needs the larger (atMount: chunks it added to the mount step).
+   */
+  chunks?: { recorded: number; one_host: number; at_mount: number };
 }
 
 interface RunCpu {
@@ -76,6 +81,36 @@ export function startCpuOf(single: RunCpu): StartCpu | undefined {
 }
 
 /**
+ * `plan` with `atMount` more chunks read at the mount, before the container's first read: chunks
+ * of the first layer the recorded reads never touch, lowest first. The recorded reads are a
+ * container's trace replayed through the read path of when they were recorded; a start of today
+ * also reads what the daemon does at the mount (its ext4 metadata and launch-file prefetch) and
+ * runs on the image as converted today. How many more chunks that is comes from the one-host run
+ * (what one start fetched), never from the run being predicted.
+ */
+export function withMountChunks(plan: StartPlan, atMount: number): StartPlan {
+  if (atMount <= 0) return plan;
+  const used = new Set(plan.chunks.map((c) => `${c.layer}:${c.index}`));
+  const size = plan.layerSizes[0] ?? 0;
+  const added: ChunkRef[] = [];
+  for (let i = 0; added.length < atMount && i * plan.chunkSize < size; i++) {
+    if (!used.has(`0:${i}`)) added.push({ layer: 0, index: i });
+  }
+  const bytes = added.reduce((a, c) => a + Math.min(plan.chunkSize, size - c.index * plan.chunkSize), 0);
+  const [mount = [], ...rest] = plan.steps;
+  return {
+    ...plan,
+    steps: [[...mount, ...added], ...rest],
+    chunks: [
+      ...plan.chunks.filter((c) => mount.includes(c)),
+      ...added,
+      ...plan.chunks.filter((c) => !mount.includes(c)),
+    ],
+    neededBytes: plan.neededBytes + bytes,
+  };
+}
+
+/**
  * The warm start of a workload: the fastest dadi-warm run in bench/coldstart (over its links; a
  * warm start reads nothing over the link). That machine was shared and loaded, and its runs spread
  * by CPU contention alone: the fastest is the closest to what a host with its own cores takes.
@@ -113,7 +148,7 @@ export function validate(
   const rows: ValidationRow[] = [];
   const skipped: number[] = [];
   for (const m of runs) {
-    const plan = planStart(loadStartReads(workload), base.chunkSize);
+    const recorded = planStart(loadStartReads(workload), base.chunkSize);
     const cpu = startCpuOf(m.single);
     if (!cpu) {
       skipped.push(m.hosts);
@@ -121,7 +156,9 @@ export function validate(
     }
     // The daemon's CPU: its per-chunk share as measured (agents.ts), the rest before its first chunk.
     const got = m.single.tally?.agentBytes;
-    const chunks = got ? Math.ceil((got.registry + got.root + got.peer) / base.chunkSize) : plan.chunks.length;
+    const chunks = got ? Math.ceil((got.registry + got.root + got.peer) / base.chunkSize) : recorded.chunks.length;
+    const atMount = Math.max(0, chunks - recorded.chunks.length);
+    const plan = withMountChunks(recorded, atMount);
     const config: ScenarioConfig = {
       ...base,
       hosts: m.hosts,
@@ -158,6 +195,7 @@ export function validate(
       start_cpu: cpu,
       measured_machine_cpu_s: m.all.cpuSeconds?.machine ?? null,
       sim_machine_cpu_s: m.hosts * (cpu.daemon_s + cpu.start_s) + cpu.background_s,
+      chunks: { recorded: recorded.chunks.length, one_host: chunks, at_mount: atMount },
     });
   }
   const errors = rows.flatMap((r) => [r.time_rel_error, r.egress_rel_error]);
@@ -169,7 +207,9 @@ export function validate(
     note: rows.length
       ? `${input}: ${rows.length} P2P run(s) simulated with their own setup on ${report.machine?.cpus ?? 2} shared cores; ` +
         "each host's start costs the CPU the same report's one-host cold start used (its daemon's; the rest of the machine's " +
-        "but the root's and the registry's, which run once beside them), nothing fitted to the runs predicted" +
+        "but the root's and the registry's, which run once beside them), and needs the chunks that run fetched: the recorded reads' " +
+        "chunks, plus at the mount as many as that run fetched beyond them (the daemon's mount-time ext4 prefetch and today's " +
+        'conversion of the image, which the recorded trace predates); nothing fitted to the runs predicted' +
         (skipped.length
           ? `; runs at ${skipped.join(', ')} hosts have no CPU by command (older bench/p2p) and are left out`
           : '')
