@@ -43,6 +43,8 @@ const { values } = parseArgs({
     'profile-root': { type: 'string' },
     /** Joins of distinct hosts sent straight to the root (its CPU and memory per peer, no chunk traffic). */
     joins: { type: 'string', default: '2000' },
+    /** Only the joins run (join, fill and warm-serve CPU), printed, nothing written: for profiling the root. */
+    'joins-only': { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
@@ -458,6 +460,10 @@ async function main(): Promise<void> {
   const entry = process.env.DADI_BENCH_CLI!;
   const dist = join(entry, '../..');
   if (HOST_COST) return measureHostCost(entry, dist);
+  if (values['joins-only']) {
+    console.log(JSON.stringify(await measureJoins(Number(values.joins), entry), null, 2));
+    return;
+  }
   const runs: AgentRun[] = [];
   for (const n of COUNTS) runs.push(await runOnce(n, SIZE, entry, dist));
   const joins = await measureJoins(Number(values.joins), entry);

@@ -25,6 +25,7 @@
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { checkRead } from '../blockfile/range.js';
 import { DadiError } from '../errors.js';
+import type { BufferPool } from '../util/buffer-pool.js';
 import { allSet, countSet } from './bitmap.js';
 import { PAGE } from './layout.js';
 import { type BlobCounters, type BlobStats, newCounters } from './stats.js';
@@ -52,6 +53,8 @@ export interface BlobHost {
   readonly maxFetchSize: number;
   /** Largest readahead window in bytes; 0: no readahead. */
   readonly readahead: number;
+  /** Where fetches take their buffers from (and give them back once finished); none: fresh ones. */
+  readonly buffers?: BufferPool;
   readonly counters: BlobCounters;
   /** Whether a readahead fetch of `bytes` may start now (in-flight and pending budget). */
   readaheadAllowed(bytes: number): boolean;
@@ -68,6 +71,8 @@ export interface BlobHost {
 /** One source read of [offset, end), covering refill units [c0, c1). */
 export class Fetch {
   buf: Buffer | undefined;
+  /** The buffer it reads into (from the host's pool, if any), set from the first try on. */
+  own: Buffer | undefined;
   promise!: Promise<void>;
   /** Dropped by evict(): serves the readers that already joined it, but is not cached. */
   cancelled = false;
@@ -396,7 +401,8 @@ export class BlobState {
 
   private async runFetch(h: CachedBlob, f: Fetch): Promise<void> {
     const len = f.length;
-    const buf = Buffer.allocUnsafe(len);
+    const buf = this.host.buffers?.take(len) ?? Buffer.allocUnsafe(len);
+    f.own = buf;
     for (let attempt = 1; ; attempt++) {
       this.add('fetches', 1);
       this.add('inflight', 1);
@@ -442,6 +448,14 @@ export class BlobState {
   finish(f: Fetch): void {
     this.unmap(f);
     if (this.pending.delete(f)) f.resolveFinished();
+    const own = f.own;
+    const pool = this.host.buffers;
+    if (own && pool) {
+      f.own = undefined;
+      // Readers that joined it copy from f.buf in the microtasks after its promise settles (and
+      // none can join once it is out of the map): give the buffer back after all of them.
+      setImmediate(() => pool.give(own));
+    }
   }
 
   private unmap(f: Fetch): void {

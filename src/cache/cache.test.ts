@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { MemoryFile } from '../blockfile/memory.js';
 import { DadiError } from '../errors.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import { BlockCache, type BlockCacheOptions } from './cache.js';
 import { CountingSource, patternBytes, sleep } from './testing.js';
 import { verifyBlobDigest } from './verify.js';
@@ -140,6 +141,51 @@ describe('CachedBlob reads', () => {
     expect(blob.stats().hitBytes).toBe(4 * KiB);
     await blob.close();
     await cache.close();
+  });
+
+  it('reuses fetch buffers from a pool once done with them, and every reader still gets the source bytes', async () => {
+    const data = patternBytes(2 * MiB, 5);
+    const pool = new BufferPool(64 * KiB, 4);
+    // A tiny pending budget drops most fills at once: their buffers go back while readers that
+    // joined them are still to copy, the case the pool must wait out.
+    for (const maxPendingBytes of [64 * KiB, 64 * MiB]) {
+      const d = await mkdtemp(join(tmpdir(), 'dadi-cache-pool-'));
+      try {
+        const cache = await BlockCache.open(d, {
+          ...noFloor,
+          refillSize: 64 * KiB,
+          maxFetchSize: 128 * KiB,
+          maxPendingBytes,
+          readahead: 0,
+          buffers: pool,
+        });
+        const blob = cache.open(key(9), new CountingSource(new MemoryFile(data)));
+        let x = 7;
+        const next = (n: number) => {
+          x = (x * 1103515245 + 12345) % 2 ** 31;
+          return x % n;
+        };
+        for (let round = 0; round < 6; round++) {
+          const reads = Array.from({ length: 24 }, () => {
+            const offset = next(data.length - 1);
+            const buf = Buffer.alloc(Math.min(1 + next(200 * KiB), data.length - offset));
+            return blob.read(buf, offset).then((n) => ({ offset, buf, n }));
+          });
+          for (const r of await Promise.all(reads)) {
+            expect(r.n).toBe(r.buf.length);
+            expect(r.buf.equals(data.subarray(r.offset, r.offset + r.n))).toBe(true);
+          }
+          await cache.flush();
+        }
+        await new Promise((r) => setImmediate(r));
+        expect(pool.idle).toBeGreaterThan(0);
+        expect(pool.idle).toBeLessThanOrEqual(4);
+        await blob.close();
+        await cache.close();
+      } finally {
+        await rm(d, { recursive: true, force: true });
+      }
+    }
   });
 
   it('coalesces adjacent misses into one source read, and splits large reads into parallel fetches', async () => {

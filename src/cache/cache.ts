@@ -25,6 +25,7 @@ import { mkdir, open, readdir, stat, statfs, unlink, utimes } from 'node:fs/prom
 import { join } from 'node:path';
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { DadiError } from '../errors.js';
+import type { BufferPool } from '../util/buffer-pool.js';
 import { countSet } from './bitmap.js';
 import { BlobState, CachedBlob, type CachedBlobOptions, type Fetch } from './blob.js';
 import {
@@ -64,6 +65,12 @@ export interface BlockCacheOptions {
    * one), fetched ahead of reads that continue a stream; 0 turns it off. Default 1 MiB.
    */
   readahead?: number;
+  /**
+   * Buffers for fetched ranges, reused once the cache is done with a fetch (written or dropped)
+   * instead of a fresh one each: a process filling many chunks (the P2P root) otherwise
+   * page-faults every fetch's buffer in and leaves the garbage collector the rest. Default none.
+   */
+  buffers?: BufferPool;
   /** Free-space probe (tests inject one). Default: fs.statfs. */
   statfs?: (dir: string) => Promise<{ bavail: number; bsize: number }>;
 }
@@ -120,6 +127,7 @@ export class BlockCache {
   readonly diskFloor: number;
   readonly maxPendingBytes: number;
   readonly readahead: number;
+  readonly buffers: BufferPool | undefined;
   /** Evictions for room go down to this (the reference's water mark). */
   readonly lowWater: number;
   readonly counters: BlobCounters = newCounters();
@@ -152,6 +160,7 @@ export class BlockCache {
       throw new DadiError('EINVAL', `cache readahead ${ra} is not a byte count`);
     this.readahead = ra === 0 ? 0 : Math.max(1, Math.floor(ra / this.refillSize)) * this.refillSize;
     this.lowWater = Math.max(0.9 * this.capacity, this.capacity - 50 * GiB);
+    this.buffers = opts.buffers;
     this.statfsFn = opts.statfs ?? ((d) => statfs(d));
   }
 

@@ -18,8 +18,8 @@ import { GrantChecker, newGrantKeys, publicKeyOf, signGrant } from '../p2p/grant
 import { type Random, seededRandom } from '../p2p/random.js';
 import { Tracker } from '../p2p/tracker.js';
 import { RegistryClient, RemoteBlob } from '../registry/index.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import { AccessCheck } from './access.js';
-import { BufferPool } from './buffer-pool.js';
 import { parseListen, readJson, sendError, sendJson, serveRequests } from './http.js';
 import {
   type BlobRef,
@@ -71,8 +71,6 @@ export class P2PRoot {
   /** Parsed once: parsing the PEM on every grant or check cost ~10× the signature itself. */
   private readonly privateKey: KeyObject;
   private readonly grants: GrantChecker;
-  /** Chunk answers' buffers, reused (a new one each made the GC a fifth of the root's CPU). */
-  private readonly buffers: BufferPool;
 
   private constructor(
     private readonly opts: RootOptions,
@@ -81,6 +79,8 @@ export class P2PRoot {
     private readonly cache: BlockCache,
     private readonly client: RegistryClient,
     private readonly keys: { privateKeyPem: string; publicKeyPem: string },
+    /** Chunk answers' and cache fills' buffers, reused (fresh ones page-faulted and fed the GC). */
+    private readonly buffers: BufferPool,
   ) {
     this.tracker = new Tracker({
       fanout: opts.fanout ?? 4,
@@ -91,19 +91,21 @@ export class P2PRoot {
     this.access = new AccessCheck({ ttlMs: opts.accessTtlMs, insecure: opts.insecure });
     this.privateKey = createPrivateKey(keys.privateKeyPem);
     this.grants = new GrantChecker(createPublicKey(keys.publicKeyPem));
-    // One chunk each (a child asks one chunk at a time); 32 idle at most (32 MiB at 1 MiB chunks).
-    this.buffers = new BufferPool(opts.chunkSize ?? CHUNK_SIZE, 32);
   }
 
   /** Claim the cache, load (or make) the signing key, listen. */
   static async start(opts: RootOptions): Promise<P2PRoot> {
     const { host, port } = parseListen(opts.listen);
+    // One chunk each (a child asks one chunk at a time, the cache fills one at a time); 32 idle at
+    // most (32 MiB at 1 MiB chunks).
+    const buffers = new BufferPool(opts.chunkSize ?? CHUNK_SIZE, 32);
     // No readahead: agents ask for exactly the chunks their hosts read, and a chunk fetched ahead
     // of every ask is registry egress nobody may need (the root's fetches are the tree's egress).
     const claimed = await claimHostCache(opts.cacheDir, 'dadi p2p root', {
       refillSize: opts.chunkSize ?? CHUNK_SIZE,
       capacity: opts.cacheSize,
       readahead: 0,
+      buffers,
     });
     if ('heldBy' in claimed) throw new DadiError('EEXIST', cacheHeldNote(opts.cacheDir, claimed.heldBy));
     let client: RegistryClient | undefined;
@@ -112,7 +114,7 @@ export class P2PRoot {
       const keys = await loadKeys(opts.cacheDir);
       client = new RegistryClient({ insecure: opts.insecure ? true : undefined });
       const server = createServer();
-      const root = new P2PRoot(opts, server, claimed, cache, client, keys);
+      const root = new P2PRoot(opts, server, claimed, cache, client, keys, buffers);
       serveRequests(
         server,
         (req, res) => root.handle(req, res),

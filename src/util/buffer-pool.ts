@@ -1,7 +1,8 @@
-// Reusable chunk buffers for a server that answers many same-sized reads (the P2P root): a fresh
-// 1 MiB buffer per answer left the garbage collector a fifth of the root's CPU (node --cpu-prof,
-// bench/scale/agents.ts). A buffer goes back once its answer is sent, and at most `keep` wait
-// there, so the pool holds no more memory than a burst of answers already needed.
+// Reusable same-sized buffers for a process that fills and answers many chunks (the P2P root: its
+// answers and its cache's fetches): a fresh 1 MiB buffer per answer left the garbage collector a
+// fifth of the root's CPU (node --cpu-prof, bench/scale/agents.ts), and each fresh one page-faults
+// its whole length in. A buffer goes back once nobody uses it, and at most `keep` wait there, so
+// the pool holds no more memory than a burst already needed.
 //
 //   const b = pool.take(length);          // length bytes, pooled when length <= size
 //   res.once('close', () => pool.give(b));
