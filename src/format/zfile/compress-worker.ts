@@ -18,6 +18,12 @@ let own: ArrayBuffer | undefined;
 /** This thread's read buffer for hash jobs (one chunk). */
 let chunkBuf: Buffer | undefined;
 
+/** An error as a reply carries it (its code, when it has one, and its message). */
+function replyError(e: unknown): { code?: string; message: string } {
+  const err = e as { code?: unknown; message?: unknown };
+  return { code: typeof err?.code === 'string' ? err.code : undefined, message: String(err?.message ?? e) };
+}
+
 /** The sha256 of every chunk of the file at `path`, read with one buffer, and the bytes read. */
 function hashChunks(path: string, chunkSize: number): { digests: Uint8Array; size: number } {
   if (chunkBuf?.length !== chunkSize) chunkBuf = Buffer.allocUnsafeSlow(chunkSize);
@@ -45,11 +51,7 @@ port.on('message', (job: CompressJob | HashJob) => {
     try {
       reply = { id: job.id, ...hashChunks(job.hash.path, job.hash.chunkSize) };
     } catch (e) {
-      const err = e as { code?: unknown; message?: unknown };
-      reply = {
-        id: job.id,
-        error: { code: typeof err?.code === 'string' ? err.code : undefined, message: String(err?.message ?? e) },
-      };
+      reply = { id: job.id, error: replyError(e) };
     }
     port.postMessage(reply);
     return;
@@ -81,12 +83,7 @@ port.on('message', (job: CompressJob | HashJob) => {
     const reply: CompressReply = { id: job.id, input: job.input, output, length: r.length, lengths: r.lengths };
     port.postMessage(reply, [job.input, output, lengths]);
   } catch (e) {
-    const err = e as { code?: unknown; message?: unknown };
-    const reply: CompressReply = {
-      id: job.id,
-      input: job.input,
-      error: { code: typeof err?.code === 'string' ? err.code : undefined, message: String(err?.message ?? e) },
-    };
+    const reply: CompressReply = { id: job.id, input: job.input, error: replyError(e) };
     port.postMessage(reply, [job.input]);
   }
 });
