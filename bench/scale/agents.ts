@@ -282,7 +282,10 @@ async function runOnce(n: number, size: number, entry: string, dist: string): Pr
 
 /**
  * The root alone under `n` joins of distinct hosts for one blob (16 at a time, keep-alive): its CPU
- * and RSS per join, i.e. per peer, without the chunk serving the fetch runs mix in.
+ * and RSS per join, i.e. per peer, without the chunk serving the fetch runs mix in. Measured on a
+ * root that has served before (a root runs for days): a warm-up round first (other hosts joining
+ * two other blobs, fills of two other blobs) whose first round's CPU is what a just-started root pays once more
+ * (compiling its code, growing its heap and buffer pool), reported apart as `warmup`.
  */
 async function measureJoins(n: number, entry: string): Promise<JoinCost> {
   const loadBefore = await quietLoad();
@@ -291,12 +294,18 @@ async function measureJoins(n: number, entry: string): Promise<JoinCost> {
   let reg: TestRegistry | undefined;
   try {
     reg = await startRegistry();
-    const digest = await seedBlob(reg, randomBytes(1 << 20));
     const { root, url } = await startRoot(entry, join(work, 'root-cache'));
     mine.add(root);
-    const blob = { registry: reg.host, repository: REPO, digest };
-    const joinAs = async (i: number, b: BlobRef = blob): Promise<JoinAnswer> => {
-      const body = { blob: b, host: { id: `peer${i}`, address: `http://127.0.0.2:${1024 + i}`, upload: 1 } };
+    const newBlob = async (): Promise<BlobRef> => ({
+      registry: reg!.host,
+      repository: REPO,
+      digest: await seedBlob(reg!, randomBytes(1 << 20)),
+    });
+    const joinAs = async (host: string, b: BlobRef): Promise<JoinAnswer> => {
+      const body = {
+        blob: b,
+        host: { id: host, address: `http://127.0.0.2:${1024 + (hostNumber(host) % 60000)}`, upload: 1 },
+      };
       const res = await request(`${url}${PATHS.join}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -305,43 +314,48 @@ async function measureJoins(n: number, entry: string): Promise<JoinCost> {
         bodyTimeout: 60_000,
       });
       const text = await res.body.text();
-      if (res.statusCode !== 200) throw new Error(`join ${i}: ${res.statusCode} ${text}`);
+      if (res.statusCode !== 200) throw new Error(`join ${host}: ${res.statusCode} ${text}`);
       return JSON.parse(text) as JoinAnswer;
     };
-    const joinAll = async (b: BlobRef) => {
+    /** `n` hosts named prefix0… join blob `b`: the root's CPU in ms per join, and its RSS before and after. */
+    const joinAll = async (prefix: string, b: BlobRef) => {
+      await joinAs('access-check', b); // the registry access check, cached for the rest
+      const before = usage(root.pid!);
+      const t0 = performance.now();
       let next = 0;
       await within(
         Promise.all(
           Array.from({ length: 16 }, async () => {
-            while (next < n) await joinAs(next++, b);
+            while (next < n) await joinAs(`${prefix}${next++}`, b);
           }),
         ),
         RUN_MS,
         'joins',
       );
+      const wall = (performance.now() - t0) / 1000;
+      const after = usage(root.pid!);
+      return { ms: ((after.cpu - before.cpu) * 1000) / n, wall, rssBefore: before.rssMb, rssAfter: after.rssMb };
     };
-    await joinAs(-1); // the registry access check, cached for the rest
-    const before = usage(root.pid!);
-    const t0 = performance.now();
-    await joinAll(blob);
-    const wall = (performance.now() - t0) / 1000;
-    const after = usage(root.pid!);
+    // The warm-up has a start's shape: its hosts join two layers, and two blobs are filled.
+    const cold = await joinAll('warmup', await newBlob());
+    await joinAll('warmup', await newBlob());
+    const coldFill = await fillOnce(url, reg, root.pid!, joinAs);
+    await fillOnce(url, reg, root.pid!, joinAs);
+    const first = await joinAll('peer', await newBlob());
     // The same hosts join a second layer, as every host of a start joins each layer's tree.
-    const second: BlobRef = { ...blob, digest: await seedBlob(reg, randomBytes(1 << 20)) };
-    await joinAs(-1, second);
-    const before2 = usage(root.pid!).cpu;
-    await joinAll(second);
-    const after2 = usage(root.pid!).cpu;
+    const second = await joinAll('peer', await newBlob());
     const serving = await measureServing(url, reg, root.pid!, joinAs);
     const cost: JoinCost = {
       joins: n,
-      wall_s: wall,
-      root_cpu_ms_per_join: ((after.cpu - before.cpu) * 1000) / n,
-      root_cpu_ms_per_join_second_layer: ((after2 - before2) * 1000) / n,
-      root_rss_mb_before: before.rssMb,
-      root_rss_mb_after: after.rssMb,
-      root_kb_per_peer: ((after.rssMb - before.rssMb) * 1024) / n,
+      wall_s: first.wall,
+      root_cpu_ms_per_join: first.ms,
+      root_cpu_ms_per_join_second_layer: second.ms,
+      // The per-peer state from the warm-up round: the heap grows there, later rounds reuse it.
+      root_rss_mb_before: cold.rssBefore,
+      root_rss_mb_after: cold.rssAfter,
+      root_kb_per_peer: ((cold.rssAfter - cold.rssBefore) * 1024) / n,
       ...serving,
+      warmup: { joins: n, root_cpu_ms_per_join: cold.ms, root_cpu_ms_fill_per_chunk: coldFill.ms },
       load_average: loadavg()[0]!,
       load_average_before: loadBefore,
     };
@@ -357,9 +371,29 @@ async function measureJoins(n: number, entry: string): Promise<JoinCost> {
   }
 }
 
+/** The number in a host name (peer17 → 17), for a distinct made-up address. */
+function hostNumber(host: string): number {
+  return Number(/\d+$/.exec(host)?.[0] ?? 0);
+}
+
+type JoinAs = (host: string, b: BlobRef) => Promise<JoinAnswer>;
+
 /** Chunks of the serving blob, and how many times each is read from the warm cache. */
 const SERVE_CHUNKS = 16;
 const SERVE_ROUNDS = 8;
+
+/** A new blob read once from the root, 16 chunks at a time: its ref and the root's CPU per chunk filled. */
+async function fillOnce(
+  url: string,
+  reg: TestRegistry,
+  pid: number,
+  joinAs: JoinAs,
+): Promise<{ ref: BlobRef & { grant: string }; ms: number }> {
+  const ref = await serveBlob(reg, joinAs);
+  const c0 = usage(pid).cpu;
+  await readChunks(url, ref, SERVE_CHUNKS);
+  return { ref, ms: ((usage(pid).cpu - c0) * 1000) / SERVE_CHUNKS };
+}
 
 /**
  * The root's CPU for chunks apart from joins: once filling its cache (the registry fetch and the
@@ -370,7 +404,7 @@ async function measureServing(
   url: string,
   reg: TestRegistry,
   pid: number,
-  joinAs: (i: number, b: BlobRef) => Promise<JoinAnswer>,
+  joinAs: JoinAs,
 ): Promise<
   Pick<
     JoinCost,
@@ -380,15 +414,9 @@ async function measureServing(
     | 'served_chunks'
   >
 > {
-  const fill = async () => {
-    const ref = await serveBlob(reg, joinAs);
-    const c0 = usage(pid).cpu;
-    await readChunks(url, ref, SERVE_CHUNKS);
-    return { ref, ms: ((usage(pid).cpu - c0) * 1000) / SERVE_CHUNKS };
-  };
-  // Two blobs, as a start's two layers: the first fill also pays for its code's first runs.
-  const first = await fill();
-  const second = await fill();
+  // Two blobs, as a start's two layers.
+  const first = await fillOnce(url, reg, pid, joinAs);
+  const second = await fillOnce(url, reg, pid, joinAs);
   const c1 = usage(pid).cpu;
   await readChunks(url, second.ref, SERVE_CHUNKS * SERVE_ROUNDS);
   const c2 = usage(pid).cpu;
@@ -401,16 +429,13 @@ async function measureServing(
 }
 
 /** A new blob of SERVE_CHUNKS chunks in the registry, joined by one host: its ref and grant. */
-async function serveBlob(
-  reg: TestRegistry,
-  joinAs: (i: number, b: BlobRef) => Promise<JoinAnswer>,
-): Promise<BlobRef & { grant: string }> {
+async function serveBlob(reg: TestRegistry, joinAs: JoinAs): Promise<BlobRef & { grant: string }> {
   const ref: BlobRef = {
     registry: reg.host,
     repository: REPO,
     digest: await seedBlob(reg, randomBytes(SERVE_CHUNKS * CHUNK_SIZE)),
   };
-  const { grant } = await joinAs(-2, ref);
+  const { grant } = await joinAs('reader', ref);
   return { ...ref, grant };
 }
 

@@ -54,6 +54,13 @@ export interface JoinCost {
   root_cpu_ms_per_join_second_layer?: number;
   root_cpu_ms_per_served_chunk?: number;
   served_chunks?: number;
+  /**
+   * The round run first on the fresh root (other hosts joining another blob, a fill of another
+   * blob): what a just-started root pays once more than one that has served before (compiling
+   * its code, growing its heap and buffer pool). Reports with it measured everything above on the
+   * root after this round; older ones measured on the fresh root.
+   */
+  warmup?: { joins: number; root_cpu_ms_per_join: number; root_cpu_ms_fill_per_chunk: number };
   load_average: number;
   load_average_before?: number;
 }
@@ -148,6 +155,8 @@ export function rootPer1000Peers(
   join_ms: number;
   chunk_ms: number;
   fill_ms?: number;
+  /** The same start on a root started just before it (its warm-up included), when measured. */
+  cores_fresh_root?: number;
   note: string;
 } {
   const firstJoinMs = a.joins.root_cpu_ms_per_join;
@@ -178,6 +187,18 @@ export function rootPer1000Peers(
       `(registry fetch and cache write included: once per blob, not per peer; first blob ${(firstFill ?? 0).toFixed(1)} ms, second ${(laterFill ?? 0).toFixed(1)} ms) + ${(w.rootChunks - fills).toFixed(0)} from its warm cache × ${warmMs.toFixed(2)} ms ` +
       `(the joins run: ${a.joins.served_chunks ?? 0} reads of a 16-chunk blob, 16 at a time) = ${chunksS.toFixed(2)} s`
     : `plus ${w.rootChunks.toFixed(0)} chunks the root serves in the simulated start × ${chunkMs.toFixed(1)} ms per served chunk (the ${small.agents}-agent run: ${small.root_cpu_s.toFixed(2)} s of root CPU for ${served.toFixed(0)} chunks) = ${chunksS.toFixed(2)} s`;
+  // A just-started root: the first layer's joins and the first blob's fill at the warm-up round's cost.
+  const wu = a.joins.warmup;
+  const freshS = wu
+    ? cpuS +
+      (1000 * (wu.root_cpu_ms_per_join - firstJoinMs)) / 1000 +
+      ((fills / w.layers) * (wu.root_cpu_ms_fill_per_chunk - (firstFill ?? 0))) / 1000
+    : undefined;
+  const freshNote =
+    wu && freshS !== undefined
+      ? ` These are for a root that has served before (a root runs for days): the joins run first warms it up with a start's shape: ${wu.joins} other hosts joining two other blobs (the first ${wu.root_cpu_ms_per_join.toFixed(2)} ms per join) and fills of two other blobs (the first ${wu.root_cpu_ms_fill_per_chunk.toFixed(1)} ms per chunk). ` +
+        `A root started just before the start pays that once more (compiling its code, growing its heap and buffer pool): the first layer's joins and fills at those costs make ${freshS.toFixed(2)} CPU seconds = ${(freshS / w.startS).toFixed(2)} cores.`
+      : '';
   const peak = Math.max(...a.runs.map((x) => x.root_rss_mb_peak));
   const perPeerMb = Math.max(0, a.joins.root_kb_per_peer) / 1024;
   const mb = peak + 1000 * perPeerMb;
@@ -188,9 +209,10 @@ export function rootPer1000Peers(
     join_ms: joinMs,
     chunk_ms: chunkMs,
     ...(split ? { fill_ms: fillMs } : {}),
+    ...(freshS !== undefined ? { cores_fresh_root: freshS / w.startS } : {}),
     note:
       `CPU: 1,000 peers × ${w.layers} layers × ${joinMs.toFixed(2)} ms per join (${a.joins.joins} hosts joining a first blob: ${firstJoinMs.toFixed(2)} ms, then a second: ${laterJoinMs.toFixed(2)} ms) = ${joinsS.toFixed(2)} s, ${chunksNote}; ` +
-      `${cpuS.toFixed(2)} CPU seconds within the simulated ${w.startS.toFixed(2)} s start = ${(cpuS / w.startS).toFixed(2)} cores. ` +
+      `${cpuS.toFixed(2)} CPU seconds within the simulated ${w.startS.toFixed(2)} s start = ${(cpuS / w.startS).toFixed(2)} cores.${freshNote} ` +
       `Memory: the largest peak RSS of the runs (${peak.toFixed(0)} MB: the idle process, chunk buffers, not per-peer) + 1,000 × ${(perPeerMb * 1024).toFixed(1)} KB ` +
       `of per-peer state (tracker host and member entries, their sets; idle keep-alive sockets close after 5 s) = ${mb.toFixed(0)} MB.`,
   };

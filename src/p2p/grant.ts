@@ -13,8 +13,11 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject,
 export interface GrantClaims {
   /** The blob digest the grant is for. */
   digest: string;
-  /** The host it was issued to (for logs; any holder may present it). */
-  host: string;
+  /**
+   * The host it was issued to (for logs; any holder may present it). Absent from the grants the
+   * root shares between every host of a blob (signing one per join was a sixth of a join's CPU).
+   */
+  host?: string;
   /** Milliseconds since the epoch after which it is void. */
   expiresAt: number;
 }
