@@ -370,7 +370,7 @@ export function renderMarkdown(r: ScaleReport): string {
           `| ${x.agents} | ${x.all_finished_s.toFixed(2)} s | ${x.median_agent_s.toFixed(2)} s | ${x.root_cpu_s.toFixed(2)} s | ${x.root_rss_mb_idle.toFixed(0)} → ${x.root_rss_mb_peak.toFixed(0)} MB | ${x.agent_cpu_ms_per_chunk.toFixed(1)} ms | ${mb(x.bytes.root)} / ${mb(x.bytes.peer)} / ${mb(x.bytes.registry)} MB | ${x.fallbacks} | ${x.load_average_before?.toFixed(2) ?? '—'} / ${x.load_average.toFixed(1)} |`,
       ),
       '',
-      `The root alone under ${a.joins.joins} joins of distinct hosts (16 at a time): ${a.joins.root_cpu_ms_per_join.toFixed(3)} ms of CPU per join,`,
+      `The root alone under ${a.joins.joins} joins of distinct hosts (16 at a time)${a.joins.warmup ? `, once warmed up (a just-started root's first ${a.joins.warmup.joins}: ${a.joins.warmup.root_cpu_ms_per_join.toFixed(3)} ms)` : ''}: ${a.joins.root_cpu_ms_per_join.toFixed(3)} ms of CPU per join,`,
       `RSS ${a.joins.root_rss_mb_before.toFixed(0)} → ${a.joins.root_rss_mb_after.toFixed(0)} MB (${a.joins.root_kb_per_peer.toFixed(1)} KB per peer). Root CPU over the fetch runs, fitted as a line`,
       `over their agent counts: ${a.root_cpu_s_fixed.toFixed(2)} s fixed (filling its cache, serving its direct children) + ${(a.root_cpu_s_per_peer * 1000).toFixed(2)} ms per peer`,
       '(join, heartbeats, reports, walk-ups to the root).',
