@@ -97,6 +97,11 @@ async function ensureDir(
   let cur = ROOT_INO;
   for (let i = 0; i < comps.length; i++) {
     const c = comps[i]!;
+    const loaded = fs.loadedSubdir(cur, c);
+    if (loaded !== undefined) {
+      cur = loaded;
+      continue;
+    }
     const e = await fs.lookupIn(cur, c);
     if (!e) {
       cur = await fs.mkdir(cur, c, { mode: 0o755 });

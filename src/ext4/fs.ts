@@ -304,6 +304,19 @@ export class Ext4 {
   }
 
   /**
+   * The child directory `name` of directory `dirIno` when both its entry and its inode are loaded
+   * already, without a promise (applying a layer looks up every entry's parents: nearly always
+   * loaded, and the async path's promises were the main thread's largest allocation). Undefined
+   * when not loaded, missing or not a directory: ask lookupIn/inode then.
+   */
+  loadedSubdir(dirIno: number, name: string): number | undefined {
+    const e = this.dirs.get(dirIno)?.entries.get(name);
+    if (!e) return undefined;
+    const s = this.inodes.get(e.ino);
+    return s && (s.inode.mode & S_IFMT) === S_IFDIR ? e.ino : undefined;
+  }
+
+  /**
    * Resolve a path (UTF-8, absolute or relative to the root) to an inode number, following
    * symlinks in intermediate components (and the last one with `follow`). Undefined when missing.
    */
