@@ -133,6 +133,9 @@ export interface RootWork {
   fillChunks: number;
 }
 
+/** The peers rootPer1000Peers extrapolates to. */
+const PEERS = 1000;
+
 /**
  * The root's cost for 1,000 peers starting at once, from the real-process measurements: CPU = the
  * joins (one per peer and layer, at the CPU per join measured by the joins run) + the chunks the root
@@ -170,7 +173,9 @@ export function rootPer1000Peers(
   const firstFill = a.joins.root_cpu_ms_fill_per_chunk;
   const laterFill = a.joins.root_cpu_ms_fill_per_chunk_second_blob ?? firstFill;
   const fillMs =
-    firstFill === undefined ? undefined : (firstFill + (w.layers - 1) * (laterFill ?? firstFill)) / w.layers;
+    firstFill === undefined || laterFill === undefined
+      ? undefined
+      : (firstFill + (w.layers - 1) * laterFill) / w.layers;
   const warmMs = a.joins.root_cpu_ms_per_served_chunk;
   const split = fillMs !== undefined && warmMs !== undefined;
   const chunkMs = split
@@ -178,7 +183,7 @@ export function rootPer1000Peers(
     : served > 0
       ? ((small.root_cpu_s - (small.agents * joinMs) / 1000) * 1000) / served
       : 0;
-  const joinsS = (1000 * w.layers * joinMs) / 1000;
+  const joinsS = (PEERS * w.layers * joinMs) / 1000;
   const fills = split ? Math.min(w.fillChunks, w.rootChunks) : 0;
   const chunksS = (fills * (fillMs ?? 0) + (w.rootChunks - fills) * chunkMs) / 1000;
   const cpuS = joinsS + chunksS;
@@ -191,8 +196,9 @@ export function rootPer1000Peers(
   const wu = a.joins.warmup;
   const freshS = wu
     ? cpuS +
-      (1000 * (wu.root_cpu_ms_per_join - firstJoinMs)) / 1000 +
-      ((fills / w.layers) * (wu.root_cpu_ms_fill_per_chunk - (firstFill ?? 0))) / 1000
+      (PEERS * (wu.root_cpu_ms_per_join - firstJoinMs) +
+        (fills / w.layers) * (wu.root_cpu_ms_fill_per_chunk - (firstFill ?? 0))) /
+        1000
     : undefined;
   const freshNote =
     wu && freshS !== undefined
