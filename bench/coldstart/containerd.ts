@@ -73,10 +73,13 @@ export class PrivateContainerd {
       await mkdir(join(this.dir, d), { recursive: true });
     await writeFile(
       join(this.dir, 'containerd.toml'),
-      containerdConfigLines(this.dir, this.sock, {
-        stargz: this.sgzSock,
-        ...(dadiSnapshotter ? { dadi: this.dadiSock } : {}),
-      }).join('\n'),
+      containerdConfigLines(
+        this.dir,
+        this.sock,
+        { stargz: this.sgzSock, ...(dadiSnapshotter ? { dadi: this.dadiSock } : {}) },
+        // $DADI_BENCH_CONTAINERD_LOG_LEVEL=debug: each gRPC call in logs/containerd.log with its time (profiling).
+        process.env.DADI_BENCH_CONTAINERD_LOG_LEVEL,
+      ).join('\n'),
     );
     // No background fetch: the registry bytes are what the start needs, as for dadi.
     await writeFile(

@@ -12,6 +12,7 @@
 // `--corrupt` flips one byte in every 4 KiB of the response bodies it carries: a peer serving
 // wrong bytes behind correct HTTP framing (bench/p2p's malicious host).
 
+import { appendFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -236,6 +237,15 @@ export function startProxy(listen: string, target: string, rttMs: number, opts: 
     bytesUp: 0,
   };
   const t = hostPort(target);
+  // $DADI_BENCH_PROXY_LOG=FILE: each request and response head's first line (and Range) with the
+  // wall clock, as it passes the proxy (profiling: which reads a start waits for, and when).
+  const logFile = process.env.DADI_BENCH_PROXY_LOG;
+  const logRequest = logFile
+    ? (conn: number, head: string) => {
+        const range = /\r\n(?:range|content-range): *([^\r]*)/i.exec(head)?.[1] ?? '';
+        appendFileSync(logFile, `${new Date().toISOString()} c${conn} ${head.slice(0, head.indexOf('\r'))} ${range}\n`);
+      }
+    : undefined;
   const server = createServer({ noDelay: true }, (client) => {
     stats.connections++;
     const opened = performance.now();
@@ -243,7 +253,9 @@ export function startProxy(listen: string, target: string, rttMs: number, opts: 
     const ready = opened + rtt;
     const upstream = connect({ host: t.host, port: t.port, noDelay: true });
     const methods: string[] = [];
+    const conn = stats.connections;
     const req = new HttpFramer('request', (head) => {
+      logRequest?.(conn, head);
       const m = head.slice(0, head.indexOf(' '));
       methods.push(m);
       stats.requests++;
@@ -251,7 +263,7 @@ export function startProxy(listen: string, target: string, rttMs: number, opts: 
     });
     const res = new HttpFramer(
       'response',
-      () => {},
+      (head) => logRequest?.(conn, head),
       () => methods.shift(),
       opts.corrupt ? corrupter() : undefined,
     );

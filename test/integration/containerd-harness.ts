@@ -45,6 +45,8 @@ export function containerdConfigLines(
   dir: string,
   socket: string,
   proxySnapshotters: Record<string, string>,
+  /** containerd's log level (its default, info, when absent); debug logs each gRPC call with its time. */
+  logLevel?: string,
 ): string[] {
   return [
     'version = 2',
@@ -57,6 +59,7 @@ export function containerdConfigLines(
     `  address = "${socket}.ttrpc"`,
     '[debug]',
     `  address = "${dir}/debug.sock"`,
+    ...(logLevel ? [`  level = "${logLevel}"`] : []),
     '[plugins."io.containerd.internal.v1.opt"]',
     `  path = "${dir}/opt"`,
     '[proxy_plugins]',
