@@ -12,7 +12,14 @@ import type { RemoteLayer } from './store.js';
 export function daemonDevices(stateDir?: string): DeviceSet {
   const client = () => DaemonClient.connect({ stateDir });
   return {
-    async mount(layers: RemoteLayer[], target: string, label: string, writable?: WritableFiles, trace?: StackTrace) {
+    async mount(
+      layers: RemoteLayer[],
+      target: string,
+      label: string,
+      writable?: WritableFiles,
+      trace?: StackTrace,
+      launch?: LaunchRequest,
+    ) {
       const c = await client();
       const spec = (l: RemoteLayer) => registryLayerSpecs(l.registry, l.repository, [l])[0]!;
       const req: MountTraceRequest | undefined = trace && {
@@ -20,7 +27,7 @@ export function daemonDevices(stateDir?: string): DeviceSet {
         ...(trace.record ? { record: trace.record } : {}),
         ...(trace.replay ? { replay: trace.replay } : {}),
       };
-      await c.mount({ layers: layers.map(spec), target, rw: !!writable, writable, label, trace: req });
+      await c.mount({ layers: layers.map(spec), target, rw: !!writable, writable, label, trace: req, launch });
     },
     async openAhead(layers: RemoteLayer[]) {
       const c = await client();

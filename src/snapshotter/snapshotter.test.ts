@@ -135,10 +135,10 @@ describe('Snapshotter', () => {
       async umount() {},
     };
     const s = await Snapshotter.open(root, devices);
-    // Not a DADI layer snapshot yet, or not mounting: nothing is sent.
-    await s.launchAhead('chain2', { files: ['/x'] });
-    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    // Not a DADI layer snapshot yet, or not mounting: nothing is sent (the files wait for a mount).
     await s.launchAhead('chain1', { files: ['/x'] });
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    await s.launchAhead('chain1', { files: ['/y'] });
     expect(events).toEqual([]);
     await rejectsWith(
       s.prepare('extract-2', 'chain1', { ...dadiLabels('chain2', digest('b')), [Label.mountAhead]: 'yes' }),
@@ -156,6 +156,35 @@ describe('Snapshotter', () => {
       'mounted',
       `launch ${target} /lib64/ld-linux-x86-64.so.2,/etc/ld.so.cache`,
     ]);
+  });
+
+  it('launch files told before the snapshot exists (config before the layer) go with its mount', async () => {
+    const mounts: Array<{ target: string; launch?: string[] }> = [];
+    const launched: string[] = [];
+    const devices: DeviceSet = {
+      async mount(_layers, target, _label, _writable, _trace, launch) {
+        mounts.push({ target, ...(launch ? { launch: launch.files } : {}) });
+      },
+      async launch(target) {
+        launched.push(target);
+      },
+      async umount() {},
+    };
+    const s = await Snapshotter.open(root, devices);
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    // The pull has the config before containerd asked for the top layer: nothing is mounting yet.
+    await s.launchAhead('chain2', { files: ['/lib64/ld-linux-x86-64.so.2'] });
+    await s.launchAhead('chain9', { files: ['/other'] });
+    await rejectsWith(
+      s.prepare('extract-2', 'chain1', { ...dadiLabels('chain2', digest('b')), [Label.mountAhead]: 'yes' }),
+      'ALREADY_EXISTS',
+    );
+    await vi.waitFor(() => expect(mounts).toHaveLength(1));
+    expect(mounts).toEqual([{ target: join(root, 'snapshots/2/mnt'), launch: ['/lib64/ld-linux-x86-64.so.2'] }]);
+    // Taken once: a later mount of the same stack (the fake mounts nothing, so a Prepare mounts again) asks for nothing.
+    await s.prepare('ctr-1', 'chain2', {});
+    expect(mounts.map((m) => m.launch)).toEqual([['/lib64/ld-linux-x86-64.so.2'], undefined]);
+    expect(launched).toEqual([]);
   });
 
   it('a mount ahead that fails is tried again at Prepare, whose failure names the image and leaves no snapshot', async () => {

@@ -25,6 +25,8 @@ export interface DeviceSet {
     label: string,
     writable?: WritableFiles,
     trace?: StackTrace,
+    /** Files to fetch on the device once it is mounted (what any start of the image reads first). */
+    launch?: LaunchRequest,
   ): Promise<void>;
   umount(target: string): Promise<void>;
   /** Start opening these layers (bottom first) for a mount that will soon ask for them. */
@@ -78,6 +80,11 @@ export class Snapshotter {
   private queue: Promise<unknown> = Promise.resolve();
   /** Stacks being mounted, by the top layer's id: a Prepare joins a mount started ahead of it. */
   private readonly mounting = new Map<string, Promise<string>>();
+  /**
+   * Launch files told for an image's top layer (by snapshot key) before its mount started: the
+   * pull may have the config before containerd has even asked for the layer. The mount takes them.
+   */
+  private readonly launches = new Map<string, LaunchRequest>();
 
   private constructor(
     readonly root: string,
@@ -155,6 +162,7 @@ export class Snapshotter {
         throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${key} has children`);
       }
       this.store.delete(key);
+      this.launches.delete(key);
       await this.store.save();
       // The stack this snapshot used (or was) goes when nothing stands on it any more.
       const top = rec.remote ? rec : this.dadiTop(rec.parent);
@@ -269,11 +277,20 @@ export class Snapshotter {
         remote,
       };
       this.store.put(committed);
-      await this.store.save();
+      // The mount ahead starts before the state is on disk (an fsync): it is a start's critical path.
+      // Its folder is new, so nothing can be mounted there yet.
       if (labels[Label.mountAhead] === 'yes') {
-        this.ensureDevice(committed).catch((e) =>
+        this.ensureDevice(committed, { fresh: true }).catch((e) =>
           this.log?.(`mounting ${target} ahead of its containers: ${(e as Error).message} (tried again at Prepare)`),
         );
+      }
+      try {
+        await this.store.save();
+      } catch (e) {
+        // Nothing of the layer stays: not the record, not its device.
+        this.store.delete(target!);
+        await this.removeFolder(committed.id).catch(() => {});
+        throw e;
       }
       throw new SnapshotError('ALREADY_EXISTS', `snapshot ${target} already exists (DADI layer ${remote.digest})`);
     }
@@ -355,17 +372,22 @@ export class Snapshotter {
     return undefined;
   }
 
-  /** Mount the stack ending at `top` unless it is mounted (or being mounted); returns the mount point. */
-  private ensureDevice(top: SnapshotRecord): Promise<string> {
+  /**
+   * Mount the stack ending at `top` unless it is mounted (or being mounted); returns the mount
+   * point. `fresh`: its folder was just made, so nothing is mounted there (no look at the mounts).
+   */
+  private ensureDevice(top: SnapshotRecord, { fresh = false } = {}): Promise<string> {
     return this.mountOnce(top.id, async () => {
       const target = join(this.folder(top.id), 'mnt');
-      if (await findMount(target)) return target;
+      if (!fresh && (await findMount(target))) return target;
       const { layers, accel } = this.remoteStack(top);
       await mkdir(target, { recursive: true });
       const trace = accel ? { accelerationLayer: accel } : undefined;
+      const launch = this.launches.get(top.key);
+      this.launches.delete(top.key);
       // A failure names the image: it reaches containerd (and `ctr run`) as the Prepare's error.
       await this.devices
-        .mount(layers, target, `snapshot ${top.key} (${describe(layers)})`, undefined, trace)
+        .mount(layers, target, `snapshot ${top.key} (${describe(layers)})`, undefined, trace, launch)
         .catch((e: Error) => {
           throw new DadiError(
             e instanceof DadiError ? e.code : 'EIO',
@@ -380,16 +402,23 @@ export class Snapshotter {
   /**
    * Fetch `launch` on the device of the DADI layer snapshot `key` (an image's top layer; the pull
    * names the files once it has the image's config): once its mount in flight is done, or at once
-   * when it is mounted; nothing when it is neither (its Prepare mounts it later).
+   * when it is mounted. Otherwise (no such snapshot yet, or not mounted) the files wait for the
+   * mount of that snapshot, which fetches them once it is mounted.
    */
   async launchAhead(key: string, launch: LaunchRequest): Promise<void> {
     const rec = this.store.get(key);
-    if (!rec?.remote || !this.devices.launch) return;
-    const target = join(this.folder(rec.id), 'mnt');
-    const inFlight = this.mounting.get(rec.id);
+    if (rec && !rec.remote) return;
+    const inFlight = rec && this.mounting.get(rec.id);
+    const target = rec && join(this.folder(rec.id), 'mnt');
     if (inFlight) await inFlight;
-    else if (!(await findMount(target))) return;
-    await this.devices.launch(target, launch);
+    else if (!target || !(await findMount(target))) {
+      this.launches.delete(key);
+      this.launches.set(key, launch);
+      // Bounded: told for images whose mount never came, the oldest go first.
+      if (this.launches.size > MAX_PENDING_LAUNCHES) this.launches.delete(this.launches.keys().next().value!);
+      return;
+    }
+    await this.devices.launch?.(target!, launch);
   }
 
   /** Run `mount` for a snapshot's folder unless one is in flight there, which the caller then joins. */
@@ -486,6 +515,9 @@ export class Snapshotter {
     return run;
   }
 }
+
+/** Images whose launch files wait for a mount (a pull names them; a host pulls a few at once). */
+const MAX_PENDING_LAUNCHES = 32;
 
 function describe(layers: RemoteLayer[]): string {
   const last = layers[layers.length - 1]!;
