@@ -28,7 +28,9 @@ export function registerSnapshotterCommand(program: Command): void {
         state: flags.state,
         rwMode: (flags.rwMode ?? config.snapshotter.rwMode) as 'overlayfs' | 'block',
       };
-      const { PullService, Snapshotter, daemonDevices, serveSnapshots } = await import('../snapshotter/index.js');
+      const { PullService, Snapshotter, daemonDevices, serveSnapshots, warmContainerdCodecs } = await import(
+        '../snapshotter/index.js'
+      );
       const { RootLogger } = await import('../log/logger.js');
       const logSettings = (c: typeof config) => ({ level: c.logConfig.logLevel, path: c.logConfig.logPath });
       const logger = RootLogger.create(logSettings(config), 'snapshotter');
@@ -37,6 +39,8 @@ export function registerSnapshotterCommand(program: Command): void {
         log: (m) => logger.info(m),
         rwMode: o.rwMode,
       });
+      // Before serving: the codecs would otherwise be built inside the first pull and Prepare.
+      warmContainerdCodecs();
       // `dadi pull` asks this process to pull: its registry credentials and hosts are this config's.
       const pulls = new PullService({
         hostsDir: config.registry.hostsDir,
