@@ -6,6 +6,7 @@
 // pull, trace replay, stop behaviour), logging which changed keys wait for a restart.
 
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { changedKeys, type DadiConfig, layerPullConfigOf, loadConfig } from '../config/index.js';
 import { DigestStore } from '../image/digest-store.js';
 import { type CacheClaim, cacheHeldNote, claimHostCache } from '../image/host-cache.js';
@@ -32,6 +33,7 @@ export interface HostDaemonOptions {
 }
 
 export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void> {
+  keepWasmOnBaselineCompiler();
   // Checked before anything starts, so a bad key or override stops the daemon with its message.
   const loaded = await loadConfig({ file: opts.configFile });
   const config = loaded.config;
@@ -139,6 +141,21 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
     else await claim?.close();
     logger.close();
   }
+}
+
+/**
+ * The daemon's WebAssembly stays on V8's baseline compiler (Liftoff). The one wasm module it runs
+ * is undici's HTTP parser (llhttp, one large function), and V8's dynamic tiering recompiles that
+ * function with TurboFan as soon as it is hot: during the first registry requests after the daemon
+ * starts, i.e. inside the first `dadi run`. That compile took ~40 MB of fresh memory (10,000 page
+ * faults at ~15 µs each on these VMs) and 250-300 ms of CPU on the core the start's other
+ * processes need (perf record -e page-faults on a cold bench:coldstart run). Liftoff code parses
+ * a response's headers once and passes its body on as spans, so HTTP throughput does not depend on
+ * it. Set before the first connection compiles the parser (undici compiles it lazily).
+ */
+function keepWasmOnBaselineCompiler(): void {
+  setFlagsFromString('--no-wasm-dynamic-tiering');
+  setFlagsFromString('--no-wasm-tier-up');
 }
 
 function logSettingsOf(c: DadiConfig) {
