@@ -5,7 +5,8 @@
 // Read path for [offset, offset+n): walk the refill units it touches. A unit whose needed pages
 // are all cached is a hit (neighbouring hits are read with one pread into the caller's buffer);
 // a unit with a fetch in flight joins that fetch; the remaining units are misses, and each run of
-// adjacent misses becomes source reads of up to maxFetchSize bytes, started at once, in parallel.
+// adjacent misses, widened to the demand grain's aligned blocks over units neither cached nor in
+// flight, becomes source reads of up to maxFetchSize bytes, started at once, in parallel.
 // A read awaits only its own pieces. A fetched range serves its readers from memory straight
 // away and stays in the in-flight map until it is written and recorded (or dropped), so
 // later readers join it instead of fetching again.
@@ -26,6 +27,7 @@ import type { BlockFile } from '../blockfile/blockfile.js';
 import { checkRead } from '../blockfile/range.js';
 import { DadiError } from '../errors.js';
 import type { BufferPool } from '../util/buffer-pool.js';
+import { fetchLogNow, fetchLogOn, fetchWhy, logFetch } from '../util/fetch-log.js';
 import { allSet, countSet } from './bitmap.js';
 import { PAGE } from './layout.js';
 import { type BlobCounters, type BlobStats, newCounters } from './stats.js';
@@ -50,6 +52,8 @@ export const FETCH_TRIES = 3;
 /** What a blob needs from its cache (implemented by BlockCache). */
 export interface BlobHost {
   readonly refillSize: number;
+  /** A read's misses are widened to aligned blocks of this size (a multiple of refillSize). */
+  readonly demandGrain: number;
   readonly maxFetchSize: number;
   /** Largest readahead window in bytes; 0: no readahead. */
   readonly readahead: number;
@@ -159,6 +163,7 @@ export class BlobState {
     const end = offset + n;
     this.add('reads', 1);
     this.add('readBytes', n);
+    if (fetchLogOn) logFetch({ k: 'read', blob: this.key, off: offset, len: n, t0: fetchLogNow() });
     this.host.touch(this);
     const R = this.host.refillSize;
     const u0 = Math.floor(offset / R);
@@ -198,9 +203,13 @@ export class BlobState {
     };
     const flushMiss = () => {
       if (missC0 < 0) return;
+      [missC0, missC1] = this.widen(missC0, missC1);
       for (let c = missC0; c < missC1; c += maxUnits) {
         const f = this.startFetch(h, c, Math.min(c + maxUnits, missC1));
-        work.push(this.copyFrom(f, buf, offset, Math.max(offset, f.offset), Math.min(end, f.end), false));
+        const lo = Math.max(offset, f.offset);
+        const hi = Math.min(end, f.end);
+        // A piece of the widening may lie wholly outside the read: fetched, not awaited.
+        if (lo < hi) work.push(this.copyFrom(f, buf, offset, lo, hi, false));
       }
       missC0 = -1;
     };
@@ -240,6 +249,26 @@ export class BlobState {
       const results = await Promise.allSettled(work);
       for (const r of results) if (r.status === 'rejected') throw r.reason;
     }
+  }
+
+  /**
+   * Units [c0, c1) of a read's misses, widened to the demand grain's aligned blocks over the
+   * neighbouring units that are neither cached nor in flight (so nothing is fetched twice).
+   */
+  private widen(c0: number, c1: number): [number, number] {
+    const R = this.host.refillSize;
+    const g = this.host.demandGrain / R;
+    if (g <= 1) return [c0, c1];
+    const store = this.store;
+    const last = Math.ceil(this.size / R);
+    const free = (c: number) =>
+      !this.inflight.has(c) &&
+      !allSet(store.bitmap, (c * R) / PAGE, Math.ceil(Math.min((c + 1) * R, this.size) / PAGE));
+    const lo = Math.floor(c0 / g) * g;
+    while (c0 > lo && free(c0 - 1)) c0--;
+    const hi = Math.min(Math.ceil(c1 / g) * g, last);
+    while (c1 < hi && free(c1)) c1++;
+    return [c0, c1];
   }
 
   /**
@@ -382,7 +411,7 @@ export class BlobState {
     for (let c = c0; c < c1; c++) this.inflight.set(c, f);
     this.pending.add(f);
     if (readahead) this.add('readaheadInflight', 1);
-    f.promise = this.runFetch(h, f);
+    f.promise = readahead ? fetchWhy('cache-readahead', () => this.runFetch(h, f)) : this.runFetch(h, f);
     f.promise.then(
       () => {
         if (readahead) this.add('readaheadInflight', -1);
@@ -477,6 +506,7 @@ export class BlobState {
   async prefetch(h: CachedBlob, offset: number, end: number): Promise<void> {
     if (!this.loaded) await this.ready;
     const hi = Math.min(end, this.size);
+    if (fetchLogOn) logFetch({ k: 'prefetch', blob: this.key, off: offset, len: hi - offset, t0: fetchLogNow() });
     const R = this.host.refillSize;
     const maxUnits = Math.max(1, Math.floor(this.host.maxFetchSize / R));
     const store = this.store;

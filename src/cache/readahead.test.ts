@@ -7,7 +7,7 @@ import { rng } from '../../test/mutate.js';
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { MemoryFile } from '../blockfile/memory.js';
 import { DadiError } from '../errors.js';
-import { BlockCache, type BlockCacheOptions, DEFAULT_REFILL_SIZE } from './cache.js';
+import { BlockCache, type BlockCacheOptions, DEFAULT_DEMAND_GRAIN, DEFAULT_REFILL_SIZE } from './cache.js';
 import { CountingSource, FaultySource, patternBytes, sleep } from './testing.js';
 
 const KiB = 1024;
@@ -125,20 +125,22 @@ describe('readahead', () => {
     await cache.close();
   });
 
-  it('by default fetches the 16 KiB units a read touches, coalesced into one request', async () => {
+  it('by default widens a read to the 16 KiB blocks it touches, and a prefetch fetches 4 KiB pages', async () => {
     const data = patternBytes(4 * MiB, 13);
     const cache = await BlockCache.open(dir, { diskFloor: 0 });
     expect(cache.refillSize).toBe(DEFAULT_REFILL_SIZE);
-    const U = DEFAULT_REFILL_SIZE;
+    expect(cache.demandGrain).toBe(DEFAULT_DEMAND_GRAIN);
+    const U = DEFAULT_DEMAND_GRAIN;
+    const P = DEFAULT_REFILL_SIZE;
     const src = new HoldSource(data);
     const blob = cache.open(key(13), src);
-    // A ZFile-sized read (a few compressed blocks) far into the blob, crossing a unit boundary.
+    // A ZFile-sized read (a few compressed blocks) far into the blob, crossing a block boundary.
     const at = 100 * U + U - 3000;
     const buf = Buffer.alloc(5000);
     await blob.read(buf, at);
     expect(buf.equals(data.subarray(at, at + 5000))).toBe(true);
     expect(src.log).toEqual([[100 * U, 2 * U]]);
-    // Two reads away from it: each its own unit, no readahead (not a sequential stream).
+    // Two reads away from it: each its own block, no readahead (not a sequential stream).
     await blob.read(Buffer.alloc(100), 10 * U + 5);
     await blob.read(Buffer.alloc(100), 200 * U);
     expect(src.log.slice(1)).toEqual([
@@ -146,6 +148,14 @@ describe('readahead', () => {
       [200 * U, U],
     ]);
     expect(blob.stats().readaheadFetches).toBe(0);
+    // A prefetch of a few bytes fetches the page holding them; a read beside it is widened only
+    // up to a cached page (one contiguous fetch), a read past that to the rest of its block.
+    await blob.prefetch(150 * U + P + 10, 100);
+    expect(src.log.at(-1)).toEqual([150 * U + P, P]);
+    await blob.read(Buffer.alloc(100), 150 * U + 10);
+    expect(src.log.at(-1)).toEqual([150 * U, P]);
+    await blob.read(Buffer.alloc(100), 150 * U + 3 * P);
+    expect(src.log.at(-1)).toEqual([150 * U + 2 * P, 2 * P]);
     await blob.close();
     await cache.close();
   });

@@ -9,6 +9,7 @@ import { LayerStack, MAX_STACK_LAYERS } from '../format/lsmt/index.js';
 import { Ext4Prefetch, type Ext4PrefetchOptions } from '../prefetch/ext4-prefetch.js';
 import type { TraceRecorder } from '../prefetch/trace-recorder.js';
 import { type ReplayOptions, type ReplayStats, TraceReplay } from '../prefetch/trace-replay.js';
+import { fetchWhy } from '../util/fetch-log.js';
 import {
   type BlobReadContext,
   type FetchStats,
@@ -74,10 +75,14 @@ export async function openLayerStack(
       { checkChain: opts.checkChain },
     );
     const replay = opts.replay
-      ? new TraceReplay(
-          blobs.map((b) => b.layer.file),
-          opts.replay.records,
-          opts.replay,
+      ? fetchWhy(
+          'trace',
+          () =>
+            new TraceReplay(
+              blobs.map((b) => b.layer.file),
+              opts.replay!.records,
+              opts.replay,
+            ),
         )
       : undefined;
     const ext4 = opts.ext4Prefetch ? new Ext4Prefetch(device, opts.ext4Prefetch) : undefined;

@@ -7,6 +7,7 @@ import { formatError } from '../errors.js';
 import { SealedLayer } from '../format/lsmt/index.js';
 import { detectTar, openTarPayload } from '../format/tar/index.js';
 import { isZFile, ZFileReader } from '../format/zfile/index.js';
+import { fetchWhy } from '../util/fetch-log.js';
 
 export type Wrapping = 'tar' | 'zfile' | 'lsmt';
 
@@ -37,23 +38,25 @@ export async function unwrapBlob(raw: BlockFile, opts: UnwrapOptions = {}): Prom
   const wrapping: Wrapping[] = [];
   const out: UnwrappedBlob = { wrapping, raw, inner: raw };
   let payloadOffset = 0;
-  const tar = await detectTar(raw);
+  const tar = await fetchWhy('tar-header', () => detectTar(raw));
   if (tar) {
     out.tar = await openTarPayload(raw);
     out.inner = out.tar;
     payloadOffset = tar.payloadOffset;
     wrapping.push('tar');
   }
-  if (await isZFile(out.inner)) {
+  if (await fetchWhy('zfile-index', () => isZFile(out.inner))) {
     const evict = opts.evict;
-    out.zfile = await ZFileReader.open(out.inner, {
-      onCorrupt: evict
-        ? async ({ offset, length }) => {
-            await evict(payloadOffset + offset, length);
-            return true;
-          }
-        : undefined,
-    });
+    out.zfile = await fetchWhy('zfile-index', () =>
+      ZFileReader.open(out.inner, {
+        onCorrupt: evict
+          ? async ({ offset, length }) => {
+              await evict(payloadOffset + offset, length);
+              return true;
+            }
+          : undefined,
+      }),
+    );
     out.inner = out.zfile;
     wrapping.push('zfile');
   }
@@ -69,7 +72,7 @@ export interface OpenLayerOptions extends UnwrapOptions {
 export async function openLayer(raw: BlockFile, opts: OpenLayerOptions = {}): Promise<SealedLayer> {
   const { inner, wrapping } = await unwrapBlob(raw, opts);
   try {
-    const layer = await SealedLayer.open(opts.wrapInner ? opts.wrapInner(inner) : inner);
+    const layer = await fetchWhy('lsmt-index', () => SealedLayer.open(opts.wrapInner ? opts.wrapInner(inner) : inner));
     wrapping.push('lsmt');
     return layer;
   } catch (e) {

@@ -12,6 +12,7 @@
 import type { BlockFile, WritableBlockFile } from '../blockfile/blockfile.js';
 import { announceReads } from '../blockfile/observed.js';
 import { prefetchRange } from '../blockfile/prefetch.js';
+import { fetchWhy } from '../util/fetch-log.js';
 import {
   type ByteRange,
   backupSuperblocks,
@@ -101,7 +102,7 @@ export class Ext4Prefetch {
     private readonly opts: Ext4PrefetchOptions = {},
   ) {
     this.tables = new Promise((r) => (this.tablesRead = r));
-    this.done = this.run()
+    this.done = fetchWhy('ext4-meta', () => this.run())
       .catch((e) => {
         if (this.s.failed++ === 0)
           this.opts.log?.(`metadata prefetch of ${device.name} stopped: ${(e as Error).message}`);
@@ -154,7 +155,7 @@ export class Ext4Prefetch {
     for (const r of parts) {
       this.s.fileReadaheads++;
       this.s.fileReadaheadBytes += r.length;
-      const p = this.warm(r)
+      const p = fetchWhy('file-readahead', () => this.warm(r))
         .catch((e) => {
           if (this.s.failed++ === 0) this.opts.log?.(`file readahead in ${this.device.name}: ${(e as Error).message}`);
         })
@@ -243,7 +244,7 @@ export class Ext4Prefetch {
    */
   launch(launch: LaunchFiles): void {
     const p = this.tables
-      .then(() => (this.cancelled ? undefined : this.fetchLaunchFiles(launch)))
+      .then(() => (this.cancelled ? undefined : fetchWhy('launch-files', () => this.fetchLaunchFiles(launch))))
       .finally(() => this.background.delete(p));
     this.background.add(p);
   }

@@ -7,6 +7,7 @@ import type { BlockFile } from '../blockfile/blockfile.js';
 import { checkRead } from '../blockfile/range.js';
 import { DadiError } from '../errors.js';
 import { type Digest, parseDigest } from '../oci/digest.js';
+import { fetchLogNow, fetchLogOn, logFetch } from '../util/fetch-log.js';
 import type { RegistryClient } from './client.js';
 import type { OpOptions, RepoRef } from './repo-request.js';
 
@@ -122,8 +123,10 @@ export class RemoteBlob implements BlockFile {
     const max = this.opts.maxRangeBytes ?? 4 << 20;
     const one = async (at: number, len: number) => {
       this.stats.rangeRequests++;
+      const t0 = fetchLogOn ? fetchLogNow() : 0;
       const got = await this.client.readBlob(this.repo, this.digest, view.subarray(at, at + len), offset + at, op);
       this.stats.bytesFetched += got;
+      if (fetchLogOn) logFetch({ k: 'get', blob: this.digest, off: offset + at, len: got, t0, t1: fetchLogNow() });
       if (got !== len) {
         throw new DadiError(
           'EIO',

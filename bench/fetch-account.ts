@@ -1,0 +1,131 @@
+// Account for every registry byte of a start, from the fetch logs a daemon writes with
+// $DADI_FETCH_LOG=PREFIX (src/util/fetch-log.ts; one PREFIX.<pid>.jsonl per process): per reason
+// (ZFile/LSMT index, ext4 metadata prefetch, launch files, file readahead, cache readahead, demand),
+// the range GETs and their bytes, and how many of those bytes the kernel's reads (reads of the
+// cached blob outside any prefetch, i.e. the ZFile blocks it decoded) ever covered; then the chain
+// of dependent round trips: GETs that started while no other was in flight.
+//
+// Usage: DADI_FETCH_LOG=/tmp/fl/run npm run bench:coldstart -- --runs 1 ... ;
+//        node --import tsx bench/fetch-account.ts /tmp/fl/run [--list]
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+interface Rec {
+  k: 'get' | 'read' | 'prefetch';
+  blob: string;
+  off: number;
+  len: number;
+  t0: number;
+  t1?: number;
+  why: string;
+}
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { list: { type: 'boolean', default: false } },
+});
+const prefix = positionals[0];
+if (!prefix) throw new Error('usage: fetch-account.ts PREFIX [--list]');
+
+const files = readdirSync(dirname(prefix))
+  .filter((f) => f.startsWith(`${basename(prefix)}.`) && f.endsWith('.jsonl'))
+  .map((f) => join(dirname(prefix), f));
+for (const file of files) {
+  const recs = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Rec);
+  const gets = recs.filter((r) => r.k === 'get').sort((a, b) => a.t0 - b.t0);
+  if (!gets.length) continue;
+  console.log(`\n== ${file}`);
+  const u = account(recs, gets);
+  chain(gets, u);
+}
+
+/** Sorted, merged intervals. */
+function union(ranges: Array<[number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [a, b] of ranges.sort((x, y) => x[0] - y[0])) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
+}
+
+function overlap(u: Array<[number, number]>, a: number, b: number): number {
+  let n = 0;
+  for (const [x, y] of u) {
+    if (y <= a) continue;
+    if (x >= b) break;
+    n += Math.min(b, y) - Math.max(a, x);
+  }
+  return n;
+}
+
+type Unions = { kernel: Map<string, Array<[number, number]>>; any: Map<string, Array<[number, number]>> };
+
+function account(recs: Rec[], gets: Rec[]): Unions {
+  const demand = new Map<string, Array<[number, number]>>();
+  const anyRead = new Map<string, Array<[number, number]>>();
+  for (const r of recs) {
+    if (r.k !== 'read') continue;
+    const m = r.why === 'demand' ? demand : anyRead;
+    if (!m.has(r.blob)) m.set(r.blob, []);
+    m.get(r.blob)!.push([r.off, r.off + r.len]);
+    if (r.why === 'demand') {
+      if (!anyRead.has(r.blob)) anyRead.set(r.blob, []);
+      anyRead.get(r.blob)!.push([r.off, r.off + r.len]);
+    }
+  }
+  const dU = new Map([...demand].map(([k, v]) => [k, union(v)]));
+  const aU = new Map([...anyRead].map(([k, v]) => [k, union(v)]));
+  const rows = new Map<string, { n: number; bytes: number; kernel: number; read: number }>();
+  let total = 0;
+  let kernel = 0;
+  for (const g of gets) {
+    const row = rows.get(g.why) ?? { n: 0, bytes: 0, kernel: 0, read: 0 };
+    row.n++;
+    row.bytes += g.len;
+    row.kernel += overlap(dU.get(g.blob) ?? [], g.off, g.off + g.len);
+    row.read += overlap(aU.get(g.blob) ?? [], g.off, g.off + g.len);
+    rows.set(g.why, row);
+    total += g.len;
+    kernel += overlap(dU.get(g.blob) ?? [], g.off, g.off + g.len);
+  }
+  const mb = (n: number) => (n / 1e6).toFixed(3).padStart(7);
+  console.log('why               GETs   fetched MB  kernel-read MB  any-read MB');
+  for (const [why, r] of [...rows].sort((a, b) => b[1].bytes - a[1].bytes)) {
+    console.log(
+      `${why.padEnd(16)} ${String(r.n).padStart(5)} ${mb(r.bytes)}      ${mb(r.kernel)}        ${mb(r.read)}`,
+    );
+  }
+  let demandBytes = 0;
+  for (const u of dU.values()) for (const [a, b] of u) demandBytes += b - a;
+  console.log(
+    `total            ${String(gets.length).padStart(5)} ${mb(total)}      ${mb(kernel)}   (kernel read ${mb(demandBytes)} MB of compressed blocks in all)`,
+  );
+  return { kernel: dU, any: aU };
+}
+
+function chain(gets: Rec[], u: Unions): void {
+  const t0 = gets[0]!.t0;
+  let serial = 0;
+  let lastEnd = 0;
+  const lines: string[] = [];
+  for (const g of gets) {
+    const alone = !gets.some((o) => o !== g && o.t0 < g.t0 && (o.t1 ?? o.t0) > g.t0);
+    if (alone) serial++;
+    lines.push(
+      `${(g.t0 - t0).toFixed(1).padStart(8)} ${((g.t1 ?? g.t0) - g.t0).toFixed(1).padStart(7)} ` +
+        `${alone ? `S +${(g.t0 - lastEnd).toFixed(1).padStart(6)}` : '         '} ${g.why.padEnd(16)} ` +
+        `${g.blob.slice(7, 15)} ${String(g.off).padStart(10)} +${String(g.len).padEnd(8)} ` +
+        `kernel ${overlap(u.kernel.get(g.blob) ?? [], g.off, g.off + g.len)} any ${overlap(u.any.get(g.blob) ?? [], g.off, g.off + g.len)}`,
+    );
+    lastEnd = Math.max(lastEnd, g.t1 ?? g.t0);
+  }
+  console.log(`serial GETs (started while none in flight): ${serial} of ${gets.length}`);
+  if (values.list) console.log(lines.join('\n'));
+}
