@@ -37,6 +37,8 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(REPO_ROOT, 'docs/bench') },
     // An earlier build of the CLI (its cli/entry.js) run as a third contestant, e.g. to show what a change did.
     'baseline-cli': { type: 'string' },
+    // Only these images (comma-separated keys, e.g. debian_1layer), for iterating on one of them.
+    images: { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -48,6 +50,14 @@ const log = (msg: string) => process.stderr.write(`[convert ${new Date().toISOSt
 
 const IMAGES = { debian_1layer: 'v1', debian_4layer: 'v4' } as const;
 type ImageKey = keyof typeof IMAGES;
+const ALL_KEYS = Object.keys(IMAGES) as ImageKey[];
+const keys: ImageKey[] = values.images
+  ? values.images.split(',').map((k) => {
+      if (!(ALL_KEYS as string[]).includes(k))
+        throw new Error(`--images ${values.images}: ${k} is not one of ${ALL_KEYS}`);
+      return k as ImageKey;
+    })
+  : ALL_KEYS;
 
 /**
  * Build the CLI once as `npm run build` does (what `npm ci` installs: tsc, then the bundles), so
@@ -100,7 +110,7 @@ try {
   const layout = await debianLayout();
   const cli = await buildCli();
   const images = Object.fromEntries(
-    await Promise.all(Object.entries(IMAGES).map(async ([k, tag]) => [k, await readLayoutImage(layout, tag)] as const)),
+    await Promise.all(keys.map(async (k) => [k, await readLayoutImage(layout, IMAGES[k])] as const)),
   ) as Record<ImageKey, LayoutImage>;
   type Samples = Record<ImageKey, Record<string, number[]>>;
   const samples = (): Samples => ({ debian_1layer: {}, debian_4layer: {} });
@@ -115,7 +125,7 @@ try {
   const loadStart = loadavg();
   const loads: number[] = [];
   for (let round = 0; round < runs; round++) {
-    for (const key of Object.keys(IMAGES) as ImageKey[]) {
+    for (const key of keys) {
       const img = images[key];
       const contestants = ['dadi', ...(missing ? [] : ['reference']), ...(baselineCli ? ['dadi_baseline'] : [])];
       // Rotate who goes first from round to round.
@@ -157,9 +167,9 @@ try {
       reference:
         "the reference userspace convertor's steps per layer: gzip -dc + sha256sum of the blob (concurrently), overlaybd-create -s [--mkfs] 64, overlaybd-apply, overlaybd-commit -z --algorithm/--bs as dadi convert (DADI_LAYER_OUTPUT) -t --uuid [--parent-uuid], sha256sum of the commit file (wall time of all steps)",
     },
-    images: {} as Record<ImageKey, ImageResult>,
+    images: {} as Record<string, ImageResult>,
   };
-  for (const key of Object.keys(IMAGES) as ImageKey[]) {
+  for (const key of keys) {
     const img = images[key];
     const dadi = spread(times[key].dadi!);
     const reference = times[key].reference ? spread(times[key].reference) : undefined;
