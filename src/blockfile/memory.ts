@@ -54,6 +54,13 @@ export class MemoryFile implements WritableBlockFile {
     if (end > offset) this.buf.fill(0, offset, end);
   }
 
+  /** Set the size: bytes past it are dropped (read as zeros if the file grows again). */
+  async truncate(size: number): Promise<void> {
+    if (size < this._size) this.buf.fill(0, size, this._size);
+    else if (size > this.buf.length) await this.write(new Uint8Array(0), size);
+    this._size = size;
+  }
+
   async flush(): Promise<void> {}
   async close(): Promise<void> {
     this.closed = true;

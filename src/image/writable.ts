@@ -3,6 +3,7 @@
 // place WritableLayer and ComboDevice are constructed outside their own modules.
 
 import { access } from 'node:fs/promises';
+import { MemoryFile } from '../blockfile/memory.js';
 import { ScratchFile } from '../blockfile/scratch.js';
 import {
   ComboDevice,
@@ -36,7 +37,9 @@ export function createWritableLayer(
     scratch.compressAhead
       ? new CompressAheadFile(data, { ...scratch.compressAhead, spillPath: `${files.data}.zfile` })
       : data,
-    new ScratchFile(files.index),
+    // The index file of a throwaway layer is never read (the commit takes the in-memory index):
+    // in memory, its 16-byte records cost no hand-off to the thread pool each.
+    new MemoryFile(0, files.index),
     create,
   );
 }
