@@ -8,15 +8,25 @@ import { BLOCK_SIZE } from './layout.js';
 
 const MAX_WRITE = 256; // blocks per coalesced write (1 MiB)
 
-/** Write whole blocks (number → 4 KiB), sorted and coalesced into runs. */
+/**
+ * Write whole blocks (number → 4 KiB), sorted and coalesced into runs. A run is gathered in one
+ * buffer reused from run to run (each write is done before the next starts), a lone block is
+ * written as it is: fresh memory costs a page fault per 4 KiB on first touch (~15-50 µs on the
+ * 2-vCPU VM), and mkfs alone writes ~700 blocks.
+ */
 export async function writeBlocks(file: WritableBlockFile, blocks: Map<number, Uint8Array>): Promise<number> {
   const nums = [...blocks.keys()].sort((a, b) => a - b);
   let written = 0;
+  let gather = new Uint8Array(0);
   for (let i = 0; i < nums.length; ) {
     let j = i + 1;
     while (j < nums.length && nums[j] === nums[j - 1]! + 1 && j - i < MAX_WRITE) j++;
-    const run = new Uint8Array((j - i) * BLOCK_SIZE);
-    for (let k = i; k < j; k++) run.set(blocks.get(nums[k]!)!, (k - i) * BLOCK_SIZE);
+    let run = blocks.get(nums[i]!)!;
+    if (j - i > 1) {
+      if (gather.length < (j - i) * BLOCK_SIZE) gather = new Uint8Array(Math.min(nums.length, MAX_WRITE) * BLOCK_SIZE);
+      run = gather.subarray(0, (j - i) * BLOCK_SIZE);
+      for (let k = i; k < j; k++) run.set(blocks.get(nums[k]!)!, (k - i) * BLOCK_SIZE);
+    }
     await file.write(run, nums[i]! * BLOCK_SIZE);
     written += j - i;
     i = j;

@@ -135,12 +135,12 @@ export async function mkfs(file: WritableBlockFile, opts: MkfsOptions = {}): Pro
       flags: 0,
     });
   }
-  // Inode bitmaps: every group needs its padding bits set.
+  // Inode bitmaps: every group needs its padding bits set (one block shared by all groups but the first).
   const ipgBytes = geo.inodesPerGroup / 8;
+  const padding = new Uint8Array(BLOCK_SIZE).fill(0xff, ipgBytes);
   for (let g = 0; g < geo.groupCount; g++) {
     if (ipgBytes >= BLOCK_SIZE && g !== 0) continue; // all zero: not written
-    const bm = new Uint8Array(BLOCK_SIZE);
-    bm.fill(0xff, ipgBytes);
+    const bm = g === 0 ? padding.slice() : padding;
     if (g === 0) setBits(bm, 0, FIRST_INO);
     writes.set(meta[g]!.inodeBitmap, bm);
   }
