@@ -8,8 +8,14 @@ import { createGunzip } from 'node:zlib';
 import type * as Zstd from 'zstd-napi';
 import { DadiError } from '../errors.js';
 
-// require, not import: see util/crc32c.ts (the unpack thread loads this).
-const { DecompressStream } = createRequire(import.meta.url)('zstd-napi') as typeof Zstd;
+/**
+ * zstd-napi's stream, loaded on first use: most layers are gzip, and loading it (its modules and
+ * native binding) costs each thread that imports this ~20-60 ms as it starts (the conversion's
+ * main thread and its unpack thread). require, not import: see util/crc32c.ts.
+ */
+let zstdStream: typeof Zstd.DecompressStream | undefined;
+const decompressStream = (): Zstd.DecompressStream =>
+  new (zstdStream ??= (createRequire(import.meta.url)('zstd-napi') as typeof Zstd).DecompressStream)();
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -50,7 +56,7 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, name: strin
     return;
   }
   // 256 KiB output chunks: half the per-chunk overhead of the default 16 KiB (measured, ENVIRONMENT.md).
-  const transform = kind === 'gzip' ? createGunzip({ chunkSize: 256 << 10 }) : new DecompressStream();
+  const transform = kind === 'gzip' ? createGunzip({ chunkSize: 256 << 10 }) : decompressStream();
   // pipeline, not .pipe: an error of the source must reach the consumer, not crash the process.
   let sourceError: unknown;
   const input = async function* () {
