@@ -75,19 +75,23 @@ export class DaemonClient {
     return c;
   }
 
-  request<T>(req: Request): Promise<T> {
-    return sendRequest<T>(this.paths.socket, req, this.opts.requestTimeoutMs ?? 120_000);
+  /** Send `req`; `onSent` is called once it is written (the caller may then do other work). */
+  request<T>(req: Request, onSent?: () => void): Promise<T> {
+    return sendRequest<T>(this.paths.socket, req, this.opts.requestTimeoutMs ?? 120_000, undefined, onSent);
   }
 
   ping(): Promise<PingResult> {
     return this.request({ op: 'ping' });
   }
 
-  /** Mount a stack (layer paths are made absolute here, against this process's cwd). */
-  mount(req: Omit<MountRequest, 'op'>): Promise<DeviceInfo> {
+  /**
+   * Mount a stack (layer paths are made absolute here, against this process's cwd). `onSent`: the
+   * request is written, the daemon mounts (work done then overlaps the mount, not delays it).
+   */
+  mount(req: Omit<MountRequest, 'op'>, onSent?: () => void): Promise<DeviceInfo> {
     const layers = req.layers.map((l) => normalizeLayerSpec(l));
     const writable = req.writable && { data: resolve(req.writable.data), index: resolve(req.writable.index) };
-    return this.request({ ...req, op: 'mount', layers, target: resolve(req.target), writable });
+    return this.request({ ...req, op: 'mount', layers, target: resolve(req.target), writable }, onSent);
   }
 
   /** Have the daemon start opening registry layers that a mount will soon ask for. */
@@ -229,6 +233,7 @@ export function sendRequest<T>(
   req: Request,
   timeoutMs = 120_000,
   onData?: (chunk: Buffer) => unknown,
+  onSent?: () => void,
 ): Promise<T> {
   return new Promise<T>((res, rej) => {
     const c = connect(socket);
@@ -273,7 +278,7 @@ export function sendRequest<T>(
     };
     let chain: Promise<void> = Promise.resolve();
     arm();
-    c.on('connect', () => c.write(`${JSON.stringify(req)}\n`));
+    c.on('connect', () => c.write(`${JSON.stringify(req)}\n`, () => onSent?.()));
     c.on('data', (d: Buffer) => {
       arm();
       buf = buf.length ? Buffer.concat([buf, d]) : d;

@@ -21,7 +21,7 @@ import { buildSpec, type ImageRunConfig, launchFiles, writeBundle } from './bund
 import { type ClientOptions, DaemonClient } from './client.js';
 import { type LayerSpec, normalizeLayerSpec } from './layer-spec.js';
 import type { DeviceTraceInfo, MountTraceRequest } from './protocol.js';
-import { removeCgroup, runcDelete, runcKill, runcRun } from './runc.js';
+import { type PreparedRuncRun, prepareRuncRun, removeCgroup, runcDelete, runcKill } from './runc.js';
 import { checkName, statePaths } from './state.js';
 
 export type RootfsMode = 'block' | 'overlay';
@@ -227,10 +227,27 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
 
   let exitCode = 128;
   let failure: unknown;
+  let runc: PreparedRuncRun | undefined;
   try {
     const timer = opts.timer;
-    const client = opts.daemon ?? (await DaemonClient.connect({ ...opts.client, stateDir }));
     const bundle = join(dir, 'bundle');
+    let seen = false;
+    // runc's process is forked while the daemon mounts (once the mount request is sent, so that
+    // the fork does not delay it) and told to start once the bundle is written.
+    const forkRunc = () => {
+      runc ??= prepareRuncRun({
+        root: paths.runc,
+        bundle,
+        id: name,
+        stdout: opts.stdout ?? (timer ? process.stdout : undefined),
+        stderr: opts.stderr ?? (timer ? process.stderr : undefined),
+        onFirstOutput: () => {
+          seen = true;
+          timer?.lap('runc to first output');
+        },
+      });
+    };
+    const client = opts.daemon ?? (await DaemonClient.connect({ ...opts.client, stateDir }));
     timer?.lap(opts.daemon ? 'container record' : 'container record, daemon connect');
     const launch = launchFiles({
       image: rec.image,
@@ -240,30 +257,36 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
       workingDir: opts.workingDir,
     });
     if (mode === 'block') {
-      const dev = await client.mount({
-        layers: rec.layers,
-        target: rec.rootfs,
-        rw: true,
-        writable: rec.writable,
-        discardable: !!opts.rm,
-        label: name,
-        trace: opts.trace,
-        launch,
-      });
+      const dev = await client.mount(
+        {
+          layers: rec.layers,
+          target: rec.rootfs,
+          rw: true,
+          writable: rec.writable,
+          discardable: !!opts.rm,
+          label: name,
+          trace: opts.trace,
+          launch,
+        },
+        forkRunc,
+      );
       rec.deviceId = dev.id;
       timer?.lap('mount');
       timer?.detail('mount', dev.timings);
     } else {
       const o = rec.overlay!;
       await Promise.all([o.lower, o.upper, o.work].map((d) => mkdir(d, { recursive: true })));
-      const dev = await client.mount({
-        layers: rec.layers,
-        target: o.lower,
-        rw: false,
-        label: name,
-        trace: opts.trace,
-        launch,
-      });
+      const dev = await client.mount(
+        {
+          layers: rec.layers,
+          target: o.lower,
+          rw: false,
+          label: name,
+          trace: opts.trace,
+          launch,
+        },
+        forkRunc,
+      );
       rec.deviceId = dev.id;
       const r = await runProgram(
         'mount',
@@ -295,24 +318,18 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
     timer?.lap('bundle');
     if (!interrupted) {
       started = true;
-      let seen = false;
-      exitCode = await runcRun({
-        root: paths.runc,
-        bundle,
-        id: name,
-        stdout: opts.stdout ?? (timer ? process.stdout : undefined),
-        stderr: opts.stderr ?? (timer ? process.stderr : undefined),
-        onFirstOutput: () => {
-          seen = true;
-          timer?.lap('runc to first output');
-        },
-      });
+      forkRunc();
+      const run = runc!;
+      runc = undefined;
+      exitCode = await run.start();
       timer?.lap(seen ? 'rest of the run' : 'runc run (no output)');
     }
   } catch (e) {
     failure = e;
   } finally {
     started = false;
+    // Never started: the waiting shell exits without running runc.
+    await runc?.cancel();
     if (killTimer) clearTimeout(killTimer);
     if (opts.handleSignals !== false) for (const s of signals) process.off(s, onSignal);
     opts.stop?.removeEventListener('abort', onSignal);

@@ -39,30 +39,74 @@ export interface RuncRunOptions {
  * runc reports it). The container's stdin is /dev/null.
  */
 export function runcRun(opts: RuncRunOptions): Promise<number> {
-  return new Promise((res, rej) => {
-    const child = spawn(RUNC, ['--root', opts.root, 'run', '--bundle', opts.bundle, opts.id], {
-      stdio: ['ignore', opts.stdout ? 'pipe' : 'inherit', opts.stderr ? 'pipe' : 'inherit'],
+  return prepareRuncRun(opts).start();
+}
+
+/** A `runc run` forked ahead (prepareRuncRun): started or cancelled exactly once. */
+export interface PreparedRuncRun {
+  /** Run the container now; resolves with its exit code as runcRun does. */
+  start(): Promise<number>;
+  /** Do not run it: the waiting shell exits without starting runc. */
+  cancel(): Promise<void>;
+}
+
+/**
+ * The shell that stands in for runc until it is told to go (fd 3): then it becomes runc (exec),
+ * so runc's exit code, signals and output are the shell's; told nothing, it exits 125.
+ */
+const EXEC_WHEN_TOLD = 'read -r go <&3; exec 3<&-; [ "$go" = run ] || exit 125; exec "$@"';
+
+/**
+ * `runc run`, its process made now and its container started later: a fork blocks this process
+ * for as long as copying its page tables takes (10-30 ms for the CLI on these VMs), so the CLI
+ * forks while it waits for the daemon's mount instead of after the bundle is written. The child
+ * is a shell waiting on a pipe; start() tells it to exec runc with these arguments.
+ */
+export function prepareRuncRun(opts: RuncRunOptions): PreparedRuncRun {
+  const args = ['--root', opts.root, 'run', '--bundle', opts.bundle, opts.id];
+  const child = spawn('sh', ['-c', EXEC_WHEN_TOLD, 'dadi-runc', RUNC, ...args], {
+    stdio: ['ignore', opts.stdout ? 'pipe' : 'inherit', opts.stderr ? 'pipe' : 'inherit', 'pipe'],
+  });
+  const go = child.stdio[3] as Writable;
+  go.on('error', () => {}); // the shell gone early: its exit tells why
+  const piped: Promise<void>[] = [];
+  let first = opts.onFirstOutput;
+  const pipe = (from: NodeJS.ReadableStream | null, to: Writable | undefined) => {
+    if (!from || !to) return;
+    from.once('data', () => {
+      first?.();
+      first = undefined;
     });
-    const piped: Promise<void>[] = [];
-    let first = opts.onFirstOutput;
-    const pipe = (from: NodeJS.ReadableStream | null, to: Writable | undefined) => {
-      if (!from || !to) return;
-      from.once('data', () => {
-        first?.();
-        first = undefined;
-      });
-      // pipeline forwards errors (.pipe would leave them unhandled); end: false keeps `to` open.
-      piped.push(pipeline(from, to, { end: false }).catch(() => {}));
-    };
-    pipe(child.stdout, opts.stdout);
-    pipe(child.stderr, opts.stderr);
+    // pipeline forwards errors (.pipe would leave them unhandled); end: false keeps `to` open.
+    piped.push(pipeline(from, to, { end: false }).catch(() => {}));
+  };
+  pipe(child.stdout, opts.stdout);
+  pipe(child.stderr, opts.stderr);
+  const exited = new Promise<number>((res, rej) => {
     child.once('error', (e) => rej(new DadiError('EIO', `${RUNC}: cannot start: ${e.message}`, { cause: e })));
     child.once('close', async (code, signal) => {
       await Promise.all(piped);
       res(code ?? 128 + (signal ? signalNumber(signal) : 1));
     });
-    opts.onSpawn?.(child);
   });
+  exited.catch(() => {}); // awaited by start() or cancel()
+  let told = false;
+  const tell = (word: string) => {
+    if (told) throw new DadiError('EINVAL', `runc run ${opts.id}: already started or cancelled`);
+    told = true;
+    go.end(word);
+  };
+  return {
+    start() {
+      tell('run\n');
+      opts.onSpawn?.(child);
+      return exited;
+    },
+    async cancel() {
+      tell('');
+      await exited.catch(() => {});
+    },
+  };
 }
 
 function signalNumber(sig: NodeJS.Signals): number {
