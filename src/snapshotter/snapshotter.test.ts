@@ -187,6 +187,25 @@ describe('Snapshotter', () => {
     expect(launched).toEqual([]);
   });
 
+  it('a layer whose state cannot be saved is not kept, nor the mount ahead it started', async () => {
+    const { devices, mounts } = fakeDevices();
+    const s = await Snapshotter.open(root, devices);
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    // The state file's place is taken by a folder with something in it: the rename onto it fails.
+    await rm(join(root, 'metadata.json'));
+    await mkdir(join(root, 'metadata.json', 'x'), { recursive: true });
+    const e = await s
+      .prepare('extract-2', 'chain1', { ...dadiLabels('chain2', digest('b')), [Label.mountAhead]: 'yes' })
+      .catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(Error);
+    expect(e).not.toBeInstanceOf(SnapshotError);
+    // The mount ahead started before the save; the layer, its folder and that mount's wait are gone.
+    expect(mounts.map((m) => m.target)).toEqual([join(root, 'snapshots/2/mnt')]);
+    await rejectsWith(s.stat('chain2'), 'NOT_FOUND');
+    expect(existsSync(join(root, 'snapshots/2'))).toBe(false);
+    expect((await s.stat('chain1')).kind).toBe('COMMITTED');
+  });
+
   it('a mount ahead that fails is tried again at Prepare, whose failure names the image and leaves no snapshot', async () => {
     const tried: string[] = [];
     const devices: DeviceSet = {
