@@ -11,16 +11,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { FetchLogRecord } from '../src/util/fetch-log.js';
 
-interface Rec {
-  k: 'get' | 'read' | 'prefetch';
-  blob: string;
-  off: number;
-  len: number;
-  t0: number;
-  t1?: number;
-  why: string;
-}
+/** A record as fetch-log.ts writes it. */
+type Rec = FetchLogRecord & { why: string };
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -259,16 +259,22 @@ export class BlobState {
     const R = this.host.refillSize;
     const g = this.host.demandGrain / R;
     if (g <= 1) return [c0, c1];
-    const store = this.store;
     const last = Math.ceil(this.size / R);
-    const free = (c: number) =>
-      !this.inflight.has(c) &&
-      !allSet(store.bitmap, (c * R) / PAGE, Math.ceil(Math.min((c + 1) * R, this.size) / PAGE));
+    const free = (c: number) => this.unitFree(c);
     const lo = Math.floor(c0 / g) * g;
     while (c0 > lo && free(c0 - 1)) c0--;
     const hi = Math.min(Math.ceil(c1 / g) * g, last);
     while (c1 < hi && free(c1)) c1++;
     return [c0, c1];
+  }
+
+  /** Whether fill unit `c` is neither cached nor being fetched. */
+  private unitFree(c: number): boolean {
+    const R = this.host.refillSize;
+    return (
+      !this.inflight.has(c) &&
+      !allSet(this.store.bitmap, (c * R) / PAGE, Math.ceil(Math.min((c + 1) * R, this.size) / PAGE))
+    );
   }
 
   /**
@@ -309,10 +315,7 @@ export class BlobState {
   private startReadahead(h: CachedBlob, s: Stream, from: number, to: number): void {
     const R = this.host.refillSize;
     const maxUnits = Math.max(1, Math.floor(this.host.maxFetchSize / R));
-    const store = this.store;
-    const wanted = (c: number) =>
-      !this.inflight.has(c) &&
-      !allSet(store.bitmap, (c * R) / PAGE, Math.ceil(Math.min((c + 1) * R, this.size) / PAGE));
+    const wanted = (c: number) => this.unitFree(c);
     let c = from;
     while (c < to) {
       if (!wanted(c)) {
