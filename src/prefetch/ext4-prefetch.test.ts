@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BlockFile, PrefetchableBlockFile } from '../blockfile/blockfile.js';
 import { MemoryFile } from '../blockfile/memory.js';
 import { Ext4, mkfs, SparseMemoryFile } from '../ext4/index.js';
-import { Ext4Prefetch } from './ext4-prefetch.js';
+import { Ext4Prefetch, LAUNCH_FILE_BYTES } from './ext4-prefetch.js';
 import { coalesce, decodeExtentNode, ext4Geometry, MAX_GDT_BYTES, usedInodeTables } from './ext4-prefetch-plan.js';
 
 const MiB = 1 << 20;
@@ -122,6 +122,24 @@ describe('ext4 prefetch', () => {
     expect(dirBlocks.every(([o, l]) => covered(log.warmed, o, l))).toBe(true);
     // A read-write mount also reads the backup superblocks (groups 1, 3, 5, 7 of 8).
     for (const g of [1, 3, 5, 7]) expect(covered(prefetched, g * 32768 * 4096, 4096), `group ${g}`).toBe(true);
+  });
+
+  it('fetches launch files whole up to LAUNCH_FILE_BYTES, beyond the file readahead bound', async () => {
+    const { file } = await buildFs();
+    const fs = await Ext4.open(file);
+    const ino = (await fs.lookup('/usr/lib/x86_64-linux-gnu/big.bin'))!;
+    const [e] = await fs.extents(ino);
+    const big = { offset: e!.pblk * 4096, length: e!.len * 4096 };
+    expect(big.length).toBeGreaterThan(2 * MiB);
+    expect(big.length).toBeLessThanOrEqual(LAUNCH_FILE_BYTES);
+    const log = new LoggingFile(file);
+    const p = new Ext4Prefetch(log, { maxFileBytes: 2 * MiB });
+    p.launch({ files: ['/usr/lib/x86_64-linux-gnu/big.bin'] });
+    // launch() runs in the background; cancel() would stop it before it starts.
+    for (let i = 0; i < 400 && p.stats().launchFiles === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const s = await p.cancel();
+    expect(log.warmed).toContainEqual([big.offset, big.length]);
+    expect(s.launchBytes).toBe(big.length);
   });
 
   it('reads the rest of a file extent when part of it is read, once, and not for files above the bound', async () => {
