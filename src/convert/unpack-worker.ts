@@ -4,10 +4,9 @@
 // message (the thread may be started before it is known, unpack-thread.ts); numbers after it are
 // credits. Not to be imported.
 
-import { createReadStream } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { decompress } from '../ext4/decompress.js';
-import { verifiedFileStream } from '../oci/blob-file.js';
+import { reusedFileChunks, verifiedFileStream } from '../oci/blob-file.js';
 import { Digester } from '../oci/digest.js';
 import type { UnpackJob, UnpackReply } from './unpack.js';
 
@@ -42,9 +41,10 @@ async function post(chunk: Uint8Array): Promise<void> {
 
 async function unpack(job: UnpackJob): Promise<void> {
   try {
-    const source = job.verify
-      ? verifiedFileStream(job.path, job.verify)
-      : createReadStream(job.path, { highWaterMark: 1 << 20 });
+    // Read into a few reused buffers: decompress() hands each to zlib's stream, which is done with a
+    // chunk before it takes the next; a plain tar's chunks are posted (copied or transferred) below.
+    const chunks = reusedFileChunks(job.path);
+    const source = job.verify ? verifiedFileStream(job.path, job.verify, chunks) : chunks;
     const tar = new Digester();
     for await (const c of decompress(source, job.name)) {
       tar.update(c);
