@@ -6,20 +6,14 @@
 import { DaemonClient } from '../runtime/client.js';
 import { registryLayerSpecs } from '../runtime/layer-spec.js';
 import type { LaunchRequest, MountTraceRequest } from '../runtime/protocol.js';
-import type { DeviceSet, StackTrace, WritableFiles } from './snapshotter.js';
+import type { DeviceSet } from './snapshotter.js';
 import type { RemoteLayer } from './store.js';
 
 export function daemonDevices(stateDir?: string): DeviceSet {
   const client = () => DaemonClient.connect({ stateDir });
   return {
-    async mount(
-      layers: RemoteLayer[],
-      target: string,
-      label: string,
-      writable?: WritableFiles,
-      trace?: StackTrace,
-      launch?: LaunchRequest,
-    ) {
+    // Typed by DeviceSet (the interface states the parameters once).
+    async mount(layers, target, label, writable, trace, launch) {
       const c = await client();
       const spec = (l: RemoteLayer) => registryLayerSpecs(l.registry, l.repository, [l])[0]!;
       const req: MountTraceRequest | undefined = trace && {
