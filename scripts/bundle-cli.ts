@@ -11,6 +11,7 @@
 //
 //   node --import tsx scripts/bundle-cli.ts [DIST]      # default: dist
 
+import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,9 +40,10 @@ function dynamicImportsOutside(o: BundleOptions): Plugin {
   return {
     name: 'dynamic-imports-outside',
     setup(b) {
+      const root = realpathSync(o.from.root); // esbuild's resolveDir is a real path
       b.onResolve({ filter: /^\.\.?\// }, (args) => {
         if (args.kind !== 'dynamic-import') return undefined;
-        const target = join(o.from.runtimeRoot, relative(o.from.root, resolve(args.resolveDir, args.path)));
+        const target = join(o.from.runtimeRoot, relative(root, resolve(args.resolveDir, args.path)));
         return { path: fromBundle(o, target), external: true };
       });
     },
@@ -59,8 +61,11 @@ function moduleUrlsOutside(o: BundleOptions): Plugin {
   return {
     name: 'module-urls-outside',
     setup(b) {
+      // esbuild loads modules by their real paths, so the tree's root is taken as one too (a
+      // checkout whose node_modules is a symlink builds the benchmarks' CLI under it).
+      const root = realpathSync(o.from.root);
       b.onLoad({ filter: /\.[cm]?[jt]s$/ }, async (args) => {
-        const rel = relative(o.from.root, args.path);
+        const rel = relative(root, args.path);
         if (rel.startsWith('..') || rel.includes(`node_modules${sep}`)) return undefined;
         const text = await readFile(args.path, 'utf8');
         if (!text.includes('import.meta.url')) return undefined;
