@@ -260,21 +260,22 @@ export class BlobState {
     const g = this.host.demandGrain / R;
     if (g <= 1) return [c0, c1];
     const last = Math.ceil(this.size / R);
-    const free = (c: number) => this.unitFree(c);
     const lo = Math.floor(c0 / g) * g;
-    while (c0 > lo && free(c0 - 1)) c0--;
+    while (c0 > lo && this.unitFree(c0 - 1)) c0--;
     const hi = Math.min(Math.ceil(c1 / g) * g, last);
-    while (c1 < hi && free(c1)) c1++;
+    while (c1 < hi && this.unitFree(c1)) c1++;
     return [c0, c1];
   }
 
   /** Whether fill unit `c` is neither cached nor being fetched. */
   private unitFree(c: number): boolean {
+    return !this.inflight.has(c) && !this.unitCached(c);
+  }
+
+  /** Whether every page of fill unit `c` is cached. */
+  private unitCached(c: number): boolean {
     const R = this.host.refillSize;
-    return (
-      !this.inflight.has(c) &&
-      !allSet(this.store.bitmap, (c * R) / PAGE, Math.ceil(Math.min((c + 1) * R, this.size) / PAGE))
-    );
+    return allSet(this.store.bitmap, (c * R) / PAGE, Math.ceil(Math.min((c + 1) * R, this.size) / PAGE));
   }
 
   /**
@@ -315,15 +316,14 @@ export class BlobState {
   private startReadahead(h: CachedBlob, s: Stream, from: number, to: number): void {
     const R = this.host.refillSize;
     const maxUnits = Math.max(1, Math.floor(this.host.maxFetchSize / R));
-    const wanted = (c: number) => this.unitFree(c);
     let c = from;
     while (c < to) {
-      if (!wanted(c)) {
+      if (!this.unitFree(c)) {
         c++;
         continue;
       }
       let e = c + 1;
-      while (e < to && e - c < maxUnits && wanted(e)) e++;
+      while (e < to && e - c < maxUnits && this.unitFree(e)) e++;
       if (!this.host.readaheadAllowed(Math.min(e * R, this.size) - c * R)) break;
       const f = this.startFetch(h, c, e, true);
       for (let u = f.c0; u < f.c1; u++) this.raUnits.add(u);
@@ -512,9 +512,6 @@ export class BlobState {
     if (fetchLogOn) logFetch({ k: 'prefetch', blob: this.key, off: offset, len: hi - offset, t0: fetchLogNow() });
     const R = this.host.refillSize;
     const maxUnits = Math.max(1, Math.floor(this.host.maxFetchSize / R));
-    const store = this.store;
-    const missing = (c: number) =>
-      !allSet(store.bitmap, (c * R) / PAGE, Math.ceil(Math.min((c + 1) * R, this.size) / PAGE));
     const waits: Promise<void>[] = [];
     const joined = new Set<Fetch>();
     let c = Math.floor(offset / R);
@@ -527,12 +524,12 @@ export class BlobState {
         c++;
         continue;
       }
-      if (!missing(c)) {
+      if (this.unitCached(c)) {
         c++;
         continue;
       }
       let e = c + 1;
-      while (e < last && e - c < maxUnits && !this.inflight.has(e) && missing(e)) e++;
+      while (e < last && e - c < maxUnits && this.unitFree(e)) e++;
       const f = this.startFetch(h, c, e, false, true);
       waits.push(f.promise.then(() => f.finished));
       c = e;
