@@ -5,7 +5,8 @@
 import { main, newProgram } from './main.js';
 import { registerRunCommands } from './run.js';
 
-await main(process.argv.slice(2), () => {
+// Not awaited: the bundle is CommonJS (cached-start.ts), and main reports its own errors.
+void main(process.argv.slice(2), () => {
   const program = newProgram();
   registerRunCommands(program);
   return program;

@@ -6,7 +6,8 @@ import { main, newProgram } from './main.js';
 import { registerPullCommand } from './pull.js';
 import { pullRemoteAction } from './pull-remote.js';
 
-await main(process.argv.slice(2), () => {
+// Not awaited: the bundle is CommonJS (cached-start.ts), and main reports its own errors.
+void main(process.argv.slice(2), () => {
   const program = newProgram();
   registerPullCommand(program, async () => pullRemoteAction);
   return program;

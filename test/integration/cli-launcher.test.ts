@@ -5,7 +5,7 @@
 // the sources into a private tree laid out as an installed dadi (bin/, dist/cli/).
 
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -49,6 +49,41 @@ describe('bin/dadi', () => {
     expect(r.stderr).not.toMatch(CA_WARNING);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ devices: [], containers: [] });
+  });
+
+  it("starts the bundles with V8's code cache the build wrote, and without it if V8 rejects it", async () => {
+    const state = join(dir, 'state');
+    const ps = ['ps', '--json', '--state', state];
+    const cached = await run(launcher, ps, { env: { DADI_DEBUG: '1' } });
+    expect(cached.stderr).toBe('');
+    expect(JSON.parse(cached.stdout)).toEqual({ devices: [], containers: [] });
+    const pull = await run(
+      launcher,
+      [
+        'pull',
+        '--containerd-address',
+        join(dir, 'none.sock'),
+        '--snapshotter-address',
+        join(dir, 'none.sock'),
+        'x/y:z',
+      ],
+      {
+        env: { DADI_DEBUG: '1' },
+      },
+    );
+    expect(pull.stderr).not.toMatch(/bundle\.cache/);
+    // A cache that does not match (another node's, a damaged file) is compiled around.
+    const cache = join(dir, 'dist/cli/client.bundle.cache');
+    const good = await readFile(cache);
+    try {
+      await writeFile(cache, good.subarray(0, 64));
+      const r = await run(launcher, ps, { env: { DADI_DEBUG: '1' } });
+      expect(r.stderr).toMatch(/^dadi: client\.bundle\.cache rejected by V8: compiling without it$/m);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ devices: [], containers: [] });
+    } finally {
+      await writeFile(cache, good);
+    }
   });
 
   it('reports a client command error as the whole CLI does', async () => {
