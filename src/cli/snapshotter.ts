@@ -28,9 +28,8 @@ export function registerSnapshotterCommand(program: Command): void {
         state: flags.state,
         rwMode: (flags.rwMode ?? config.snapshotter.rwMode) as 'overlayfs' | 'block',
       };
-      const { PullService, Snapshotter, daemonDevices, serveSnapshots, warmContainerdCodecs } = await import(
-        '../snapshotter/index.js'
-      );
+      const { PullService, Snapshotter, daemonDevices, serveSnapshots, warmContainerdCodecs, warmPullPath } =
+        await import('../snapshotter/index.js');
       const { RootLogger } = await import('../log/logger.js');
       const logSettings = (c: typeof config) => ({ level: c.logConfig.logLevel, path: c.logConfig.logPath });
       const logger = RootLogger.create(logSettings(config), 'snapshotter');
@@ -41,6 +40,12 @@ export function registerSnapshotterCommand(program: Command): void {
       });
       // Before serving: the codecs would otherwise be built inside the first pull and Prepare.
       warmContainerdCodecs();
+      // And the code of a pull (registry client, HTTP parser, gRPC calls): one pull against stand-ins.
+      const warming = performance.now();
+      await warmPullPath().then(
+        () => logger.debug(`warmed the pull path in ${Math.round(performance.now() - warming)} ms`),
+        (e: Error) => logger.warn(`warming the pull path: ${e.message} (the first pull pays for it)`),
+      );
       // `dadi pull` asks this process to pull: its registry credentials and hosts are this config's.
       const pulls = new PullService({
         hostsDir: config.registry.hostsDir,

@@ -6,3 +6,4 @@ export { warmContainerdCodecs } from './protos.js';
 export { PullService } from './pull-service.js';
 export { type SnapshotService, serveSnapshots } from './service.js';
 export { type DeviceSet, type Mount, SnapshotError, Snapshotter } from './snapshotter.js';
+export { warmPullPath } from './warm-up.js';

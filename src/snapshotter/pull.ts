@@ -106,6 +106,16 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     };
     const early = predicted ? snapshots(chainIds(predicted)) : undefined;
     early?.catch(() => {});
+    // The manifest goes into the content store while the config is fetched (containerd commits
+    // each write with an fsync, one after another): only the config's write is left after it.
+    const source = { [`containerd.io/distribution.source.${r.registry}`]: r.repository };
+    const manifestWrite = leased.then(() =>
+      ctrd.writeContent(img.digest, img.bytes, {
+        ...source,
+        'containerd.io/gc.ref.content.config': img.manifest.config.digest,
+      }),
+    );
+    manifestWrite.catch(() => {});
     const configBytes = await configFetch;
     const config = JSON.parse(configBytes.toString()) as ImageConfig;
     step('config');
@@ -124,17 +134,13 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     o.onLaunchKnown?.(chains[chains.length - 1]!, imageLaunchFiles(config));
     await leased;
     step('lease');
-    const source = { [`containerd.io/distribution.source.${r.registry}`]: r.repository };
     await Promise.all([
       ctrd.writeContent(img.manifest.config.digest, configBytes, {
         ...source,
         // What keeps the layer snapshots alive as long as the image is (containerd's GC).
         [`containerd.io/gc.ref.snapshot.${snapshotter}`]: chains[chains.length - 1]!,
       }),
-      ctrd.writeContent(img.digest, img.bytes, {
-        ...source,
-        'containerd.io/gc.ref.content.config': img.manifest.config.digest,
-      }),
+      manifestWrite,
       early ?? snapshots(chains),
     ]);
     step('content');
@@ -151,8 +157,13 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
       registryBytes: img.bytes.length + configBytes.length + img.indexes.reduce((n, m) => n + m.bytes.length, 0),
     };
   } finally {
-    await leased.then(() => ctrd.endLease()).catch(() => {});
-    ctrd.close();
+    // The lease ends after the answer, not before it: the image record now keeps the content and
+    // the snapshots, and ending it is one more of containerd's database commits (an fsync), which
+    // `ctr run` need not wait for. A lease left by a failed end expires (gc.expire, an hour).
+    void leased
+      .then(() => ctrd.endLease())
+      .catch(() => {})
+      .finally(() => ctrd.close());
   }
 }
 
