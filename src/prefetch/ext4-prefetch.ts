@@ -76,6 +76,8 @@ const HEAD_PROBE = 64 * 1024;
 /** Gap between directory blocks still read as one range, and the largest such range. */
 const MERGE_GAP = 32 * 1024;
 const MAX_RANGE = 1 << 20;
+/** Inode table reads in flight at once (a flex_bg image has one small used part per group). */
+const MAX_TABLE_READS = 32;
 
 export class Ext4Prefetch {
   /** Resolves when the metadata prefetch has stopped (finished, failed or cancelled); never rejects. */
@@ -202,6 +204,7 @@ export class Ext4Prefetch {
     const scan: InodeScan = emptyScan();
     const backups = this.opts.writableMount ? backupSuperblocks(geo) : [];
     const tableAt = (r: ByteRange) => tables.find((x) => x.offset === r.offset);
+    // All at once: a few tables more than `parallel` would cost the whole chain another round trip.
     await this.readAll(
       [...tables, ...backups],
       (r) => !!tableAt(r),
@@ -209,6 +212,7 @@ export class Ext4Prefetch {
         const t = tableAt(r);
         if (t) scanInodes(geo, bytes, t.firstIno, scan);
       },
+      MAX_TABLE_READS,
     );
     this.files = scan.fileExtents.sort((a, b) => a.offset - b.offset);
     this.s.files = scan.fileExtents.length;
@@ -247,8 +251,8 @@ export class Ext4Prefetch {
   /**
    * Fetch the files a start reads first (launch-files.ts) in the background, once the inode tables
    * are in (their lookups then read only directory blocks, which step 3 fetches too; the cache
-   * merges the two). The daemon asks once the filesystem is mounted: before, these reads would
-   * only compete with the mount's own. cancel() waits for them.
+   * merges the two). The daemon asks as soon as the layers are open, so that these lookups run
+   * while the kernel mounts the filesystem. cancel() waits for them.
    */
   launch(launch: LaunchFiles): void {
     const p = this.tables
@@ -286,6 +290,7 @@ export class Ext4Prefetch {
     ranges: ByteRange[],
     wanted: (r: ByteRange) => boolean,
     use: (r: ByteRange, bytes: Buffer) => void = () => {},
+    parallel = this.opts.parallel ?? 8,
   ): Promise<void> {
     let next = 0;
     const worker = async () => {
@@ -299,7 +304,7 @@ export class Ext4Prefetch {
         if (bytes) use(r, bytes);
       }
     };
-    const n = Math.max(1, Math.min(this.opts.parallel ?? 8, ranges.length));
+    const n = Math.max(1, Math.min(parallel, ranges.length));
     await Promise.all(Array.from({ length: n }, worker));
   }
 

@@ -481,6 +481,9 @@ export class Daemon {
         }).finally(() => this.closeEarly(specs.map((s) => s.ref)));
         timer.lap('open layers');
         cleanup.unshift(() => stack.close());
+        // The launch files are looked up with our own ext4 reader once the inode tables are in,
+        // while the kernel mounts: not after it, one more chain of round trips on the start's path.
+        if (launch) stack.ext4?.launch(launch);
         let file: LayerStack | ComboDevice = stack.device;
         let writable: Device['writable'];
         if (req.rw) {
@@ -516,7 +519,6 @@ export class Daemon {
         await opening.catch(() => {});
       }
       const { stack, trace, file, writable } = await opening;
-      if (launch) stack.ext4?.launch(launch);
       const layers = specs.map((spec, i) => ({ spec, blob: stack.blobs[i]! }));
       const dev: Device = {
         id,
