@@ -333,3 +333,34 @@ describe('redirects and auth', () => {
     await c.close();
   });
 });
+
+describe('preconnect', () => {
+  it('opens spare connections that a burst of parallel reads then uses, with no new connection', async () => {
+    let connections = 0;
+    const host = await serve((req, res) => {
+      const [a, b] = rangeOf(req);
+      send206(res, a, b);
+    });
+    const server = servers[servers.length - 1] as Server;
+    server.on('connection', () => connections++);
+    const c = fast({ connections: 4 });
+    c.transport.preconnect(host);
+    for (let i = 0; i < 100 && connections < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(connections).toBe(3); // the pool's connections less one
+    await new Promise((r) => setTimeout(r, 20)); // the spares are open on this side too
+    const bufs = [0, 1, 2].map(() => Buffer.alloc(10));
+    await Promise.all(bufs.map((b, i) => c.readBlob({ registry: host, repository: 'r' }, DIG, b, i * 10)));
+    bufs.forEach((b, i) => expect(b.equals(DATA.subarray(i * 10, i * 10 + 10))).toBe(true));
+    expect(connections).toBe(3);
+    c.transport.preconnect(host); // spares taken by the pool are not opened again while in use
+    await c.close();
+  });
+
+  it('a refused preconnect leaves the requests to connect themselves', async () => {
+    const c = fast();
+    c.transport.preconnect('127.0.0.1:1');
+    const e = await c.ping('127.0.0.1:1').catch((x: DadiError) => x);
+    expect(e).toMatchObject({ code: 'EIO' });
+    await c.close();
+  });
+});

@@ -130,6 +130,7 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
             resolveRunImage(ref, ctx, {
               configs,
               timer: hooks.timer,
+              preconnect: !!c.cache,
               // Registry layers open through the cache only: without it the fetches would be lost.
               onLayers: c.cache
                 ? (img) => hooks.layersKnown(registryLayerSpecs(img.registry, img.repository, img.layers))
