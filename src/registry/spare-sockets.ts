@@ -7,7 +7,7 @@
 // (undici's) nor what to read.
 
 import type { Socket } from 'node:net';
-import { buildConnector } from 'undici';
+import type { buildConnector } from 'undici';
 
 /** Spares not taken within this time are closed (a registry may drop idle connections). */
 export const SPARE_IDLE_MS = 10_000;

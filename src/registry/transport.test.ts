@@ -350,9 +350,8 @@ describe('preconnect', () => {
     await new Promise((r) => setTimeout(r, 20)); // the spares are open on this side too
     const bufs = [0, 1, 2].map(() => Buffer.alloc(10));
     await Promise.all(bufs.map((b, i) => c.readBlob({ registry: host, repository: 'r' }, DIG, b, i * 10)));
-    bufs.forEach((b, i) => expect(b.equals(DATA.subarray(i * 10, i * 10 + 10))).toBe(true));
+    expect(bufs.map((b, i) => b.equals(DATA.subarray(i * 10, i * 10 + 10)))).toEqual([true, true, true]);
     expect(connections).toBe(3);
-    c.transport.preconnect(host); // spares taken by the pool are not opened again while in use
     await c.close();
   });
 
