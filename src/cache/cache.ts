@@ -57,10 +57,12 @@ export interface BlockCacheOptions {
   refillSize?: number;
   /**
    * What a read's misses are widened to: aligned blocks of this size (a power of two ≥ the fill
-   * unit), over the units that are neither cached nor in flight. Default 16 KiB: a ZFile read asks
+   * unit), over the units that are neither cached nor in flight. Default 8 KiB: a ZFile read asks
    * for exactly the compressed blocks it decodes, and the next file a process opens is often the
    * next one on disk (python's imports from one package); reads fetched at 4 KiB made ~16 more
-   * dependent round trips of python's cold start than at 16 KiB, for 0.2 MB less.
+   * dependent round trips of python's cold start than at 16 KiB, for 0.2 MB less. Since the ext4
+   * prefetch fetches a file's neighbours on its first read (ext4-prefetch.ts NEIGHBOUR_FILES),
+   * 8 KiB blocks fetch ~0.1 MB less than 16 KiB for about the same round trips.
    */
   demandGrain?: number;
   /** Largest single source read when adjacent misses are coalesced. Default max(1 MiB, refillSize). */
@@ -124,7 +126,7 @@ const ORPHAN_AGE_MS = 60_000;
 /** Default fill unit (see BlockCacheOptions.refillSize). */
 export const DEFAULT_REFILL_SIZE = 4 * 1024;
 /** Default grain of a read's misses (see BlockCacheOptions.demandGrain). */
-export const DEFAULT_DEMAND_GRAIN = 16 * 1024;
+export const DEFAULT_DEMAND_GRAIN = 8 * 1024;
 /** Readahead fetches in flight at once, over the whole cache (the registry pool has 8 connections). */
 export const READAHEAD_MAX_REQUESTS = 4;
 /** How often the LRU time of a blob read only from the cache is written (as the map file's mtime). */

@@ -125,7 +125,7 @@ describe('readahead', () => {
     await cache.close();
   });
 
-  it('by default widens a read to the 16 KiB blocks it touches, and a prefetch fetches 4 KiB pages', async () => {
+  it("by default widens a read to the demand grain's blocks it touches, and a prefetch fetches 4 KiB pages", async () => {
     const data = patternBytes(4 * MiB, 13);
     const cache = await BlockCache.open(dir, { diskFloor: 0 });
     expect(cache.refillSize).toBe(DEFAULT_REFILL_SIZE);

@@ -153,7 +153,7 @@ describe('ext4 prefetch', () => {
     const libc = await extentOf('libc.so.6');
     const big = await extentOf('big.bin');
     const log = new LoggingFile(file);
-    const p = new Ext4Prefetch(log, { maxFileBytes: 2 * MiB });
+    const p = new Ext4Prefetch(log, { maxFileBytes: 2 * MiB, neighbourFiles: 0, neighbourFilesBefore: 0 });
     await p.done;
     const before = log.reads.length;
     expect(p.fileExtentAt(libc.offset + 5000)).toEqual(libc);
@@ -161,6 +161,9 @@ describe('ext4 prefetch', () => {
     p.willRead(at, 16384);
     p.willRead(at + 16384, 16384); // the same extent again: nothing more
     p.willRead(big.offset, 4096); // 3 MiB > the bound
+    // The readahead starts once the read's own fetches have (on the next turn of the event loop).
+    expect(log.reads.length).toBe(before);
+    await new Promise((r) => setImmediate(r));
     const s = await p.cancel();
     const expected = [
       [libc.offset, 64 * 1024],
@@ -174,6 +177,74 @@ describe('ext4 prefetch', () => {
     // Cancelled: no more readahead.
     p.willRead(big.offset + 1, 1);
     expect(log.reads.length).toBe(before + 2);
+  });
+
+  it("runs a file's readahead on over the small files laid out after it, within the bounds", async () => {
+    const file = new SparseMemoryFile(256 * MiB);
+    await mkfs(file, { size: 256 * MiB, time: 1700000000 });
+    const fs = await Ext4.open(file);
+    const dir = await fs.mkdir(2, 'pycache');
+    const sizes = { a: 10_000, b: 20_000, c: 30_000, d: 5_000, e: 100_000, f: 4_000 };
+    for (const [name, size] of Object.entries(sizes)) {
+      const w = await fs.createFile(dir, name);
+      await w.write(Buffer.alloc(size, 7));
+      await w.end();
+    }
+    const at: Record<string, { offset: number; length: number }> = {};
+    for (const name of Object.keys(sizes)) {
+      const [e] = await fs.extents((await fs.lookup(`/pycache/${name}`))!);
+      at[name] = { offset: e!.pblk * 4096, length: e!.len * 4096 };
+    }
+    await fs.close();
+    const end = (n: string) => at[n]!.offset + at[n]!.length;
+    // Laid out one after another, as the converter writes a tar's files.
+    for (const [x, y] of [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['c', 'd'],
+      ['d', 'e'],
+      ['e', 'f'],
+    ] as const)
+      expect(at[y]!.offset).toBe(end(x));
+    const run = async (
+      opts: { neighbourFiles?: number; neighbourFilesBefore?: number; maxNeighbourBytes?: number },
+      reads: string[],
+    ) => {
+      const log = new LoggingFile(file);
+      const p = new Ext4Prefetch(log, {
+        neighbourFilesBefore: 0,
+        maxNeighbourFileBytes: 64 * 1024,
+        maxNeighbourBytes: 128 * 1024,
+        ...opts,
+      });
+      await p.done;
+      const before = log.reads.length;
+      for (const n of reads) p.willRead(at[n]!.offset, 4096);
+      await new Promise((r) => setImmediate(r));
+      const s = await p.cancel();
+      return { warmed: log.reads.slice(before), s };
+    };
+    // b, c and d follow a; e is above the per-file bound, so the run stops there; c is read ahead already.
+    const one = await run({ neighbourFiles: 4 }, ['a', 'c']);
+    expect(one.warmed).toEqual([[at.a!.offset + 4096, end('d') - at.a!.offset - 4096]]);
+    expect(one.s).toMatchObject({ neighbourFiles: 3, neighbourBytes: end('d') - at.b!.offset });
+    // At most this many files.
+    expect((await run({ neighbourFiles: 1 }, ['a'])).warmed).toEqual([
+      [at.a!.offset + 4096, end('b') - at.a!.offset - 4096],
+    ]);
+    // Within the byte bound: c (32 KiB) does not fit after b (20 KiB) in 40 KiB.
+    expect((await run({ neighbourFiles: 4, maxNeighbourBytes: 40 * 1024 }, ['a'])).warmed).toEqual([
+      [at.a!.offset + 4096, end('b') - at.a!.offset - 4096],
+    ]);
+    // The files before it: read in d, the run goes back over c, b and a (in one range up to d's read).
+    const back = await run({ neighbourFiles: 0, neighbourFilesBefore: 3 }, ['d']);
+    expect(back.warmed).toEqual([
+      [at.a!.offset, at.d!.offset - at.a!.offset],
+      [at.d!.offset + 4096, at.d!.length - 4096],
+    ]);
+    expect(back.s.neighbourFiles).toBe(3);
+    // Off: the file's own rest only.
+    expect((await run({ neighbourFiles: 0 }, ['a'])).warmed).toEqual([[at.a!.offset + 4096, at.a!.length - 4096]]);
   });
 
   it('a device that is not ext4 costs one probe read and no error', async () => {

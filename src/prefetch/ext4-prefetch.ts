@@ -37,6 +37,17 @@ export interface Ext4PrefetchOptions {
   maxDirBytes?: number;
   /** Read the rest of a file extent of at most this many bytes when part of it is read (default DEFAULT_FILE_READAHEAD; 0: off). */
   maxFileBytes?: number;
+  /**
+   * When a file is first read, also fetch the files laid out right after it (the converter writes a
+   * tar's files in order, so a directory's files are neighbours): at most this many (default
+   * NEIGHBOUR_FILES; 0: off), each of at most `maxNeighbourFileBytes` and together at most
+   * `maxNeighbourBytes` (device bytes) on each side.
+   */
+  neighbourFiles?: number;
+  /** As neighbourFiles, for the files laid out before it (default NEIGHBOUR_FILES_BEFORE). */
+  neighbourFilesBefore?: number;
+  maxNeighbourFileBytes?: number;
+  maxNeighbourBytes?: number;
   /** Told about the first failure (the prefetch then stops; reads go on as without it). */
   log?: (message: string) => void;
 }
@@ -51,6 +62,9 @@ export interface Ext4PrefetchStats {
   /** File readaheads started, and their bytes (part of reads/bytes). */
   fileReadaheads: number;
   fileReadaheadBytes: number;
+  /** Neighbouring files fetched, and their bytes (part of reads/bytes). */
+  neighbourFiles: number;
+  neighbourBytes: number;
   /** Launch files fetched (libraries included), and their bytes (not part of reads/bytes). */
   launchFiles: number;
   launchBytes: number;
@@ -71,6 +85,23 @@ export const DEFAULT_FILE_READAHEAD = 2 << 20;
  */
 export const LAUNCH_FILE_BYTES = 8 << 20;
 
+/**
+ * Neighbouring files fetched on a file's first read (Ext4PrefetchOptions.neighbourFiles): python's
+ * imports read one small .pyc after another, each a round trip, and the next ones often lie beside
+ * it (a package's __pycache__, in the tar's order). Chosen by measurement (bench/coldstart, python
+ * cold start, quiet, same holds, with the cache's 8 KiB demand blocks): 6 after and 2 before, each
+ * of at most 48 KiB and 96 KiB a side, took 4.87-4.97 s at 1 Gbit/50 ms against 5.60-5.96 s without
+ * (stargz 5.16-5.29 s), for 10.32-10.40 MB against 10.12-10.14 (stargz 10.49); at 100 Mbit/20 ms
+ * and below the gain is within the noise. Larger neighbours (64 KiB) or more of them (16 after)
+ * were faster still at 50 ms (4.4-4.8 s) but fetched 10.6-10.9 MB. cat fetched the same bytes.
+ */
+export const NEIGHBOUR_FILES = 6;
+export const NEIGHBOUR_FILES_BEFORE = 2;
+export const NEIGHBOUR_FILE_BYTES = 48 * 1024;
+export const NEIGHBOUR_BYTES = 96 * 1024;
+/** A neighbour lies at most this far from the file next to it (else the run of files has ended). */
+const NEIGHBOUR_GAP = 64 * 1024;
+
 /** Probe read: the superblock and, for up to ~500 groups of 64-byte descriptors, the whole table. */
 const HEAD_PROBE = 64 * 1024;
 /** Gap between directory blocks still read as one range, and the largest such range. */
@@ -89,6 +120,8 @@ export class Ext4Prefetch {
     files: 0,
     fileReadaheads: 0,
     fileReadaheadBytes: 0,
+    neighbourFiles: 0,
+    neighbourBytes: 0,
     launchFiles: 0,
     launchBytes: 0,
     failed: 0,
@@ -152,30 +185,80 @@ export class Ext4Prefetch {
    */
   willRead(offset: number, length: number): void {
     if (this.cancelled || !this.files.length) return;
-    const ext = this.fileExtentAt(offset);
+    const i = this.fileIndexAt(offset);
+    const ext = i < 0 ? undefined : this.files[i]!;
     if (!ext || ext.length > (this.opts.maxFileBytes ?? DEFAULT_FILE_READAHEAD) || this.readAhead.has(ext.offset))
       return;
     this.readAhead.add(ext.offset);
-    const end = ext.offset + ext.length;
     // The parts before and after the read: the read fetches its own part, not waiting for the rest.
+    // Each runs on over the neighbouring files (one range, so one request where the layer stores
+    // them together).
+    const after = offset + length;
+    const start = this.neighbours(i, -1, ext.offset);
+    const end = this.neighbours(i, 1, Math.max(after, ext.offset + ext.length));
     const parts = [
-      { offset: ext.offset, length: offset - ext.offset },
-      { offset: offset + length, length: end - (offset + length) },
+      { offset: start, length: offset - start },
+      { offset: after, length: end - after },
     ].filter((r) => r.length > 0);
-    for (const r of parts) {
-      this.s.fileReadaheads++;
-      this.s.fileReadaheadBytes += r.length;
-      const p = fetchWhy('file-readahead', () => this.warm(r))
-        .catch((e) => {
-          if (this.s.failed++ === 0) this.opts.log?.(`file readahead in ${this.device.name}: ${(e as Error).message}`);
-        })
-        .finally(() => this.background.delete(p));
-      this.background.add(p);
+    if (!parts.length) return;
+    // After the read's own fetches have started: they go first.
+    const p = new Promise<void>((r) => setImmediate(r))
+      .then(() => {
+        if (this.cancelled) return;
+        for (const r of parts) {
+          this.s.fileReadaheads++;
+          this.s.fileReadaheadBytes += r.length;
+          this.inBackground('file-readahead', r);
+        }
+      })
+      .finally(() => this.background.delete(p));
+    this.background.add(p);
+  }
+
+  /**
+   * Where the run of files next to file extent `i` on the device ends (dir 1: the files after it,
+   * dir -1: those before; a directory's files, as a tar lays them out): the nearest few small ones,
+   * adjacent, not read ahead yet, within the byte bound. `edge` (the file's own end or start) if none.
+   */
+  private neighbours(i: number, dir: 1 | -1, edge: number): number {
+    const count =
+      dir > 0
+        ? (this.opts.neighbourFiles ?? NEIGHBOUR_FILES)
+        : (this.opts.neighbourFilesBefore ?? NEIGHBOUR_FILES_BEFORE);
+    const maxFile = this.opts.maxNeighbourFileBytes ?? NEIGHBOUR_FILE_BYTES;
+    let budget = this.opts.maxNeighbourBytes ?? NEIGHBOUR_BYTES;
+    for (let j = i + dir, n = 0; n < count && j >= 0 && j < this.files.length; j += dir, n++) {
+      const next = this.files[j]!;
+      const gap = dir > 0 ? next.offset - edge : edge - (next.offset + next.length);
+      if (gap < 0 || gap > NEIGHBOUR_GAP || next.length > maxFile || next.length > budget) break;
+      if (this.readAhead.has(next.offset)) break;
+      this.readAhead.add(next.offset);
+      budget -= next.length;
+      edge = dir > 0 ? next.offset + next.length : next.offset;
+      this.s.neighbourFiles++;
+      this.s.neighbourBytes += next.length;
     }
+    return edge;
+  }
+
+  /** Fetch `r` into the cache in the background (cancel() waits for it), tagged `why` in the fetch log. */
+  private inBackground(why: string, r: ByteRange): void {
+    const p = fetchWhy(why, () => this.warm(r))
+      .catch((e) => {
+        if (this.s.failed++ === 0) this.opts.log?.(`${why} in ${this.device.name}: ${(e as Error).message}`);
+      })
+      .finally(() => this.background.delete(p));
+    this.background.add(p);
   }
 
   /** The regular file extent holding device byte `offset`, once the inode tables are read. */
   fileExtentAt(offset: number): ByteRange | undefined {
+    const i = this.fileIndexAt(offset);
+    return i < 0 ? undefined : this.files[i];
+  }
+
+  /** Index in `files` of the extent holding device byte `offset`, or -1. */
+  private fileIndexAt(offset: number): number {
     const f = this.files;
     let lo = 0;
     let hi = f.length - 1;
@@ -184,9 +267,9 @@ export class Ext4Prefetch {
       const r = f[mid]!;
       if (offset < r.offset) hi = mid - 1;
       else if (offset >= r.offset + r.length) lo = mid + 1;
-      else return r;
+      else return mid;
     }
-    return undefined;
+    return -1;
   }
 
   private async run(): Promise<void> {
