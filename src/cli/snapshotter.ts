@@ -50,6 +50,7 @@ export function registerSnapshotterCommand(program: Command): void {
       const pulls = new PullService({
         hostsDir: config.registry.hostsDir,
         devices,
+        recordLayers: (layers) => snap.recordRemoteLayers(layers),
         launchAhead: (top, launch) => snap.launchAhead(top, launch),
         log: (m) => logger.warn(m),
       });

@@ -12,7 +12,7 @@ import { RegistryClient } from '../registry/client.js';
 import { hostsDirLookup } from '../registry/hosts.js';
 import type { LaunchRequest } from '../runtime/protocol.js';
 import { ContainerdClient } from './containerd-client.js';
-import { pullIntoContainerd } from './pull.js';
+import { pullIntoContainerd, type RemoteLayerSnapshot } from './pull.js';
 import { MAX_PULL_MESSAGE_BYTES, PULL_METHOD_PATH, type PullReply, type PullRequest } from './pull-wire.js';
 import type { DeviceSet } from './snapshotter.js';
 
@@ -24,6 +24,8 @@ export interface PullServiceOptions {
   hostsDir: string;
   /** The snapshotter's devices: told to open an image's layers once its manifest is in. */
   devices?: DeviceSet;
+  /** The snapshotter's recordRemoteLayers: told the image's layer snapshots before containerd asks for them. */
+  recordLayers?: (layers: RemoteLayerSnapshot[]) => Promise<void>;
   /** The snapshotter's launchAhead: told the image's top layer and its launch files once the config is in. */
   launchAhead?: (topChainId: string, launch: LaunchRequest) => Promise<void>;
   log?: (m: string) => void;
@@ -64,6 +66,11 @@ export class PullService {
           void this.o.devices
             ?.openAhead?.(layers)
             .catch((e) => this.o.log?.(`opening ${req.ref}'s layers ahead: ${(e as Error).message}`)),
+        // Recorded here first (one save for all, the mount starts); containerd's Prepares find them.
+        recordLayers: async (layers) =>
+          this.o
+            .recordLayers?.(layers)
+            .catch((e) => this.o.log?.(`recording ${req.ref}'s layers ahead: ${(e as Error).message}`)),
         onLaunchKnown: (top, launch) =>
           void this.o
             .launchAhead?.(top, launch)

@@ -36,10 +36,24 @@ export interface PullOptions {
    * the snapshotter fetches them on the image's device, whose mount the top layer started.
    */
   onLaunchKnown?: (topChainId: string, launch: LaunchRequest) => void;
+  /**
+   * Told the image's layer snapshots (bottom first) as soon as their chain ids are known, before
+   * containerd is asked for them: the snapshotter in this process records them itself (one save,
+   * and the image's mount starts), so that containerd's Prepare of each finds it. Awaited before
+   * the first Prepare; it should not reject (the Prepares then decide).
+   */
+  recordLayers?: (layers: RemoteLayerSnapshot[]) => Promise<void>;
   /** Told after each layer snapshot is prepared (`done` of `total`), for progress bars. */
   onLayer?: (done: number, total: number) => void;
   /** Told as each step ends, with its milliseconds (`dadi pull --timings`). */
   onStep?: (step: string, ms: number) => void;
+}
+
+/** A DADI layer's snapshot as containerd's unpacker asks for it: chain id, parent and Prepare labels. */
+export interface RemoteLayerSnapshot {
+  chainId: string;
+  parent: string;
+  labels: Record<string, string>;
 }
 
 export interface PullResult {
@@ -92,14 +106,14 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     configFetch.catch(() => {});
     const predicted = diffIdsOfUncompressed(layers);
     const snapshots = async (chains: string[]) => {
-      await leased;
-      for (const [i, layer] of layers.entries()) {
-        await prepareRemoteLayer(ctrd, snapshotter, name, {
-          chainId: chains[i]!,
-          parent: chains[i - 1] ?? '',
-          annotations: layer.annotations ?? {},
-          top: i === layers.length - 1,
-        });
+      const specs = layers.map((layer, i) => ({
+        chainId: chains[i]!,
+        parent: chains[i - 1] ?? '',
+        labels: remoteLayerLabels(name, chains[i]!, layer.annotations ?? {}, i === layers.length - 1),
+      }));
+      await Promise.all([leased, o.recordLayers?.(specs)]);
+      for (const [i, spec] of specs.entries()) {
+        await prepareRemoteLayer(ctrd, snapshotter, name, spec);
         o.onLayer?.(i + 1, layers.length);
       }
       step('layer snapshots');
@@ -187,6 +201,18 @@ export function diffIdsOfUncompressed(layers: readonly { mediaType: string; dige
   return layers.every((l) => isTarLayerType(l.mediaType)) ? layers.map((l) => l.digest) : undefined;
 }
 
+/** A layer's Prepare labels: what containerd's unpacker passes on, and on the top layer our mount ahead. */
+function remoteLayerLabels(
+  image: string,
+  chainId: string,
+  annotations: Record<string, string>,
+  top: boolean,
+): Record<string, string> {
+  const labels: Record<string, string> = { [Label.targetRef]: chainId, ...layerLabels(image, annotations) };
+  if (top) labels[Label.mountAhead] = 'yes';
+  return labels;
+}
+
 /** The labels containerd's unpacker passes on for a layer: its snapshot annotations and the image reference. */
 function layerLabels(image: string, annotations: Record<string, string>): Record<string, string> {
   const labels: Record<string, string> = { [Label.imageRef]: image };
@@ -203,16 +229,9 @@ async function prepareRemoteLayer(
   ctrd: ContainerdClient,
   snapshotter: string,
   image: string,
-  {
-    chainId,
-    parent,
-    annotations,
-    top,
-  }: { chainId: string; parent: string; annotations: Record<string, string>; top: boolean },
+  { chainId, parent, labels }: RemoteLayerSnapshot,
 ): Promise<void> {
   // A layer containerd already has is refused by containerd itself (ALREADY_EXISTS): no Stat first.
-  const labels: Record<string, string> = { [Label.targetRef]: chainId, ...layerLabels(image, annotations) };
-  if (top) labels[Label.mountAhead] = 'yes';
   const key = `extract-${randomBytes(6).toString('hex')}-${chainId}`;
   try {
     await ctrd.call('snapshots', 'Prepare', { snapshotter, key, parent, labels });

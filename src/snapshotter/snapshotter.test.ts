@@ -119,6 +119,39 @@ describe('Snapshotter', () => {
     expect(m!.options).toContain(`lowerdir=${join(root, 'snapshots/2/mnt')}`);
   });
 
+  it("records a pull's layers ahead with one save and mounts the top one; containerd's Prepares find them", async () => {
+    const { devices, mounts } = fakeDevices();
+    const s = await Snapshotter.open(root, devices);
+    const top = { ...dadiLabels('chain2', digest('b')), [Label.mountAhead]: 'yes' };
+    await s.recordRemoteLayers([
+      { chainId: 'chain1', parent: '', labels: dadiLabels('chain1', digest('a')) },
+      { chainId: 'chain2', parent: 'chain1', labels: top },
+      // Not a DADI layer: it ends the list, and its Prepare decides.
+      { chainId: 'chain3', parent: 'chain2', labels: { [Label.targetRef]: 'chain3' } },
+      { chainId: 'chain4', parent: 'chain3', labels: dadiLabels('chain4', digest('d')) },
+    ]);
+    await vi.waitFor(() => expect(mounts.map((m) => m.target)).toEqual([join(root, 'snapshots/2/mnt')]));
+    expect(mounts[0]!.layers.map((l) => l.digest)).toEqual([digest('a'), digest('b')]);
+    // Saved: a reopened snapshotter has both, committed, with containerd's labels and the remote mark.
+    const again = await Snapshotter.open(root, fakeDevices().devices);
+    expect((await again.walk([])).map((i) => [i.name, i.parent, i.kind])).toEqual([
+      ['chain1', '', 'COMMITTED'],
+      ['chain2', 'chain1', 'COMMITTED'],
+    ]);
+    expect((await again.stat('chain2')).labels).toEqual({ ...top, [Label.remote]: 'remote snapshot' });
+    // containerd's Prepares of the layers: ALREADY_EXISTS, no second mount; the others as before.
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    await rejectsWith(s.prepare('extract-2', 'chain1', top), 'ALREADY_EXISTS');
+    expect(mounts).toHaveLength(1);
+    // (The fake mounts nothing, so a snapshot over the stack mounts it again.)
+    expect(await s.prepare('extract-3', 'chain2', { [Label.targetRef]: 'chain3' })).toHaveLength(1);
+    const n = mounts.length;
+    // Recorded again (a second pull of the image): nothing changes, nothing mounts.
+    await s.recordRemoteLayers([{ chainId: 'chain1', parent: '', labels: dadiLabels('chain1', digest('a')) }]);
+    expect(mounts).toHaveLength(n);
+    expect((await s.walk([])).map((i) => i.name)).toEqual(['chain1', 'chain2', 'extract-3']);
+  });
+
   it("launch files told ahead go to the image's device once its mount ahead is done, and nowhere before", async () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));

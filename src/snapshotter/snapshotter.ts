@@ -260,38 +260,10 @@ export class Snapshotter {
       throw new SnapshotError('FAILED_PRECONDITION', `parent ${parent} is not committed`);
     }
     const target = labels[Label.targetRef];
-    const remote = kind === 'ACTIVE' && target ? remoteLayerOf(labels) : undefined;
-    // A DADI layer over DADI layers (or none) is committed at once, without its data; an
-    // acceleration layer only over DADI layers (its trace is of theirs).
-    if (remote && (parentRec ? parentRec.remote : !remote.acceleration)) {
+    const remote = kind === 'ACTIVE' && target ? remoteLayerOver(parentRec, labels) : undefined;
+    if (remote) {
       if (this.store.get(target!)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${target} already exists`);
-      const t = now();
-      const committed: SnapshotRecord = {
-        id: this.store.newId(),
-        key: target!,
-        parent: parent || undefined,
-        kind: 'COMMITTED',
-        createdAt: t,
-        updatedAt: t,
-        labels: { ...labels, [Label.remote]: 'remote snapshot' },
-        remote,
-      };
-      this.store.put(committed);
-      // The mount ahead starts before the state is on disk (an fsync): it is a start's critical path.
-      // Its folder is new, so nothing can be mounted there yet.
-      if (labels[Label.mountAhead] === 'yes') {
-        this.ensureDevice(committed, { fresh: true }).catch((e) =>
-          this.log?.(`mounting ${target} ahead of its containers: ${(e as Error).message} (tried again at Prepare)`),
-        );
-      }
-      try {
-        await this.store.save();
-      } catch (e) {
-        // Nothing of the layer stays: not the record, not its device.
-        this.store.delete(target!);
-        await this.removeFolder(committed.id).catch(() => {});
-        throw e;
-      }
+      await this.commitRemote([this.remoteRecord(target!, parentRec, labels, remote)]);
       throw new SnapshotError('ALREADY_EXISTS', `snapshot ${target} already exists (DADI layer ${remote.digest})`);
     }
     const id = this.store.newId();
@@ -331,6 +303,73 @@ export class Snapshotter {
       throw e;
     }
     return rec;
+  }
+
+  /**
+   * Record an image's DADI layers (bottom first) as committed snapshots before containerd asks for
+   * them: `dadi pull`, run in this process, knows them once it has the manifest. One save for all
+   * of them, and the top layer's mount (mount-ahead label) starts now, not at its Prepare;
+   * containerd's Prepare of each layer then finds it and is answered ALREADY_EXISTS at once, as for
+   * a layer an earlier pull left. Layers already recorded are skipped; the first layer that is not
+   * a DADI layer over DADI layers ends the list (its Prepare decides what it is). Records that
+   * containerd never learns of (a pull that failed after this) are removed by its garbage
+   * collection, which walks the snapshotter's snapshots.
+   */
+  recordRemoteLayers(layers: { chainId: string; parent: string; labels: Record<string, string> }[]): Promise<void> {
+    return this.serial(async () => {
+      const added: SnapshotRecord[] = [];
+      for (const l of layers) {
+        if (this.store.get(l.chainId)) continue;
+        const parentRec = l.parent ? (this.store.get(l.parent) ?? added.find((r) => r.key === l.parent)) : undefined;
+        if (l.parent && parentRec?.kind !== 'COMMITTED') break;
+        const remote = remoteLayerOver(parentRec, l.labels);
+        if (!remote) break;
+        added.push(this.remoteRecord(l.chainId, parentRec, l.labels, remote));
+      }
+      // A Prepare of one of them, queued behind this, finds it saved.
+      if (added.length > 0) await this.commitRemote(added);
+    });
+  }
+
+  /** The committed record of a DADI layer (remoteLayerOver), without its data. */
+  private remoteRecord(
+    target: string,
+    parentRec: SnapshotRecord | undefined,
+    labels: Record<string, string>,
+    remote: RemoteLayer,
+  ): SnapshotRecord {
+    const t = now();
+    return {
+      id: this.store.newId(),
+      key: target,
+      parent: parentRec?.key,
+      kind: 'COMMITTED',
+      createdAt: t,
+      updatedAt: t,
+      labels: { ...labels, [Label.remote]: 'remote snapshot' },
+      remote,
+    };
+  }
+
+  /** Put remote layer records (bottom first) in the store and save it, starting a mount ahead where labelled. */
+  private async commitRemote(records: SnapshotRecord[]): Promise<void> {
+    for (const r of records) this.store.put(r);
+    // The mount ahead starts before the state is on disk (an fsync): it is a start's critical path.
+    // Its folder is new, so nothing can be mounted there yet.
+    for (const r of records) {
+      if (r.labels[Label.mountAhead] !== 'yes') continue;
+      this.ensureDevice(r, { fresh: true }).catch((e) =>
+        this.log?.(`mounting ${r.key} ahead of its containers: ${(e as Error).message} (tried again at Prepare)`),
+      );
+    }
+    try {
+      await this.store.save();
+    } catch (e) {
+      // Nothing of the layers stays: not the records, not their devices.
+      for (const r of records) this.store.delete(r.key);
+      for (const r of records) await this.removeFolder(r.id).catch(() => {});
+      throw e;
+    }
   }
 
   /** The mounts for an active or view snapshot: its lowers (top first), then its own folder. */
@@ -514,6 +553,19 @@ export class Snapshotter {
     this.queue = run.catch(() => {});
     return run;
   }
+}
+
+/**
+ * The DADI layer `labels` describe when it can be committed here without its data: over DADI
+ * layers (or none); an acceleration layer only over DADI layers (its trace is of theirs).
+ * Undefined for anything else (unpacked like an ordinary layer).
+ */
+function remoteLayerOver(
+  parentRec: SnapshotRecord | undefined,
+  labels: Record<string, string>,
+): RemoteLayer | undefined {
+  const remote = remoteLayerOf(labels);
+  return remote && (parentRec ? parentRec.remote : !remote.acceleration) ? remote : undefined;
 }
 
 /** Images whose launch files wait for a mount (a pull names them; a host pulls a few at once). */
