@@ -4,13 +4,16 @@
 // in this process (pull-action.ts, loaded then): containerd calls the snapshotter for every layer
 // anyway, so this is for a snapshotter elsewhere or one older than its pull method. An address
 // given with --snapshotter-address is used or reported, never passed over.
-// Loads node built-ins only, so that the bundle (pull-entry.ts) starts in a few milliseconds.
+// Loads node built-ins only, so that the bundle (pull-entry.ts) starts in a few milliseconds, and
+// without $NODE_EXTRA_CA_CERTS (bin/dadi): the request to the snapshotter is no TLS connection.
 
 import { existsSync } from 'node:fs';
 import { configFileOf, DEFAULT_SNAPSHOTTER_ADDRESS } from '../config/file.js';
 import { pullThroughSnapshotter, SnapshotterUnavailable } from '../snapshotter/pull-client.js';
 import type { PullReply } from '../snapshotter/pull-wire.js';
+import { withExtraCaCerts } from '../util/extra-ca-certs.js';
 import type { PullCliOptions } from './pull-action.js';
+import { rerun } from './rerun.js';
 
 export interface PullRemoteOptions extends PullCliOptions {
   snapshotterAddress?: string;
@@ -33,6 +36,13 @@ export async function pullRemoteAction(ref: string, o: PullRemoteOptions): Promi
     });
   } catch (e) {
     if (!(e instanceof SnapshotterUnavailable) || o.snapshotterAddress !== undefined) throw e;
+    // The pull in this process opens TLS connections: it runs with $NODE_EXTRA_CA_CERTS, which
+    // bin/dadi moved aside, in a new process if need be (rerun.ts).
+    const env = withExtraCaCerts(process.env);
+    if (env) {
+      process.exitCode = await rerun(env);
+      return;
+    }
     return (await import('./pull-action.js')).pullAction(ref, o);
   }
   const inSnapshotter = r.steps.reduce((n, s) => n + s.ms, 0);

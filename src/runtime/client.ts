@@ -16,6 +16,7 @@ import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DadiError, type DadiErrorCode } from '../errors.js';
+import { withExtraCaCerts } from '../util/extra-ca-certs.js';
 import { type LayerSpec, normalizeLayerSpec } from './layer-spec.js';
 import { daemonLockKey, ProcessLock, startLockKey } from './lock.js';
 import type {
@@ -318,10 +319,8 @@ export function sendRequest<T>(
  * TLS to registries) given back.
  */
 export function daemonEnvironment(env: NodeJS.ProcessEnv, stateDir: string): NodeJS.ProcessEnv {
-  const { DADI_NODE_EXTRA_CA_CERTS: ca, ...rest } = env;
   return {
-    ...rest,
-    ...(ca !== undefined ? { NODE_EXTRA_CA_CERTS: ca } : {}),
+    ...(withExtraCaCerts(env) ?? env),
     DADI_STATE: stateDir,
     UV_THREADPOOL_SIZE: String(DAEMON_THREADPOOL_SIZE),
   };

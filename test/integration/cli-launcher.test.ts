@@ -92,7 +92,7 @@ describe('bin/dadi', () => {
     expect(r.stderr).toMatch(/^dadi: no dadi daemon answers on .*dadi\.sock$/m);
   });
 
-  it('runs dadi pull from its bundle (a request to the snapshotter), environment untouched', async () => {
+  it('runs dadi pull from its bundle (a request to the snapshotter), without loading NODE_EXTRA_CA_CERTS', async () => {
     // The bundle's first step is the request to the snapshotter named here, which is not running:
     // that answer is the pull bundle's (the whole CLI would name its loader's failure instead).
     const r = await run(
@@ -107,7 +107,7 @@ describe('bin/dadi', () => {
       ],
       { env: { NODE_EXTRA_CA_CERTS: MISSING_CA } },
     );
-    expect(r.stderr).toMatch(CA_WARNING);
+    expect(r.stderr).not.toMatch(CA_WARNING);
     expect(r.stderr).toMatch(/^dadi: dadi snapshotter .*no-snapshotter\.sock: not running \(ENOENT\)$/m);
     expect(r.code).toBe(1);
   });
