@@ -15,6 +15,7 @@ import { defaultCacheDir, openRemoteContext, type P2PSettings, type RemoteContex
 import { resolveRunImage } from '../image/resolve-image.js';
 import { type Logger, RootLogger } from '../log/logger.js';
 import { parsePlatform } from '../oci/index.js';
+import { warmHttpClient } from '../registry/warm-http.js';
 import { type Daemon, type DaemonSettings, runDaemonForeground } from './daemon.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { registryLayerSpecs } from './layer-spec.js';
@@ -106,6 +107,8 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
       logger.warn(`reload: ${later.map((f) => f.path).join(', ')} changed; these apply at the next restart`);
     }
   };
+  // Before it listens: the first start it serves then finds the HTTP client warm.
+  await warmHttpClient();
   try {
     // The agent serves children and proxy clients from the start, and a bad listen address stops the daemon.
     if (p2p) {
