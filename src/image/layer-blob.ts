@@ -44,6 +44,8 @@ export interface FetchStats {
   bytesFetched: number;
   /** Bytes served from the local cache without a fetch. */
   cacheHitBytes: number;
+  /** The quickest small range GET, in ms (RemoteBlobStats.quickestGetMs); unset before one or without a registry. */
+  quickestGetMs?: number;
 }
 
 export interface OpenedLayerBlob {
@@ -114,6 +116,7 @@ export async function openLayerBlob(
       requests: stats.rangeRequests,
       bytesFetched: stats.bytesFetched,
       cacheHitBytes: cached?.stats().hitBytes ?? 0,
+      quickestGetMs: stats.quickestGetMs,
     }),
   };
 }
@@ -126,7 +129,7 @@ export async function openLayerBlob(
 async function openRemote(
   source: Extract<LayerBlobSource, { kind: 'registry' }>,
   ctx: BlobReadContext,
-): Promise<{ remote: BlockFile; stats: { rangeRequests: number; bytesFetched: number } }> {
+): Promise<{ remote: BlockFile; stats: { rangeRequests: number; bytesFetched: number; quickestGetMs?: number } }> {
   if (!ctx.p2p || !ctx.cache) {
     const remote = await RemoteBlob.open(ctx.client, source.repo, source.digest, { size: source.size });
     return { remote, stats: remote.stats };
@@ -149,6 +152,8 @@ export function fetchStats(blobs: readonly OpenedLayerBlob[]): FetchStats {
     out.requests += s.requests;
     out.bytesFetched += s.bytesFetched;
     out.cacheHitBytes += s.cacheHitBytes;
+    const q = s.quickestGetMs;
+    if (q !== undefined && (out.quickestGetMs === undefined || q < out.quickestGetMs)) out.quickestGetMs = q;
   }
   return out;
 }

@@ -85,7 +85,9 @@ export async function openLayerStack(
             ),
         )
       : undefined;
-    const ext4 = opts.ext4Prefetch ? new Ext4Prefetch(device, opts.ext4Prefetch) : undefined;
+    const ext4 = opts.ext4Prefetch
+      ? new Ext4Prefetch(device, { roundTripMs: () => fetchStats(blobs).quickestGetMs, ...opts.ext4Prefetch })
+      : undefined;
     const stopPrefetch = async () => {
       await ext4?.cancel();
       return replay?.cancel();

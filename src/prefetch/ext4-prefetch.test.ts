@@ -207,7 +207,12 @@ describe('ext4 prefetch', () => {
     ] as const)
       expect(at[y]!.offset).toBe(end(x));
     const run = async (
-      opts: { neighbourFiles?: number; neighbourFilesBefore?: number; maxNeighbourBytes?: number },
+      opts: {
+        neighbourFiles?: number;
+        neighbourFilesBefore?: number;
+        maxNeighbourBytes?: number;
+        roundTripMs?: () => number | undefined;
+      },
       reads: string[],
     ) => {
       const log = new LoggingFile(file);
@@ -244,7 +249,12 @@ describe('ext4 prefetch', () => {
     ]);
     expect(back.s.neighbourFiles).toBe(3);
     // Off: the file's own rest only.
-    expect((await run({ neighbourFiles: 0 }, ['a'])).warmed).toEqual([[at.a!.offset + 4096, at.a!.length - 4096]]);
+    const own = [[at.a!.offset + 4096, at.a!.length - 4096]];
+    expect((await run({ neighbourFiles: 0 }, ['a'])).warmed).toEqual(own);
+    // Only where a round trip costs (NEIGHBOUR_MIN_ROUND_TRIP_MS): not on a quick link, nor before any fetch.
+    expect((await run({ neighbourFiles: 4, roundTripMs: () => 4 }, ['a'])).warmed).toEqual(own);
+    expect((await run({ neighbourFiles: 4, roundTripMs: () => undefined }, ['a'])).warmed).toEqual(own);
+    expect((await run({ neighbourFiles: 4, roundTripMs: () => 20 }, ['a'])).warmed).toEqual(one.warmed.slice(0, 1));
   });
 
   it('a device that is not ext4 costs one probe read and no error', async () => {

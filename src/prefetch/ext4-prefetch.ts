@@ -48,6 +48,13 @@ export interface Ext4PrefetchOptions {
   neighbourFilesBefore?: number;
   maxNeighbourFileBytes?: number;
   maxNeighbourBytes?: number;
+  /**
+   * What one dependent fetch costs now, in ms (the quickest small range GET of the stack's layers),
+   * undefined before any: neighbours are fetched only while it is at least `neighbourMinRoundTripMs`
+   * (default NEIGHBOUR_MIN_ROUND_TRIP_MS). Without this option they always are.
+   */
+  roundTripMs?: () => number | undefined;
+  neighbourMinRoundTripMs?: number;
   /** Told about the first failure (the prefetch then stops; reads go on as without it). */
   log?: (message: string) => void;
 }
@@ -99,6 +106,14 @@ export const NEIGHBOUR_FILES = 6;
 export const NEIGHBOUR_FILES_BEFORE = 2;
 export const NEIGHBOUR_FILE_BYTES = 48 * 1024;
 export const NEIGHBOUR_BYTES = 96 * 1024;
+/**
+ * Neighbours pay where a round trip costs: 1 Gbit/50 ms went 5.60-5.96 -> 4.87-4.97 s, 100 Mbit/20 ms
+ * within the noise. On loopback and 1 Gbit/2 ms they bought no time (python, quiet, same hold, 3 runs
+ * each: loopback 1.91-1.97 s with them, 1.89-2.24 s without; 2 ms 1.75-2.39 vs 1.96-2.57) but
+ * cost 0.43 MB (10.35 vs 9.92 MB). The quickest small GET there took 4.2 and 5.7 ms (the
+ * registry reading a blob whose page cache was dropped), at 100 Mbit/20 ms 24.7 ms.
+ */
+export const NEIGHBOUR_MIN_ROUND_TRIP_MS = 15;
 /** A neighbour lies at most this far from the file next to it (else the run of files has ended). */
 const NEIGHBOUR_GAP = 64 * 1024;
 
@@ -194,8 +209,10 @@ export class Ext4Prefetch {
     // Each runs on over the neighbouring files (one range, so one request where the layer stores
     // them together).
     const after = offset + length;
-    const start = this.neighbours(i, -1, ext.offset);
-    const end = this.neighbours(i, 1, Math.max(after, ext.offset + ext.length));
+    const far = this.roundTripsCost();
+    const start = far ? this.neighbours(i, -1, ext.offset) : ext.offset;
+    const fileEnd = Math.max(after, ext.offset + ext.length);
+    const end = far ? this.neighbours(i, 1, fileEnd) : fileEnd;
     const parts = [
       { offset: start, length: offset - start },
       { offset: after, length: end - after },
@@ -213,6 +230,13 @@ export class Ext4Prefetch {
       })
       .finally(() => this.background.delete(p));
     this.background.add(p);
+  }
+
+  /** Whether a round trip costs enough for neighbours (Ext4PrefetchOptions.roundTripMs). */
+  private roundTripsCost(): boolean {
+    if (!this.opts.roundTripMs) return true;
+    const ms = this.opts.roundTripMs();
+    return ms !== undefined && ms >= (this.opts.neighbourMinRoundTripMs ?? NEIGHBOUR_MIN_ROUND_TRIP_MS);
   }
 
   /**

@@ -44,7 +44,15 @@ export interface RemoteBlobStats {
   bytesFetched: number;
   /** Reads rejected by `verify`. */
   verifyFailures: number;
+  /**
+   * The quickest range GET of at most QUICK_GET_BYTES so far, in ms: what one dependent read costs
+   * at least (the round trip and the registry's own time), unset until one is made.
+   */
+  quickestGetMs?: number;
 }
+
+/** GETs this small take about a round trip whatever the link's rate (RemoteBlobStats.quickestGetMs). */
+const QUICK_GET_BYTES = 64 * 1024;
 
 /**
  * ```ts
@@ -124,8 +132,14 @@ export class RemoteBlob implements BlockFile {
     const one = async (at: number, len: number) => {
       this.stats.rangeRequests++;
       const t0 = fetchLogOn ? fetchLogNow() : 0;
+      const start = performance.now();
       const got = await this.client.readBlob(this.repo, this.digest, view.subarray(at, at + len), offset + at, op);
       this.stats.bytesFetched += got;
+      if (len <= QUICK_GET_BYTES) {
+        const ms = performance.now() - start;
+        const quickest = this.stats.quickestGetMs;
+        if (quickest === undefined || ms < quickest) this.stats.quickestGetMs = ms;
+      }
       if (fetchLogOn) logFetch({ k: 'get', blob: this.digest, off: offset + at, len: got, t0, t1: fetchLogNow() });
       if (got !== len) {
         throw new DadiError(
