@@ -127,7 +127,10 @@ const ORPHAN_AGE_MS = 60_000;
 export const DEFAULT_REFILL_SIZE = 4 * 1024;
 /** Default grain of a read's misses (see BlockCacheOptions.demandGrain). */
 export const DEFAULT_DEMAND_GRAIN = 8 * 1024;
-/** Readahead fetches in flight at once, over the whole cache (the registry pool has 8 connections). */
+/**
+ * Readahead fetches in flight at once, over the whole cache: a quarter of the registry pool's 16
+ * connections, the rest free for demand reads.
+ */
 export const READAHEAD_MAX_REQUESTS = 4;
 /** How often the LRU time of a blob read only from the cache is written (as the map file's mtime). */
 const TOUCH_PERSIST_MS = 60_000;
