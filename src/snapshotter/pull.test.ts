@@ -24,18 +24,20 @@ describe('diffIdsOfUncompressed', () => {
 });
 
 describe('imageLaunchFiles', () => {
-  it("names glibc's start files of the config's architecture and the locale of its Env", () => {
+  it("names containerd's user lookup, then glibc's start files of the config's architecture and the locale of its Env", () => {
     const files = imageLaunchFiles({
       architecture: 'amd64',
       config: { Env: ['PATH=/usr/bin', 'LANG=C.UTF-8', 42] },
       rootfs: { type: 'layers', diff_ids: [] },
     }).files!;
-    expect(files.slice(0, 2)).toEqual(['/lib64/ld-linux-x86-64.so.2', '/etc/ld.so.cache']);
+    expect(files.slice(0, 4)).toEqual(['/etc/passwd', '/etc/group', '/lib64/ld-linux-x86-64.so.2', '/etc/ld.so.cache']);
     expect(files).toContain('/usr/lib/locale/C.utf8/LC_CTYPE');
     expect(files.length).toBeLessThanOrEqual(64); // the daemon's bound on a request's launch files
   });
 
-  it('a config without Env or of an unknown architecture names only /etc/localtime', () => {
-    expect(imageLaunchFiles({ rootfs: { type: 'layers', diff_ids: [] } })).toEqual({ files: ['/etc/localtime'] });
+  it("a config without Env or of an unknown architecture names only containerd's files and /etc/localtime", () => {
+    expect(imageLaunchFiles({ rootfs: { type: 'layers', diff_ids: [] } })).toEqual({
+      files: ['/etc/passwd', '/etc/group', '/etc/localtime'],
+    });
   });
 });

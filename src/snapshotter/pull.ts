@@ -182,14 +182,25 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
 }
 
 /**
- * What any start of the image reads first whatever its command (`ctr run` may name any): the
- * dynamic loader, its cache and libc for the config's architecture, and glibc's data files under
- * the config's Env. Paths the image lacks are skipped by the prefetch.
+ * What containerd reads in a container's rootfs before the container starts, whatever the image:
+ * `ctr run` and CRI look up the user's supplementary groups in /etc/group (and a numeric user's
+ * name in /etc/passwd) through a temporary mount of the new snapshot (oci.WithAdditionalGIDs,
+ * WithUser), between the Prepare and the task's creation.
+ */
+const CONTAINERD_CREATE_FILES = ['/etc/passwd', '/etc/group'];
+
+/**
+ * What any start of the image through containerd reads first whatever its command (`ctr run` may
+ * name any): containerd's own look at the user database, then the dynamic loader, its cache and libc
+ * for the config's architecture, and glibc's data files under the config's Env. Paths the image
+ * lacks are skipped by the prefetch.
  */
 export function imageLaunchFiles(config: ImageConfig): LaunchRequest {
   const env = (config.config as { Env?: unknown } | undefined)?.Env;
   const list = Array.isArray(env) ? env.filter((e): e is string => typeof e === 'string') : [];
-  return { files: [...glibcStartFiles(config.architecture), ...glibcDataFiles(list)] };
+  return {
+    files: [...CONTAINERD_CREATE_FILES, ...glibcStartFiles(config.architecture), ...glibcDataFiles(list)],
+  };
 }
 
 /**
