@@ -5,6 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
+import { exitCodeOf } from '../util/exit-code.js';
 
 /**
  * The argv that starts this process's command again: a bundle run by dist/cli/start.cjs
@@ -23,6 +24,6 @@ export function rerun(env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((res, rej) => {
     const child = spawn(cmd!, args, { stdio: 'inherit', env });
     child.once('error', rej);
-    child.once('exit', (code, signal) => res(code ?? 128 + (signal ? 15 : 1)));
+    child.once('exit', (code, signal) => res(exitCodeOf(code, signal)));
   });
 }

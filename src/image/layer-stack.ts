@@ -17,6 +17,7 @@ import {
   type LayerBlobSource,
   type OpenedLayerBlob,
   openLayerBlob,
+  quickestGetMs,
 } from './layer-blob.js';
 
 export interface OpenedLayerStack {
@@ -86,7 +87,7 @@ export async function openLayerStack(
         )
       : undefined;
     const ext4 = opts.ext4Prefetch
-      ? new Ext4Prefetch(device, { roundTripMs: () => fetchStats(blobs).quickestGetMs, ...opts.ext4Prefetch })
+      ? new Ext4Prefetch(device, { roundTripMs: () => quickestGetMs(blobs), ...opts.ext4Prefetch })
       : undefined;
     const stopPrefetch = async () => {
       await ext4?.cancel();

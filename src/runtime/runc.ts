@@ -10,12 +10,12 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, rmdir, stat } from 'node:fs/promises';
-import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DadiError } from '../errors.js';
 import { runProgram } from '../export/system.js';
+import { exitCodeOf } from '../util/exit-code.js';
 
 export const RUNC = process.env.DADI_RUNC ?? 'runc';
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -86,7 +86,7 @@ export function prepareRuncRun(opts: RuncRunOptions): PreparedRuncRun {
     child.once('error', (e) => rej(new DadiError('EIO', `${RUNC}: cannot start: ${e.message}`, { cause: e })));
     child.once('close', async (code, signal) => {
       await Promise.all(piped);
-      res(code ?? 128 + (signal ? signalNumber(signal) : 1));
+      res(exitCodeOf(code, signal));
     });
   });
   exited.catch(() => {}); // awaited by start() or cancel()
@@ -107,10 +107,6 @@ export function prepareRuncRun(opts: RuncRunOptions): PreparedRuncRun {
       await exited.catch(() => {});
     },
   };
-}
-
-function signalNumber(sig: NodeJS.Signals): number {
-  return (constants.signals as Record<string, number>)[sig] ?? 1;
 }
 
 /** `runc kill ID SIGNAL` (ignores "container not running"). */
