@@ -3,7 +3,10 @@
 // (ZFile/LSMT index, ext4 metadata prefetch, launch files, file readahead, cache readahead, demand),
 // the range GETs and their bytes, and how many of those bytes the kernel's reads (reads of the
 // cached blob outside any prefetch, i.e. the ZFile blocks it decoded) ever covered; then the chain
-// of dependent round trips: GETs that started while no other was in flight.
+// of dependent round trips: GETs that started while no other was in flight. A GET the cache merged
+// from several fetches (src/cache/merge.ts; its reason is theirs joined by +) is split by its part
+// records: each reason's row counts the GET and its parts' bytes, the bytes between the parts go
+// to the row "merge-gap", and the total counts the GET once.
 //
 // Usage: DADI_FETCH_LOG=/tmp/fl/run npm run bench:coldstart -- --runs 1 ... ;
 //        node --import tsx bench/fetch-account.ts /tmp/fl/run [--list]
@@ -79,15 +82,43 @@ function account(recs: Rec[], gets: Rec[]): Unions {
   const rows = new Map<string, { n: number; bytes: number; kernel: number; read: number }>();
   let total = 0;
   let kernel = 0;
+  let merged = 0;
+  const partsAt = new Map<string, Rec[]>();
+  for (const r of recs) {
+    if (r.k !== 'part') continue;
+    const k = `${r.blob} ${r.of}`;
+    partsAt.set(k, [...(partsAt.get(k) ?? []), r]);
+  }
+  const count = (why: string, blob: string, off: number, len: number, newGet: boolean) => {
+    const row = rows.get(why) ?? { n: 0, bytes: 0, kernel: 0, read: 0 };
+    if (newGet) row.n++;
+    row.bytes += len;
+    row.kernel += overlap(dU.get(blob) ?? [], off, off + len);
+    row.read += overlap(aU.get(blob) ?? [], off, off + len);
+    rows.set(why, row);
+  };
   for (const g of gets) {
-    const row = rows.get(g.why) ?? { n: 0, bytes: 0, kernel: 0, read: 0 };
-    row.n++;
-    row.bytes += g.len;
-    row.kernel += overlap(dU.get(g.blob) ?? [], g.off, g.off + g.len);
-    row.read += overlap(aU.get(g.blob) ?? [], g.off, g.off + g.len);
-    rows.set(g.why, row);
     total += g.len;
     kernel += overlap(dU.get(g.blob) ?? [], g.off, g.off + g.len);
+    // Its parts: logged just before it started, at its offset.
+    const mine = (partsAt.get(`${g.blob} ${g.off}`) ?? []).filter((p) => p.t0 <= g.t0 && g.t0 - p.t0 < 1000);
+    if (!mine.length) {
+      count(g.why, g.blob, g.off, g.len, true);
+      continue;
+    }
+    merged++;
+    const seen = new Set<string>();
+    for (const p of mine) {
+      count(p.why, p.blob, p.off, p.len, !seen.has(p.why));
+      seen.add(p.why);
+    }
+    const asked = union(mine.map((p) => [p.off, p.off + p.len] as [number, number]));
+    const gap = g.len - asked.reduce((n, [x, y]) => n + y - x, 0);
+    if (gap > 0) {
+      const row = rows.get('merge-gap') ?? { n: 0, bytes: 0, kernel: 0, read: 0 };
+      row.bytes += gap;
+      rows.set('merge-gap', row);
+    }
   }
   const mb = (n: number) => (n / 1e6).toFixed(3).padStart(7);
   console.log('why               GETs   fetched MB  kernel-read MB  any-read MB');
@@ -101,6 +132,7 @@ function account(recs: Rec[], gets: Rec[]): Unions {
   console.log(
     `total            ${String(gets.length).padStart(5)} ${mb(total)}      ${mb(kernel)}   (kernel read ${mb(demandBytes)} MB of compressed blocks in all)`,
   );
+  if (merged) console.log(`merged GETs (several fetches' ranges in one): ${merged} of ${gets.length}`);
   return { kernel: dU, any: aU };
 }
 

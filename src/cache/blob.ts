@@ -30,6 +30,7 @@ import type { BufferPool } from '../util/buffer-pool.js';
 import { fetchLogNow, fetchLogOn, fetchWhy, logFetch } from '../util/fetch-log.js';
 import { allSet, countSet } from './bitmap.js';
 import { PAGE } from './layout.js';
+import { MERGE_MAX_BYTES, ReadMerger } from './merge.js';
 import { type BlobCounters, type BlobStats, newCounters } from './stats.js';
 import type { Store } from './store.js';
 
@@ -55,6 +56,8 @@ export interface BlobHost {
   /** A read's misses are widened to aligned blocks of this size (a multiple of refillSize). */
   readonly demandGrain: number;
   readonly maxFetchSize: number;
+  /** Fetches asked in the same turn whose ranges are at most this far apart go out as one source read (merge.ts). */
+  readonly mergeGap: number;
   /** Largest readahead window in bytes; 0: no readahead. */
   readonly readahead: number;
   /** Where fetches take their buffers from (and give them back once finished); none: fresh ones. */
@@ -141,6 +144,8 @@ export class BlobState {
   private readonly streams: Stream[] = [];
   /** Refill units fetched (or being fetched) by readahead and not read since. */
   readonly raUnits = new Set<number>();
+  /** Where fetches' source reads go: neighbours asked in the same turn share one. */
+  private readonly merger: ReadMerger;
 
   constructor(
     readonly host: BlobHost,
@@ -149,6 +154,15 @@ export class BlobState {
     placeholder: Store,
   ) {
     this.store = placeholder;
+    this.merger = new ReadMerger({
+      maxGap: host.mergeGap,
+      maxBytes: Math.min(host.maxFetchSize, MERGE_MAX_BYTES),
+      key,
+      onMerged: (parts, gap) => {
+        this.add('mergedFetches', parts - 1);
+        this.add('mergeGapBytes', gap);
+      },
+    });
   }
 
   add(field: keyof BlobCounters, n: number): void {
@@ -441,7 +455,7 @@ export class BlobState {
       if (f.background) this.add('backgroundInflight', 1);
       let n: number;
       try {
-        n = await h.source.read(buf, f.offset);
+        n = await this.merger.read(h.source, buf, f.offset);
       } catch (e) {
         this.add('fetchErrors', 1);
         throw e;

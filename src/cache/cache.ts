@@ -67,6 +67,12 @@ export interface BlockCacheOptions {
   demandGrain?: number;
   /** Largest single source read when adjacent misses are coalesced. Default max(1 MiB, refillSize). */
   maxFetchSize?: number;
+  /**
+   * Fetches asked in the same turn of the event loop whose ranges are at most this many bytes
+   * apart go out as one source read (merge.ts); the gap is fetched and dropped. Default
+   * DEFAULT_MERGE_GAP; 0: adjacent ranges only.
+   */
+  mergeGap?: number;
   /** Keep at least this much free on the file system. Default 1 GiB (the reference's floor). */
   diskFloor?: number;
   /** Fetched bytes that may wait to be written; beyond it, new fetches are not cached. Default 64 MiB. */
@@ -127,6 +133,8 @@ const ORPHAN_AGE_MS = 60_000;
 export const DEFAULT_REFILL_SIZE = 4 * 1024;
 /** Default grain of a read's misses (see BlockCacheOptions.demandGrain). */
 export const DEFAULT_DEMAND_GRAIN = 8 * 1024;
+/** Default gap merged fetches may span (see BlockCacheOptions.mergeGap). */
+export const DEFAULT_MERGE_GAP = 0;
 /**
  * Readahead fetches in flight at once, over the whole cache: a quarter of the registry pool's 16
  * connections, the rest free for demand reads.
@@ -141,6 +149,7 @@ export class BlockCache {
   readonly refillSize: number;
   readonly demandGrain: number;
   readonly maxFetchSize: number;
+  readonly mergeGap: number;
   readonly diskFloor: number;
   readonly maxPendingBytes: number;
   readonly readahead: number;
@@ -174,6 +183,9 @@ export class BlockCache {
       throw new DadiError('EINVAL', `cache demand grain ${this.demandGrain} is not a power of two`);
     }
     this.maxFetchSize = Math.max(this.refillSize, opts.maxFetchSize ?? MiB);
+    this.mergeGap = opts.mergeGap ?? DEFAULT_MERGE_GAP;
+    if (!(Number.isSafeInteger(this.mergeGap) && this.mergeGap >= 0))
+      throw new DadiError('EINVAL', `cache merge gap ${this.mergeGap} is not a byte count`);
     this.diskFloor = opts.diskFloor ?? GiB;
     this.maxPendingBytes = opts.maxPendingBytes ?? 64 * MiB;
     const ra = opts.readahead ?? MiB;

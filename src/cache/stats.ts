@@ -17,6 +17,10 @@ export interface BlobCounters {
   fetches: number;
   fetchBytes: number;
   fetchErrors: number;
+  /** The part of fetches that went out in another fetch's source read (merged: one request for several). */
+  mergedFetches: number;
+  /** Bytes merged source reads fetched between their fetches' ranges, and dropped. */
+  mergeGapBytes: number;
   /** Source requests in flight right now (a gauge). */
   inflight: number;
   /** The part of fetches and fetchBytes that readahead asked for (not a read). */
@@ -59,6 +63,8 @@ export function newCounters(): BlobCounters {
     fetches: 0,
     fetchBytes: 0,
     fetchErrors: 0,
+    mergedFetches: 0,
+    mergeGapBytes: 0,
     inflight: 0,
     readaheadFetches: 0,
     readaheadBytes: 0,

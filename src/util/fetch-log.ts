@@ -26,8 +26,11 @@ export function currentWhy(): string {
 }
 
 export interface FetchLogRecord {
-  /** get: a registry range GET; read/prefetch: a read or prefetch of a cached blob. */
-  k: 'get' | 'read' | 'prefetch';
+  /**
+   * get: a registry range GET; read/prefetch: a read or prefetch of a cached blob; part: one range
+   * of a merged GET (cache/merge.ts), tagged with its own reason (the GET carries them all, joined by +).
+   */
+  k: 'get' | 'read' | 'prefetch' | 'part';
   /** Blob digest (sha256:…). */
   blob: string;
   off: number;
@@ -35,6 +38,8 @@ export interface FetchLogRecord {
   /** Start and end, ms since the epoch (end: when it completed; reads log at their start). */
   t0: number;
   t1?: number;
+  /** part: where the merged GET it rode in starts. */
+  of?: number;
 }
 
 /** Append a record, tagged with the current why. */
