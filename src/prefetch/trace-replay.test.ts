@@ -1,6 +1,13 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { mixedData, zfileBytes } from '../../test/zfile-fuzz.js';
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { MemoryFile } from '../blockfile/memory.js';
+import { BlockCache } from '../cache/cache.js';
+import { CountingSource } from '../cache/testing.js';
+import { ZFileReader } from '../format/zfile/reader.js';
 import { decodeTrace, encodeTrace } from './trace-format.js';
 import { TraceRecorder } from './trace-recorder.js';
 import { TraceReplay } from './trace-replay.js';
@@ -107,5 +114,42 @@ describe('trace record → file → replay', () => {
     const s = await cancelled;
     expect(s).toMatchObject({ cancelled: true, finished: true, reads: 3, planned: 100 });
     expect(f.reads).toHaveLength(3);
+  });
+});
+
+describe('replay through a ZFile over the block cache', () => {
+  it('prefetches the recorded reads in fewer GETs than reads, and the reads then come from the cache', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dadi-trace-replay-'));
+    const data = mixedData(1 << 20, 3);
+    const src = new CountingSource(new MemoryFile(await zfileBytes(data, {}), 'layer.zfile'));
+    const cache = await BlockCache.open(dir, { diskFloor: 0, readahead: 0 });
+    try {
+      const zfile = await ZFileReader.open(cache.open(`sha256:${'cd'.repeat(32)}`, src));
+      // 8 files of 15 blocks 100 KiB apart, their blocks read in no particular order (120 reads),
+      // and one read far away.
+      const records = Array.from({ length: 120 }, (_, i) => ({
+        layer: 0,
+        offset: (i % 8) * 100_000 + ((i * 7) % 15) * 4096,
+        count: 4096,
+      }));
+      records.push({ layer: 0, offset: data.length - 3000, count: 3000 });
+      const before = src.requests;
+      const s = await new TraceReplay([zfile], records).done;
+      expect(s).toMatchObject({ records: 121, prefetched: true, failed: 0, finished: true });
+      expect(s.planned).toBeLessThanOrEqual(9); // 8 files and the far read, or fewer where a gap was joined
+      const gets = src.requests - before;
+      expect(gets).toBeGreaterThan(0);
+      expect(gets).toBeLessThanOrEqual(s.planned);
+      await cache.flush();
+      for (const r of records) {
+        const buf = new Uint8Array(r.count);
+        expect(await zfile.read(buf, r.offset)).toBe(r.count);
+        expect(Buffer.from(buf).equals(Buffer.from(data.subarray(r.offset, r.offset + r.count)))).toBe(true);
+      }
+      expect(src.requests - before).toBe(gets); // every read a cache hit
+    } finally {
+      await cache.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,13 +1,16 @@
-// Trace replay (spec §6.4): N workers (default 16) take the planned reads in recorded order and
-// read each range of its layer's uncompressed LSMT file — through ZFile, the tar view and the block
-// cache — into a scratch buffer sized for the read, so that the cache holds those blocks before the
-// container asks for them. Failures are skipped and counted; cancel() stops taking new reads and
+// Trace replay (spec §6.4): N workers (default 16) take the planned ranges in order and bring each
+// range of its layer's uncompressed LSMT file into the block cache before the container asks for
+// it. Layers that can prefetch (ZFile → tar view → block cache) get planPrefetch's few large ranges
+// joined by where they are stored, fetched undecoded (the container's own reads decode them, as a
+// warm start does); otherwise each planned read is read, as the reference does, through every stage
+// into a scratch buffer. Failures are skipped and counted; cancel() stops taking new ranges and
 // waits for the ones in flight (call it before closing the layers).
 // Not the plan (trace-plan.ts) nor where the trace comes from (acceleration layer, auto-trace).
 
 import type { BlockFile } from '../blockfile/blockfile.js';
+import { canPrefetch } from '../blockfile/prefetch.js';
 import type { TraceRecord } from './trace-format.js';
-import { planReplay } from './trace-plan.js';
+import { planPrefetch, planReplay, type StoredSpan } from './trace-plan.js';
 
 export const DEFAULT_REPLAY_WORKERS = 16;
 
@@ -16,6 +19,8 @@ export interface ReplayStats {
   records: number;
   /** Reads planned after coalescing. */
   planned: number;
+  /** The ranges were prefetched into the cache (not read and decoded). */
+  prefetched: boolean;
   /** Reads done, and their bytes (uncompressed). */
   reads: number;
   bytes: number;
@@ -54,15 +59,28 @@ export class TraceReplay {
     records: readonly TraceRecord[] | Promise<readonly TraceRecord[] | undefined>,
     private readonly opts: ReplayOptions = {},
   ) {
-    this.s = { records: 0, planned: 0, reads: 0, bytes: 0, failed: 0, cancelled: false, finished: false, ms: 0 };
+    this.s = {
+      records: 0,
+      planned: 0,
+      prefetched: false,
+      reads: 0,
+      bytes: 0,
+      failed: 0,
+      cancelled: false,
+      finished: false,
+      ms: 0,
+    };
     this.done = Promise.resolve(records)
       .catch(() => undefined)
       .then(async (list) => {
-        const plan = planReplay(list ?? []);
+        // Every layer or none: a plan mixes the layers' ranges in one order.
+        const prefetch = layers.length > 0 && layers.every(canPrefetch);
+        const plan = prefetch ? planPrefetch(list ?? [], { spans: layers.map(storedSpanOf) }) : planReplay(list ?? []);
+        this.s.prefetched = prefetch;
         this.s.records = list?.length ?? 0;
         this.s.planned = plan.length;
         const n = Math.max(1, Math.min(opts.workers ?? DEFAULT_REPLAY_WORKERS, plan.length || 1));
-        await Promise.all(Array.from({ length: n }, () => this.worker(plan)));
+        await Promise.all(Array.from({ length: n }, () => this.worker(plan, prefetch)));
         this.s.finished = true;
         this.s.ms = Date.now() - this.started;
         return this.stats();
@@ -82,15 +100,21 @@ export class TraceReplay {
     return this.done;
   }
 
-  private async worker(plan: readonly TraceRecord[]): Promise<void> {
+  private async worker(plan: readonly TraceRecord[], prefetch: boolean): Promise<void> {
     let buf = new Uint8Array(0);
     while (!this.cancelled && this.next < plan.length) {
       const r = plan[this.next++]!;
       const file = this.layers[r.layer];
       try {
         if (!file) throw new Error(`layer ${r.layer} is not in the image (${this.layers.length} layers)`);
-        if (buf.length < r.count) buf = new Uint8Array(r.count);
-        const n = await file.read(buf.subarray(0, r.count), r.offset);
+        let n: number;
+        if (prefetch && canPrefetch(file)) {
+          n = Math.max(0, Math.min(r.count, file.size - r.offset));
+          if (n > 0) await file.prefetch(r.offset, n);
+        } else {
+          if (buf.length < r.count) buf = new Uint8Array(r.count);
+          n = await file.read(buf.subarray(0, r.count), r.offset);
+        }
         this.s.reads++;
         this.s.bytes += n;
       } catch (e) {
@@ -102,4 +126,28 @@ export class TraceReplay {
       }
     }
   }
+}
+
+/** A ZFile's blocks: where each block's stored bytes start (format/zfile's ZFileReader). */
+interface StoredBlocks {
+  readonly blockSize: number;
+  readonly size: number;
+  blockOffset(k: number): number;
+}
+
+function isStoredBlocks(file: BlockFile): file is BlockFile & StoredBlocks {
+  const f = file as Partial<StoredBlocks>;
+  return typeof f.blockOffset === 'function' && typeof f.blockSize === 'number' && f.blockSize > 0;
+}
+
+/** Where a compressed layer stores a range: its first block's start to its last block's end. */
+function storedSpanOf(file: BlockFile): StoredSpan | undefined {
+  if (!isStoredBlocks(file)) return undefined;
+  const bs = file.blockSize;
+  const lastBlock = Math.max(0, Math.ceil(file.size / bs) - 1);
+  return (offset, count) => {
+    const first = Math.min(lastBlock, Math.floor(offset / bs));
+    const last = Math.min(lastBlock, Math.floor((offset + Math.max(1, count) - 1) / bs));
+    return [file.blockOffset(first), file.blockOffset(last + 1)];
+  };
 }

@@ -147,16 +147,20 @@ describe.skipIf(!HAVE)('trace record and replay (acceleration layer, auto-trace)
     expect(r.stdout).toContain('dadi test rootfs');
     expect(r.trace).toMatchObject({ mode: 'replay', source: 'acceleration-layer' });
     const s = r.trace!.replay!;
-    const plan = planReplay(decodeTrace(recorded, 'recorded'));
+    // The registry layers are cached ZFiles: their ranges are prefetched, joined where they are
+    // stored (planPrefetch, with the layers' block offsets), at most as many as the reads' plan.
+    const reads = planReplay(decodeTrace(recorded, 'recorded'));
     expect(s).toMatchObject({
       records: decodeTrace(recorded, 'r').length,
-      planned: plan.length,
+      prefetched: true,
       failed: 0,
       finished: true,
     });
     expect(s.cancelled).toBe(false);
-    expect(s.reads).toBe(plan.length);
-    expect(s.bytes).toBe(plan.reduce((n, p) => n + p.count, 0));
+    expect(s.planned).toBeGreaterThan(0);
+    expect(s.planned).toBeLessThanOrEqual(reads.length);
+    expect(s.reads).toBe(s.planned);
+    expect(s.bytes).toBeGreaterThanOrEqual(Math.max(...reads.map((p) => p.count)));
     // Browsing reads the disk layers only (the acceleration layer is left out of the stack).
     const cat = await dadi(['cat', traced, '/etc/os-release']);
     expect(cat.code, cat.stderr).toBe(0);
