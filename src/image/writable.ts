@@ -2,7 +2,8 @@
 // (a writable layer over the merged stack: writes go to the top, reads fall through). The one
 // place WritableLayer and ComboDevice are constructed outside their own modules.
 
-import { access } from 'node:fs/promises';
+import { access, unlink } from 'node:fs/promises';
+import { LocalFile } from '../blockfile/local.js';
 import { MemoryFile } from '../blockfile/memory.js';
 import { ScratchFile } from '../blockfile/scratch.js';
 import {
@@ -66,6 +67,72 @@ export async function openWritableDevice(
           parentUuid: top.uuid !== NULL_UUID ? top.uuid : undefined,
         });
   return stackWritable(upper, lower);
+}
+
+/**
+ * A writable device whose files are made (or, with `reuse`, opened) now, before the stack below is
+ * open: a mount opens its layers meanwhile, and creating two files took 60-120 ms of a cold start
+ * once it came after them (the ext4 prefetch and the cache's writes then share the daemon's thread
+ * and disk). `open(lower)` then only writes the new layer's headers (sized like `lower`, its parent
+ * the top layer) and stacks it; it owns the files from then on, also when it fails. Until then,
+ * `discard()` gives the files back: a new layer's are removed, an existing one is closed.
+ */
+export interface PreparedWritableDevice {
+  open(lower: LayerStack): Promise<ComboDevice>;
+  discard(): Promise<void>;
+}
+
+export function prepareWritableDevice(files: WritableFiles, opts: { reuse?: boolean } = {}): PreparedWritableDevice {
+  type Ready = { existing: WritableLayer } | { data: LocalFile; index: LocalFile };
+  const ready: Promise<Ready> = (async () => {
+    if (opts.reuse && (await exists(files.data))) return { existing: await openWritableLayer(files) };
+    return createLayerFiles(files);
+  })();
+  ready.catch(() => {}); // the caller's open() or discard() reports it
+  let claimed = false;
+  const remove = (r: Ready): Promise<void> => ('existing' in r ? r.existing.close() : removeLayerFiles(files, r));
+  return {
+    async open(lower) {
+      claimed = true;
+      const r = await ready;
+      try {
+        if ('existing' in r) return await stackWritable(r.existing, lower);
+        const top = lower.layers[lower.layers.length - 1]!;
+        const upper = await WritableLayer.createIn(r.data, r.index, {
+          virtualSize: lower.size,
+          parentUuid: top.uuid !== NULL_UUID ? top.uuid : undefined,
+        });
+        return await stackWritable(upper, lower);
+      } catch (e) {
+        await remove(r).catch(() => {});
+        throw e;
+      }
+    },
+    async discard() {
+      if (claimed) return;
+      claimed = true;
+      const r = await ready.catch(() => undefined);
+      if (r) await remove(r);
+    },
+  };
+}
+
+/** Both files of a new layer, created exclusively (none left behind when the second fails). */
+async function createLayerFiles(files: WritableFiles): Promise<{ data: LocalFile; index: LocalFile }> {
+  const [data, index] = await Promise.allSettled([LocalFile.create(files.data), LocalFile.create(files.index)]);
+  if (data.status === 'fulfilled' && index.status === 'fulfilled') return { data: data.value, index: index.value };
+  if (data.status === 'fulfilled') await removeLayerFiles(files, { data: data.value });
+  if (index.status === 'fulfilled') await removeLayerFiles(files, { index: index.value });
+  throw data.status === 'rejected' ? data.reason : (index as PromiseRejectedResult).reason;
+}
+
+async function removeLayerFiles(files: WritableFiles, open: { data?: LocalFile; index?: LocalFile }): Promise<void> {
+  for (const k of ['data', 'index'] as const) {
+    const f = open[k];
+    if (!f) continue;
+    await f.close().catch(() => {});
+    await unlink(files[k]).catch(() => {});
+  }
 }
 
 /** `upper` over `lower` as one device (a layer being written on top of a stack, as convert does). */

@@ -34,7 +34,7 @@ import { cacheReport } from '../image/host-cache.js';
 import { type OpenedLayerBlob, openLayerBlob } from '../image/layer-blob.js';
 import { type OpenedLayerStack, openLayerStack } from '../image/layer-stack.js';
 import type { RemoteContext } from '../image/remote-context.js';
-import { openWritableDevice } from '../image/writable.js';
+import { prepareWritableDevice } from '../image/writable.js';
 import { type Logger, RootLogger } from '../log/logger.js';
 import type { Ext4PrefetchOptions } from '../prefetch/ext4-prefetch.js';
 import type { LaunchFiles } from '../prefetch/launch-files.js';
@@ -462,6 +462,14 @@ export class Daemon {
     try {
       // The layers open (and the writable layer is made) while the FUSE export is mounted.
       const opening = (async () => {
+        // The writable layer's files are made while the layers open: off the mount's path.
+        const writable: Device['writable'] = !req.rw
+          ? undefined
+          : req.writable
+            ? { data: resolve(req.writable.data), index: resolve(req.writable.index), ephemeral: false }
+            : { data: join(dir, 'rw.data'), index: join(dir, 'rw.index'), ephemeral: true };
+        const upper = writable && prepareWritableDevice(writable, { reuse: true });
+        if (upper) cleanup.unshift(() => upper.discard()); // a no-op once the device owns the files
         const sources = specs.map(layerBlobSourceOf);
         const remote = sources.some((s) => s.kind === 'registry') ? await this.remote() : undefined;
         const trace = await prepareDeviceTrace(req.trace, {
@@ -485,12 +493,8 @@ export class Daemon {
         // while the kernel mounts: not after it, one more chain of round trips on the start's path.
         if (launch) stack.ext4?.launch(launch);
         let file: LayerStack | ComboDevice = stack.device;
-        let writable: Device['writable'];
-        if (req.rw) {
-          writable = req.writable
-            ? { data: resolve(req.writable.data), index: resolve(req.writable.index), ephemeral: false }
-            : { data: join(dir, 'rw.data'), index: join(dir, 'rw.index'), ephemeral: true };
-          const combo = await openWritableDevice(stack.device, writable, { reuse: true });
+        if (upper) {
+          const combo = await upper.open(stack.device);
           cleanup[0] = async () => {
             await stack.stopPrefetch();
             await combo.close();

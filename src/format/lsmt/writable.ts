@@ -120,12 +120,17 @@ export class WritableLayer implements WritableBlockFile, ExtentSource {
       const parentUuid = opts.parentUuid !== undefined ? normalizeUuid(opts.parentUuid, 'parent uuid') : NULL_UUID;
       const sparse = !!opts.sparse;
       const fields = { virtualSize, uuid, parentUuid };
-      await data.write(encodeHeader({ flags: sparse ? Flags.rwDataSparse : Flags.rwData, ...fields }), 0);
+      const dataHeader = encodeHeader({ flags: sparse ? Flags.rwDataSparse : Flags.rwData, ...fields });
       if (sparse) {
+        await data.write(dataHeader, 0);
         await data.truncate(virtualSize + HT_SPACE);
         await index.close();
       } else {
-        await index.write(encodeHeader({ flags: Flags.rwIndex, indexOffset: HT_SPACE, ...fields }), 0);
+        // Two files: both headers at once (a mount waits for them).
+        await Promise.all([
+          data.write(dataHeader, 0),
+          index.write(encodeHeader({ flags: Flags.rwIndex, indexOffset: HT_SPACE, ...fields }), 0),
+        ]);
       }
       return new WritableLayer(
         data,
