@@ -129,6 +129,12 @@ export function usedInodeTables(geo: Ext4Geometry, head: Uint8Array, maxBytes: n
   return out;
 }
 
+/** A regular file's data extent: device bytes, its inode and first file block. */
+export interface FileExtent extends ByteRange {
+  ino: number;
+  lblk: number;
+}
+
 /** What the inode tables say about where directories and files keep their blocks. */
 export interface InodeScan {
   /** Directory blocks (in-inode extent roots). */
@@ -138,7 +144,7 @@ export interface InodeScan {
   /** Extent tree blocks of regular files (what the kernel reads before the file's data). */
   fileTreeBlocks: ByteRange[];
   /** Regular files' data extents (in-inode roots), device bytes; sorted by offset. */
-  fileExtents: ByteRange[];
+  fileExtents: FileExtent[];
 }
 
 /**
@@ -164,8 +170,11 @@ export function scanInodes(geo: Ext4Geometry, table: Uint8Array, firstIno: numbe
           into.fileTreeBlocks.push({ offset: b.pblk * geo.blockSize, length: geo.blockSize });
       continue;
     }
-    const list = kind === S_IFDIR ? into.dirBlocks : into.fileExtents;
-    for (const e of node.entries) list.push({ offset: e.pblk * geo.blockSize, length: e.len * geo.blockSize });
+    for (const e of node.entries) {
+      const r = { offset: e.pblk * geo.blockSize, length: e.len * geo.blockSize };
+      if (kind === S_IFDIR) into.dirBlocks.push(r);
+      else into.fileExtents.push({ ...r, ino: firstIno + i, lblk: e.lblk });
+    }
   }
   return into;
 }

@@ -20,11 +20,13 @@ import {
   decodeExtentNode,
   emptyScan,
   ext4Geometry,
+  type FileExtent,
   type InodeScan,
   scanInodes,
   usedInodeTables,
 } from './ext4-prefetch-plan.js';
 import { type LaunchFiles, prefetchLaunchFiles } from './launch-files.js';
+import { type PyImportOptions, PyImportPrefetch } from './py-imports.js';
 
 export interface Ext4PrefetchOptions {
   /** Also read what a read-write mount reads (the backup superblocks). Default false. */
@@ -55,6 +57,13 @@ export interface Ext4PrefetchOptions {
    */
   roundTripMs?: () => number | undefined;
   neighbourMinRoundTripMs?: number;
+  /**
+   * When the kernel reads the start of a Python .pyc, fetch the modules it imports (py-imports.ts)
+   * with these bounds; false: off. Default on, gated as the neighbours are (pyImportMinRoundTripMs,
+   * default PY_IMPORT_MIN_ROUND_TRIP_MS).
+   */
+  pyImports?: Omit<PyImportOptions, 'warm' | 'cancelled' | 'log'> | false;
+  pyImportMinRoundTripMs?: number;
   /** Told about the first failure (the prefetch then stops; reads go on as without it). */
   log?: (message: string) => void;
 }
@@ -75,6 +84,9 @@ export interface Ext4PrefetchStats {
   /** Launch files fetched (libraries included), and their bytes (not part of reads/bytes). */
   launchFiles: number;
   launchBytes: number;
+  /** Python modules fetched by the import prefetch, and their bytes (not part of reads/bytes). */
+  pyFiles: number;
+  pyBytes: number;
   failed: number;
   cancelled: boolean;
   finished: boolean;
@@ -114,6 +126,8 @@ export const NEIGHBOUR_BYTES = 96 * 1024;
  * registry reading a blob whose page cache was dropped), at 100 Mbit/20 ms 24.7 ms.
  */
 export const NEIGHBOUR_MIN_ROUND_TRIP_MS = 15;
+/** The python import prefetch runs while a small GET costs at least this (ms); 0: always. */
+export const PY_IMPORT_MIN_ROUND_TRIP_MS = 0;
 /** A neighbour lies at most this far from the file next to it (else the run of files has ended). */
 const NEIGHBOUR_GAP = 64 * 1024;
 
@@ -139,6 +153,8 @@ export class Ext4Prefetch {
     neighbourBytes: 0,
     launchFiles: 0,
     launchBytes: 0,
+    pyFiles: 0,
+    pyBytes: 0,
     failed: 0,
     cancelled: false,
     finished: false,
@@ -147,7 +163,8 @@ export class Ext4Prefetch {
   private readonly started = Date.now();
   private cancelled = false;
   /** Regular files' extents, sorted by offset (empty until the inode tables are read). */
-  private files: ByteRange[] = [];
+  private files: FileExtent[] = [];
+  private readonly py?: PyImportPrefetch;
   /** Offsets of the file extents already read ahead (each once). */
   private readonly readAhead = new Set<number>();
   private readonly background = new Set<Promise<unknown>>();
@@ -160,6 +177,19 @@ export class Ext4Prefetch {
     private readonly opts: Ext4PrefetchOptions = {},
   ) {
     this.tables = new Promise((r) => (this.tablesRead = r));
+    if (opts.pyImports !== false)
+      this.py = new PyImportPrefetch(device, {
+        ...opts.pyImports,
+        cancelled: () => this.cancelled,
+        log: opts.log,
+        warm: async (offset, length) => {
+          if (this.cancelled) return;
+          // What file readahead would fetch again when the kernel reads these files.
+          const ext = this.fileExtentAt(offset);
+          if (ext) this.readAhead.add(ext.offset);
+          await prefetchRange(this.device, offset, length);
+        },
+      });
     this.done = fetchWhy('ext4-meta', () => this.run())
       .catch((e) => {
         if (this.s.failed++ === 0)
@@ -174,6 +204,10 @@ export class Ext4Prefetch {
   }
 
   stats(): Ext4PrefetchStats {
+    if (this.py) {
+      this.s.pyFiles = this.py.stats.files;
+      this.s.pyBytes = this.py.stats.bytes;
+    }
     return { ...this.s, ms: this.s.finished ? this.s.ms : Date.now() - this.started };
   }
 
@@ -202,6 +236,7 @@ export class Ext4Prefetch {
     if (this.cancelled || !this.files.length) return;
     const i = this.fileIndexAt(offset);
     const ext = i < 0 ? undefined : this.files[i]!;
+    if (ext?.lblk === 0 && ext.offset === offset) this.fileStart(ext);
     if (!ext || ext.length > (this.opts.maxFileBytes ?? DEFAULT_FILE_READAHEAD) || this.readAhead.has(ext.offset))
       return;
     this.readAhead.add(ext.offset);
@@ -232,11 +267,21 @@ export class Ext4Prefetch {
     this.background.add(p);
   }
 
+  /** The kernel reads the start of a file: if it is a .pyc, its imports are fetched (after the read's own fetch starts). */
+  private fileStart(ext: FileExtent): void {
+    const py = this.py;
+    if (!py || !this.roundTripsCost(this.opts.pyImportMinRoundTripMs ?? PY_IMPORT_MIN_ROUND_TRIP_MS)) return;
+    const p = new Promise<void>((r) => setImmediate(r))
+      .then(() => (this.cancelled ? undefined : fetchWhy('py-imports', () => py.fileStart(ext.ino, ext.offset))))
+      .finally(() => this.background.delete(p));
+    this.background.add(p);
+  }
+
   /** Whether a round trip costs enough for neighbours (Ext4PrefetchOptions.roundTripMs). */
-  private roundTripsCost(): boolean {
+  private roundTripsCost(min = this.opts.neighbourMinRoundTripMs ?? NEIGHBOUR_MIN_ROUND_TRIP_MS): boolean {
     if (!this.opts.roundTripMs) return true;
     const ms = this.opts.roundTripMs();
-    return ms !== undefined && ms >= (this.opts.neighbourMinRoundTripMs ?? NEIGHBOUR_MIN_ROUND_TRIP_MS);
+    return ms !== undefined && ms >= min;
   }
 
   /**
@@ -276,7 +321,7 @@ export class Ext4Prefetch {
   }
 
   /** The regular file extent holding device byte `offset`, once the inode tables are read. */
-  fileExtentAt(offset: number): ByteRange | undefined {
+  fileExtentAt(offset: number): FileExtent | undefined {
     const i = this.fileIndexAt(offset);
     return i < 0 ? undefined : this.files[i];
   }

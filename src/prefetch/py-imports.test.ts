@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { Ext4, mkfs, SparseMemoryFile } from '../ext4/index.js';
+import { PyImportPrefetch } from './py-imports.js';
+import { compileModules, pythonTag } from './py-test-modules.js';
+
+const MiB = 1 << 20;
+const tag = pythonTag();
+if (!tag && process.env.CI === 'true') throw new Error('python3 (3.11-3.13) is needed for these tests under CI');
+const ROOT = 'usr/lib/python3.11';
+
+/** An ext4 image holding `files` (path -> bytes, directories made on the way). */
+async function image(files: Map<string, Uint8Array>): Promise<SparseMemoryFile> {
+  const file = new SparseMemoryFile(256 * MiB);
+  await mkfs(file, { size: 256 * MiB, time: 1700000000 });
+  const fs = await Ext4.open(file);
+  const dirs = new Map<string, number>([['', 2]]);
+  const dirOf = async (path: string): Promise<number> => {
+    const known = dirs.get(path);
+    if (known !== undefined) return known;
+    const i = path.lastIndexOf('/');
+    const ino = await fs.mkdir(await dirOf(i < 0 ? '' : path.slice(0, i)), path.slice(i + 1));
+    dirs.set(path, ino);
+    return ino;
+  };
+  for (const [path, bytes] of files) {
+    const i = path.lastIndexOf('/');
+    const w = await fs.createFile(await dirOf(path.slice(0, i)), path.slice(i + 1));
+    await w.write(bytes);
+    await w.end();
+  }
+  await fs.close();
+  return file;
+}
+
+describe.skipIf(!tag)('python import prefetch over ext4', async () => {
+  const sources: Record<string, string> = {
+    'app.py': 'import pkg.sub\nimport os\nimport missing\ndef main():\n    import unused\n',
+    'pkg/__init__.py': 'from . import helper\nfrom .data import VALUE\n',
+    'pkg/helper.py': 'import deep\n',
+    'pkg/data.py': 'VALUE = 1\n',
+    'pkg/sub.py': 'from pkg import helper\n',
+    'deep.py': 'import deeper\n',
+    'deeper.py': 'x = 1\n',
+    'unused.py': 'x = 2\n',
+    'os.py': 'x = 3\n',
+    'notes.txt': 'not python\n',
+  };
+  const compiled = tag ? await compileModules(sources) : new Map<string, Buffer>();
+  const files = new Map<string, Uint8Array>();
+  for (const [p, text] of Object.entries(sources)) files.set(`${ROOT}/${p}`, Buffer.from(text));
+  for (const [p, bytes] of compiled) files.set(`${ROOT}/${p}`, bytes);
+  const pyc = (m: string) =>
+    `${ROOT}/${m.includes('/') ? m.replace(/\/([^/]+)$/, '/__pycache__/$1') : `__pycache__/${m}`}.${tag}.pyc`;
+
+  /** Run the prefetch as the kernel reading `start` would; returns the paths fetched. */
+  async function run(start: string, opts: { maxFiles?: number; maxDepth?: number } = {}) {
+    const file = await image(files);
+    const fs = await Ext4.open(file);
+    const byOffset = new Map<number, string>();
+    for (const p of files.keys()) {
+      const ino = (await fs.lookup(`/${p}`))!;
+      for (const e of await fs.extents(ino)) byOffset.set(e.pblk * 4096, p);
+    }
+    const fetched: string[] = [];
+    const py = new PyImportPrefetch(file, {
+      ...opts,
+      warm: async (offset) => {
+        fetched.push(byOffset.get(offset) ?? `?${offset}`);
+      },
+    });
+    const ino = (await fs.lookup(`/${start}`))!;
+    await py.fileStart(ino, (await fs.extents(ino))[0]!.pblk * 4096);
+    return { fetched: fetched.sort(), py, fs, byOffset };
+  }
+
+  it("fetches the modules a .pyc's imports load, and theirs, by the path python would find them at", async () => {
+    const { fetched, py } = await run(pyc('app'));
+    // pkg.sub: pkg/__init__ and pkg/sub; pkg/__init__'s relative imports; helper's deep, deep's deeper.
+    // Not os (frozen in 3.11+), nor unused (imported in a function), nor missing (absent).
+    expect(fetched).toEqual(
+      [pyc('deep'), pyc('deeper'), pyc('pkg/__init__'), pyc('pkg/data'), pyc('pkg/helper'), pyc('pkg/sub')].sort(),
+    );
+    expect(py.stats).toMatchObject({ scanned: 1, files: 6 });
+  });
+
+  it('keeps to its bounds on files and depth, and ignores files that are not .pyc', async () => {
+    expect((await run(pyc('app'), { maxFiles: 2 })).fetched).toHaveLength(2);
+    // Depth 1: only what app.pyc itself imports.
+    expect((await run(pyc('app'), { maxDepth: 1 })).fetched).toEqual([pyc('pkg/__init__'), pyc('pkg/sub')].sort());
+    expect((await run(`${ROOT}/notes.txt`)).fetched).toEqual([]);
+    expect((await run(`${ROOT}/app.py`)).fetched).toEqual([]);
+  });
+
+  it('a file the kernel reads after it was fetched is scanned then, once', async () => {
+    const { py, fs } = await run(pyc('app'), { maxDepth: 1 });
+    // pkg/sub was fetched at the depth bound, not scanned; now the kernel reads it.
+    const ino = (await fs.lookup(`/${pyc('pkg/sub')}`))!;
+    const at = (await fs.extents(ino))[0]!.pblk * 4096;
+    await py.fileStart(ino, at);
+    await py.fileStart(ino, at);
+    expect(py.stats.scanned).toBe(2);
+  });
+});

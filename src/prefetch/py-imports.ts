@@ -1,0 +1,270 @@
+// Import-aware prefetch for Python bytecode. Python's start is a chain of dependent reads: each
+// import opens one .pyc, runs it, and only then opens the next, one round trip a link. When the
+// kernel reads the start of a .pyc, the modules its module-level code imports (py-names.ts) are
+// found beside it — `<dir>/__pycache__/<name>.<tag>.pyc` or the package `<dir>/<name>/__pycache__/
+// __init__.<tag>.pyc`, dir the sys.path root the file lives under for an absolute import, its own
+// package (or a parent) for a relative one; each part of a dotted name, and the names of a `from`
+// that are submodules — fetched into the cache at once, and scanned the same way as their bytes
+// arrive, so the chain's links are fetched in a few parallel waves. An import that does not run (a
+// branch not taken, a module that is frozen into the interpreter) costs a fetch: files, bytes per
+// file and bytes in all are bounded, and the interpreter's frozen modules are skipped.
+// Paths come from our own ext4 reader over the device: the python directories (`/usr/lib/python3*`,
+// `/usr/local/lib/python3*`) are listed once, on the first .pyc read, through the cache (the
+// directory blocks are there since the metadata prefetch); a .pyc is known by its inode.
+
+import type { BlockFile } from '../blockfile/blockfile.js';
+import { Ext4 } from '../ext4/fs.js';
+import { isPycHeader, PYC_HEADER_BYTES, type PyImport, pycImports } from './py-names.js';
+
+export interface PyImportOptions {
+  /** Files fetched at most (default 160). */
+  maxFiles?: number;
+  /** A .pyc larger than this is neither fetched nor scanned (default 96 KiB). */
+  maxFileBytes?: number;
+  /** Bytes fetched in all at most (default 1.5 MiB). */
+  maxBytes?: number;
+  /** Import levels followed from a file the kernel read (default 8). */
+  maxDepth?: number;
+  /** Directories listed at most when indexing (default 4000). */
+  maxDirs?: number;
+  /** Fetch [offset, offset + length) of the device into the cache. */
+  warm: (offset: number, length: number) => Promise<void>;
+  cancelled?: () => boolean;
+  /** Told about the first failure (the prefetch then stops). */
+  log?: (message: string) => void;
+}
+
+export interface PyImportStats {
+  /** .pyc files the kernel read that were scanned. */
+  scanned: number;
+  /** Files fetched, and their bytes. */
+  files: number;
+  bytes: number;
+  /** Directories listed for the index, and the .pyc files found. */
+  dirs: number;
+  pycs: number;
+}
+
+/** A directory on a python path: its .pyc files (by file name) and subdirectories. */
+interface PyDir {
+  pycs: Map<string, number>;
+  subdirs: Map<string, PyDir>;
+  parent?: PyDir;
+  /** Holds __init__.py or its .pyc. */
+  isPackage: boolean;
+}
+
+interface PycEntry {
+  dir: PyDir;
+  tag: string;
+}
+
+const BLOCK = 4096;
+/** A .pyc larger than this is not scanned (the largest of CPython 3.11's stdlib is ~600 KB). */
+const MAX_SCAN_BYTES = 1 << 20;
+/** Where sys.path's standard roots live: directories named python3 or python3.N in these. */
+const PY_PARENTS = ['/usr/lib', '/usr/local/lib'];
+const PY_ROOT = /^python3(\.\d+)?$/;
+/**
+ * Modules CPython 3.11+ runs frozen into the interpreter (Python/frozen.c), not from their .pyc
+ * (unless run with -X frozen_modules=off): fetching them would cost bytes no one reads.
+ */
+const FROZEN = new Set([
+  'abc',
+  'codecs',
+  'io',
+  '_collections_abc',
+  '_sitebuiltins',
+  'genericpath',
+  'ntpath',
+  'posixpath',
+  'os',
+  'site',
+  'stat',
+  'importlib.util',
+  'importlib.machinery',
+  'runpy',
+  'zipimport',
+]);
+/** Tags whose interpreters freeze FROZEN (3.11 and later). */
+const FROZEN_TAG = /^cpython-3(1[1-9]|[2-9]\d)$/;
+
+export class PyImportPrefetch {
+  readonly stats: PyImportStats = { scanned: 0, files: 0, bytes: 0, dirs: 0, pycs: 0 };
+  private fs?: Promise<Ext4>;
+  private index?: Promise<Map<number, PycEntry>>;
+  /** Inodes fetched or read by the kernel (each fetched once), and those scanned (each once). */
+  private readonly seen = new Set<number>();
+  private readonly scannedIno = new Set<number>();
+  private failed = false;
+
+  constructor(
+    private readonly device: BlockFile,
+    private readonly opts: PyImportOptions,
+  ) {}
+
+  /**
+   * The kernel is reading the start of the regular file `ino` at device byte `offset`: if it is a
+   * .pyc, fetch the modules it names. Resolves when done (never rejects).
+   */
+  async fileStart(ino: number, offset: number): Promise<void> {
+    if (this.failed || this.scannedIno.has(ino) || this.opts.cancelled?.()) return;
+    try {
+      if (!this.index) {
+        // Until the first .pyc, each file start costs a 16-byte read (of bytes the kernel is fetching).
+        const head = new Uint8Array(PYC_HEADER_BYTES + 1);
+        const n = await this.device.read(head, offset);
+        if (!isPycHeader(head.subarray(0, n))) return;
+        this.index ??= this.buildIndex();
+      }
+      const entry = (await this.index).get(ino);
+      if (!entry || this.scannedIno.has(ino)) return;
+      this.seen.add(ino);
+      this.stats.scanned++;
+      await this.follow(ino, entry, 0);
+    } catch (e) {
+      if (!this.failed) this.opts.log?.(`python import prefetch of ${this.device.name}: ${(e as Error).message}`);
+      this.failed = true;
+    }
+  }
+
+  private stopped(): boolean {
+    return (
+      !!this.opts.cancelled?.() ||
+      this.stats.files >= (this.opts.maxFiles ?? 160) ||
+      this.stats.bytes >= (this.opts.maxBytes ?? 1536 * 1024)
+    );
+  }
+
+  private ext4(): Promise<Ext4> {
+    this.fs ??= Ext4.open(this.device);
+    return this.fs;
+  }
+
+  /** Scan the .pyc `ino` (in the cache, or on its way) and fetch, then follow, the modules it names. */
+  private async follow(ino: number, entry: PycEntry, depth: number): Promise<void> {
+    if (this.scannedIno.has(ino) || this.stopped()) return;
+    this.scannedIno.add(ino);
+    const fs = await this.ext4();
+    const size = (await fs.inode(ino)).size;
+    // A file the kernel read may be larger than those fetched: it is in the cache, scanning costs no bytes.
+    if (size > MAX_SCAN_BYTES) return;
+    const bytes = new Uint8Array(size);
+    const n = await fs.readIno(ino, bytes, 0);
+    if (!isPycHeader(bytes.subarray(0, n))) return;
+    const next: Array<[number, PycEntry]> = [];
+    for (const imp of pycImports(bytes.subarray(0, n))) {
+      for (const found of this.resolve(imp, entry)) {
+        if (this.seen.has(found[0])) continue;
+        this.seen.add(found[0]);
+        next.push(found);
+      }
+    }
+    const maxDepth = this.opts.maxDepth ?? 8;
+    await Promise.all(
+      next.map(async ([child, e]) => {
+        if (!(await this.fetch(child))) return;
+        if (depth + 1 < maxDepth) await this.follow(child, e, depth + 1);
+      }),
+    );
+  }
+
+  /** The .pyc files `imp` loads when made by a module of `entry`'s directory (packages' __init__ included). */
+  private resolve(imp: PyImport, entry: PycEntry): Array<[number, PycEntry]> {
+    const out: Array<[number, PycEntry]> = [];
+    const init = `__init__.${entry.tag}.pyc`;
+    let dir: PyDir | undefined = entry.dir;
+    if (imp.level === 0) dir = rootOf(entry.dir);
+    else for (let l = 1; l < imp.level && dir; l++) dir = dir.parent;
+    const frozen = imp.level === 0 && FROZEN_TAG.test(entry.tag);
+    /** The module `part` in `d`: its .pyc, and the directory when it is a package. */
+    const find = (d: PyDir, part: string, dotted: string): PyDir | undefined => {
+      if (frozen && FROZEN.has(dotted)) return undefined;
+      const sub = d.subdirs.get(part);
+      const pkgInit = sub?.pycs.get(init);
+      if (sub && pkgInit !== undefined) {
+        out.push([pkgInit, { dir: sub, tag: entry.tag }]);
+        return sub;
+      }
+      const mod = d.pycs.get(`${part}.${entry.tag}.pyc`);
+      if (mod !== undefined) out.push([mod, { dir: d, tag: entry.tag }]);
+      return undefined;
+    };
+    const parts = imp.name ? imp.name.split('.') : [];
+    for (let p = 0; p < parts.length && dir; p++) dir = find(dir, parts[p]!, parts.slice(0, p + 1).join('.'));
+    // `from package import name`: the name may be a submodule.
+    if (dir && imp.from.length) for (const f of imp.from) find(dir, f, imp.name ? `${imp.name}.${f}` : f);
+    return out;
+  }
+
+  /** Fetch the .pyc `ino` whole into the cache; false when a bound stops it. */
+  private async fetch(ino: number): Promise<boolean> {
+    if (this.stopped()) return false;
+    const fs = await this.ext4();
+    const size = (await fs.inode(ino)).size;
+    if (size > (this.opts.maxFileBytes ?? 96 * 1024)) return false;
+    this.stats.files++;
+    this.stats.bytes += size;
+    const ranges = (await fs.extents(ino))
+      .filter((e) => !e.unwritten && e.lblk * BLOCK < size)
+      .map((e) => ({ offset: e.pblk * BLOCK, length: Math.min(e.len * BLOCK, size - e.lblk * BLOCK) }));
+    await Promise.all(ranges.map((r) => this.opts.warm(r.offset, r.length)));
+    return true;
+  }
+
+  /** List the python roots once: every .pyc under them, by inode, with its directory and tag. */
+  private async buildIndex(): Promise<Map<number, PycEntry>> {
+    const fs = await this.ext4();
+    const byIno = new Map<number, PycEntry>();
+    const maxDirs = this.opts.maxDirs ?? 4000;
+    const list = async (ino: number, dir: PyDir): Promise<void> => {
+      if (this.stats.dirs >= maxDirs || this.opts.cancelled?.()) return;
+      this.stats.dirs++;
+      const children: Array<Promise<void>> = [];
+      for (const e of await fs.entries(ino)) {
+        if (e.type === 1 && (e.name === '__init__.py' || e.name.startsWith('__init__.'))) dir.isPackage = true;
+        if (e.type !== 2) continue;
+        if (e.name === '__pycache__') {
+          children.push(
+            fs.entries(e.ino).then((pycs) => {
+              for (const p of pycs) {
+                const tag = pycTag(p.name);
+                if (p.type !== 1 || !tag) continue;
+                dir.pycs.set(p.name, p.ino);
+                byIno.set(p.ino, { dir, tag });
+                this.stats.pycs++;
+                if (p.name.startsWith('__init__.')) dir.isPackage = true;
+              }
+            }),
+          );
+          continue;
+        }
+        const sub: PyDir = { pycs: new Map(), subdirs: new Map(), parent: dir, isPackage: false };
+        dir.subdirs.set(e.name, sub);
+        children.push(list(e.ino, sub));
+      }
+      await Promise.all(children);
+    };
+    for (const parent of PY_PARENTS) {
+      const pino = await fs.lookup(parent, { follow: true }).catch(() => undefined);
+      if (pino === undefined) continue;
+      const roots = (await fs.entries(pino)).filter((e) => e.type === 2 && PY_ROOT.test(e.name));
+      await Promise.all(roots.map((r) => list(r.ino, { pycs: new Map(), subdirs: new Map(), isPackage: false })));
+    }
+    return byIno;
+  }
+}
+
+/** The tag of a plain .pyc name (`json.cpython-311.pyc` -> `cpython-311`); undefined for others (opt-1, ...). */
+export function pycTag(name: string): string | undefined {
+  if (!name.endsWith('.pyc')) return undefined;
+  const parts = name.slice(0, -4).split('.');
+  return parts.length === 2 && parts[0] && parts[1] ? parts[1] : undefined;
+}
+
+/** The sys.path root `dir` lives under: up while the directory is a package. */
+function rootOf(dir: PyDir): PyDir {
+  let d = dir;
+  while (d.isPackage && d.parent) d = d.parent;
+  return d;
+}
