@@ -132,8 +132,12 @@ export class PyImportPrefetch {
     return (
       !!this.opts.cancelled?.() ||
       this.stats.files >= (this.opts.maxFiles ?? 160) ||
-      this.stats.bytes >= (this.opts.maxBytes ?? 1536 * 1024)
+      this.stats.bytes >= this.maxBytes()
     );
+  }
+
+  private maxBytes(): number {
+    return this.opts.maxBytes ?? 1536 * 1024;
   }
 
   private ext4(): Promise<Ext4> {
@@ -200,10 +204,14 @@ export class PyImportPrefetch {
   /** Fetch the .pyc `ino` whole into the cache; false when a bound stops it. */
   private async fetch(ino: number): Promise<boolean> {
     if (this.stopped()) return false;
+    // Counted before the awaits: fetches started together must not all pass the bound.
+    this.stats.files++;
     const fs = await this.ext4();
     const size = (await fs.inode(ino)).size;
-    if (size > (this.opts.maxFileBytes ?? 96 * 1024)) return false;
-    this.stats.files++;
+    if (size > (this.opts.maxFileBytes ?? 96 * 1024) || this.stats.bytes + size > this.maxBytes()) {
+      this.stats.files--;
+      return false;
+    }
     this.stats.bytes += size;
     const ranges = (await fs.extents(ino))
       .filter((e) => !e.unwritten && e.lblk * BLOCK < size)
