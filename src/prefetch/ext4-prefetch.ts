@@ -398,6 +398,13 @@ export class Ext4Prefetch {
       },
     );
     if (treeLeaves.length) await this.readAll(coalesce(treeLeaves, MERGE_GAP, MAX_RANGE, maxDir), () => false);
+    // The directories are in the cache now: list the python ones before python starts (py-imports.ts),
+    // in the background, so that its first .pyc read needs no listing first.
+    const py = this.py;
+    if (py && !this.cancelled) {
+      const p = fetchWhy('py-imports', () => py.prepare()).finally(() => this.background.delete(p));
+      this.background.add(p);
+    }
   }
 
   /**

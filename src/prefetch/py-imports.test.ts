@@ -32,6 +32,9 @@ async function image(files: Map<string, Uint8Array>): Promise<SparseMemoryFile> 
   return file;
 }
 
+const pyc = (m: string) =>
+  `${ROOT}/${m.includes('/') ? m.replace(/\/([^/]+)$/, '/__pycache__/$1') : `__pycache__/${m}`}.${tag}.pyc`;
+
 describe.skipIf(!tag)('python import prefetch over ext4', async () => {
   const sources: Record<string, string> = {
     'app.py': 'import pkg.sub\nimport os\nimport missing\ndef main():\n    import unused\n',
@@ -44,16 +47,32 @@ describe.skipIf(!tag)('python import prefetch over ext4', async () => {
     'unused.py': 'x = 2\n',
     'os.py': 'x = 3\n',
     'notes.txt': 'not python\n',
+    // What a start imports that no .pyc names: the UTF-8 codec, site's hooks, a .pth file's imports.
+    'encodings/__init__.py': 'from . import aliases\n',
+    'encodings/aliases.py': 'aliases = {}\n',
+    'encodings/utf_8.py': 'x = 4\n',
+    'encodings/latin_1.py': 'x = 5\n',
+    'sitecustomize.py': 'x = 6\n',
+    'site-packages/hooks.pth': 'import hook; __import__("other")\n/some/path\n',
+    'site-packages/hook.py': 'x = 7\n',
+    'site-packages/other.py': 'x = 8\n',
+    'site-packages/never.py': 'x = 9\n',
   };
+  const STARTUP = [
+    'encodings/__init__',
+    'encodings/aliases',
+    'encodings/utf_8',
+    'sitecustomize',
+    'site-packages/hook',
+    'site-packages/other',
+  ].map((m) => pyc(m));
   const compiled = tag ? await compileModules(sources) : new Map<string, Buffer>();
   const files = new Map<string, Uint8Array>();
   for (const [p, text] of Object.entries(sources)) files.set(`${ROOT}/${p}`, Buffer.from(text));
   for (const [p, bytes] of compiled) files.set(`${ROOT}/${p}`, bytes);
-  const pyc = (m: string) =>
-    `${ROOT}/${m.includes('/') ? m.replace(/\/([^/]+)$/, '/__pycache__/$1') : `__pycache__/${m}`}.${tag}.pyc`;
 
   /** Run the prefetch as the kernel reading `start` would; returns the paths fetched. */
-  async function run(start: string, opts: { maxFiles?: number; maxDepth?: number } = {}) {
+  async function run(start: string, opts: { maxFiles?: number; maxDepth?: number; prepare?: boolean } = {}) {
     const file = await image(files);
     const fs = await Ext4.open(file);
     const byOffset = new Map<number, string>();
@@ -68,6 +87,10 @@ describe.skipIf(!tag)('python import prefetch over ext4', async () => {
         fetched.push(byOffset.get(offset) ?? `?${offset}`);
       },
     });
+    if (opts.prepare) {
+      await py.prepare();
+      expect(py.stats.pycs).toBe(compiled.size);
+    }
     const ino = (await fs.lookup(`/${start}`))!;
     await py.fileStart(ino, (await fs.extents(ino))[0]!.pblk * 4096);
     return { fetched: fetched.sort(), py, fs, byOffset };
@@ -78,17 +101,41 @@ describe.skipIf(!tag)('python import prefetch over ext4', async () => {
     // pkg.sub: pkg/__init__ and pkg/sub; pkg/__init__'s relative imports; helper's deep, deep's deeper.
     // Not os (frozen in 3.11+), nor unused (imported in a function), nor missing (absent).
     expect(fetched).toEqual(
-      [pyc('deep'), pyc('deeper'), pyc('pkg/__init__'), pyc('pkg/data'), pyc('pkg/helper'), pyc('pkg/sub')].sort(),
+      [
+        ...STARTUP,
+        pyc('deep'),
+        pyc('deeper'),
+        pyc('pkg/__init__'),
+        pyc('pkg/data'),
+        pyc('pkg/helper'),
+        pyc('pkg/sub'),
+      ].sort(),
     );
-    expect(py.stats).toMatchObject({ scanned: 1, files: 6 });
+    expect(py.stats).toMatchObject({ scanned: 1, files: 12 });
+  });
+
+  it('does the same with the directories listed before the first .pyc read', async () => {
+    const { fetched } = await run(pyc('app'), { prepare: true });
+    expect(fetched).toEqual(
+      [
+        ...STARTUP,
+        pyc('deep'),
+        pyc('deeper'),
+        pyc('pkg/__init__'),
+        pyc('pkg/data'),
+        pyc('pkg/helper'),
+        pyc('pkg/sub'),
+      ].sort(),
+    );
+    expect((await run(`${ROOT}/app.py`, { prepare: true })).fetched).toEqual([]);
   });
 
   it('keeps to its bounds on files and depth, and ignores files that are not .pyc', async () => {
     expect((await run(pyc('app'), { maxFiles: 2 })).fetched).toHaveLength(2);
-    // app imports pkg and pkg.sub at once: the bound holds for fetches started together.
-    expect((await run(pyc('app'), { maxFiles: 1 })).fetched).toHaveLength(1);
     // Depth 1: only what app.pyc itself imports.
-    expect((await run(pyc('app'), { maxDepth: 1 })).fetched).toEqual([pyc('pkg/__init__'), pyc('pkg/sub')].sort());
+    expect((await run(pyc('app'), { maxDepth: 1 })).fetched).toEqual(
+      [...STARTUP, pyc('pkg/__init__'), pyc('pkg/sub')].sort(),
+    );
     expect((await run(`${ROOT}/notes.txt`)).fetched).toEqual([]);
     expect((await run(`${ROOT}/app.py`)).fetched).toEqual([]);
   });

@@ -9,8 +9,9 @@
 // branch not taken, a module that is frozen into the interpreter) costs a fetch: files, bytes per
 // file and bytes in all are bounded, and the interpreter's frozen modules are skipped.
 // Paths come from our own ext4 reader over the device: the python directories (`/usr/lib/python3*`,
-// `/usr/local/lib/python3*`) are listed once, on the first .pyc read, through the cache (the
-// directory blocks are there since the metadata prefetch); a .pyc is known by its inode.
+// `/usr/local/lib/python3*`) are listed once, through the cache, when the metadata prefetch has
+// fetched the directory blocks (prepare()) or on the first .pyc read if that comes first; a .pyc
+// is then known by its inode.
 
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { Ext4 } from '../ext4/fs.js';
@@ -52,6 +53,8 @@ interface PyDir {
   parent?: PyDir;
   /** Holds __init__.py or its .pyc. */
   isPackage: boolean;
+  /** Its .pth files (inodes): a site directory's, run by `site` at start. */
+  pth: number[];
 }
 
 interface PycEntry {
@@ -87,6 +90,15 @@ const FROZEN = new Set([
   'zipimport',
 ]);
 /** Tags whose interpreters freeze FROZEN (3.11 and later). */
+/**
+ * What every start imports that no .pyc names: the codec of the locale (UTF-8) and its alias table,
+ * found by the codec search at run time, and the customization hooks the frozen `site` imports.
+ */
+const STARTUP = ['encodings.aliases', 'encodings.utf_8', 'sitecustomize', 'usercustomize'];
+/** A .pth line that is run: `import a, b` and, in it, `__import__('c')`. */
+const PTH_IMPORT = /^import[ \t]+([\w.]+(?:\s*,\s*[\w.]+)*)/;
+const PTH_DUNDER_IMPORT = /__import__\(\s*['"]([\w.]+)['"]/g;
+const PTH_BYTES = 4096;
 const FROZEN_TAG = /^cpython-3(1[1-9]|[2-9]\d)$/;
 
 export class PyImportPrefetch {
@@ -97,6 +109,9 @@ export class PyImportPrefetch {
   private readonly seen = new Set<number>();
   private readonly scannedIno = new Set<number>();
   private failed = false;
+  private seeded = false;
+  /** Site directories (site-packages, dist-packages) found by the index. */
+  private readonly siteDirs: PyDir[] = [];
 
   constructor(
     private readonly device: BlockFile,
@@ -121,7 +136,20 @@ export class PyImportPrefetch {
       if (!entry || this.scannedIno.has(ino)) return;
       this.seen.add(ino);
       this.stats.scanned++;
-      await this.follow(ino, entry, 0);
+      const seed = this.seeded ? undefined : this.seed(entry);
+      this.seeded = true;
+      await Promise.all([seed, this.follow(ino, entry, 0)]);
+    } catch (e) {
+      if (!this.failed) this.opts.log?.(`python import prefetch of ${this.device.name}: ${(e as Error).message}`);
+      this.failed = true;
+    }
+  }
+
+  /** List the python directories now (else on the first .pyc read). Resolves when done; never rejects. */
+  async prepare(): Promise<void> {
+    this.index ??= this.buildIndex();
+    try {
+      await this.index;
     } catch (e) {
       if (!this.failed) this.opts.log?.(`python import prefetch of ${this.device.name}: ${(e as Error).message}`);
       this.failed = true;
@@ -156,21 +184,49 @@ export class PyImportPrefetch {
     const bytes = new Uint8Array(size);
     const n = await fs.readIno(ino, bytes, 0);
     if (!isPycHeader(bytes.subarray(0, n))) return;
-    const next: Array<[number, PycEntry]> = [];
-    for (const imp of pycImports(bytes.subarray(0, n))) {
-      for (const found of this.resolve(imp, entry)) {
-        if (this.seen.has(found[0])) continue;
-        this.seen.add(found[0]);
-        next.push(found);
-      }
-    }
+    await this.take(
+      pycImports(bytes.subarray(0, n)).flatMap((imp) => this.resolve(imp, entry)),
+      depth + 1,
+    );
+  }
+
+  /** Fetch the modules `found` not fetched yet, then follow them (at import level `depth`). */
+  private async take(found: Array<[number, PycEntry]>, depth: number): Promise<void> {
     const maxDepth = this.opts.maxDepth ?? 8;
     await Promise.all(
-      next.map(async ([child, e]) => {
+      found.map(async ([child, e]) => {
+        if (this.seen.has(child)) return;
+        this.seen.add(child);
         if (!(await this.fetch(child))) return;
-        if (depth + 1 < maxDepth) await this.follow(child, e, depth + 1);
+        if (depth < maxDepth) await this.follow(child, e, depth);
       }),
     );
+  }
+
+  /**
+   * On the first .pyc read (python is starting): fetch what a start imports that no .pyc names
+   * (STARTUP, beside the sys.path root of that file) and the modules the site directories' .pth
+   * files import.
+   */
+  private async seed(entry: PycEntry): Promise<void> {
+    const root = { dir: rootOf(entry.dir), tag: entry.tag };
+    const fromRoot = STARTUP.flatMap((name) => this.resolve({ name, level: 0, from: [] }, root));
+    const fs = await this.ext4();
+    await Promise.all([
+      this.take(fromRoot, 1),
+      ...this.siteDirs.flatMap((dir) =>
+        dir.pth.map(async (ino) => {
+          const buf = new Uint8Array(PTH_BYTES);
+          const n = await fs.readIno(ino, buf, 0);
+          const site = { dir, tag: entry.tag };
+          const names = pthImports(Buffer.from(buf.subarray(0, n)).toString('latin1'));
+          await this.take(
+            names.flatMap((name) => this.resolve({ name, level: 0, from: [] }, site)),
+            1,
+          );
+        }),
+      ),
+    ]);
   }
 
   /** The .pyc files `imp` loads when made by a module of `entry`'s directory (packages' __init__ included). */
@@ -231,6 +287,7 @@ export class PyImportPrefetch {
       const children: Array<Promise<void>> = [];
       for (const e of await fs.entries(ino)) {
         if (e.type === 1 && (e.name === '__init__.py' || e.name.startsWith('__init__.'))) dir.isPackage = true;
+        if (e.type === 1 && e.name.endsWith('.pth')) dir.pth.push(e.ino);
         if (e.type !== 2) continue;
         if (e.name === '__pycache__') {
           children.push(
@@ -247,7 +304,8 @@ export class PyImportPrefetch {
           );
           continue;
         }
-        const sub: PyDir = { pycs: new Map(), subdirs: new Map(), parent: dir, isPackage: false };
+        const sub: PyDir = { pycs: new Map(), subdirs: new Map(), parent: dir, isPackage: false, pth: [] };
+        if (e.name === 'site-packages' || e.name === 'dist-packages') this.siteDirs.push(sub);
         dir.subdirs.set(e.name, sub);
         children.push(list(e.ino, sub));
       }
@@ -257,7 +315,9 @@ export class PyImportPrefetch {
       const pino = await fs.lookup(parent, { follow: true }).catch(() => undefined);
       if (pino === undefined) continue;
       const roots = (await fs.entries(pino)).filter((e) => e.type === 2 && PY_ROOT.test(e.name));
-      await Promise.all(roots.map((r) => list(r.ino, { pycs: new Map(), subdirs: new Map(), isPackage: false })));
+      await Promise.all(
+        roots.map((r) => list(r.ino, { pycs: new Map(), subdirs: new Map(), isPackage: false, pth: [] })),
+      );
     }
     return byIno;
   }
@@ -268,6 +328,18 @@ export function pycTag(name: string): string | undefined {
   if (!name.endsWith('.pyc')) return undefined;
   const parts = name.slice(0, -4).split('.');
   return parts.length === 2 && parts[0] && parts[1] ? parts[1] : undefined;
+}
+
+/** The modules the run lines of a .pth file import. */
+export function pthImports(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = PTH_IMPORT.exec(line);
+    if (!m) continue;
+    out.push(...m[1]!.split(',').map((n) => n.trim()));
+    for (const d of line.matchAll(PTH_DUNDER_IMPORT)) out.push(d[1]!);
+  }
+  return out;
 }
 
 /** The sys.path root `dir` lives under: up while the directory is a package. */
