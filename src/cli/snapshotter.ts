@@ -50,7 +50,7 @@ export function registerSnapshotterCommand(program: Command): void {
       const pulls = new PullService({
         hostsDir: config.registry.hostsDir,
         devices,
-        recordLayers: (layers) => snap.recordRemoteLayers(layers),
+        recordLayers: (layers, launch) => snap.recordRemoteLayers(layers, launch),
         launchAhead: (top, launch) => snap.launchAhead(top, launch),
         log: (m) => logger.warn(m),
       });

@@ -25,7 +25,7 @@ export interface PullServiceOptions {
   /** The snapshotter's devices: told to open an image's layers once its manifest is in. */
   devices?: DeviceSet;
   /** The snapshotter's recordRemoteLayers: told the image's layer snapshots before containerd asks for them. */
-  recordLayers?: (layers: RemoteLayerSnapshot[]) => Promise<void>;
+  recordLayers?: (layers: RemoteLayerSnapshot[], launch?: LaunchRequest) => Promise<void>;
   /** The snapshotter's launchAhead: told the image's top layer and its launch files once the config is in. */
   launchAhead?: (topChainId: string, launch: LaunchRequest) => Promise<void>;
   log?: (m: string) => void;
@@ -67,9 +67,9 @@ export class PullService {
             ?.openAhead?.(layers)
             .catch((e) => this.o.log?.(`opening ${req.ref}'s layers ahead: ${(e as Error).message}`)),
         // Recorded here first (one save for all, the mount starts); containerd's Prepares find them.
-        recordLayers: async (layers) =>
+        recordLayers: async (layers, launch) =>
           this.o
-            .recordLayers?.(layers)
+            .recordLayers?.(layers, launch)
             .catch((e) => this.o.log?.(`recording ${req.ref}'s layers ahead: ${(e as Error).message}`)),
         onLaunchKnown: (top, launch) =>
           void this.o

@@ -42,7 +42,7 @@ export interface PullOptions {
    * and the image's mount starts), so that containerd's Prepare of each finds it. Awaited before
    * the first Prepare; it should not reject (the Prepares then decide).
    */
-  recordLayers?: (layers: RemoteLayerSnapshot[]) => Promise<void>;
+  recordLayers?: (layers: RemoteLayerSnapshot[], launch?: LaunchRequest) => Promise<void>;
   /** Told after each layer snapshot is prepared (`done` of `total`), for progress bars. */
   onLayer?: (done: number, total: number) => void;
   /** Told as each step ends, with its milliseconds (`dadi pull --timings`). */
@@ -111,7 +111,10 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
         parent: chains[i - 1] ?? '',
         labels: remoteLayerLabels(name, chains[i]!, layer.annotations ?? {}, i === layers.length - 1),
       }));
-      await Promise.all([leased, o.recordLayers?.(specs)]);
+      // containerd reads the user database between the Prepare and the task's creation, whatever
+      // the image: those files are fetched during the mount, not after it (the rest of the launch
+      // files, known with the config, follow the mount: fetched during it they slow it down).
+      await Promise.all([leased, o.recordLayers?.(specs, { files: CONTAINERD_CREATE_FILES })]);
       for (const [i, spec] of specs.entries()) {
         await prepareRemoteLayer(ctrd, snapshotter, name, spec);
         o.onLayer?.(i + 1, layers.length);

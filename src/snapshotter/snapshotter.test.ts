@@ -220,6 +220,31 @@ describe('Snapshotter', () => {
     expect(launched).toEqual([]);
   });
 
+  it("a pull's early launch files go with the mount ahead; the image's own, told before it starts, replace them", async () => {
+    const mounts: Array<string[] | undefined> = [];
+    const devices: DeviceSet = {
+      async mount(_layers, _target, _label, _writable, _trace, launch) {
+        mounts.push(launch?.files);
+      },
+      async umount() {},
+    };
+    const s = await Snapshotter.open(root, devices);
+    const top = (c: string, d: string) => ({ ...dadiLabels(c, digest(d)), [Label.mountAhead]: 'yes' });
+    await s.recordRemoteLayers([{ chainId: 'chain1', parent: '', labels: top('chain1', 'a') }], {
+      files: ['/etc/passwd', '/etc/group'],
+    });
+    await vi.waitFor(() => expect(mounts).toHaveLength(1));
+    await s.launchAhead('chain2', { files: ['/etc/passwd', '/lib64/ld-linux-x86-64.so.2'] });
+    await s.recordRemoteLayers([{ chainId: 'chain2', parent: '', labels: top('chain2', 'b') }], {
+      files: ['/etc/passwd'],
+    });
+    await vi.waitFor(() => expect(mounts).toHaveLength(2));
+    expect(mounts).toEqual([
+      ['/etc/passwd', '/etc/group'],
+      ['/etc/passwd', '/lib64/ld-linux-x86-64.so.2'],
+    ]);
+  });
+
   it('a layer whose state cannot be saved is not kept, nor the mount ahead it started', async () => {
     const { devices, mounts } = fakeDevices();
     const s = await Snapshotter.open(root, devices);

@@ -315,7 +315,11 @@ export class Snapshotter {
    * containerd never learns of (a pull that failed after this) are removed by its garbage
    * collection, which walks the snapshotter's snapshots.
    */
-  recordRemoteLayers(layers: { chainId: string; parent: string; labels: Record<string, string> }[]): Promise<void> {
+  recordRemoteLayers(
+    layers: { chainId: string; parent: string; labels: Record<string, string> }[],
+    /** Files the mount ahead fetches as soon as the image's inode tables are in (before it is done). */
+    launch?: LaunchRequest,
+  ): Promise<void> {
     return this.serial(async () => {
       const added: SnapshotRecord[] = [];
       for (const l of layers) {
@@ -327,7 +331,7 @@ export class Snapshotter {
         added.push(this.remoteRecord(l.chainId, parentRec, l.labels, remote));
       }
       // A Prepare of one of them, queued behind this, finds it saved.
-      if (added.length > 0) await this.commitRemote(added);
+      if (added.length > 0) await this.commitRemote(added, launch);
     });
   }
 
@@ -352,13 +356,13 @@ export class Snapshotter {
   }
 
   /** Put remote layer records (bottom first) in the store and save it, starting a mount ahead where labelled. */
-  private async commitRemote(records: SnapshotRecord[]): Promise<void> {
+  private async commitRemote(records: SnapshotRecord[], launch?: LaunchRequest): Promise<void> {
     for (const r of records) this.store.put(r);
     // The mount ahead starts before the state is on disk (an fsync): it is a start's critical path.
     // Its folder is new, so nothing can be mounted there yet.
     for (const r of records) {
       if (r.labels[Label.mountAhead] !== 'yes') continue;
-      this.ensureDevice(r, { fresh: true }).catch((e) =>
+      this.ensureDevice(r, { fresh: true, launch }).catch((e) =>
         this.log?.(`mounting ${r.key} ahead of its containers: ${(e as Error).message} (tried again at Prepare)`),
       );
     }
@@ -415,14 +419,18 @@ export class Snapshotter {
    * Mount the stack ending at `top` unless it is mounted (or being mounted); returns the mount
    * point. `fresh`: its folder was just made, so nothing is mounted there (no look at the mounts).
    */
-  private ensureDevice(top: SnapshotRecord, { fresh = false } = {}): Promise<string> {
+  private ensureDevice(
+    top: SnapshotRecord,
+    { fresh = false, launch: early }: { fresh?: boolean; launch?: LaunchRequest } = {},
+  ): Promise<string> {
     return this.mountOnce(top.id, async () => {
       const target = join(this.folder(top.id), 'mnt');
       if (!fresh && (await findMount(target))) return target;
       const { layers, accel } = this.remoteStack(top);
       await mkdir(target, { recursive: true });
       const trace = accel ? { accelerationLayer: accel } : undefined;
-      const launch = this.launches.get(top.key);
+      // The image's own launch files when told already, else the ones the mount ahead was given.
+      const launch = this.launches.get(top.key) ?? early;
       this.launches.delete(top.key);
       // A failure names the image: it reaches containerd (and `ctr run`) as the Prepare's error.
       await this.devices
