@@ -66,6 +66,18 @@ describe.skipIf(!tag)('python import prefetch over ext4', async () => {
     'site-packages/hook',
     'site-packages/other',
   ].map((m) => pyc(m));
+  // What the kernel reading app.pyc leads to: pkg.sub (pkg/__init__ and pkg/sub), pkg/__init__'s
+  // relative imports, helper's deep and deep's deeper. Not os (frozen in 3.11+), nor unused
+  // (imported in a function), nor missing (absent).
+  const APP_IMPORTS = [
+    ...STARTUP,
+    pyc('deep'),
+    pyc('deeper'),
+    pyc('pkg/__init__'),
+    pyc('pkg/data'),
+    pyc('pkg/helper'),
+    pyc('pkg/sub'),
+  ].sort();
   const compiled = tag ? await compileModules(sources) : new Map<string, Buffer>();
   const files = new Map<string, Uint8Array>();
   for (const [p, text] of Object.entries(sources)) files.set(`${ROOT}/${p}`, Buffer.from(text));
@@ -98,35 +110,13 @@ describe.skipIf(!tag)('python import prefetch over ext4', async () => {
 
   it("fetches the modules a .pyc's imports load, and theirs, by the path python would find them at", async () => {
     const { fetched, py } = await run(pyc('app'));
-    // pkg.sub: pkg/__init__ and pkg/sub; pkg/__init__'s relative imports; helper's deep, deep's deeper.
-    // Not os (frozen in 3.11+), nor unused (imported in a function), nor missing (absent).
-    expect(fetched).toEqual(
-      [
-        ...STARTUP,
-        pyc('deep'),
-        pyc('deeper'),
-        pyc('pkg/__init__'),
-        pyc('pkg/data'),
-        pyc('pkg/helper'),
-        pyc('pkg/sub'),
-      ].sort(),
-    );
+    expect(fetched).toEqual(APP_IMPORTS);
     expect(py.stats).toMatchObject({ scanned: 1, files: 12 });
   });
 
   it('does the same with the directories listed before the first .pyc read', async () => {
     const { fetched } = await run(pyc('app'), { prepare: true });
-    expect(fetched).toEqual(
-      [
-        ...STARTUP,
-        pyc('deep'),
-        pyc('deeper'),
-        pyc('pkg/__init__'),
-        pyc('pkg/data'),
-        pyc('pkg/helper'),
-        pyc('pkg/sub'),
-      ].sort(),
-    );
+    expect(fetched).toEqual(APP_IMPORTS);
     expect((await run(`${ROOT}/app.py`, { prepare: true })).fetched).toEqual([]);
   });
 
