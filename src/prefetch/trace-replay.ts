@@ -128,26 +128,8 @@ export class TraceReplay {
   }
 }
 
-/** A ZFile's blocks: where each block's stored bytes start (format/zfile's ZFileReader). */
-interface StoredBlocks {
-  readonly blockSize: number;
-  readonly size: number;
-  blockOffset(k: number): number;
-}
-
-function isStoredBlocks(file: BlockFile): file is BlockFile & StoredBlocks {
-  const f = file as Partial<StoredBlocks>;
-  return typeof f.blockOffset === 'function' && typeof f.blockSize === 'number' && f.blockSize > 0;
-}
-
-/** Where a compressed layer stores a range: its first block's start to its last block's end. */
+/** A layer that knows where it stores a range (a ZFile: ZFileReader.storedSpan). */
 function storedSpanOf(file: BlockFile): StoredSpan | undefined {
-  if (!isStoredBlocks(file)) return undefined;
-  const bs = file.blockSize;
-  const lastBlock = Math.max(0, Math.ceil(file.size / bs) - 1);
-  return (offset, count) => {
-    const first = Math.min(lastBlock, Math.floor(offset / bs));
-    const last = Math.min(lastBlock, Math.floor((offset + Math.max(1, count) - 1) / bs));
-    return [file.blockOffset(first), file.blockOffset(last + 1)];
-  };
+  const f = file as BlockFile & { storedSpan?: StoredSpan };
+  return typeof f.storedSpan === 'function' ? (offset, count) => f.storedSpan!(offset, count) : undefined;
 }

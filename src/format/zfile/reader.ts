@@ -195,12 +195,21 @@ export class ZFileReader implements PrefetchableBlockFile {
    */
   async prefetch(offset: number, length: number): Promise<void> {
     checkRead(this.name, offset, this.closed);
-    const end = Math.min(this.size, offset + length);
-    if (end <= offset) return;
-    const first = Math.floor(offset / this.blockSize);
-    const last = Math.floor((end - 1) / this.blockSize);
-    const start = this.offsets[first]!;
-    await prefetchRange(this.inner, start, this.offsets[last + 1]! - start);
+    if (Math.min(this.size, offset + length) <= offset) return;
+    const [start, end] = this.storedSpan(offset, length);
+    await prefetchRange(this.inner, start, end - start);
+  }
+
+  /**
+   * Where the inner file stores [offset, offset+length): from its first block's stored start to its
+   * last block's stored end (at least one block; offsets past the end count as the last block).
+   */
+  storedSpan(offset: number, length: number): [number, number] {
+    const bs = this.blockSize;
+    const lastBlock = Math.max(0, Math.ceil(this.size / bs) - 1);
+    const first = Math.min(lastBlock, Math.floor(offset / bs));
+    const last = Math.min(lastBlock, Math.floor((offset + Math.max(1, length) - 1) / bs));
+    return [this.offsets[first]!, this.offsets[last + 1]!];
   }
 
   /**
