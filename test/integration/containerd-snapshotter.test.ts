@@ -149,7 +149,10 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     expect(own).toBeLessThan(8192);
     const pulled = proxy.bodyBytes - before;
     expect(pulled).toBeGreaterThanOrEqual(own);
-    expect(pulled).toBeLessThan(small.bytes / 50);
+    // No layer is downloaded. What the mount ahead has fetched by the time the pull returns depends
+    // on timing: its index and metadata, and, when the config came before the mount started, also
+    // the image's launch files (the entrypoint's libraries: 1.67 MB of this 19.4 MB image in one CI run).
+    expect(pulled).toBeLessThan(small.bytes / 8);
     const r = await ok([
       'run',
       '--rm',
