@@ -40,11 +40,13 @@ import type { Ext4PrefetchOptions } from '../prefetch/ext4-prefetch.js';
 import type { LaunchFiles } from '../prefetch/launch-files.js';
 import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
 import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
+import { DEFAULT_REPLAY_WORKERS } from '../prefetch/trace-replay.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import { formatSteps, StepTimer, type TimedStep } from '../util/step-timer.js';
 import { listContainers } from './container.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { type DeviceTrace, prepareDeviceTrace } from './device-trace.js';
+import { EarlyReplays } from './early-replay.js';
 import { browseForClient, exportForClient } from './image-reads.js';
 import { type LayerSpec, layerBlobSourceOf, normalizeLayerSpec } from './layer-source.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
@@ -88,8 +90,11 @@ export interface DaemonOptions {
 export interface ResolveHooks {
   /** Laps each step (they are answered with the resolution, as `timings`). */
   timer: StepTimer;
-  /** The image's layers, once known: the daemon starts opening them for the mount that follows. */
-  layersKnown(specs: LayerSpec[]): void;
+  /**
+   * The image's layers, once known: the daemon starts opening them for the mount that follows
+   * (and replaying the acceleration layer's trace on them, when the client asked for that).
+   */
+  layersKnown(specs: LayerSpec[], accelerationLayer?: LayerSpec): void;
 }
 
 /** The daemon's settings that a reload (SIGHUP) applies; devices mounted before keep theirs. */
@@ -192,6 +197,11 @@ export class Daemon {
   private resolveStopped!: () => void;
   /** One rate for every background pull of this host. */
   private pullLimiter: RateLimiter | undefined;
+  /** Trace replays started at resolve time, before their mount (early-replay.ts). */
+  private readonly earlyReplays = new EarlyReplays({
+    remote: () => this.remote(),
+    log: (m) => this.logger.info(m),
+  });
   /** Registry layers opened ahead of their mount (openEarly), by spec ref. */
   private readonly opening = new Map<string, Promise<OpenedLayerBlob | undefined>>();
   /** Blobs a pull verified in this daemon's life (pulled again only if the cache lost some of them). */
@@ -286,7 +296,7 @@ export class Daemon {
         // Image resolution in the daemon, which already holds the registry client and its tokens:
         // the CLI then need not load the registry code at all (it counts in the time to start).
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
-        return this.resolve(req.ref, req.platform, this.opts.resolveImage);
+        return this.resolve(req.ref, req.platform, this.opts.resolveImage, req.replayAhead);
       case 'open': {
         if (!Array.isArray(req.layers) || req.layers.length > MAX_OPEN_LAYERS) {
           throw new DadiError('EINVAL', `open: layers must be a list of at most ${MAX_OPEN_LAYERS}`);
@@ -374,6 +384,7 @@ export class Daemon {
       await closed;
       await this.metricsServer?.close();
       await this.queue.catch(() => {});
+      await this.earlyReplays.stop();
       await this.closeEarly([...this.opening.keys()]);
       for (const d of [...this.devices.values()]) {
         await this.teardown(d, true).catch((e) => this.logger.error(`teardown of ${d.id}: ${(e as Error).message}`));
@@ -392,9 +403,21 @@ export class Daemon {
     ref: string,
     platform: string | undefined,
     resolveImage: NonNullable<DaemonOptions['resolveImage']>,
+    replayAhead?: { workers?: number },
   ): Promise<object> {
     const timer = new StepTimer();
-    const resolved = await resolveImage(ref, platform, { timer, layersKnown: (specs) => this.openEarly(specs) });
+    const layersKnown = (specs: LayerSpec[], accel?: LayerSpec) => {
+      this.openEarly(specs);
+      if (!accel || !replayAhead || this.stopping) return;
+      const workers =
+        typeof replayAhead.workers === 'number' && replayAhead.workers > 0 ? replayAhead.workers : undefined;
+      this.earlyReplays.start(
+        accel,
+        specs.map((s) => this.opening.get(s.ref) ?? Promise.resolve(undefined)),
+        Math.min(workers ?? this.settings.replayWorkers ?? DEFAULT_REPLAY_WORKERS, 256),
+      );
+    };
+    const resolved = await resolveImage(ref, platform, { timer, layersKnown });
     this.logger.info(`resolved ${ref} (${formatSteps(timer.steps)})`);
     return { ...resolved, timings: timer.steps };
   }
@@ -424,7 +447,12 @@ export class Daemon {
       const opened = this.opening.get(ref);
       if (!opened) continue;
       this.opening.delete(ref);
-      await (await opened)?.layer.close().catch(() => {});
+      const o = await opened;
+      if (!o) continue;
+      // An early trace replay still reading it keeps it open till it ends (a mount does not wait).
+      const held = this.earlyReplays.released(o);
+      if (held && !this.draining) void held.then(() => o.layer.close().catch(() => {}));
+      else await o.layer.close().catch(() => {});
     }
   }
 
@@ -477,6 +505,7 @@ export class Daemon {
           store: new TraceStore(this.paths.traces),
           log: this.deviceLog(id),
           workers: this.settings.replayWorkers,
+          early: (ref) => this.earlyReplays.claim(ref),
         });
         await Promise.all(specs.map((s) => this.opening.get(s.ref)));
         const ext4 = this.settings.ext4Prefetch;

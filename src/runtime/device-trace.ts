@@ -44,6 +44,11 @@ export interface DeviceTraceContext {
   log: (message: string) => void;
   /** Replay reads in flight when the request names no count. */
   workers?: number;
+  /**
+   * An early replay of this acceleration layer (spec ref), started at resolve time: its trace, and
+   * a cancel for it (undefined: none; the trace is fetched here).
+   */
+  early?: (ref: string) => { records: Promise<TraceRecord[] | undefined>; cancel: () => Promise<void> } | undefined;
 }
 
 export async function prepareDeviceTrace(
@@ -54,8 +59,12 @@ export async function prepareDeviceTrace(
   const workers = typeof req.workers === 'number' && req.workers > 0 ? Math.min(req.workers, 256) : ctx.workers;
   if (req.accelerationLayer) {
     const spec = req.accelerationLayer;
-    const records = loadAccelerationTrace(spec.ref, spec, ctx);
-    return replayMode('acceleration-layer', records, workers, ctx);
+    const early = ctx.early?.(spec.ref);
+    // An early fetch that failed is tried once more here, with the warning in the device's log.
+    const records = early
+      ? early.records.then((r) => r ?? loadAccelerationTrace(spec.ref, spec, ctx))
+      : loadAccelerationTrace(spec.ref, spec, ctx);
+    return replayMode('acceleration-layer', records, workers, ctx, early?.cancel);
   }
   const auto = req.auto;
   if (auto) {
@@ -105,10 +114,10 @@ async function loadTraceFile(path: string, ctx: DeviceTraceContext): Promise<Tra
 }
 
 /** Fetch an acceleration layer and decode its trace; undefined (and a warning) when unusable. */
-async function loadAccelerationTrace(
+export async function loadAccelerationTrace(
   ref: string,
   spec: Parameters<typeof layerBlobSourceOf>[0],
-  ctx: DeviceTraceContext,
+  ctx: Pick<DeviceTraceContext, 'remote' | 'log'>,
 ): Promise<TraceRecord[] | undefined> {
   try {
     const src = layerBlobSourceOf(spec);
@@ -127,6 +136,7 @@ function replayMode(
   records: Promise<readonly TraceRecord[] | undefined>,
   workers: number | undefined,
   ctx: DeviceTraceContext,
+  cancelEarly?: () => Promise<void>,
 ): DeviceTrace {
   let dropped = false;
   const tracked = records.then((r) => {
@@ -143,7 +153,7 @@ function replayMode(
     stackOptions: { replay: { records: tracked, workers, log: ctx.log } },
     info,
     async finish(stack) {
-      const s = await stack.stopPrefetch();
+      const [s] = await Promise.all([stack.stopPrefetch(), cancelEarly?.()]);
       if (s)
         ctx.log(
           `trace replay (${source}): ${s.reads}/${s.planned} reads, ${s.bytes} bytes, ${s.failed} failed, ${s.ms} ms${s.cancelled ? ', cancelled' : ''}`,
