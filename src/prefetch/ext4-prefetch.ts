@@ -87,6 +87,9 @@ export interface Ext4PrefetchStats {
   /** Python modules fetched by the import prefetch, and their bytes (not part of reads/bytes). */
   pyFiles: number;
   pyBytes: number;
+  /** Extension modules and their libraries fetched by the import prefetch, and their bytes (not part of reads/bytes). */
+  pyElfFiles: number;
+  pyElfBytes: number;
   failed: number;
   cancelled: boolean;
   finished: boolean;
@@ -155,6 +158,8 @@ export class Ext4Prefetch {
     launchBytes: 0,
     pyFiles: 0,
     pyBytes: 0,
+    pyElfFiles: 0,
+    pyElfBytes: 0,
     failed: 0,
     cancelled: false,
     finished: false,
@@ -189,6 +194,7 @@ export class Ext4Prefetch {
           if (ext) this.readAhead.add(ext.offset);
           await prefetchRange(this.device, offset, length);
         },
+        fetched: (offset) => this.readAhead.has(offset),
       });
     this.done = fetchWhy('ext4-meta', () => this.run())
       .catch((e) => {
@@ -207,6 +213,8 @@ export class Ext4Prefetch {
     if (this.py) {
       this.s.pyFiles = this.py.stats.files;
       this.s.pyBytes = this.py.stats.bytes;
+      this.s.pyElfFiles = this.py.stats.elfFiles;
+      this.s.pyElfBytes = this.py.stats.elfBytes;
     }
     return { ...this.s, ms: this.s.finished ? this.s.ms : Date.now() - this.started };
   }

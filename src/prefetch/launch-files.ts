@@ -34,7 +34,7 @@ export interface LaunchFilesStats {
 }
 
 /** Where a dynamically linked program's libraries are looked for (glibc's defaults, multiarch first). */
-const LIBRARY_DIRS = [
+export const LIBRARY_DIRS = [
   '/lib/x86_64-linux-gnu',
   '/usr/lib/x86_64-linux-gnu',
   '/lib/aarch64-linux-gnu',

@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Ext4, mkfs, SparseMemoryFile } from '../ext4/index.js';
 import { PyImportPrefetch } from './py-imports.js';
@@ -138,5 +141,90 @@ describe.skipIf(!tag)('python import prefetch over ext4', async () => {
     await py.fileStart(ino, at);
     await py.fileStart(ino, at);
     expect(py.stats.scanned).toBe(2);
+  });
+});
+
+/** A real extension module of the python3 on PATH that needs a library beside libc: _bz2 (libbz2). */
+function hostExtension(): { name: string; bytes: Buffer; lib: Buffer; libc: Buffer } | undefined {
+  const lib = '/lib/x86_64-linux-gnu/libbz2.so.1.0';
+  const libc = '/lib/x86_64-linux-gnu/libc.so.6';
+  if (!tag || !existsSync(lib) || !existsSync(libc)) return undefined;
+  try {
+    const path = execFileSync('python3', ['-c', 'import _bz2; print(_bz2.__file__)'], { encoding: 'utf8' }).trim();
+    if (!path.endsWith('.so')) return undefined;
+    return { name: basename(path), bytes: readFileSync(path), lib: readFileSync(lib), libc: readFileSync(libc) };
+  } catch {
+    return undefined;
+  }
+}
+
+const ext = hostExtension();
+if (!ext && process.env.CI === 'true')
+  throw new Error('python3 with _bz2 and libbz2 are needed for these tests under CI');
+
+describe.skipIf(!ext)('python import prefetch of extension modules', async () => {
+  const sources: Record<string, string> = {
+    'compress.py': 'import _bz2\nimport _absent\n',
+    'bz2mod.py': 'from _bz2 import BZ2Compressor\n',
+    'pkg/__init__.py': 'from . import _speedups\n',
+    'lonely.py': 'import pkg\n',
+  };
+  const compiled = await compileModules(sources);
+  const LIB = 'usr/lib/x86_64-linux-gnu/libbz2.so.1.0';
+  const LIBC = 'usr/lib/x86_64-linux-gnu/libc.so.6';
+  const SO = `${ROOT}/lib-dynload/${ext!.name}`;
+  // A package's own extension module (tag-less suffix), and one for another interpreter, never loaded.
+  const PKG_SO = `${ROOT}/pkg/_speedups.so`;
+  const OTHER = `${ROOT}/lib-dynload/_absent.cpython-39-x86_64-linux-gnu.so`;
+  const files = new Map<string, Uint8Array>();
+  for (const [p, bytes] of compiled) files.set(`${ROOT}/${p}`, bytes);
+  files.set(SO, ext!.bytes);
+  files.set(PKG_SO, ext!.bytes.subarray(0, 100));
+  files.set(OTHER, ext!.bytes);
+  files.set(LIB, ext!.lib);
+  files.set(LIBC, ext!.libc);
+
+  async function run(start: string, opts: { maxElfBytes?: number; fetchedLibc?: boolean } = {}) {
+    const file = await image(files);
+    const fs = await Ext4.open(file);
+    const byOffset = new Map<number, string>();
+    for (const p of files.keys()) {
+      const ino = (await fs.lookup(`/${p}`))!;
+      for (const e of await fs.extents(ino)) byOffset.set(e.pblk * 4096, p);
+    }
+    const libcAt = (await fs.extents((await fs.lookup(`/${LIBC}`))!))[0]!.pblk * 4096;
+    const fetched = new Set<string>();
+    const py = new PyImportPrefetch(file, {
+      maxElfBytes: opts.maxElfBytes,
+      warm: async (offset) => {
+        fetched.add(byOffset.get(offset) ?? `?${offset}`);
+      },
+      fetched: (offset) => !!opts.fetchedLibc && offset === libcAt,
+    });
+    const ino = (await fs.lookup(`/${start}`))!;
+    await py.fileStart(ino, (await fs.extents(ino))[0]!.pblk * 4096);
+    return { fetched: [...fetched].sort(), py };
+  }
+
+  it("fetches an imported extension module from the stdlib's lib-dynload, with the libraries it needs", async () => {
+    const { fetched, py } = await run(pyc('compress'));
+    expect(fetched).toEqual([LIBC, SO, LIB].sort());
+    expect(py.stats.elfFiles).toBe(3);
+    expect(py.stats.elfBytes).toBe(ext!.bytes.length + ext!.lib.length + ext!.libc.length);
+    // `from _bz2 import name` loads the same module.
+    expect((await run(pyc('bz2mod'))).fetched).toEqual([LIBC, SO, LIB].sort());
+  });
+
+  it('skips a library already fetched, and keeps to its byte bound', async () => {
+    expect((await run(pyc('compress'), { fetchedLibc: true })).fetched).toEqual([SO, LIB].sort());
+    // Room for the module, not for libbz2 (each counted in full before it is fetched).
+    const { fetched, py } = await run(pyc('compress'), { maxElfBytes: ext!.bytes.length + 10, fetchedLibc: true });
+    expect(fetched).toEqual([SO]);
+    expect(py.stats.elfBytes).toBe(ext!.bytes.length);
+  });
+
+  it("finds a package's own extension module by its plain .so suffix (not an ELF: fetched, nothing more)", async () => {
+    const { fetched } = await run(pyc('lonely'));
+    expect(fetched).toEqual([pyc('pkg/__init__'), PKG_SO].sort());
   });
 });

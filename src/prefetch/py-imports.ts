@@ -8,13 +8,20 @@
 // arrive, so the chain's links are fetched in a few parallel waves. An import that does not run (a
 // branch not taken, a module that is frozen into the interpreter) costs a fetch: files, bytes per
 // file and bytes in all are bounded, and the interpreter's frozen modules are skipped.
+// An import that names an extension module (`_ssl`: `lib-dynload/_ssl.cpython-311-…so` for the
+// stdlib, or a `.so` beside the package) fetches the .so whole and, from its ELF headers, the
+// libraries it needs (libssl, libcrypto: DT_NEEDED in the loader's default directories, a few
+// levels), which the loader would otherwise map one after another, each a round trip; libraries
+// already fetched as launch files are skipped, and these files have their own byte bound.
 // Paths come from our own ext4 reader over the device: the python directories (`/usr/lib/python3*`,
 // `/usr/local/lib/python3*`) are listed once, through the cache, when the metadata prefetch has
 // fetched the directory blocks (prepare()) or on the first .pyc read if that comes first; a .pyc
 // is then known by its inode.
 
 import type { BlockFile } from '../blockfile/blockfile.js';
-import { Ext4 } from '../ext4/fs.js';
+import { Ext4, kindOf } from '../ext4/fs.js';
+import { elfLinks } from './elf-links.js';
+import { LIBRARY_DIRS } from './launch-files.js';
 import { isPycHeader, PYC_HEADER_BYTES, type PyImport, pycImports } from './py-names.js';
 
 export interface PyImportOptions {
@@ -28,8 +35,17 @@ export interface PyImportOptions {
   maxDepth?: number;
   /** Directories listed at most when indexing (default 4000). */
   maxDirs?: number;
+  /** An extension module (.so) or a library it needs larger than this is not fetched (default 8 MiB). */
+  maxElfFileBytes?: number;
+  /** Extension modules and their libraries: bytes fetched in all at most (default 12 MiB). */
+  maxElfBytes?: number;
   /** Fetch [offset, offset + length) of the device into the cache. */
   warm: (offset: number, length: number) => Promise<void>;
+  /**
+   * Whether the file starting at device byte `offset` is fetched already (a launch file: the
+   * program's libraries): such a library is neither fetched nor counted again.
+   */
+  fetched?: (offset: number) => boolean;
   cancelled?: () => boolean;
   /** Told about the first failure (the prefetch then stops). */
   log?: (message: string) => void;
@@ -44,11 +60,16 @@ export interface PyImportStats {
   /** Directories listed for the index, and the .pyc files found. */
   dirs: number;
   pycs: number;
+  /** Extension modules and the libraries they need fetched, and their bytes (not in files/bytes). */
+  elfFiles: number;
+  elfBytes: number;
 }
 
 /** A directory on a python path: its .pyc files (by file name) and subdirectories. */
 interface PyDir {
   pycs: Map<string, number>;
+  /** Its extension modules (module name -> files, each with the cache tag its suffix names, if any). */
+  exts: Map<string, Array<{ ino: number; tag?: string }>>;
   subdirs: Map<string, PyDir>;
   parent?: PyDir;
   /** Holds __init__.py or its .pyc. */
@@ -60,6 +81,13 @@ interface PyDir {
 interface PycEntry {
   dir: PyDir;
   tag: string;
+}
+
+/** A file an import loads: a .pyc (followed in turn), or an extension module (with the libraries it needs). */
+interface Found {
+  ino: number;
+  entry: PycEntry;
+  ext?: boolean;
 }
 
 const BLOCK = 4096;
@@ -100,9 +128,20 @@ const PTH_IMPORT = /^import[ \t]+([\w.]+(?:\s*,\s*[\w.]+)*)/;
 const PTH_DUNDER_IMPORT = /__import__\(\s*['"]([\w.]+)['"]/g;
 const PTH_BYTES = 4096;
 const FROZEN_TAG = /^cpython-3(1[1-9]|[2-9]\d)$/;
+/**
+ * An extension module's file name, by CPython's EXTENSION_SUFFIXES on Linux:
+ * `name.cpython-311-x86_64-linux-gnu.so`, `name.abi3.so`, `name.so`.
+ */
+const EXT_NAME = /^([A-Za-z_][A-Za-z0-9_]*)\.(?:(cpython-\d+)-[A-Za-z0-9_-]+\.so|abi3\.so|so)$/;
+/** Where CPython's sys.path keeps the standard library's extension modules, beside the stdlib root. */
+const DYNLOAD = 'lib-dynload';
+/** ELF headers (and the dynamic section, usually) are read from this many first bytes. */
+const ELF_HEAD_BYTES = 4096;
+/** Levels of DT_NEEDED followed from an extension module (its libraries, and theirs). */
+const MAX_ELF_DEPTH = 3;
 
 export class PyImportPrefetch {
-  readonly stats: PyImportStats = { scanned: 0, files: 0, bytes: 0, dirs: 0, pycs: 0 };
+  readonly stats: PyImportStats = { scanned: 0, files: 0, bytes: 0, dirs: 0, pycs: 0, elfFiles: 0, elfBytes: 0 };
   private fs?: Promise<Ext4>;
   private index?: Promise<Map<number, PycEntry>>;
   /** Inodes fetched or read by the kernel (each fetched once), and those scanned (each once). */
@@ -191,16 +230,67 @@ export class PyImportPrefetch {
   }
 
   /** Fetch the modules `found` not fetched yet, then follow them (at import level `depth`). */
-  private async take(found: Array<[number, PycEntry]>, depth: number): Promise<void> {
+  private async take(found: Found[], depth: number): Promise<void> {
     const maxDepth = this.opts.maxDepth ?? 8;
     await Promise.all(
-      found.map(async ([child, e]) => {
-        if (this.seen.has(child)) return;
-        this.seen.add(child);
-        if (!(await this.fetch(child))) return;
-        if (depth < maxDepth) await this.follow(child, e, depth);
+      found.map(async ({ ino, entry, ext }) => {
+        if (this.seen.has(ino)) return;
+        this.seen.add(ino);
+        if (ext) return this.fetchElf(ino, 0);
+        if (!(await this.fetch(ino))) return;
+        if (depth < maxDepth) await this.follow(ino, entry, depth);
       }),
     );
+  }
+
+  /**
+   * Fetch the extension module or library `ino` whole, then the libraries it needs (DT_NEEDED, in
+   * the loader's default directories), as the loader will map them one after another when the
+   * import runs. A library fetched already (a launch file) is skipped with what it needs.
+   */
+  private async fetchElf(ino: number, depth: number): Promise<void> {
+    if (this.opts.cancelled?.()) return;
+    const fs = await this.ext4();
+    const inode = await fs.inode(ino);
+    const size = inode.size;
+    if (kindOf(inode.mode) !== 'file') return;
+    if (size > (this.opts.maxElfFileBytes ?? 8 << 20)) return;
+    const extents = (await fs.extents(ino)).filter((e) => !e.unwritten && e.lblk * BLOCK < size);
+    const first = extents.find((e) => e.lblk === 0);
+    if (first && this.opts.fetched?.(first.pblk * BLOCK)) return;
+    // Counted before the awaits: fetches started together must not all pass the bound.
+    if (this.stats.elfBytes + size > (this.opts.maxElfBytes ?? 12 << 20)) return;
+    this.stats.elfFiles++;
+    this.stats.elfBytes += size;
+    await Promise.all(
+      extents.map((e) => this.opts.warm(e.pblk * BLOCK, Math.min(e.len * BLOCK, size - e.lblk * BLOCK))),
+    );
+    if (depth >= MAX_ELF_DEPTH) return;
+    const readAt = async (offset: number, length: number): Promise<Uint8Array> => {
+      const buf = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
+      const n = await fs.readIno(ino, buf, offset);
+      return buf.subarray(0, n);
+    };
+    const links = await elfLinks(await readAt(0, ELF_HEAD_BYTES), readAt);
+    if (!links) return;
+    await Promise.all(
+      links.needed.map(async (name) => {
+        const lib = await this.findLibrary(fs, name);
+        if (lib === undefined || this.seen.has(lib)) return;
+        this.seen.add(lib);
+        await this.fetchElf(lib, depth + 1);
+      }),
+    );
+  }
+
+  /** The inode of the library `name` (DT_NEEDED) in the loader's default directories, first found. */
+  private async findLibrary(fs: Ext4, name: string): Promise<number | undefined> {
+    if (name.includes('/')) return fs.lookup(name, { follow: true }).catch(() => undefined);
+    for (const dir of LIBRARY_DIRS) {
+      const ino = await fs.lookup(`${dir}/${name}`, { follow: true }).catch(() => undefined);
+      if (ino !== undefined) return ino;
+    }
+    return undefined;
   }
 
   /**
@@ -229,29 +319,48 @@ export class PyImportPrefetch {
     ]);
   }
 
-  /** The .pyc files `imp` loads when made by a module of `entry`'s directory (packages' __init__ included). */
-  private resolve(imp: PyImport, entry: PycEntry): Array<[number, PycEntry]> {
-    const out: Array<[number, PycEntry]> = [];
+  /**
+   * The files `imp` loads when made by a module of `entry`'s directory: .pyc files (packages'
+   * __init__ included) and extension modules.
+   */
+  private resolve(imp: PyImport, entry: PycEntry): Found[] {
+    const out: Found[] = [];
     const init = `__init__.${entry.tag}.pyc`;
     let dir: PyDir | undefined = entry.dir;
     if (imp.level === 0) dir = rootOf(entry.dir);
     else for (let l = 1; l < imp.level && dir; l++) dir = dir.parent;
     const frozen = imp.level === 0 && FROZEN_TAG.test(entry.tag);
-    /** The module `part` in `d`: its .pyc, and the directory when it is a package. */
-    const find = (d: PyDir, part: string, dotted: string): PyDir | undefined => {
-      if (frozen && FROZEN.has(dotted)) return undefined;
+    /**
+     * The module `part` in `d` as CPython's path finder looks: a package (its __init__), else an
+     * extension module, else a .pyc; returns the package's directory, or `true` for a module
+     * found, `false` for none.
+     */
+    const find = (d: PyDir, part: string, dotted: string): PyDir | boolean => {
+      if (frozen && FROZEN.has(dotted)) return true;
       const sub = d.subdirs.get(part);
       const pkgInit = sub?.pycs.get(init);
       if (sub && pkgInit !== undefined) {
-        out.push([pkgInit, { dir: sub, tag: entry.tag }]);
+        out.push({ ino: pkgInit, entry: { dir: sub, tag: entry.tag } });
         return sub;
       }
+      const ext = d.exts.get(part)?.find((x) => x.tag === undefined || x.tag === entry.tag);
+      if (ext) {
+        out.push({ ino: ext.ino, entry: { dir: d, tag: entry.tag }, ext: true });
+        return true;
+      }
       const mod = d.pycs.get(`${part}.${entry.tag}.pyc`);
-      if (mod !== undefined) out.push([mod, { dir: d, tag: entry.tag }]);
-      return undefined;
+      if (mod !== undefined) out.push({ ino: mod, entry: { dir: d, tag: entry.tag } });
+      return mod !== undefined;
     };
     const parts = imp.name ? imp.name.split('.') : [];
-    for (let p = 0; p < parts.length && dir; p++) dir = find(dir, parts[p]!, parts.slice(0, p + 1).join('.'));
+    for (let p = 0; p < parts.length && dir; p++) {
+      const dotted = parts.slice(0, p + 1).join('.');
+      let next = find(dir, parts[p]!, dotted);
+      // A top-level module not in the stdlib root may be an extension module in its lib-dynload.
+      const dynload = p === 0 && imp.level === 0 ? dir.subdirs.get(DYNLOAD) : undefined;
+      if (next === false && dynload) next = find(dynload, parts[p]!, dotted);
+      dir = typeof next === 'object' ? next : undefined;
+    }
     // `from package import name`: the name may be a submodule.
     if (dir && imp.from.length) for (const f of imp.from) find(dir, f, imp.name ? `${imp.name}.${f}` : f);
     return out;
@@ -288,6 +397,12 @@ export class PyImportPrefetch {
       for (const e of await fs.entries(ino)) {
         if (e.type === 1 && (e.name === '__init__.py' || e.name.startsWith('__init__.'))) dir.isPackage = true;
         if (e.type === 1 && e.name.endsWith('.pth')) dir.pth.push(e.ino);
+        const ext = e.type === 1 ? EXT_NAME.exec(e.name) : null;
+        if (ext) {
+          const files = dir.exts.get(ext[1]!) ?? [];
+          files.push({ ino: e.ino, tag: ext[2] });
+          dir.exts.set(ext[1]!, files);
+        }
         if (e.type !== 2) continue;
         if (e.name === '__pycache__') {
           children.push(
@@ -304,7 +419,14 @@ export class PyImportPrefetch {
           );
           continue;
         }
-        const sub: PyDir = { pycs: new Map(), subdirs: new Map(), parent: dir, isPackage: false, pth: [] };
+        const sub: PyDir = {
+          pycs: new Map(),
+          exts: new Map(),
+          subdirs: new Map(),
+          parent: dir,
+          isPackage: false,
+          pth: [],
+        };
         if (e.name === 'site-packages' || e.name === 'dist-packages') this.siteDirs.push(sub);
         dir.subdirs.set(e.name, sub);
         children.push(list(e.ino, sub));
@@ -316,7 +438,9 @@ export class PyImportPrefetch {
       if (pino === undefined) continue;
       const roots = (await fs.entries(pino)).filter((e) => e.type === 2 && PY_ROOT.test(e.name));
       await Promise.all(
-        roots.map((r) => list(r.ino, { pycs: new Map(), subdirs: new Map(), isPackage: false, pth: [] })),
+        roots.map((r) =>
+          list(r.ino, { pycs: new Map(), exts: new Map(), subdirs: new Map(), isPackage: false, pth: [] }),
+        ),
       );
     }
     return byIno;
