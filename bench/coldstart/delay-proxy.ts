@@ -200,7 +200,16 @@ function delayPipe(
   });
   src.on('data', (chunk: Buffer) => {
     onChunk(chunk);
-    const due = Math.max(performance.now(), notBefore()) + delayMs();
+    const now = performance.now();
+    const due = Math.max(now, notBefore()) + delayMs();
+    if (due <= now && !queue.length) {
+      // Due now with nothing ahead of it (no added round trip: the loopback link): out at once. A
+      // timer, even of 0 ms, fires no sooner than 1 ms later, which added ~2.3 ms to every
+      // request on the "unshaped" link (16 KiB range GETs: 4.4 -> 6.3 ms median).
+      if (!dst.destroyed) dst.write(chunk);
+      if (dst.writableNeedDrain) src.pause();
+      return;
+    }
     queue.push({ due, chunk });
     queued += chunk.length;
     if (queued >= HIGH || dst.writableNeedDrain) src.pause();
