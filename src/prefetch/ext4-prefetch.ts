@@ -419,19 +419,23 @@ export class Ext4Prefetch {
    * Fetch the files a start reads first (launch-files.ts) in the background, once the inode tables
    * are in (their lookups then read only directory blocks, which step 3 fetches too; the cache
    * merges the two). The daemon asks as soon as the layers are open, so that these lookups run
-   * while the kernel mounts the filesystem. cancel() waits for them.
+   * while the kernel mounts the filesystem. cancel() waits for them. `onFetched` is told each
+   * file's path once its bytes are in the cache.
    */
-  launch(launch: LaunchFiles): void {
+  launch(launch: LaunchFiles, onFetched?: (path: string) => void): void {
     const p = this.tables
-      .then(() => (this.cancelled ? undefined : fetchWhy('launch-files', () => this.fetchLaunchFiles(launch))))
+      .then(() =>
+        this.cancelled ? undefined : fetchWhy('launch-files', () => this.fetchLaunchFiles(launch, onFetched)),
+      )
       .finally(() => this.background.delete(p));
     this.background.add(p);
   }
 
-  private fetchLaunchFiles(launch: LaunchFiles): Promise<void> {
+  private fetchLaunchFiles(launch: LaunchFiles, onFetched?: (path: string) => void): Promise<void> {
     return prefetchLaunchFiles(this.device, launch, {
       maxFileBytes: Math.max(this.opts.maxFileBytes ?? 0, LAUNCH_FILE_BYTES),
       cancelled: () => this.cancelled,
+      onFetched,
       warm: async (offset, length) => {
         if (this.cancelled) return;
         // What file readahead would fetch again when the kernel reads these files.

@@ -26,6 +26,8 @@ export interface LaunchFilesOptions {
   /** Fetch a range of the device into the cache (default: prefetchRange on the device). */
   warm?: (offset: number, length: number) => Promise<void>;
   cancelled?: () => boolean;
+  /** Told each file's path as asked (or as an ELF header names it) once its bytes are fetched. */
+  onFetched?: (path: string) => void;
 }
 
 export interface LaunchFilesStats {
@@ -88,6 +90,7 @@ export async function prefetchLaunchFiles(
         stats.bytes += r.length;
       }),
     );
+    opts.onFetched?.(path);
     return ino;
   };
 

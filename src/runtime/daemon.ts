@@ -29,6 +29,7 @@ import {
   scrubDevices,
   unmountFilesystem,
 } from '../export/index.js';
+import { ReadThrough } from '../export/read-through.js';
 import { ComboDevice, type LayerStack } from '../format/lsmt/index.js';
 import { cacheReport } from '../image/host-cache.js';
 import { type OpenedLayerBlob, openLayerBlob } from '../image/layer-blob.js';
@@ -36,7 +37,7 @@ import { type OpenedLayerStack, openLayerStack } from '../image/layer-stack.js';
 import type { RemoteContext } from '../image/remote-context.js';
 import { prepareWritableDevice } from '../image/writable.js';
 import { type Logger, RootLogger } from '../log/logger.js';
-import type { Ext4PrefetchOptions } from '../prefetch/ext4-prefetch.js';
+import { type Ext4PrefetchOptions, LAUNCH_FILE_BYTES } from '../prefetch/ext4-prefetch.js';
 import type { LaunchFiles } from '../prefetch/launch-files.js';
 import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
 import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
@@ -137,6 +138,8 @@ interface Device {
   mount: BlockMount;
   /** The background pull of its registry layers, stopped before the layers close. */
   pull?: LayerPull;
+  /** Launch files read through the mount once fetched (LaunchRequest.readThrough), stopped before the umount. */
+  readThrough?: ReadThrough;
   /** Where the mount's time went (open layers, writable layer, FUSE, loop, filesystem). */
   timings: TimedStep[];
   createdAt: string;
@@ -306,13 +309,18 @@ export class Daemon {
         return { opening: specs.length };
       }
       case 'launch': {
-        const launch = launchFilesOf(req.launch) ?? {};
+        const launch = launchFilesOf(req.launch) ?? { readThrough: false };
         // In the mount queue: a launch sent while its device mounts runs once the mount is done.
         return this.exclusive(async () => {
           const t = resolve(String(req.target));
           const dev = [...this.devices.values()].find((d) => d.target === t);
           if (!dev) throw new DadiError('ENOTFOUND', `launch: nothing is mounted at ${t}`);
-          dev.stack.ext4?.launch(launch);
+          if (launch.readThrough) {
+            dev.readThrough ??= readThroughOf(dev.target);
+            dev.readThrough.start();
+          }
+          const rt = launch.readThrough ? dev.readThrough : undefined;
+          dev.stack.ext4?.launch(launch, rt && ((p) => rt.add(p)));
           return { started: !!dev.stack.ext4 };
         });
       }
@@ -370,6 +378,7 @@ export class Daemon {
       timings: d.timings,
       createdAt: d.createdAt,
       trace: d.trace?.info(d.stack),
+      ...(d.readThrough ? { readThrough: { ...d.readThrough.stats } } : {}),
     }));
   }
 
@@ -483,6 +492,8 @@ export class Daemon {
     }
     const specs = req.layers.map((l) => normalizeLayerSpec(l, '/'));
     const launch = launchFilesOf(req.launch);
+    // Reads start once the filesystem is mounted (start() below).
+    const readThrough = launch?.readThrough ? readThroughOf(target) : undefined;
     const id = `d-${randomBytes(4).toString('hex')}`;
     const dir = join(this.paths.devices, id);
     await mkdir(dir, { recursive: true });
@@ -520,7 +531,7 @@ export class Daemon {
         cleanup.unshift(() => stack.close());
         // The launch files are looked up with our own ext4 reader once the inode tables are in,
         // while the kernel mounts: not after it, one more chain of round trips on the start's path.
-        if (launch) stack.ext4?.launch(launch);
+        if (launch) stack.ext4?.launch(launch, readThrough && ((p) => readThrough.add(p)));
         let file: LayerStack | ComboDevice = stack.device;
         if (upper) {
           const combo = await upper.open(stack.device);
@@ -565,17 +576,20 @@ export class Daemon {
         trace,
         writable,
         mount,
+        readThrough,
         timings: [...timer.steps, ...mount.steps],
         createdAt: new Date().toISOString(),
       };
       dev.pull = this.startPull(id, layers);
       this.devices.set(id, dev);
+      readThrough?.start();
       this.log(
         `${id}: mounted ${specs.length} layers on ${target}${req.rw ? ' rw' : ''} via ${mount.image.loop.device} ` +
           `(${formatSteps(dev.timings)})`,
       );
       return this.ps().find((d) => d.id === id)!;
     } catch (e) {
+      await readThrough?.stop();
       for (const c of cleanup) await c().catch(() => {});
       throw e;
     }
@@ -594,6 +608,9 @@ export class Daemon {
    * flush and close the device, then the device folder (ephemeral writable layers with it).
    */
   private async teardown(dev: Device, force: boolean): Promise<DeviceTraceInfo | undefined> {
+    // Its reads keep the mount busy: they end first.
+    const read = await dev.readThrough?.stop();
+    if (read?.files) this.deviceLog(dev.id)(`read through the mount: ${JSON.stringify(read)}`);
     try {
       await unmountFilesystem(dev.target, { lazy: force });
     } catch (e) {
@@ -854,7 +871,7 @@ const MAX_LAUNCH_PATHS = 64;
 const MAX_LAUNCH_PATH_LENGTH = 4096;
 
 /** The request's launch files, checked (absolute paths, bounded), or an error naming the problem. */
-function launchFilesOf(launch: MountRequest['launch']): LaunchFiles | undefined {
+function launchFilesOf(launch: MountRequest['launch']): (LaunchFiles & { readThrough: boolean }) | undefined {
   if (launch === undefined) return undefined;
   const list = (what: 'files' | 'exec'): string[] => {
     const v = launch?.[what] ?? [];
@@ -870,7 +887,12 @@ function launchFilesOf(launch: MountRequest['launch']): LaunchFiles | undefined 
     }
     return v;
   };
-  return { files: list('files'), exec: list('exec') };
+  return { files: list('files'), exec: list('exec'), readThrough: launch?.readThrough === true };
+}
+
+/** A device's read-through of its launch files (each read whole up to the launch files' fetch bound). */
+function readThroughOf(target: string): ReadThrough {
+  return new ReadThrough(target, { maxFileBytes: LAUNCH_FILE_BYTES, maxFiles: MAX_LAUNCH_PATHS });
 }
 
 function reply(sock: Socket, res: Response): void {

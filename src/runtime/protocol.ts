@@ -51,6 +51,12 @@ export interface MountRequest {
 export interface LaunchRequest {
   files?: string[];
   exec?: string[];
+  /**
+   * Also read each file through the mounted filesystem once its bytes are fetched, so that the
+   * kernel's caches hold it before the start reads it (export/read-through.ts): for a mount whose
+   * start comes a while after it (containerd's), not for one whose start follows at once.
+   */
+  readThrough?: boolean;
 }
 
 /** Trace prefetch of a device: the first that applies of acceleration layer, auto, record. */
@@ -154,6 +160,8 @@ export interface DeviceInfo {
   timings?: TimedStep[];
   createdAt: string;
   trace?: DeviceTraceInfo;
+  /** Launch files read through the mount so far (LaunchRequest.readThrough): files, bytes, failures. */
+  readThrough?: { files: number; bytes: number; failed: number };
 }
 
 export interface PingResult {

@@ -38,6 +38,7 @@ describe('imageLaunchFiles', () => {
   it("a config without Env or of an unknown architecture names only containerd's files and /etc/localtime", () => {
     expect(imageLaunchFiles({ rootfs: { type: 'layers', diff_ids: [] } })).toEqual({
       files: ['/etc/passwd', '/etc/group', '/etc/localtime'],
+      readThrough: true,
     });
   });
 });

@@ -114,7 +114,7 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
       // containerd reads the user database between the Prepare and the task's creation, whatever
       // the image: those files are fetched during the mount, not after it (the rest of the launch
       // files, known with the config, follow the mount: fetched during it they slow it down).
-      await Promise.all([leased, o.recordLayers?.(specs, { files: CONTAINERD_CREATE_FILES })]);
+      await Promise.all([leased, o.recordLayers?.(specs, { files: CONTAINERD_CREATE_FILES, readThrough: true })]);
       for (const [i, spec] of specs.entries()) {
         await prepareRemoteLayer(ctrd, snapshotter, name, spec);
         o.onLayer?.(i + 1, layers.length);
@@ -203,6 +203,9 @@ export function imageLaunchFiles(config: ImageConfig): LaunchRequest {
   const list = Array.isArray(env) ? env.filter((e): e is string => typeof e === 'string') : [];
   return {
     files: [...CONTAINERD_CREATE_FILES, ...glibcStartFiles(config.architecture), ...glibcDataFiles(list)],
+    // The start comes a while after the mount (`ctr run`'s own start, the Prepare, the shim): time
+    // for the kernel to read the fetched files in, so that the start's reads of them need no FUSE round trip.
+    readThrough: true,
   };
 }
 

@@ -153,6 +153,19 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     // on timing: its index and metadata, and, when the config came before the mount started, also
     // the image's launch files (the entrypoint's libraries: 1.67 MB of this 19.4 MB image in one CI run).
     expect(pulled).toBeLessThan(small.bytes / 8);
+    // Before any container: the kernel reads the launch files in through the image's mount, once
+    // fetched (containerd's user lookup files at least), so that the start finds them in its caches.
+    const daemon = await DaemonClient.connect({ stateDir: env.DADI_STATE, autoStart: false });
+    const readThrough = async () =>
+      (await daemon.ps()).find((d) => d.target.startsWith(`${snapRoot()}/`) && !d.rw)?.readThrough;
+    let read = await readThrough();
+    for (let i = 0; i < 200 && !(read && read.files >= 2); i++) {
+      await new Promise((res) => setTimeout(res, 50));
+      read = await readThrough();
+    }
+    expect(read?.files).toBeGreaterThanOrEqual(2);
+    expect(read?.bytes).toBeGreaterThan(0);
+    expect(read?.failed).toBe(0);
     const r = await ok([
       'run',
       '--rm',
