@@ -26,6 +26,7 @@ import {
   usedInodeTables,
 } from './ext4-prefetch-plan.js';
 import { type LaunchFiles, prefetchLaunchFiles } from './launch-files.js';
+import { pythonCommand } from './py-command.js';
 import { type PyImportOptions, PyImportPrefetch } from './py-imports.js';
 
 export interface Ext4PrefetchOptions {
@@ -429,6 +430,19 @@ export class Ext4Prefetch {
       )
       .finally(() => this.background.delete(p));
     this.background.add(p);
+    // A python command: its imports are fetched once the directories are in, before python runs
+    // (its first .pyc read would start them one round trip or more later: py-imports.ts).
+    const py = this.py;
+    const cmd = py && pythonCommand(launch.exec?.[0], launch.args ?? []);
+    if (!py || !cmd) return;
+    const q = this.done
+      .then(() =>
+        this.cancelled || !this.roundTripsCost(this.opts.pyImportMinRoundTripMs ?? PY_IMPORT_MIN_ROUND_TRIP_MS)
+          ? undefined
+          : fetchWhy('py-imports', () => py.startPython(cmd)),
+      )
+      .finally(() => this.background.delete(q));
+    this.background.add(q);
   }
 
   private fetchLaunchFiles(launch: LaunchFiles, onFetched?: (path: string) => void): Promise<void> {

@@ -16,6 +16,8 @@ import { type ElfLinks, elfLinks } from './elf-links.js';
 export interface LaunchFiles {
   files?: string[];
   exec?: string[];
+  /** The command's arguments after the program (for the python import prefetch: its `-c` code). */
+  args?: string[];
 }
 
 export interface LaunchFilesOptions {

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Ext4, mkfs, SparseMemoryFile } from '../ext4/index.js';
+import { type PyCommand, pythonCommand } from './py-command.js';
 import { PyImportPrefetch } from './py-imports.js';
 import { compileModules, pythonTag } from './py-test-modules.js';
 
@@ -85,6 +86,27 @@ describe.skipIf(!tag)('python import prefetch over ext4', async () => {
   const files = new Map<string, Uint8Array>();
   for (const [p, text] of Object.entries(sources)) files.set(`${ROOT}/${p}`, Buffer.from(text));
   for (const [p, bytes] of compiled) files.set(`${ROOT}/${p}`, bytes);
+  // A script outside the python roots, run by path.
+  files.set('app/main.py', Buffer.from('import deep\nfrom pkg import data\n'));
+
+  /** Run the prefetch as a mount whose command is `cmd` would, before python reads a file; returns the paths fetched. */
+  async function start(cmd: PyCommand) {
+    const file = await image(files);
+    const fs = await Ext4.open(file);
+    const byOffset = new Map<number, string>();
+    for (const p of files.keys()) {
+      const ino = (await fs.lookup(`/${p}`))!;
+      for (const e of await fs.extents(ino)) byOffset.set(e.pblk * 4096, p);
+    }
+    const fetched: string[] = [];
+    const py = new PyImportPrefetch(file, {
+      warm: async (offset) => {
+        fetched.push(byOffset.get(offset) ?? `?${offset}`);
+      },
+    });
+    await py.startPython(cmd);
+    return { fetched: fetched.sort(), py, fs };
+  }
 
   /** Run the prefetch as the kernel reading `start` would; returns the paths fetched. */
   async function run(start: string, opts: { maxFiles?: number; maxDepth?: number; prepare?: boolean } = {}) {
@@ -131,6 +153,26 @@ describe.skipIf(!tag)('python import prefetch over ext4', async () => {
     );
     expect((await run(`${ROOT}/notes.txt`)).fetched).toEqual([]);
     expect((await run(`${ROOT}/app.py`)).fetched).toEqual([]);
+  });
+
+  it("a python command's start fetches the start-up modules and what its code names, before any .pyc is read", async () => {
+    const code = pythonCommand('/usr/bin/python3', ['-c', 'import pkg.sub; print("x")'])!;
+    const { fetched, py, fs } = await start(code);
+    expect(fetched).toEqual(APP_IMPORTS);
+    // The kernel's reads of those files then fetch nothing more.
+    for (const m of ['encodings/__init__', 'pkg/sub']) {
+      const ino = (await fs.lookup(`/${pyc(m)}`))!;
+      await py.fileStart(ino, (await fs.extents(ino))[0]!.pblk * 4096);
+    }
+    expect(py.stats.files).toBe(APP_IMPORTS.length);
+    // A script's top-level imports: deep (and deeper), pkg's __init__ (and what it imports) and pkg.data.
+    const script = await start(pythonCommand('/usr/bin/python3', ['/app/main.py'])!);
+    expect(script.fetched).toEqual(
+      [...STARTUP, pyc('deep'), pyc('deeper'), pyc('pkg/__init__'), pyc('pkg/data'), pyc('pkg/helper')].sort(),
+    );
+    // The version the program names has no standard library here: nothing is fetched.
+    expect((await start({ ...code, version: '3.9' })).fetched).toEqual([]);
+    expect((await start({ ...code, version: tag!.replace('cpython-3', '3.') })).fetched).toEqual(APP_IMPORTS);
   });
 
   it('a file the kernel reads after it was fetched is scanned then, once', async () => {

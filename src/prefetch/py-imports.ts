@@ -22,14 +22,15 @@ import type { BlockFile } from '../blockfile/blockfile.js';
 import { Ext4, kindOf } from '../ext4/fs.js';
 import { elfLinks } from './elf-links.js';
 import { LIBRARY_DIRS } from './launch-files.js';
+import { MAX_SOURCE_BYTES, type PyCommand, sourceImports } from './py-command.js';
 import { isPycHeader, PYC_HEADER_BYTES, type PyImport, pycImports } from './py-names.js';
 
 export interface PyImportOptions {
-  /** Files fetched at most (default 160). */
+  /** Files fetched at most (default 240). */
   maxFiles?: number;
-  /** A .pyc larger than this is neither fetched nor scanned (default 96 KiB). */
+  /** A .pyc larger than this is neither fetched nor scanned (default 128 KiB). */
   maxFileBytes?: number;
-  /** Bytes fetched in all at most (default 1.5 MiB). */
+  /** Bytes fetched in all at most (default 2.5 MiB). */
   maxBytes?: number;
   /** Import levels followed from a file the kernel read (default 8). */
   maxDepth?: number;
@@ -151,6 +152,8 @@ export class PyImportPrefetch {
   private seeded = false;
   /** Site directories (site-packages, dist-packages) found by the index. */
   private readonly siteDirs: PyDir[] = [];
+  /** The python roots found by the index (`python3.11`, `python3`), by name. */
+  private readonly roots: Array<{ name: string; dir: PyDir }> = [];
 
   constructor(
     private readonly device: BlockFile,
@@ -184,6 +187,59 @@ export class PyImportPrefetch {
     }
   }
 
+  /**
+   * The container's command is python (py-command.ts): fetch what its start imports now, before it
+   * reads its first .pyc — the start-up modules (the `encodings` package, STARTUP, the .pth files'
+   * imports) and the modules the command names — and follow them. From the standard library root
+   * that holds `encodings` (the one of `cmd.version` when several do). Resolves when done; never rejects.
+   */
+  async startPython(cmd: PyCommand): Promise<void> {
+    if (this.failed || this.seeded || this.opts.cancelled?.()) return;
+    try {
+      this.index ??= this.buildIndex();
+      await this.index;
+      const root = this.stdlib(cmd.version);
+      if (!root || this.seeded || this.opts.cancelled?.()) return;
+      this.seeded = true;
+      const imports: PyImport[] = [{ name: 'encodings', level: 0, from: [] }, ...cmd.imports];
+      if (cmd.script) imports.push(...(await this.scriptImports(cmd.script)));
+      await Promise.all([
+        this.seed(root),
+        this.take(
+          imports.flatMap((imp) => this.resolve(imp, root)),
+          1,
+        ),
+      ]);
+    } catch (e) {
+      if (!this.failed) this.opts.log?.(`python import prefetch of ${this.device.name}: ${(e as Error).message}`);
+      this.failed = true;
+    }
+  }
+
+  /** The standard library root (holding the `encodings` package's .pyc) and its tag, if one is clear. */
+  private stdlib(version: string | undefined): PycEntry | undefined {
+    const found: PycEntry[] = [];
+    for (const r of this.roots) {
+      if (version && r.name !== `python${version}`) continue;
+      const inits = [...(r.dir.subdirs.get('encodings')?.pycs.keys() ?? [])].filter((n) => n.startsWith('__init__.'));
+      const tags = [...new Set(inits.map(pycTag).filter((t) => t !== undefined))];
+      if (tags.length === 1) found.push({ dir: r.dir, tag: tags[0]! });
+    }
+    return found.length === 1 ? found[0] : undefined;
+  }
+
+  /** The top-level imports of the script at `path` (absolute, in the image); none when absent or not a file. */
+  private async scriptImports(path: string): Promise<PyImport[]> {
+    const fs = await this.ext4();
+    const ino = await fs.lookup(path, { follow: true }).catch(() => undefined);
+    if (ino === undefined) return [];
+    const inode = await fs.inode(ino);
+    if (kindOf(inode.mode) !== 'file') return [];
+    const buf = new Uint8Array(Math.min(inode.size, MAX_SOURCE_BYTES));
+    const n = await fs.readIno(ino, buf, 0);
+    return sourceImports(Buffer.from(buf.subarray(0, n)).toString('utf8')).filter((imp) => imp.level === 0);
+  }
+
   /** List the python directories now (else on the first .pyc read). Resolves when done; never rejects. */
   async prepare(): Promise<void> {
     this.index ??= this.buildIndex();
@@ -198,13 +254,13 @@ export class PyImportPrefetch {
   private stopped(): boolean {
     return (
       !!this.opts.cancelled?.() ||
-      this.stats.files >= (this.opts.maxFiles ?? 160) ||
+      this.stats.files >= (this.opts.maxFiles ?? 240) ||
       this.stats.bytes >= this.maxBytes()
     );
   }
 
   private maxBytes(): number {
-    return this.opts.maxBytes ?? 1536 * 1024;
+    return this.opts.maxBytes ?? 2560 * 1024;
   }
 
   private ext4(): Promise<Ext4> {
@@ -373,7 +429,7 @@ export class PyImportPrefetch {
     this.stats.files++;
     const fs = await this.ext4();
     const size = (await fs.inode(ino)).size;
-    if (size > (this.opts.maxFileBytes ?? 96 * 1024) || this.stats.bytes + size > this.maxBytes()) {
+    if (size > (this.opts.maxFileBytes ?? 128 * 1024) || this.stats.bytes + size > this.maxBytes()) {
       this.stats.files--;
       return false;
     }
@@ -438,9 +494,11 @@ export class PyImportPrefetch {
       if (pino === undefined) continue;
       const roots = (await fs.entries(pino)).filter((e) => e.type === 2 && PY_ROOT.test(e.name));
       await Promise.all(
-        roots.map((r) =>
-          list(r.ino, { pycs: new Map(), exts: new Map(), subdirs: new Map(), isPackage: false, pth: [] }),
-        ),
+        roots.map((r) => {
+          const dir: PyDir = { pycs: new Map(), exts: new Map(), subdirs: new Map(), isPackage: false, pth: [] };
+          this.roots.push({ name: r.name, dir });
+          return list(r.ino, dir);
+        }),
       );
     }
     return byIno;

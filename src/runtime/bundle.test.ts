@@ -2,7 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSpec, mergeEnv, resolveArgs, resolveUser } from './bundle.js';
+import { buildSpec, launchFiles, mergeEnv, resolveArgs, resolveUser } from './bundle.js';
+import { MAX_LAUNCH_ARG_LENGTH, MAX_LAUNCH_ARGS } from './protocol.js';
 
 describe('bundle', () => {
   let rootfs: string;
@@ -24,6 +25,17 @@ describe('bundle', () => {
     expect(resolveArgs(img, undefined, ['/other'])).toEqual(['/other']);
     expect(resolveArgs({ Cmd: ['sh'] })).toEqual(['sh']);
     expect(() => resolveArgs({})).toThrow(/no command/);
+  });
+
+  it("names the command's candidates and its first arguments, within the launch request's bounds", () => {
+    const launch = launchFiles({ image: { Env: ['PATH=/usr/bin:/bin'] }, cmd: ['python3', '-c', 'import json'] });
+    expect(launch?.exec).toEqual(['/usr/bin/python3', '/bin/python3']);
+    expect(launch?.args).toEqual(['-c', 'import json']);
+    const many = Array.from({ length: MAX_LAUNCH_ARGS + 5 }, (_, i) => `a${i}`);
+    expect(launchFiles({ cmd: ['/bin/echo', ...many] })?.args).toHaveLength(MAX_LAUNCH_ARGS);
+    // A longer argument ends the list (what follows it would be read out of place).
+    const long = 'x'.repeat(MAX_LAUNCH_ARG_LENGTH + 1);
+    expect(launchFiles({ cmd: ['/bin/echo', 'a', long, 'b'] })?.args).toEqual(['a']);
   });
 
   it('merges env, later wins', () => {

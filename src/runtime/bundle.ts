@@ -12,6 +12,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
 import { DadiError } from '../errors.js';
 import { glibcDataFiles } from '../prefetch/glibc-files.js';
+import { MAX_LAUNCH_ARG_LENGTH, MAX_LAUNCH_ARGS } from './protocol.js';
 
 /** The `config` object of an OCI image config (the fields a runtime uses). */
 export interface ImageRunConfig {
@@ -177,12 +178,12 @@ export function resolveArgs(image: ImageRunConfig | undefined, cmd?: string[], e
  * The paths a start of this container reads first, for the daemon to fetch while it mounts: the
  * command's candidates (itself, or on the PATH the container gets, in order: the first found runs),
  * the files buildSpec reads and the data files glibc reads under the container's environment
- * (its locale, gconv cache, /etc/localtime: glibc-files.ts). Undefined when the command cannot be
- * resolved (no command given).
+ * (its locale, gconv cache, /etc/localtime: glibc-files.ts), and the command's first arguments
+ * (a python command's imports). Undefined when the command cannot be resolved (no command given).
  */
 export function launchFiles(
   opts: Pick<BundleOptions, 'image' | 'cmd' | 'entrypoint' | 'env' | 'workingDir'>,
-): { files: string[]; exec: string[] } | undefined {
+): { files: string[]; exec: string[]; args: string[] } | undefined {
   let args: string[];
   try {
     args = resolveArgs(opts.image, opts.cmd, opts.entrypoint);
@@ -199,7 +200,21 @@ export function launchFiles(
         .split(':')
         .filter((d) => d.startsWith('/'))
         .map((d) => posix.join(d, exe));
-  return { files: ['/etc/passwd', '/etc/group', ...glibcDataFiles(env)], exec: exec.slice(0, 32) };
+  return {
+    files: ['/etc/passwd', '/etc/group', ...glibcDataFiles(env)],
+    exec: exec.slice(0, 32),
+    args: launchArgs(args.slice(1)),
+  };
+}
+
+/** The command's first arguments, within the launch request's bounds (a longer one ends the list). */
+function launchArgs(args: string[]): string[] {
+  const out: string[] = [];
+  for (const a of args.slice(0, MAX_LAUNCH_ARGS)) {
+    if (a.length > MAX_LAUNCH_ARG_LENGTH) break;
+    out.push(a);
+  }
+  return out;
 }
 
 /** Merge KEY=value lists; later entries win, order of first appearance kept. */

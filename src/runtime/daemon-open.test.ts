@@ -10,6 +10,7 @@ import { silentLogger } from '../log/logger.js';
 import { sendRequest } from './client.js';
 import { Daemon } from './daemon.js';
 import { registryLayerSpecs } from './layer-spec.js';
+import { MAX_LAUNCH_ARG_LENGTH } from './protocol.js';
 import { statePaths } from './state.js';
 
 describe('daemon open request', () => {
@@ -62,5 +63,12 @@ describe('daemon open request', () => {
     await expect(
       sendRequest(socket, { op: 'launch', target: join(dir, 'nothing'), launch: { files: ['etc/passwd'] } }),
     ).rejects.toThrow(/launch.files must be at most 64 absolute paths/);
+    await expect(
+      sendRequest(socket, {
+        op: 'launch',
+        target: join(dir, 'nothing'),
+        launch: { exec: ['/usr/bin/python3'], args: ['-c', 'x'.repeat(MAX_LAUNCH_ARG_LENGTH + 1)] },
+      }),
+    ).rejects.toThrow(/launch.args must be at most 16 strings of at most 4096 characters/);
   });
 });

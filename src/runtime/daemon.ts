@@ -56,6 +56,8 @@ import { type FaultKind, installFaultPolicy } from './process-faults.js';
 import {
   type DeviceInfo,
   type DeviceTraceInfo,
+  MAX_LAUNCH_ARG_LENGTH,
+  MAX_LAUNCH_ARGS,
   type MountRequest,
   type PingResult,
   PROTOCOL_VERSION,
@@ -887,7 +889,18 @@ function launchFilesOf(launch: MountRequest['launch']): (LaunchFiles & { readThr
     }
     return v;
   };
-  return { files: list('files'), exec: list('exec'), readThrough: launch?.readThrough === true };
+  const args = launch.args ?? [];
+  if (
+    !Array.isArray(args) ||
+    args.length > MAX_LAUNCH_ARGS ||
+    !args.every((a) => typeof a === 'string' && a.length <= MAX_LAUNCH_ARG_LENGTH)
+  ) {
+    throw new DadiError(
+      'EINVAL',
+      `mount: launch.args must be at most ${MAX_LAUNCH_ARGS} strings of at most ${MAX_LAUNCH_ARG_LENGTH} characters`,
+    );
+  }
+  return { files: list('files'), exec: list('exec'), args, readThrough: launch?.readThrough === true };
 }
 
 /** A device's read-through of its launch files (each read whole up to the launch files' fetch bound). */

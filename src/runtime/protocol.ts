@@ -47,6 +47,10 @@ export interface MountRequest {
   launch?: LaunchRequest;
 }
 
+/** Bounds on the arguments a launch request carries: a few, each short (a `-c` one-liner). */
+export const MAX_LAUNCH_ARGS = 16;
+export const MAX_LAUNCH_ARG_LENGTH = 4096;
+
 /** Paths in an image a start reads first: plain files, and the command's candidates (the first found runs). */
 export interface LaunchRequest {
   files?: string[];
@@ -57,6 +61,8 @@ export interface LaunchRequest {
    * start comes a while after it (containerd's), not for one whose start follows at once.
    */
   readThrough?: boolean;
+  /** The command's arguments after the program (a python command's `-c` code names its imports). */
+  args?: string[];
 }
 
 /** Trace prefetch of a device: the first that applies of acceleration layer, auto, record. */
