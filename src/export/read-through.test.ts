@@ -78,4 +78,16 @@ describe('ReadThrough', () => {
     rt.add('/etc/passwd');
     expect((await rt.stop()).files).toBe(2);
   });
+
+  it("two mounts' read-throughs both finish (their reads take turns)", async () => {
+    const a = new ReadThrough(root, { maxFileBytes: 8 << 20 });
+    const b = new ReadThrough(root, { maxFileBytes: 8 << 20 });
+    a.start();
+    b.start();
+    a.add('/lib64/ld-linux-x86-64.so.2');
+    b.add('/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2');
+    b.add('/etc/group');
+    for (let i = 0; i < 100 && a.stats.files + b.stats.files < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect([(await a.stop()).bytes, (await b.stop()).bytes]).toEqual([3 << 20, (3 << 20) + 10]);
+  });
 });

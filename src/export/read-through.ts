@@ -78,6 +78,18 @@ export async function readInside(root: string, path: string, maxBytes: number, b
   }
 }
 
+/**
+ * Reads through mounts in flight in this process at once, over all of them: each waits in the
+ * kernel on a FUSE request that this same process serves, and holds a libuv threadpool thread
+ * meanwhile, which the pool's size (the daemon's check: readers per device + a few) does not count.
+ */
+let inFlight: Promise<unknown> = Promise.resolve();
+function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
+  const run = inFlight.then(fn, fn);
+  inFlight = run.catch(() => {});
+  return run;
+}
+
 export interface ReadThroughStats {
   files: number;
   bytes: number;
@@ -85,9 +97,9 @@ export interface ReadThroughStats {
 }
 
 /**
- * A queue of files to read through a mount (readInside), one at a time, from `start()` (the
- * filesystem is mounted) until `stop()` (which waits for the read in progress: the mount must
- * not be busy when it goes). Each path is read once.
+ * A queue of files to read through a mount (readInside), one at a time (and one read through any
+ * mount of this process at once), from `start()` (the filesystem is mounted) until `stop()` (which
+ * waits for the read in progress: the mount must not be busy when it goes). Each path is read once.
  */
 export class ReadThrough {
   readonly stats: ReadThroughStats = { files: 0, bytes: 0, failed: 0 };
@@ -131,7 +143,8 @@ export class ReadThrough {
       this.buf ??= Buffer.allocUnsafe(CHUNK);
       for (let p = this.queue.shift(); p !== undefined && !this.stopped; p = this.queue.shift()) {
         try {
-          const n = await readInside(this.root, p, this.opts.maxFileBytes, this.buf);
+          const buf = this.buf;
+          const n = await oneAtATime(() => readInside(this.root, p, this.opts.maxFileBytes, buf));
           if (n > 0) {
             this.stats.files++;
             this.stats.bytes += n;
