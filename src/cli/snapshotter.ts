@@ -34,9 +34,12 @@ export function registerSnapshotterCommand(program: Command): void {
       const logSettings = (c: typeof config) => ({ level: c.logConfig.logLevel, path: c.logConfig.logPath });
       const logger = RootLogger.create(logSettings(config), 'snapshotter');
       const devices = daemonDevices(o.state);
+      // Set below: the pull service knows the containerd that asks for the mounts.
+      let pulls: InstanceType<typeof PullService> | undefined;
       const snap = await Snapshotter.open(o.root, devices, {
         log: (m) => logger.info(m),
         rwMode: o.rwMode,
+        containerLaunch: async (key) => pulls?.containerLaunch(key),
       });
       // Before serving: the codecs would otherwise be built inside the first pull and Prepare.
       warmContainerdCodecs();
@@ -47,7 +50,7 @@ export function registerSnapshotterCommand(program: Command): void {
         (e: Error) => logger.warn(`warming the pull path: ${e.message} (the first pull pays for it)`),
       );
       // `dadi pull` asks this process to pull: its registry credentials and hosts are this config's.
-      const pulls = new PullService({
+      pulls = new PullService({
         hostsDir: config.registry.hostsDir,
         devices,
         recordLayers: (layers, launch) => snap.recordRemoteLayers(layers, launch),

@@ -74,7 +74,12 @@ describe('ReadThrough', () => {
     rt.add('/etc/missing');
     await new Promise((r) => setTimeout(r, 50));
     const stats = await rt.stop();
-    expect(stats).toEqual({ files: 2, bytes: 10 + (1 << 20), failed: 0 });
+    expect(stats).toEqual({
+      files: 2,
+      bytes: 10 + (1 << 20),
+      failed: 0,
+      paths: ['/etc/group', '/lib64/ld-linux-x86-64.so.2'],
+    });
     rt.add('/etc/passwd');
     expect((await rt.stop()).files).toBe(2);
   });

@@ -94,6 +94,8 @@ export interface ReadThroughStats {
   files: number;
   bytes: number;
   failed: number;
+  /** The paths read (as asked), in order. */
+  paths: string[];
 }
 
 /**
@@ -102,7 +104,7 @@ export interface ReadThroughStats {
  * waits for the read in progress: the mount must not be busy when it goes). Each path is read once.
  */
 export class ReadThrough {
-  readonly stats: ReadThroughStats = { files: 0, bytes: 0, failed: 0 };
+  readonly stats: ReadThroughStats = { files: 0, bytes: 0, failed: 0, paths: [] };
   private readonly queue: string[] = [];
   private readonly seen = new Set<string>();
   private started = false;
@@ -148,6 +150,7 @@ export class ReadThrough {
           if (n > 0) {
             this.stats.files++;
             this.stats.bytes += n;
+            this.stats.paths.push(p);
           }
         } catch {
           this.stats.failed++;

@@ -380,7 +380,7 @@ export class Daemon {
       timings: d.timings,
       createdAt: d.createdAt,
       trace: d.trace?.info(d.stack),
-      ...(d.readThrough ? { readThrough: { ...d.readThrough.stats } } : {}),
+      ...(d.readThrough ? { readThrough: { ...d.readThrough.stats, paths: [...d.readThrough.stats.paths] } } : {}),
     }));
   }
 
@@ -612,7 +612,10 @@ export class Daemon {
   private async teardown(dev: Device, force: boolean): Promise<DeviceTraceInfo | undefined> {
     // Its reads keep the mount busy: they end first.
     const read = await dev.readThrough?.stop();
-    if (read?.files) this.deviceLog(dev.id)(`read through the mount: ${JSON.stringify(read)}`);
+    if (read?.files) {
+      const { paths: _, ...counts } = read;
+      this.deviceLog(dev.id)(`read through the mount: ${JSON.stringify(counts)}`);
+    }
     try {
       await unmountFilesystem(dev.target, { lazy: force });
     } catch (e) {

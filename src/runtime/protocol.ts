@@ -166,8 +166,8 @@ export interface DeviceInfo {
   timings?: TimedStep[];
   createdAt: string;
   trace?: DeviceTraceInfo;
-  /** Launch files read through the mount so far (LaunchRequest.readThrough): files, bytes, failures. */
-  readThrough?: { files: number; bytes: number; failed: number };
+  /** Launch files read through the mount so far (LaunchRequest.readThrough): files, bytes, failures, their paths. */
+  readThrough?: { files: number; bytes: number; failed: number; paths: string[] };
 }
 
 export interface PingResult {

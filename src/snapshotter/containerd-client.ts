@@ -1,6 +1,6 @@
-// A small client of containerd's own gRPC API (content, images, leases, snapshots) on its unix
+// A small client of containerd's own gRPC API (content, images, leases, snapshots, containers) on its unix
 // socket, in one namespace: each call as a promise, errors as DadiErrors that keep containerd's
-// gRPC code. Not a general containerd client: only what `dadi pull` needs.
+// gRPC code. Not a general containerd client: only what `dadi pull` and the snapshotter need.
 
 import { type Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { DadiError } from '../errors.js';
@@ -16,7 +16,7 @@ export class ContainerdError extends DadiError {
 }
 
 type Unary = (req: unknown, md: Metadata, cb: (e: ServiceError | null, r: unknown) => void) => void;
-type Clients = Record<'snapshots' | 'content' | 'images' | 'leases', Client>;
+type Clients = Record<'snapshots' | 'content' | 'images' | 'leases' | 'containers', Client>;
 
 export class ContainerdClient {
   private readonly clients: Clients;
@@ -42,6 +42,7 @@ export class ContainerdClient {
       content: new api.Content(target, creds),
       images: new api.Images(target, creds),
       leases: new api.Leases(target, creds),
+      containers: new api.Containers(target, creds),
     };
   }
 

@@ -16,6 +16,7 @@ const FILES = {
   content: `${API}/content/v1/content.proto`,
   images: `${API}/images/v1/images.proto`,
   leases: `${API}/leases/v1/leases.proto`,
+  containers: `${API}/containers/v1/containers.proto`,
 };
 
 export interface ContainerdApi {
@@ -23,6 +24,7 @@ export interface ContainerdApi {
   Content: ServiceClientConstructor;
   Images: ServiceClientConstructor;
   Leases: ServiceClientConstructor;
+  Containers: ServiceClientConstructor;
 }
 
 let loaded: ContainerdApi | undefined;
@@ -53,6 +55,7 @@ export function containerdApi(): ContainerdApi {
     Content: svc('content', 'Content'),
     Images: svc('images', 'Images'),
     Leases: svc('leases', 'Leases'),
+    Containers: svc('containers', 'Containers'),
   };
   return loaded;
 }

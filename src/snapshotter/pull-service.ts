@@ -11,6 +11,7 @@ import { parsePlatform } from '../oci/platform.js';
 import { RegistryClient } from '../registry/client.js';
 import { hostsDirLookup } from '../registry/hosts.js';
 import type { LaunchRequest } from '../runtime/protocol.js';
+import { containerLaunch } from './container-command.js';
 import { ContainerdClient } from './containerd-client.js';
 import { pullIntoContainerd, type RemoteLayerSnapshot } from './pull.js';
 import { MAX_PULL_MESSAGE_BYTES, PULL_METHOD_PATH, type PullReply, type PullRequest } from './pull-wire.js';
@@ -34,8 +35,25 @@ export interface PullServiceOptions {
 export class PullService {
   private readonly registries = new KeptClients<RegistryClient>((c) => c.close());
   private readonly containerds = new KeptClients<ContainerdClient>((c) => c.close());
+  /** The containerd the last pull was for: the one that asks this snapshotter for its containers' mounts. */
+  private containerdAddress?: string;
 
   constructor(private readonly o: PullServiceOptions) {}
+
+  /**
+   * The launch request of the container whose rootfs is the snapshot `key`, asked of the
+   * containerd the last pull was for (container-command.ts); undefined before any pull.
+   */
+  async containerLaunch(key: string): Promise<LaunchRequest | null | undefined> {
+    const address = this.containerdAddress;
+    if (!address) return undefined;
+    const c = this.containerds.acquire(address, () => new ContainerdClient(address, 'default'));
+    try {
+      return await containerLaunch(c.client, key);
+    } finally {
+      c.release();
+    }
+  }
 
   async pull(req: PullRequest): Promise<PullReply> {
     checkRequest(req);
@@ -54,6 +72,7 @@ export class PullService {
       req.containerdAddress,
       () => new ContainerdClient(req.containerdAddress, 'default'),
     );
+    this.containerdAddress = req.containerdAddress;
     try {
       const r = await pullIntoContainerd(req.ref, registry.client, {
         address: req.containerdAddress,

@@ -191,6 +191,45 @@ describe('Snapshotter', () => {
     ]);
   });
 
+  it("a container snapshot's command is told to its image's device once containerd has the container", async () => {
+    const launched: Array<{ target: string; exec?: string[]; args?: string[] }> = [];
+    const devices: DeviceSet = {
+      async mount() {},
+      async launch(target, launch) {
+        launched.push({ target, exec: launch.exec, args: launch.args });
+      },
+      async umount() {},
+    };
+    const asked: string[] = [];
+    // containerd creates the container after the first Mounts (ctr's user lookup), before the second.
+    const s = await Snapshotter.open(root, devices, {
+      containerLaunch: async (key) => {
+        asked.push(key);
+        return asked.length === 1 ? null : { exec: ['/usr/bin/python3'], args: ['-c', 'import json'] };
+      },
+    });
+    await rejectsWith(s.prepare('extract-1', '', dadiLabels('chain1', digest('a'))), 'ALREADY_EXISTS');
+    await s.prepare('ns/7/c1', 'chain1', {});
+    expect(asked).toEqual([]);
+    await s.mounts('ns/7/c1');
+    await vi.waitFor(() => expect(asked).toEqual(['ns/7/c1']));
+    expect(launched).toEqual([]);
+    await s.mounts('ns/7/c1');
+    await vi.waitFor(() => expect(launched).toHaveLength(1));
+    expect(launched[0]).toEqual({
+      target: join(root, 'snapshots/1/mnt'),
+      exec: ['/usr/bin/python3'],
+      args: ['-c', 'import json'],
+    });
+    // Told once; a snapshot over ordinary layers only is never asked about.
+    await s.mounts('ns/7/c1');
+    await s.prepare('plain-extract', '', {});
+    await s.mounts('plain-extract');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(asked).toHaveLength(2);
+    expect(launched).toHaveLength(1);
+  });
+
   it('launch files told before the snapshot exists (config before the layer) go with its mount', async () => {
     const mounts: Array<{ target: string; launch?: string[] }> = [];
     const launched: string[] = [];

@@ -85,6 +85,8 @@ export class Snapshotter {
    * pull may have the config before containerd has even asked for the layer. The mount takes them.
    */
   private readonly launches = new Map<string, LaunchRequest>();
+  /** Container snapshots (by id) whose command was asked of containerd: the times, or -1 once told. */
+  private readonly commandAsked = new Map<string, number>();
 
   private constructor(
     readonly root: string,
@@ -92,6 +94,7 @@ export class Snapshotter {
     private readonly devices: DeviceSet,
     private readonly rwMode: RwMode,
     private readonly log?: (m: string) => void,
+    private readonly containerLaunch?: ContainerLaunch,
   ) {}
 
   /**
@@ -101,10 +104,17 @@ export class Snapshotter {
   static async open(
     root: string,
     devices: DeviceSet,
-    opts: { log?: (m: string) => void; rwMode?: RwMode } = {},
+    opts: { log?: (m: string) => void; rwMode?: RwMode; containerLaunch?: ContainerLaunch } = {},
   ): Promise<Snapshotter> {
     await mkdir(join(root, 'snapshots'), { recursive: true });
-    const s = new Snapshotter(root, await MetadataStore.open(root), devices, opts.rwMode ?? 'overlayfs', opts.log);
+    const s = new Snapshotter(
+      root,
+      await MetadataStore.open(root),
+      devices,
+      opts.rwMode ?? 'overlayfs',
+      opts.log,
+      opts.containerLaunch,
+    );
     for (const rec of s.store.all()) {
       if (rec.kind === 'COMMITTED') continue;
       await s.mountsOf(rec).catch((e) => opts.log?.(`snapshot ${rec.key}: ${(e as Error).message}`));
@@ -126,7 +136,31 @@ export class Snapshotter {
       if (rec.kind === 'COMMITTED') throw new SnapshotError('FAILED_PRECONDITION', `snapshot ${key} is committed`);
       return rec;
     });
-    return this.mountsOf(rec);
+    const mounts = await this.mountsOf(rec);
+    this.commandAhead(rec);
+    return mounts;
+  }
+
+  /**
+   * Tell the image's device the command of the container this snapshot is for, once containerd
+   * has its record (container-command.ts): `ctr run` and CRI ask for the mounts again to create
+   * its task, and the shim and runc start the process a while after that. In the background;
+   * asked a few times at most (the first ask may come before the container exists).
+   */
+  private commandAhead(rec: SnapshotRecord): void {
+    const ask = this.containerLaunch;
+    const asked = this.commandAsked.get(rec.id) ?? 0;
+    if (!ask || !this.devices.launch || rec.kind !== 'ACTIVE' || rec.blockLayer || rec.trace) return;
+    if (asked < 0 || asked >= MAX_COMMAND_ASKS) return;
+    const top = this.dadiTop(rec.parent);
+    if (!top) return;
+    this.commandAsked.set(rec.id, asked + 1);
+    void (async () => {
+      const launch = await ask(rec.key);
+      if (launch === null) return; // no container yet: the next Mounts asks again
+      this.commandAsked.set(rec.id, -1);
+      if (launch) await this.devices.launch?.(join(this.folder(top.id), 'mnt'), launch);
+    })().catch((e) => this.log?.(`the command of ${rec.key}: ${(e as Error).message}`));
   }
 
   commit(name: string, key: string, labels: Record<string, string>): Promise<void> {
@@ -163,6 +197,7 @@ export class Snapshotter {
       }
       this.store.delete(key);
       this.launches.delete(key);
+      this.commandAsked.delete(rec.id);
       await this.store.save();
       // The stack this snapshot used (or was) goes when nothing stands on it any more.
       const top = rec.remote ? rec : this.dadiTop(rec.parent);
@@ -575,6 +610,15 @@ function remoteLayerOver(
   const remote = remoteLayerOf(labels);
   return remote && (parentRec ? parentRec.remote : !remote.acceleration) ? remote : undefined;
 }
+
+/**
+ * The launch request of the container whose rootfs is the snapshot `key` (container-command.ts):
+ * null while containerd has no such container, undefined when there is nothing to fetch.
+ */
+export type ContainerLaunch = (key: string) => Promise<LaunchRequest | null | undefined>;
+
+/** Times a container snapshot's command is asked of containerd at most (one per Mounts call). */
+const MAX_COMMAND_ASKS = 3;
 
 /** Images whose launch files wait for a mount (a pull names them; a host pulls a few at once). */
 const MAX_PENDING_LAUNCHES = 32;

@@ -166,7 +166,9 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     expect(read?.files).toBeGreaterThanOrEqual(2);
     expect(read?.bytes).toBeGreaterThan(0);
     expect(read?.failed).toBe(0);
-    const r = await ok([
+    // Not the command's: the pull knows the image, not what a container of it runs.
+    expect(read?.paths.some((p) => p.endsWith('/sh'))).toBe(false);
+    const running = ok([
       'run',
       '--rm',
       '--snapshotter',
@@ -175,8 +177,18 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
       'small-run',
       'sh',
       '-c',
-      'cat /etc/os-release; echo ran',
+      'cat /etc/os-release; echo ran; sleep 2',
     ]);
+    // Once containerd has the container, its command (sh) is read through the mount too.
+    let done = false;
+    void running.finally(() => (done = true)).catch(() => {});
+    let program: string | undefined;
+    for (let i = 0; i < 200 && !done && !program; i++) {
+      program = (await readThrough())?.paths.find((p) => p.endsWith('/sh'));
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    const r = await running;
+    expect(program).toMatch(/^\/(usr\/)?(local\/)?s?bin\/sh$/);
     expect(r.stdout).toContain('dadi test rootfs');
     expect(r.stdout).toContain('ran');
     const served = proxy.bodyBytes - before;
