@@ -34,14 +34,17 @@ async function resolveLayers(
   ref: string,
   o: { platform?: string; state?: string } & TraceCliOptions,
   timer?: StepTimer,
+  opts: { configLater?: boolean } = {},
 ) {
   const client = await DaemonClient.connect({ stateDir: o.state });
   timer?.lap('daemon connect');
-  const img = await client.resolve<ResolvedRunImage & { timings?: TimedStep[] }>(
-    ref,
-    o.platform,
-    o.trace === false ? undefined : { workers: traceWorkersOption(o) },
-  );
+  const img = await client.resolve<
+    Omit<ResolvedRunImage, 'config'> & {
+      config?: ResolvedRunImage['config'];
+      configDigest?: string;
+      timings?: TimedStep[];
+    }
+  >(ref, o.platform, o.trace === false ? undefined : { workers: traceWorkersOption(o) }, opts);
   timer?.lap('resolve');
   timer?.detail('resolve', img.timings);
   return { img, client, specs: registryLayerSpecs(img.registry, img.repository, img.layers) };
@@ -223,7 +226,8 @@ export function registerRunCommands(program: Command): void {
         // The container's record and folders are made while the daemon resolves the image.
         const created = createContainer({ name: o.name, rootfsMode, stateDir: o.state });
         created.catch(() => {}); // its failure is runContainer's to report
-        const { specs, img, client } = await resolveLayers(ref, o, timer).catch(async (e) => {
+        // The daemon answers once the manifest is in: the mount starts while the config comes.
+        const { specs, img, client } = await resolveLayers(ref, o, timer, { configLater: true }).catch(async (e) => {
           await discardContainer(created, { stateDir: o.state });
           throw e;
         });
@@ -232,7 +236,7 @@ export function registerRunCommands(program: Command): void {
           daemon: client,
           timer,
           layers: specs,
-          config: img.config,
+          config: img.config ?? client.config<ResolvedRunImage['config']>(img.configDigest ?? ''),
           cmd: cmd.length ? cmd : undefined,
           entrypoint: o.entrypoint !== undefined ? [o.entrypoint] : undefined,
           env: o.env,
