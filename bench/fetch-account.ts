@@ -8,6 +8,10 @@
 // records: each reason's row counts the GET and its parts' bytes, the bytes between the parts go
 // to the row "merge-gap", and the total counts the GET once.
 //
+// Last, where the kernel's READs of the FUSE export waited (the `fuse` records: from the request
+// reaching the handler to its reply): with a GET in flight, by the GETs' reasons, or with none
+// (the daemon's own time: cache-file reads, decoding, a busy event loop).
+//
 // Usage: DADI_FETCH_LOG=/tmp/fl/run npm run bench:coldstart -- --runs 1 ... ;
 //        node --import tsx bench/fetch-account.ts /tmp/fl/run [--list]
 
@@ -39,6 +43,7 @@ for (const file of files) {
   console.log(`\n== ${file}`);
   const u = account(recs, gets);
   chain(gets, u);
+  kernelWaits(recs, gets);
 }
 
 /** Sorted, merged intervals. */
@@ -154,4 +159,34 @@ function chain(gets: Rec[], u: Unions): void {
   }
   console.log(`serial GETs (started while none in flight): ${serial} of ${gets.length}`);
   if (values.list) console.log(lines.join('\n'));
+}
+
+/**
+ * The time some kernel READ was pending, sliced by what was in flight meanwhile: GETs (named by
+ * their first reason; "demand" if any is; "many" past 8 at once) or none (the daemon's own time).
+ */
+function kernelWaits(recs: Rec[], gets: Rec[]): void {
+  const fuse = recs.filter((r) => r.k === 'fuse' && r.t1 !== undefined);
+  if (!fuse.length) return;
+  const pending = union(fuse.map((r) => [r.t0, r.t1!] as [number, number]));
+  // Boundaries where what is in flight can change: GET starts and ends inside a pending stretch.
+  const cuts = gets.flatMap((g) => [g.t0, g.t1!]).sort((a, b) => a - b);
+  const by = new Map<string, number>();
+  let total = 0;
+  for (const [a, b] of pending) {
+    total += b - a;
+    const edges = [a, ...cuts.filter((t) => t > a && t < b), b];
+    for (let i = 0; i + 1 < edges.length; i++) {
+      const [x, y] = [edges[i]!, edges[i + 1]!];
+      const mid = (x + y) / 2;
+      const live = gets.filter((g) => g.t0 <= mid && mid < g.t1!);
+      const whys = [...new Set(live.map((g) => g.why.split('+')[0]!))].sort();
+      let key = live.length === 0 ? 'no GET (daemon)' : whys.includes('demand') ? 'demand' : whys.join('/');
+      if (live.length > 8) key += ', >8 in flight';
+      by.set(key, (by.get(key) ?? 0) + y - x);
+    }
+  }
+  console.log(`kernel READs ${fuse.length}: some pending for ${total.toFixed(0)} ms, meanwhile in flight:`);
+  for (const [k, ms] of [...by].sort((x, y) => y[1] - x[1]))
+    console.log(`  ${k.padEnd(40)} ${ms.toFixed(0).padStart(5)} ms`);
 }

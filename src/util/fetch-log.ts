@@ -28,9 +28,10 @@ export function currentWhy(): string {
 export interface FetchLogRecord {
   /**
    * get: a registry range GET; read/prefetch: a read or prefetch of a cached blob; part: one range
-   * of a merged GET (cache/merge.ts), tagged with its own reason (the GET carries them all, joined by +).
+   * of a merged GET (cache/merge.ts), tagged with its own reason (the GET carries them all, joined by +);
+   * fuse: a READ of the FUSE export, from reaching its handler (t0) to its reply (t1), blob ''.
    */
-  k: 'get' | 'read' | 'prefetch' | 'part';
+  k: 'get' | 'read' | 'prefetch' | 'part' | 'fuse';
   /** Blob digest (sha256:…). */
   blob: string;
   off: number;

@@ -19,6 +19,7 @@ import { stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type BlockFile, isWritable, type WritableBlockFile } from '../../blockfile/index.js';
 import { DadiError } from '../../errors.js';
+import { fetchLogNow, fetchLogOn, logFetch } from '../../util/fetch-log.js';
 import { abortFuseConnection, runProgram } from '../system.js';
 import * as A from './abi.js';
 
@@ -432,6 +433,7 @@ export class FuseExport {
       case A.OP.READ: {
         const { offset, size } = A.decodeReadIn(body);
         const want = Math.max(0, Math.min(size, MAX_IO, this.file.size - offset));
+        const t0 = fetchLogOn ? fetchLogNow() : 0;
         let n = 0;
         try {
           if (want > 0) n = await this.file.read(out.subarray(B, B + want), offset);
@@ -441,7 +443,9 @@ export class FuseExport {
         }
         this.stats.reads++;
         this.stats.bytesRead += n;
-        return this.reply(out, h.unique, 0, n);
+        this.reply(out, h.unique, 0, n);
+        if (fetchLogOn) logFetch({ k: 'fuse', blob: '', off: offset, len: n, t0, t1: fetchLogNow() });
+        return;
       }
       case A.OP.WRITE: {
         if (this.readOnly) return this.reply(out, h.unique, A.ERRNO.EROFS);
