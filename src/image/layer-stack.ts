@@ -48,6 +48,12 @@ export interface StackOptions {
   replay?: { records: ConstructorParameters<typeof TraceReplay>[1] } & ReplayOptions;
   /** Prefetch the ext4 metadata of the stack's disk now, and offer file readahead (ext4-prefetch.ts). */
   ext4Prefetch?: Ext4PrefetchOptions;
+  /**
+   * Layers already open for some of the sources (same positions; undefined: open it here), taken
+   * over by the stack: used as they are, and closed with it, or at once when it fails. With
+   * `record` they are closed and opened again (the recorder goes inside a layer as it opens).
+   */
+  opened?: readonly (OpenedLayerBlob | undefined)[];
 }
 
 export async function openLayerStack(
@@ -56,16 +62,26 @@ export async function openLayerStack(
   opts: StackOptions = {},
 ): Promise<OpenedLayerStack> {
   const name = opts.name ?? 'layer stack';
-  if (sources.length === 0) throw new DadiError('EFORMAT', `${name}: no layers`);
-  if (sources.length > MAX_STACK_LAYERS) {
-    throw new DadiError(
-      'EUNSUPPORTED',
-      `${name}: ${sources.length} layers (at most ${MAX_STACK_LAYERS} can be stacked)`,
-    );
-  }
   const record = opts.record;
+  const given = opts.opened ?? [];
+  const closeGiven = () => Promise.all(given.map((b) => b?.layer.close().catch(() => {})));
+  const invalid =
+    sources.length === 0
+      ? new DadiError('EFORMAT', `${name}: no layers`)
+      : sources.length > MAX_STACK_LAYERS
+        ? new DadiError(
+            'EUNSUPPORTED',
+            `${name}: ${sources.length} layers (at most ${MAX_STACK_LAYERS} can be stacked)`,
+          )
+        : undefined;
+  if (invalid || record) await closeGiven();
+  if (invalid) throw invalid;
   const settled = await Promise.allSettled(
-    sources.map((s, i) => openLayerBlob(s, ctx, record ? { wrapInner: (f) => record.wrap(f, i) } : {})),
+    sources.map((s, i) =>
+      !record && given[i]
+        ? Promise.resolve(given[i])
+        : openLayerBlob(s, ctx, record ? { wrapInner: (f) => record.wrap(f, i) } : {}),
+    ),
   );
   const blobs = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   try {

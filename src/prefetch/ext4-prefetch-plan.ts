@@ -152,32 +152,49 @@ export interface InodeScan {
  * for directories and files, adding to `into`.
  */
 export function scanInodes(geo: Ext4Geometry, table: Uint8Array, firstIno: number, into: InodeScan): InodeScan {
+  // Each inode's extent root is decoded in place (decodeExtentNode's checks, without its
+  // allocations): a start scans every used inode of the image (5,000-20,000) on the daemon's one
+  // thread while the kernel mounts the filesystem, and the allocating version took 10-25 ms of it.
   const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
+  const bs = geo.blockSize;
   for (let off = 0, i = 0; off + geo.inodeSize <= table.length; off += geo.inodeSize, i++) {
-    const mode = dv.getUint16(off, true);
-    const links = dv.getUint16(off + 0x1a, true);
-    const kind = mode & S_IFMT;
-    if (links === 0 || (kind !== S_IFDIR && kind !== S_IFREG)) continue;
+    const kind = dv.getUint16(off, true) & S_IFMT;
+    if ((kind !== S_IFDIR && kind !== S_IFREG) || dv.getUint16(off + 0x1a, true) === 0) continue;
     const flags = dv.getUint32(off + 0x20, true);
     if (flags & EXT4_INLINE_DATA_FL || !(flags & EXT4_EXTENTS_FL)) continue;
-    const root = table.subarray(off + I_BLOCK, off + I_BLOCK + 60);
-    const node = decodeExtentNode(root);
-    if (!node) continue;
-    if (node.depth > 0) {
-      if (kind === S_IFDIR) into.dirTrees.push({ ino: firstIno + i, iblock: root.slice() });
-      else
-        for (const b of node.entries)
-          into.fileTreeBlocks.push({ offset: b.pblk * geo.blockSize, length: geo.blockSize });
+    const root = off + I_BLOCK;
+    if (dv.getUint16(root, true) !== EXTENT_MAGIC) continue;
+    const count = dv.getUint16(root + 2, true);
+    const depth = dv.getUint16(root + 6, true);
+    if (12 + count * 12 > I_BLOCK_BYTES || depth > 5) continue;
+    if (depth > 0) {
+      if (kind === S_IFDIR) {
+        into.dirTrees.push({
+          ino: firstIno + i,
+          iblock: Uint8Array.prototype.slice.call(table, root, root + I_BLOCK_BYTES),
+        });
+        continue;
+      }
+      for (let k = 0, o = root + 12; k < count; k++, o += 12) {
+        const pblk = dv.getUint32(o + 4, true) + dv.getUint16(o + 8, true) * 0x1_0000_0000;
+        into.fileTreeBlocks.push({ offset: pblk * bs, length: bs });
+      }
       continue;
     }
-    for (const e of node.entries) {
-      const r = { offset: e.pblk * geo.blockSize, length: e.len * geo.blockSize };
-      if (kind === S_IFDIR) into.dirBlocks.push(r);
-      else into.fileExtents.push({ ...r, ino: firstIno + i, lblk: e.lblk });
+    for (let k = 0, o = root + 12; k < count; k++, o += 12) {
+      const len = dv.getUint16(o + 4, true);
+      // Unwritten extents read as zeros: nothing to fetch.
+      if (len > MAX_EXTENT_LEN) continue;
+      const offset = (dv.getUint32(o + 8, true) + dv.getUint16(o + 6, true) * 0x1_0000_0000) * bs;
+      if (kind === S_IFDIR) into.dirBlocks.push({ offset, length: len * bs });
+      else into.fileExtents.push({ offset, length: len * bs, ino: firstIno + i, lblk: dv.getUint32(o, true) });
     }
   }
   return into;
 }
+
+/** The extent tree root in an inode's i_block. */
+const I_BLOCK_BYTES = 60;
 
 export function emptyScan(): InodeScan {
   return { dirBlocks: [], dirTrees: [], fileTreeBlocks: [], fileExtents: [] };
