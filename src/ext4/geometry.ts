@@ -46,6 +46,20 @@ export function computeGeometry(sizeBytes: number, inodeRatio: number): Geometry
   };
 }
 
+/**
+ * The filesystem's overhead as the kernel counts it (ext4_calculate_overhead without a journal or
+ * bigalloc): per group its superblock and GDT copy (sparse_super groups), bitmaps and inode table.
+ * Reserved GDT blocks are not counted (nor does the kernel). Stored in s_overhead_clusters: a rw
+ * mount whose superblock holds another value rewrites it in the primary and every backup
+ * superblock (ext4_update_overhead) — on a lazily fetched image, one dependent read and write per
+ * backup on every container's start.
+ */
+export function overheadBlocks(geo: Geometry): number {
+  let n = 0;
+  for (let g = 0; g < geo.groupCount; g++) n += (hasSuper(g) ? 1 + geo.gdtBlocks : 0) + geo.inodeTableBlocks + 2;
+  return n;
+}
+
 /** Blocks of group `g` (the last group may be short). */
 export function groupBlocks(geo: Geometry, g: number): number {
   return Math.min(BLOCKS_PER_GROUP, geo.blocksCount - g * BLOCKS_PER_GROUP);

@@ -140,6 +140,7 @@ const SB = {
   wantExtraIsize: [0x15e, 2],
   flags: [0x160, 4],
   logGroupsPerFlex: [0x174, 1],
+  overheadClusters: [0x248, 4],
 } as const satisfies Schema;
 
 export const SB_UUID = 0x68;
@@ -268,8 +269,11 @@ export function encodeSuperblock(sb: Superblock, groupNr = 0): Uint8Array {
   return out;
 }
 
-/** Set the superblock fields mkfs needs that the model leaves alone (written once). */
-export function initSuperblockRaw(raw: Uint8Array): void {
+/**
+ * Set the superblock fields mkfs needs that the model leaves alone (written once); `overhead`:
+ * s_overhead_clusters (geometry.ts overheadBlocks).
+ */
+export function initSuperblockRaw(raw: Uint8Array, overhead: number): void {
   const v = decodeFields(SB, raw);
   encodeFields(
     SB,
@@ -281,6 +285,7 @@ export function initSuperblockRaw(raw: Uint8Array): void {
       errors: 1,
       creatorOs: 0,
       defaultMountOpts: 0x000c, // user_xattr | acl
+      overheadClusters: overhead,
     },
     raw,
   );

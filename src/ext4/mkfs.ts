@@ -14,6 +14,7 @@ import {
   type GroupMeta,
   groupBlocks,
   hasSuper,
+  overheadBlocks,
   placeMetadata,
 } from './geometry.js';
 import {
@@ -182,7 +183,7 @@ export async function mkfs(file: WritableBlockFile, opts: MkfsOptions = {}): Pro
 
   // Superblock and group descriptors, primary and backups.
   const raw = new Uint8Array(1024);
-  initSuperblockRaw(raw);
+  initSuperblockRaw(raw, overheadBlocks(geo));
   const sb: Superblock = {
     inodesCount: geo.inodesPerGroup * geo.groupCount,
     blocksCount: geo.blocksCount,
