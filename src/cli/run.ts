@@ -34,17 +34,14 @@ async function resolveLayers(
   ref: string,
   o: { platform?: string; state?: string } & TraceCliOptions,
   timer?: StepTimer,
-  opts: { configLater?: boolean } = {},
 ) {
   const client = await DaemonClient.connect({ stateDir: o.state });
   timer?.lap('daemon connect');
-  const img = await client.resolve<
-    Omit<ResolvedRunImage, 'config'> & {
-      config?: ResolvedRunImage['config'];
-      configDigest?: string;
-      timings?: TimedStep[];
-    }
-  >(ref, o.platform, o.trace === false ? undefined : { workers: traceWorkersOption(o) }, opts);
+  const img = await client.resolve<ResolvedRunImage & { timings?: TimedStep[] }>(
+    ref,
+    o.platform,
+    o.trace === false ? undefined : { workers: traceWorkersOption(o) },
+  );
   timer?.lap('resolve');
   timer?.detail('resolve', img.timings);
   return { img, client, specs: registryLayerSpecs(img.registry, img.repository, img.layers) };
@@ -226,8 +223,7 @@ export function registerRunCommands(program: Command): void {
         // The container's record and folders are made while the daemon resolves the image.
         const created = createContainer({ name: o.name, rootfsMode, stateDir: o.state });
         created.catch(() => {}); // its failure is runContainer's to report
-        // The daemon answers once the manifest is in: the mount starts while the config comes.
-        const { specs, img, client } = await resolveLayers(ref, o, timer, { configLater: true }).catch(async (e) => {
+        const { specs, img, client } = await resolveLayers(ref, o, timer).catch(async (e) => {
           await discardContainer(created, { stateDir: o.state });
           throw e;
         });
@@ -236,7 +232,7 @@ export function registerRunCommands(program: Command): void {
           daemon: client,
           timer,
           layers: specs,
-          config: img.config ?? client.config<ResolvedRunImage['config']>(img.configDigest ?? ''),
+          config: img.config,
           cmd: cmd.length ? cmd : undefined,
           entrypoint: o.entrypoint !== undefined ? [o.entrypoint] : undefined,
           env: o.env,

@@ -29,10 +29,7 @@ export function traceWorkersOption(o: TraceCliOptions): number | undefined {
 }
 
 /** What the daemon should do about traces for `img`. */
-export function traceRequest(
-  img: Pick<ResolvedRunImage, 'accelerationLayer' | 'registry' | 'repository' | 'pinned'>,
-  o: TraceCliOptions,
-): MountTraceRequest | undefined {
+export function traceRequest(img: ResolvedRunImage, o: TraceCliOptions): MountTraceRequest | undefined {
   if (o.trace === false) return undefined;
   const workers = traceWorkersOption(o);
   if (img.accelerationLayer) {

@@ -33,11 +33,6 @@ export interface ResolveRunOptions {
    * opening them then, so that their index fetches overlap the rest of the launch.
    */
   onLayers?: (image: Pick<ResolvedRunImage, 'registry' | 'repository' | 'layers' | 'accelerationLayer'>) => void;
-  /**
-   * Told everything but the config as soon as the manifest is in (with the config's digest): a
-   * daemon can answer a client that mounts first and reads the config later.
-   */
-  onManifest?: (image: Omit<ResolvedRunImage, 'config'> & { configDigest: string }) => void;
   /** Image configs fetched before, by digest (read first, and kept there after a fetch). */
   configs?: DigestStore;
   /** Laps `manifest` and `config`. */
@@ -63,20 +58,18 @@ export async function resolveRunImage(
   const layers = lowers.map((l) => ({ digest: l.digest, size: l.size, ...chunkDigestsOf(l, ref) }));
   const accelerationLayer = accel && { digest: accel.digest, size: accel.size };
   opts.onLayers?.({ registry: r.registry, repository: r.repository, layers, accelerationLayer });
-  const image = {
+  const config = await imageConfig(r, resolved.manifest.config, ctx, opts.configs);
+  opts.timer?.lap('config');
+  return {
     pinned: `${r.registry}/${r.repository}@${resolved.digest}`,
     registry: r.registry,
     repository: r.repository,
     manifest: resolved.manifest,
     mediaType: resolved.mediaType,
+    config,
     layers,
     accelerationLayer,
   };
-  const config = imageConfig(r, resolved.manifest.config, ctx, opts.configs);
-  opts.onManifest?.({ ...image, configDigest: resolved.manifest.config.digest });
-  const c = await config;
-  opts.timer?.lap('config');
-  return { ...image, config: c };
 }
 
 /** The image config from `store` when it holds that digest, else from the registry (then kept, in the background). */

@@ -115,18 +115,8 @@ export class DaemonClient {
    * Resolve an image reference in the daemon (manifest layers, config, pinned digest). With
    * `replayAhead`, a trace replay of the image's acceleration layer starts as the manifest arrives.
    */
-  resolve<T = unknown>(
-    ref: string,
-    platform?: string,
-    replayAhead?: { workers?: number },
-    opts: { configLater?: boolean } = {},
-  ): Promise<T> {
-    return this.request({ op: 'resolve', ref, platform, replayAhead, configLater: opts.configLater });
-  }
-
-  /** The config of an image resolved with `configLater`, by digest (waits for its fetch). */
-  config<T = unknown>(digest: string): Promise<T> {
-    return this.request({ op: 'config', digest });
+  resolve<T = unknown>(ref: string, platform?: string, replayAhead?: { workers?: number }): Promise<T> {
+    return this.request({ op: 'resolve', ref, platform, replayAhead });
   }
 
   ps(): Promise<DeviceInfo[]> {

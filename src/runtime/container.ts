@@ -29,11 +29,8 @@ export type RootfsMode = 'block' | 'overlay';
 export interface RunContainerOptions {
   /** Image layers, bottom first (local layer paths or layer specs for the daemon's resolver). */
   layers: (string | LayerSpec)[];
-  /**
-   * The image config (whole blob, or just its `config` object), or a promise of it: the mount then
-   * starts before it is in (its launch files follow with op `launch`), the bundle waits for it.
-   */
-  config?: ImageConfigInput | Promise<ImageConfigInput>;
+  /** The image config (whole blob, or just its `config` object). */
+  config?: { config?: ImageRunConfig } | ImageRunConfig;
   /** Replaces the image's Cmd. */
   cmd?: string[];
   entrypoint?: string[];
@@ -109,9 +106,7 @@ export interface ContainerExit {
   trace?: DeviceTraceInfo;
 }
 
-type ImageConfigInput = { config?: ImageRunConfig } | ImageRunConfig | undefined;
-
-function runConfigOf(c: ImageConfigInput): ImageRunConfig | undefined {
+function runConfigOf(c: RunContainerOptions['config']): ImageRunConfig | undefined {
   if (!c) return undefined;
   if ('rootfs' in c || ('config' in c && typeof c.config === 'object' && c.config !== null)) {
     return (c as { config?: ImageRunConfig }).config;
@@ -213,10 +208,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
   const mode = rec.rootfsMode;
   rec.layers = opts.layers.map((l) => normalizeLayerSpec(l));
   rec.imageRef = opts.imageRef;
-  const configLater = opts.config instanceof Promise;
-  const image = Promise.resolve(opts.config).then(runConfigOf);
-  image.catch(() => {}); // awaited (and reported) before the bundle
-  if (!configLater) rec.image = await image;
+  rec.image = runConfigOf(opts.config);
 
   let interrupted = false;
   let started = false;
@@ -257,28 +249,13 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
     };
     const client = opts.daemon ?? (await DaemonClient.connect({ ...opts.client, stateDir }));
     timer?.lap(opts.daemon ? 'container record' : 'container record, daemon connect');
-    const launchOf = (img: ImageRunConfig | undefined) =>
-      launchFiles({
-        image: img,
-        cmd: opts.cmd,
-        entrypoint: opts.entrypoint,
-        env: opts.env,
-        workingDir: opts.workingDir,
-      });
-    const launch = configLater ? undefined : launchOf(rec.image);
-    const mountTarget = mode === 'block' ? rec.rootfs : rec.overlay!.lower;
-    // With the config still on its way, its launch files follow the mount request (the daemon
-    // starts them once the stack is open; a prefetch only, so a failure is not the run's).
-    const onMountSent = () => {
-      forkRunc();
-      if (!configLater) return;
-      void image
-        .then((img) => {
-          const l = launchOf(img);
-          return l && client.launch(mountTarget, l);
-        })
-        .catch(() => {});
-    };
+    const launch = launchFiles({
+      image: rec.image,
+      cmd: opts.cmd,
+      entrypoint: opts.entrypoint,
+      env: opts.env,
+      workingDir: opts.workingDir,
+    });
     if (mode === 'block') {
       const dev = await client.mount(
         {
@@ -291,7 +268,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
           trace: opts.trace,
           launch,
         },
-        onMountSent,
+        forkRunc,
       );
       rec.deviceId = dev.id;
       timer?.lap('mount');
@@ -302,13 +279,13 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
       const dev = await client.mount(
         {
           layers: rec.layers,
-          target: mountTarget,
+          target: o.lower,
           rw: false,
           label: name,
           trace: opts.trace,
           launch,
         },
-        onMountSent,
+        forkRunc,
       );
       rec.deviceId = dev.id;
       const r = await runProgram(
@@ -320,7 +297,6 @@ export async function runContainer(opts: RunContainerOptions): Promise<Container
       timer?.lap('mount');
       timer?.detail('mount', dev.timings);
     }
-    if (configLater) rec.image = await image;
     rec.status = 'running';
     // Settled both, so that no record write is still in flight when a failure's cleanup starts.
     const [spec] = await allSettled([

@@ -56,12 +56,6 @@ describe('daemon open request', () => {
     await expect(sendRequest(socket, { op: 'open', layers: many })).rejects.toThrow(/at most 256/);
   });
 
-  it('config: refuses a digest no resolve is fetching', async () => {
-    await expect(sendRequest(socket, { op: 'config', digest: digest('d') })).rejects.toThrow(
-      /config sha256:d+: not being fetched \(resolve again\)/,
-    );
-  });
-
   it('launch: refuses a target where nothing is mounted, and launch files that are not bounded absolute paths', async () => {
     await expect(
       sendRequest(socket, { op: 'launch', target: join(dir, 'nothing'), launch: { files: ['/etc/ld.so.cache'] } }),

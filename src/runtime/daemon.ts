@@ -98,8 +98,6 @@ export interface ResolveHooks {
    * (and replaying the acceleration layer's trace on them, when the client asked for that).
    */
   layersKnown(specs: LayerSpec[], accelerationLayer?: LayerSpec): void;
-  /** The resolution without its config (and the config's digest), once the manifest is in. */
-  manifestKnown(image: object & { configDigest: string }): void;
 }
 
 /** The daemon's settings that a reload (SIGHUP) applies; devices mounted before keep theirs. */
@@ -204,10 +202,6 @@ export class Daemon {
   private resolveStopped!: () => void;
   /** One rate for every background pull of this host. */
   private pullLimiter: RateLimiter | undefined;
-  /** Configs of images resolved with `configLater`, by digest, while (and a while after) they are fetched. */
-  private readonly pendingConfigs = new Map<string, Promise<unknown>>();
-  /** Launch files sent (op `launch`) while their device mounts, by target: its mount starts them. */
-  private readonly mountingLaunch = new Map<string, (launch: LaunchFiles) => void>();
   /** Trace replays started at resolve time, before their mount (early-replay.ts). */
   private readonly earlyReplays = new EarlyReplays({
     remote: () => this.remote(),
@@ -307,13 +301,7 @@ export class Daemon {
         // Image resolution in the daemon, which already holds the registry client and its tokens:
         // the CLI then need not load the registry code at all (it counts in the time to start).
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
-        return this.resolve(req.ref, req.platform, this.opts.resolveImage, req.replayAhead, req.configLater === true);
-      case 'config': {
-        const config = typeof req.digest === 'string' ? this.pendingConfigs.get(req.digest) : undefined;
-        if (!config)
-          throw new DadiError('ENOTFOUND', `config ${String(req.digest)}: not being fetched (resolve again)`);
-        return config;
-      }
+        return this.resolve(req.ref, req.platform, this.opts.resolveImage, req.replayAhead);
       case 'open': {
         if (!Array.isArray(req.layers) || req.layers.length > MAX_OPEN_LAYERS) {
           throw new DadiError('EINVAL', `open: layers must be a list of at most ${MAX_OPEN_LAYERS}`);
@@ -324,16 +312,9 @@ export class Daemon {
       }
       case 'launch': {
         const launch = launchFilesOf(req.launch) ?? { readThrough: false };
-        const t = resolve(String(req.target));
-        // Sent while its device mounts (`dadi run` mounts before the config naming them is in):
-        // the mount starts them as soon as its stack is open. Reads through the mount wait for it.
-        const mounting = launch.readThrough ? undefined : this.mountingLaunch.get(t);
-        if (mounting) {
-          mounting(launch);
-          return { started: true };
-        }
-        // Else in the mount queue: a launch sent while its device mounts runs once the mount is done.
+        // In the mount queue: a launch sent while its device mounts runs once the mount is done.
         return this.exclusive(async () => {
+          const t = resolve(String(req.target));
           const dev = [...this.devices.values()].find((d) => d.target === t);
           if (!dev) throw new DadiError('ENOTFOUND', `launch: nothing is mounted at ${t}`);
           if (launch.readThrough) {
@@ -434,11 +415,8 @@ export class Daemon {
     platform: string | undefined,
     resolveImage: NonNullable<DaemonOptions['resolveImage']>,
     replayAhead?: { workers?: number },
-    configLater = false,
   ): Promise<object> {
     const timer = new StepTimer();
-    let manifestKnown: (image: object & { configDigest: string }) => void = () => {};
-    const early = new Promise<object & { configDigest: string }>((r) => (manifestKnown = r));
     const layersKnown = (specs: LayerSpec[], accel?: LayerSpec) => {
       this.openEarly(specs);
       if (!accel || !replayAhead || this.stopping) return;
@@ -450,25 +428,9 @@ export class Daemon {
         Math.min(workers ?? this.settings.replayWorkers ?? DEFAULT_REPLAY_WORKERS, 256),
       );
     };
-    const full = resolveImage(ref, platform, { timer, layersKnown, manifestKnown }).then((resolved) => {
-      this.logger.info(`resolved ${ref} (${formatSteps(timer.steps)})`);
-      return resolved as object & { config?: unknown };
-    });
-    if (!configLater) return { ...(await full), timings: timer.steps };
-    // Answered without the config once the manifest is in: the client mounts meanwhile, and asks
-    // for the config (op `config`) when it builds the bundle. A resolution that comes whole (from
-    // the host's image records, registry down) is answered whole.
-    const first = await Promise.race([full.then((whole) => ({ whole })), early.then((part) => ({ part }))]);
-    if ('whole' in first) return { ...first.whole, timings: timer.steps };
-    const digest = first.part.configDigest;
-    const config = full.then((r) => r.config);
-    config.catch(() => {}); // the client's `config` request reports it
-    this.pendingConfigs.set(digest, config);
-    setTimeout(
-      () => this.pendingConfigs.get(digest) === config && this.pendingConfigs.delete(digest),
-      UNCLAIMED_EARLY_OPEN_MS,
-    ).unref();
-    return { ...first.part, timings: timer.steps };
+    const resolved = await resolveImage(ref, platform, { timer, layersKnown });
+    this.logger.info(`resolved ${ref} (${formatSteps(timer.steps)})`);
+    return { ...resolved, timings: timer.steps };
   }
 
   /**
@@ -554,14 +516,10 @@ export class Daemon {
     const launch = launchFilesOf(req.launch);
     // Reads start once the filesystem is mounted (start() below).
     const readThrough = launch?.readThrough ? readThroughOf(target) : undefined;
-    // Launch files sent for this target while it mounts (op `launch`): kept till the stack is open.
-    const late: LaunchFiles[] = [];
-    let startLate = (l: LaunchFiles): void => void late.push(l);
     const id = `d-${randomBytes(4).toString('hex')}`;
     const dir = join(this.paths.devices, id);
     await mkdir(dir, { recursive: true });
     const cleanup: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
-    this.mountingLaunch.set(target, (l) => startLate(l));
     try {
       // The layers open (and the writable layer is made) while the FUSE export is mounted.
       const opening = (async () => {
@@ -596,8 +554,6 @@ export class Daemon {
         // The launch files are looked up with our own ext4 reader once the inode tables are in,
         // while the kernel mounts: not after it, one more chain of round trips on the start's path.
         if (launch) stack.ext4?.launch(launch, readThrough && ((p) => readThrough.add(p)));
-        startLate = (l) => void stack.ext4?.launch(l);
-        for (const l of late.splice(0)) startLate(l);
         let file: LayerStack | ComboDevice = stack.device;
         if (upper) {
           const combo = await upper.open(stack.device);
@@ -649,14 +605,12 @@ export class Daemon {
       dev.pull = this.startPull(id, layers);
       this.devices.set(id, dev);
       readThrough?.start();
-      this.mountingLaunch.delete(target);
       this.log(
         `${id}: mounted ${specs.length} layers on ${target}${req.rw ? ' rw' : ''} via ${mount.image.loop.device} ` +
           `(${formatSteps(dev.timings)})`,
       );
       return this.ps().find((d) => d.id === id)!;
     } catch (e) {
-      this.mountingLaunch.delete(target);
       await readThrough?.stop();
       for (const c of cleanup) await c().catch(() => {});
       throw e;

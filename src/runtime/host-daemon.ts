@@ -135,7 +135,6 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
             resolveRunImage(ref, ctx, {
               configs,
               timer: hooks.timer,
-              onManifest: hooks.manifestKnown,
               preconnect: !!c.cache,
               // Registry layers open through the cache only: without it the fetches would be lost.
               onLayers: c.cache

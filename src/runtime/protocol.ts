@@ -99,19 +99,7 @@ export type Request =
    * `replayAhead`: the mount that follows will replay the image's acceleration layer, if it has one
    * (`dadi run`/`dadi mount` without --no-trace): the daemon starts that replay now.
    */
-  | {
-      op: 'resolve';
-      ref: string;
-      platform?: string;
-      replayAhead?: { workers?: number };
-      /**
-       * Answer once the manifest is in, without `config` but with `configDigest`; the config then
-       * comes from `{op: 'config'}` (a client that mounts before it needs the config).
-       */
-      configLater?: boolean;
-    }
-  /** The config of an image resolved with `configLater` (by its digest), once fetched. */
-  | { op: 'config'; digest: string }
+  | { op: 'resolve'; ref: string; platform?: string; replayAhead?: { workers?: number } }
   /**
    * Registry layers a mount will soon ask for (the snapshotter's pull knows them before its
    * Prepares): the daemon starts opening them now (their headers and indexes), and the mount
