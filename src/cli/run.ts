@@ -18,7 +18,7 @@ import type { DeviceStatus } from '../runtime/status.js';
 import { formatSize } from '../util/size.js';
 import { StepTimer, type TimedStep } from '../util/step-timer.js';
 import { printJson } from './output.js';
-import { type TraceCliOptions, traceOptions, traceRequest, traceWorkersOption } from './trace-options.js';
+import { type TraceCliOptions, traceOptions, traceRequest } from './trace-options.js';
 
 // Only light modules load up front: `dadi run` has the daemon resolve the image and fetch blocks,
 // so the registry client, the cache and the format code never load in this process.
@@ -26,22 +26,11 @@ import { type TraceCliOptions, traceOptions, traceRequest, traceWorkersOption } 
 const stateOption = ['--state <dir>', 'daemon state folder (default: $DADI_STATE or /run/dadi)'] as const;
 const configOption = ['--config <file>', 'config file (default: $DADI_CONFIG or /etc/dadi/config.yaml)'] as const;
 
-/**
- * Resolve REF (in the daemon, started on demand) to the daemon's layer specs. The daemon starts
- * replaying the image's acceleration layer as soon as its manifest is in, unless --no-trace.
- */
-async function resolveLayers(
-  ref: string,
-  o: { platform?: string; state?: string } & TraceCliOptions,
-  timer?: StepTimer,
-) {
+/** Resolve REF (in the daemon, started on demand) to the daemon's layer specs. */
+async function resolveLayers(ref: string, o: { platform?: string; state?: string }, timer?: StepTimer) {
   const client = await DaemonClient.connect({ stateDir: o.state });
   timer?.lap('daemon connect');
-  const img = await client.resolve<ResolvedRunImage & { timings?: TimedStep[] }>(
-    ref,
-    o.platform,
-    o.trace === false ? undefined : { workers: traceWorkersOption(o) },
-  );
+  const img = await client.resolve<ResolvedRunImage & { timings?: TimedStep[] }>(ref, o.platform);
   timer?.lap('resolve');
   timer?.detail('resolve', img.timings);
   return { img, client, specs: registryLayerSpecs(img.registry, img.repository, img.layers) };

@@ -23,15 +23,10 @@ export function traceOptions(cmd: Command): Command {
     .option('--trace-workers <n>', 'parallel reads of a trace replay (default 16)');
 }
 
-/** --trace-workers, if given. */
-export function traceWorkersOption(o: TraceCliOptions): number | undefined {
-  return o.traceWorkers === undefined ? undefined : parseIntOption(o.traceWorkers, '--trace-workers');
-}
-
 /** What the daemon should do about traces for `img`. */
 export function traceRequest(img: ResolvedRunImage, o: TraceCliOptions): MountTraceRequest | undefined {
   if (o.trace === false) return undefined;
-  const workers = traceWorkersOption(o);
+  const workers = o.traceWorkers === undefined ? undefined : parseIntOption(o.traceWorkers, '--trace-workers');
   if (img.accelerationLayer) {
     const [spec] = registryLayerSpecs(img.registry, img.repository, [img.accelerationLayer]);
     return { accelerationLayer: spec, workers };

@@ -111,12 +111,9 @@ export class DaemonClient {
     return this.request({ op: 'umount', target: t });
   }
 
-  /**
-   * Resolve an image reference in the daemon (manifest layers, config, pinned digest). With
-   * `replayAhead`, a trace replay of the image's acceleration layer starts as the manifest arrives.
-   */
-  resolve<T = unknown>(ref: string, platform?: string, replayAhead?: { workers?: number }): Promise<T> {
-    return this.request({ op: 'resolve', ref, platform, replayAhead });
+  /** Resolve an image reference in the daemon (manifest layers, config, pinned digest). */
+  resolve<T = unknown>(ref: string, platform?: string): Promise<T> {
+    return this.request({ op: 'resolve', ref, platform });
   }
 
   ps(): Promise<DeviceInfo[]> {

@@ -41,13 +41,11 @@ import { type Ext4PrefetchOptions, LAUNCH_FILE_BYTES } from '../prefetch/ext4-pr
 import type { LaunchFiles } from '../prefetch/launch-files.js';
 import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
 import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
-import { DEFAULT_REPLAY_WORKERS } from '../prefetch/trace-replay.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import { formatSteps, StepTimer, type TimedStep } from '../util/step-timer.js';
 import { listContainers } from './container.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { type DeviceTrace, prepareDeviceTrace } from './device-trace.js';
-import { EarlyReplays } from './early-replay.js';
 import { browseForClient, exportForClient } from './image-reads.js';
 import { type LayerSpec, layerBlobSourceOf, normalizeLayerSpec } from './layer-source.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
@@ -93,11 +91,8 @@ export interface DaemonOptions {
 export interface ResolveHooks {
   /** Laps each step (they are answered with the resolution, as `timings`). */
   timer: StepTimer;
-  /**
-   * The image's layers, once known: the daemon starts opening them for the mount that follows
-   * (and replaying the acceleration layer's trace on them, when the client asked for that).
-   */
-  layersKnown(specs: LayerSpec[], accelerationLayer?: LayerSpec): void;
+  /** The image's layers, once known: the daemon starts opening them for the mount that follows. */
+  layersKnown(specs: LayerSpec[]): void;
 }
 
 /** The daemon's settings that a reload (SIGHUP) applies; devices mounted before keep theirs. */
@@ -202,11 +197,6 @@ export class Daemon {
   private resolveStopped!: () => void;
   /** One rate for every background pull of this host. */
   private pullLimiter: RateLimiter | undefined;
-  /** Trace replays started at resolve time, before their mount (early-replay.ts). */
-  private readonly earlyReplays = new EarlyReplays({
-    remote: () => this.remote(),
-    log: (m) => this.logger.info(m),
-  });
   /** Registry layers opened ahead of their mount (openEarly), by spec ref. */
   private readonly opening = new Map<string, Promise<OpenedLayerBlob | undefined>>();
   /** Blobs a pull verified in this daemon's life (pulled again only if the cache lost some of them). */
@@ -301,7 +291,7 @@ export class Daemon {
         // Image resolution in the daemon, which already holds the registry client and its tokens:
         // the CLI then need not load the registry code at all (it counts in the time to start).
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
-        return this.resolve(req.ref, req.platform, this.opts.resolveImage, req.replayAhead);
+        return this.resolve(req.ref, req.platform, this.opts.resolveImage);
       case 'open': {
         if (!Array.isArray(req.layers) || req.layers.length > MAX_OPEN_LAYERS) {
           throw new DadiError('EINVAL', `open: layers must be a list of at most ${MAX_OPEN_LAYERS}`);
@@ -395,7 +385,6 @@ export class Daemon {
       await closed;
       await this.metricsServer?.close();
       await this.queue.catch(() => {});
-      await this.earlyReplays.stop();
       await this.closeEarly([...this.opening.keys()]);
       for (const d of [...this.devices.values()]) {
         await this.teardown(d, true).catch((e) => this.logger.error(`teardown of ${d.id}: ${(e as Error).message}`));
@@ -414,21 +403,9 @@ export class Daemon {
     ref: string,
     platform: string | undefined,
     resolveImage: NonNullable<DaemonOptions['resolveImage']>,
-    replayAhead?: { workers?: number },
   ): Promise<object> {
     const timer = new StepTimer();
-    const layersKnown = (specs: LayerSpec[], accel?: LayerSpec) => {
-      this.openEarly(specs);
-      if (!accel || !replayAhead || this.stopping) return;
-      const workers =
-        typeof replayAhead.workers === 'number' && replayAhead.workers > 0 ? replayAhead.workers : undefined;
-      this.earlyReplays.start(
-        accel,
-        specs.map((s) => this.opening.get(s.ref) ?? Promise.resolve(undefined)),
-        Math.min(workers ?? this.settings.replayWorkers ?? DEFAULT_REPLAY_WORKERS, 256),
-      );
-    };
-    const resolved = await resolveImage(ref, platform, { timer, layersKnown });
+    const resolved = await resolveImage(ref, platform, { timer, layersKnown: (specs) => this.openEarly(specs) });
     this.logger.info(`resolved ${ref} (${formatSteps(timer.steps)})`);
     return { ...resolved, timings: timer.steps };
   }
@@ -458,19 +435,14 @@ export class Daemon {
       const opened = this.opening.get(ref);
       if (!opened) continue;
       this.opening.delete(ref);
-      const o = await opened;
-      if (!o) continue;
-      // An early trace replay still reading it keeps it open till it ends (a mount does not wait).
-      const held = this.earlyReplays.released(o);
-      if (held && !this.draining) void held.then(() => o.layer.close().catch(() => {}));
-      else await o.layer.close().catch(() => {});
+      await (await opened)?.layer.close().catch(() => {});
     }
   }
 
   /**
    * The layers openEarly opened for these specs, once open, for the mount's stack to take over
-   * (undefined where none was opened, it failed, it came from another source, or an early trace
-   * replay still reads it: closeEarly closes those after the stack is open). Opening them again
+   * (undefined where none was opened, it failed, or it came from another source: closeEarly closes
+   * those after the stack is open). Opening them again
    * took 10-30 ms of a cold start's mount on the daemon's one thread (tar and ZFile headers, jump
    * table and LSMT index parsed twice). Each is claimed once; the stack closes it.
    */
@@ -479,7 +451,7 @@ export class Daemon {
       specs.map(async (spec) => {
         const opened = this.opening.get(spec.ref);
         const o = await opened;
-        if (!o || this.opening.get(spec.ref) !== opened || this.earlyReplays.released(o)) return undefined;
+        if (!o || this.opening.get(spec.ref) !== opened) return undefined;
         if (JSON.stringify(o.source) !== JSON.stringify(layerBlobSourceOf(spec))) return undefined;
         this.opening.delete(spec.ref);
         return o;
@@ -538,7 +510,6 @@ export class Daemon {
           store: new TraceStore(this.paths.traces),
           log: this.deviceLog(id),
           workers: this.settings.replayWorkers,
-          early: (ref) => this.earlyReplays.claim(ref),
         });
         const ext4 = this.settings.ext4Prefetch;
         const stack = await openLayerStack(sources, remote, {

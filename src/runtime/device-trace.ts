@@ -44,11 +44,6 @@ export interface DeviceTraceContext {
   log: (message: string) => void;
   /** Replay reads in flight when the request names no count. */
   workers?: number;
-  /**
-   * An early replay of this acceleration layer (spec ref), started at resolve time: its trace, and
-   * a cancel for it (undefined: none; the trace is fetched here).
-   */
-  early?: (ref: string) => { records: Promise<TraceRecord[] | undefined>; cancel: () => Promise<void> } | undefined;
 }
 
 export async function prepareDeviceTrace(
@@ -59,12 +54,8 @@ export async function prepareDeviceTrace(
   const workers = typeof req.workers === 'number' && req.workers > 0 ? Math.min(req.workers, 256) : ctx.workers;
   if (req.accelerationLayer) {
     const spec = req.accelerationLayer;
-    const early = ctx.early?.(spec.ref);
-    // An early fetch that failed is tried once more here, with the warning in the device's log.
-    const records = early
-      ? early.records.then((r) => r ?? loadAccelerationTrace(spec.ref, spec, ctx))
-      : loadAccelerationTrace(spec.ref, spec, ctx);
-    return replayMode('acceleration-layer', records, workers, ctx, early?.cancel);
+    const records = loadAccelerationTrace(spec.ref, spec, ctx);
+    return replayMode('acceleration-layer', records, workers, ctx);
   }
   const auto = req.auto;
   if (auto) {
@@ -114,10 +105,10 @@ async function loadTraceFile(path: string, ctx: DeviceTraceContext): Promise<Tra
 }
 
 /** Fetch an acceleration layer and decode its trace; undefined (and a warning) when unusable. */
-export async function loadAccelerationTrace(
+async function loadAccelerationTrace(
   ref: string,
   spec: Parameters<typeof layerBlobSourceOf>[0],
-  ctx: Pick<DeviceTraceContext, 'remote' | 'log'>,
+  ctx: DeviceTraceContext,
 ): Promise<TraceRecord[] | undefined> {
   try {
     const src = layerBlobSourceOf(spec);
@@ -136,7 +127,6 @@ function replayMode(
   records: Promise<readonly TraceRecord[] | undefined>,
   workers: number | undefined,
   ctx: DeviceTraceContext,
-  cancelEarly?: () => Promise<void>,
 ): DeviceTrace {
   let dropped = false;
   const tracked = records.then((r) => {
@@ -153,7 +143,7 @@ function replayMode(
     stackOptions: { replay: { records: tracked, workers, log: ctx.log } },
     info,
     async finish(stack) {
-      const [s] = await Promise.all([stack.stopPrefetch(), cancelEarly?.()]);
+      const s = await stack.stopPrefetch();
       if (s)
         ctx.log(
           `trace replay (${source}): ${s.reads}/${s.planned} reads, ${s.bytes} bytes, ${s.failed} failed, ${s.ms} ms${s.cancelled ? ', cancelled' : ''}`,

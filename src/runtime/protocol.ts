@@ -95,11 +95,7 @@ export type Request =
   /** Answers `{id, target, trace?}` (the trace prefetch's final counters). */
   | { op: 'umount' /** A target dir or a device id. */; target: string }
   | { op: 'ps' }
-  /**
-   * `replayAhead`: the mount that follows will replay the image's acceleration layer, if it has one
-   * (`dadi run`/`dadi mount` without --no-trace): the daemon starts that replay now.
-   */
-  | { op: 'resolve'; ref: string; platform?: string; replayAhead?: { workers?: number } }
+  | { op: 'resolve'; ref: string; platform?: string }
   /**
    * Registry layers a mount will soon ask for (the snapshotter's pull knows them before its
    * Prepares): the daemon starts opening them now (their headers and indexes), and the mount
