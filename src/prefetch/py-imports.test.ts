@@ -89,27 +89,8 @@ describe.skipIf(!tag)('python import prefetch over ext4', async () => {
   // A script outside the python roots, run by path.
   files.set('app/main.py', Buffer.from('import deep\nfrom pkg import data\n'));
 
-  /** Run the prefetch as a mount whose command is `cmd` would, before python reads a file; returns the paths fetched. */
-  async function start(cmd: PyCommand) {
-    const file = await image(files);
-    const fs = await Ext4.open(file);
-    const byOffset = new Map<number, string>();
-    for (const p of files.keys()) {
-      const ino = (await fs.lookup(`/${p}`))!;
-      for (const e of await fs.extents(ino)) byOffset.set(e.pblk * 4096, p);
-    }
-    const fetched: string[] = [];
-    const py = new PyImportPrefetch(file, {
-      warm: async (offset) => {
-        fetched.push(byOffset.get(offset) ?? `?${offset}`);
-      },
-    });
-    await py.startPython(cmd);
-    return { fetched: fetched.sort(), py, fs };
-  }
-
-  /** Run the prefetch as the kernel reading `start` would; returns the paths fetched. */
-  async function run(start: string, opts: { maxFiles?: number; maxDepth?: number; prepare?: boolean } = {}) {
+  /** The image, its filesystem, and a prefetch over it that records the paths it fetches. */
+  async function prefetchOnImage(opts: { maxFiles?: number; maxDepth?: number } = {}) {
     const file = await image(files);
     const fs = await Ext4.open(file);
     const byOffset = new Map<number, string>();
@@ -124,6 +105,19 @@ describe.skipIf(!tag)('python import prefetch over ext4', async () => {
         fetched.push(byOffset.get(offset) ?? `?${offset}`);
       },
     });
+    return { fs, byOffset, fetched, py };
+  }
+
+  /** Run the prefetch as a mount whose command is `cmd` would, before python reads a file; returns the paths fetched. */
+  async function start(cmd: PyCommand) {
+    const { fs, fetched, py } = await prefetchOnImage();
+    await py.startPython(cmd);
+    return { fetched: fetched.sort(), py, fs };
+  }
+
+  /** Run the prefetch as the kernel reading `start` would; returns the paths fetched. */
+  async function run(start: string, opts: { maxFiles?: number; maxDepth?: number; prepare?: boolean } = {}) {
+    const { fs, byOffset, fetched, py } = await prefetchOnImage(opts);
     if (opts.prepare) {
       await py.prepare();
       expect(py.stats.pycs).toBe(compiled.size);
