@@ -442,9 +442,9 @@ export class Daemon {
   /**
    * The layers openEarly opened for these specs, once open, for the mount's stack to take over
    * (undefined where none was opened, it failed, or it came from another source: closeEarly closes
-   * those after the stack is open). Opening them again
-   * took 10-30 ms of a cold start's mount on the daemon's one thread (tar and ZFile headers, jump
-   * table and LSMT index parsed twice). Each is claimed once; the stack closes it.
+   * those after the stack is open). Opening them again took 10-30 ms of a cold start's mount on the
+   * daemon's one thread (tar and ZFile headers, jump table and LSMT index parsed twice). Each is
+   * claimed once; the stack closes it.
    */
   private async claimEarly(specs: readonly LayerSpec[]): Promise<(OpenedLayerBlob | undefined)[]> {
     return Promise.all(
