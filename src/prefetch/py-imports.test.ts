@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../../test/require.js';
 import { Ext4, mkfs, SparseMemoryFile } from '../ext4/index.js';
 import { type PyCommand, pythonCommand } from './py-command.js';
 import { PyImportPrefetch } from './py-imports.js';
@@ -9,7 +10,7 @@ import { compileModules, pythonTag } from './py-test-modules.js';
 
 const MiB = 1 << 20;
 const tag = pythonTag();
-if (!tag && process.env.CI === 'true') throw new Error('python3 (3.11-3.13) is needed for these tests under CI');
+requireOrSkip('python import prefetch', tag ? undefined : 'python3 (3.11-3.13) is not installed');
 const ROOT = 'usr/lib/python3.11';
 
 /** An ext4 image holding `files` (path -> bytes, directories made on the way). */
@@ -195,8 +196,7 @@ function hostExtension(): { name: string; bytes: Buffer; lib: Buffer; libc: Buff
 }
 
 const ext = hostExtension();
-if (!ext && process.env.CI === 'true')
-  throw new Error('python3 with _bz2 and libbz2 are needed for these tests under CI');
+requireOrSkip('python extension module prefetch', ext ? undefined : 'python3 with _bz2 and libbz2 is not installed');
 
 describe.skipIf(!ext)('python import prefetch of extension modules', async () => {
   const sources: Record<string, string> = {

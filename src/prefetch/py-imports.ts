@@ -182,8 +182,7 @@ export class PyImportPrefetch {
       this.seeded = true;
       await Promise.all([seed, this.follow(ino, entry, 0)]);
     } catch (e) {
-      if (!this.failed) this.opts.log?.(`python import prefetch of ${this.device.name}: ${(e as Error).message}`);
-      this.failed = true;
+      this.fail(e);
     }
   }
 
@@ -211,8 +210,7 @@ export class PyImportPrefetch {
         ),
       ]);
     } catch (e) {
-      if (!this.failed) this.opts.log?.(`python import prefetch of ${this.device.name}: ${(e as Error).message}`);
-      this.failed = true;
+      this.fail(e);
     }
   }
 
@@ -246,9 +244,14 @@ export class PyImportPrefetch {
     try {
       await this.index;
     } catch (e) {
-      if (!this.failed) this.opts.log?.(`python import prefetch of ${this.device.name}: ${(e as Error).message}`);
-      this.failed = true;
+      this.fail(e);
     }
+  }
+
+  /** The prefetch stops for good at its first failure, which is logged (it is only a prefetch). */
+  private fail(e: unknown): void {
+    if (!this.failed) this.opts.log?.(`python import prefetch of ${this.device.name}: ${(e as Error).message}`);
+    this.failed = true;
   }
 
   private stopped(): boolean {
