@@ -2,7 +2,9 @@
 // snapshotter (`containerd-stargz-grpc`, built by ../shared/peers/stargz/build.sh) as a proxy
 // plugin, in the host-under-test network namespace. Every run starts both daemons on empty state
 // before the clock; `stop()` ends them by PID and lazily unmounts what they left, deepest first.
-// eStargz images are made once with `ctr-remote image convert --estargz --oci` and pushed.
+// eStargz images are made once with `ctr-remote image convert --estargz --oci` and pushed; the
+// optimized eStargz images (one per workload) with `ctr-remote image optimize --oci`, which runs the
+// workload once and puts the files it read first, behind a landmark the snapshotter prefetches.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
@@ -157,15 +159,45 @@ export async function pushEstargz(
   digest: string,
   marker: string,
 ): Promise<void> {
-  if (existsSync(marker) && (await readFile(marker, 'utf8')).trim() === digest) return;
-  log(`ctr-remote image convert --estargz --oci ${oci} ${esgz}`);
+  await convertAndPush(ctd, oci, esgz, digest, marker, ['image', 'convert', '--estargz', '--oci', oci, esgz]);
+}
+
+/**
+ * `ctr-remote image optimize`: eStargz with the files `cmd` reads first (a recorded run of the
+ * workload in a sandbox container), as `target`. Skipped like pushEstargz; the marker also keys on
+ * the command, as the image depends on it.
+ */
+export async function pushEstargzOptimized(
+  ctd: PrivateContainerd,
+  oci: string,
+  target: string,
+  cmd: string[],
+  digest: string,
+  marker: string,
+): Promise<void> {
+  // --period bounds the recording; the workloads exit in well under a second.
+  const args = ['image', 'optimize', '--oci', '--period', '5', '--args', JSON.stringify(cmd.slice(1))];
+  const optimize = [...args, '--entrypoint', JSON.stringify(cmd.slice(0, 1)), oci, target];
+  await convertAndPush(ctd, oci, target, `${digest} ${JSON.stringify(cmd)}`, marker, optimize);
+}
+
+async function convertAndPush(
+  ctd: PrivateContainerd,
+  oci: string,
+  target: string,
+  key: string,
+  marker: string,
+  convert: string[],
+): Promise<void> {
+  if (existsSync(marker) && (await readFile(marker, 'utf8')).trim() === key) return;
+  log(`ctr-remote ${convert.join(' ')}`);
   await ctd.start();
   try {
     await ctd.run(['images', 'pull', '--plain-http', oci]);
-    await ctd.run(['image', 'convert', '--estargz', '--oci', oci, esgz], 'ctr-remote');
-    await ctd.run(['images', 'push', '--plain-http', esgz]);
+    await ctd.run(convert, 'ctr-remote');
+    await ctd.run(['images', 'push', '--plain-http', target]);
   } finally {
     await ctd.stop();
   }
-  await writeFile(marker, `${digest}\n`);
+  await writeFile(marker, `${key}\n`);
 }

@@ -37,7 +37,7 @@ export interface Ctx {
   ctd: PrivateContainerd;
   workload: Workload;
   /** Image references in the registry, as the host sees it. */
-  refs: { oci: string; dadi: string; esgz: string; dadiTrace?: string };
+  refs: { oci: string; dadi: string; esgz: string; dadiTrace?: string; esgzOptimized?: string };
 }
 
 export const STATE = join(WORK, 'dadi-state');
@@ -165,6 +165,15 @@ function stepsToFirstOutput(stderr: string, firstOutputS: number): Sample['steps
 /** containerd + stargz: `ctr-remote image rpull` then `ctr run --snapshotter stargz`. */
 export async function stargz(x: Ctx, i: number): Promise<Sample> {
   return containerdRun(x, i, x.refs.esgz, 'stargz', ['image', 'rpull', '--plain-http', x.refs.esgz], 'ctr-remote');
+}
+
+/**
+ * containerd + stargz on the image `ctr-remote image optimize` made for this workload: the same
+ * snapshotter and commands, which prefetch the files the recorded run read (stargz's trace).
+ */
+export async function stargzOptimized(x: Ctx, i: number): Promise<Sample> {
+  const ref = x.refs.esgzOptimized!;
+  return containerdRun(x, i, ref, 'stargz', ['image', 'rpull', '--plain-http', ref], 'ctr-remote');
 }
 
 /** containerd, conventional: `ctr images pull` (download + unpack) then `ctr run` on overlayfs. */

@@ -7,6 +7,8 @@
 //   dadi-warm        right after dadi-cold (block cache kept; page cache dropped)
 //   dadi-snapshotter containerd 1.6 + `dadi snapshotter`: `dadi pull --containerd-address` + `ctr run`
 //   stargz           containerd 1.6 + stargz snapshotter: `ctr-remote image rpull` + `ctr run`
+//   stargz-optimized the same on the image `ctr-remote image optimize` made for the workload (the
+//                    files its recorded run read come first and are prefetched at rpull)
 //   containerd       containerd 1.6: `ctr images pull` (download + unpack) + `ctr run` on overlayfs
 //   waterfall        skopeo copy → OCI layout, umoci unpack, runc run
 // Root only. Writes docs/bench/coldstart.{json,md,svg} (or --out). With DADI_BENCH_DAEMON_PROFILE=DIR
@@ -21,7 +23,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProcessLock } from '../../src/util/process-lock.js';
-import { ensureStargz, PrivateContainerd, pushEstargz } from './containerd.js';
+import { ensureStargz, PrivateContainerd, pushEstargz, pushEstargzOptimized } from './containerd.js';
 import {
   CACHE,
   type Ctx,
@@ -32,6 +34,7 @@ import {
   type Sample,
   STATE,
   stargz,
+  stargzOptimized,
   stopDaemon,
   type Workload,
   waterfall,
@@ -70,6 +73,7 @@ const CONTESTANTS = [
   'dadi-warm',
   'dadi-snapshotter',
   'stargz',
+  'stargz-optimized',
   'containerd',
   'waterfall',
 ] as const;
@@ -243,7 +247,9 @@ async function benchmark(): Promise<void> {
   // The registry bytes are what a start needs: no background whole-layer pull in the daemons started
   // here (they inherit this environment), as stargz runs without its background fetch.
   process.env.DADI_PULL = 'off';
-  const wantsContainerd = contestants.some((c) => ['stargz', 'containerd', 'dadi-snapshotter'].includes(c));
+  const wantsContainerd = contestants.some((c) =>
+    ['stargz', 'stargz-optimized', 'containerd', 'dadi-snapshotter'].includes(c),
+  );
   if (wantsContainerd) await ensureStargz();
   const started = performance.now();
   const loadStart = loadavg();
@@ -252,7 +258,7 @@ async function benchmark(): Promise<void> {
   // $DADI_BENCH_CLI=…/dist/cli/entry.js: that build (an A/B against another tree in one hold of the lock).
   if (process.env.DADI_BENCH_CLI) log(`using the dadi CLI built at ${process.env.DADI_BENCH_CLI}`);
   else await buildCli();
-  const unavailable: Partial<Record<Contestant, string>> = {};
+  const unavailable: Record<string, string> = {};
   if (contestants.includes('dadi-trace')) {
     const why = await traceUnavailable();
     if (why) unavailable['dadi-trace'] = why;
@@ -284,6 +290,20 @@ async function benchmark(): Promise<void> {
         await pushEstargz(ctd, pushed.oci, esgz, img.manifestDigest, join(WORK, `esgz-${w.image}.marker`));
       }
       const refs: Ctx['refs'] = { oci: pushed.oci, dadi: pushed.dadi, esgz };
+      if (contestants.includes('stargz-optimized')) {
+        const ref = `${net.registry}/${w.image}:esgz-optimized-${w.name}`;
+        const marker = join(WORK, `esgz-optimized-${w.name}.marker`);
+        // The peer's optimizer may refuse an image (it needs every parent directory in each layer's
+        // tar, which umoci's diff layers leave out): that workload runs without this contestant.
+        await pushEstargzOptimized(ctd, pushed.oci, ref, w.cmd, img.manifestDigest, marker).then(
+          () => (refs.esgzOptimized = ref),
+          (e: Error) => {
+            const why = /^ctr-remote: .*$/m.exec(e.message)?.[0] ?? e.message.slice(0, 300);
+            unavailable[`stargz-optimized (${w.name})`] = `\`ctr-remote image optimize\` failed: ${why}`;
+            log(`stargz-optimized is not run for ${w.name}: ${why}`);
+          },
+        );
+      }
       if (contestants.includes('dadi-trace') && !unavailable['dadi-trace']) {
         refs.dadiTrace = await recordTrace(pushed.dadi, w);
       }
@@ -321,7 +341,9 @@ async function benchmark(): Promise<void> {
             } else if (c === 'dadi-trace') add(c, await dadiRun(x, x.refs.dadiTrace!, { cold: true, trace: true }));
             else if (c === 'dadi-snapshotter') add(c, await dadiSnapshotter(x, i));
             else if (c === 'stargz') add(c, await stargz(x, i));
-            else if (c === 'containerd') add(c, await containerdPull(x, i));
+            else if (c === 'stargz-optimized') {
+              if (x.refs.esgzOptimized) add(c, await stargzOptimized(x, i));
+            } else if (c === 'containerd') add(c, await containerdPull(x, i));
             else if (c === 'waterfall') add(c, await waterfall(x, i));
           }
         }
