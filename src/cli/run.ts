@@ -26,11 +26,20 @@ import { type TraceCliOptions, traceOptions, traceRequest } from './trace-option
 const stateOption = ['--state <dir>', 'daemon state folder (default: $DADI_STATE or /run/dadi)'] as const;
 const configOption = ['--config <file>', 'config file (default: $DADI_CONFIG or /etc/dadi/config.yaml)'] as const;
 
-/** Resolve REF (in the daemon, started on demand) to the daemon's layer specs. */
-async function resolveLayers(ref: string, o: { platform?: string; state?: string }, timer?: StepTimer) {
+/**
+ * Resolve REF (in the daemon, started on demand) to the daemon's layer specs. Unless --no-trace,
+ * the daemon fetches the image's acceleration layer (its trace) with the layers' indexes.
+ */
+async function resolveLayers(
+  ref: string,
+  o: { platform?: string; state?: string } & TraceCliOptions,
+  timer?: StepTimer,
+) {
   const client = await DaemonClient.connect({ stateDir: o.state });
   timer?.lap('daemon connect');
-  const img = await client.resolve<ResolvedRunImage & { timings?: TimedStep[] }>(ref, o.platform);
+  const img = await client.resolve<ResolvedRunImage & { timings?: TimedStep[] }>(ref, o.platform, {
+    trace: o.trace !== false,
+  });
   timer?.lap('resolve');
   timer?.detail('resolve', img.timings);
   return { img, client, specs: registryLayerSpecs(img.registry, img.repository, img.layers) };

@@ -32,7 +32,7 @@ export interface ResolveRunOptions {
    * Told the layers as soon as the manifest names them, before the config arrives: a daemon starts
    * opening them then, so that their index fetches overlap the rest of the launch.
    */
-  onLayers?: (image: Pick<ResolvedRunImage, 'registry' | 'repository' | 'layers'>) => void;
+  onLayers?: (image: Pick<ResolvedRunImage, 'registry' | 'repository' | 'layers' | 'accelerationLayer'>) => void;
   /** Image configs fetched before, by digest (read first, and kept there after a fetch). */
   configs?: DigestStore;
   /** Laps `manifest` and `config`. */
@@ -56,7 +56,8 @@ export async function resolveRunImage(
   opts.timer?.lap('manifest');
   const { lowers, accel } = splitAccelerationLayer(resolved.manifest.layers);
   const layers = lowers.map((l) => ({ digest: l.digest, size: l.size, ...chunkDigestsOf(l, ref) }));
-  opts.onLayers?.({ registry: r.registry, repository: r.repository, layers });
+  const accelerationLayer = accel && { digest: accel.digest, size: accel.size };
+  opts.onLayers?.({ registry: r.registry, repository: r.repository, layers, accelerationLayer });
   const config = await imageConfig(r, resolved.manifest.config, ctx, opts.configs);
   opts.timer?.lap('config');
   return {
@@ -67,7 +68,7 @@ export async function resolveRunImage(
     mediaType: resolved.mediaType,
     config,
     layers,
-    accelerationLayer: accel && { digest: accel.digest, size: accel.size },
+    accelerationLayer,
   };
 }
 

@@ -112,8 +112,8 @@ export class DaemonClient {
   }
 
   /** Resolve an image reference in the daemon (manifest layers, config, pinned digest). */
-  resolve<T = unknown>(ref: string, platform?: string): Promise<T> {
-    return this.request({ op: 'resolve', ref, platform });
+  resolve<T = unknown>(ref: string, platform?: string, opts: { trace?: boolean } = {}): Promise<T> {
+    return this.request({ op: 'resolve', ref, platform, ...(opts.trace ? { trace: true } : {}) });
   }
 
   ps(): Promise<DeviceInfo[]> {

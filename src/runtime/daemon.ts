@@ -41,11 +41,12 @@ import { type Ext4PrefetchOptions, LAUNCH_FILE_BYTES } from '../prefetch/ext4-pr
 import type { LaunchFiles } from '../prefetch/launch-files.js';
 import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
 import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
+import type { TraceRecord } from '../prefetch/trace-format.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import { formatSteps, StepTimer, type TimedStep } from '../util/step-timer.js';
 import { listContainers } from './container.js';
 import { DaemonMetrics } from './daemon-metrics.js';
-import { type DeviceTrace, prepareDeviceTrace } from './device-trace.js';
+import { type DeviceTrace, loadAccelerationTrace, prepareDeviceTrace } from './device-trace.js';
 import { browseForClient, exportForClient } from './image-reads.js';
 import { type LayerSpec, layerBlobSourceOf, normalizeLayerSpec } from './layer-source.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
@@ -91,8 +92,11 @@ export interface DaemonOptions {
 export interface ResolveHooks {
   /** Laps each step (they are answered with the resolution, as `timings`). */
   timer: StepTimer;
-  /** The image's layers, once known: the daemon starts opening them for the mount that follows. */
-  layersKnown(specs: LayerSpec[]): void;
+  /**
+   * The image's layers, once known: the daemon starts opening them for the mount that follows (and
+   * fetching the acceleration layer's trace, when the client will replay it).
+   */
+  layersKnown(specs: LayerSpec[], accelerationLayer?: LayerSpec): void;
 }
 
 /** The daemon's settings that a reload (SIGHUP) applies; devices mounted before keep theirs. */
@@ -197,6 +201,8 @@ export class Daemon {
   private resolveStopped!: () => void;
   /** One rate for every background pull of this host. */
   private pullLimiter: RateLimiter | undefined;
+  /** Acceleration layers' traces fetched ahead of their mount (fetchTraceEarly), by spec ref. */
+  private readonly earlyTraces = new Map<string, Promise<TraceRecord[] | undefined>>();
   /** Registry layers opened ahead of their mount (openEarly), by spec ref. */
   private readonly opening = new Map<string, Promise<OpenedLayerBlob | undefined>>();
   /** Blobs a pull verified in this daemon's life (pulled again only if the cache lost some of them). */
@@ -291,7 +297,7 @@ export class Daemon {
         // Image resolution in the daemon, which already holds the registry client and its tokens:
         // the CLI then need not load the registry code at all (it counts in the time to start).
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
-        return this.resolve(req.ref, req.platform, this.opts.resolveImage);
+        return this.resolve(req.ref, req.platform, this.opts.resolveImage, req.trace === true);
       case 'open': {
         if (!Array.isArray(req.layers) || req.layers.length > MAX_OPEN_LAYERS) {
           throw new DadiError('EINVAL', `open: layers must be a list of at most ${MAX_OPEN_LAYERS}`);
@@ -403,9 +409,14 @@ export class Daemon {
     ref: string,
     platform: string | undefined,
     resolveImage: NonNullable<DaemonOptions['resolveImage']>,
+    trace: boolean,
   ): Promise<object> {
     const timer = new StepTimer();
-    const resolved = await resolveImage(ref, platform, { timer, layersKnown: (specs) => this.openEarly(specs) });
+    const layersKnown = (specs: LayerSpec[], accel?: LayerSpec) => {
+      this.openEarly(specs);
+      if (accel && trace) this.fetchTraceEarly(accel);
+    };
+    const resolved = await resolveImage(ref, platform, { timer, layersKnown });
     this.logger.info(`resolved ${ref} (${formatSteps(timer.steps)})`);
     return { ...resolved, timings: timer.steps };
   }
@@ -427,6 +438,31 @@ export class Daemon {
       this.opening.set(spec.ref, opened);
       setTimeout(() => void this.closeEarly([spec.ref]), UNCLAIMED_EARLY_OPEN_MS).unref();
     }
+  }
+
+  /**
+   * Fetch an acceleration layer's trace as the manifest arrives, beside the layers' index fetches,
+   * for the mount that follows to replay (earlyTrace): fetched at the mount, it was one more round
+   * trip between the mount request and the replay's first GETs. Unclaimed ones are dropped after a
+   * while; a failed one is fetched again by the mount, which reports it.
+   */
+  private fetchTraceEarly(spec: LayerSpec): void {
+    if (spec.kind !== 'registry' || this.stopping || this.earlyTraces.has(spec.ref)) return;
+    const records = loadAccelerationTrace(spec.ref, spec, {
+      remote: () => this.remote(),
+      log: (m) => this.logger.debug(m),
+    });
+    this.earlyTraces.set(spec.ref, records);
+    setTimeout(() => {
+      if (this.earlyTraces.get(spec.ref) === records) this.earlyTraces.delete(spec.ref);
+    }, UNCLAIMED_EARLY_OPEN_MS).unref();
+  }
+
+  /** The trace fetchTraceEarly fetched for this acceleration layer (spec ref), claimed once. */
+  private earlyTrace(ref: string): Promise<TraceRecord[] | undefined> | undefined {
+    const records = this.earlyTraces.get(ref);
+    this.earlyTraces.delete(ref);
+    return records;
   }
 
   /** Close what openEarly opened for these layers (spec refs). */
@@ -510,6 +546,7 @@ export class Daemon {
           store: new TraceStore(this.paths.traces),
           log: this.deviceLog(id),
           workers: this.settings.replayWorkers,
+          early: (ref) => this.earlyTrace(ref),
         });
         const ext4 = this.settings.ext4Prefetch;
         const stack = await openLayerStack(sources, remote, {

@@ -44,6 +44,8 @@ export interface DeviceTraceContext {
   log: (message: string) => void;
   /** Replay reads in flight when the request names no count. */
   workers?: number;
+  /** The trace of this acceleration layer (spec ref) fetched at resolve time, if it was (undefined: none). */
+  early?: (ref: string) => Promise<TraceRecord[] | undefined> | undefined;
 }
 
 export async function prepareDeviceTrace(
@@ -54,7 +56,11 @@ export async function prepareDeviceTrace(
   const workers = typeof req.workers === 'number' && req.workers > 0 ? Math.min(req.workers, 256) : ctx.workers;
   if (req.accelerationLayer) {
     const spec = req.accelerationLayer;
-    const records = loadAccelerationTrace(spec.ref, spec, ctx);
+    const early = ctx.early?.(spec.ref);
+    // An early fetch that failed is tried once more here, with the warning in the device's log.
+    const records = early
+      ? early.then((r) => r ?? loadAccelerationTrace(spec.ref, spec, ctx))
+      : loadAccelerationTrace(spec.ref, spec, ctx);
     return replayMode('acceleration-layer', records, workers, ctx);
   }
   const auto = req.auto;
@@ -105,10 +111,10 @@ async function loadTraceFile(path: string, ctx: DeviceTraceContext): Promise<Tra
 }
 
 /** Fetch an acceleration layer and decode its trace; undefined (and a warning) when unusable. */
-async function loadAccelerationTrace(
+export async function loadAccelerationTrace(
   ref: string,
   spec: Parameters<typeof layerBlobSourceOf>[0],
-  ctx: DeviceTraceContext,
+  ctx: Pick<DeviceTraceContext, 'remote' | 'log'>,
 ): Promise<TraceRecord[] | undefined> {
   try {
     const src = layerBlobSourceOf(spec);

@@ -138,7 +138,12 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
               preconnect: !!c.cache,
               // Registry layers open through the cache only: without it the fetches would be lost.
               onLayers: c.cache
-                ? (img) => hooks.layersKnown(registryLayerSpecs(img.registry, img.repository, img.layers))
+                ? (img) =>
+                    hooks.layersKnown(
+                      registryLayerSpecs(img.registry, img.repository, img.layers),
+                      img.accelerationLayer &&
+                        registryLayerSpecs(img.registry, img.repository, [img.accelerationLayer])[0],
+                    )
                 : undefined,
             });
           return records ? resolveWithRecord(records, ref, platform, resolve, (m) => logger.info(m)) : resolve();

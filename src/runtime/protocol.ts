@@ -95,7 +95,11 @@ export type Request =
   /** Answers `{id, target, trace?}` (the trace prefetch's final counters). */
   | { op: 'umount' /** A target dir or a device id. */; target: string }
   | { op: 'ps' }
-  | { op: 'resolve'; ref: string; platform?: string }
+  /**
+   * `trace`: the mount that follows replays the image's acceleration layer, if it has one (`dadi
+   * run` without --no-trace): the daemon fetches that layer's trace as the manifest arrives.
+   */
+  | { op: 'resolve'; ref: string; platform?: string; trace?: boolean }
   /**
    * Registry layers a mount will soon ask for (the snapshotter's pull knows them before its
    * Prepares): the daemon starts opening them now (their headers and indexes), and the mount
