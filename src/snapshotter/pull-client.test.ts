@@ -10,7 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DadiError } from '../errors.js';
 import { pullThroughSnapshotter, SnapshotterUnavailable } from './pull-client.js';
 import { pullServiceDefinition } from './pull-service.js';
-import type { PullReply, PullRequest } from './pull-wire.js';
+import { type PullSocket, servePullSocket } from './pull-socket.js';
+import { type PullReply, type PullRequest, pullSocketOf } from './pull-wire.js';
 
 const request: PullRequest = {
   ref: 'reg.lan:5000/app:v1',
@@ -101,6 +102,98 @@ describe('pull through the snapshotter', () => {
     await new Promise<void>((res, rej) =>
       server!.bindAsync(`unix:${address}`, ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())),
     );
+    await expect(pullThroughSnapshotter(address, request, 200)).rejects.toThrow(/no answer to the pull within 200 ms/);
+  });
+});
+
+describe('pull through the line socket', () => {
+  let dir: string;
+  let lines: PullSocket | undefined;
+  let server: Server | undefined;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dadi-pull-line-'));
+  });
+  afterEach(async () => {
+    await lines?.close();
+    lines = undefined;
+    server?.forceShutdown();
+    server = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const reply = (req: PullRequest): PullReply => ({
+    name: req.ref,
+    manifestDigest: `sha256:${'b'.repeat(64)}`,
+    layers: 1,
+    registryBytes: 99,
+    steps: [{ step: 'resolve', ms: 3 }],
+  });
+
+  it('is used before the gRPC method when the snapshotter has it', async () => {
+    const address = join(dir, 'snap.sock');
+    const seen: string[] = [];
+    lines = await servePullSocket(pullSocketOf(address), async (req) => {
+      seen.push(`line ${req.ref}`);
+      return reply(req);
+    });
+    // The gRPC method on the snapshotter's own socket answers too: it must not be asked.
+    server = new Server();
+    server.addService(pullServiceDefinition, {
+      Pull: (call: ServerUnaryCall<PullRequest, PullReply>, cb: sendUnaryData<PullReply>) => {
+        seen.push(`grpc ${call.request.ref}`);
+        cb(null, reply(call.request));
+      },
+    });
+    await new Promise<void>((res, rej) =>
+      server!.bindAsync(`unix:${address}`, ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())),
+    );
+    expect(await pullThroughSnapshotter(address, request)).toEqual(reply(request));
+    expect(seen).toEqual([`line ${request.ref}`]);
+  });
+
+  it("a failed pull's message and its not-found code come back; other codes are EIO", async () => {
+    const address = join(dir, 'snap.sock');
+    const why = 'reg.lan:5000/app:v1: not found, ünïcode\nsecond line';
+    let code: 'ENOTFOUND' | 'EUNSUPPORTED' = 'ENOTFOUND';
+    lines = await servePullSocket(pullSocketOf(address), async () => {
+      throw new DadiError(code, why);
+    });
+    const e = await pullThroughSnapshotter(address, request).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(DadiError);
+    expect(e).not.toBeInstanceOf(SnapshotterUnavailable);
+    expect((e as DadiError).code).toBe('ENOTFOUND');
+    expect((e as Error).message).toBe(why);
+    code = 'EUNSUPPORTED';
+    const e2 = await pullThroughSnapshotter(address, request).catch((x: unknown) => x);
+    expect((e2 as DadiError).code).toBe('EIO');
+    expect((e2 as Error).message).toBe(why);
+  });
+
+  it('a request that is not JSON is answered with an error, and a stale line socket falls back to gRPC', async () => {
+    const address = join(dir, 'snap.sock');
+    lines = await servePullSocket(pullSocketOf(address), async (req) => reply(req));
+    const { connect } = await import('node:net');
+    const answer = await new Promise<string>((res, rej) => {
+      const c = connect(pullSocketOf(address));
+      let got = '';
+      c.on('data', (d) => {
+        got += d.toString();
+      });
+      c.on('end', () => res(got));
+      c.on('error', rej);
+      c.write('{not json\n');
+    });
+    expect(JSON.parse(answer)).toMatchObject({ error: { code: 'EINVAL' } });
+    await lines.close();
+    lines = undefined;
+    await writeFile(pullSocketOf(address), '');
+    await expect(pullThroughSnapshotter(address, request)).rejects.toBeInstanceOf(SnapshotterUnavailable);
+  });
+
+  it('a pull that does not answer in time is an error, not a hang', async () => {
+    const address = join(dir, 'slow.sock');
+    lines = await servePullSocket(pullSocketOf(address), () => new Promise<PullReply>(() => {}));
     await expect(pullThroughSnapshotter(address, request, 200)).rejects.toThrow(/no answer to the pull within 200 ms/);
   });
 });

@@ -1,12 +1,21 @@
-// The client side of the snapshotter's pull method (pull-wire.ts): one gRPC unary call spoken with
-// node:http2 over the snapshotter's unix socket, so that `dadi pull` loads no gRPC library. A
-// snapshotter that is not there (no socket, nobody listening) or predates the method is told
-// apart from a pull that failed, so the CLI can pull in-process instead.
+// The client side of the snapshotter's pull (pull-wire.ts): one line of JSON each way on the pull's
+// line socket beside the snapshotter's, with node:net alone; for a snapshotter without that socket,
+// one gRPC unary call spoken with node:http2 (loaded then only) over the snapshotter's own socket.
+// Either way `dadi pull` loads no gRPC library. A snapshotter that is not there (no socket, nobody
+// listening) or predates the method is told apart from a pull that failed, so the CLI can pull
+// in-process instead.
 
-import { type ClientHttp2Session, connect, type IncomingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Session, IncomingHttpHeaders } from 'node:http2';
 import { connect as connectSocket } from 'node:net';
 import { DadiError } from '../errors.js';
-import { MAX_PULL_MESSAGE_BYTES, PULL_METHOD_PATH, type PullReply, type PullRequest } from './pull-wire.js';
+import {
+  MAX_PULL_MESSAGE_BYTES,
+  PULL_METHOD_PATH,
+  type PullLineAnswer,
+  type PullReply,
+  type PullRequest,
+  pullSocketOf,
+} from './pull-wire.js';
 
 /** No snapshotter answers the pull method at this address. */
 export class SnapshotterUnavailable extends DadiError {
@@ -26,6 +35,8 @@ export async function pullThroughSnapshotter(
   req: PullRequest,
   timeoutMs = DEFAULT_TIMEOUT_MS,
 ): Promise<PullReply> {
+  const answered = await pullOverLine(address, req, timeoutMs);
+  if (answered) return answered;
   const session = await open(address);
   try {
     return await call(session, address, req, timeoutMs);
@@ -34,7 +45,79 @@ export async function pullThroughSnapshotter(
   }
 }
 
-function open(address: string): Promise<ClientHttp2Session> {
+/**
+ * The pull over the line socket beside `address`; undefined when nothing listens there (no socket
+ * file, or a stale one): a snapshotter older than the line socket, or none.
+ */
+function pullOverLine(address: string, req: PullRequest, timeoutMs: number): Promise<PullReply | undefined> {
+  return new Promise((res, rej) => {
+    const socket = connectSocket(pullSocketOf(address));
+    let connected = false;
+    let settled = false;
+    const settle = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      f();
+    };
+    const timer = setTimeout(
+      () =>
+        settle(() =>
+          rej(new DadiError('ETIMEDOUT', `dadi snapshotter ${address}: no answer to the pull within ${timeoutMs} ms`)),
+        ),
+      timeoutMs,
+    );
+    const chunks: Buffer[] = [];
+    let size = 0;
+    socket.once('error', (e: NodeJS.ErrnoException) =>
+      settle(() =>
+        !connected && (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
+          ? res(undefined)
+          : rej(new DadiError('EIO', `dadi snapshotter ${address}: ${e.message}`, { cause: e })),
+      ),
+    );
+    socket.once('connect', () => {
+      connected = true;
+      socket.write(`${JSON.stringify(req)}\n`);
+    });
+    socket.on('data', (d: Buffer) => {
+      const nl = d.indexOf(10);
+      chunks.push(nl < 0 ? d : d.subarray(0, nl));
+      size += nl < 0 ? d.length : nl;
+      if (size > MAX_PULL_MESSAGE_BYTES) {
+        return settle(() =>
+          rej(new DadiError('ERANGE', `dadi snapshotter ${address}: pull reply over ${MAX_PULL_MESSAGE_BYTES} bytes`)),
+        );
+      }
+      if (nl >= 0) settle(() => answerOf(address, Buffer.concat(chunks).toString()).then(res, rej));
+    });
+    socket.once('close', () =>
+      settle(() => rej(new DadiError('EIO', `dadi snapshotter ${address}: the pull ended without an answer`))),
+    );
+  });
+}
+
+async function answerOf(address: string, line: string): Promise<PullReply> {
+  let a: PullLineAnswer;
+  try {
+    a = JSON.parse(line) as PullLineAnswer;
+  } catch (e) {
+    throw new DadiError(
+      'EFORMAT',
+      `dadi snapshotter ${address}: a pull answer that is not JSON: ${(e as Error).message}`,
+    );
+  }
+  if ('reply' in a && a.reply && typeof a.reply === 'object') return a.reply;
+  if ('error' in a && a.error && typeof a.error.message === 'string') {
+    // As over gRPC (replyOf): a missing image stays that, any other failure is the pull's.
+    throw new DadiError(a.error.code === 'ENOTFOUND' ? 'ENOTFOUND' : 'EIO', a.error.message || 'pull failed');
+  }
+  throw new DadiError('EFORMAT', `dadi snapshotter ${address}: a malformed pull answer`);
+}
+
+async function open(address: string): Promise<ClientHttp2Session> {
+  const { connect } = await import('node:http2');
   return new Promise((res, rej) => {
     const socket = connectSocket(address);
     socket.once('error', (e: NodeJS.ErrnoException) =>

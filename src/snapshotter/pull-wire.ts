@@ -1,8 +1,10 @@
 // The request `dadi pull --containerd-address` sends to the running snapshotter, which performs the
-// pull itself (pull-service.ts): one gRPC method on the snapshotter's own socket, beside
-// containerd's snapshots service, with JSON messages. The client speaks it with node:http2 alone
-// (cli/pull-remote.ts), so a pull starts without loading gRPC, the registry client or
-// containerd's API definitions. This file holds only what both sides must agree on.
+// pull itself (pull-service.ts), spoken two ways: one line of JSON each way on a socket of its own
+// beside the snapshotter's (pullSocketOf; pull-socket.ts), which the CLI tries first with node:net
+// alone, and one gRPC method on the snapshotter's own socket beside containerd's snapshots service
+// (for a snapshotter older than the line socket; the CLI speaks it with node:http2, loaded only
+// then: loading node:http2 took 10-30 ms of every pull's start). Either way the CLI loads no gRPC,
+// registry client or containerd API definitions. This file holds only what both sides must agree on.
 
 /** The method's path on the snapshotter's socket. */
 export const PULL_METHOD_PATH = '/dadi.snapshotter.v1.Pull/Pull';
@@ -31,3 +33,14 @@ export interface PullReply {
 
 /** Bound on one message either way (a request is a few hundred bytes, a reply about one kilobyte). */
 export const MAX_PULL_MESSAGE_BYTES = 1 << 20;
+
+/**
+ * The pull's line socket beside the snapshotter's socket `address`: the request as one line of
+ * JSON, the answer as one line of JSON (PullLineAnswer), then the snapshotter closes it.
+ */
+export function pullSocketOf(address: string): string {
+  return `${address}.pull`;
+}
+
+/** The line socket's answer: the reply, or the failed pull's error code (a DadiError code) and message. */
+export type PullLineAnswer = { reply: PullReply } | { error: { code: string; message: string } };

@@ -151,22 +151,43 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     o.onLaunchKnown?.(chains[chains.length - 1]!, imageLaunchFiles(config));
     await leased;
     step('lease');
-    await Promise.all([
+    const content = Promise.all([
       ctrd.writeContent(img.manifest.config.digest, configBytes, {
         ...source,
         // What keeps the layer snapshots alive as long as the image is (containerd's GC).
         [`containerd.io/gc.ref.snapshot.${snapshotter}`]: chains[chains.length - 1]!,
       }),
       manifestWrite,
-      early ?? snapshots(chains),
     ]);
-    step('content');
+    // The image record follows its content (CRI reads the config of an image it is told of) but
+    // not the layer snapshots, which no reader of the record looks at before a container's
+    // Prepare: containerd's two database commits (each an fsync) go side by side.
+    // An image of that name already there is pointed at this one only once the snapshots are in;
+    // one created here goes again if they fail (as if never recorded).
     const image = { name, target: { media_type: img.mediaType, digest: img.digest, size: img.bytes.length } };
-    await ctrd.call('images', 'Create', { image }).catch(async (e) => {
-      if (!(e instanceof ContainerdError && e.code === 'EEXIST')) throw e;
-      await ctrd.call('images', 'Update', { image, update_mask: { paths: ['target'] } });
+    const created = content.then(async () => {
+      step('content');
+      const made = await ctrd.call('images', 'Create', { image }).then(
+        () => true,
+        (e) => {
+          if (!(e instanceof ContainerdError && e.code === 'EEXIST')) throw e;
+          return false;
+        },
+      );
+      step('image record');
+      return made;
     });
-    step('image record');
+    created.catch(() => {});
+    try {
+      await Promise.all([created, early ?? snapshots(chains)]);
+    } catch (e) {
+      if (await created.catch(() => false)) await ctrd.call('images', 'Delete', { name }).catch(() => {});
+      throw e;
+    }
+    if (!(await created)) {
+      await ctrd.call('images', 'Update', { image, update_mask: { paths: ['target'] } });
+      step('image record');
+    }
     return {
       name,
       manifestDigest: img.digest,

@@ -17,7 +17,8 @@ import {
 import { DadiError } from '../errors.js';
 import { containerdApi } from './protos.js';
 import { type PullService, pullServiceDefinition } from './pull-service.js';
-import type { PullRequest } from './pull-wire.js';
+import { servePullSocket } from './pull-socket.js';
+import { type PullRequest, pullSocketOf } from './pull-wire.js';
 import { SnapshotError, type SnapshotInfo, type Snapshotter } from './snapshotter.js';
 
 interface WireInfo {
@@ -44,7 +45,8 @@ export interface ServiceLog {
 
 /**
  * Serve `snap` on the unix socket `address` (a stale socket file is replaced), and with `pull`
- * the pulls `dadi pull` asks of the snapshotter (pull-service.ts) on the same socket.
+ * the pulls `dadi pull` asks of the snapshotter (pull-service.ts) on the same socket and on the
+ * line socket beside it (pullSocketOf).
  */
 export async function serveSnapshots(
   snap: Snapshotter,
@@ -121,9 +123,32 @@ export async function serveSnapshots(
       e ? rej(new DadiError('EIO', `${address}: cannot listen: ${e.message}`, { cause: e })) : res(),
     ),
   );
+  // The same pulls on the line socket, which `dadi pull` tries first (pull-wire.ts).
+  const lines = pull
+    ? await servePullSocket(pullSocketOf(address), (req) => {
+        const t0 = performance.now();
+        const done = (outcome: string) =>
+          log.debug?.(`Pull ${req?.ref ?? ''} (line socket): ${outcome}`, { ms: Math.round(performance.now() - t0) });
+        return pull.pull(req).then(
+          (r) => {
+            done('ok');
+            return r;
+          },
+          (e: unknown) => {
+            done('failed');
+            log.warn(`Pull: ${(e as Error).message}`);
+            throw e;
+          },
+        );
+      }).catch((e: unknown) => {
+        server.forceShutdown();
+        throw e;
+      })
+    : undefined;
   return {
     address,
     stop: async () => {
+      await lines?.close();
       await new Promise<void>((res) => {
         server.tryShutdown(() => res());
         setTimeout(() => server.forceShutdown(), 5000).unref();
