@@ -40,6 +40,11 @@ export interface Ext4Geometry {
   /** Where the group descriptor table starts, and each descriptor's size. */
   gdtStart: number;
   descSize: number;
+  /**
+   * s_overhead_clusters. 0: the kernel computes it at mount, and a read-write mount then writes
+   * it into the primary and every backup superblock (ext4_update_overhead).
+   */
+  overheadClusters: number;
 }
 
 /** The used part of each group's inode table. */
@@ -85,8 +90,12 @@ export function ext4Geometry(sbBytes: Uint8Array): Ext4Geometry | undefined {
     firstDataBlock: sb.firstDataBlock,
     gdtStart,
     descSize,
+    overheadClusters: Buffer.from(sbBytes.buffer, sbBytes.byteOffset, 1024).readUInt32LE(S_OVERHEAD_CLUSTERS),
   };
 }
+
+/** Offset of s_overhead_clusters in the superblock. */
+const S_OVERHEAD_CLUSTERS = 0x248;
 
 /** At most this many backup superblocks are planned. */
 const MAX_BACKUPS = 64;
