@@ -158,10 +158,11 @@ export function linkLabel(c: { rate_mbit?: number; rtt_ms: number }): string {
 function contestantNames(r: BenchResult): string[] {
   const seen = new Set<string>();
   for (const c of r.cells) for (const k of Object.keys(c.contestants)) seen.add(k);
-  return ORDER.filter((k) => seen.has(k));
+  return CONTESTANTS.filter((k) => seen.has(k));
 }
 
-const ORDER = [
+/** Every contestant of run.ts, in the order the tables and the chart show them. */
+export const CONTESTANTS = [
   'dadi-cold',
   'dadi-trace',
   'dadi-warm',
@@ -170,7 +171,7 @@ const ORDER = [
   'stargz-optimized',
   'containerd',
   'waterfall',
-];
+] as const;
 
 export function renderMarkdown(r: BenchResult): string {
   const names = contestantNames(r);

@@ -41,7 +41,7 @@ import {
 } from './contestants.js';
 import { BASE_TAG, buildCli, buildImage, dadiCommand, pushImage, REPO_ROOT, TAG, WORK } from './image.js';
 import { HOST_NS, type LinkSetting, startNet } from './net.js';
-import { type BenchResult, type CellResult, renderMarkdown, renderSvg, summarize } from './render.js';
+import { type BenchResult, type CellResult, CONTESTANTS, renderMarkdown, renderSvg, summarize } from './render.js';
 import { log, sh } from './util.js';
 
 const LINKS: LinkSetting[] = [
@@ -67,16 +67,6 @@ const WORKLOADS: Workload[] = [
   },
 ];
 
-const CONTESTANTS = [
-  'dadi-cold',
-  'dadi-trace',
-  'dadi-warm',
-  'dadi-snapshotter',
-  'stargz',
-  'stargz-optimized',
-  'containerd',
-  'waterfall',
-] as const;
 type Contestant = (typeof CONTESTANTS)[number];
 
 const { values } = parseArgs({
