@@ -20,6 +20,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
+import { hintDaemon } from './daemon-hint.js';
 
 /** What wraps a bundle's source: node's CommonJS module wrapper and the dynamic-import function. */
 const WRAP = ['(function (exports, require, module, __filename, __dirname, __dadiImport) {', '\n})'] as const;
@@ -28,6 +29,14 @@ function start(): void {
   const here = dirname(process.argv[1]!);
   const name = process.argv[2];
   if (!name || !/^[a-z-]+$/.test(name)) throw new Error(`usage: node ${process.argv[1]} NAME ARGS…`);
+  // `run`/`mount`: the daemon connects to the image's registry while the bundle loads. One turn of
+  // the event loop first, for the hint's connect to complete and its request to leave: loading the
+  // bundle takes the thread for most of the CLI's start.
+  if (name === 'client' && hintDaemon(process.argv.slice(3))) setImmediate(() => load(here, name));
+  else load(here, name);
+}
+
+function load(here: string, name: string): void {
   const file = join(here, `${name}.bundle.cjs`);
   const source = readFileSync(file, 'utf8');
   let cachedData: Buffer | undefined;

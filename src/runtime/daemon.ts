@@ -43,6 +43,7 @@ import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
 import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
 import type { TraceRecord } from '../prefetch/trace-format.js';
 import { TraceStore } from '../prefetch/trace-store.js';
+import { parseReference } from '../registry/reference.js';
 import { formatSteps, StepTimer, type TimedStep } from '../util/step-timer.js';
 import { listContainers } from './container.js';
 import { DaemonMetrics } from './daemon-metrics.js';
@@ -298,6 +299,9 @@ export class Daemon {
         // the CLI then need not load the registry code at all (it counts in the time to start).
         if (!this.opts.resolveImage) throw new DadiError('EUNSUPPORTED', 'this daemon cannot resolve images');
         return this.resolve(req.ref, req.platform, this.opts.resolveImage, req.trace === true);
+      case 'preconnect':
+        void this.preconnect(req.ref);
+        return {};
       case 'open': {
         if (!Array.isArray(req.layers) || req.layers.length > MAX_OPEN_LAYERS) {
           throw new DadiError('EINVAL', `open: layers must be a list of at most ${MAX_OPEN_LAYERS}`);
@@ -402,6 +406,22 @@ export class Daemon {
       this.resolveStopped();
     })();
     return this.stopping;
+  }
+
+  /**
+   * Open connections to the registry of `ref` for the resolve that follows (the CLI's hint as it
+   * starts: cli/daemon-hint.ts), through the cache only, as resolveRunImage's own preconnect.
+   * Failures are ignored: the resolve connects anyway.
+   */
+  private async preconnect(ref: unknown): Promise<void> {
+    if (typeof ref !== 'string' || !this.opts.resolveImage || !this.opts.remote || this.stopping) return;
+    try {
+      const { registry } = parseReference(ref);
+      const c = await this.remote();
+      if (c.cache) c.client.transport.preconnect(registry);
+    } catch (e) {
+      this.logger.debug(`preconnect for ${ref}: ${(e as Error).message}`);
+    }
   }
 
   /** Resolve with the steps timed (answered as `timings`, and logged) and the layers opened early. */

@@ -101,6 +101,11 @@ export type Request =
    */
   | { op: 'resolve'; ref: string; platform?: string; trace?: boolean }
   /**
+   * An image the client is about to resolve (`dadi run`/`mount` as they start): the daemon opens
+   * connections to its registry now. Answers `{}` at once; nothing is reported.
+   */
+  | { op: 'preconnect'; ref: string }
+  /**
    * Registry layers a mount will soon ask for (the snapshotter's pull knows them before its
    * Prepares): the daemon starts opening them now (their headers and indexes), and the mount
    * claims them. Answers `{opening: N}`; failures are the mount's to report.
