@@ -85,6 +85,7 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
   const ctrd = o.connection ? o.connection.inNamespace(namespace) : new ContainerdClient(o.address, namespace);
   const leased = ctrd.beginLease(`dadi-pull-${randomBytes(8).toString('hex')}`);
   leased.catch(() => {});
+  let recording: Promise<boolean> | undefined;
   try {
     const img = await resolving;
     step('resolve');
@@ -133,6 +134,22 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
       }),
     );
     manifestWrite.catch(() => {});
+    // The image record goes beside the config's fetch, not after the content and snapshots it
+    // names: containerd checks neither on Create, `ctr run` comes only after the answer, and CRI
+    // (which reads the config of an image it is told of, in its namespace) tries again later. True
+    // when created here (removed again if the pull fails), false when the name was taken: that
+    // image is pointed at this one only once everything is in.
+    const image = { name, target: { media_type: img.mediaType, digest: img.digest, size: img.bytes.length } };
+    recording = leased.then(() =>
+      ctrd.call('images', 'Create', { image }).then(
+        () => true,
+        (e) => {
+          if (!(e instanceof ContainerdError && e.code === 'EEXIST')) throw e;
+          return false;
+        },
+      ),
+    );
+    recording.catch(() => {});
     const configBytes = await configFetch;
     const config = JSON.parse(configBytes.toString()) as ImageConfig;
     step('config');
@@ -159,34 +176,11 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
       }),
       manifestWrite,
     ]);
-    // The image record follows its content (CRI reads the config of an image it is told of) but
-    // not the layer snapshots, which no reader of the record looks at before a container's
-    // Prepare: containerd's two database commits (each an fsync) go side by side.
-    // An image of that name already there is pointed at this one only once the snapshots are in;
-    // one created here goes again if they fail (as if never recorded).
-    const image = { name, target: { media_type: img.mediaType, digest: img.digest, size: img.bytes.length } };
-    const created = content.then(async () => {
-      step('content');
-      const made = await ctrd.call('images', 'Create', { image }).then(
-        () => true,
-        (e) => {
-          if (!(e instanceof ContainerdError && e.code === 'EEXIST')) throw e;
-          return false;
-        },
-      );
-      step('image record');
-      return made;
-    });
-    created.catch(() => {});
-    try {
-      await Promise.all([created, early ?? snapshots(chains)]);
-    } catch (e) {
-      if (await created.catch(() => false)) await ctrd.call('images', 'Delete', { name }).catch(() => {});
-      throw e;
-    }
-    if (!(await created)) {
+    await Promise.all([content.then(() => step('content')), recording, early ?? snapshots(chains)]);
+    step('image record');
+    if (!(await recording)) {
       await ctrd.call('images', 'Update', { image, update_mask: { paths: ['target'] } });
-      step('image record');
+      step('image update');
     }
     return {
       name,
@@ -194,6 +188,9 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
       layers: layers.length,
       registryBytes: img.bytes.length + configBytes.length + img.indexes.reduce((n, m) => n + m.bytes.length, 0),
     };
+  } catch (e) {
+    if (await recording?.catch(() => false)) await ctrd.call('images', 'Delete', { name }).catch(() => {});
+    throw e;
   } finally {
     // The lease ends after the answer, not before it: the image record now keeps the content and
     // the snapshots, and ending it is one more of containerd's database commits (an fsync), which

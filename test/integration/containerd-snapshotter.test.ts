@@ -121,6 +121,23 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     return r;
   };
 
+  it('a DADI image a snapshotter other than dadi will not take is refused, and no image record is left', async () => {
+    // The image record is created beside the config's fetch: the pull removes it when a layer fails.
+    const r = await runDadi([
+      'pull',
+      '--containerd-address',
+      ctrd.socket,
+      '-n',
+      'dadi-other',
+      '--snapshotter',
+      'overlayfs',
+      small.ref,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/snapshotter overlayfs did not take layer sha256:[0-9a-f]{64} as a remote layer/);
+    expect((await ctrd.ctr(['images', 'ls', '-q'], 'dadi-other')).stdout.trim()).toBe('');
+  }, 60_000);
+
   it('pulls a converted hello-world lazily and runs it', async () => {
     const conv = await runDadi(
       ['convert', '-q', '--json', `oci:${fixture('oci/hello-world')}:amd64`, `${reg.host}/library/hello-world:dadi`],
