@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { statePaths } from '../runtime/state.js';
+import { buildProgram } from './main.js';
 import { hintDaemon, imageRefOf } from './daemon-hint.js';
 
 describe('imageRefOf', () => {
@@ -24,6 +25,20 @@ describe('imageRefOf', () => {
     });
     // -e takes every value up to the next option, as commander's variadic option does.
     expect(imageRefOf(['run', '-e', 'A=1', 'B=2', '--rm', 'img', '--', 'env'])).toEqual({ ref: 'img' });
+  });
+
+  it('skips the value of every option `run` and `mount` define with one (their commander definitions)', async () => {
+    for (const name of ['run', 'mount']) {
+      const cmd = (await buildProgram([name])).commands.find((c) => c.name() === name)!;
+      const valued = cmd.options.filter((o) => o.required || o.optional);
+      expect(valued.length, name).toBeGreaterThan(0);
+      for (const o of valued) {
+        for (const flag of [o.short, o.long].filter((f): f is string => !!f)) {
+          const values = o.variadic ? ['V1', 'V2'] : ['V1'];
+          expect(imageRefOf([name, flag, ...values, '--rm', 'img', '/mnt'])?.ref, `${name} ${flag}`).toBe('img');
+        }
+      }
+    }
   });
 
   it('nothing for other commands, help, or no reference before --', () => {
