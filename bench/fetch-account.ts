@@ -10,7 +10,8 @@
 //
 // Last, where the kernel's READs of the FUSE export waited (the `fuse` records: from the request
 // reaching the handler to its reply): with a GET in flight, by the GETs' reasons, or with none
-// (the daemon's own time: cache-file reads, decoding, a busy event loop).
+// (the daemon's own time: cache-file reads, decoding, a busy event loop), and how long the event
+// loop ran late (`lag` records) meanwhile.
 //
 // Usage: DADI_FETCH_LOG=/tmp/fl/run npm run bench:coldstart -- --runs 1 ... ;
 //        node --import tsx bench/fetch-account.ts /tmp/fl/run [--list]
@@ -166,7 +167,8 @@ function chain(gets: Rec[], u: Unions): void {
  * their first reason; "demand" if any is; "many" past 8 at once) or none (the daemon's own time).
  */
 function kernelWaits(recs: Rec[], gets: Rec[]): void {
-  const fuse = recs.filter((r) => r.k === 'fuse' && r.t1 !== undefined);
+  // READs only (the other requests name their opcode in blob).
+  const fuse = recs.filter((r) => r.k === 'fuse' && r.blob === '' && r.t1 !== undefined);
   if (!fuse.length) return;
   const pending = union(fuse.map((r) => [r.t0, r.t1!] as [number, number]));
   // Boundaries where what is in flight can change: GET starts and ends inside a pending stretch.
@@ -189,4 +191,13 @@ function kernelWaits(recs: Rec[], gets: Rec[]): void {
   console.log(`kernel READs ${fuse.length}: some pending for ${total.toFixed(0)} ms, meanwhile in flight:`);
   for (const [k, ms] of [...by].sort((x, y) => y[1] - x[1]))
     console.log(`  ${k.padEnd(40)} ${ms.toFixed(0).padStart(5)} ms`);
+  // The event loop running late (`lag` records): the daemon's thread busy or descheduled.
+  const lags = union(recs.filter((r) => r.k === 'lag' && r.t1 !== undefined).map((r) => [r.t0, r.t1!]));
+  if (!lags.length) return;
+  const span: [number, number] = [gets[0]!.t0, Math.max(...fuse.map((r) => r.t1!))];
+  const inSpan = lags.reduce((n, [a, b]) => n + Math.max(0, Math.min(b, span[1]) - Math.max(a, span[0])), 0);
+  const whilePending = pending.reduce((n, [a, b]) => n + lags.reduce((m, [x, y]) => m + overlap([[x, y]], a, b), 0), 0);
+  console.log(
+    `event loop late (timer > 2 ms behind): ${inSpan.toFixed(0)} ms of the ${(span[1] - span[0]).toFixed(0)} ms from the first GET to the last READ, ${whilePending.toFixed(0)} ms of it while a READ was pending`,
+  );
 }

@@ -68,7 +68,8 @@ async function startDaemon(): Promise<DaemonClient> {
 
 /**
  * The daemon's command: the CLI's, or with $DADI_BENCH_DAEMON_PROFILE=DIR the whole CLI under
- * `node --cpu-prof` writing one profile per daemon into DIR (for finding where a start's CPU goes).
+ * `node --cpu-prof` writing one profile per daemon into DIR (for finding where a start's CPU goes;
+ * $DADI_BENCH_DAEMON_PROFILE_US sets its sampling interval).
  */
 function daemonCommand(): string[] {
   const dir = process.env.DADI_BENCH_DAEMON_PROFILE;
@@ -76,7 +77,10 @@ function daemonCommand(): string[] {
   if (!dir) return cmd;
   const cli = cmd.length === 1 ? join(cmd[0]!, '../dadi.js') : cmd[cmd.length - 1]!;
   const prefix = cmd.length === 1 ? [] : cmd.slice(1, -1);
-  return [process.execPath, '--cpu-prof', '--cpu-prof-dir', dir, ...prefix, cli];
+  // $DADI_BENCH_DAEMON_PROFILE_US: the sampling interval in µs (V8's default 1000 hides short stalls).
+  const us = process.env.DADI_BENCH_DAEMON_PROFILE_US;
+  const interval = us ? ['--cpu-prof-interval', us] : [];
+  return [process.execPath, '--cpu-prof', '--cpu-prof-dir', dir, ...interval, ...prefix, cli];
 }
 
 export async function stopDaemon(): Promise<void> {

@@ -2,8 +2,9 @@
 // every registry range GET and every read and prefetch of a cached blob is appended as one JSON
 // line to PATH.<pid>.jsonl, tagged with why it happened (the innermost `fetchWhy` around the call:
 // ZFile/LSMT index, ext4 metadata prefetch, launch files, file or cache readahead; no tag is a
-// demand read, i.e. the kernel's). bench/fetch-account.ts reads the logs. Off (and free: no async
-// context tracking at all) without the variable.
+// demand read, i.e. the kernel's). Also every request of the FUSE export, and where the event loop
+// ran late. bench/fetch-account.ts reads the logs; bench/loop-timeline.ts lays them beside a CPU
+// profile. Off (and free: no async context tracking at all, no timer) without the variable.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { openSync, writeSync } from 'node:fs';
@@ -29,9 +30,14 @@ export interface FetchLogRecord {
   /**
    * get: a registry range GET; read/prefetch: a read or prefetch of a cached blob; part: one range
    * of a merged GET (cache/merge.ts), tagged with its own reason (the GET carries them all, joined by +);
-   * fuse: a READ of the FUSE export, from reaching its handler (t0) to its reply (t1), blob ''.
+   * fuse: a READ of the FUSE export, from reaching its handler (t0) to its reply (t1), blob '';
+   * fuse records of other requests than READ name the opcode in blob (`op:26`, fuse/abi.ts OP).
+   * lag: the event loop ran a 1 ms timer late, from when it was due (t0) to when it ran (t1), blob ''
+   * (the daemon's thread was busy or descheduled: every FUSE request arriving meanwhile waited).
+   * clock: written once, `off` is the monotonic clock in µs at t0 (a `node --cpu-prof` profile's
+   * clock: bench/loop-timeline.ts lines the two up).
    */
-  k: 'get' | 'read' | 'prefetch' | 'part' | 'fuse';
+  k: 'get' | 'read' | 'prefetch' | 'part' | 'fuse' | 'lag' | 'clock';
   /** Blob digest (sha256:…). */
   blob: string;
   off: number;
@@ -53,6 +59,35 @@ export function logFetch(rec: FetchLogRecord): void {
     // Diagnostics only: never fail a read over its log.
   }
 }
+
+/** Timers later than this are logged as `lag` records. */
+const LAG_MS = 2;
+
+/**
+ * A 1 ms timer that logs how late it ran, while the process has other work (unref'd): where the
+ * event loop was blocked, the kernel's FUSE requests waited too. Only with the log on.
+ */
+function watchLag(): void {
+  let due = performance.now() + 1;
+  const tick = () => {
+    const now = performance.now();
+    if (now - due >= LAG_MS) {
+      logFetch({
+        k: 'lag',
+        blob: '',
+        off: 0,
+        len: 0,
+        t0: performance.timeOrigin + due,
+        t1: performance.timeOrigin + now,
+      });
+    }
+    due = now + 1;
+    setTimeout(tick, 1).unref();
+  };
+  setTimeout(tick, 1).unref();
+  logFetch({ k: 'clock', blob: '', off: Number(process.hrtime.bigint() / 1000n), len: 0, t0: fetchLogNow() });
+}
+if (context) watchLag();
 
 /** Now, in ms since the epoch, sub-millisecond. */
 export function fetchLogNow(): number {

@@ -301,8 +301,12 @@ export class FuseExport {
       if (n < A.IN_HEADER_SIZE) continue;
       this.inFlight++;
       if (this.inFlight > this.stats.maxInFlight) this.stats.maxInFlight = this.inFlight;
+      // The fetch log has READs with their offsets (handle); the other requests by their opcode.
+      const opcode = fetchLogOn ? inBuf.readUInt32LE(4) : A.OP.READ;
+      const t0 = opcode !== A.OP.READ ? fetchLogNow() : 0;
       try {
         await this.handle(inBuf.subarray(0, n), outBuf);
+        if (t0) logFetch({ k: 'fuse', blob: `op:${opcode}`, off: 0, len: 0, t0, t1: fetchLogNow() });
       } catch (e) {
         this.log(`FUSE ${this.dir}: ${(e as Error).message}`);
       } finally {
