@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { statePaths } from '../runtime/state.js';
-import { buildProgram } from './main.js';
 import { hintDaemon, imageRefOf } from './daemon-hint.js';
+import { buildProgram } from './main.js';
 
 describe('imageRefOf', () => {
   it('finds the reference past the options, and --state wherever it is', () => {
