@@ -87,7 +87,10 @@ export function layerTailBytes(blobSize: number): number {
 export async function openLayerBlob(
   source: LayerBlobSource,
   ctx?: BlobReadContext,
-  opts: Pick<OpenLayerOptions, 'wrapInner'> = {},
+  opts: Pick<OpenLayerOptions, 'wrapInner'> & {
+    /** Ranges of the blob to fetch into the cache now, beside its headers (a trace replay's, known ahead). */
+    prefetch?: readonly { offset: number; length: number }[];
+  } = {},
 ): Promise<OpenedLayerBlob> {
   if (source.kind === 'file') {
     let bytesRead = 0;
@@ -122,6 +125,12 @@ export async function openLayerBlob(
       void fetchWhy('zfile-index', () => prefetchRange(cached, cached.size - tail, tail)).catch(() => {
         // The index reads fetch what they need themselves.
       });
+    // A trace replay's ranges known ahead (the acceleration layer's blob ranges): after the index.
+    for (const r of opts.prefetch ?? []) {
+      void fetchWhy('trace', () => prefetchRange(cached, r.offset, r.length)).catch(() => {
+        // A hint: the replay reads what it needs itself.
+      });
+    }
   }
   const layer = await openOrClose(raw, () =>
     openLayer(raw, {

@@ -4,6 +4,7 @@
 
 import { type Descriptor, type ImageConfig, type ImageManifest, parseImageConfig } from '../oci/index.js';
 import { splitAccelerationLayer } from '../prefetch/accel-layer.js';
+import { TRACE_BLOB_RANGES_ANNOTATION } from '../prefetch/trace-ranges.js';
 import { parseReference, type Reference } from '../registry/index.js';
 import type { StepTimer } from '../util/step-timer.js';
 import { chunkDigestsDescriptor } from './chunk-integrity.js';
@@ -23,8 +24,11 @@ export interface ResolvedRunImage {
    * each one's chunk digest list when the image publishes one (what P2P chunks are checked against).
    */
   layers: Array<{ digest: string; size: number; chunkDigests?: { digest: string; size: number } }>;
-  /** The top layer when it is an acceleration (trace) layer. */
-  accelerationLayer?: { digest: string; size: number };
+  /**
+   * The top layer when it is an acceleration (trace) layer, with its replay's blob ranges when
+   * it publishes them (prefetch/trace-ranges.ts, not yet checked).
+   */
+  accelerationLayer?: { digest: string; size: number; blobRanges?: string };
 }
 
 export interface ResolveRunOptions {
@@ -56,7 +60,8 @@ export async function resolveRunImage(
   opts.timer?.lap('manifest');
   const { lowers, accel } = splitAccelerationLayer(resolved.manifest.layers);
   const layers = lowers.map((l) => ({ digest: l.digest, size: l.size, ...chunkDigestsOf(l, ref) }));
-  const accelerationLayer = accel && { digest: accel.digest, size: accel.size };
+  const blobRanges = accel?.annotations?.[TRACE_BLOB_RANGES_ANNOTATION];
+  const accelerationLayer = accel && { digest: accel.digest, size: accel.size, ...(blobRanges ? { blobRanges } : {}) };
   opts.onLayers?.({ registry: r.registry, repository: r.repository, layers, accelerationLayer });
   const config = await imageConfig(r, resolved.manifest.config, ctx, opts.configs);
   opts.timer?.lap('config');

@@ -4,14 +4,19 @@
 // entry "Acceleration Layer" prepended and `created` reset; the manifest in the base's media type.
 // Through the same ImageSource/ImageTarget as convert and commit. Not the recording (runtime/).
 
+import type { SliceFile } from '../blockfile/range.js';
 import { goDescriptor, goImage, goJson } from '../convert/manifest.js';
 import { DadiError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import type { ImageConfig } from '../oci/manifest.js';
+import type { Descriptor, ImageConfig } from '../oci/manifest.js';
 import { MediaType, OverlaybdAnnotation } from '../oci/media-types.js';
 import { accelerationLayerBlob, accelerationLayerDescriptor, isAccelerationLayer } from '../prefetch/accel-layer.js';
-import { decodeTrace } from '../prefetch/trace-format.js';
+import { decodeTrace, type TraceRecord } from '../prefetch/trace-format.js';
+import { blobRangesOf, encodeBlobRanges } from '../prefetch/trace-ranges.js';
+import { parseReference } from '../registry/reference.js';
+import { RemoteBlob } from '../registry/remote-blob.js';
 import { ensureBaseLayers } from './base-layers.js';
+import { unwrapBlob } from './open-layer.js';
 import type { RemoteContext } from './remote-context.js';
 import { openImageSource, openImageTarget } from './source.js';
 
@@ -48,7 +53,8 @@ export async function publishTraceImage(
       await ensureBaseLayers(dst, src, layers, `record-trace ${target}`);
       const blob = accelerationLayerBlob(trace);
       const layer = await dst.putBlob(blob);
-      const accel = accelerationLayerDescriptor(layer, top.annotations?.[OverlaybdAnnotation.fsType]);
+      const ranges = await traceBlobRanges(base, layers, decodeTrace(trace, `trace for ${target}`), ctx);
+      const accel = accelerationLayerDescriptor(layer, top.annotations?.[OverlaybdAnnotation.fsType], ranges);
       const configBytes = traceImageConfig(config, layer.digest, opts.now ?? new Date());
       const configDesc = await dst.putBlob(configBytes);
       const mediaType = resolved.mediaType;
@@ -71,6 +77,38 @@ export async function publishTraceImage(
     }
   } finally {
     await src.close();
+  }
+}
+
+/**
+ * The blob ranges the trace's replay fetches (prefetch/trace-ranges.ts), for the acceleration
+ * layer's annotation; undefined when the base is not in a registry or a layer cannot be read
+ * (the annotation is only a head start: the trace works without it).
+ */
+async function traceBlobRanges(
+  base: string,
+  layers: readonly Descriptor[],
+  records: readonly TraceRecord[],
+  ctx: Pick<RemoteContext, 'client'>,
+): Promise<string | undefined> {
+  try {
+    const r = parseReference(base);
+    const stored = await Promise.all(
+      layers.map(async (d) => {
+        const raw = await RemoteBlob.open(ctx.client, r, d.digest, { size: d.size });
+        const { tar, zfile } = await unwrapBlob(raw);
+        const start = tar ? (tar as SliceFile).start : 0;
+        const span = (o: number, c: number): readonly [number, number] => {
+          const [a, b] = zfile ? zfile.storedSpan(o, c) : [o, o + c];
+          return [start + a, start + b];
+        };
+        return { span };
+      }),
+    );
+    const ranges = blobRangesOf(records, stored);
+    return ranges && encodeBlobRanges(ranges);
+  } catch {
+    return undefined;
   }
 }
 

@@ -11,6 +11,7 @@ import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { MediaType, OverlaybdAnnotation, OverlaybdVersion } from '../oci/media-types.js';
 import { decodeTrace, isTrace, type TraceRecord } from './trace-format.js';
+import { TRACE_BLOB_RANGES_ANNOTATION } from './trace-ranges.js';
 
 /** The member name of the trace in the layer. */
 export const ACCEL_TRACE_NAME = 'trace';
@@ -41,7 +42,12 @@ export function accelerationLayerBlob(trace: Uint8Array): Uint8Array {
  * overlaybd version/blob-digest/blob-size annotations, `acceleration-layer: yes`, and the base
  * image's top-layer `blob-fs-type` when it has one (keys sorted, as Go writes maps).
  */
-export function accelerationLayerDescriptor(blob: { digest: Digest; size: number }, fsType?: string): Descriptor {
+export function accelerationLayerDescriptor(
+  blob: { digest: Digest; size: number },
+  fsType?: string,
+  /** The replay's blob ranges (trace-ranges.ts), a dadi annotation the reference ignores. */
+  blobRanges?: string,
+): Descriptor {
   const a: Record<string, string> = {
     [OverlaybdAnnotation.accelerationLayer]: 'yes',
     [OverlaybdAnnotation.blobDigest]: blob.digest,
@@ -49,6 +55,7 @@ export function accelerationLayerDescriptor(blob: { digest: Digest; size: number
     [OverlaybdAnnotation.version]: OverlaybdVersion.native,
   };
   if (fsType) a[OverlaybdAnnotation.fsType] = fsType;
+  if (blobRanges) a[TRACE_BLOB_RANGES_ANNOTATION] = blobRanges;
   const annotations: Record<string, string> = {};
   for (const k of Object.keys(a).sort()) annotations[k] = a[k]!;
   return { mediaType: MediaType.ociLayer, digest: blob.digest, size: blob.size, annotations };

@@ -42,6 +42,7 @@ import type { LaunchFiles } from '../prefetch/launch-files.js';
 import { LayerPull, type PullTarget } from '../prefetch/layer-pull.js';
 import { type LayerPullConfig, RateLimiter } from '../prefetch/layer-pull-plan.js';
 import type { TraceRecord } from '../prefetch/trace-format.js';
+import { type BlobRange, decodeBlobRanges } from '../prefetch/trace-ranges.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import { parseReference } from '../registry/reference.js';
 import { formatSteps, StepTimer, type TimedStep } from '../util/step-timer.js';
@@ -122,6 +123,8 @@ export interface DaemonSettings {
 
 /** Layers opened for a mount that never came are closed after this long. */
 const UNCLAIMED_EARLY_OPEN_MS = 30_000;
+/** Blob ranges of a trace's replay fetched with the layers' indexes (the first ones, in recorded order). */
+const EARLY_BLOB_RANGES = 4;
 
 /** A stopped container gets this long after SIGTERM before SIGKILL. */
 const CONTAINER_KILL_GRACE_MS = 5_000;
@@ -433,7 +436,12 @@ export class Daemon {
   ): Promise<object> {
     const timer = new StepTimer();
     const layersKnown = (specs: LayerSpec[], accel?: LayerSpec) => {
-      this.openEarly(specs);
+      // The replay's blob ranges, when the acceleration layer publishes them: fetched with the indexes.
+      // Only the first few, what the container reads first: more GETs at once slow the config's and
+      // the indexes' (the registry's CPU), which the mount waits for; the replay fetches the rest.
+      const ranges =
+        accel && trace ? decodeBlobRanges(accel.blobRanges, specs.length)?.slice(0, EARLY_BLOB_RANGES) : undefined;
+      this.openEarly(specs, ranges);
       if (accel && trace) this.fetchTraceEarly(accel);
     };
     const resolved = await resolveImage(ref, platform, { timer, layersKnown });
@@ -448,13 +456,16 @@ export class Daemon {
    * ranges twice) and takes them over as its stack's layers (claimEarly), or closes them once its
    * own stack is open; unclaimed ones close after a while. Failures are the mount's to report.
    */
-  private openEarly(specs: LayerSpec[]): void {
-    for (const spec of specs) {
+  private openEarly(specs: LayerSpec[], ranges?: readonly BlobRange[]): void {
+    for (const [i, spec] of specs.entries()) {
       if (spec.kind !== 'registry' || this.opening.has(spec.ref)) continue;
-      const opened = (async () => openLayerBlob(layerBlobSourceOf(spec), await this.remote()))().catch((e) => {
-        this.logger.debug(`opening ${spec.ref} early failed: ${(e as Error).message}`);
-        return undefined;
-      });
+      const prefetch = ranges?.filter((r) => r.layer === i);
+      const opened = (async () => openLayerBlob(layerBlobSourceOf(spec), await this.remote(), { prefetch }))().catch(
+        (e) => {
+          this.logger.debug(`opening ${spec.ref} early failed: ${(e as Error).message}`);
+          return undefined;
+        },
+      );
       this.opening.set(spec.ref, opened);
       setTimeout(() => void this.closeEarly([spec.ref]), UNCLAIMED_EARLY_OPEN_MS).unref();
     }

@@ -141,8 +141,10 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
                 ? (img) =>
                     hooks.layersKnown(
                       registryLayerSpecs(img.registry, img.repository, img.layers),
-                      img.accelerationLayer &&
-                        registryLayerSpecs(img.registry, img.repository, [img.accelerationLayer])[0],
+                      img.accelerationLayer && {
+                        ...registryLayerSpecs(img.registry, img.repository, [img.accelerationLayer])[0]!,
+                        blobRanges: img.accelerationLayer.blobRanges,
+                      },
                     )
                 : undefined,
             });

@@ -16,6 +16,7 @@ import { encodeJson, MediaType, OverlaybdAnnotation, sha256Of } from '../../src/
 import { accelerationLayerBlob, accelerationLayerDescriptor } from '../../src/prefetch/accel-layer.js';
 import { decodeTrace, encodeTrace } from '../../src/prefetch/trace-format.js';
 import { planReplay } from '../../src/prefetch/trace-plan.js';
+import { decodeBlobRanges, TRACE_BLOB_RANGES_ANNOTATION } from '../../src/prefetch/trace-ranges.js';
 import { parseReference, RegistryClient } from '../../src/registry/index.js';
 import { DaemonClient } from '../../src/runtime/index.js';
 import type { DeviceTraceInfo } from '../../src/runtime/protocol.js';
@@ -106,12 +107,18 @@ describe.skipIf(!HAVE)('trace record and replay (acceleration layer, auto-trace)
     expect(m.layers[0]).toEqual(base.manifest.layers[0]);
     const top = m.layers[1]!;
     expect(top.mediaType).toBe(MediaType.ociLayer);
-    expect(top.annotations).toEqual({
+    // The reference's annotations, plus ours: the replay's blob ranges (ignored by the reference),
+    // within the base layer, in the order of the recorded reads.
+    const { [TRACE_BLOB_RANGES_ANNOTATION]: blobRanges, ...reference } = top.annotations ?? {};
+    expect(reference).toEqual({
       [OverlaybdAnnotation.accelerationLayer]: 'yes',
       [OverlaybdAnnotation.blobDigest]: top.digest,
       [OverlaybdAnnotation.blobSize]: String(top.size),
       [OverlaybdAnnotation.version]: '0.1.0',
     });
+    const ranges = decodeBlobRanges(blobRanges, 1);
+    expect(ranges?.length).toBeGreaterThan(0);
+    expect(ranges!.every((r) => r.layer === 0 && r.offset + r.length <= m.layers[0]!.size)).toBe(true);
     // The layer: a Go-style ustar tar of one file `trace`, mode 0444, payload at 512 = the trace.
     const blob = await client.fetchBlob(parseReference(traced), top.digest);
     const h = decodeTarHeader(blob.subarray(0, 512), { strict: true });
