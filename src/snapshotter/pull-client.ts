@@ -9,6 +9,7 @@ import type { ClientHttp2Session, IncomingHttpHeaders } from 'node:http2';
 import { connect as connectSocket } from 'node:net';
 import { DadiError } from '../errors.js';
 import {
+  lineReader,
   MAX_PULL_MESSAGE_BYTES,
   PULL_METHOD_PATH,
   type PullLineAnswer,
@@ -68,8 +69,7 @@ function pullOverLine(address: string, req: PullRequest, timeoutMs: number): Pro
         ),
       timeoutMs,
     );
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const read = lineReader(`dadi snapshotter ${address}: pull reply`);
     socket.once('error', (e: NodeJS.ErrnoException) =>
       settle(() =>
         !connected && (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
@@ -82,15 +82,13 @@ function pullOverLine(address: string, req: PullRequest, timeoutMs: number): Pro
       socket.write(`${JSON.stringify(req)}\n`);
     });
     socket.on('data', (d: Buffer) => {
-      const nl = d.indexOf(10);
-      chunks.push(nl < 0 ? d : d.subarray(0, nl));
-      size += nl < 0 ? d.length : nl;
-      if (size > MAX_PULL_MESSAGE_BYTES) {
-        return settle(() =>
-          rej(new DadiError('ERANGE', `dadi snapshotter ${address}: pull reply over ${MAX_PULL_MESSAGE_BYTES} bytes`)),
-        );
+      let line: string | undefined;
+      try {
+        line = read(d);
+      } catch (e) {
+        return settle(() => rej(e));
       }
-      if (nl >= 0) settle(() => answerOf(address, Buffer.concat(chunks).toString()).then(res, rej));
+      if (line !== undefined) settle(() => answerOf(address, line).then(res, rej));
     });
     socket.once('close', () =>
       settle(() => rej(new DadiError('EIO', `dadi snapshotter ${address}: the pull ended without an answer`))),

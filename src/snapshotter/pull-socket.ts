@@ -6,7 +6,7 @@
 import { unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { DadiError } from '../errors.js';
-import { MAX_PULL_MESSAGE_BYTES, type PullLineAnswer, type PullReply, type PullRequest } from './pull-wire.js';
+import { lineReader, type PullLineAnswer, type PullReply, type PullRequest } from './pull-wire.js';
 
 export interface PullSocket {
   path: string;
@@ -61,20 +61,19 @@ export async function servePullSocket(
 /** The request line (without its newline), or undefined when the client went away first; bounded. */
 function readLine(socket: Socket): Promise<string | undefined> {
   return new Promise((res, rej) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const read = lineReader('pull request');
     const onData = (d: Buffer) => {
-      const nl = d.indexOf(10);
-      chunks.push(nl < 0 ? d : d.subarray(0, nl));
-      size += nl < 0 ? d.length : nl;
-      if (size > MAX_PULL_MESSAGE_BYTES) {
+      let line: string | undefined;
+      try {
+        line = read(d);
+      } catch (e) {
         socket.off('data', onData);
-        return rej(new DadiError('ERANGE', `pull request over ${MAX_PULL_MESSAGE_BYTES} bytes`));
+        return rej(e);
       }
-      if (nl < 0) return;
+      if (line === undefined) return;
       socket.off('data', onData);
       socket.off('end', onEnd);
-      res(Buffer.concat(chunks).toString());
+      res(line);
     };
     const onEnd = () => res(undefined);
     socket.on('data', onData);

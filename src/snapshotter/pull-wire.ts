@@ -6,6 +6,8 @@
 // then: loading node:http2 took 10-30 ms of every pull's start). Either way the CLI loads no gRPC,
 // registry client or containerd API definitions. This file holds only what both sides must agree on.
 
+import { DadiError } from '../errors.js';
+
 /** The method's path on the snapshotter's socket. */
 export const PULL_METHOD_PATH = '/dadi.snapshotter.v1.Pull/Pull';
 
@@ -44,3 +46,20 @@ export function pullSocketOf(address: string): string {
 
 /** The line socket's answer: the reply, or the failed pull's error code (a DadiError code) and message. */
 export type PullLineAnswer = { reply: PullReply } | { error: { code: string; message: string } };
+
+/**
+ * Collect a line socket's chunks up to the first newline, as either side reads the other's one
+ * line: each chunk returns the line (without its newline) once it is complete, undefined before;
+ * past MAX_PULL_MESSAGE_BYTES it throws ERANGE, `${what} over … bytes`.
+ */
+export function lineReader(what: string): (chunk: Buffer) => string | undefined {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  return (d) => {
+    const nl = d.indexOf(10);
+    chunks.push(nl < 0 ? d : d.subarray(0, nl));
+    size += nl < 0 ? d.length : nl;
+    if (size > MAX_PULL_MESSAGE_BYTES) throw new DadiError('ERANGE', `${what} over ${MAX_PULL_MESSAGE_BYTES} bytes`);
+    return nl < 0 ? undefined : Buffer.concat(chunks).toString();
+  };
+}
