@@ -174,8 +174,8 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
         expect.arrayContaining(['CLI start', 'request to the snapshotter', 'resolve', 'layer snapshots']),
       );
       expect((await ctrd.ctr(['images', 'ls', '-q'], 'dadi-native')).stdout.trim()).toBe(small.ref);
-    // Nothing of it is left for the last test's count.
-    expect((await ctrd.ctr(['images', 'rm', '--sync', small.ref], 'dadi-native')).code).toBe(0);
+      // Nothing of it is left for the last test's count.
+      expect((await ctrd.ctr(['images', 'rm', '--sync', small.ref], 'dadi-native')).code).toBe(0);
     },
     60_000,
   );
