@@ -152,35 +152,6 @@ async function writeCodeCache(start: string, bundle: string, warmUp: (scratch: s
   }
 }
 
-/** The native `dadi pull` (src/cli/pull-client.c): bin/dadi runs it instead of the pull bundle. */
-const PULL_CLIENT_SOURCE = fileURLToPath(new URL('../src/cli/pull-client.c', import.meta.url));
-
-/**
- * `dadi pull`'s request to the snapshotter as a native program at `out` (src/cli/pull-client.c:
- * a cold start of node and the pull bundle took 60-70 ms of every pull), compiled with $CC or `cc`.
- * Without a compiler there is none, and bin/dadi runs the pull bundle as before; a failed
- * compile leaves no old program behind either. Returns whether it was built.
- */
-export async function buildPullClient(out: string, source = PULL_CLIENT_SOURCE): Promise<boolean> {
-  await rm(out, { force: true });
-  const tmp = `${out}.tmp-${process.pid}`;
-  const cc = process.env.CC || 'cc';
-  const failure = await new Promise<string | undefined>((res) => {
-    const child = spawn(cc, ['-O2', '-std=c99', '-Wall', '-o', tmp, source], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('error', (e) => res(e.message));
-    child.once('close', (code) => res(code === 0 ? undefined : err.trim() || `${cc} exited with ${code}`));
-  });
-  if (failure !== undefined) {
-    await rm(tmp, { force: true });
-    console.warn(`bundle-cli: no native dadi pull (${failure.split('\n')[0]}): bin/dadi runs the pull bundle`);
-    return false;
-  }
-  await rename(tmp, out);
-  return true;
-}
-
 /**
  * The bundles of a tree (tsc's output, or the sources with `ext` '.ts') into `outDir`/cli, their
  * dynamic imports aimed at `runtimeRoot`.
@@ -220,7 +191,6 @@ export async function bundleStartCommands(tree: { root: string; runtimeRoot: str
     join(scratch, 'snapshotter.sock'),
     '127.0.0.1:1/warm-up:latest',
   ]);
-  await buildPullClient(join(tree.outDir, 'cli/dadi-pull'));
   await bundleClientCommands({
     entry: join(tree.root, `cli/convert-entry${ext}`),
     outfile: join(tree.outDir, 'cli/convert.bundle.js'),

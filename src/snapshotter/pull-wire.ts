@@ -5,7 +5,6 @@
 // (for a snapshotter older than the line socket; the CLI speaks it with node:http2, loaded only
 // then: loading node:http2 took 10-30 ms of every pull's start). Either way the CLI loads no gRPC,
 // registry client or containerd API definitions. This file holds only what both sides must agree on.
-// The installed `dadi pull` speaks the line socket from C (cli/pull-client.c): a change here is one there.
 
 import { DadiError } from '../errors.js';
 

@@ -5,16 +5,13 @@
 // the sources into a private tree laid out as an installed dadi (bin/, dist/cli/).
 
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleClientCommands, bundleStartCommands } from '../../scripts/bundle-cli.js';
 import { convertImage } from '../../src/convert/index.js';
-import type { PullReply } from '../../src/snapshotter/pull-wire.js';
 import { run } from '../cli.js';
 import { tarOf } from '../tar-build.js';
 import { writeImageLayout } from './convert-helpers.js';
@@ -113,50 +110,6 @@ describe('bin/dadi', () => {
     expect(r.stderr).not.toMatch(CA_WARNING);
     expect(r.stderr).toMatch(/^dadi: dadi snapshotter .*no-snapshotter\.sock: not running \(ENOENT\)$/m);
     expect(r.code).toBe(1);
-  });
-
-  it('runs dadi pull natively when the build made it (cli/pull-client.c), printing what the pull bundle prints', async () => {
-    const native = join(dir, 'dist/cli/dadi-pull');
-    expect(existsSync(native)).toBe(true);
-    const sock = join(dir, 'snap.sock');
-    const reply: PullReply = {
-      name: 'registry.test:5000/app:v1',
-      manifestDigest: `sha256:${'b'.repeat(64)}`,
-      layers: 2,
-      registryBytes: 4321,
-      steps: [
-        { step: 'resolve', ms: 3 },
-        { step: 'layer snapshots', ms: 4 },
-      ],
-    };
-    const server = createServer((s) => s.once('data', () => s.end(`${JSON.stringify({ reply })}\n`)));
-    await new Promise<void>((res) => server.listen(`${sock}.pull`, res));
-    try {
-      const args = (...more: string[]) => [
-        'pull',
-        '--containerd-address',
-        join(dir, 'c.sock'),
-        '--snapshotter-address',
-        sock,
-        ...more,
-        'x',
-      ];
-      const bundle = (a: string[]) => run(process.execPath, [join(dir, 'dist/cli/start.cjs'), 'pull', ...a]);
-      for (const more of [[], ['--json'], ['-n', 'bench', '--insecure']]) {
-        const a = args(...more);
-        expect(await run(launcher, a)).toEqual(await bundle(a));
-      }
-      // With --timings, the first step is the program's own start: node's and the bundle's for the bundle.
-      const timed = async (r: Promise<{ stdout: string }>) => {
-        const got = JSON.parse((await r).stdout) as PullReply;
-        return { ...got, steps: got.steps.slice(2) };
-      };
-      const t = args('--json', '--timings');
-      expect(await timed(run(launcher, t))).toEqual(await timed(bundle(t)));
-      expect((JSON.parse((await run(launcher, t)).stdout) as PullReply).steps[0]!.step).toBe('CLI start');
-    } finally {
-      await new Promise((res) => server.close(res));
-    }
   });
 
   it('runs dadi convert from its bundle, its worker threads from the tree: the image the library makes', async () => {

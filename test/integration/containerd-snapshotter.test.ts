@@ -9,7 +9,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPullClient } from '../../scripts/bundle-cli.js';
 import { readMounts } from '../../src/export/system.js';
 import { decodeTrace } from '../../src/prefetch/trace-format.js';
 import { DaemonClient } from '../../src/runtime/index.js';
@@ -17,7 +16,7 @@ import { ContainerdClient } from '../../src/snapshotter/containerd-client.js';
 import { Label } from '../../src/snapshotter/labels.js';
 import { run, runDadi } from '../cli.js';
 import { fixture, haveFixtures } from '../fixtures.js';
-import { missing, requireOrSkip, slowTestsOff } from '../require.js';
+import { requireOrSkip, slowTestsOff } from '../require.js';
 import {
   type Containerd,
   haveContainerd,
@@ -34,8 +33,6 @@ import { buildRootfs, imageToLayer, makeExt4 } from './runtime-helpers.js';
 
 const WHAT = 'containerd snapshotter';
 const HAVE = haveRegistry(WHAT) && haveContainerd(WHAT) && haveFixtures(WHAT);
-/** The installed `dadi pull` (cli/pull-client.c) needs a C compiler at build time. */
-const NATIVE = HAVE && requireOrSkip('native dadi pull', missing({ tools: [process.env.CC || 'cc'] }));
 const SLOW = requireOrSkip('containerd Debian run', slowTestsOff()) && haveDebianTools('containerd Debian run');
 
 describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
@@ -110,14 +107,6 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     expect(refusedThere.stderr).toMatch(
       /^dadi: .*hello-world:plain: layer 0 \(sha256:[0-9a-f]{64}\) is not a DADI layer/,
     );
-    if (NATIVE) {
-      // The installed command's native pull reports the snapshotter's refusal in the same words.
-      const native = join(root, 'dadi-pull');
-      expect(await buildPullClient(native)).toBe(true);
-      const args = ['pull', '--containerd-address', ctrd.socket, '-n', 'dadi-refused'];
-      const r = await run(native, [...args, '--snapshotter-address', snapSocket(), ref]);
-      expect(r).toEqual({ ...refusedThere, stdout: '' });
-    }
     expect((await ctrd.ctr(['images', 'ls', '-q'], 'dadi-refused')).stdout.trim()).toBe('');
   }, 120_000);
 
@@ -148,37 +137,6 @@ describe.skipIf(!HAVE)('dadi snapshotter under containerd 1.6', () => {
     expect(r.stderr).toMatch(/snapshotter overlayfs did not take layer sha256:[0-9a-f]{64} as a remote layer/);
     expect((await ctrd.ctr(['images', 'ls', '-q'], 'dadi-other')).stdout.trim()).toBe('');
   }, 60_000);
-
-  it.skipIf(!NATIVE)(
-    'pulls with the native dadi pull (cli/pull-client.c) as with the bundle',
-    async () => {
-      const native = join(root, 'dadi-pull');
-      if (!existsSync(native)) expect(await buildPullClient(native)).toBe(true);
-      const r = await run(native, [
-        'pull',
-        '--containerd-address',
-        ctrd.socket,
-        '-n',
-        'dadi-native',
-        '--snapshotter-address',
-        snapSocket(),
-        '--json',
-        '--timings',
-        small.ref,
-      ]);
-      expect(r.code, `${r.stderr}\n${snap?.logs() ?? ''}`).toBe(0);
-      const got = JSON.parse(r.stdout) as { name: string; layers: number; steps: { step: string }[] };
-      expect(got.name).toBe(small.ref);
-      expect(got.layers).toBe(1);
-      expect(got.steps.map((s) => s.step)).toEqual(
-        expect.arrayContaining(['CLI start', 'request to the snapshotter', 'resolve', 'layer snapshots']),
-      );
-      expect((await ctrd.ctr(['images', 'ls', '-q'], 'dadi-native')).stdout.trim()).toBe(small.ref);
-      // Nothing of it is left for the last test's count.
-      expect((await ctrd.ctr(['images', 'rm', '--sync', small.ref], 'dadi-native')).code).toBe(0);
-    },
-    60_000,
-  );
 
   it('pulls a converted hello-world lazily and runs it', async () => {
     const conv = await runDadi(
