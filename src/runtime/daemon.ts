@@ -174,6 +174,12 @@ const REFUSED_WHILE_DRAINING = new Set<string>([
   'browse',
   'export',
 ] satisfies Request['op'][]);
+/**
+ * Requests that ask the daemon for no work: a client checking on it, or the hint that a start is
+ * coming (its registry connection opens; the start's first request follows while its CLI loads).
+ * The warm-up goes on through them.
+ */
+const IDLE_OPS = new Set<string>(['ping', 'ps', 'status', 'preconnect'] satisfies Request['op'][]);
 /** Bound on the layers one `open` request may name (an image has at most a few hundred). */
 const MAX_OPEN_LAYERS = 256;
 
@@ -220,6 +226,10 @@ export class Daemon {
   private readonly errors = new Map<string, number>();
   /** The remote context once opened (status reports it without opening it). */
   private remoteOpened: RemoteContext | undefined;
+  /** Aborted by the first request asking for work, or by stopping (workArrived). */
+  private readonly work = new AbortController();
+  /** Where the warm-up is (answered by ping, for a client that waits until it is over). */
+  warmUp: PingResult['warmUp'];
 
   private constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
@@ -277,6 +287,15 @@ export class Daemon {
     return d;
   }
 
+  /**
+   * Aborted at the first request that asks for work (any but IDLE_OPS; reason 'client') and when
+   * the daemon stops ('stopping'): what runs only while the daemon is idle (its warm-up,
+   * warm-up.ts) stops then.
+   */
+  get workArrived(): AbortSignal {
+    return this.work.signal;
+  }
+
   /** Handle one request (what the socket does, callable in-process too). */
   async handle(req: Request, io: RequestIo = {}): Promise<unknown> {
     if (this.draining && REFUSED_WHILE_DRAINING.has(req?.op)) {
@@ -290,6 +309,7 @@ export class Daemon {
           version: PROTOCOL_VERSION,
           stateDir: this.paths.root,
           devices: this.devices.size,
+          ...(this.warmUp ? { warmUp: this.warmUp } : {}),
         } satisfies PingResult;
       case 'mount':
         return this.exclusive(() => this.mount(req));
@@ -389,6 +409,7 @@ export class Daemon {
 
   /** Stop listening, unmount every device (forced), remove the socket and pid file. */
   shutdown(): Promise<void> {
+    this.work.abort('stopping');
     this.stopping ??= (async () => {
       this.draining = true;
       this.log('shutting down');
@@ -815,6 +836,7 @@ export class Daemon {
         const started = performance.now();
         try {
           req = JSON.parse(line) as Request;
+          if (!IDLE_OPS.has(String(req?.op))) this.work.abort('client');
           const op = typeof req?.op === 'string' && KNOWN_OPS.has(req.op) ? req.op : 'unknown';
           const parsed = req;
           res = {
@@ -859,6 +881,7 @@ export class Daemon {
    * wait until every device is released; then shut down. A second call tears down at once.
    */
   stop(): Promise<void> {
+    this.work.abort('stopping');
     if (this.draining) {
       this.logger.warn('stopping again: tearing down now');
       return this.shutdown();

@@ -17,11 +17,13 @@ import { resolveRunImage } from '../image/resolve-image.js';
 import { type Logger, RootLogger } from '../log/logger.js';
 import { parsePlatform } from '../oci/index.js';
 import { warmHttpClient } from '../registry/warm-http.js';
+import { formatSteps } from '../util/step-timer.js';
 import { type Daemon, type DaemonSettings, runDaemonForeground } from './daemon.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { registryLayerSpecs } from './layer-spec.js';
 import { type MetricsAddress, parseMetricsAddress } from './metrics-server.js';
 import type { FetchSource } from './status.js';
+import { warmStartPath } from './warm-up.js';
 
 export interface HostDaemonOptions {
   stateDir?: string;
@@ -111,6 +113,7 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
   // Before it listens: the first start it serves then finds the HTTP client warm.
   await warmHttpClient();
   collectStartupGarbage();
+  let warming: Promise<void> | undefined;
   try {
     // The agent serves children and proxy clients from the start, and a bad listen address stops the daemon.
     if (p2p) {
@@ -151,13 +154,35 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
           return records ? resolveWithRecord(records, ref, platform, resolve, (m) => logger.info(m)) : resolve();
         },
       },
-      { reload },
+      { reload, started: (d) => (warming = warmUp(d, logger.child('warm-up'))) },
     );
   } finally {
+    // Its temp folder goes before the process exits (the warm-up stopped when the daemon did).
+    await warming;
     if (ctx) await (await ctx).close();
     else await claim?.close();
     logger.close();
   }
+}
+
+/**
+ * Once listening, the daemon runs a start's code on an image of its own (warm-up.ts) until a
+ * client asks for work; then a full collection of what it left, as after loading the modules
+ * (collectStartupGarbage), unless a client is already waiting.
+ */
+async function warmUp(d: Daemon, log: Logger): Promise<void> {
+  d.warmUp = 'running';
+  const r = await warmStartPath({ signal: d.workArrived, log: (m) => log.warn(m) });
+  const ms = Math.round(r.steps.reduce((a, s) => a + s.ms, 0));
+  const rss = Math.round(process.memoryUsage().rss / 2 ** 20);
+  const how = r.completed ? 'done' : `stopped (${r.stopped})`;
+  // Stopped by the daemon's own stop: after its last words, so only for debugging.
+  const level = d.workArrived.reason === 'stopping' ? 'debug' : 'info';
+  log[level](
+    `${how} in ${ms} ms (${formatSteps(r.steps)}), ${r.requests} requests to its own registry, rss ${rss} MiB`,
+  );
+  if (r.completed && !d.workArrived.aborted) collectStartupGarbage();
+  d.warmUp = r.completed ? 'done' : 'stopped';
 }
 
 /**

@@ -182,6 +182,8 @@ export interface PingResult {
   version: number;
   stateDir: string;
   devices: number;
+  /** The daemon's warm-up of its start path (runtime/warm-up.ts): absent when it runs none. */
+  warmUp?: 'running' | 'done' | 'stopped';
 }
 
 export type Response<T = unknown> =
