@@ -5,6 +5,7 @@
 // Not for tags (a tag moves: resolving one always asks the registry) nor for layer blobs (the
 // block cache holds those).
 
+import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex, isDigest, sha256Of } from '../oci/digest.js';
@@ -24,7 +25,11 @@ export class DigestStore {
   /** The document with this digest, or undefined (not kept, unreadable, or not matching it). */
   async get(digest: string): Promise<Buffer | undefined> {
     const p = this.path(digest);
-    if (!p) return undefined;
+    // A miss is answered at once: a cold start's config lookup comes as the manifest arrives, with
+    // the layers' opens keeping the daemon's thread busy, and readFile's four thread-pool round
+    // trips (open, stat, read, close) each waited for a turn of the event loop: 5-7 ms before the
+    // config's GET left (the resolve's answer waits for it). A stat of the local store: microseconds.
+    if (!p || !existsSync(p)) return undefined;
     const bytes = await readFile(p).catch(() => undefined);
     if (!bytes || bytes.length > MAX_STORED_DOCUMENT_BYTES || sha256Of(bytes) !== digest) return undefined;
     return bytes;

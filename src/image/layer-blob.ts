@@ -11,6 +11,7 @@ import type { CachedBlob } from '../cache/blob.js';
 import { DadiError } from '../errors.js';
 import type { SealedLayer } from '../format/lsmt/index.js';
 import { type Descriptor, isDigest } from '../oci/index.js';
+import { joinEarlyFetches } from '../prefetch/trace-ranges.js';
 // The modules themselves, not registry/index.js: a stack of local files (a conversion's) does not
 // load the registry client's transport.
 import { parseReference } from '../registry/reference.js';
@@ -117,16 +118,22 @@ export async function openLayerBlob(
   // tar header's (the ZFile ends where the tar's payload does), one more round trip before the
   // layer is open.
   if (cached) {
-    void fetchWhy('tar-header', () => prefetchRange(cached, 0, LAYER_HEAD_BYTES)).catch(() => {
+    const tailBytes = layerTailBytes(cached.size);
+    // A trace replay's ranges known ahead (the acceleration layer's blob ranges) ride on the head's
+    // and the tail's GETs where they lie next to them (joinEarlyFetches); the others go after the index.
+    const { head, tail, rest } = joinEarlyFetches(
+      { offset: 0, end: LAYER_HEAD_BYTES },
+      cached.size - tailBytes >= LAYER_HEAD_BYTES ? { offset: cached.size - tailBytes, end: cached.size } : undefined,
+      opts.prefetch ?? [],
+    );
+    void fetchWhy('tar-header', () => prefetchRange(cached, head.offset, head.end - head.offset)).catch(() => {
       // The header reads fetch what they need themselves.
     });
-    const tail = layerTailBytes(cached.size);
-    if (cached.size - tail >= LAYER_HEAD_BYTES)
-      void fetchWhy('zfile-index', () => prefetchRange(cached, cached.size - tail, tail)).catch(() => {
+    if (tail)
+      void fetchWhy('zfile-index', () => prefetchRange(cached, tail.offset, tail.end - tail.offset)).catch(() => {
         // The index reads fetch what they need themselves.
       });
-    // A trace replay's ranges known ahead (the acceleration layer's blob ranges): after the index.
-    for (const r of opts.prefetch ?? []) {
+    for (const r of rest) {
       void fetchWhy('trace', () => prefetchRange(cached, r.offset, r.length)).catch(() => {
         // A hint: the replay reads what it needs itself.
       });

@@ -1,6 +1,7 @@
 // resolveRunImage against an in-memory registry: the layers are handed out before the config is
-// fetched, a config kept by digest is not fetched again (the tag still is looked up), and a kept
-// file that does not hash to its name is a miss, not an answer.
+// fetched, a config kept by digest is not fetched again (the tag still is looked up), a kept
+// file that does not hash to its name is a miss, not an answer, and a config embedded in the
+// manifest (descriptor `data`) is used without a GET only when it is exactly the named bytes.
 
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -41,6 +42,20 @@ beforeAll(async () => {
     }),
   );
   reg.putManifest('app', manifest, MediaType.ociManifest, 'v1');
+  // The same image with the config embedded (as record-trace publishes it), and with wrong bytes embedded.
+  const withData = (data: string) =>
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: { mediaType: MediaType.ociConfig, digest: configDigest, size: config.length, data },
+        layers: [{ mediaType: MediaType.ociLayerGzip, digest: layerDigest, size: layer.length }],
+      }),
+    );
+  reg.putManifest('app', withData(config.toString('base64')), MediaType.ociManifest, 'embedded');
+  const forged = Buffer.from(config.toString().replace('amd64', 'arm64'));
+  reg.putManifest('app', withData(forged.toString('base64')), MediaType.ociManifest, 'forged');
+  reg.putManifest('app', withData('not base64!'), MediaType.ociManifest, 'malformed');
   server = await serveRoute((req: RequestSpec) => {
     seen.push(`${req.method} ${new URL(req.url).pathname}`);
     return reg.route(req);
@@ -98,6 +113,25 @@ describe('resolveRunImage', () => {
     const r = await resolveRunImage(ref, ctx(), { configs });
     expect(r.config).not.toHaveProperty('tampered');
     expect(configGets()).toBe(1);
+  });
+});
+
+describe('resolveRunImage with the config embedded in the manifest', () => {
+  it('takes it from the manifest: no GET for it, and kept in the digest store', async () => {
+    const configs = new DigestStore(join(dir, 'embedded'));
+    const r = await resolveRunImage(`${server.host}/app:embedded`, ctx(), { configs });
+    expect(r.config).toEqual(JSON.parse(config.toString()));
+    expect(seen).toEqual(['GET /v2/app/manifests/embedded']);
+    await expect.poll(() => configs.get(configDigest)).toEqual(config);
+  });
+
+  it('fetches it when the embedded bytes are not the ones the digest names, or not base64', async () => {
+    for (const tag of ['forged', 'malformed']) {
+      seen.length = 0;
+      const r = await resolveRunImage(`${server.host}/app:${tag}`, ctx());
+      expect(r.config.architecture).toBe('amd64');
+      expect(configGets()).toBe(1);
+    }
   });
 });
 

@@ -2,6 +2,7 @@
 // daemon layer specs (bottom first), the image config, and a pinned `host/repo@digest` reference.
 // An acceleration layer on top is set apart: it holds a trace to replay, not a disk layer.
 
+import { sha256Of } from '../oci/digest.js';
 import { type Descriptor, type ImageConfig, type ImageManifest, parseImageConfig } from '../oci/index.js';
 import { splitAccelerationLayer } from '../prefetch/accel-layer.js';
 import { TRACE_BLOB_RANGES_ANNOTATION } from '../prefetch/trace-ranges.js';
@@ -77,13 +78,21 @@ export async function resolveRunImage(
   };
 }
 
-/** The image config from `store` when it holds that digest, else from the registry (then kept, in the background). */
+/**
+ * The image config: embedded in its descriptor (`data`, checked against the digest), else from
+ * `store` when it holds that digest, else from the registry (then kept, in the background).
+ */
 async function imageConfig(
   r: Reference,
   desc: Descriptor,
   ctx: RemoteContext,
   store: DigestStore | undefined,
 ): Promise<ImageConfig> {
+  const embedded = embeddedContent(desc);
+  if (embedded) {
+    void store?.put(desc.digest, embedded).catch(() => {});
+    return parseImageConfig(embedded, `config ${r.registry}/${r.repository}@${desc.digest}`);
+  }
   const kept = await store?.get(desc.digest);
   if (kept && kept.length === desc.size)
     return parseImageConfig(kept, `config ${r.registry}/${r.repository}@${desc.digest}`);
@@ -91,6 +100,21 @@ async function imageConfig(
   // Off the launch path: the write syncs, and the run needs only the config.
   void store?.put(desc.digest, bytes).catch(() => {});
   return config;
+}
+
+/**
+ * A descriptor's embedded content (OCI `data`, base64) when it is exactly the bytes the digest and
+ * size name; undefined otherwise (none, malformed, or not matching: the content is fetched instead).
+ */
+export function embeddedContent(desc: Descriptor): Buffer | undefined {
+  const data = desc.data;
+  // Base64 is 4 characters for every 3 bytes: a longer string cannot decode to `size` bytes.
+  if (typeof data !== 'string' || !Number.isSafeInteger(desc.size) || data.length > 4 * Math.ceil(desc.size / 3)) {
+    return undefined;
+  }
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data)) return undefined;
+  const bytes = Buffer.from(data, 'base64');
+  return bytes.length === desc.size && sha256Of(bytes) === desc.digest ? bytes : undefined;
 }
 
 /** `{chunkDigests}` for a layer whose annotations name a list; nothing for none or a malformed one (CRC checks then). */

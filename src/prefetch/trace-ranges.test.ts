@@ -6,6 +6,9 @@ import {
   blobRangesOf,
   decodeBlobRanges,
   encodeBlobRanges,
+  JOIN_EARLY_MAX_GAP,
+  JOIN_EARLY_MAX_GROWTH,
+  joinEarlyFetches,
   MAX_BLOB_RANGE_BYTES,
   MAX_BLOB_RANGES,
 } from './trace-ranges.js';
@@ -60,5 +63,62 @@ describe('encodeBlobRanges / decodeBlobRanges', () => {
     ]) {
       expect(decodeBlobRanges(bad, 2), String(bad).slice(0, 40)).toBeUndefined();
     }
+  });
+});
+
+describe('joinEarlyFetches', () => {
+  // cat's traced start: a 58 MB layer, its head (128 KiB) and tail (the indexes), and the first
+  // four published ranges (offsets as record-trace published them).
+  const head = { offset: 0, end: 131072 };
+  const tail = { offset: 58093568, end: 58278400 };
+  const ranges = [
+    { offset: 2048, length: 123560 },
+    { offset: 57978886, length: 163269 },
+    { offset: 193623, length: 18898 },
+    { offset: 10198623, length: 72375 },
+  ];
+
+  it('grows the head and the tail over the ranges beside them, and leaves the others in order', () => {
+    const r = joinEarlyFetches(head, tail, ranges);
+    // Inside the head; 61 KiB past it; overlapping the tail from below.
+    expect(r.head).toEqual({ offset: 0, end: 193623 + 18898 });
+    expect(r.tail).toEqual({ offset: 57978886, end: 58278400 });
+    expect(r.rest).toEqual([{ offset: 10198623, length: 72375 }]);
+    // The inputs are not changed.
+    expect(head).toEqual({ offset: 0, end: 131072 });
+  });
+
+  it('reaches a range through another one it joined first, but never across a wider gap', () => {
+    // The second is out of the head's reach until the first has joined it.
+    const near = [
+      { offset: 131072 + 60000 + 10000 + 60000, length: 100 },
+      { offset: 131072 + 60000, length: 10000 },
+      { offset: 1 << 20, length: 100 },
+    ];
+    const r = joinEarlyFetches(head, undefined, near);
+    expect(r.head.end).toBe(131072 + 130000 + 100);
+    expect(r.rest).toEqual([{ offset: 1 << 20, length: 100 }]);
+    expect(r.tail).toBeUndefined();
+  });
+
+  it('grows the head and the tail by JOIN_EARLY_MAX_GROWTH at most: a large range goes on its own', () => {
+    const big = [{ offset: 131072, length: JOIN_EARLY_MAX_GROWTH + 1 }];
+    expect(joinEarlyFetches(head, tail, big).rest).toEqual(big);
+    expect(joinEarlyFetches(head, tail, big, JOIN_EARLY_MAX_GAP, 2 << 20).head.end).toBe(
+      131072 + JOIN_EARLY_MAX_GROWTH + 1,
+    );
+    const below = [{ offset: tail.offset - JOIN_EARLY_MAX_GROWTH - 1, length: JOIN_EARLY_MAX_GROWTH + 1 }];
+    expect(joinEarlyFetches(head, tail, below).rest).toEqual(below);
+    const fits = [{ offset: tail.offset - JOIN_EARLY_MAX_GROWTH, length: JOIN_EARLY_MAX_GROWTH }];
+    expect(joinEarlyFetches(head, tail, fits)).toMatchObject({ tail: { offset: fits[0]!.offset }, rest: [] });
+  });
+
+  it('joins nothing without ranges, and a range both could take goes to the head only', () => {
+    expect(joinEarlyFetches(head, tail, [])).toEqual({ head, tail, rest: [] });
+    const small = { offset: 0, end: 4096 };
+    const r = joinEarlyFetches(small, { offset: 8192, end: 12288 }, [{ offset: 4096, length: 4096 }]);
+    expect(r.head).toEqual({ offset: 0, end: 8192 });
+    expect(r.tail).toEqual({ offset: 8192, end: 12288 });
+    expect(r.rest).toEqual([]);
   });
 });

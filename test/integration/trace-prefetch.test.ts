@@ -136,7 +136,9 @@ describe.skipIf(!HAVE)('trace record and replay (acceleration layer, auto-trace)
     expect(Buffer.from(blob.subarray(512, 512 + recorded.length)).equals(Buffer.from(recorded))).toBe(true);
     expect(blob.length).toBe(512 + Math.ceil(recorded.length / 512) * 512 + 1024);
     // The config: diff_id appended, "Acceleration Layer" history first, created reset.
-    const { config } = await client.getImageConfig(parseReference(traced), m.config);
+    const { config, bytes: configBytes } = await client.getImageConfig(parseReference(traced), m.config);
+    // Also in the manifest (descriptor data, OCI 1.1): a traced start needs no GET for it.
+    expect(Buffer.from(m.config.data ?? '', 'base64').equals(configBytes)).toBe(true);
     const { config: baseConfig } = await client.getImageConfig(parseReference(ref), base.manifest.config);
     expect(config.rootfs.diff_ids).toEqual([...baseConfig.rootfs.diff_ids, top.digest]);
     expect(config.history?.[0]).toMatchObject({ created_by: 'Acceleration Layer' });
