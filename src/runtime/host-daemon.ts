@@ -34,6 +34,11 @@ export interface HostDaemonOptions {
   metricsAddress?: MetricsAddress;
   /** Read registry blobs through a P2P root's trees (daemon flags for now). */
   p2p?: P2PSettings;
+  /**
+   * Warm the start path once listening (warm-up.ts; default true). Off for a daemon a client starts
+   * on demand: that client's start is already waiting, the warm-up would only compete with it.
+   */
+  warmUp?: boolean;
 }
 
 export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void> {
@@ -154,7 +159,7 @@ export async function runHostDaemon(opts: HostDaemonOptions = {}): Promise<void>
           return records ? resolveWithRecord(records, ref, platform, resolve, (m) => logger.info(m)) : resolve();
         },
       },
-      { reload, started: (d) => (warming = warmUp(d, logger.child('warm-up'))) },
+      { reload, started: (d) => (warming = opts.warmUp === false ? undefined : warmUp(d, logger.child('warm-up'))) },
     );
   } finally {
     // Its temp folder goes before the process exits (the warm-up stopped when the daemon did).
