@@ -51,13 +51,16 @@ export interface PrefetchPlanOptions {
 
 /**
  * Each joined gap saves a GET (a round trip, or a place in the queue of the registry pool's 16
- * connections) for its bytes. Python's trace (583 records, 2 layers, 9.21 MB stored) is 116 ranges;
- * joining the smallest gaps for 2% more bytes leaves 51, 5% 42, 10% 36: 5% keeps the start's bytes
- * (10.2 MB with the layers' headers) under stargz's 10.49 MB.
+ * connections, and ~11 ms of the registry's CPU) for its bytes. Python's trace (583 records, 2
+ * layers, 9.21 MB stored) is 116 ranges; joining the smallest gaps for 2% more bytes leaves 51, 5%
+ * 42, 10% 36. At 25% (gaps up to 512 KiB) a traced Python start makes 32 requests instead of 44 for
+ * 11.9 MB instead of 10.2 (stargz 10.49): 40-55 ms sooner at 1 Gbit/s (2 and 50 ms RTT), where the
+ * registry's time per GET, not the bytes, held the replay; on a slow link the bytes cost more
+ * (1.7 MB is 136 ms at 100 Mbit/s).
  */
-export const PREFETCH_GAP_SHARE = 0.05;
-/** A gap wider than this is not fetched whatever the share left (40 KiB was the widest at 5%). */
-export const PREFETCH_MAX_GAP = 64 * 1024;
+export const PREFETCH_GAP_SHARE = 0.25;
+/** A gap wider than this is not fetched whatever the share left. */
+export const PREFETCH_MAX_GAP = 512 * 1024;
 /** The cache's largest GET (BlockCache's default maxFetchSize). */
 export const PREFETCH_MAX_STORED = 1 << 20;
 
