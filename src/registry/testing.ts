@@ -1,7 +1,7 @@
 // A fake transport for the registry roles' unit tests: requests go to a route function instead of
 // the network, and an in-memory registry route answers the distribution API (manifests, blobs with
-// ranges, upload sessions, mounts, tag lists). Tests wrap the route to inject faults. Not for
-// production paths.
+// ranges, upload sessions, mounts, tag lists). Tests wrap the route to inject faults. Outside tests
+// only the daemon's warm-up (runtime/warm-up.ts) serves its own tiny image with it, on loopback.
 
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';

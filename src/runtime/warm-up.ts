@@ -13,8 +13,6 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BlockFile } from '../blockfile/blockfile.js';
@@ -29,12 +27,13 @@ import { DADI_LAYER_OUTPUT } from '../image/layer-output.js';
 import { type OpenedLayerStack, openLayerStack } from '../image/layer-stack.js';
 import { openRemoteContext, type RemoteContext } from '../image/remote-context.js';
 import { resolveRunImage } from '../image/resolve-image.js';
-import { type Digest, sha256Of } from '../oci/digest.js';
+import { sha256Of } from '../oci/digest.js';
 import { MediaType, OverlaybdAnnotation, OverlaybdVersion } from '../oci/media-types.js';
 import { accelerationLayerBlob, accelerationLayerDescriptor } from '../prefetch/accel-layer.js';
 import { encodeTrace, type TraceRecord } from '../prefetch/trace-format.js';
 import { encodeBlobRanges } from '../prefetch/trace-ranges.js';
 import { TraceStore } from '../prefetch/trace-store.js';
+import { MemoryRegistry, serveRoute } from '../registry/testing.js';
 import { StepTimer } from '../util/step-timer.js';
 import { loadAccelerationTrace, prepareDeviceTrace } from './device-trace.js';
 import { layerBlobSourceOf } from './layer-source.js';
@@ -375,59 +374,16 @@ async function buildImage(check: () => void): Promise<WarmImage> {
   };
 }
 
-/** The image over HTTP on a loopback port: its tag, and its blobs with ranges. */
+/** The image over HTTP on a loopback port (the tests' in-memory registry): its tag, and its blobs with ranges. */
 async function serveImage(
   image: WarmImage,
   counted: () => void,
 ): Promise<{ host: string; close: () => Promise<void> }> {
-  const manifestDigest: Digest = sha256Of(image.manifest);
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const registry = new MemoryRegistry();
+  for (const blob of image.blobs.values()) registry.putBlob(REPO, blob);
+  registry.putManifest(REPO, image.manifest, MediaType.ociManifest, TAG);
+  return serveRoute((req) => {
     counted();
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path === `/v2/${REPO}/manifests/${TAG}` || path === `/v2/${REPO}/manifests/${manifestDigest}`) {
-      res.writeHead(200, {
-        'content-type': MediaType.ociManifest,
-        'content-length': image.manifest.length,
-        'docker-content-digest': manifestDigest,
-      });
-      res.end(req.method === 'HEAD' ? undefined : image.manifest);
-      return;
-    }
-    const blob = path.startsWith(`/v2/${REPO}/blobs/`)
-      ? image.blobs.get(path.slice(path.lastIndexOf('/') + 1))
-      : undefined;
-    if (!blob) {
-      res.writeHead(404, { 'content-length': 0 });
-      res.end();
-      return;
-    }
-    const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
-    if (!range) {
-      res.writeHead(200, { 'content-length': blob.length, 'docker-content-digest': sha256Of(blob) });
-      res.end(req.method === 'HEAD' ? undefined : blob);
-      return;
-    }
-    const start = Number(range[1]);
-    const end = Math.min(blob.length - 1, range[2] ? Number(range[2]) : blob.length - 1);
-    if (start > end) {
-      res.writeHead(416, { 'content-range': `bytes */${blob.length}`, 'content-length': 0 });
-      res.end();
-      return;
-    }
-    res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${blob.length}`, 'content-length': end - start + 1 });
-    res.end(blob.subarray(start, end + 1));
+    return registry.route(req);
   });
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', ok);
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    host: `127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((ok) => {
-        server.closeAllConnections();
-        server.close(() => ok());
-      }),
-  };
 }
