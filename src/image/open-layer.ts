@@ -5,8 +5,8 @@
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { formatError } from '../errors.js';
 import { SealedLayer } from '../format/lsmt/index.js';
-import { detectTar, openTarPayload } from '../format/tar/index.js';
-import { isZFile, ZFileReader } from '../format/zfile/index.js';
+import { detectTar, tarPayloadFile } from '../format/tar/index.js';
+import { ZFileReader } from '../format/zfile/index.js';
 import { fetchWhy } from '../util/fetch-log.js';
 
 export type Wrapping = 'tar' | 'zfile' | 'lsmt';
@@ -40,24 +40,26 @@ export async function unwrapBlob(raw: BlockFile, opts: UnwrapOptions = {}): Prom
   let payloadOffset = 0;
   const tar = await fetchWhy('tar-header', () => detectTar(raw));
   if (tar) {
-    out.tar = await openTarPayload(raw);
+    out.tar = tarPayloadFile(raw, tar);
     out.inner = out.tar;
     payloadOffset = tar.payloadOffset;
     wrapping.push('tar');
   }
-  if (await fetchWhy('zfile-index', () => isZFile(out.inner))) {
-    const evict = opts.evict;
-    out.zfile = await fetchWhy('zfile-index', () =>
-      ZFileReader.open(out.inner, {
-        onCorrupt: evict
-          ? async ({ offset, length }) => {
-              await evict(payloadOffset + offset, length);
-              return true;
-            }
-          : undefined,
-      }),
-    );
-    out.inner = out.zfile;
+  const evict = opts.evict;
+  // One read of the ZFile header decides and opens (isZFile + open read it twice).
+  const zfile = await fetchWhy('zfile-index', () =>
+    ZFileReader.openIfZFile(out.inner, {
+      onCorrupt: evict
+        ? async ({ offset, length }) => {
+            await evict(payloadOffset + offset, length);
+            return true;
+          }
+        : undefined,
+    }),
+  );
+  if (zfile) {
+    out.zfile = zfile;
+    out.inner = zfile;
     wrapping.push('zfile');
   }
   return out;

@@ -48,13 +48,18 @@ export class SealedLayer implements BlockFile, ExtentSource {
         `${name}: not an LSMT layer: ${file.size} bytes is too small for header and trailer`,
       );
     }
-    const header = decodeHeader(await readExact(file, 0, HT_SPACE, 'lsmt header'), `${name}: lsmt header`);
+    // Header and trailer read together: through a ZFile each is a block to fetch and decode.
+    const trailerOffset = file.size - HT_SPACE;
+    const [headBytes, tailBytes] = await Promise.all([
+      readExact(file, 0, HT_SPACE, 'lsmt header'),
+      readExact(file, trailerOffset, HT_SPACE, 'lsmt trailer'),
+    ]);
+    const header = decodeHeader(headBytes, `${name}: lsmt header`);
     if (!isHeader(header)) throw new DadiError('EFORMAT', `${name}: lsmt header: header flag not set`);
     if (!isDataFile(header))
       throw new DadiError('EFORMAT', `${name}: lsmt header: not a data file (an RW index file?)`);
-    const trailerOffset = file.size - HT_SPACE;
     const trailer = decodeHeader(
-      await readExact(file, trailerOffset, HT_SPACE, 'lsmt trailer'),
+      tailBytes,
       `${name}: lsmt trailer (no trailer: an unsealed RW data file or a truncated layer)`,
     );
     if (isHeader(trailer)) throw new DadiError('EFORMAT', `${name}: lsmt trailer: flags say header`);

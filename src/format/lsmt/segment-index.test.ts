@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeInvalid, encodeSegment, type Segment } from './segment.js';
-import { SegmentIndex } from './segment-index.js';
+import { testRandom } from '../../../test/seed.js';
+import { decodeSegment, encodeInvalid, encodeSegment, isInvalidEntry, SEGMENT_BYTES, type Segment } from './segment.js';
+import { SegmentIndex, SegmentListBuilder } from './segment-index.js';
 
 const seg = (offset: number, length: number, moffset: number, tag = 0, zeroed = false): Segment => ({
   offset,
@@ -92,5 +93,56 @@ describe('SegmentIndex', () => {
     ).toEqual([3, 1]);
     expect(SegmentIndex.decode(idx.encode(), 2).toArray()).toEqual(idx.toArray());
     expect(idx.dataSectors()).toBe(8);
+  });
+});
+
+describe('SegmentIndex.decode', () => {
+  /** The decode before the one-pass one (per entry: DataView, a Segment object, a builder push), kept as the reference. */
+  function previousDecode(bytes: Uint8Array, count: number, keepTags: boolean): Segment[] {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const b = new SegmentListBuilder(count);
+    for (let i = 0; i < count; i++) {
+      const pos = i * SEGMENT_BYTES;
+      if (isInvalidEntry(view, pos)) continue;
+      const s = decodeSegment(view, pos);
+      b.push(s.offset, s.length, s.moffset, s.zeroed, keepTags ? s.tag : 0);
+    }
+    return b.build().toArray();
+  }
+
+  it('gives what the per-entry decode gave, on seeded random entries (padding, huge fields, unaligned bytes)', () => {
+    const rnd = testRandom(47);
+    const int = (below: number) => Math.floor(rnd() * below);
+    for (let run = 0; run < 300; run++) {
+      const count = run < 3 ? run : 1 + int(run % 25 === 0 ? 20_000 : 300);
+      const shift = int(4); // 0: aligned; else the entries start 1-3 bytes into their buffer
+      const bytes = new Uint8Array(count * SEGMENT_BYTES + shift).subarray(shift);
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let i = 0; i < count; i++) {
+        const pos = i * SEGMENT_BYTES;
+        const kind = int(10);
+        if (kind === 0) encodeInvalid(view, pos);
+        else if (kind === 1) {
+          // Raw random words: any bit pattern the format can hold.
+          for (let w = 0; w < 4; w++) view.setUint32(pos + 4 * w, int(2 ** 32), true);
+        } else {
+          const big = kind === 2;
+          encodeSegment(
+            view,
+            pos,
+            big ? int(2 ** 50 - 1) : int(1 << 30),
+            int(1 << 14),
+            big ? int(2 ** 53) : int(1 << 30),
+            int(2) === 1,
+            int(256),
+          );
+        }
+      }
+      for (const keepTags of [false, true]) {
+        const got = SegmentIndex.decode(bytes, count, { keepTags });
+        expect(got.toArray()).toEqual(previousDecode(bytes, count, keepTags));
+        expect(got.length).toBe(got.offsets.length);
+      }
+    }
   });
 });

@@ -7,12 +7,24 @@
 // end (cache-resident), then one 16-entry block (one cache line). Otherwise a plain binary search
 // over a Float64Array.
 
-import { decodeSegment, encodeSegment, isInvalidEntry, SEGMENT_BYTES, type Segment } from './segment.js';
+import { endianness } from 'node:os';
+import { encodeSegment, SEGMENT_BYTES, type Segment } from './segment.js';
 
 const BLOCK = 16;
 const BLOCK_SHIFT = 4;
 const TWO_LEVEL_MIN = 2048;
 const INT32_LIMIT = 0x7fffffff;
+const TWO32 = 2 ** 32;
+const LITTLE_ENDIAN_HOST = endianness() === 'LE';
+
+/** The first `n` little-endian u32 words of `bytes`: a view when it can be one, else a copy. */
+function u32Words(bytes: Uint8Array, n: number): Uint32Array {
+  if (LITTLE_ENDIAN_HOST && bytes.byteOffset % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+  const out = new Uint32Array(n);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 4 * n);
+  for (let i = 0; i < n; i++) out[i] = view.getUint32(4 * i, true);
+  return out;
+}
 
 export class SegmentIndex {
   /** Search keys: ends as int32 (fast path) or float64. */
@@ -68,17 +80,42 @@ export class SegmentIndex {
   /**
    * Decode `count` on-disk entries from `bytes`, dropping invalid (padding) entries.
    * Tags are reset to 0 unless `keepTags` (on-disk tags are meaningless outside warp files).
+   * One pass straight into the columns (segment.ts's layout, read as u32 words): no per-entry
+   * object or call, since a layer's index is parsed on the way to its first mount.
    */
   static decode(bytes: Uint8Array, count: number, opts: { keepTags?: boolean } = {}): SegmentIndex {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const b = new SegmentListBuilder(count);
-    for (let i = 0; i < count; i++) {
-      const pos = i * SEGMENT_BYTES;
-      if (isInvalidEntry(view, pos)) continue;
-      const s = decodeSegment(view, pos);
-      b.push(s.offset, s.length, s.moffset, s.zeroed, opts.keepTags ? s.tag : 0);
+    if (bytes.length < count * SEGMENT_BYTES) {
+      throw new RangeError(`lsmt index: ${bytes.length} bytes hold fewer than ${count} entries`);
     }
-    return b.build();
+    const w = u32Words(bytes, count * 4);
+    const keepTags = opts.keepTags === true;
+    const offsets = new Float64Array(count);
+    const lengths = new Uint16Array(count);
+    const moffsets = new Float64Array(count);
+    const zeroed = new Uint8Array(count);
+    const tags = new Uint8Array(count);
+    let n = 0;
+    for (let i = 0, p = 0; i < count; i++, p += 4) {
+      const w0lo = w[p]!;
+      const w0hi = w[p + 1]!;
+      if (w0lo === 0xffffffff && (w0hi & 0x3ffff) === 0x3ffff) continue; // padding (isInvalidEntry)
+      const w1hi = w[p + 3]!;
+      offsets[n] = w0lo + (w0hi & 0x3ffff) * TWO32;
+      lengths[n] = w0hi >>> 18;
+      moffsets[n] = w[p + 2]! + (w1hi & 0x7fffff) * TWO32;
+      zeroed[n] = (w1hi >>> 23) & 1;
+      if (keepTags) tags[n] = w1hi >>> 24;
+      n++;
+    }
+    if (n === count) return new SegmentIndex(n, offsets, lengths, moffsets, zeroed, tags);
+    return new SegmentIndex(
+      n,
+      offsets.slice(0, n),
+      lengths.slice(0, n),
+      moffsets.slice(0, n),
+      zeroed.slice(0, n),
+      tags.slice(0, n),
+    );
   }
 
   /** Encode all entries (no padding). */

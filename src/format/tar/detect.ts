@@ -99,5 +99,10 @@ export async function detectTar(file: BlockFile): Promise<TarPayload | undefined
 export async function openTarPayload(file: BlockFile): Promise<BlockFile> {
   const t = await detectTar(file);
   if (!t) throw new DadiError('EFORMAT', `${file.name}: not a tar file`);
+  return tarPayloadFile(file, t);
+}
+
+/** The view of the member `detectTar` found in `file` (no second walk of its headers). Closing it closes `file`. */
+export function tarPayloadFile(file: BlockFile, t: TarPayload): BlockFile {
   return new SliceFile(file, t.payloadOffset, t.payloadSize, `${t.memberName} in ${file.name}`);
 }

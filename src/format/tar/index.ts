@@ -1,6 +1,6 @@
 // Tar: the one header codec (header.ts), the one-member wrapper around layer blobs (spec §4:
 // detection / payload view and the writer) and the streaming reader of OCI layer tars.
-export { detectTar, openTarPayload, type TarPayload } from './detect.js';
+export { detectTar, openTarPayload, type TarPayload, tarPayloadFile } from './detect.js';
 export { goSingleFileTar } from './go-member.js';
 export {
   decodeTarHeader,

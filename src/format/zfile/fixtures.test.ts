@@ -93,7 +93,29 @@ describe.skipIf(!have)('ZFile fixtures', () => {
       tampered[400]! ^= 0x20;
       await expect(isZFile(new MemoryFile(tampered))).rejects.toMatchObject({ code: 'ECORRUPT' });
       await expect(ZFileReader.open(new MemoryFile(tampered))).rejects.toThrow(/header digest mismatch/);
+      await expect(ZFileReader.openIfZFile(new MemoryFile(tampered))).rejects.toThrow(/header digest mismatch/);
     }
+  });
+
+  it('openIfZFile: undefined where isZFile is false, the same reader as open otherwise', async () => {
+    for (const other of [await sample('lsmt/l1.lsmt'), new Uint8Array(100), new Uint8Array(0)]) {
+      expect(await ZFileReader.openIfZFile(new MemoryFile(other))).toBeUndefined();
+    }
+    for (const name of ['l1.zfile-lz4', 'l1.lsmt.zfile-lz4', 'l1.zfile-zstd']) {
+      const bytes = await sample(`zfile/${name}`);
+      const a = await ZFileReader.open(new MemoryFile(bytes));
+      const b = await ZFileReader.openIfZFile(new MemoryFile(bytes));
+      expect(b).toBeDefined();
+      expect([b!.header, b!.trailer, b!.size, b!.blockCount]).toEqual([a.header, a.trailer, a.size, a.blockCount]);
+      for (let k = 0; k <= a.blockCount; k++) expect(b!.blockOffset(k)).toBe(a.blockOffset(k));
+      const [x, y] = [Buffer.alloc(a.size), Buffer.alloc(a.size)];
+      await a.read(x, 0);
+      await b!.read(y, 0);
+      expect(x.equals(y)).toBe(true);
+    }
+    // A trailer-mode ZFile whose trailer is cut off still fails as open does.
+    const cut = (await sample('zfile/l1.lsmt.zfile-lz4')).subarray(0, 1000);
+    await expect(ZFileReader.openIfZFile(new MemoryFile(cut))).rejects.toMatchObject({ code: 'EFORMAT' });
   });
 
   it('a corrupt block fails with ECORRUPT naming the file and block', async () => {

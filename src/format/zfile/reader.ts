@@ -17,6 +17,7 @@ import {
   type ZFileHeader,
   zfileDigestOk,
 } from './header.js';
+import { type BlockOffsets, blockOffsets, jumpTableBuffer } from './jump-table.js';
 
 /** The reference refuses larger jump tables (MAX_ZFILE_INDEX_SIZE). */
 export const MAX_ZFILE_INDEX_SIZE = 1_000_000_000;
@@ -104,13 +105,36 @@ export class ZFileReader implements PrefetchableBlockFile {
    * @example const z = await ZFileReader.open(await LocalFile.open('layer.zfile'));
    */
   static async open(file: BlockFile, opts: ZFileOpenOptions = {}): Promise<ZFileReader> {
-    const name = file.name;
+    const trailer = speculativeTrailer(file);
     const header = await readStruct(file, 0, 'header');
     if (!header.ht.magicOk || !hasFlag(header.ht.flags, ZFileFlag.HEADER)) {
-      throw new DadiError('EFORMAT', `${name}: not a ZFile (bad magic or no header flag)`);
+      throw new DadiError('EFORMAT', `${file.name}: not a ZFile (bad magic or no header flag)`);
     }
-    checkDigest(name, 'header', header);
+    checkDigest(file.name, 'header', header);
+    return ZFileReader.openWithHeader(file, header, trailer, opts);
+  }
 
+  /**
+   * `isZFile` and `open` with one read of the header: undefined where isZFile is false, the
+   * opened reader otherwise (and open's errors). The trailer is read alongside the header, so a
+   * ZFile in trailer mode costs one round of reads before its jump table, not two.
+   */
+  static async openIfZFile(file: BlockFile, opts: ZFileOpenOptions = {}): Promise<ZFileReader | undefined> {
+    if (file.size < ZFILE_HT_SPACE) return undefined;
+    const trailer = speculativeTrailer(file);
+    const header = await readStruct(file, 0, 'header');
+    if (!header.ht.magicOk || !hasFlag(header.ht.flags, ZFileFlag.HEADER)) return undefined;
+    checkDigest(file.name, 'header', header);
+    return ZFileReader.openWithHeader(file, header, trailer, opts);
+  }
+
+  private static async openWithHeader(
+    file: BlockFile,
+    header: { block: Buffer; ht: ZFileHeader },
+    trailerRead: Promise<{ block: Buffer; ht: ZFileHeader }> | undefined,
+    opts: ZFileOpenOptions,
+  ): Promise<ZFileReader> {
+    const name = file.name;
     let trailer: ZFileHeader | undefined;
     let ht = header.ht;
     let indexLimit = file.size; // the jump table must end before this
@@ -118,10 +142,10 @@ export class ZFileReader implements PrefetchableBlockFile {
       if (!hasFlag(ht.flags, ZFileFlag.DATA)) {
         throw new DadiError('EFORMAT', `${name}: ZFile header is not of a data file`);
       }
-      if (file.size < 2 * ZFILE_HT_SPACE) {
+      if (!trailerRead) {
         throw new DadiError('EFORMAT', `${name}: ZFile too small (${file.size} bytes) to hold a trailer`);
       }
-      const t = await readStruct(file, file.size - ZFILE_HT_SPACE, 'trailer');
+      const t = await trailerRead;
       const f = t.ht.flags;
       if (
         !t.ht.magicOk ||
@@ -376,10 +400,10 @@ function validateStruct(name: string, ht: ZFileHeader, indexLimit: number): void
 }
 
 /** Read the u32 jump table (CRC-checked when the digest flag says so) and build block offsets. */
-async function loadJumpTable(file: BlockFile, ht: ZFileHeader): Promise<{ offsets: Float64Array; maxStored: number }> {
+async function loadJumpTable(file: BlockFile, ht: ZFileHeader): Promise<BlockOffsets> {
   const n = ht.indexSize;
   const bytes = 4 * n;
-  const table = Buffer.allocUnsafe(bytes);
+  const table = jumpTableBuffer(n);
   const pieces: number[] = [];
   for (let p = 0; p < bytes; p += INDEX_PIECE) pieces.push(p);
   for (let i = 0; i < pieces.length; i += INDEX_PARALLEL) {
@@ -400,24 +424,25 @@ async function loadJumpTable(file: BlockFile, ht: ZFileHeader): Promise<{ offset
     }
   }
   const minLen = ht.verify !== 0 ? 4 : 0;
-  const maxLen = storedLimit(ht.blockSize);
-  const offsets = new Float64Array(n + 1);
-  let pos = ZFILE_HT_SPACE + ht.dictSize;
-  let maxStored = 0;
-  offsets[0] = pos;
-  for (let k = 0; k < n; k++) {
-    const len = table.readUInt32LE(4 * k);
-    if (len <= minLen || len > maxLen) {
-      throw new DadiError('EFORMAT', `${file.name}: ZFile block ${k} has a bad stored length ${len}`);
-    }
-    if (len > maxStored) maxStored = len;
-    pos += len;
-    offsets[k + 1] = pos;
+  const dataStart = ZFILE_HT_SPACE + ht.dictSize;
+  const out = blockOffsets(file.name, table, n, dataStart, minLen, storedLimit(ht.blockSize));
+  const end = out.offsets[n]!;
+  if (end > ht.indexOffset) {
+    throw new DadiError('EFORMAT', `${file.name}: ZFile blocks end at ${end}, past the index at ${ht.indexOffset}`);
   }
-  if (pos > ht.indexOffset) {
-    throw new DadiError('EFORMAT', `${file.name}: ZFile blocks end at ${pos}, past the index at ${ht.indexOffset}`);
-  }
-  return { offsets, maxStored };
+  return out;
+}
+
+/**
+ * The trailer struct, read as the header is (a ZFile in trailer mode needs both before its jump
+ * table); undefined when the file cannot hold header and trailer. A failure surfaces only where
+ * the trailer is awaited (it is unused in header-overwrite mode and for files that are no ZFile).
+ */
+function speculativeTrailer(file: BlockFile): Promise<{ block: Buffer; ht: ZFileHeader }> | undefined {
+  if (file.size < 2 * ZFILE_HT_SPACE) return undefined;
+  const p = readStruct(file, file.size - ZFILE_HT_SPACE, 'trailer');
+  p.catch(() => {});
+  return p;
 }
 
 /** Little-endian u32 at b[at..at+4). */
