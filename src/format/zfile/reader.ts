@@ -1,6 +1,7 @@
 // ZFileReader: the uncompressed view of a ZFile (spec §3.5) as a BlockFile, with the jump table,
 // per-block CRC checks and bounded decoding; plus `isZFile` detection (§3.6).
-// Not a cache: it keeps no decompressed data between reads (the block cache sits below it).
+// Not a cache: the block cache below keeps the stored bytes; this keeps only the few blocks that
+// reads within one block decoded last (recent-blocks.ts), since those are read again at once.
 
 import type { BlockFile, PrefetchableBlockFile } from '../../blockfile/blockfile.js';
 import { prefetchRange } from '../../blockfile/prefetch.js';
@@ -18,6 +19,7 @@ import {
   zfileDigestOk,
 } from './header.js';
 import { type BlockOffsets, blockOffsets, jumpTableBuffer } from './jump-table.js';
+import { RecentBlocks } from './recent-blocks.js';
 
 /** The reference refuses larger jump tables (MAX_ZFILE_INDEX_SIZE). */
 export const MAX_ZFILE_INDEX_SIZE = 1_000_000_000;
@@ -37,6 +39,8 @@ const BIG_POOL_MAX = 2;
  * so no reference file exceeds block_size + 516; the slack keeps odd encoders readable.
  */
 const storedLimit = (blockSize: number) => blockSize + 1024;
+/** Decoded bytes kept for reads within one block (recent-blocks.ts): 64 blocks of 4 KiB. */
+const RECENT_BYTES = 256 * 1024;
 
 export interface ZFileCorruptInfo {
   /** Block number. */
@@ -75,6 +79,7 @@ export class ZFileReader implements PrefetchableBlockFile {
   private readonly codec: BlockCodec;
   private readonly pool: Scratch[] = [];
   private readonly bigWindows: Uint8Array[] = [];
+  private readonly recent: RecentBlocks;
   private closed = false;
 
   private constructor(
@@ -96,6 +101,7 @@ export class ZFileReader implements PrefetchableBlockFile {
     this.codec = codecFor(ht.algo, inner.name);
     this.algorithm = this.codec.algorithm;
     this.verify = ht.verify !== 0;
+    this.recent = new RecentBlocks(Math.max(4, Math.floor(RECENT_BYTES / this.blockSize)));
   }
 
   /**
@@ -179,6 +185,16 @@ export class ZFileReader implements PrefetchableBlockFile {
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
+    if (first === last) {
+      // Within one block: from the blocks decoded last, joining a decode of it in flight, or decoded now.
+      const from = offset - first * bs;
+      const count = end - offset;
+      const block =
+        this.recent.get(first) ??
+        (await this.recent.decode(first, this.blockLength(first), (into) => this.decodeInto(first, into)));
+      buf.set(from === 0 && count === block.length ? block : block.subarray(from, from + count));
+      return count;
+    }
     const off = this.offsets;
     const s = this.pool.pop() ?? this.newScratch();
     let big: Uint8Array | undefined; // a 1 MiB window, for requests spanning many blocks
@@ -262,8 +278,29 @@ export class ZFileReader implements PrefetchableBlockFile {
     if (this.closed) return;
     this.closed = true;
     this.pool.length = 0;
+    this.recent.clear();
     this.bigWindows.length = 0;
     await this.inner.close();
+  }
+
+  /** Decoded length of block `k`: the block size, or the rest of the file for the last block. */
+  private blockLength(k: number): number {
+    return k === this.blockCount - 1 ? this.size - k * this.blockSize : this.blockSize;
+  }
+
+  /** Read, check and decode block `k` into `into` (its decoded length). */
+  private async decodeInto(k: number, into: Uint8Array): Promise<void> {
+    const s = this.pool.pop() ?? this.newScratch();
+    try {
+      const start = this.offsets[k]!;
+      const len = this.offsets[k + 1]! - start;
+      const n = await this.inner.read(s.win.subarray(0, len), start);
+      if (n !== len) throw this.shortRead(k, k + 1, start, len, n);
+      const bad = this.decodeBlock(k, s.win, 0, len, into, 0, 0, into.length, s);
+      if (bad) await this.recover(k, bad, s.win.subarray(0, len), into, 0, 0, into.length, s);
+    } finally {
+      if (this.pool.length < POOL_MAX) this.pool.push(s);
+    }
   }
 
   private newScratch(): Scratch {
