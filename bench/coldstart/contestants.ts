@@ -30,6 +30,8 @@ export interface Sample {
    * node until the CLI's time origin), then the steps of `dadi run --timings` up to the first output.
    */
   steps?: { step: string; ms: number }[];
+  /** dadi only: every `--timings` step the CLI printed, details (`mount: fuse`, …) included, for the run's log line. */
+  timings?: { step: string; ms: number }[];
 }
 
 export interface Ctx {
@@ -153,7 +155,14 @@ export async function dadiRun(x: Ctx, ref: string, opts: { cold: boolean; trace:
     registryRequests: s.requests,
     deviceBytesRead,
     steps: stepsToFirstOutput(r.stderr, r.firstOutputS),
+    timings: cliTimings(r.stderr),
   };
+}
+
+/** The CLI's `--timings --json` line, all of it. */
+function cliTimings(stderr: string): { step: string; ms: number }[] | undefined {
+  const line = stderr.split('\n').find((l) => l.startsWith('{"timings"'));
+  return line ? (JSON.parse(line) as { timings: { step: string; ms: number }[] }).timings : undefined;
 }
 
 /**

@@ -334,6 +334,8 @@ async function benchmark(): Promise<void> {
               `${s.registryBytes} B in ${s.registryRequests} requests` +
               (s.deviceBytesRead !== undefined ? `, device read ${s.deviceBytesRead} B` : ''),
           );
+          // Every run's steps, for finding which one grows in the slow runs (the report keeps medians).
+          if (s.timings) log(`  steps: ${s.timings.map((t) => `${t.step} ${Math.round(t.ms)}`).join(', ')}`);
         };
         // Each round starts with the next contestant; dadi-warm always follows its cold run.
         const order = active.filter((c) => c !== 'dadi-warm');
