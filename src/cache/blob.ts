@@ -23,6 +23,7 @@
 // cache's readahead budget allows (requests in flight, bytes waiting to be written). A reader
 // that joined a readahead fetch which failed reads its range again on its own.
 
+import { read } from 'node:fs';
 import type { BlockFile } from '../blockfile/blockfile.js';
 import { checkRead } from '../blockfile/range.js';
 import { DadiError } from '../errors.js';
@@ -371,10 +372,12 @@ export class BlobState {
     try {
       const fh = store.dataFh;
       if (!fh) throw new Error('no data file');
+      // Its descriptor stays open while the store is acquired.
+      const fd = fh.fd;
       let done = 0;
       const len = hi - lo;
       while (done < len) {
-        const { bytesRead } = await fh.read(buf, lo - offset + done, len - done, lo + done);
+        const bytesRead = await pread(fd, buf, lo - offset + done, len - done, lo + done);
         if (bytesRead === 0) throw new Error('short read');
         done += bytesRead;
       }
@@ -674,6 +677,17 @@ export class CachedBlob implements BlockFile {
     if (--this.blob.handles === 0) await this.blob.host.closeBlob(this.blob);
     await this.source.close();
   }
+}
+
+/**
+ * pread through fs.read's callback: FileHandle.read's promise machinery costs the event loop
+ * ~15-20 µs more per call (4 KiB hits from the page cache, 8 at once: 20-26 -> 4-9 µs of loop time
+ * each), and a cold start's hits are many small reads on the loop that also answers the kernel.
+ */
+function pread(fd: number, buf: Uint8Array, at: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buf, at, length, position, (e, n) => (e ? reject(e) : resolve(n)));
+  });
 }
 
 function pagesTouched(lo: number, hi: number): number {
