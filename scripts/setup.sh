@@ -31,6 +31,8 @@ need setfacl acl
 need getfacl acl
 need debootstrap debootstrap
 need umoci umoci
+# bench/coldstart holds its registry's storage in memory across the page-cache drops.
+need vmtouch vmtouch
 # Network namespaces, tbf shaping and the DNAT of the P2P cluster (bench/p2p, its test).
 need ip iproute2
 need tc iproute2

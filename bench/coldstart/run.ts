@@ -52,6 +52,7 @@ import {
   withParentDirs,
 } from './image.js';
 import { HOST_NS, type LinkSetting, startNet } from './net.js';
+import { keepResident, type ResidentStorage } from './registry-resident.js';
 import { type BenchResult, type CellResult, CONTESTANTS, renderMarkdown, renderSvg, summarize } from './render.js';
 import { log, sh } from './util.js';
 
@@ -141,13 +142,13 @@ async function recordTrace(dadi: string, w: Workload): Promise<string> {
 }
 
 async function checkTools(): Promise<void> {
-  const tools = ['debootstrap', 'umoci', 'skopeo', 'docker-registry', 'runc', 'ip', 'tc', 'nsenter', 'curl'];
+  const tools = ['debootstrap', 'umoci', 'skopeo', 'docker-registry', 'runc', 'ip', 'tc', 'nsenter', 'curl', 'vmtouch'];
   const missing = [];
   for (const t of tools)
     if ((await sh('sh', ['-c', `command -v ${t}`], { allowFail: true })).code !== 0) missing.push(t);
   if (missing.length) {
     throw new Error(
-      `missing ${missing.join(', ')}: apt-get install -y --no-install-recommends debootstrap umoci skopeo docker-registry runc iproute2 curl`,
+      `missing ${missing.join(', ')}: apt-get install -y --no-install-recommends debootstrap umoci skopeo docker-registry runc iproute2 curl vmtouch`,
     );
   }
 }
@@ -177,7 +178,8 @@ async function writeReports(
     method: {
       timing: "from the first spawn of the contestant's first command until the workload's first line on stdout",
       daemons: 'every side starts its daemons on empty state before the clock (dadi daemon; containerd + stargz)',
-      page_cache: 'dropped (echo 3 > /proc/sys/vm/drop_caches) before every run',
+      page_cache:
+        "this host's dropped (echo 3 > /proc/sys/vm/drop_caches) before every run; the registry's storage held in memory (vmtouch -l), as a remote registry serving the same blobs run after run has them",
       registry_bytes: 'HTTP response body bytes counted at the delaying proxy (manifests, configs and blobs)',
       device_bytes_read:
         "dadi: bytes the kernel read from the image's block device (uncompressed; FUSE export counter via the daemon's ps)",
@@ -268,8 +270,10 @@ async function benchmark(): Promise<void> {
   const ctd = new PrivateContainerd(join(WORK, 'containerd'), HOST_NS, net.registry);
   // An interrupted run still stops the daemons and deletes the namespaces.
   let cleaning: Promise<void> | undefined;
+  let resident: ResidentStorage | undefined;
   const cleanup = () =>
     (cleaning ??= (async () => {
+      await resident?.stop().catch((e) => log(`releasing the registry's storage: ${(e as Error).message}`));
       await stopDaemon().catch((e) => log(`stopping the dadi daemon: ${(e as Error).message}`));
       await ctd.stop().catch((e) => log(`stopping containerd: ${(e as Error).message}`));
       await net.close();
@@ -321,6 +325,8 @@ async function benchmark(): Promise<void> {
         convert_s: pushed.convertS,
       };
     }
+    // After every push (the images, their traces): the runs add no blobs.
+    resident = await keepResident(join(WORK, 'registry'), WORK);
     const active = contestants.filter((c) => !unavailable[c]);
     for (const w of workloads) {
       for (const link of links) {
