@@ -7,7 +7,7 @@
 // end (cache-resident), then one 16-entry block (one cache line). Otherwise a plain binary search
 // over a Float64Array.
 
-import { endianness } from 'node:os';
+import { leU32Words } from '../u32-words.js';
 import { encodeSegment, SEGMENT_BYTES, type Segment } from './segment.js';
 
 const BLOCK = 16;
@@ -15,16 +15,6 @@ const BLOCK_SHIFT = 4;
 const TWO_LEVEL_MIN = 2048;
 const INT32_LIMIT = 0x7fffffff;
 const TWO32 = 2 ** 32;
-const LITTLE_ENDIAN_HOST = endianness() === 'LE';
-
-/** The first `n` little-endian u32 words of `bytes`: a view when it can be one, else a copy. */
-function u32Words(bytes: Uint8Array, n: number): Uint32Array {
-  if (LITTLE_ENDIAN_HOST && bytes.byteOffset % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, n);
-  const out = new Uint32Array(n);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, 4 * n);
-  for (let i = 0; i < n; i++) out[i] = view.getUint32(4 * i, true);
-  return out;
-}
 
 export class SegmentIndex {
   /** Search keys: ends as int32 (fast path) or float64. */
@@ -87,7 +77,7 @@ export class SegmentIndex {
     if (bytes.length < count * SEGMENT_BYTES) {
       throw new RangeError(`lsmt index: ${bytes.length} bytes hold fewer than ${count} entries`);
     }
-    const w = u32Words(bytes, count * 4);
+    const w = leU32Words(bytes, count * 4);
     const keepTags = opts.keepTags === true;
     const offsets = new Float64Array(count);
     const lengths = new Uint16Array(count);

@@ -5,8 +5,8 @@
 // whose JIT has not seen a table that size yet. So the table is read as a Uint32Array over its own
 // bytes (no per-entry call, no per-entry object) and validated while the offsets are summed.
 
-import { endianness } from 'node:os';
 import { DadiError } from '../../errors.js';
+import { leU32Words } from '../u32-words.js';
 
 /** Block starts and the largest stored block, from a jump table. */
 export interface BlockOffsets {
@@ -14,8 +14,6 @@ export interface BlockOffsets {
   offsets: Float64Array;
   maxStored: number;
 }
-
-const LITTLE_ENDIAN_HOST = endianness() === 'LE';
 
 /**
  * A buffer for a jump table of `n` entries that `blockOffsets` reads without copying: its own
@@ -41,7 +39,7 @@ export function blockOffsets(
   if (table.length < 4 * n) {
     throw new DadiError('EFORMAT', `${name}: ZFile jump table holds ${table.length} bytes, not ${4 * n}`);
   }
-  const lengths = u32View(table, n);
+  const lengths = leU32Words(table, n);
   const offsets = new Float64Array(n + 1);
   // (len - minLen - 1) >>> 0 < span  ⇔  minLen < len <= maxLen, in one unsigned compare.
   const span = maxLen - minLen;
@@ -56,15 +54,6 @@ export function blockOffsets(
     offsets[k + 1] = pos;
   }
   return { offsets, maxStored };
-}
-
-/** The first `n` u32s of `table` as host-order numbers: a view when it can be one, else a copy. */
-function u32View(table: Uint8Array, n: number): Uint32Array {
-  if (LITTLE_ENDIAN_HOST && table.byteOffset % 4 === 0) return new Uint32Array(table.buffer, table.byteOffset, n);
-  const out = new Uint32Array(n);
-  const view = new DataView(table.buffer, table.byteOffset, 4 * n);
-  for (let k = 0; k < n; k++) out[k] = view.getUint32(4 * k, true);
-  return out;
 }
 
 function badLength(name: string, k: number, len: number): DadiError {

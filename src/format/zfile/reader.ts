@@ -111,35 +111,30 @@ export class ZFileReader implements PrefetchableBlockFile {
    * @example const z = await ZFileReader.open(await LocalFile.open('layer.zfile'));
    */
   static async open(file: BlockFile, opts: ZFileOpenOptions = {}): Promise<ZFileReader> {
-    const trailer = speculativeTrailer(file);
-    const header = await readStruct(file, 0, 'header');
-    if (!header.ht.magicOk || !hasFlag(header.ht.flags, ZFileFlag.HEADER)) {
-      throw new DadiError('EFORMAT', `${file.name}: not a ZFile (bad magic or no header flag)`);
-    }
-    checkDigest(file.name, 'header', header);
-    return ZFileReader.openWithHeader(file, header, trailer, opts);
+    const z = await ZFileReader.openChecked(file, opts);
+    if (!z) throw new DadiError('EFORMAT', `${file.name}: not a ZFile (bad magic or no header flag)`);
+    return z;
   }
 
   /**
    * `isZFile` and `open` with one read of the header: undefined where isZFile is false, the
-   * opened reader otherwise (and open's errors). The trailer is read alongside the header, so a
-   * ZFile in trailer mode costs one round of reads before its jump table, not two.
+   * opened reader otherwise (and open's errors).
    */
   static async openIfZFile(file: BlockFile, opts: ZFileOpenOptions = {}): Promise<ZFileReader | undefined> {
     if (file.size < ZFILE_HT_SPACE) return undefined;
-    const trailer = speculativeTrailer(file);
+    return ZFileReader.openChecked(file, opts);
+  }
+
+  /**
+   * open's work, undefined where the header has no ZFile magic or header flag. The trailer is read
+   * alongside the header, so a ZFile in trailer mode costs one round of reads before its jump
+   * table, not two.
+   */
+  private static async openChecked(file: BlockFile, opts: ZFileOpenOptions): Promise<ZFileReader | undefined> {
+    const trailerRead = speculativeTrailer(file);
     const header = await readStruct(file, 0, 'header');
     if (!header.ht.magicOk || !hasFlag(header.ht.flags, ZFileFlag.HEADER)) return undefined;
     checkDigest(file.name, 'header', header);
-    return ZFileReader.openWithHeader(file, header, trailer, opts);
-  }
-
-  private static async openWithHeader(
-    file: BlockFile,
-    header: { block: Buffer; ht: ZFileHeader },
-    trailerRead: Promise<{ block: Buffer; ht: ZFileHeader }> | undefined,
-    opts: ZFileOpenOptions,
-  ): Promise<ZFileReader> {
     const name = file.name;
     let trailer: ZFileHeader | undefined;
     let ht = header.ht;
