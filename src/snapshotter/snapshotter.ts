@@ -5,10 +5,11 @@
 // overlayfs whose upper directory is the container's own; the image's ext4 is its lowest lower.
 // Not the gRPC binding (service.ts) and not the daemon (runtime/).
 
+import { mkdirSync } from 'node:fs';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DadiError } from '../errors.js';
-import { findMount } from '../export/system.js';
+import { findMount, findMountSync } from '../export/system.js';
 import type { LaunchRequest } from '../runtime/protocol.js';
 import { Label, remoteLayerOf, traceOf } from './labels.js';
 import { MetadataStore, type RemoteLayer, type SnapshotKind, type SnapshotRecord } from './store.js';
@@ -302,8 +303,10 @@ export class Snapshotter {
       throw new SnapshotError('ALREADY_EXISTS', `snapshot ${target} already exists (DADI layer ${remote.digest})`);
     }
     const id = this.store.newId();
-    await mkdir(join(this.folder(id), 'fs'), { recursive: true });
-    await mkdir(join(this.folder(id), 'work'), { recursive: true });
+    // Synchronous, as the store's save: on a container's start path, each thread-pool round trip
+    // waits behind the process's other work, and these take microseconds.
+    mkdirSync(join(this.folder(id), 'fs'), { recursive: true });
+    mkdirSync(join(this.folder(id), 'work'), { recursive: true });
     const t = now();
     const mode =
       labels[Label.writable] === 'dir' ? 'block' : labels[Label.writable] === 'overlayfs' ? 'overlayfs' : this.rwMode;
@@ -460,7 +463,7 @@ export class Snapshotter {
   ): Promise<string> {
     return this.mountOnce(top.id, async () => {
       const target = join(this.folder(top.id), 'mnt');
-      if (!fresh && (await findMount(target))) return target;
+      if (!fresh && findMountSync(target)) return target;
       const { layers, accel } = this.remoteStack(top);
       await mkdir(target, { recursive: true });
       const trace = accel ? { accelerationLayer: accel } : undefined;

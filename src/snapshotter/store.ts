@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DadiError } from '../errors.js';
-import { withAtomicOutput } from '../util/atomic-output.js';
+import { writeFileAtomicSync } from '../util/atomic-output.js';
 
 export type SnapshotKind = 'VIEW' | 'ACTIVE' | 'COMMITTED';
 
@@ -103,11 +103,12 @@ export class MetadataStore {
     this.byKey.delete(key);
   }
 
-  /** Write the whole state atomically (temp file, fsync, rename). */
+  /**
+   * Write the whole state atomically (temp file, fsync, rename), synchronously: a Prepare and a
+   * pull's layer records wait for it on a container's start path, and the file is a few kilobytes.
+   */
   async save(): Promise<void> {
     const body: StoreFile = { version: 1, nextId: this.nextId, snapshots: this.all() };
-    await withAtomicOutput(this.path, {}, async (out) => {
-      await out.handle.writeFile(`${JSON.stringify(body, null, 1)}\n`);
-    });
+    writeFileAtomicSync(this.path, `${JSON.stringify(body, null, 1)}\n`);
   }
 }

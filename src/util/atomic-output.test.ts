@@ -3,6 +3,7 @@ import {
   chmod,
   link,
   lstat,
+  mkdir,
   mkdtemp,
   readdir,
   readFile,
@@ -23,6 +24,7 @@ import {
   isTempName,
   withAtomicFiles,
   withAtomicOutput,
+  writeFileAtomicSync,
 } from './atomic-output.js';
 
 let dir: string;
@@ -106,6 +108,34 @@ describe('withAtomicOutput', () => {
     const dest = join(dir, 'out');
     await writeFile(dest, 'old');
     await expect(withAtomicOutput(dest, { noClobber: true }, write('x'))).rejects.toThrow(/already exists/);
+  });
+});
+
+describe('writeFileAtomicSync', () => {
+  it('creates or replaces the file, keeping an existing mode, through a symlink', async () => {
+    const dest = join(dir, 'state.json');
+    writeFileAtomicSync(dest, 'one\n');
+    expect(await readFile(dest, 'utf8')).toBe('one\n');
+    await chmod(dest, 0o640);
+    writeFileAtomicSync(dest, 'two\n');
+    expect(await readFile(dest, 'utf8')).toBe('two\n');
+    expect((await stat(dest)).mode & 0o777).toBe(0o640);
+    const link = join(dir, 'link.json');
+    await symlink(dest, link);
+    writeFileAtomicSync(link, 'three\n');
+    expect(await readlink(link)).toBe(dest);
+    expect(await readFile(dest, 'utf8')).toBe('three\n');
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it('leaves nothing behind and names the file when it cannot write', async () => {
+    const folder = join(dir, 'a-folder');
+    await mkdir(folder);
+    expect(() => writeFileAtomicSync(folder, 'x')).toThrow(/a-folder: exists and is not a regular file/);
+    const missing = join(dir, 'no-such-dir', 'state.json');
+    expect(() => writeFileAtomicSync(missing, 'x')).toThrow(DadiError);
+    expect(() => writeFileAtomicSync(missing, 'x')).toThrow(/no-such-dir\/state.json.*cannot write/);
+    expect(await leftovers()).toEqual([]);
   });
 });
 
