@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -40,6 +40,22 @@ describe('resolveInside', () => {
     expect(await resolveInside(root, '/../../etc/group')).toBe(join(root, 'etc/group'));
   });
 
+  it('with a memo, looks at each component once: what it found is kept, missing parts too', async () => {
+    const memo = new Map<string, string | null>();
+    const ld = join(root, 'lib/x86_64-linux-gnu/ld-linux-x86-64.so.2');
+    expect(await resolveInside(root, '/lib64/ld-linux-x86-64.so.2', memo)).toBe(ld);
+    expect(await resolveInside(root, '/etc/missing', memo)).toBeUndefined();
+    expect(memo.get(join(root, 'lib64'))).toBe('');
+    expect(memo.get(join(root, 'lib64/ld-linux-x86-64.so.2'))).toBe('/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2');
+    expect(memo.get(join(root, 'etc/missing'))).toBeNull();
+    // Changed on disk after: the memo answers as before, a lookup without it sees the change.
+    await rm(join(root, 'lib64'), { recursive: true });
+    await writeFile(join(root, 'etc/missing'), 'now here');
+    expect(await resolveInside(root, '/lib64/ld-linux-x86-64.so.2', memo)).toBe(ld);
+    expect(await resolveInside(root, '/etc/missing', memo)).toBeUndefined();
+    expect(await resolveInside(root, '/lib64/ld-linux-x86-64.so.2')).toBeUndefined();
+  });
+
   it('gives up on a link loop', async () => {
     await symlink('/etc/b', join(root, 'etc/a'));
     await symlink('/etc/a', join(root, 'etc/b'));
@@ -59,6 +75,16 @@ describe('readInside', () => {
     expect(await readInside(root, '/etc/missing', 1 << 20)).toBe(0);
     expect(await readInside(root, '/etc', 1 << 20)).toBe(0);
     expect(await readInside(root, '/etc/fifo', 1 << 20)).toBe(0);
+  });
+
+  it('reads nothing of a file `once` holds, by resolved path or inode, and adds what it reads', async () => {
+    const once = new Set<string>();
+    expect(await readInside(root, '/lib64/ld-linux-x86-64.so.2', 4096, undefined, once)).toBe(4096);
+    expect(await readInside(root, '/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', 4096, undefined, once)).toBe(0);
+    await link(join(root, 'etc/group'), join(root, 'etc/group-'));
+    expect(await readInside(root, '/etc/group-', 4096, undefined, once)).toBe(10);
+    expect(await readInside(root, '/etc/group', 4096, undefined, once)).toBe(0);
+    expect(once.size).toBe(4);
   });
 });
 
@@ -82,6 +108,33 @@ describe('ReadThrough', () => {
     });
     rt.add('/etc/passwd');
     expect((await rt.stop()).files).toBe(2);
+  });
+
+  it('reads a file named by several paths once: through a link, a linked folder, or a hard link', async () => {
+    // Merged /usr, as in Debian: /lib is a link to usr/lib.
+    await mkdir(join(root, 'usr'));
+    await rename(join(root, 'lib'), join(root, 'usr/lib'));
+    await symlink('usr/lib', join(root, 'lib'));
+    await link(join(root, 'etc/group'), join(root, 'etc/group-'));
+    await writeFile(join(root, 'etc/last'), 'x');
+    const rt = new ReadThrough(root, { maxFileBytes: 8 << 20 });
+    rt.start();
+    for (const p of [
+      '/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+      '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+      '/lib64/ld-linux-x86-64.so.2',
+      '/etc/group',
+      '/etc/group-',
+      '/etc/last', // read last: the queue is done then
+    ])
+      rt.add(p);
+    for (let i = 0; i < 100 && rt.stats.files < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await rt.stop()).toEqual({
+      files: 3,
+      bytes: (3 << 20) + 10 + 1,
+      failed: 0,
+      paths: ['/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', '/etc/group', '/etc/last'],
+    });
   });
 
   it("two mounts' read-throughs both finish (their reads take turns)", async () => {

@@ -22,11 +22,19 @@ const MAX_LINKS = 40;
 const CHUNK = 1 << 20;
 
 /**
+ * What resolveInside found at a path under the root: a symlink's target, '' for anything else,
+ * null for nothing there (or an unreadable link).
+ */
+export type LinkMemo = Map<string, string | null>;
+
+/**
  * `path` (absolute inside the image) resolved under `root` as if `root` were `/`: each symlink
  * is read and followed inside `root` (`..` stops at it). Undefined when a component is missing
- * or the links go round more than MAX_LINKS times.
+ * or the links go round more than MAX_LINKS times. With `memo`, what each component was is kept
+ * and not looked at again (files of one folder are often asked for together: the locale's 12,
+ * the libraries; each lstat is a threadpool round trip of the daemon's one thread).
  */
-export async function resolveInside(root: string, path: string): Promise<string | undefined> {
+export async function resolveInside(root: string, path: string, memo?: LinkMemo): Promise<string | undefined> {
   const todo = path.split('/');
   const done: string[] = [];
   let links = 0;
@@ -38,15 +46,18 @@ export async function resolveInside(root: string, path: string): Promise<string 
       continue;
     }
     const here = join(root, ...done, part);
-    const st = await lstat(here).catch(() => undefined);
-    if (!st) return undefined;
-    if (!st.isSymbolicLink()) {
+    let target = memo?.get(here);
+    if (target === undefined) {
+      const st = await lstat(here).catch(() => undefined);
+      target = !st ? null : !st.isSymbolicLink() ? '' : ((await readlink(here).catch(() => undefined)) ?? null);
+      memo?.set(here, target);
+    }
+    if (target === null) return undefined;
+    if (target === '') {
       done.push(part);
       continue;
     }
     if (++links > MAX_LINKS) return undefined;
-    const target = await readlink(here).catch(() => undefined);
-    if (target === undefined) return undefined;
     if (target.startsWith('/')) done.length = 0;
     todo.unshift(...target.split('/'));
   }
@@ -56,19 +67,33 @@ export async function resolveInside(root: string, path: string): Promise<string 
 /**
  * Read up to `maxBytes` of the regular file at `path` (inside `root`) and drop the bytes. Returns
  * the bytes read; 0 for anything that is not a regular file (a device, a FIFO: never opened for
- * reading long) or is missing.
+ * reading long) or is missing, and for a file `once` (when given) holds already: by the resolved
+ * path, or by inode (a hard link). `once` is then told this file's path and inode.
  */
-export async function readInside(root: string, path: string, maxBytes: number, buf?: Buffer): Promise<number> {
-  const at = await resolveInside(root, posix.normalize(path));
-  if (!at) return 0;
+export async function readInside(
+  root: string,
+  path: string,
+  maxBytes: number,
+  buf?: Buffer,
+  once?: Set<string>,
+  memo?: LinkMemo,
+): Promise<number> {
+  const at = await resolveInside(root, posix.normalize(path), memo);
+  if (!at || once?.has(at)) return 0;
   const fh = await open(at, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => undefined);
   if (!fh) return 0;
   try {
-    if (!(await fh.stat()).isFile()) return 0;
+    const st = await fh.stat();
+    if (!st.isFile()) return 0;
+    const ino = `inode ${st.dev}:${st.ino}`;
+    if (once?.has(ino)) return 0;
+    once?.add(at).add(ino);
     const b = buf ?? Buffer.allocUnsafe(CHUNK);
+    // To the size fstat gave: no read(2) more only to see the end.
+    const want = Math.min(maxBytes, st.size);
     let total = 0;
-    while (total < maxBytes) {
-      const { bytesRead } = await fh.read(b, 0, Math.min(b.length, maxBytes - total), total);
+    while (total < want) {
+      const { bytesRead } = await fh.read(b, 0, Math.min(b.length, want - total), total);
       if (bytesRead === 0) break;
       total += bytesRead;
     }
@@ -101,12 +126,21 @@ export interface ReadThroughStats {
 /**
  * A queue of files to read through a mount (readInside), one at a time (and one read through any
  * mount of this process at once), from `start()` (the filesystem is mounted) until `stop()` (which
- * waits for the read in progress: the mount must not be busy when it goes). Each path is read once.
+ * waits for the read in progress: the mount must not be busy when it goes). Each file is read once,
+ * however many paths name it.
  */
 export class ReadThrough {
   readonly stats: ReadThroughStats = { files: 0, bytes: 0, failed: 0, paths: [] };
   private readonly queue: string[] = [];
   private readonly seen = new Set<string>();
+  /**
+   * The files read, by resolved path and by inode: a file named twice is read once (merged-/usr
+   * Debian: /lib/x86_64-linux-gnu/libc.so.6 and /usr/lib/x86_64-linux-gnu/libc.so.6 are one 1.9 MB
+   * file, and glibcStartFiles names both).
+   */
+  private readonly read = new Set<string>();
+  /** What resolveInside found at each path it looked at (the mount's files stay put while it reads). */
+  private readonly links: LinkMemo = new Map();
   private started = false;
   private stopped = false;
   private running?: Promise<void>;
@@ -146,7 +180,9 @@ export class ReadThrough {
       for (let p = this.queue.shift(); p !== undefined && !this.stopped; p = this.queue.shift()) {
         try {
           const buf = this.buf;
-          const n = await oneAtATime(() => readInside(this.root, p, this.opts.maxFileBytes, buf));
+          const n = await oneAtATime(() =>
+            readInside(this.root, p, this.opts.maxFileBytes, buf, this.read, this.links),
+          );
           if (n > 0) {
             this.stats.files++;
             this.stats.bytes += n;

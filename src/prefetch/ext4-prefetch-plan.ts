@@ -7,7 +7,6 @@
 // less, never an error.
 
 import {
-  decodeGroupDesc,
   decodeSuperblock,
   EXT4_EXTENTS_FL,
   EXT4_INLINE_DATA_FL,
@@ -123,20 +122,36 @@ export function backupSuperblocks(geo: Ext4Geometry): ByteRange[] {
  * lowest groups first (the root directory lives in group 0).
  */
 export function usedInodeTables(geo: Ext4Geometry, head: Uint8Array, maxBytes: number): InodeTableRange[] {
+  // The two fields read in place, not through decodeGroupDesc's object of every field: an image
+  // has hundreds to thousands of groups (most of them empty), read on the daemon's one thread at
+  // every mount.
+  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const wide = geo.descSize >= 64;
   const out: InodeTableRange[] = [];
   let budget = maxBytes;
   for (let g = 0; g < geo.groupCount && budget > 0; g++) {
     const at = geo.gdtStart + g * geo.descSize;
     if (at + geo.descSize > head.length) break;
-    const d = decodeGroupDesc(head, at, geo.descSize);
-    const used = geo.inodesPerGroup - Math.min(d.freeInodes, geo.inodesPerGroup);
-    if (used <= 0 || d.inodeTable === 0) continue;
+    const freeInodes =
+      dv.getUint16(at + GD_FREE_INODES_LO, true) + (wide ? dv.getUint16(at + GD_FREE_INODES_HI, true) * 0x10000 : 0);
+    const used = geo.inodesPerGroup - Math.min(freeInodes, geo.inodesPerGroup);
+    if (used <= 0) continue;
+    const inodeTable =
+      dv.getUint32(at + GD_INODE_TABLE_LO, true) +
+      (wide ? dv.getUint32(at + GD_INODE_TABLE_HI, true) * 0x1_0000_0000 : 0);
+    if (inodeTable === 0) continue;
     const bytes = Math.min(Math.ceil((used * geo.inodeSize) / geo.blockSize) * geo.blockSize, budget);
-    out.push({ offset: d.inodeTable * geo.blockSize, length: bytes, firstIno: g * geo.inodesPerGroup + 1 });
+    out.push({ offset: inodeTable * geo.blockSize, length: bytes, firstIno: g * geo.inodesPerGroup + 1 });
     budget -= bytes;
   }
   return out;
 }
+
+/** Group descriptor fields usedInodeTables reads (bg_inode_table_lo/hi, bg_free_inodes_count_lo/hi). */
+const GD_INODE_TABLE_LO = 0x8;
+const GD_FREE_INODES_LO = 0xe;
+const GD_INODE_TABLE_HI = 0x28;
+const GD_FREE_INODES_HI = 0x2e;
 
 /** A regular file's data extent: device bytes, its inode and first file block. */
 export interface FileExtent extends ByteRange {

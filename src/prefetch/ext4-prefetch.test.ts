@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { testRandom } from '../../test/seed.js';
 import type { BlockFile, PrefetchableBlockFile } from '../blockfile/blockfile.js';
 import { MemoryFile } from '../blockfile/memory.js';
 import { Ext4, mkfs, SparseMemoryFile } from '../ext4/index.js';
+import { decodeGroupDesc } from '../ext4/layout.js';
 import { Ext4Prefetch, LAUNCH_FILE_BYTES } from './ext4-prefetch.js';
 import { coalesce, decodeExtentNode, ext4Geometry, MAX_GDT_BYTES, usedInodeTables } from './ext4-prefetch-plan.js';
 
@@ -156,6 +158,29 @@ describe('ext4 prefetch', () => {
     const s = await p.cancel();
     expect(log.warmed).toContainEqual([big.offset, big.length]);
     expect(s.launchBytes).toBe(big.length);
+  });
+
+  it("a device's later launches look their files up with the first one's reader: no metadata read again", async () => {
+    const { file } = await buildFs();
+    const log = new LoggingFile(file);
+    const p = new Ext4Prefetch(log);
+    await p.done;
+    const launched = async (n: number) => {
+      for (let i = 0; i < 400 && p.stats().launchFiles < n; i++) await new Promise((r) => setTimeout(r, 5));
+      return p.stats();
+    };
+    const fetched: string[] = [];
+    const files = ['/usr/lib/x86_64-linux-gnu/libc.so.6', '/usr/lib/x86_64-linux-gnu/tiny'];
+    p.launch({ files }, (f) => fetched.push(f));
+    const first = await launched(2);
+    const readsBefore = log.reads.length - log.warmed.length;
+    p.launch({ files }, (f) => fetched.push(f));
+    const second = await launched(4);
+    await p.cancel();
+    // The second launch warmed its files, and read no superblock, inode or directory block again.
+    expect(log.reads.length - log.warmed.length).toBe(readsBefore);
+    expect(second).toMatchObject({ launchFiles: 4, launchBytes: 2 * first.launchBytes });
+    expect(fetched.sort()).toEqual([files[0], files[0], files[1], files[1]]);
   });
 
   it('reads the rest of a file extent when part of it is read, once, and not for files above the bound', async () => {
@@ -324,6 +349,43 @@ describe('ext4 prefetch plan', () => {
     expect(tables.reduce((a, t) => a + t.length, 0)).toBeLessThanOrEqual(8 * MiB);
     dv.setUint16(0x38, 0, true); // no magic
     expect(ext4Geometry(sb)).toBeUndefined();
+  });
+
+  it('finds the used inode tables as decodeGroupDesc reads the descriptors (random tables, 32- and 64-byte)', () => {
+    const rand = testRandom(12);
+    for (let round = 0; round < 200; round++) {
+      const descSize = rand() < 0.5 ? 32 : 64;
+      const groupCount = 1 + Math.floor(rand() * 300);
+      const inodesPerGroup = [8192, 65535, 70000][Math.floor(rand() * 3)]!;
+      const gdtStart = 4096;
+      const head = new Uint8Array(gdtStart + groupCount * descSize);
+      for (let i = gdtStart; i < head.length; i++) head[i] = rand() < 0.7 ? 0 : Math.floor(rand() * 256);
+      const geo = {
+        blockSize: 4096,
+        headBytes: head.length,
+        groupCount,
+        inodesPerGroup,
+        inodeSize: 256,
+        backupGroups: [],
+        blocksPerGroup: 32768,
+        firstDataBlock: 0,
+        gdtStart,
+        descSize,
+        overheadClusters: 1,
+      };
+      const budget = Math.floor(rand() * 64) * 4096 + 1;
+      const want: { offset: number; length: number; firstIno: number }[] = [];
+      let left = budget;
+      for (let g = 0; g < groupCount && left > 0; g++) {
+        const d = decodeGroupDesc(head, gdtStart + g * descSize, descSize);
+        const used = inodesPerGroup - Math.min(d.freeInodes, inodesPerGroup);
+        if (used <= 0 || d.inodeTable === 0) continue;
+        const bytes = Math.min(Math.ceil((used * 256) / 4096) * 4096, left);
+        want.push({ offset: d.inodeTable * 4096, length: bytes, firstIno: g * inodesPerGroup + 1 });
+        left -= bytes;
+      }
+      expect(usedInodeTables(geo, head, budget)).toEqual(want);
+    }
   });
 
   it('coalesces near ranges up to a size and a total', () => {

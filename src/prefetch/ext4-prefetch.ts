@@ -12,6 +12,7 @@
 import type { BlockFile, WritableBlockFile } from '../blockfile/blockfile.js';
 import { announceReads } from '../blockfile/observed.js';
 import { prefetchRange } from '../blockfile/prefetch.js';
+import { Ext4 } from '../ext4/fs.js';
 import { fetchWhy } from '../util/fetch-log.js';
 import {
   type ByteRange,
@@ -180,6 +181,8 @@ export class Ext4Prefetch {
   /** Resolves once the inode tables are read (or the metadata prefetch stopped before). */
   private readonly tables: Promise<void>;
   private tablesRead!: () => void;
+  /** The ext4 reader the launch-file lookups share (opened by the first), with what it decoded. */
+  private launchFs?: Promise<Ext4>;
 
   constructor(
     private readonly device: BlockFile,
@@ -452,7 +455,14 @@ export class Ext4Prefetch {
   }
 
   private fetchLaunchFiles(launch: LaunchFiles, onFetched?: (path: string) => void): Promise<void> {
+    this.launchFs ??= Ext4.open(this.device);
+    // A failed open is retried by the next launch, not remembered.
+    const fs = this.launchFs.catch((e) => {
+      this.launchFs = undefined;
+      throw e;
+    });
     return prefetchLaunchFiles(this.device, launch, {
+      fs,
       maxFileBytes: Math.max(this.opts.maxFileBytes ?? 0, LAUNCH_FILE_BYTES),
       cancelled: () => this.cancelled,
       onFetched,
@@ -465,8 +475,9 @@ export class Ext4Prefetch {
       },
     })
       .then((s) => {
-        this.s.launchFiles = s.files;
-        this.s.launchBytes = s.bytes;
+        // Over all launches of the device (the snapshotter asks twice).
+        this.s.launchFiles += s.files;
+        this.s.launchBytes += s.bytes;
       })
       .catch((e) => {
         if (this.s.failed++ === 0) this.opts.log?.(`launch files of ${this.device.name}: ${(e as Error).message}`);
