@@ -4,7 +4,7 @@
 
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DaemonClient } from '../../src/runtime/client.js';
+import { DAEMON_V8_FLAGS, DaemonClient } from '../../src/runtime/client.js';
 import type { PrivateContainerd } from './containerd.js';
 import { dadiCommand, WORK } from './image.js';
 import { type BenchNet, HOST_NS } from './net.js';
@@ -79,20 +79,22 @@ async function startDaemon(): Promise<DaemonClient> {
 }
 
 /**
- * The daemon's command: the CLI's, or with $DADI_BENCH_DAEMON_PROFILE=DIR the whole CLI under
+ * The daemon's command: the CLI's (bin/dadi gives `daemon` the daemon's V8 flags; node running the
+ * entry is given them here), or with $DADI_BENCH_DAEMON_PROFILE=DIR the whole CLI under
  * `node --cpu-prof` writing one profile per daemon into DIR (for finding where a start's CPU goes;
  * $DADI_BENCH_DAEMON_PROFILE_US sets its sampling interval).
  */
 function daemonCommand(): string[] {
   const dir = process.env.DADI_BENCH_DAEMON_PROFILE;
   const cmd = dadiCommand();
-  if (!dir) return cmd;
+  if (!dir && cmd.length === 1) return cmd;
   const cli = cmd.length === 1 ? join(cmd[0]!, '../dadi.js') : cmd[cmd.length - 1]!;
   const prefix = cmd.length === 1 ? [] : cmd.slice(1, -1);
   // $DADI_BENCH_DAEMON_PROFILE_US: the sampling interval in µs (V8's default 1000 hides short stalls).
   const us = process.env.DADI_BENCH_DAEMON_PROFILE_US;
   const interval = us ? ['--cpu-prof-interval', us] : [];
-  return [process.execPath, '--cpu-prof', '--cpu-prof-dir', dir, ...interval, ...prefix, cli];
+  const profile = dir ? ['--cpu-prof', '--cpu-prof-dir', dir, ...interval] : [];
+  return [process.execPath, ...DAEMON_V8_FLAGS, ...profile, ...prefix, cli];
 }
 
 export async function stopDaemon(): Promise<void> {

@@ -3,14 +3,21 @@
 // daemon here is a stand-in that records each start and listens after a delay; the real one runs
 // in test/integration/runtime-container.test.ts.
 
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../log/logger.js';
-import { DAEMON_THREADPOOL_SIZE, DaemonClient, daemonEnvironment, defaultDaemonCommand } from './client.js';
+import {
+  DAEMON_THREADPOOL_SIZE,
+  DAEMON_V8_FLAGS,
+  DaemonClient,
+  daemonEnvironment,
+  defaultDaemonCommand,
+} from './client.js';
 import { Daemon } from './daemon.js';
 import { daemonLockKey, ProcessLock } from './lock.js';
 import { statePaths } from './state.js';
@@ -126,5 +133,23 @@ describe('defaultDaemonCommand', () => {
     expect(cmd[0]).toBe(process.execPath);
     expect(existsSync(cmd.at(-1)!)).toBe(true);
     expect(cmd.at(-1)).toMatch(/[/]runtime[/]daemon-main\.ts$/);
+  });
+
+  it("starts node with the daemon's V8 flags, which this node accepts", () => {
+    expect(defaultDaemonCommand().slice(1, 1 + DAEMON_V8_FLAGS.length)).toEqual(DAEMON_V8_FLAGS);
+    // Node refuses to start on a V8 flag it does not know ("bad option"), so a daemon would not come up.
+    const r = spawnSync(process.execPath, [...DAEMON_V8_FLAGS, '-e', 'process.stdout.write("up")'], {
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('up');
+    expect(r.status).toBe(0);
+  });
+
+  it('gives `dadi daemon` (bin/dadi) the same V8 flags', () => {
+    const launcher = readFileSync(new URL('../../bin/dadi', import.meta.url), 'utf8');
+    const daemonCase = launcher.slice(launcher.indexOf('\ndaemon)'));
+    const exec = daemonCase.split('\n').find((l) => l.trim().startsWith('exec node'));
+    expect(exec?.trim()).toBe(`exec node ${DAEMON_V8_FLAGS.join(' ')} "$here/dadi.js" "$@"`);
   });
 });
