@@ -11,6 +11,8 @@ import {
   EXT4_EXTENTS_FL,
   EXT4_INLINE_DATA_FL,
   EXT4_MAGIC,
+  groupFreeInodes,
+  groupInodeTable,
   I_BLOCK,
   S_IFDIR,
   S_IFMT,
@@ -122,23 +124,17 @@ export function backupSuperblocks(geo: Ext4Geometry): ByteRange[] {
  * lowest groups first (the root directory lives in group 0).
  */
 export function usedInodeTables(geo: Ext4Geometry, head: Uint8Array, maxBytes: number): InodeTableRange[] {
-  // The two fields read in place, not through decodeGroupDesc's object of every field: an image
-  // has hundreds to thousands of groups (most of them empty), read on the daemon's one thread at
-  // every mount.
+  // The two fields read in place (groupFreeInodes, groupInodeTable), not through decodeGroupDesc's
+  // object of every field: an image has hundreds to thousands of groups, most of them empty.
   const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  const wide = geo.descSize >= 64;
   const out: InodeTableRange[] = [];
   let budget = maxBytes;
   for (let g = 0; g < geo.groupCount && budget > 0; g++) {
     const at = geo.gdtStart + g * geo.descSize;
     if (at + geo.descSize > head.length) break;
-    const freeInodes =
-      dv.getUint16(at + GD_FREE_INODES_LO, true) + (wide ? dv.getUint16(at + GD_FREE_INODES_HI, true) * 0x10000 : 0);
-    const used = geo.inodesPerGroup - Math.min(freeInodes, geo.inodesPerGroup);
+    const used = geo.inodesPerGroup - Math.min(groupFreeInodes(dv, at, geo.descSize), geo.inodesPerGroup);
     if (used <= 0) continue;
-    const inodeTable =
-      dv.getUint32(at + GD_INODE_TABLE_LO, true) +
-      (wide ? dv.getUint32(at + GD_INODE_TABLE_HI, true) * 0x1_0000_0000 : 0);
+    const inodeTable = groupInodeTable(dv, at, geo.descSize);
     if (inodeTable === 0) continue;
     const bytes = Math.min(Math.ceil((used * geo.inodeSize) / geo.blockSize) * geo.blockSize, budget);
     out.push({ offset: inodeTable * geo.blockSize, length: bytes, firstIno: g * geo.inodesPerGroup + 1 });
@@ -146,12 +142,6 @@ export function usedInodeTables(geo: Ext4Geometry, head: Uint8Array, maxBytes: n
   }
   return out;
 }
-
-/** Group descriptor fields usedInodeTables reads (bg_inode_table_lo/hi, bg_free_inodes_count_lo/hi). */
-const GD_INODE_TABLE_LO = 0x8;
-const GD_FREE_INODES_LO = 0xe;
-const GD_INODE_TABLE_HI = 0x28;
-const GD_FREE_INODES_HI = 0x2e;
 
 /** A regular file's data extent: device bytes, its inode and first file block. */
 export interface FileExtent extends ByteRange {

@@ -181,8 +181,11 @@ export class Ext4Prefetch {
   /** Resolves once the inode tables are read (or the metadata prefetch stopped before). */
   private readonly tables: Promise<void>;
   private tablesRead!: () => void;
-  /** The ext4 reader the launch-file lookups share (opened by the first), with what it decoded. */
-  private launchFs?: Promise<Ext4>;
+  /**
+   * The ext4 reader the launch-file lookups and Python's imports share (opened by the first), with
+   * what it decoded: both look in the same library folders.
+   */
+  private fs?: Promise<Ext4>;
 
   constructor(
     private readonly device: BlockFile,
@@ -194,6 +197,7 @@ export class Ext4Prefetch {
         ...opts.pyImports,
         cancelled: () => this.cancelled,
         log: opts.log,
+        fs: () => this.ext4(),
         warm: async (offset, length) => {
           if (this.cancelled) return;
           // What file readahead would fetch again when the kernel reads these files.
@@ -454,15 +458,18 @@ export class Ext4Prefetch {
     this.background.add(q);
   }
 
-  private fetchLaunchFiles(launch: LaunchFiles, onFetched?: (path: string) => void): Promise<void> {
-    this.launchFs ??= Ext4.open(this.device);
-    // A failed open is retried by the next launch, not remembered.
-    const fs = this.launchFs.catch((e) => {
-      this.launchFs = undefined;
+  /** The shared ext4 reader; a failed open is tried again by the next user, not remembered. */
+  private ext4(): Promise<Ext4> {
+    this.fs ??= Ext4.open(this.device);
+    return this.fs.catch((e) => {
+      this.fs = undefined;
       throw e;
     });
+  }
+
+  private fetchLaunchFiles(launch: LaunchFiles, onFetched?: (path: string) => void): Promise<void> {
     return prefetchLaunchFiles(this.device, launch, {
-      fs,
+      fs: this.ext4(),
       maxFileBytes: Math.max(this.opts.maxFileBytes ?? 0, LAUNCH_FILE_BYTES),
       cancelled: () => this.cancelled,
       onFetched,

@@ -34,7 +34,7 @@ export interface LaunchFilesOptions {
    * The ext4 reader of `device` to look the files up with (default: one opened here). A device's
    * launch files are asked for more than once (the snapshotter: its pull's files, then `ctr run`'s
    * command): one reader keeps the group descriptors, inodes and directories decoded the first time
-   * (a fresh one decoded /usr/lib/x86_64-linux-gnu's thousands of entries again: ~10 ms of the
+   * (a fresh one decoded the group descriptors and the library folders again: ~10 ms of the
    * daemon's thread per start, profiled).
    */
   fs?: Promise<Ext4>;

@@ -50,6 +50,8 @@ export interface PyImportOptions {
   cancelled?: () => boolean;
   /** Told about the first failure (the prefetch then stops). */
   log?: (message: string) => void;
+  /** The device's ext4 reader, when the caller shares one (its decoded directories with it); default: one opened here. */
+  fs?: () => Promise<Ext4>;
 }
 
 export interface PyImportStats {
@@ -267,7 +269,7 @@ export class PyImportPrefetch {
   }
 
   private ext4(): Promise<Ext4> {
-    this.fs ??= Ext4.open(this.device);
+    this.fs ??= this.opts.fs?.() ?? Ext4.open(this.device);
     return this.fs;
   }
 
