@@ -154,28 +154,24 @@ export async function cgroupDirs(cgroupsPath: string): Promise<string[]> {
 }
 
 /**
- * Remove the cgroup folders of `cgroupsPath` in every hierarchy, then its parents (not the
- * hierarchy roots) while they are empty — runc removes the container's own folder itself but
- * leaves parents such as `/dadi`. Folders still holding processes or children stay; returns the
- * container folders that could not be removed.
+ * Remove the cgroup folders of `cgroupsPath` in every hierarchy; returns the ones that could not
+ * be removed (still holding processes). Shared parents such as `/dadi` stay: removing an empty one
+ * races with another container's start, whose runc makes the parent and then its own folder inside
+ * it — a parent removed in between fails that start with "mkdir …: no such file or directory".
  */
 export async function removeCgroup(cgroupsPath: string): Promise<string[]> {
-  const parts = cgroupsPath.replace(/^\/+/, '').split('/').filter(Boolean);
-  if (parts.length === 0 || parts.includes('..')) {
+  const rel = cgroupsPath.replace(/^\/+/, '');
+  if (!rel || rel.split('/').includes('..')) {
     throw new DadiError('EINVAL', `bad cgroup path ${JSON.stringify(cgroupsPath)}`);
   }
   const left: string[] = [];
   for (const h of await readdir(CGROUP_ROOT).catch(() => [] as string[])) {
-    for (let k = parts.length; k > 0; k--) {
-      const dir = join(CGROUP_ROOT, h, ...parts.slice(0, k));
-      try {
-        await rmdir(dir);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-        if (k === parts.length) left.push(dir);
-        break; // busy or not empty: its parents are not empty either
-      }
+    const dir = join(CGROUP_ROOT, h, rel);
+    try {
+      await rmdir(dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') left.push(dir);
     }
   }
   return left;
