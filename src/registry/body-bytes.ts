@@ -5,9 +5,12 @@
 
 import type { Dispatcher } from 'undici';
 
-/** An interceptor adding each response body chunk's length to `count`. */
-export function countBodyBytes(count: (bytes: number) => void): Dispatcher.DispatcherComposeInterceptor {
-  return (dispatch) => (opts, handler) => dispatch(opts, new BodyByteCounter(handler, count));
+/** An interceptor adding each response body chunk's length to `count`, and calling `ended` as a response ends. */
+export function countBodyBytes(
+  count: (bytes: number) => void,
+  ended?: () => void,
+): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) => (opts, handler) => dispatch(opts, new BodyByteCounter(handler, count, ended));
 }
 
 /** Passes every event on to `inner` (compose hands interceptors handlers of this shape). */
@@ -15,6 +18,7 @@ class BodyByteCounter implements Dispatcher.DispatchHandler {
   constructor(
     private readonly inner: Dispatcher.DispatchHandler,
     private readonly count: (bytes: number) => void,
+    private readonly ended?: () => void,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -48,6 +52,7 @@ class BodyByteCounter implements Dispatcher.DispatchHandler {
     controller: Dispatcher.DispatchController,
     trailers: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseEnd']>>[1],
   ): void {
+    this.ended?.();
     this.inner.onResponseEnd?.(controller, trailers);
   }
 

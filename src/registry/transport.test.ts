@@ -334,6 +334,27 @@ describe('redirects and auth', () => {
   });
 });
 
+describe('connection reuse', () => {
+  it('sends a request made right after a response on the connection that response freed', async () => {
+    let connections = 0;
+    const host = await serve((req, res) => {
+      const [a, b] = rangeOf(req);
+      send206(res, a, b);
+    });
+    (servers[servers.length - 1] as Server).on('connection', () => connections++);
+    const c = fast();
+    const ref = { registry: host, repository: 'r' };
+    // Each read depends on the one before, as a manifest's config or a layer's index does.
+    for (let i = 0; i < 5; i++) {
+      const b = Buffer.alloc(10);
+      await c.readBlob(ref, DIG, b, i * 10);
+      expect(b.equals(DATA.subarray(i * 10, i * 10 + 10))).toBe(true);
+    }
+    expect(connections).toBe(1);
+    await c.close();
+  });
+});
+
 describe('preconnect', () => {
   it('opens spare connections that a burst of parallel reads then uses, with no new connection', async () => {
     let connections = 0;

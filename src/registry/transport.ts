@@ -14,6 +14,7 @@ import type { CredentialProvider } from './credentials.js';
 import type { HostCapability, HostsLookup, HostTls } from './hosts.js';
 import { p2pProxyUrl, parseP2pProxy } from './p2p-proxy.js';
 import { registryOrigin, type SchemeOptions } from './reference.js';
+import { SocketReuse } from './socket-reuse.js';
 import { SpareSockets } from './spare-sockets.js';
 
 export interface TransportOptions extends SchemeOptions {
@@ -256,6 +257,7 @@ export class Transport {
   private readonly pools = new Map<string, Dispatcher>();
   /** Each pool's connector, with the sockets preconnect opened ahead. */
   private readonly spares = new Map<string, SpareSockets>();
+  private readonly reuse = new SocketReuse();
   private readonly auths = new Map<string, RegistryAuth>();
   /** TLS settings of the hosts configured for registries, by origin. */
   private readonly hostTls = new Map<string, HostTls>();
@@ -618,7 +620,12 @@ export class Transport {
         pipelining: 1,
         keepAliveTimeout: 30_000,
         connect: spare.connect,
-      }).compose(countBodyBytes((n) => (this.stats.responseBytes += n)));
+      }).compose(
+        countBodyBytes(
+          (n) => (this.stats.responseBytes += n),
+          () => this.reuse.ended(origin),
+        ),
+      );
       this.pools.set(origin, p);
     }
     return p;
@@ -661,6 +668,8 @@ export class Transport {
     const u = new URL(url);
     const idle = Math.max(1, Math.min(this.o.requestTimeoutMs, deadline - Date.now()));
     this.stats.requests++;
+    const freed = this.reuse.ready(u.origin);
+    if (freed) await freed;
     const r = await this.pool(u.origin).request({
       path: u.pathname + u.search,
       method,
