@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Ext4, mkfs, SparseMemoryFile } from '../ext4/index.js';
 import { elfLinks } from './elf-links.js';
-import { prefetchLaunchFiles, scriptInterpreter } from './launch-files.js';
+import { argFiles, prefetchLaunchFiles, scriptInterpreter } from './launch-files.js';
 
 const MiB = 1 << 20;
 
@@ -160,6 +160,49 @@ describe('launch files', () => {
     expect(new Set(warmed.map(key))).toEqual(new Set(expected.map(key)));
     expect(stats.files).toBe(6);
     expect(stats.bytes).toBe(expected.reduce((a, r) => a + r[1], 0));
+  });
+
+  it('fetches the files absolute-path arguments name (symlinks followed), up to 1 MiB each, and no other argument', async () => {
+    const file = await buildFs(
+      {
+        '/usr/lib/os-release': Buffer.from('PRETTY_NAME="Debian"\n'),
+        '/app/main.py': Buffer.alloc(30_000, 1),
+        '/data/huge': Buffer.alloc(3 * MiB, 2),
+        '/app/relative.py': Buffer.alloc(5000, 3),
+      },
+      { '/etc/os-release': '../usr/lib/os-release' },
+    );
+    const warmed: Array<[number, number]> = [];
+    const stats = await prefetchLaunchFiles(
+      file,
+      {
+        args: [
+          '-v',
+          '/etc/os-release',
+          'app/relative.py',
+          '--config=/app/main.py',
+          '/app/main.py',
+          '/data/huge',
+          '/nowhere',
+          '/app',
+        ],
+      },
+      { maxFileBytes: 8 * MiB, warm: async (o, l) => void warmed.push([o, l]) },
+    );
+    const expected = [
+      ...(await rangesOf(file, '/etc/os-release')),
+      ...(await rangesOf(file, '/app/main.py')),
+      ...(await rangesOf(file, '/data/huge', MiB)),
+    ];
+    const key = (r: readonly [number, number]) => `${r[0]}+${r[1]}`;
+    expect(new Set(warmed.map(key))).toEqual(new Set(expected.map(key)));
+    expect(stats.files).toBe(3);
+  });
+
+  it('takes at most four distinct absolute paths from the arguments', () => {
+    expect(argFiles(['/a', 'b', '/a', '/c', '-x', '/d', '/e', '/f'])).toEqual(['/a', '/c', '/d', '/e']);
+    expect(argFiles(['/', '', 'x/y', '/bad\0name'])).toEqual([]);
+    expect(argFiles()).toEqual([]);
   });
 
   it('fetches at most maxFileBytes of a file, and stops when cancelled', async () => {

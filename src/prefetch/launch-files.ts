@@ -16,7 +16,10 @@ import { type ElfLinks, elfLinks } from './elf-links.js';
 export interface LaunchFiles {
   files?: string[];
   exec?: string[];
-  /** The command's arguments after the program (for the python import prefetch: its `-c` code). */
+  /**
+   * The command's arguments after the program: the python import prefetch reads its `-c` code, and
+   * the files that absolute-path arguments name are fetched (argFiles).
+   */
   args?: string[];
 }
 
@@ -60,6 +63,20 @@ export const LIBRARY_DIRS = [
 const HEAD_BYTES = 4096;
 /** A `#!` interpreter of a script is followed this many times at most. */
 const MAX_SCRIPT_DEPTH = 2;
+/** Files named by the command's arguments: this many at most, each fetched up to this many bytes. */
+const MAX_ARG_FILES = 4;
+const ARG_FILE_BYTES = 1 << 20;
+
+/**
+ * The files a command's arguments name by absolute path (`cat /etc/os-release`, `python3 /app/main.py`,
+ * `sh /entrypoint.sh`): a program reads the files it is handed, right after it starts, each a
+ * demand read (a round trip) on the start's path otherwise. Relative paths (the working folder's)
+ * and options (`--config=/x`) are left to the program's own reads.
+ */
+export function argFiles(args: readonly string[] = []): string[] {
+  const paths = args.filter((a) => a.startsWith('/') && a.length > 1 && !a.includes('\0'));
+  return [...new Set(paths)].slice(0, MAX_ARG_FILES);
+}
 
 /**
  * Fetch the launch files of `want` from the ext4 filesystem on `device`. Missing files are skipped;
@@ -77,8 +94,11 @@ export async function prefetchLaunchFiles(
   const warm = opts.warm ?? ((offset, length) => prefetchRange(device, offset, length));
   const stop = () => opts.cancelled?.() || stats.files >= maxFiles;
 
-  /** Fetch the file at `path` (symlinks followed); its inode, or undefined if absent or not a file. */
-  const fetchFile = async (path: string): Promise<number | undefined> => {
+  /**
+   * Fetch the file at `path` (symlinks followed), up to `maxBytes` of it; its inode, or undefined
+   * if absent or not a file.
+   */
+  const fetchFile = async (path: string, maxBytes = opts.maxFileBytes): Promise<number | undefined> => {
     const ino = await fs.lookup(path, { follow: true }).catch(() => undefined);
     if (ino === undefined || stop()) return undefined;
     const inode = await fs.inode(ino);
@@ -87,7 +107,7 @@ export async function prefetchLaunchFiles(
     seen.add(ino);
     stats.files++;
     const blockBytes = 4096;
-    const limit = Math.min(inode.size, opts.maxFileBytes);
+    const limit = Math.min(inode.size, maxBytes);
     const ranges = (await fs.extents(ino))
       .filter((e) => !e.unwritten && e.lblk * blockBytes < limit)
       .map((e) => ({
@@ -153,6 +173,7 @@ export async function prefetchLaunchFiles(
       for (const candidate of want.exec ?? []) if (stop() || (await fetchProgram(candidate))) return;
     })(),
     ...(want.files ?? []).map((f) => fetchFile(f)),
+    ...argFiles(want.args).map((f) => fetchFile(f, Math.min(ARG_FILE_BYTES, opts.maxFileBytes))),
   ]);
   return stats;
 }
