@@ -21,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
 import { hintDaemon } from './daemon-hint.js';
+import { hintSnapshotter } from './pull-hint.js';
 
 /** What wraps a bundle's source: node's CommonJS module wrapper and the dynamic-import function. */
 const WRAP = ['(function (exports, require, module, __filename, __dirname, __dadiImport) {', '\n})'] as const;
@@ -29,10 +30,13 @@ function start(): void {
   const here = dirname(process.argv[1]!);
   const name = process.argv[2];
   if (!name || !/^[a-z-]+$/.test(name)) throw new Error(`usage: node ${process.argv[1]} NAME ARGS…`);
-  // `run`/`mount`: the daemon connects to the image's registry while the bundle loads. One turn of
-  // the event loop first, for the hint's connect to complete and its request to leave: loading the
-  // bundle takes the thread for most of the CLI's start.
-  if (name === 'client' && hintDaemon(process.argv.slice(3))) setImmediate(() => load(here, name));
+  // `run`/`mount`: the daemon connects to the image's registry while the bundle loads; `pull`: the
+  // snapshotter resolves the image meanwhile. One turn of the event loop first, for the hint's
+  // connect to complete and its message to leave: loading the bundle takes the thread for most of
+  // the CLI's start.
+  const args = process.argv.slice(3);
+  const hinted = name === 'client' ? hintDaemon(args) : name === 'pull' && hintSnapshotter(args);
+  if (hinted) setImmediate(() => load(here, name));
   else load(here, name);
 }
 

@@ -191,6 +191,43 @@ describe('pull through the line socket', () => {
     await expect(pullThroughSnapshotter(address, request)).rejects.toBeInstanceOf(SnapshotterUnavailable);
   });
 
+  it("hands a PullAhead line to the snapshotter's ahead and answers at once; a refused one is an error", async () => {
+    const address = join(dir, 'snap.sock');
+    const ahead: PullRequest[] = [];
+    const pulls: string[] = [];
+    lines = await servePullSocket(
+      pullSocketOf(address),
+      async (req) => {
+        pulls.push(req.ref);
+        return reply(req);
+      },
+      (req) => {
+        if (!req?.ref)
+          throw new DadiError('EINVAL', 'pull request: ref, containerdAddress, namespace and snapshotter are needed');
+        ahead.push(req);
+      },
+    );
+    const { connect } = await import('node:net');
+    const send = (line: string) =>
+      new Promise<string>((res, rej) => {
+        const c = connect(pullSocketOf(address));
+        let got = '';
+        c.on('data', (d) => {
+          got += d.toString();
+        });
+        c.on('end', () => res(got));
+        c.on('error', rej);
+        c.write(`${line}\n`);
+      });
+    expect(JSON.parse(await send(JSON.stringify({ ahead: request })))).toEqual({ ahead: true });
+    expect(ahead).toEqual([request]);
+    expect(JSON.parse(await send(JSON.stringify({ ahead: {} })))).toMatchObject({ error: { code: 'EINVAL' } });
+    expect(pulls).toEqual([]);
+    // The pull that follows is an ordinary request.
+    expect(await pullThroughSnapshotter(address, request)).toEqual(reply(request));
+    expect(pulls).toEqual([request.ref]);
+  });
+
   it('a pull that does not answer in time is an error, not a hang', async () => {
     const address = join(dir, 'slow.sock');
     lines = await servePullSocket(pullSocketOf(address), () => new Promise<PullReply>(() => {}));

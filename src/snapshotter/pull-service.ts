@@ -3,18 +3,22 @@
 // registry clients (HTTP pools, tokens), containerd gRPC channels and loaded API definitions
 // outlive each pull. Credentials are the snapshotter's to resolve, as the stargz snapshotter
 // does: docker's config.json of its own environment and containerd's hosts folder of its own
-// configuration (or the folder the request names).
+// configuration (or the folder the request names). The CLI's hint as it starts (PullAhead) starts
+// the image's resolve, which its pull request then takes (resolve-ahead.ts).
 
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { DadiError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { RegistryClient } from '../registry/client.js';
 import { hostsDirLookup } from '../registry/hosts.js';
+import type { ResolvedImage } from '../registry/manifests.js';
+import { parseReference } from '../registry/reference.js';
 import type { LaunchRequest } from '../runtime/protocol.js';
 import { containerLaunch } from './container-command.js';
 import { ContainerdClient } from './containerd-client.js';
 import { pullIntoContainerd, type RemoteLayerSnapshot } from './pull.js';
 import { MAX_PULL_MESSAGE_BYTES, PULL_METHOD_PATH, type PullReply, type PullRequest } from './pull-wire.js';
+import { ResolveAhead } from './resolve-ahead.js';
 import type { DeviceSet } from './snapshotter.js';
 
 /** Clients kept per distinct setting (containerd socket; registry hosts folder, plain HTTP, platform). */
@@ -37,6 +41,8 @@ export class PullService {
   private readonly containerds = new KeptClients<ContainerdClient>((c) => c.close());
   /** The containerd the last pull was for: the one that asks this snapshotter for its containers' mounts. */
   private containerdAddress?: string;
+  /** Resolves the CLI's hints started, by the request's registry settings and reference. */
+  private readonly ahead = new ResolveAhead<ResolvedImage>();
 
   constructor(private readonly o: PullServiceOptions) {}
 
@@ -55,19 +61,21 @@ export class PullService {
     }
   }
 
+  /**
+   * The CLI's hint (PullAhead): resolve `req`'s image now, for its pull request to take. Throws
+   * EINVAL for a request the pull would refuse; a failed resolve is the pull's to retry.
+   */
+  resolveAhead(req: PullRequest): void {
+    checkRequest(req);
+    const ref = parseReference(req.ref);
+    const registry = this.registryFor(req);
+    this.ahead.start(aheadKey(req), () => registry.client.resolveImage(ref).finally(() => registry.release()));
+  }
+
   async pull(req: PullRequest): Promise<PullReply> {
     checkRequest(req);
     const steps: PullReply['steps'] = [];
-    const hostsDir = req.hostsDir ?? this.o.hostsDir;
-    const registry = this.registries.acquire(
-      JSON.stringify([hostsDir, !!req.insecure, req.platform ?? '']),
-      () =>
-        new RegistryClient({
-          insecure: req.insecure ? true : undefined,
-          platform: req.platform ? parsePlatform(req.platform) : undefined,
-          hosts: hostsDir ? hostsDirLookup(hostsDir) : undefined,
-        }),
-    );
+    const registry = this.registryFor(req);
     const containerd = this.containerds.acquire(
       req.containerdAddress,
       () => new ContainerdClient(req.containerdAddress, 'default'),
@@ -75,6 +83,7 @@ export class PullService {
     this.containerdAddress = req.containerdAddress;
     try {
       const r = await pullIntoContainerd(req.ref, registry.client, {
+        resolving: this.ahead.take(aheadKey(req)),
         address: req.containerdAddress,
         namespace: req.namespace,
         snapshotter: req.snapshotter,
@@ -105,6 +114,23 @@ export class PullService {
   async close(): Promise<void> {
     await Promise.all([this.containerds.closeAll(), this.registries.closeAll()]);
   }
+
+  /** The kept registry client for `req`'s settings (release it when done). */
+  private registryFor(req: PullRequest): { client: RegistryClient; release(): void } {
+    const hostsDir = req.hostsDir ?? this.o.hostsDir;
+    return this.registries.acquire(JSON.stringify([hostsDir, !!req.insecure, req.platform ?? '']), () => {
+      return new RegistryClient({
+        insecure: req.insecure ? true : undefined,
+        platform: req.platform ? parsePlatform(req.platform) : undefined,
+        hosts: hostsDir ? hostsDirLookup(hostsDir) : undefined,
+      });
+    });
+  }
+}
+
+/** What a resolve depends on in a request: its reference and registry settings. */
+function aheadKey(req: PullRequest): string {
+  return JSON.stringify([req.ref, req.hostsDir ?? null, !!req.insecure, req.platform ?? '']);
 }
 
 /**

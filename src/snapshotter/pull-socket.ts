@@ -1,22 +1,24 @@
 // The snapshotter's pull line socket (pull-wire.ts): a request is one line of JSON, the answer one
 // line of JSON, then the connection ends. It performs the same pulls as the gRPC method on the
 // snapshotter's socket; it exists so that `dadi pull` needs node:net only (no node:http2 to load,
-// no HTTP/2 session to set up) on a container's start path.
+// no HTTP/2 session to set up) on a container's start path. A PullAhead line (the CLI's hint as it
+// starts: cli/pull-hint.ts) is handed to `ahead` and answered at once.
 
 import { unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { DadiError } from '../errors.js';
-import { lineReader, type PullLineAnswer, type PullReply, type PullRequest } from './pull-wire.js';
+import { lineReader, type PullAhead, type PullLineAnswer, type PullReply, type PullRequest } from './pull-wire.js';
 
 export interface PullSocket {
   path: string;
   close(): Promise<void>;
 }
 
-/** Serve `pull` on the unix socket `path` (a stale socket file is replaced). */
+/** Serve `pull` on the unix socket `path` (a stale socket file is replaced), and `ahead` when given. */
 export async function servePullSocket(
   path: string,
   pull: (req: PullRequest) => Promise<PullReply>,
+  ahead?: (req: PullRequest) => void,
 ): Promise<PullSocket> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
@@ -26,13 +28,21 @@ export async function servePullSocket(
     readLine(socket).then(
       (line) => {
         if (line === undefined) return;
-        let req: PullRequest;
+        let req: PullRequest | PullAhead;
         try {
-          req = JSON.parse(line) as PullRequest;
+          req = JSON.parse(line) as PullRequest | PullAhead;
         } catch (e) {
           return answer(socket, failure(new DadiError('EINVAL', `pull request: ${(e as Error).message}`)));
         }
-        pull(req).then(
+        if (ahead && req && typeof req === 'object' && 'ahead' in req) {
+          try {
+            ahead(req.ahead);
+            return socket.end('{"ahead":true}\n');
+          } catch (e) {
+            return answer(socket, failure(e));
+          }
+        }
+        pull(req as PullRequest).then(
           (reply) => answer(socket, { reply }),
           (e) => answer(socket, failure(e)),
         );

@@ -48,6 +48,16 @@ export function pullSocketOf(address: string): string {
 export type PullLineAnswer = { reply: PullReply } | { error: { code: string; message: string } };
 
 /**
+ * What `dadi pull` sends on the line socket as it starts, before its bundle has loaded (cli/pull-hint.ts):
+ * the request it is about to make, for the snapshotter to resolve the image meanwhile. It has no
+ * other effect; answered `{"ahead":true}` at once (or an error). A snapshotter older than it
+ * answers an error (no ref): nothing is pulled.
+ */
+export interface PullAhead {
+  ahead: PullRequest;
+}
+
+/**
  * Collect a line socket's chunks up to the first newline, as either side reads the other's one
  * line: each chunk returns the line (without its newline) once it is complete, undefined before;
  * past MAX_PULL_MESSAGE_BYTES it throws ERANGE, `${what} over … bytes`.

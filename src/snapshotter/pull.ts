@@ -11,13 +11,18 @@ import { chainIds } from '../convert/manifest.js';
 import { DadiError } from '../errors.js';
 import { type Digest, type ImageConfig, isTarLayerType, OverlaybdAnnotation } from '../oci/index.js';
 import { glibcDataFiles, glibcStartFiles } from '../prefetch/glibc-files.js';
-import { formatReference, parseReference, type RegistryClient } from '../registry/index.js';
+import { formatReference, parseReference, type RegistryClient, type ResolvedImage } from '../registry/index.js';
 import type { LaunchRequest } from '../runtime/protocol.js';
 import { ContainerdClient, ContainerdError } from './containerd-client.js';
 import { Label, remoteLayerOf } from './labels.js';
 import type { RemoteLayer } from './store.js';
 
 export interface PullOptions {
+  /**
+   * The resolve of `ref` already under way, made with the same client (the CLI's hint:
+   * pull-service.ts resolveAhead); if it fails, the pull resolves anew.
+   */
+  resolving?: Promise<ResolvedImage>;
   /** containerd's socket. */
   address: string;
   namespace?: string;
@@ -76,7 +81,7 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     o.onStep?.(name, Math.round(t - mark));
     mark = t;
   };
-  const resolving = client.resolveImage(r);
+  const resolving = o.resolving ? o.resolving.catch(() => client.resolveImage(r)) : client.resolveImage(r);
   resolving.catch(() => {});
   // containerd's API definitions load (CPU) while the manifest request is out, and the lease is
   // taken while the registry answers.

@@ -52,7 +52,7 @@ export async function serveSnapshots(
   snap: Snapshotter,
   address: string,
   log: ServiceLog = { warn: logToStderr },
-  pull?: Pick<PullService, 'pull' | 'close'>,
+  pull?: Pick<PullService, 'pull' | 'close' | 'resolveAhead'>,
 ): Promise<SnapshotService> {
   const server = new Server();
   const unary =
@@ -125,22 +125,29 @@ export async function serveSnapshots(
   );
   // The same pulls on the line socket, which `dadi pull` tries first (pull-wire.ts).
   const lines = pull
-    ? await servePullSocket(pullSocketOf(address), (req) => {
-        const t0 = performance.now();
-        const done = (outcome: string) =>
-          log.debug?.(`Pull ${req?.ref ?? ''} (line socket): ${outcome}`, { ms: Math.round(performance.now() - t0) });
-        return pull.pull(req).then(
-          (r) => {
-            done('ok');
-            return r;
-          },
-          (e: unknown) => {
-            done('failed');
-            log.warn(`Pull: ${(e as Error).message}`);
-            throw e;
-          },
-        );
-      }).catch((e: unknown) => {
+    ? await servePullSocket(
+        pullSocketOf(address),
+        (req) => {
+          const t0 = performance.now();
+          const done = (outcome: string) =>
+            log.debug?.(`Pull ${req?.ref ?? ''} (line socket): ${outcome}`, { ms: Math.round(performance.now() - t0) });
+          return pull.pull(req).then(
+            (r) => {
+              done('ok');
+              return r;
+            },
+            (e: unknown) => {
+              done('failed');
+              log.warn(`Pull: ${(e as Error).message}`);
+              throw e;
+            },
+          );
+        },
+        (req) => {
+          pull.resolveAhead(req);
+          log.debug?.(`Pull ${req?.ref ?? ''} ahead (line socket): resolving`);
+        },
+      ).catch((e: unknown) => {
         server.forceShutdown();
         throw e;
       })

@@ -6,6 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -110,6 +111,51 @@ describe('bin/dadi', () => {
     expect(r.stderr).not.toMatch(CA_WARNING);
     expect(r.stderr).toMatch(/^dadi: dadi snapshotter .*no-snapshotter\.sock: not running \(ENOENT\)$/m);
     expect(r.code).toBe(1);
+  });
+
+  it('dadi pull tells the snapshotter its request as it starts, then sends it', async () => {
+    const address = join(dir, 'hinted.sock');
+    const lines: unknown[] = [];
+    const server = createServer((s) => {
+      let buf = '';
+      s.on('data', (d) => {
+        buf += d.toString();
+        const nl = buf.indexOf('\n');
+        if (nl < 0) return;
+        const msg = JSON.parse(buf.slice(0, nl)) as { ahead?: unknown; ref?: string };
+        lines.push(msg);
+        const reply = {
+          name: msg.ref,
+          manifestDigest: `sha256:${'c'.repeat(64)}`,
+          layers: 1,
+          registryBytes: 9,
+          steps: [],
+        };
+        s.end(msg.ahead ? '{"ahead":true}\n' : `${JSON.stringify({ reply })}\n`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(`${address}.pull`, r));
+    try {
+      const args = [
+        'pull',
+        '--containerd-address',
+        '/c.sock',
+        '-n',
+        'ns1',
+        '--snapshotter-address',
+        address,
+        'reg.lan:5000/a:v1',
+      ];
+      const r = await run(launcher, args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe('reg.lan:5000/a:v1');
+      const request = { ref: 'reg.lan:5000/a:v1', containerdAddress: '/c.sock', namespace: 'ns1', snapshotter: 'dadi' };
+      // The hint leaves first (before the bundle loads); the two go on connections of their own.
+      expect(lines).toHaveLength(2);
+      expect(lines).toEqual(expect.arrayContaining([{ ahead: request }, request]));
+    } finally {
+      server.close();
+    }
   });
 
   it('runs dadi convert from its bundle, its worker threads from the tree: the image the library makes', async () => {
