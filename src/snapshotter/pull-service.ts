@@ -11,15 +11,14 @@ import { DadiError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { RegistryClient } from '../registry/client.js';
 import { hostsDirLookup } from '../registry/hosts.js';
-import type { ResolvedImage } from '../registry/manifests.js';
-import { parseReference } from '../registry/reference.js';
 import type { LaunchRequest } from '../runtime/protocol.js';
 import { containerLaunch } from './container-command.js';
 import { ContainerdClient } from './containerd-client.js';
-import { pullIntoContainerd, type RemoteLayerSnapshot } from './pull.js';
+import { type PullAhead, pullAhead, pullIntoContainerd, type RemoteLayerSnapshot } from './pull.js';
 import { MAX_PULL_MESSAGE_BYTES, PULL_METHOD_PATH, type PullReply, type PullRequest } from './pull-wire.js';
 import { ResolveAhead } from './resolve-ahead.js';
 import type { DeviceSet } from './snapshotter.js';
+import type { RemoteLayer } from './store.js';
 
 /** Clients kept per distinct setting (containerd socket; registry hosts folder, plain HTTP, platform). */
 const MAX_KEPT = 16;
@@ -41,8 +40,8 @@ export class PullService {
   private readonly containerds = new KeptClients<ContainerdClient>((c) => c.close());
   /** The containerd the last pull was for: the one that asks this snapshotter for its containers' mounts. */
   private containerdAddress?: string;
-  /** Resolves the CLI's hints started, by the request's registry settings and reference. */
-  private readonly ahead = new ResolveAhead<ResolvedImage>();
+  /** The fetches the CLI's hints started, by the request's registry settings and reference. */
+  private readonly ahead = new ResolveAhead<PullAhead>();
 
   constructor(private readonly o: PullServiceOptions) {}
 
@@ -67,9 +66,12 @@ export class PullService {
    */
   resolveAhead(req: PullRequest): void {
     checkRequest(req);
-    const ref = parseReference(req.ref);
-    const registry = this.registryFor(req);
-    this.ahead.start(aheadKey(req), () => registry.client.resolveImage(ref).finally(() => registry.release()));
+    this.ahead.start(aheadKey(req), () => {
+      const registry = this.registryFor(req);
+      const ahead = pullAhead(req.ref, registry.client, (layers) => this.openAhead(req.ref, layers));
+      void Promise.allSettled([ahead.image, ahead.config]).then(() => registry.release());
+      return ahead;
+    });
   }
 
   async pull(req: PullRequest): Promise<PullReply> {
@@ -83,17 +85,14 @@ export class PullService {
     this.containerdAddress = req.containerdAddress;
     try {
       const r = await pullIntoContainerd(req.ref, registry.client, {
-        resolving: this.ahead.take(aheadKey(req)),
+        ahead: this.ahead.take(aheadKey(req)),
         address: req.containerdAddress,
         namespace: req.namespace,
         snapshotter: req.snapshotter,
         connection: containerd.client,
         onStep: (step, ms) => steps.push({ step, ms }),
         // The daemon opens the layers while containerd is asked for the snapshots that mount them.
-        onLayersKnown: (layers) =>
-          void this.o.devices
-            ?.openAhead?.(layers)
-            .catch((e) => this.o.log?.(`opening ${req.ref}'s layers ahead: ${(e as Error).message}`)),
+        onLayersKnown: (layers) => this.openAhead(req.ref, layers),
         // Recorded here first (one save for all, the mount starts); containerd's Prepares find them.
         recordLayers: async (layers, launch) =>
           this.o
@@ -113,6 +112,13 @@ export class PullService {
 
   async close(): Promise<void> {
     await Promise.all([this.containerds.closeAll(), this.registries.closeAll()]);
+  }
+
+  /** Have the daemon open `ref`'s DADI layers, in the background. */
+  private openAhead(ref: string, layers: RemoteLayer[]): void {
+    void this.o.devices
+      ?.openAhead?.(layers)
+      .catch((e) => this.o.log?.(`opening ${ref}'s layers ahead: ${(e as Error).message}`));
   }
 
   /** The kept registry client for `req`'s settings (release it when done). */

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { type Digest, MediaType } from '../oci/index.js';
-import { diffIdsOfUncompressed, imageLaunchFiles } from './pull.js';
+import { type Digest, MediaType, OverlaybdAnnotation } from '../oci/index.js';
+import type { RegistryClient, ResolvedImage } from '../registry/index.js';
+import { diffIdsOfUncompressed, imageLaunchFiles, pullAhead } from './pull.js';
+import type { RemoteLayer } from './store.js';
 
 const digest = (c: string): Digest => `sha256:${c.repeat(64)}`;
 
@@ -40,5 +42,68 @@ describe('imageLaunchFiles', () => {
       files: ['/etc/passwd', '/etc/group', '/etc/localtime'],
       readThrough: true,
     });
+  });
+});
+
+describe('pullAhead', () => {
+  const dadiLayer = (c: string, extra: Record<string, string> = {}) => ({
+    mediaType: MediaType.ociLayer,
+    digest: digest(c),
+    size: 100,
+    annotations: {
+      [OverlaybdAnnotation.blobDigest]: digest(c),
+      [OverlaybdAnnotation.blobSize]: '100',
+      ...extra,
+    },
+  });
+  /** A registry client answering the manifest `layers` and a config, recording what was fetched. */
+  const fakeClient = (layers: object[], fail?: Error) => {
+    const fetched: string[] = [];
+    const client = {
+      resolveImage: async () => {
+        if (fail) throw fail;
+        return {
+          manifest: { config: { digest: digest('c') }, layers },
+          digest: digest('m'),
+        } as unknown as ResolvedImage;
+      },
+      fetchBlob: async (_r: unknown, d: string) => {
+        fetched.push(d);
+        return Buffer.from('{}');
+      },
+    } as unknown as RegistryClient;
+    return { client, fetched };
+  };
+
+  it("resolves, fetches the config and names the image's DADI layers (the acceleration layer left out)", async () => {
+    const { client, fetched } = fakeClient([
+      dadiLayer('a'),
+      dadiLayer('b'),
+      dadiLayer('e', { [OverlaybdAnnotation.accelerationLayer]: 'yes' }),
+    ]);
+    const told: RemoteLayer[][] = [];
+    const ahead = pullAhead('reg:5000/app', client, (l) => told.push(l));
+    expect((await ahead.image).digest).toBe(digest('m'));
+    expect((await ahead.config).toString()).toBe('{}');
+    expect(fetched).toEqual([digest('c')]);
+    expect(told).toEqual([
+      [
+        { registry: 'reg:5000', repository: 'app', digest: digest('a'), size: 100 },
+        { registry: 'reg:5000', repository: 'app', digest: digest('b'), size: 100 },
+      ],
+    ]);
+  });
+
+  it('names no layers of an image that is not all DADI layers, and keeps a failed resolve for the pull', async () => {
+    const plain = fakeClient([dadiLayer('a'), { mediaType: MediaType.ociLayerGzip, digest: digest('g'), size: 5 }]);
+    const told: unknown[] = [];
+    await pullAhead('reg:5000/app:v1', plain.client, (l) => told.push(l)).config;
+    expect(told).toEqual([]);
+    const failing = fakeClient([], new Error('manifest unknown'));
+    const ahead = pullAhead('reg:5000/app:v1', failing.client, (l) => told.push(l));
+    await new Promise((r) => setTimeout(r, 5)); // no unhandled rejection meanwhile
+    await expect(ahead.image).rejects.toThrow('manifest unknown');
+    await expect(ahead.config).rejects.toThrow('manifest unknown');
+    expect(failing.fetched).toEqual([]);
   });
 });

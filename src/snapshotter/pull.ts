@@ -19,10 +19,10 @@ import type { RemoteLayer } from './store.js';
 
 export interface PullOptions {
   /**
-   * The resolve of `ref` already under way, made with the same client (the CLI's hint:
-   * pull-service.ts resolveAhead); if it fails, the pull resolves anew.
+   * The resolve of `ref` and its config's fetch already under way, made with the same client (the
+   * CLI's hint: pull-service.ts resolveAhead); what failed, the pull does anew.
    */
-  resolving?: Promise<ResolvedImage>;
+  ahead?: PullAhead;
   /** containerd's socket. */
   address: string;
   namespace?: string;
@@ -54,6 +54,12 @@ export interface PullOptions {
   onStep?: (step: string, ms: number) => void;
 }
 
+/** A pull's first two fetches, started before its request came (pullAhead). */
+export interface PullAhead {
+  image: Promise<ResolvedImage>;
+  config: Promise<Buffer>;
+}
+
 /** A DADI layer's snapshot as containerd's unpacker asks for it: chain id, parent and Prepare labels. */
 export interface RemoteLayerSnapshot {
   chainId: string;
@@ -73,7 +79,7 @@ const MAX_CONFIG_BYTES = 16 << 20;
 
 export async function pullIntoContainerd(ref: string, client: RegistryClient, o: PullOptions): Promise<PullResult> {
   const r = parseReference(ref);
-  const name = formatReference(r.tag === undefined && r.digest === undefined ? { ...r, tag: 'latest' } : r);
+  const name = imageName(r);
   const snapshotter = o.snapshotter ?? 'dadi';
   let mark = performance.now();
   const step = (name: string) => {
@@ -81,7 +87,7 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     o.onStep?.(name, Math.round(t - mark));
     mark = t;
   };
-  const resolving = o.resolving ? o.resolving.catch(() => client.resolveImage(r)) : client.resolveImage(r);
+  const resolving = o.ahead ? o.ahead.image.catch(() => client.resolveImage(r)) : client.resolveImage(r);
   resolving.catch(() => {});
   // containerd's API definitions load (CPU) while the manifest request is out, and the lease is
   // taken while the registry answers.
@@ -102,14 +108,20 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
         `${name}: layer ${notDadi} (${layers[notDadi]!.digest}) is not a DADI layer; pull ordinary images with ctr pull --snapshotter ${snapshotter}`,
       );
     }
-    if (o.onLayersKnown) {
-      const remote = layers.map((l) => remoteLayerOf(layerLabels(name, l.annotations ?? {})));
-      o.onLayersKnown(remote.filter((l): l is RemoteLayer => l !== undefined && !l.acceleration));
-    }
+    // The config's fetch started ahead is this image's unless the resolve ahead failed.
+    const fetchConfig = () => client.fetchBlob(r, img.manifest.config.digest, { maxSize: MAX_CONFIG_BYTES });
+    const aheadOk =
+      o.ahead &&
+      (await o.ahead.image.then(
+        (a) => a === img,
+        () => false,
+      ));
+    const configFetch = aheadOk ? o.ahead!.config.catch(fetchConfig) : fetchConfig();
+    configFetch.catch(() => {});
+    // Told by the fetches ahead already, as the manifest came.
+    if (!aheadOk) o.onLayersKnown?.(dadiLayersOf(name, layers));
     // The layer snapshots start the image's mount (the top one mounts ahead): they go as soon as
     // their chain ids are known, beside the config's fetch and the content writes, not after them.
-    const configFetch = client.fetchBlob(r, img.manifest.config.digest, { maxSize: MAX_CONFIG_BYTES });
-    configFetch.catch(() => {});
     const predicted = diffIdsOfUncompressed(layers);
     const snapshots = async (chains: string[]) => {
       const specs = layers.map((layer, i) => ({
@@ -205,6 +217,41 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
       .catch(() => {})
       .finally(() => ctrd.close());
   }
+}
+
+/**
+ * Start a pull's first fetches before its request comes (the CLI's hint): the image's resolve, then
+ * its config's fetch, and tell `onLayersKnown` its DADI layers as the manifest is in (when every
+ * layer is one; the pull itself refuses the image otherwise). Side-effect free: containerd is
+ * not asked anything.
+ */
+export function pullAhead(
+  ref: string,
+  client: RegistryClient,
+  onLayersKnown?: (layers: RemoteLayer[]) => void,
+): PullAhead {
+  const r = parseReference(ref);
+  const image = client.resolveImage(r);
+  const config = image.then((img) => {
+    if (img.manifest.layers.every((l) => l.annotations?.[OverlaybdAnnotation.blobDigest]))
+      onLayersKnown?.(dadiLayersOf(imageName(r), img.manifest.layers));
+    return client.fetchBlob(r, img.manifest.config.digest, { maxSize: MAX_CONFIG_BYTES });
+  });
+  image.catch(() => {});
+  config.catch(() => {});
+  return { image, config };
+}
+
+/** The name containerd records an image under: the reference, with `latest` when it names no tag or digest. */
+function imageName(r: ReturnType<typeof parseReference>): string {
+  return formatReference(r.tag === undefined && r.digest === undefined ? { ...r, tag: 'latest' } : r);
+}
+
+/** An image's DADI layers (bottom first) as the snapshotter opens them: the acceleration layer left out. */
+function dadiLayersOf(name: string, layers: readonly { annotations?: Record<string, string> }[]): RemoteLayer[] {
+  return layers
+    .map((l) => remoteLayerOf(layerLabels(name, l.annotations ?? {})))
+    .filter((l): l is RemoteLayer => l !== undefined && !l.acceleration);
 }
 
 /**
