@@ -46,6 +46,20 @@ export class ContainerdClient {
     };
   }
 
+  /**
+   * Start connecting every channel to containerd now, without a call (a pull about to come: the
+   * CLI's hint), so that the first call does not wait for the connection; never throws.
+   */
+  connect(): void {
+    for (const c of Object.values(this.clients)) {
+      try {
+        c.getChannel().getConnectivityState(true);
+      } catch {
+        // A closed channel: the call reports it.
+      }
+    }
+  }
+
   /** A client for `namespace` (with its own lease) over this one's channels; closing it leaves them open. */
   inNamespace(namespace: string): ContainerdClient {
     return new ContainerdClient(this.address, namespace, this.clients);

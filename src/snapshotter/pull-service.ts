@@ -66,6 +66,10 @@ export class PullService {
    */
   resolveAhead(req: PullRequest): void {
     checkRequest(req);
+    // The pull's first containerd call (its lease) then finds the connection up.
+    const containerd = this.containerdFor(req);
+    containerd.client.connect();
+    containerd.release();
     this.ahead.start(aheadKey(req), () => {
       const registry = this.registryFor(req);
       const ahead = pullAhead(req.ref, registry.client, (layers) => this.openAhead(req.ref, layers));
@@ -78,10 +82,7 @@ export class PullService {
     checkRequest(req);
     const steps: PullReply['steps'] = [];
     const registry = this.registryFor(req);
-    const containerd = this.containerds.acquire(
-      req.containerdAddress,
-      () => new ContainerdClient(req.containerdAddress, 'default'),
-    );
+    const containerd = this.containerdFor(req);
     this.containerdAddress = req.containerdAddress;
     try {
       const r = await pullIntoContainerd(req.ref, registry.client, {
@@ -119,6 +120,14 @@ export class PullService {
     void this.o.devices
       ?.openAhead?.(layers)
       .catch((e) => this.o.log?.(`opening ${ref}'s layers ahead: ${(e as Error).message}`));
+  }
+
+  /** The kept containerd client for `req`'s socket (release it when done). */
+  private containerdFor(req: PullRequest): { client: ContainerdClient; release(): void } {
+    return this.containerds.acquire(
+      req.containerdAddress,
+      () => new ContainerdClient(req.containerdAddress, 'default'),
+    );
   }
 
   /** The kept registry client for `req`'s settings (release it when done). */
