@@ -64,18 +64,25 @@ describe('pullAheadOf', () => {
       // $DADI_CONFIG names a file the loader must read (or fail on): no hint.
       expect(pullAheadOf(args, { DADI_CONFIG: missing })).toBeUndefined();
       const file = join(dir, 'config.yaml');
-      await writeFile(file, 'snapshotter:\n  address: /elsewhere.sock\n');
-      expect(pullAheadOf(args, { DADI_CONFIG: file })).toBeUndefined();
-      expect(pullAheadOf([...args, '--snapshotter-address', '/s.sock'], { DADI_CONFIG: file })?.address).toBe(
-        '/s.sock',
-      );
+      for (const text of [
+        'snapshotter:\n  address: /elsewhere.sock\n',
+        'cacheConfig: {cacheDir: /c}\n"snapshotter": {"address": "/x.sock"}\n',
+        '{cacheConfig: {cacheSizeGB: 4}, snapshotter: {address: /y.sock}}\n',
+      ]) {
+        await writeFile(file, text);
+        expect(pullAheadOf(args, { DADI_CONFIG: file }), text).toBeUndefined();
+        const given = pullAheadOf([...args, '--snapshotter-address', '/s.sock'], { DADI_CONFIG: file });
+        expect(given?.address).toBe('/s.sock');
+      }
+      // A config file that does not set the snapshotter's socket leaves the default.
+      await writeFile(file, 'cacheConfig:\n  cacheDir: /var/cache/dadi  # the snapshotter uses it too\n');
+      expect(pullAheadOf(args, { DADI_CONFIG: file })?.address).toBe(DEFAULT_SNAPSHOTTER_ADDRESS);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-    // No --config and no $DADI_CONFIG: the default socket, unless the default config file exists.
-    expect(pullAheadOf(args, NO_CONFIG)?.address).toBe(
-      existsSync(DEFAULT_CONFIG_FILE) ? undefined : DEFAULT_SNAPSHOTTER_ADDRESS,
-    );
+    // No --config and no $DADI_CONFIG: the default file decides, when there is one.
+    if (!existsSync(DEFAULT_CONFIG_FILE))
+      expect(pullAheadOf(args, NO_CONFIG)?.address).toBe(DEFAULT_SNAPSHOTTER_ADDRESS);
   });
 
   it('nothing for help, --config, unknown options, a second argument, or no containerd address or reference', () => {

@@ -2,12 +2,12 @@
 // the request it is about to send (PullAhead, snapshotter/pull-wire.ts), so that the snapshotter
 // resolves the image (its manifest GET) while this process loads its bundle and reads its options
 // (~8 ms of a 30 ms start) instead of after. Only for command lines whose request is plain to read
-// here: every option given as pull.ts defines it and the snapshotter's socket known without the
-// config file (--snapshotter-address, or no config file to read). Best effort: nothing waits for it
-// and every failure is ignored; the pull's own request decides.
+// here: every option given as pull.ts defines it, and the snapshotter's socket known without
+// loading the config (--snapshotter-address, or a config file that does not set it). Best effort:
+// nothing waits for it and every failure is ignored; the pull's own request decides.
 // Node built-ins only (and what they share with the CLI): this runs in dist/cli/start.cjs.
 
-import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { configFileOf, DEFAULT_SNAPSHOTTER_ADDRESS } from '../config/file.js';
 import { type PullAhead, type PullRequest, pullSocketOf } from '../snapshotter/pull-wire.js';
@@ -55,13 +55,8 @@ export function pullAheadOf(
     else return undefined; // commander refuses a second argument
   }
   if (!ref || !v.containerdAddress) return undefined;
-  let address = v.snapshotterAddress;
-  if (address === undefined) {
-    // snapshotter.address of a config file is the loader's to read (pull-remote.ts).
-    const f = configFileOf({ env });
-    if (f.required || existsSync(f.path)) return undefined;
-    address = DEFAULT_SNAPSHOTTER_ADDRESS;
-  }
+  const address = v.snapshotterAddress ?? defaultAddress(env);
+  if (address === undefined) return undefined;
   const request: PullRequest = {
     ref,
     containerdAddress: v.containerdAddress,
@@ -73,6 +68,26 @@ export function pullAheadOf(
   };
   return { address, request };
 }
+
+/**
+ * The snapshotter's socket when no --snapshotter-address is given: the default, unless a config file
+ * may name another (its `snapshotter` section is the loader's to read: pull-remote.ts; a file that
+ * never mentions the key leaves the default). Undefined when unsure.
+ */
+function defaultAddress(env: NodeJS.ProcessEnv): string | undefined {
+  const f = configFileOf({ env });
+  let text: string;
+  try {
+    text = readFileSync(f.path, 'utf8');
+  } catch {
+    // No default file: the default address. A named file that cannot be read: the loader reports it.
+    return f.required ? undefined : DEFAULT_SNAPSHOTTER_ADDRESS;
+  }
+  return SNAPSHOTTER_KEY.test(text) ? undefined : DEFAULT_SNAPSHOTTER_ADDRESS;
+}
+
+/** A `snapshotter` key anywhere in a YAML (or JSON) config file, in block or flow style. */
+const SNAPSHOTTER_KEY = /(^|[\s{,])["']?snapshotter["']?\s*:/m;
 
 /**
  * Send the snapshotter the PullAhead of this command line, if it is one to read here (true: the
