@@ -19,7 +19,8 @@ export interface PullRemoteOptions extends PullCliOptions {
   snapshotterAddress?: string;
 }
 
-export async function pullRemoteAction(ref: string, o: PullRemoteOptions): Promise<void> {
+/** Pull `ref`; says who did: the snapshotter (nothing left to do here) or this process. */
+export async function pullRemoteAction(ref: string, o: PullRemoteOptions): Promise<'snapshotter' | 'here'> {
   // performance.now() counts from the process's start: node, the CLI and its modules before this.
   const started = performance.now();
   const address = o.snapshotterAddress ?? (await snapshotterAddressOf(o.config));
@@ -41,9 +42,10 @@ export async function pullRemoteAction(ref: string, o: PullRemoteOptions): Promi
     const env = withExtraCaCerts(process.env);
     if (env) {
       process.exitCode = await rerun(env);
-      return;
+      return 'here';
     }
-    return (await import('./pull-action.js')).pullAction(ref, o);
+    await (await import('./pull-action.js')).pullAction(ref, o);
+    return 'here';
   }
   const inSnapshotter = r.steps.reduce((n, s) => n + s.ms, 0);
   const steps = [
@@ -54,13 +56,14 @@ export async function pullRemoteAction(ref: string, o: PullRemoteOptions): Promi
   const { steps: _, ...result } = r;
   if (o.json) {
     console.log(JSON.stringify(o.timings ? { ...result, steps } : result, null, 2));
-    return;
+    return 'snapshotter';
   }
   if (o.timings) for (const s of steps) console.error(`${String(s.ms).padStart(6)} ms  ${s.step}`);
   console.log(r.name);
   console.error(
     `pulled ${r.name} (${r.manifestDigest}, ${r.layers} DADI layers left remote; ${r.registryBytes} bytes fetched)`,
   );
+  return 'snapshotter';
 }
 
 /** snapshotter.address of the config file; without a file the default (the config code is not loaded). */

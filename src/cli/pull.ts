@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { PullRemoteOptions } from './pull-remote.js';
 
-type Action = (ref: string, o: PullRemoteOptions) => Promise<void>;
+type Action = (ref: string, o: PullRemoteOptions) => Promise<unknown>;
 
 export function registerPullCommand(
   program: Command,
@@ -32,5 +32,7 @@ export function registerPullCommand(
     .option('--platform <os/arch>', 'platform to select from a multi-platform image (default: this machine)')
     .option('--json', 'print the result as JSON')
     .option('--timings', 'print where the time went (milliseconds per step) to stderr, or into the JSON')
-    .action(async (ref: string, o: PullRemoteOptions) => (await action())(ref, o));
+    .action(async (ref: string, o: PullRemoteOptions) => {
+      await (await action())(ref, o);
+    });
 }
