@@ -3,6 +3,7 @@
 // error, and a snapshotter that is absent or lacks the method is told apart from a failed pull.
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js';
@@ -173,18 +174,7 @@ describe('pull through the line socket', () => {
   it('a request that is not JSON is answered with an error, and a stale line socket falls back to gRPC', async () => {
     const address = join(dir, 'snap.sock');
     lines = await servePullSocket(pullSocketOf(address), async (req) => reply(req));
-    const { connect } = await import('node:net');
-    const answer = await new Promise<string>((res, rej) => {
-      const c = connect(pullSocketOf(address));
-      let got = '';
-      c.on('data', (d) => {
-        got += d.toString();
-      });
-      c.on('end', () => res(got));
-      c.on('error', rej);
-      c.write('{not json\n');
-    });
-    expect(JSON.parse(answer)).toMatchObject({ error: { code: 'EINVAL' } });
+    expect(JSON.parse(await sendLine(pullSocketOf(address), '{not json'))).toMatchObject({ error: { code: 'EINVAL' } });
     await lines.close();
     lines = undefined;
     await writeFile(pullSocketOf(address), '');
@@ -207,18 +197,7 @@ describe('pull through the line socket', () => {
         ahead.push(req);
       },
     );
-    const { connect } = await import('node:net');
-    const send = (line: string) =>
-      new Promise<string>((res, rej) => {
-        const c = connect(pullSocketOf(address));
-        let got = '';
-        c.on('data', (d) => {
-          got += d.toString();
-        });
-        c.on('end', () => res(got));
-        c.on('error', rej);
-        c.write(`${line}\n`);
-      });
+    const send = (line: string) => sendLine(pullSocketOf(address), line);
     expect(JSON.parse(await send(JSON.stringify({ ahead: request })))).toEqual({ ahead: true });
     expect(ahead).toEqual([request]);
     expect(JSON.parse(await send(JSON.stringify({ ahead: {} })))).toMatchObject({ error: { code: 'EINVAL' } });
@@ -234,3 +213,17 @@ describe('pull through the line socket', () => {
     await expect(pullThroughSnapshotter(address, request, 200)).rejects.toThrow(/no answer to the pull within 200 ms/);
   });
 });
+
+/** One line to a line socket, as a client other than dadi's might send it; resolves with what came back. */
+function sendLine(path: string, line: string): Promise<string> {
+  return new Promise<string>((res, rej) => {
+    const c = connect(path);
+    let got = '';
+    c.on('data', (d) => {
+      got += d.toString();
+    });
+    c.on('end', () => res(got));
+    c.on('error', rej);
+    c.write(`${line}\n`);
+  });
+}
