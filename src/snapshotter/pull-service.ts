@@ -3,8 +3,8 @@
 // registry clients (HTTP pools, tokens), containerd gRPC channels and loaded API definitions
 // outlive each pull. Credentials are the snapshotter's to resolve, as the stargz snapshotter
 // does: docker's config.json of its own environment and containerd's hosts folder of its own
-// configuration (or the folder the request names). The CLI's hint as it starts (PullAhead) starts
-// the image's resolve, which its pull request then takes (resolve-ahead.ts).
+// configuration (or the folder the request names). The CLI's hint as it starts (PullAhead) gives its
+// pull a head start: the image's resolve and config fetch, which the pull then takes (head-starts.ts).
 
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { DadiError } from '../errors.js';
@@ -14,9 +14,9 @@ import { hostsDirLookup } from '../registry/hosts.js';
 import type { LaunchRequest } from '../runtime/protocol.js';
 import { containerLaunch } from './container-command.js';
 import { ContainerdClient } from './containerd-client.js';
-import { type PullAhead, pullAhead, pullIntoContainerd, type RemoteLayerSnapshot } from './pull.js';
+import { HeadStarts } from './head-starts.js';
+import { type PullHeadStart, pullHeadStart, pullIntoContainerd, type RemoteLayerSnapshot } from './pull.js';
 import { MAX_PULL_MESSAGE_BYTES, PULL_METHOD_PATH, type PullReply, type PullRequest } from './pull-wire.js';
-import { ResolveAhead } from './resolve-ahead.js';
 import type { DeviceSet } from './snapshotter.js';
 import type { RemoteLayer } from './store.js';
 
@@ -40,8 +40,8 @@ export class PullService {
   private readonly containerds = new KeptClients<ContainerdClient>((c) => c.close());
   /** The containerd the last pull was for: the one that asks this snapshotter for its containers' mounts. */
   private containerdAddress?: string;
-  /** The fetches the CLI's hints started, by the request's registry settings and reference. */
-  private readonly ahead = new ResolveAhead<PullAhead>();
+  /** The head starts the CLI's hints gave, by the request's registry settings and reference. */
+  private readonly headStarts = new HeadStarts<PullHeadStart>();
 
   constructor(private readonly o: PullServiceOptions) {}
 
@@ -61,20 +61,21 @@ export class PullService {
   }
 
   /**
-   * The CLI's hint (PullAhead): resolve `req`'s image now, for its pull request to take. Throws
-   * EINVAL for a request the pull would refuse; a failed resolve is the pull's to retry.
+   * The CLI's hint (PullAhead): resolve `req`'s image and fetch its config now, and have the daemon
+   * open its layers, for its pull request to take. Throws EINVAL for a request the pull would
+   * refuse; what fails is the pull's to do again.
    */
-  resolveAhead(req: PullRequest): void {
+  headStart(req: PullRequest): void {
     checkRequest(req);
     // The pull's first containerd call (its lease) then finds the connection up.
     const containerd = this.containerdFor(req);
     containerd.client.connect();
     containerd.release();
-    this.ahead.start(aheadKey(req), () => {
+    this.headStarts.start(headStartKey(req), () => {
       const registry = this.registryFor(req);
-      const ahead = pullAhead(req.ref, registry.client, (layers) => this.openAhead(req.ref, layers));
-      void Promise.allSettled([ahead.image, ahead.config]).then(() => registry.release());
-      return ahead;
+      const h = pullHeadStart(req.ref, registry.client, (layers) => this.openAhead(req.ref, layers));
+      void Promise.allSettled([h.image, h.config]).then(() => registry.release());
+      return h;
     });
   }
 
@@ -86,7 +87,7 @@ export class PullService {
     this.containerdAddress = req.containerdAddress;
     try {
       const r = await pullIntoContainerd(req.ref, registry.client, {
-        ahead: this.ahead.take(aheadKey(req)),
+        headStart: this.headStarts.take(headStartKey(req)),
         address: req.containerdAddress,
         namespace: req.namespace,
         snapshotter: req.snapshotter,
@@ -143,8 +144,8 @@ export class PullService {
   }
 }
 
-/** What a resolve depends on in a request: its reference and registry settings. */
-function aheadKey(req: PullRequest): string {
+/** What a head start depends on in a request: its reference and registry settings. */
+function headStartKey(req: PullRequest): string {
   return JSON.stringify([req.ref, req.hostsDir ?? null, !!req.insecure, req.platform ?? '']);
 }
 

@@ -49,9 +49,10 @@ export type PullLineAnswer = { reply: PullReply } | { error: { code: string; mes
 
 /**
  * What `dadi pull` sends on the line socket as it starts, before its bundle has loaded (cli/pull-hint.ts):
- * the request it is about to make, for the snapshotter to resolve the image meanwhile. It has no
- * other effect; answered `{"ahead":true}` at once (or an error). A snapshotter older than it
- * answers an error (no ref): nothing is pulled.
+ * the request it is about to make, for the snapshotter to give the pull a head start meanwhile
+ * (its manifest and config fetched, its layers opened; containerd is not asked anything). Answered
+ * `{"ahead":true}` at once (or an error). A snapshotter older than it answers an error (no ref):
+ * nothing is pulled.
  */
 export interface PullAhead {
   ahead: PullRequest;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Digest, MediaType, OverlaybdAnnotation } from '../oci/index.js';
 import type { RegistryClient, ResolvedImage } from '../registry/index.js';
-import { diffIdsOfUncompressed, imageLaunchFiles, pullAhead } from './pull.js';
+import { diffIdsOfUncompressed, imageLaunchFiles, pullHeadStart } from './pull.js';
 import type { RemoteLayer } from './store.js';
 
 const digest = (c: string): Digest => `sha256:${c.repeat(64)}`;
@@ -45,7 +45,7 @@ describe('imageLaunchFiles', () => {
   });
 });
 
-describe('pullAhead', () => {
+describe('pullHeadStart', () => {
   const dadiLayer = (c: string, extra: Record<string, string> = {}) => ({
     mediaType: MediaType.ociLayer,
     digest: digest(c),
@@ -82,7 +82,7 @@ describe('pullAhead', () => {
       dadiLayer('e', { [OverlaybdAnnotation.accelerationLayer]: 'yes' }),
     ]);
     const told: RemoteLayer[][] = [];
-    const ahead = pullAhead('reg:5000/app', client, (l) => told.push(l));
+    const ahead = pullHeadStart('reg:5000/app', client, (l) => told.push(l));
     expect((await ahead.image).digest).toBe(digest('m'));
     expect((await ahead.config).toString()).toBe('{}');
     expect(fetched).toEqual([digest('c')]);
@@ -97,10 +97,10 @@ describe('pullAhead', () => {
   it('names no layers of an image that is not all DADI layers, and keeps a failed resolve for the pull', async () => {
     const plain = fakeClient([dadiLayer('a'), { mediaType: MediaType.ociLayerGzip, digest: digest('g'), size: 5 }]);
     const told: unknown[] = [];
-    await pullAhead('reg:5000/app:v1', plain.client, (l) => told.push(l)).config;
+    await pullHeadStart('reg:5000/app:v1', plain.client, (l) => told.push(l)).config;
     expect(told).toEqual([]);
     const failing = fakeClient([], new Error('manifest unknown'));
-    const ahead = pullAhead('reg:5000/app:v1', failing.client, (l) => told.push(l));
+    const ahead = pullHeadStart('reg:5000/app:v1', failing.client, (l) => told.push(l));
     await new Promise((r) => setTimeout(r, 5)); // no unhandled rejection meanwhile
     await expect(ahead.image).rejects.toThrow('manifest unknown');
     await expect(ahead.config).rejects.toThrow('manifest unknown');

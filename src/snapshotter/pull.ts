@@ -20,9 +20,9 @@ import type { RemoteLayer } from './store.js';
 export interface PullOptions {
   /**
    * The resolve of `ref` and its config's fetch already under way, made with the same client (the
-   * CLI's hint: pull-service.ts resolveAhead); what failed, the pull does anew.
+   * CLI's hint: pull-service.ts headStart); what failed, the pull does anew.
    */
-  ahead?: PullAhead;
+  headStart?: PullHeadStart;
   /** containerd's socket. */
   address: string;
   namespace?: string;
@@ -54,8 +54,8 @@ export interface PullOptions {
   onStep?: (step: string, ms: number) => void;
 }
 
-/** A pull's first two fetches, started before its request came (pullAhead). */
-export interface PullAhead {
+/** A pull's first two fetches, started before its request came (pullHeadStart). */
+export interface PullHeadStart {
   image: Promise<ResolvedImage>;
   config: Promise<Buffer>;
 }
@@ -87,7 +87,7 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     o.onStep?.(name, Math.round(t - mark));
     mark = t;
   };
-  const resolving = o.ahead ? o.ahead.image.catch(() => client.resolveImage(r)) : client.resolveImage(r);
+  const resolving = o.headStart ? o.headStart.image.catch(() => client.resolveImage(r)) : client.resolveImage(r);
   resolving.catch(() => {});
   // containerd's API definitions load (CPU) while the manifest request is out, and the lease is
   // taken while the registry answers.
@@ -108,18 +108,18 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
         `${name}: layer ${notDadi} (${layers[notDadi]!.digest}) is not a DADI layer; pull ordinary images with ctr pull --snapshotter ${snapshotter}`,
       );
     }
-    // The config's fetch started ahead is this image's unless the resolve ahead failed.
+    // The config's fetch of the head start is this image's unless its resolve failed.
     const fetchConfig = () => client.fetchBlob(r, img.manifest.config.digest, { maxSize: MAX_CONFIG_BYTES });
-    const aheadOk =
-      o.ahead &&
-      (await o.ahead.image.then(
+    const headStarted =
+      o.headStart &&
+      (await o.headStart.image.then(
         (a) => a === img,
         () => false,
       ));
-    const configFetch = aheadOk ? o.ahead!.config.catch(fetchConfig) : fetchConfig();
+    const configFetch = headStarted ? o.headStart!.config.catch(fetchConfig) : fetchConfig();
     configFetch.catch(() => {});
-    // Told by the fetches ahead already, as the manifest came.
-    if (!aheadOk) o.onLayersKnown?.(dadiLayersOf(name, layers));
+    // Told by the head start already, as the manifest came.
+    if (!headStarted) o.onLayersKnown?.(dadiLayersOf(name, layers));
     // The layer snapshots start the image's mount (the top one mounts ahead): they go as soon as
     // their chain ids are known, beside the config's fetch and the content writes, not after them.
     const predicted = diffIdsOfUncompressed(layers);
@@ -225,11 +225,11 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
  * layer is one; the pull itself refuses the image otherwise). Side-effect free: containerd is
  * not asked anything.
  */
-export function pullAhead(
+export function pullHeadStart(
   ref: string,
   client: RegistryClient,
   onLayersKnown?: (layers: RemoteLayer[]) => void,
-): PullAhead {
+): PullHeadStart {
   const r = parseReference(ref);
   const image = client.resolveImage(r);
   const config = image.then((img) => {

@@ -52,7 +52,7 @@ export async function serveSnapshots(
   snap: Snapshotter,
   address: string,
   log: ServiceLog = { warn: logToStderr },
-  pull?: Pick<PullService, 'pull' | 'close' | 'resolveAhead'>,
+  pull?: Pick<PullService, 'pull' | 'close' | 'headStart'>,
 ): Promise<SnapshotService> {
   const server = new Server();
   const unary =
@@ -144,8 +144,8 @@ export async function serveSnapshots(
           );
         },
         (req) => {
-          pull.resolveAhead(req);
-          log.debug?.(`Pull ${req?.ref ?? ''} ahead (line socket): resolving`);
+          pull.headStart(req);
+          log.debug?.(`Pull ${req?.ref ?? ''} ahead (line socket): head start`);
         },
       ).catch((e: unknown) => {
         server.forceShutdown();

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ResolveAhead } from './resolve-ahead.js';
+import { HeadStarts } from './head-starts.js';
 
-describe('ResolveAhead', () => {
+describe('HeadStarts', () => {
   it('gives the resolve started for a key to its first taker only, and starts one per key', async () => {
-    const ahead = new ResolveAhead<Promise<string>>();
+    const ahead = new HeadStarts<Promise<string>>();
     let calls = 0;
     ahead.start('a', async () => `a${++calls}`);
     ahead.start('a', async () => `a${++calls}`); // one is waiting already
@@ -16,11 +16,11 @@ describe('ResolveAhead', () => {
   });
 
   it('drops a resolve nobody took in time, and the oldest beyond eight', async () => {
-    const ahead = new ResolveAhead<Promise<number>>(20);
+    const ahead = new HeadStarts<Promise<number>>(20);
     ahead.start('old', async () => 1);
     await new Promise((r) => setTimeout(r, 40));
     expect(ahead.take('old')).toBeUndefined();
-    const many = new ResolveAhead<Promise<number>>();
+    const many = new HeadStarts<Promise<number>>();
     for (let i = 0; i < 10; i++) many.start(`k${i}`, async () => i);
     expect(many.size).toBe(8);
     expect(many.take('k0')).toBeUndefined();
@@ -28,7 +28,7 @@ describe('ResolveAhead', () => {
   });
 
   it("keeps a failed resolve's error for its taker", async () => {
-    const ahead = new ResolveAhead<Promise<number>>();
+    const ahead = new HeadStarts<Promise<number>>();
     ahead.start('bad', () => {
       const p = Promise.reject(new Error('no such tag'));
       p.catch(() => {});

@@ -3,14 +3,14 @@
 // once; what nobody takes in time is dropped (a head start, never an obligation).
 
 /** How long what was started ahead waits for its pull (the CLI's hint comes ~10 ms before it). */
-export const AHEAD_TTL_MS = 3000;
+export const HEAD_START_TTL_MS = 3000;
 /** Entries kept at once: hints for pulls that never came are dropped beyond this. */
-const MAX_AHEAD = 8;
+const MAX_HEAD_STARTS = 8;
 
-export class ResolveAhead<T> {
+export class HeadStarts<T> {
   private readonly entries = new Map<string, { value: T; at: number }>();
 
-  constructor(private readonly ttlMs = AHEAD_TTL_MS) {}
+  constructor(private readonly ttlMs = HEAD_START_TTL_MS) {}
 
   /**
    * Start `make` for `key` unless what was started for it is still waiting. Its promises' failures
@@ -20,7 +20,7 @@ export class ResolveAhead<T> {
     this.dropStale();
     if (this.entries.has(key)) return;
     this.entries.set(key, { value: make(), at: performance.now() });
-    if (this.entries.size > MAX_AHEAD) this.entries.delete(this.entries.keys().next().value!);
+    if (this.entries.size > MAX_HEAD_STARTS) this.entries.delete(this.entries.keys().next().value!);
   }
 
   /** What was started for `key`, removed (a later pull starts anew); undefined if nothing waits. */
