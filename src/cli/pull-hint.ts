@@ -12,8 +12,8 @@ import { connect } from 'node:net';
 import { configFileOf, DEFAULT_SNAPSHOTTER_ADDRESS } from '../config/file.js';
 import { type PullAhead, type PullRequest, pullSocketOf } from '../snapshotter/pull-wire.js';
 
-/** pull.ts's options with a value, by flag, and the request field each sets ('' for none). */
-const VALUED: Record<string, keyof PullRequest | 'snapshotterAddress' | ''> = {
+/** pull.ts's options with a value, by flag, and the request field each sets. */
+const VALUED: Record<string, keyof PullRequest | 'snapshotterAddress'> = {
   '--containerd-address': 'containerdAddress',
   '-n': 'namespace',
   '--namespace': 'namespace',
@@ -42,11 +42,10 @@ export function pullAheadOf(
     const a = args[i]!;
     const eq = a.startsWith('--') ? a.indexOf('=') : -1;
     const flag = eq > 0 ? a.slice(0, eq) : a;
-    if (flag in VALUED) {
+    if (Object.hasOwn(VALUED, flag)) {
       const value = eq > 0 ? a.slice(eq + 1) : args[++i];
       if (value === undefined) return undefined;
-      const field = VALUED[flag];
-      if (field) v[field] = value;
+      v[VALUED[flag]!] = value;
     } else if (a === '--insecure') insecure = true;
     else if (OUTPUT_FLAGS.has(a)) continue;
     else if (a.startsWith('-'))

@@ -87,7 +87,17 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     o.onStep?.(name, Math.round(t - mark));
     mark = t;
   };
-  const resolving = o.headStart ? o.headStart.image.catch(() => client.resolveImage(r)) : client.resolveImage(r);
+  // Whether the image came from the head start (its config's fetch is then this image's too).
+  let headStarted = false;
+  const resolving = o.headStart
+    ? o.headStart.image.then(
+        (img) => {
+          headStarted = true;
+          return img;
+        },
+        () => client.resolveImage(r),
+      )
+    : client.resolveImage(r);
   resolving.catch(() => {});
   // containerd's API definitions load (CPU) while the manifest request is out, and the lease is
   // taken while the registry answers.
@@ -101,21 +111,14 @@ export async function pullIntoContainerd(ref: string, client: RegistryClient, o:
     const img = await resolving;
     step('resolve');
     const layers = img.manifest.layers;
-    const notDadi = layers.findIndex((l) => !l.annotations?.[OverlaybdAnnotation.blobDigest]);
+    const notDadi = layers.findIndex((l) => !isDadiLayer(l));
     if (notDadi >= 0) {
       throw new DadiError(
         'EUNSUPPORTED',
         `${name}: layer ${notDadi} (${layers[notDadi]!.digest}) is not a DADI layer; pull ordinary images with ctr pull --snapshotter ${snapshotter}`,
       );
     }
-    // The config's fetch of the head start is this image's unless its resolve failed.
     const fetchConfig = () => client.fetchBlob(r, img.manifest.config.digest, { maxSize: MAX_CONFIG_BYTES });
-    const headStarted =
-      o.headStart &&
-      (await o.headStart.image.then(
-        (a) => a === img,
-        () => false,
-      ));
     const configFetch = headStarted ? o.headStart!.config.catch(fetchConfig) : fetchConfig();
     configFetch.catch(() => {});
     // Told by the head start already, as the manifest came.
@@ -233,13 +236,17 @@ export function pullHeadStart(
   const r = parseReference(ref);
   const image = client.resolveImage(r);
   const config = image.then((img) => {
-    if (img.manifest.layers.every((l) => l.annotations?.[OverlaybdAnnotation.blobDigest]))
-      onLayersKnown?.(dadiLayersOf(imageName(r), img.manifest.layers));
+    if (img.manifest.layers.every(isDadiLayer)) onLayersKnown?.(dadiLayersOf(imageName(r), img.manifest.layers));
     return client.fetchBlob(r, img.manifest.config.digest, { maxSize: MAX_CONFIG_BYTES });
   });
   image.catch(() => {});
   config.catch(() => {});
   return { image, config };
+}
+
+/** A layer the reference's converter made: it carries the overlaybd blob annotations. */
+function isDadiLayer(l: { annotations?: Record<string, string> }): boolean {
+  return !!l.annotations?.[OverlaybdAnnotation.blobDigest];
 }
 
 /** The name containerd records an image under: the reference, with `latest` when it names no tag or digest. */
